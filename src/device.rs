@@ -1,0 +1,83 @@
+//! Readable device labels ("Firefox on Linux", "Safari on iOS") from a user agent,
+//! through the maintained `woothee` parser.
+
+use std::sync::LazyLock;
+
+static PARSER: LazyLock<woothee::parser::Parser> = LazyLock::new(woothee::parser::Parser::new);
+
+/// The longest user agent kept in a session hash.
+pub const MAX_USER_AGENT: usize = 512;
+/// The longest client name an API client may give itself.
+pub const MAX_LABEL: usize = 80;
+
+fn os_name(os: &str) -> Option<&str> {
+    Some(match os {
+        "UNKNOWN" | "" => return None,
+        "Mac OSX" | "Mac OS Classic" => "macOS",
+        "iPhone" | "iPad" | "iPod" | "iOS" => "iOS",
+        o if o.starts_with("Windows") => "Windows",
+        o => o,
+    })
+}
+
+/// A label a person recognises; never empty.
+pub fn label_for(user_agent: &str) -> String {
+    let ua = user_agent.trim();
+    if ua.is_empty() {
+        return "Unknown device".into();
+    }
+    let parsed = PARSER.parse(ua).filter(|r| {
+        matches!(
+            r.category,
+            "pc" | "smartphone" | "mobilephone" | "appliance"
+        )
+    });
+    if let Some(r) = parsed {
+        let browser = (r.name != "UNKNOWN").then_some(r.name);
+        match (browser, os_name(r.os)) {
+            (Some(b), Some(o)) => return format!("{b} on {o}"),
+            (Some(b), None) => return b.to_string(),
+            (None, Some(o)) => return format!("Browser on {o}"),
+            (None, None) => {}
+        }
+    }
+    // A program such as curl/8.5.0: its name is the best label there is.
+    let first = ua.split(['/', ' ']).next().unwrap_or("");
+    let name: String = first.chars().filter(|c| !c.is_control()).take(40).collect();
+    if name.is_empty() {
+        "Unknown device".into()
+    } else {
+        name
+    }
+}
+
+/// Keeps a header value to a sane length on a character boundary, without controls.
+pub fn clip(s: &str, max_chars: usize) -> String {
+    s.chars()
+        .filter(|c| !c.is_control())
+        .take(max_chars)
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::label_for;
+
+    #[test]
+    fn labels_read_like_a_person_would_say_them() {
+        assert_eq!(
+            label_for("Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128.0"),
+            "Firefox on Linux"
+        );
+        assert_eq!(
+            label_for("Mozilla/5.0 (iPhone; CPU iPhone OS 17_5 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.5 Mobile/15E148 Safari/604.1"),
+            "Safari on iOS"
+        );
+        assert_eq!(
+            label_for("Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/126.0.0.0 Safari/537.36"),
+            "Chrome on Windows"
+        );
+        assert_eq!(label_for("curl/8.5.0"), "curl");
+        assert_eq!(label_for(""), "Unknown device");
+    }
+}

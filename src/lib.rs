@@ -1,0 +1,40 @@
+//! Latchkey: a self-hosted sign-in service. `app()` is the table of contents: each
+//! stage attaches one area's state and routes.
+
+pub mod accounts;
+pub mod api;
+pub mod clock;
+pub mod codes;
+pub mod config;
+pub mod crypto;
+pub mod device;
+pub mod domain;
+pub mod error;
+pub mod health;
+pub mod limits;
+pub mod mail;
+pub mod notices;
+pub mod sessions;
+pub mod store;
+pub mod tokens;
+pub mod web;
+
+use rocket::figment::Figment;
+use rocket::{Build, Rocket};
+
+/// The app with settings from Rocket.toml and the environment.
+pub fn app() -> Rocket<Build> {
+    app_with(config::figment())
+}
+
+/// The app with the given settings (tests pass their own).
+pub fn app_with(figment: Figment) -> Rocket<Build> {
+    rocket::custom(figment)
+        .attach(config::stage())
+        .attach(store::stage())
+        .attach(accounts::stage())
+        .attach(mail::stage())
+        .attach(web::stage())
+        .attach(api::stage())
+        .attach(health::stage())
+}

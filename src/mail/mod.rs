@@ -1,0 +1,221 @@
+//! Outgoing mail. Pages hand a message to the `Mailer` and go on: delivery runs in a
+//! background task with retries, so a slow or dead mail server never slows or breaks
+//! a page. Two transports: SMTP (lettre; `smtp://` with opportunistic STARTTLS,
+//! `?tls=required` to insist, `smtps://` for implicit TLS) when `smtp_url` is set,
+//! otherwise `.eml` files in `mail_outbox`.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use lettre::message::{header::ContentType, Mailbox, MultiPart, SinglePart};
+use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
+use rocket::fairing::AdHoc;
+use rocket_dyn_templates::tera::{Context, Tera};
+use serde::Serialize;
+
+use crate::config::Settings;
+
+/// Delivery attempts before a message is given up (with a log line).
+const ATTEMPTS: u32 = 4;
+const FIRST_RETRY: Duration = Duration::from_secs(2);
+
+enum Transport {
+    Outbox(PathBuf),
+    Smtp(AsyncSmtpTransport<Tokio1Executor>),
+}
+
+#[derive(Clone)]
+pub struct Mailer {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    from: Mailbox,
+    transport: Transport,
+    templates: Tera,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum MailError {
+    #[error("mail template: {0}")]
+    Template(String),
+    #[error("mail message: {0}")]
+    Message(String),
+    #[error("mail transport: {0}")]
+    Transport(String),
+}
+
+fn smtp_transport(url: &str) -> Result<AsyncSmtpTransport<Tokio1Executor>, String> {
+    // Plain smtp:// upgrades with STARTTLS when the server offers it, unless the URL
+    // says otherwise.
+    let url = if url.starts_with("smtp://") && !url.contains("tls=") {
+        let sep = if url.contains('?') { '&' } else { '?' };
+        format!("{url}{sep}tls=opportunistic")
+    } else {
+        url.to_string()
+    };
+    Ok(AsyncSmtpTransport::<Tokio1Executor>::from_url(&url)
+        .map_err(|e| e.to_string())?
+        .timeout(Some(Duration::from_secs(10)))
+        .build())
+}
+
+impl Mailer {
+    pub fn new(settings: &Settings) -> Result<Mailer, String> {
+        let from: Mailbox = settings
+            .mail_from
+            .parse()
+            .map_err(|e| format!("invalid setting `mail_from`: {e}"))?;
+        let transport = match &settings.smtp_url {
+            Some(url) => Transport::Smtp(
+                smtp_transport(url).map_err(|e| format!("invalid setting `smtp_url`: {e}"))?,
+            ),
+            None => {
+                let dir = PathBuf::from(&settings.mail_outbox);
+                std::fs::create_dir_all(&dir).map_err(|e| {
+                    format!(
+                        "setting `mail_outbox`: cannot create {}: {e}",
+                        dir.display()
+                    )
+                })?;
+                Transport::Outbox(dir)
+            }
+        };
+        let mut templates =
+            Tera::new("templates/mail/**/*.tera").map_err(|e| format!("mail templates: {e}"))?;
+        templates.autoescape_on(vec![".html.tera"]);
+        Ok(Mailer {
+            inner: Arc::new(Inner {
+                from,
+                transport,
+                templates,
+            }),
+        })
+    }
+
+    pub fn transport_name(&self) -> &'static str {
+        match self.inner.transport {
+            Transport::Outbox(_) => "outbox",
+            Transport::Smtp(_) => "smtp",
+        }
+    }
+
+    /// Renders `templates/mail/NAME.txt.tera` (and `NAME.html.tera`) into a message.
+    pub fn compose(
+        &self,
+        to: &str,
+        subject: &str,
+        template: &str,
+        ctx: &impl Serialize,
+    ) -> Result<Message, MailError> {
+        let ctx = Context::from_serialize(ctx).map_err(|e| MailError::Template(e.to_string()))?;
+        let render = |ext: &str| {
+            self.inner
+                .templates
+                .render(&format!("{template}.{ext}.tera"), &ctx)
+                .map_err(|e| MailError::Template(e.to_string()))
+        };
+        let text = render("txt")?;
+        let to: Mailbox = to
+            .parse()
+            .map_err(|e: lettre::address::AddressError| MailError::Message(e.to_string()))?;
+        let builder = Message::builder()
+            .from(self.inner.from.clone())
+            .to(to)
+            .subject(subject);
+        let message = match render("html") {
+            Ok(html) => builder.multipart(
+                MultiPart::alternative()
+                    .singlepart(
+                        SinglePart::builder()
+                            .header(ContentType::TEXT_PLAIN)
+                            .body(text),
+                    )
+                    .singlepart(
+                        SinglePart::builder()
+                            .header(ContentType::TEXT_HTML)
+                            .body(html),
+                    ),
+            ),
+            Err(_) => builder.header(ContentType::TEXT_PLAIN).body(text),
+        };
+        message.map_err(|e| MailError::Message(e.to_string()))
+    }
+
+    /// Delivers in the background; returns at once.
+    pub fn send(&self, message: Message) {
+        let inner = self.inner.clone();
+        tokio::spawn(async move {
+            let mut wait = FIRST_RETRY;
+            for attempt in 1..=ATTEMPTS {
+                match inner.deliver(&message).await {
+                    Ok(()) => return,
+                    Err(e) if attempt == ATTEMPTS => {
+                        tracing::error!(error = %e, attempts = ATTEMPTS, "mail could not be delivered; giving up");
+                    }
+                    Err(e) => {
+                        tracing::warn!(error = %e, attempt, "mail delivery failed; will retry");
+                        tokio::time::sleep(wait).await;
+                        wait *= 3;
+                    }
+                }
+            }
+        });
+    }
+
+    /// Composes and sends; a message that cannot be composed is logged, not raised:
+    /// no page answer depends on mail.
+    pub fn compose_and_send(&self, to: &str, subject: &str, template: &str, ctx: &impl Serialize) {
+        match self.compose(to, subject, template, ctx) {
+            Ok(m) => self.send(m),
+            Err(e) => tracing::error!(error = %e, template, "mail not sent"),
+        }
+    }
+}
+
+impl Inner {
+    async fn deliver(&self, message: &Message) -> Result<(), MailError> {
+        match &self.transport {
+            Transport::Smtp(smtp) => smtp
+                .send(message.clone())
+                .await
+                .map(|_| ())
+                .map_err(|e| MailError::Transport(e.to_string())),
+            Transport::Outbox(dir) => {
+                let name = format!(
+                    "{}-{}.eml",
+                    crate::clock::now_ms(),
+                    uuid::Uuid::now_v7().simple()
+                );
+                let tmp = dir.join(format!(".{name}.tmp"));
+                // Written under a temporary name, then renamed: readers never see half a file.
+                tokio::fs::write(&tmp, message.formatted())
+                    .await
+                    .map_err(|e| MailError::Transport(e.to_string()))?;
+                tokio::fs::rename(&tmp, dir.join(&name))
+                    .await
+                    .map_err(|e| MailError::Transport(e.to_string()))
+            }
+        }
+    }
+}
+
+pub fn stage() -> AdHoc {
+    AdHoc::try_on_ignite("Mail", |rocket| async move {
+        let Some(settings) = rocket.state::<Settings>() else {
+            return Err(rocket);
+        };
+        match Mailer::new(settings) {
+            Ok(mailer) => {
+                tracing::info!(transport = mailer.transport_name(), "mail ready");
+                Ok(rocket.manage(mailer))
+            }
+            Err(msg) => {
+                tracing::error!("{msg}");
+                eprintln!("latchkey: {msg}");
+                Err(rocket)
+            }
+        }
+    })
+}

@@ -1,0 +1,203 @@
+//! Device sessions, browser and API alike: starting one, the cookie that names it,
+//! and the views the devices page and the sessions API share.
+//!
+//! The cookie carries `UID.TOKEN`. The store knows the session by `SID`, the first 128
+//! bits of SHA-256(TOKEN), so a dump of Redis holds nothing that signs anyone in.
+
+use std::time::Duration;
+
+use uuid::Uuid;
+
+use crate::accounts::User;
+use crate::clock::now_ms;
+use crate::config::Settings;
+use crate::crypto::{random_token, sha256_hex};
+use crate::store::{Created, NewSession, SessionKind, SessionRecord, Store, StoreResult};
+
+/// The longest cookie value we read; anything longer is not ours.
+const MAX_COOKIE_LEN: usize = 128;
+
+/// The session id derived from a cookie or refresh secret.
+pub fn sid_for(token: &str) -> String {
+    sha256_hex(token.as_bytes())[..32].to_string()
+}
+
+/// A well-formed SID: 32 lowercase hex characters.
+pub fn is_sid(s: &str) -> bool {
+    s.len() == 32
+        && s.bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+}
+
+/// What a session cookie says, once parsed: the user and the session it names.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SessionCookie {
+    pub user_id: Uuid,
+    pub sid: String,
+}
+
+impl SessionCookie {
+    /// Parses `UID.TOKEN`; anything else is no session at all.
+    pub fn parse(value: &str) -> Option<SessionCookie> {
+        if value.len() > MAX_COOKIE_LEN {
+            return None;
+        }
+        let (uid, token) = value.split_once('.')?;
+        let user_id = Uuid::parse_str(uid).ok()?;
+        let well_formed = token.len() == 43
+            && token
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+        well_formed.then(|| SessionCookie {
+            user_id,
+            sid: sid_for(token),
+        })
+    }
+}
+
+/// Where a session was started from.
+#[derive(Debug, Clone)]
+pub struct Origin {
+    pub label: String,
+    pub user_agent: String,
+    pub ip: String,
+}
+
+/// A started session: the secret goes to the client, once.
+#[derive(Debug, Clone)]
+pub struct Started {
+    pub sid: String,
+    pub secret: String,
+    pub cookie_value: String,
+    pub lifetime: Duration,
+}
+
+pub enum SessionSpec {
+    Browser {
+        remember: bool,
+    },
+    Api {
+        client_name: Option<String>,
+        refresh_hash: String,
+    },
+}
+
+/// Starts a new session with a fresh secret (never one the client sent). `None` when
+/// the password changed while the credentials were being checked.
+pub async fn start(
+    store: &Store,
+    settings: &Settings,
+    user: &User,
+    origin: &Origin,
+    spec: SessionSpec,
+    secret: String,
+) -> StoreResult<Option<Started>> {
+    let now = now_ms();
+    let sid = sid_for(&secret);
+    let (kind, idle, absolute, refresh_hash, client_name, label) = match spec {
+        SessionSpec::Browser { remember: false } => (
+            SessionKind::Browser,
+            settings.session_idle_timeout,
+            settings.session_absolute_timeout,
+            None,
+            None,
+            origin.label.clone(),
+        ),
+        SessionSpec::Browser { remember: true } => (
+            SessionKind::Browser,
+            settings.remember_absolute_timeout,
+            settings.remember_absolute_timeout,
+            None,
+            None,
+            origin.label.clone(),
+        ),
+        SessionSpec::Api {
+            client_name,
+            refresh_hash,
+        } => (
+            SessionKind::Api,
+            settings.refresh_token_ttl,
+            // An API session lives while it is used, up to a year.
+            settings
+                .refresh_token_ttl
+                .max(Duration::from_secs(365 * 86400)),
+            Some(refresh_hash),
+            client_name.clone(),
+            client_name.unwrap_or_else(|| origin.label.clone()),
+        ),
+    };
+    let new = NewSession {
+        user_id: user.id,
+        sid: sid.clone(),
+        kind,
+        label,
+        user_agent: origin.user_agent.clone(),
+        ip: origin.ip.clone(),
+        csrf: random_token(),
+        refresh_hash,
+        client_name,
+        idle_ms: idle.as_millis() as i64,
+        absolute_expiry_ms: now + absolute.as_millis() as i64,
+    };
+    match store
+        .create_session(
+            &new,
+            settings.max_sessions_per_user,
+            user.password_changed_at,
+            now,
+        )
+        .await?
+    {
+        Created::Stale => Ok(None),
+        Created::Yes { evicted } => {
+            if !evicted.is_empty() {
+                tracing::info!(user = %user.id, ended = evicted.len(), "session cap reached: least recently used sessions ended");
+            }
+            Ok(Some(Started {
+                cookie_value: format!("{}.{}", user.id, secret),
+                sid,
+                secret,
+                lifetime: absolute,
+            }))
+        }
+    }
+}
+
+/// A user's live sessions, most recently active first.
+pub async fn list(store: &Store, user_id: &Uuid) -> StoreResult<Vec<SessionRecord>> {
+    let mut sessions = store.list_sessions(user_id, now_ms()).await?;
+    sessions.sort_by(|a, b| {
+        b.seen_ms
+            .cmp(&a.seen_ms)
+            .then(b.created_ms.cmp(&a.created_ms))
+    });
+    Ok(sessions)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_cookie_must_be_exactly_uid_dot_token() {
+        let token = random_token();
+        let uid = Uuid::now_v7();
+        let parsed = SessionCookie::parse(&format!("{uid}.{token}")).expect("well formed");
+        assert_eq!(parsed.user_id, uid);
+        assert_eq!(parsed.sid, sid_for(&token));
+        assert!(is_sid(&parsed.sid));
+        for bad in [
+            String::new(),
+            token.clone(),
+            format!("{uid}"),
+            format!("{uid}."),
+            format!("not-a-uuid.{token}"),
+            format!("{uid}.{token}x"),
+            format!("{uid}.{}", "é".repeat(43)),
+            format!("{uid}.{token}.{token}"),
+            "a".repeat(5000),
+        ] {
+            assert_eq!(SessionCookie::parse(&bad), None, "{bad:?}");
+        }
+    }
+}

@@ -1,0 +1,383 @@
+//! The state that lives outside the accounts database: sessions, API-token state,
+//! reset codes and rate limits. One `Store` with two backends that behave the same:
+//! Redis (production, tests) and an embedded in-process map (`redis_url = "memory"`).
+//!
+//! Every operation that touches more than one key is one Lua script on Redis and one
+//! critical section in memory. Times are passed in from the caller (`now_ms`), so both
+//! backends agree on what "expired" means.
+
+mod keys;
+mod memory;
+mod redis;
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use rocket::fairing::AdHoc;
+use thiserror::Error;
+use uuid::Uuid;
+
+pub use self::keys::Keys;
+pub use self::memory::MemoryStore;
+pub use self::redis::RedisStore;
+use crate::config::Settings;
+
+/// How often "last seen" is written back on a session that is in use.
+pub const SEEN_REFRESH_MS: i64 = 60_000;
+/// How many earlier refresh-token hashes are kept to recognise a replay.
+pub const REFRESH_HISTORY: usize = 5;
+
+#[derive(Debug, Error)]
+pub enum StoreError {
+    #[error("the session store is unavailable: {0}")]
+    Unavailable(String),
+}
+
+pub type StoreResult<T> = Result<T, StoreError>;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SessionKind {
+    Browser,
+    Api,
+}
+
+impl SessionKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SessionKind::Browser => "browser",
+            SessionKind::Api => "api",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "browser" => Some(SessionKind::Browser),
+            "api" => Some(SessionKind::Api),
+            _ => None,
+        }
+    }
+}
+
+/// Everything a new session hash holds.
+#[derive(Debug, Clone)]
+pub struct NewSession {
+    pub user_id: Uuid,
+    pub sid: String,
+    pub kind: SessionKind,
+    pub label: String,
+    pub user_agent: String,
+    pub ip: String,
+    pub csrf: String,
+    pub refresh_hash: Option<String>,
+    pub client_name: Option<String>,
+    /// Sliding idle timeout.
+    pub idle_ms: i64,
+    /// Absolute expiry (unix ms): the session never outlives it.
+    pub absolute_expiry_ms: i64,
+}
+
+impl NewSession {
+    fn fields(&self, now_ms: i64) -> Vec<(&'static str, String)> {
+        let mut f = vec![
+            ("uid", self.user_id.to_string()),
+            ("kind", self.kind.as_str().to_string()),
+            ("label", self.label.clone()),
+            ("ua", self.user_agent.clone()),
+            ("ip", self.ip.clone()),
+            ("csrf", self.csrf.clone()),
+            ("created", now_ms.to_string()),
+            ("seen", now_ms.to_string()),
+            ("abs", self.absolute_expiry_ms.to_string()),
+            ("idle", self.idle_ms.to_string()),
+        ];
+        if let Some(h) = &self.refresh_hash {
+            f.push(("rth", h.clone()));
+            f.push(("rtp", String::new()));
+        }
+        if let Some(c) = &self.client_name {
+            f.push(("client", c.clone()));
+        }
+        f
+    }
+
+    fn expiry(&self, now_ms: i64) -> i64 {
+        (now_ms + self.idle_ms).min(self.absolute_expiry_ms)
+    }
+}
+
+/// A session as the devices page and the sessions API show it.
+#[derive(Debug, Clone)]
+pub struct SessionRecord {
+    pub sid: String,
+    pub user_id: String,
+    pub kind: SessionKind,
+    pub label: String,
+    pub user_agent: String,
+    pub ip: String,
+    pub created_ms: i64,
+    pub seen_ms: i64,
+}
+
+impl SessionRecord {
+    fn from_fields(sid: String, f: &HashMap<String, String>) -> Option<Self> {
+        let num = |k: &str| f.get(k).and_then(|v| v.parse::<i64>().ok());
+        Some(SessionRecord {
+            sid,
+            user_id: f.get("uid")?.clone(),
+            kind: SessionKind::parse(f.get("kind")?)?,
+            label: f.get("label").cloned().unwrap_or_default(),
+            user_agent: f.get("ua").cloned().unwrap_or_default(),
+            ip: f.get("ip").cloned().unwrap_or_default(),
+            created_ms: num("created")?,
+            seen_ms: num("seen")?,
+        })
+    }
+}
+
+/// What the hot path hands to a request: enough to authorise it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LiveSession {
+    pub user_id: String,
+    pub kind: SessionKind,
+    pub csrf: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Created {
+    /// The session exists; these SIDs were ended to stay under the cap.
+    Yes { evicted: Vec<String> },
+    /// The password changed after the credentials were checked: no session.
+    Stale,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RateDecision {
+    Allowed,
+    Limited { retry_after: Duration },
+}
+
+/// One quota: at most `limit` attempts in any `window`.
+#[derive(Debug, Clone)]
+pub struct RateKey {
+    pub key: String,
+    pub limit: u32,
+    pub window_ms: i64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CodeCheck {
+    Right,
+    Wrong,
+    /// Wrong, and that was the last allowed try: the code is gone.
+    Burned,
+    /// No code: never asked for, expired, used or burned.
+    Missing,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Rotated {
+    Yes {
+        user_id: String,
+    },
+    /// An earlier secret was presented: the session has been ended.
+    Reused,
+    Invalid,
+}
+
+/// The store handle the app manages. Cheap to clone.
+#[derive(Clone)]
+pub enum Store {
+    Redis(RedisStore),
+    Memory(MemoryStore),
+}
+
+macro_rules! dispatch {
+    ($self:ident, $s:ident => $e:expr) => {
+        match $self {
+            Store::Redis($s) => $e,
+            Store::Memory($s) => $e,
+        }
+    };
+}
+
+impl Store {
+    pub fn keys(&self) -> &Keys {
+        dispatch!(self, s => s.keys())
+    }
+
+    pub fn backend_name(&self) -> &'static str {
+        match self {
+            Store::Redis(_) => "redis",
+            Store::Memory(_) => "memory",
+        }
+    }
+
+    /// The same backend under another key prefix (tests isolate themselves this way).
+    pub fn with_prefix(&self, prefix: &str) -> Store {
+        match self {
+            Store::Redis(s) => Store::Redis(s.with_prefix(prefix)),
+            Store::Memory(s) => Store::Memory(s.with_prefix(prefix)),
+        }
+    }
+
+    pub async fn ping(&self) -> StoreResult<()> {
+        dispatch!(self, s => s.ping().await)
+    }
+
+    pub async fn create_session(
+        &self,
+        new: &NewSession,
+        max_sessions: u32,
+        password_version: i64,
+        now_ms: i64,
+    ) -> StoreResult<Created> {
+        dispatch!(self, s => s.create_session(new, max_sessions, password_version, now_ms).await)
+    }
+
+    /// Checks a session and slides its idle timeout: one round trip.
+    pub async fn touch_session(
+        &self,
+        user_id: &Uuid,
+        sid: &str,
+        revoked_jti: Option<&str>,
+        now_ms: i64,
+    ) -> StoreResult<Option<LiveSession>> {
+        dispatch!(self, s => s.touch_session(user_id, sid, revoked_jti, now_ms).await)
+    }
+
+    pub async fn list_sessions(
+        &self,
+        user_id: &Uuid,
+        now_ms: i64,
+    ) -> StoreResult<Vec<SessionRecord>> {
+        dispatch!(self, s => s.list_sessions(user_id, now_ms).await)
+    }
+
+    /// Ends one session of this user; false when the user has no such session.
+    pub async fn revoke_session(&self, user_id: &Uuid, sid: &str) -> StoreResult<bool> {
+        dispatch!(self, s => s.revoke_session(user_id, sid).await)
+    }
+
+    /// Ends every session of the user but `keep`; with `password_version`, also
+    /// refuses sessions whose credentials were checked against an older password.
+    pub async fn revoke_sessions(
+        &self,
+        user_id: &Uuid,
+        keep: Option<&str>,
+        password_version: Option<i64>,
+    ) -> StoreResult<u32> {
+        dispatch!(self, s => s.revoke_sessions(user_id, keep, password_version).await)
+    }
+
+    pub async fn rotate_refresh(
+        &self,
+        user_id: &Uuid,
+        sid: &str,
+        presented_hash: &str,
+        new_hash: &str,
+        now_ms: i64,
+    ) -> StoreResult<Rotated> {
+        dispatch!(self, s => s.rotate_refresh(user_id, sid, presented_hash, new_hash, now_ms).await)
+    }
+
+    /// Ends an API session and revokes its access token for `token_ttl_ms`.
+    pub async fn api_logout(
+        &self,
+        user_id: &Uuid,
+        sid: &str,
+        jti: &str,
+        token_ttl_ms: i64,
+    ) -> StoreResult<bool> {
+        dispatch!(self, s => s.api_logout(user_id, sid, jti, token_ttl_ms).await)
+    }
+
+    /// Records one attempt against every quota, or against none when any is full.
+    pub async fn rate_acquire(
+        &self,
+        quotas: &[RateKey],
+        member: &str,
+        now_ms: i64,
+    ) -> StoreResult<RateDecision> {
+        dispatch!(self, s => s.rate_acquire(quotas, member, now_ms).await)
+    }
+
+    /// Takes back an attempt (a successful sign-in is not a failure).
+    pub async fn rate_release(&self, quotas: &[RateKey], member: &str) -> StoreResult<()> {
+        dispatch!(self, s => s.rate_release(quotas, member).await)
+    }
+
+    pub async fn store_reset_code(
+        &self,
+        user_id: &Uuid,
+        mac: &str,
+        ttl_ms: i64,
+    ) -> StoreResult<()> {
+        dispatch!(self, s => s.store_reset_code(user_id, mac, ttl_ms).await)
+    }
+
+    pub async fn check_reset_code(
+        &self,
+        user_id: &Uuid,
+        mac: &str,
+        max_tries: u32,
+    ) -> StoreResult<CodeCheck> {
+        dispatch!(self, s => s.check_reset_code(user_id, mac, max_tries).await)
+    }
+}
+
+/// How long a password version is remembered: far longer than any sign-in takes.
+pub const PASSWORD_VERSION_TTL_MS: i64 = 24 * 3600 * 1000;
+
+/// Connects the configured store and manages it.
+pub fn stage() -> AdHoc {
+    AdHoc::try_on_ignite("Session store", |rocket| async move {
+        let Some(settings) = rocket.state::<Settings>() else {
+            return Err(rocket);
+        };
+        match connect(settings, rocket.figment().profile().as_str() == "debug").await {
+            Ok(store) => {
+                tracing::info!(backend = store.backend_name(), "session store ready");
+                Ok(rocket.manage(store))
+            }
+            Err(msg) => {
+                tracing::error!("{msg}");
+                eprintln!("latchkey: {msg}");
+                Err(rocket)
+            }
+        }
+    })
+}
+
+async fn connect(settings: &Settings, debug: bool) -> Result<Store, String> {
+    let keys = Keys::new(&settings.key_prefix);
+    match settings.redis_url.as_deref() {
+        Some("memory") => Ok(Store::Memory(MemoryStore::new(keys))),
+        Some(url) => {
+            let store = RedisStore::connect(url, keys)
+                .map_err(|e| format!("invalid setting `redis_url`: {e}"))?;
+            store
+                .ping()
+                .await
+                .map_err(|e| format!("setting `redis_url`: cannot reach Redis at {url}: {e}"))?;
+            Ok(Store::Redis(store))
+        }
+        None => {
+            let url = "redis://127.0.0.1:6379";
+            let store = RedisStore::connect(url, keys.clone()).map_err(|e| e.to_string())?;
+            match store.ping().await {
+                Ok(()) => Ok(Store::Redis(store)),
+                Err(e) if debug => {
+                    tracing::warn!(
+                        "no Redis answers at {url} ({e}); using the embedded in-process store: \
+                         sessions will not survive a restart"
+                    );
+                    Ok(Store::Memory(MemoryStore::new(keys)))
+                }
+                Err(e) => Err(format!(
+                    "setting `redis_url`: cannot reach Redis at {url} (the release default): {e}"
+                )),
+            }
+        }
+    }
+}

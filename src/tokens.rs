@@ -1,0 +1,1 @@
+//! JWT access tokens and refresh-token rotation.

@@ -1,0 +1,142 @@
+//! The devices page: every signed-in browser and app, and signing them out.
+
+use rocket::http::uri::Origin;
+use rocket::request::FlashMessage;
+use rocket::response::{Flash, Redirect};
+use rocket::{get, post, routes, Route, State};
+use serde::Serialize;
+
+use super::auth::CsrfOnly;
+use super::guards::{Checked, CurrentSession, SessionCookieJar};
+use super::{exact_time, iso_time, relative_time, Page};
+use crate::accounts::Accounts;
+use crate::clock::now_ms;
+use crate::error::{AppError, AppResult};
+use crate::sessions::{self, is_sid};
+use crate::store::{SessionRecord, Store};
+
+pub fn routes() -> Vec<Route> {
+    routes![
+        devices,
+        devices_signed_out,
+        revoke,
+        revoke_others,
+        signed_out_post
+    ]
+}
+
+#[derive(Serialize)]
+pub struct DeviceView {
+    id: String,
+    label: String,
+    kind: &'static str,
+    ip: String,
+    created_at: String,
+    created_at_text: String,
+    last_seen_at: String,
+    last_seen_text: String,
+    current: bool,
+}
+
+impl DeviceView {
+    pub fn new(s: &SessionRecord, current_sid: &str, now: i64) -> DeviceView {
+        DeviceView {
+            id: s.sid.clone(),
+            label: s.label.clone(),
+            kind: s.kind.as_str(),
+            ip: s.ip.clone(),
+            created_at: iso_time(s.created_ms),
+            created_at_text: exact_time(s.created_ms),
+            last_seen_at: iso_time(s.seen_ms),
+            last_seen_text: relative_time(s.seen_ms, now),
+            current: s.sid == current_sid,
+        }
+    }
+}
+
+#[get("/devices")]
+async fn devices(
+    session: CurrentSession,
+    store: &State<Store>,
+    accounts: &State<Accounts>,
+    flash: Option<FlashMessage<'_>>,
+) -> AppResult<Page> {
+    let now = now_ms();
+    let list = sessions::list(store, &session.user_id).await?;
+    let views: Vec<DeviceView> = list
+        .iter()
+        .map(|s| DeviceView::new(s, &session.sid, now))
+        .collect();
+    let other_count = views.iter().filter(|v| !v.current).count();
+    let email = accounts
+        .find_by_id(&session.user_id)
+        .await?
+        .map(|u| u.email)
+        .unwrap_or_default();
+    Ok(Page::new("devices", &session.csrf)
+        .with("signed_in", true)
+        .with("user_email", email)
+        .with("sessions", views)
+        .with("other_count", other_count)
+        .flash(flash))
+}
+
+#[get("/devices", rank = 2)]
+fn devices_signed_out() -> Redirect {
+    Redirect::to("/login?next=/devices")
+}
+
+#[post("/devices/<id>/revoke", data = "<_form>")]
+async fn revoke(
+    id: &str,
+    session: CurrentSession,
+    _form: Checked<CsrfOnly>,
+    store: &State<Store>,
+    jar: SessionCookieJar<'_>,
+) -> AppResult<Flash<Redirect>> {
+    // Keys are built from the signed-in user's own id: another user's session id
+    // names nothing here, and answers 404 like any id that does not exist.
+    if !is_sid(id) || !store.revoke_session(&session.user_id, id).await? {
+        return Err(AppError::NotFound);
+    }
+    if id == session.sid {
+        jar.clear();
+        return Ok(Flash::success(
+            Redirect::to("/login"),
+            "You have been signed out.",
+        ));
+    }
+    Ok(Flash::success(
+        Redirect::to("/devices"),
+        "That device has been signed out.",
+    ))
+}
+
+#[post("/devices/revoke-others", data = "<_form>")]
+async fn revoke_others(
+    session: CurrentSession,
+    _form: Checked<CsrfOnly>,
+    store: &State<Store>,
+) -> AppResult<Flash<Redirect>> {
+    let n = store
+        .revoke_sessions(&session.user_id, Some(&session.sid), None)
+        .await?;
+    let msg = match n {
+        0 => "No other device was signed in.".to_string(),
+        1 => "Signed out 1 other device.".to_string(),
+        n => format!("Signed out {n} other devices."),
+    };
+    Ok(Flash::success(Redirect::to("/devices"), msg))
+}
+
+/// A signed-out client posting to a signed-in form: its session has ended.
+#[post("/<_..>", rank = 20)]
+fn signed_out_post(uri: &Origin<'_>) -> Result<Redirect, AppError> {
+    let path = uri.path();
+    let signed_in_form = path.starts_with("/devices/") || path == "/account/password";
+    if signed_in_form {
+        Ok(Redirect::to("/login"))
+    } else {
+        Err(AppError::NotFound)
+    }
+}

@@ -1,0 +1,301 @@
+//! Request guards shared by the pages: who is asking (`CurrentSession`), from where
+//! (`ClientIp`, `Origin`), and whether a form is genuine (`CsrfToken`, `Checked`).
+
+use std::net::IpAddr;
+
+use rocket::data::{self, Data, FromData};
+use rocket::form::{Form, FromForm};
+use rocket::http::{Cookie, SameSite, Status};
+use rocket::outcome::Outcome;
+use rocket::request::{self, FromRequest, Request};
+use rocket::State;
+use uuid::Uuid;
+
+use crate::clock::now_ms;
+use crate::config::Settings;
+use crate::crypto::{constant_time_eq, random_token};
+use crate::device::{clip, label_for, MAX_USER_AGENT};
+use crate::error::AppError;
+use crate::sessions::{Origin, SessionCookie};
+use crate::store::{SessionKind, Store};
+
+/// The client's IP: the socket peer, unless that peer is a trusted proxy, in which
+/// case the right-most address of `X-Forwarded-For` that is not a trusted proxy.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ClientIp(pub Option<IpAddr>);
+
+impl ClientIp {
+    pub fn resolve(
+        peer: Option<IpAddr>,
+        forwarded_for: Option<&str>,
+        settings: &Settings,
+    ) -> ClientIp {
+        let trusted = |ip: &IpAddr| settings.trusted_proxies.iter().any(|net| net.contains(ip));
+        let Some(peer) = peer.map(|p| p.to_canonical()) else {
+            return ClientIp(None);
+        };
+        if !trusted(&peer) {
+            return ClientIp(Some(peer));
+        }
+        let hops: Vec<IpAddr> = forwarded_for
+            .unwrap_or("")
+            .split(',')
+            .filter_map(|h| h.trim().parse::<IpAddr>().ok())
+            .map(|ip| ip.to_canonical())
+            .collect();
+        let client = hops
+            .iter()
+            .rev()
+            .find(|ip| !trusted(ip))
+            .or(hops.first())
+            .copied()
+            .unwrap_or(peer);
+        ClientIp(Some(client))
+    }
+
+    pub fn text(&self) -> String {
+        self.0
+            .map(|ip| ip.to_string())
+            .unwrap_or_else(|| "unknown".into())
+    }
+}
+
+#[rocket::async_trait]
+impl<'r> FromRequest<'r> for ClientIp {
+    type Error = ();
+
+    async fn from_request(req: &'r Request<'_>) -> request::Outcome<Self, ()> {
+        let Some(settings) = req.rocket().state::<Settings>() else {
+            return Outcome::Error((Status::InternalServerError, ()));
+        };
+        let forwarded = req
+            .headers()
+            .get("X-Forwarded-For")
+            .collect::<Vec<_>>()
+            .join(",");
+        Outcome::Success(ClientIp::resolve(
+            req.remote().map(|r| r.ip()),
+            Some(&forwarded),
+            settings,
+        ))
+    }
+}
+
+/// Where this request comes from, as a session records it.
+pub struct RequestOrigin(pub Origin);
+
+#[rocket::async_trait]
+impl<'r> FromRequest<'r> for RequestOrigin {
+    type Error = ();
+
+    async fn from_request(req: &'r Request<'_>) -> request::Outcome<Self, ()> {
+        let ip = match req.guard::<ClientIp>().await {
+            Outcome::Success(ip) => ip,
+            Outcome::Error(e) => return Outcome::Error(e),
+            Outcome::Forward(s) => return Outcome::Forward(s),
+        };
+        let user_agent = clip(
+            req.headers().get_one("User-Agent").unwrap_or(""),
+            MAX_USER_AGENT,
+        );
+        Outcome::Success(RequestOrigin(Origin {
+            label: label_for(&user_agent),
+            user_agent,
+            ip: ip.text(),
+        }))
+    }
+}
+
+/// A signed-in browser session. A route that takes one cannot run without it: a
+/// signed-out request is forwarded (401), a store outage answers 503.
+#[derive(Debug, Clone)]
+pub struct CurrentSession {
+    pub user_id: Uuid,
+    pub sid: String,
+    pub csrf: String,
+}
+
+/// The per-request result of reading the cookie, computed once.
+struct Lookup(Result<Option<CurrentSession>, String>);
+
+async fn lookup<'r>(req: &'r Request<'_>) -> &'r Lookup {
+    req.local_cache_async(async {
+        let (Some(settings), Some(store)) = (
+            req.rocket().state::<Settings>(),
+            req.rocket().state::<Store>(),
+        ) else {
+            return Lookup(Err("not configured".into()));
+        };
+        let Some(cookie) = req
+            .cookies()
+            .get(settings.cookie_name())
+            .and_then(|c| SessionCookie::parse(c.value()))
+        else {
+            return Lookup(Ok(None));
+        };
+        match store
+            .touch_session(&cookie.user_id, &cookie.sid, None, now_ms())
+            .await
+        {
+            Ok(Some(live))
+                if live.kind == SessionKind::Browser
+                    && live.user_id == cookie.user_id.to_string() =>
+            {
+                Lookup(Ok(Some(CurrentSession {
+                    user_id: cookie.user_id,
+                    sid: cookie.sid,
+                    csrf: live.csrf,
+                })))
+            }
+            Ok(_) => Lookup(Ok(None)),
+            Err(e) => Lookup(Err(e.to_string())),
+        }
+    })
+    .await
+}
+
+#[rocket::async_trait]
+impl<'r> FromRequest<'r> for CurrentSession {
+    type Error = AppError;
+
+    async fn from_request(req: &'r Request<'_>) -> request::Outcome<Self, AppError> {
+        match &lookup(req).await.0 {
+            Ok(Some(s)) => Outcome::Success(s.clone()),
+            Ok(None) => Outcome::Forward(Status::Unauthorized),
+            Err(e) => {
+                Outcome::Error((Status::ServiceUnavailable, AppError::Unavailable(e.clone())))
+            }
+        }
+    }
+}
+
+/// The CSRF token this client's forms must carry: the session's own secret when
+/// signed in, else a random token kept in a private (encrypted) cookie.
+#[derive(Debug, Clone)]
+pub struct CsrfToken(pub String);
+
+fn presession_cookie_name(settings: &Settings) -> &'static str {
+    if settings.cookie_secure {
+        "__Host-latchkey_csrf"
+    } else {
+        "latchkey_csrf"
+    }
+}
+
+#[rocket::async_trait]
+impl<'r> FromRequest<'r> for CsrfToken {
+    type Error = AppError;
+
+    async fn from_request(req: &'r Request<'_>) -> request::Outcome<Self, AppError> {
+        match &lookup(req).await.0 {
+            Ok(Some(s)) => return Outcome::Success(CsrfToken(s.csrf.clone())),
+            Ok(None) => {}
+            Err(e) => {
+                return Outcome::Error((
+                    Status::ServiceUnavailable,
+                    AppError::Unavailable(e.clone()),
+                ))
+            }
+        }
+        let Some(settings) = req.rocket().state::<Settings>() else {
+            return Outcome::Error((
+                Status::InternalServerError,
+                AppError::Internal("no settings".into()),
+            ));
+        };
+        let name = presession_cookie_name(settings);
+        if let Some(c) = req.cookies().get_private(name) {
+            if c.value().len() == 43 {
+                return Outcome::Success(CsrfToken(c.value().to_string()));
+            }
+        }
+        let token = random_token();
+        req.cookies().add_private(
+            Cookie::build((name, token.clone()))
+                .http_only(true)
+                .same_site(SameSite::Lax)
+                .secure(settings.cookie_secure)
+                .path("/"),
+        );
+        Outcome::Success(CsrfToken(token))
+    }
+}
+
+/// A form whose fields can name their CSRF token.
+pub trait HasCsrf {
+    fn csrf_token(&self) -> &str;
+}
+
+/// A submitted form whose CSRF token matched; anything else answers 403 before the
+/// route runs, so nothing changes.
+pub struct Checked<T>(pub T);
+
+#[rocket::async_trait]
+impl<'r, T: FromForm<'r> + HasCsrf + Send + 'r> FromData<'r> for Checked<T> {
+    type Error = AppError;
+
+    async fn from_data(req: &'r Request<'_>, data: Data<'r>) -> data::Outcome<'r, Self> {
+        let form = match Form::<T>::from_data(req, data).await {
+            Outcome::Success(f) => f.into_inner(),
+            Outcome::Forward((d, s)) => return Outcome::Forward((d, s)),
+            Outcome::Error((s, errors)) => {
+                tracing::debug!(?errors, "unreadable form");
+                return Outcome::Error((
+                    s,
+                    AppError::BadRequest("The form could not be read.".into()),
+                ));
+            }
+        };
+        let expected = match req.guard::<CsrfToken>().await {
+            Outcome::Success(t) => t,
+            Outcome::Error((s, e)) => return Outcome::Error((s, e)),
+            Outcome::Forward(_) => return Outcome::Error((Status::Forbidden, AppError::Csrf)),
+        };
+        if constant_time_eq(form.csrf_token(), &expected.0) {
+            Outcome::Success(Checked(form))
+        } else {
+            tracing::info!(path = %req.uri().path(), "refused a form with a missing or wrong CSRF token");
+            Outcome::Error((Status::Forbidden, AppError::Csrf))
+        }
+    }
+}
+
+/// The session cookie itself, for routes that set or clear it.
+pub struct SessionCookieJar<'r> {
+    pub jar: &'r rocket::http::CookieJar<'r>,
+    pub settings: &'r Settings,
+}
+
+#[rocket::async_trait]
+impl<'r> FromRequest<'r> for SessionCookieJar<'r> {
+    type Error = ();
+
+    async fn from_request(req: &'r Request<'_>) -> request::Outcome<Self, ()> {
+        match req.guard::<&State<Settings>>().await {
+            Outcome::Success(settings) => Outcome::Success(SessionCookieJar {
+                jar: req.cookies(),
+                settings: settings.inner(),
+            }),
+            _ => Outcome::Error((Status::InternalServerError, ())),
+        }
+    }
+}
+
+impl SessionCookieJar<'_> {
+    pub fn set(&self, value: String, persistent_for: Option<std::time::Duration>) {
+        let mut cookie = Cookie::build((self.settings.cookie_name(), value))
+            .http_only(true)
+            .same_site(SameSite::Lax)
+            .secure(self.settings.cookie_secure)
+            .path("/");
+        if let Some(d) = persistent_for {
+            cookie = cookie.max_age(rocket::time::Duration::seconds(d.as_secs() as i64));
+        }
+        self.jar.add(cookie);
+    }
+
+    pub fn clear(&self) {
+        self.jar
+            .remove(Cookie::build(self.settings.cookie_name()).path("/"));
+    }
+}

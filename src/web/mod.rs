@@ -1,0 +1,121 @@
+//! The browser pages: routes by area, the page renderer, and the headers every
+//! answer carries.
+
+mod auth;
+mod devices;
+pub mod guards;
+mod password;
+mod timefmt;
+
+use rocket::fairing::AdHoc;
+use rocket::fs::FileServer;
+use rocket::http::{Header, Status};
+use rocket::request::{FlashMessage, Request};
+use rocket::response::{self, Responder};
+use rocket::shield::{Frame, Hsts, NoSniff, Referrer, Shield};
+use rocket_dyn_templates::Template;
+use serde::Serialize;
+use serde_json::{Map, Value};
+
+use crate::config::Settings;
+
+pub use timefmt::{exact_time, iso_time, relative_time};
+
+/// No script at all, styles only from our own stylesheet, no framing, forms post
+/// only to us.
+pub const CONTENT_SECURITY_POLICY: &str = "default-src 'self'; script-src 'none'; style-src 'self'; \
+     img-src 'self' data:; form-action 'self'; frame-ancestors 'none'; base-uri 'none'; object-src 'none'";
+
+/// A page to render: a template, its context and its status.
+pub struct Page {
+    template: &'static str,
+    status: Status,
+    ctx: Map<String, Value>,
+}
+
+impl Page {
+    pub fn new(template: &'static str, csrf_token: &str) -> Page {
+        let mut ctx = Map::new();
+        ctx.insert("csrf_token".into(), Value::String(csrf_token.to_string()));
+        Page {
+            template,
+            status: Status::Ok,
+            ctx,
+        }
+    }
+
+    pub fn with(mut self, key: &str, value: impl Serialize) -> Page {
+        self.ctx.insert(
+            key.to_string(),
+            serde_json::to_value(value).unwrap_or(Value::Null),
+        );
+        self
+    }
+
+    pub fn status(mut self, status: Status) -> Page {
+        self.status = status;
+        self
+    }
+
+    pub fn error(self, message: impl Into<String>, status: Status) -> Page {
+        self.with("error", message.into()).status(status)
+    }
+
+    /// Shows a message carried over a redirect.
+    pub fn flash(self, flash: Option<FlashMessage<'_>>) -> Page {
+        match flash {
+            Some(f) if f.kind() == "error" => self.with("error", f.message()),
+            Some(f) => self.with("notice", f.message()),
+            None => self,
+        }
+    }
+}
+
+impl<'r> Responder<'r, 'static> for Page {
+    fn respond_to(self, req: &'r Request<'_>) -> response::Result<'static> {
+        let mut res = Template::render(self.template, Value::Object(self.ctx)).respond_to(req)?;
+        res.set_status(self.status);
+        Ok(res)
+    }
+}
+
+/// Security headers on every answer; `no-store` on everything but the stylesheet,
+/// since pages carry CSRF tokens and signed-in content.
+fn security_headers() -> AdHoc {
+    AdHoc::on_response("Security headers", |req, res| {
+        Box::pin(async move {
+            res.set_header(Header::new(
+                "Content-Security-Policy",
+                CONTENT_SECURITY_POLICY,
+            ));
+            if !req.uri().path().starts_with("/static/") {
+                res.set_header(Header::new("Cache-Control", "no-store"));
+            }
+        })
+    })
+}
+
+pub fn stage() -> AdHoc {
+    AdHoc::on_ignite("Pages", |rocket| async move {
+        let secure = rocket
+            .state::<Settings>()
+            .map(|s| s.cookie_secure)
+            .unwrap_or(false);
+        let mut shield = Shield::new()
+            .enable(NoSniff::Enable)
+            .enable(Frame::Deny)
+            .enable(Referrer::StrictOriginWhenCrossOrigin);
+        if secure {
+            shield = shield.enable(Hsts::default());
+        }
+        rocket
+            .attach(Template::fairing())
+            .attach(shield)
+            .attach(security_headers())
+            .mount("/static", FileServer::from("static"))
+            .mount("/", auth::routes())
+            .mount("/", devices::routes())
+            .mount("/", password::routes())
+            .register("/", crate::error::catchers())
+    })
+}

@@ -1,0 +1,366 @@
+//! Creating an account, signing in and out, as a user and as an attacker would.
+
+mod common;
+
+use common::*;
+use rocket::http::Status;
+
+#[tokio::test]
+async fn a_new_account_is_signed_in_and_sees_its_device() {
+    let cfg = TestConfig::new();
+    let b = cfg.browser().await;
+    let email = email();
+
+    let res = b.register(&email).await;
+
+    assert_eq!(res.status, Status::SeeOther);
+    assert_eq!(res.location.as_deref(), Some("/devices"));
+    let devices = b.get("/devices").await;
+    assert_eq!(devices.status, Status::Ok);
+    assert!(
+        devices.body.contains("Firefox on Linux"),
+        "{}",
+        devices.body
+    );
+    assert!(devices.body.contains("This device"));
+    assert!(devices.body.contains("203.0.113.5"));
+    assert!(devices.body.contains(&email));
+    assert_eq!(devices.header("Cache-Control"), Some("no-store"));
+}
+
+#[tokio::test]
+async fn the_root_sends_you_where_you_belong() {
+    let cfg = TestConfig::new();
+    let b = cfg.browser().await;
+    assert_eq!(b.get("/").await.location.as_deref(), Some("/login"));
+    b.register(&email()).await;
+    assert_eq!(b.get("/").await.location.as_deref(), Some("/devices"));
+}
+
+#[tokio::test]
+async fn signing_in_and_out() {
+    let cfg = TestConfig::new();
+    let email = email();
+    cfg.browser().await.register(&email).await;
+
+    let b = cfg.browser().await;
+    let res = b.login(&email, PASSWORD).await;
+    assert_eq!(res.status, Status::SeeOther);
+    assert_eq!(res.location.as_deref(), Some("/devices"));
+    assert!(b.is_signed_in().await);
+    let cookie = b.session_cookie().expect("a session cookie");
+
+    let token = b.get("/devices").await.csrf();
+    let out = b.post_form("/logout", &token, &[]).await;
+    assert_eq!(out.status, Status::SeeOther);
+    assert_eq!(out.location.as_deref(), Some("/login"));
+    assert!(!b.is_signed_in().await);
+
+    // The cookie from before the sign-out no longer works, replayed by anyone.
+    let thief = cfg.browser().await;
+    thief.set_session_cookie(&cookie);
+    assert!(!thief.is_signed_in().await);
+}
+
+#[tokio::test]
+async fn a_signed_out_visitor_is_sent_to_sign_in_and_back() {
+    let cfg = TestConfig::new();
+    let email = email();
+    cfg.browser().await.register(&email).await;
+    let b = cfg.browser().await;
+
+    let res = b.get("/devices").await;
+    assert_eq!(res.status, Status::SeeOther);
+    assert_eq!(res.location.as_deref(), Some("/login?next=/devices"));
+
+    let login = b.get("/login?next=/account/password").await;
+    let res = b
+        .post_form(
+            "/login?next=/account/password",
+            &login.csrf(),
+            &[("email", &email), ("password", PASSWORD)],
+        )
+        .await;
+    assert_eq!(res.location.as_deref(), Some("/account/password"));
+}
+
+#[tokio::test]
+async fn next_never_leaves_the_site() {
+    let cfg = TestConfig::new();
+    let email = email();
+    cfg.browser().await.register(&email).await;
+    for next in [
+        "https://evil.example/",
+        "//evil.example/",
+        "/\\evil.example",
+        "javascript:alert(1)",
+    ] {
+        let b = cfg.browser().await;
+        let path = format!("/login?next={}", urlencode(next));
+        let token = b.get(&path).await.csrf();
+        let res = b
+            .post_form(&path, &token, &[("email", &email), ("password", PASSWORD)])
+            .await;
+        assert_eq!(res.location.as_deref(), Some("/devices"), "next={next}");
+    }
+}
+
+#[tokio::test]
+async fn every_sign_in_issues_a_new_cookie_value() {
+    let cfg = TestConfig::new();
+    let email = email();
+    cfg.browser().await.register(&email).await;
+    let b = cfg.browser().await;
+
+    // A value planted before sign-in (session fixation) is never kept.
+    let planted = format!("{}.{}", uuid::Uuid::now_v7(), "A".repeat(43));
+    b.set_session_cookie(&planted);
+    b.login(&email, PASSWORD).await;
+    let first = b.session_cookie().expect("cookie");
+    assert_ne!(first, planted);
+
+    // Signed in, /login redirects; the register page still carries this session's token.
+    b.submit(
+        "/register",
+        "/login",
+        &[("email", &email), ("password", PASSWORD)],
+    )
+    .await;
+    let second = b.session_cookie().expect("cookie");
+    assert_ne!(first, second);
+    // Signing in again ends the session the browser had.
+    let old = cfg.browser().await;
+    old.set_session_cookie(&first);
+    assert!(!old.is_signed_in().await);
+}
+
+#[tokio::test]
+async fn wrong_password_and_unknown_email_get_the_same_answer() {
+    let cfg = TestConfig::new();
+    let email = email();
+    cfg.browser().await.register(&email).await;
+
+    let b = cfg.browser().await;
+    let wrong = b.login(&email, "not the password at all").await;
+    let unknown = b
+        .login("nobody-here@example.com", "not the password at all")
+        .await;
+
+    assert_eq!(wrong.status, Status::Unauthorized);
+    assert_eq!(unknown.status, Status::Unauthorized);
+    let message = |p: &Page| {
+        let start = p.body.find("role=\"alert\"").expect("an error message");
+        p.body[start..start + 300].to_string()
+    };
+    assert_eq!(message(&wrong), message(&unknown));
+    assert!(b.session_cookie().is_none());
+    // What was typed is kept, except the password.
+    assert!(wrong.body.contains(&format!("value=\"{email}\"")));
+    assert!(!wrong.body.contains("not the password at all"));
+}
+
+#[tokio::test]
+async fn emails_are_unique_whatever_their_case() {
+    let cfg = TestConfig::new();
+    let email = email();
+    cfg.browser().await.register(&email).await;
+
+    let res = cfg
+        .browser()
+        .await
+        .register(&format!("  {}  ", email.to_uppercase()))
+        .await;
+
+    assert_eq!(res.status, Status::BadRequest);
+    assert!(res.body.contains("already exists"));
+    // And the address signs in whatever its case.
+    let b = cfg.browser().await;
+    assert_eq!(
+        b.login(&email.to_uppercase(), PASSWORD).await.status,
+        Status::SeeOther
+    );
+}
+
+#[tokio::test]
+async fn the_password_policy_follows_nist() {
+    let cfg = TestConfig::new();
+    let b = cfg.browser().await;
+    for (password, expect) in [
+        ("short", "at least 8"),
+        ("password", "most common"),
+        ("Password1", "most common"),
+        ("qwertyuiop", "most common"),
+    ] {
+        let res = b
+            .submit(
+                "/register",
+                "/register",
+                &[("email", &email()), ("password", password)],
+            )
+            .await;
+        assert_eq!(res.status, Status::BadRequest, "{password}");
+        assert!(res.body.contains(expect), "{password}: {}", res.body);
+    }
+    let long = "x".repeat(129);
+    let res = b
+        .submit(
+            "/register",
+            "/register",
+            &[("email", &email()), ("password", &long)],
+        )
+        .await;
+    assert_eq!(res.status, Status::BadRequest);
+    // Any characters are fine: spaces, emoji, other scripts.
+    let res = b
+        .submit(
+            "/register",
+            "/register",
+            &[("email", &email()), ("password", "ключ 🔑 ünïcødé")],
+        )
+        .await;
+    assert_eq!(res.status, Status::SeeOther);
+    assert!(latchkey::domain::common_password_count() >= 10_000);
+}
+
+#[tokio::test]
+async fn a_form_without_its_csrf_token_is_refused_and_changes_nothing() {
+    let cfg = TestConfig::new();
+    let email = email();
+    let b = cfg.browser().await;
+    b.register(&email).await;
+    let other = cfg.browser().await.with_agent(SAFARI_IOS);
+    other.login(&email, PASSWORD).await;
+    let ids = b.device_ids().await;
+    assert_eq!(ids.len(), 1);
+
+    let missing = b.post_raw("/logout", "").await;
+    let forged = b.post_form("/logout", "forged-token", &[]).await;
+    let revoke = b
+        .post_form(&format!("/devices/{}/revoke", ids[0]), "forged-token", &[])
+        .await;
+    let others = b.post_raw("/devices/revoke-others", "csrf_token=").await;
+    // Another session's real token is no good here either.
+    let their_token = other.get("/devices").await.csrf();
+    let stolen = b
+        .post_form("/devices/revoke-others", &their_token, &[])
+        .await;
+
+    for res in [&missing, &forged, &revoke, &others, &stolen] {
+        assert_eq!(res.status, Status::Forbidden);
+        assert!(res.body.contains("nothing was changed"));
+    }
+    assert!(b.is_signed_in().await);
+    assert!(other.is_signed_in().await);
+}
+
+#[tokio::test]
+async fn a_login_form_needs_its_csrf_token_too() {
+    let cfg = TestConfig::new();
+    let email = email();
+    cfg.browser().await.register(&email).await;
+    let b = cfg.browser().await;
+    b.get("/login").await;
+
+    let res = b
+        .post_raw(
+            "/login",
+            &encode(&[("email", &email), ("password", PASSWORD)]),
+        )
+        .await;
+
+    assert_eq!(res.status, Status::Forbidden);
+    assert!(b.session_cookie().is_none());
+}
+
+#[tokio::test]
+async fn pages_carry_the_security_headers() {
+    let cfg = TestConfig::new();
+    let b = cfg.browser().await;
+    for path in ["/login", "/register", "/password/forgot", "/no-such-page"] {
+        let p = b.get(path).await;
+        let csp = p.header("Content-Security-Policy").expect("CSP");
+        assert!(csp.contains("script-src 'none'"));
+        assert!(csp.contains("frame-ancestors 'none'"));
+        assert_eq!(p.header("X-Frame-Options"), Some("DENY"));
+        assert_eq!(p.header("X-Content-Type-Options"), Some("nosniff"));
+        assert!(p.header("Referrer-Policy").is_some());
+        assert!(!p.body.contains("<script"), "{path} has a script");
+    }
+}
+
+#[tokio::test]
+async fn the_session_cookie_has_the_contract_attributes() {
+    let cfg = TestConfig::new();
+    let b = cfg.browser().await;
+    let token = b.get("/register").await.csrf();
+    let res = b
+        .post_form(
+            "/register",
+            &token,
+            &[("email", &email()), ("password", PASSWORD)],
+        )
+        .await;
+    let set_cookie: Vec<&str> = res
+        .headers
+        .iter()
+        .filter(|(k, _)| k.eq_ignore_ascii_case("Set-Cookie"))
+        .map(|(_, v)| v.as_str())
+        .filter(|v| v.starts_with("latchkey="))
+        .collect();
+    assert_eq!(set_cookie.len(), 1, "{set_cookie:?}");
+    let c = set_cookie[0];
+    assert!(c.contains("HttpOnly"));
+    assert!(c.contains("SameSite=Lax"));
+    assert!(c.contains("Path=/"));
+    assert!(!c.contains("Domain"));
+    assert!(
+        !c.contains("Max-Age"),
+        "not remembered: a browser-session cookie"
+    );
+
+    // "Remember me" makes it persistent.
+    let email = email();
+    cfg.browser().await.register(&email).await;
+    let r = cfg.browser().await;
+    let token = r.get("/login").await.csrf();
+    let res = r
+        .post_form(
+            "/login",
+            &token,
+            &[
+                ("email", &email),
+                ("password", PASSWORD),
+                ("remember", "true"),
+            ],
+        )
+        .await;
+    let c = res
+        .headers
+        .iter()
+        .find(|(k, v)| k.eq_ignore_ascii_case("Set-Cookie") && v.starts_with("latchkey="))
+        .map(|(_, v)| v.clone())
+        .expect("cookie");
+    assert!(c.contains("Max-Age=2592000"), "{c}");
+}
+
+#[tokio::test]
+async fn the_secure_profile_uses_the_host_prefixed_cookie() {
+    let cfg = TestConfig::new().set("cookie_secure", true);
+    let b = cfg.browser().await;
+    let token = b.get("/register").await.csrf();
+    let res = b
+        .post_form(
+            "/register",
+            &token,
+            &[("email", &email()), ("password", PASSWORD)],
+        )
+        .await;
+    let c = res
+        .headers
+        .iter()
+        .find(|(k, v)| k.eq_ignore_ascii_case("Set-Cookie") && v.starts_with("__Host-latchkey="))
+        .map(|(_, v)| v.clone())
+        .expect("a __Host- cookie");
+    assert!(c.contains("Secure"));
+    assert!(c.contains("HttpOnly"));
+}

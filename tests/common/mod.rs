@@ -1,0 +1,334 @@
+//! Test harness: every test gets its own app on real Redis under its own key prefix,
+//! its own SQLite file and its own mail outbox, so tests run in parallel and never
+//! see each other. Each `Browser` is a cookie-keeping client, like one browser profile.
+
+#![allow(dead_code)]
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use latchkey::store::{MemoryStore, RedisStore, Store};
+use rocket::figment::providers::Serialized;
+use rocket::figment::Figment;
+use rocket::http::{ContentType, Cookie, Header, Status};
+use rocket::local::asynchronous::{Client, LocalResponse};
+use serde::Serialize;
+
+pub const PASSWORD: &str = "correct horse battery staple";
+pub const FIREFOX_LINUX: &str =
+    "Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128.0";
+pub const SAFARI_IOS: &str = "Mozilla/5.0 (iPhone; CPU iPhone OS 17_5 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.5 Mobile/15E148 Safari/604.1";
+pub const CHROME_WINDOWS: &str = "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/126.0.0.0 Safari/537.36";
+
+pub fn redis_url() -> String {
+    std::env::var("LATCHKEY_TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into())
+}
+
+pub fn unique(prefix: &str) -> String {
+    format!("{prefix}-{}", uuid::Uuid::now_v7().simple())
+}
+
+pub fn test_dir() -> PathBuf {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("target")
+        .join("test-data")
+        .join(unique("t"));
+    std::fs::create_dir_all(&dir).expect("test data dir");
+    dir
+}
+
+/// One isolated instance's settings; clone and adjust before `start`.
+#[derive(Clone)]
+pub struct TestConfig {
+    pub prefix: String,
+    pub dir: PathBuf,
+    pub redis_url: String,
+    pub overrides: Vec<(String, serde_json::Value)>,
+}
+
+impl TestConfig {
+    pub fn new() -> TestConfig {
+        TestConfig {
+            prefix: unique("lkt"),
+            dir: test_dir(),
+            redis_url: redis_url(),
+            overrides: vec![],
+        }
+    }
+
+    pub fn set(mut self, key: &str, value: impl Serialize) -> TestConfig {
+        self.overrides.push((
+            key.to_string(),
+            serde_json::to_value(value).expect("setting value"),
+        ));
+        self
+    }
+
+    pub fn outbox(&self) -> PathBuf {
+        self.dir.join("outbox")
+    }
+
+    pub fn figment(&self) -> Figment {
+        let mut f = latchkey::config::figment()
+            .merge(Serialized::global("key_prefix", &self.prefix))
+            .merge(Serialized::global("redis_url", &self.redis_url))
+            .merge(Serialized::global(
+                "database_url",
+                format!("sqlite://{}", self.dir.join("accounts.db").display()),
+            ))
+            .merge(Serialized::global(
+                "mail_outbox",
+                self.outbox().display().to_string(),
+            ))
+            .merge(Serialized::global(
+                "jwt_secret",
+                "test-secret-test-secret-test-secret-0123",
+            ))
+            .merge(Serialized::global(
+                "secret_key",
+                "hPRYyVRiMyxpw5sBB1XeCMN1kFsDCqKvBi2QJxBVHQk=",
+            ))
+            .merge(Serialized::global("log_level", "off"));
+        for (k, v) in &self.overrides {
+            f = f.merge(Serialized::global(k, v));
+        }
+        f
+    }
+
+    /// A new browser (its own cookie jar) on its own instance of the app.
+    pub async fn browser(&self) -> Browser {
+        let client = Client::tracked(latchkey::app_with(self.figment()))
+            .await
+            .expect("the app starts");
+        Browser {
+            client: Arc::new(client),
+            user_agent: FIREFOX_LINUX.into(),
+            ip: "203.0.113.5".into(),
+        }
+    }
+
+    /// The store the app uses, for looking at what it wrote.
+    pub fn store(&self) -> Store {
+        Store::Redis(
+            RedisStore::connect(&self.redis_url, latchkey::store::Keys::new(&self.prefix))
+                .expect("redis url"),
+        )
+    }
+}
+
+pub fn memory_store(prefix: &str) -> Store {
+    Store::Memory(MemoryStore::new(latchkey::store::Keys::new(prefix)))
+}
+
+pub struct Browser {
+    pub client: Arc<Client>,
+    pub user_agent: String,
+    pub ip: String,
+}
+
+pub struct Page {
+    pub status: Status,
+    pub body: String,
+    pub location: Option<String>,
+    pub headers: Vec<(String, String)>,
+}
+
+impl Page {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+
+    pub fn csrf(&self) -> String {
+        csrf_from(&self.body)
+    }
+}
+
+pub fn csrf_from(html: &str) -> String {
+    let marker = "name=\"csrf_token\" value=\"";
+    let start = html.find(marker).expect("the page has a CSRF token") + marker.len();
+    let end = html[start..].find('"').expect("closing quote") + start;
+    html[start..end].to_string()
+}
+
+async fn page(res: LocalResponse<'_>) -> Page {
+    let status = res.status();
+    let headers = res
+        .headers()
+        .iter()
+        .map(|h| (h.name().to_string(), h.value().to_string()))
+        .collect();
+    let location = res.headers().get_one("Location").map(str::to_string);
+    let body = res.into_string().await.unwrap_or_default();
+    Page {
+        status,
+        body,
+        location,
+        headers,
+    }
+}
+
+impl Browser {
+    pub fn with_agent(mut self, ua: &str) -> Browser {
+        self.user_agent = ua.into();
+        self
+    }
+
+    pub fn with_ip(mut self, ip: &str) -> Browser {
+        self.ip = ip.into();
+        self
+    }
+
+    fn remote(&self) -> std::net::SocketAddr {
+        format!("{}:40000", self.ip)
+            .parse()
+            .or_else(|_| format!("[{}]:40000", self.ip).parse())
+            .expect("test IP")
+    }
+
+    pub async fn get(&self, path: &str) -> Page {
+        let res = self
+            .client
+            .get(path.to_string())
+            .header(Header::new("User-Agent", self.user_agent.clone()))
+            .remote(self.remote())
+            .dispatch()
+            .await;
+        page(res).await
+    }
+
+    /// Posts a form as-is (no CSRF token added).
+    pub async fn post_raw(&self, path: &str, body: &str) -> Page {
+        let res = self
+            .client
+            .post(path.to_string())
+            .header(ContentType::Form)
+            .header(Header::new("User-Agent", self.user_agent.clone()))
+            .remote(self.remote())
+            .body(body)
+            .dispatch()
+            .await;
+        page(res).await
+    }
+
+    /// Loads `form_page`, takes its CSRF token, and posts `fields` to `action`.
+    pub async fn submit(&self, form_page: &str, action: &str, fields: &[(&str, &str)]) -> Page {
+        let token = self.get(form_page).await.csrf();
+        self.post_form(action, &token, fields).await
+    }
+
+    pub async fn post_form(&self, action: &str, token: &str, fields: &[(&str, &str)]) -> Page {
+        let mut pairs: Vec<(&str, &str)> = fields.to_vec();
+        pairs.push(("csrf_token", token));
+        self.post_raw(action, &encode(&pairs)).await
+    }
+
+    pub async fn register(&self, email: &str) -> Page {
+        self.submit(
+            "/register",
+            "/register",
+            &[("email", email), ("password", PASSWORD)],
+        )
+        .await
+    }
+
+    pub async fn login(&self, email: &str, password: &str) -> Page {
+        self.submit(
+            "/login",
+            "/login",
+            &[("email", email), ("password", password)],
+        )
+        .await
+    }
+
+    pub fn session_cookie(&self) -> Option<String> {
+        self.client
+            .cookies()
+            .get("latchkey")
+            .map(|c| c.value().to_string())
+    }
+
+    pub fn set_session_cookie(&self, value: &str) {
+        self.client
+            .cookies()
+            .add(Cookie::new("latchkey", value.to_string()));
+    }
+
+    pub fn clear_cookies(&self) {
+        let names: Vec<String> = self
+            .client
+            .cookies()
+            .iter()
+            .map(|c| c.name().to_string())
+            .collect();
+        for n in names {
+            self.client.cookies().remove(Cookie::from(n));
+        }
+    }
+
+    /// True when `/devices` shows the signed-in page.
+    pub async fn is_signed_in(&self) -> bool {
+        let p = self.get("/devices").await;
+        p.status == Status::Ok && p.body.contains("Your devices")
+    }
+
+    /// The revoke ids shown on the devices page, in page order.
+    pub async fn device_ids(&self) -> Vec<String> {
+        let body = self.get("/devices").await.body;
+        body.match_indices("action=\"/devices/")
+            .filter_map(|(i, m)| {
+                let rest = &body[i + m.len()..];
+                let id = rest.split('/').next()?;
+                (id.len() == 32).then(|| id.to_string())
+            })
+            .collect()
+    }
+}
+
+pub fn encode(pairs: &[(&str, &str)]) -> String {
+    pairs
+        .iter()
+        .map(|(k, v)| format!("{}={}", urlencode(k), urlencode(v)))
+        .collect::<Vec<_>>()
+        .join("&")
+}
+
+pub fn urlencode(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+pub fn email() -> String {
+    format!("{}@example.com", unique("user"))
+}
+
+/// Every key under the test's prefix, with its type.
+pub async fn keys_under(prefix: &str) -> Vec<String> {
+    let client = redis::Client::open(redis_url()).expect("redis url");
+    let mut conn = client
+        .get_multiplexed_async_connection()
+        .await
+        .expect("redis connection");
+    let keys: Vec<String> = redis::cmd("KEYS")
+        .arg(format!("{prefix}:*"))
+        .query_async(&mut conn)
+        .await
+        .expect("KEYS");
+    keys
+}
+
+pub async fn redis_conn() -> redis::aio::MultiplexedConnection {
+    redis::Client::open(redis_url())
+        .expect("redis url")
+        .get_multiplexed_async_connection()
+        .await
+        .expect("redis connection")
+}

@@ -1,0 +1,220 @@
+//! The devices page: several browsers, signing one out from another.
+
+mod common;
+
+use common::*;
+use rocket::http::Status;
+
+#[tokio::test]
+async fn every_signed_in_browser_is_listed_newest_activity_first() {
+    let cfg = TestConfig::new();
+    let email = email();
+    let firefox = cfg.browser().await;
+    firefox.register(&email).await;
+    let iphone = cfg
+        .browser()
+        .await
+        .with_agent(SAFARI_IOS)
+        .with_ip("198.51.100.7");
+    iphone.login(&email, PASSWORD).await;
+
+    let page = iphone.get("/devices").await;
+
+    assert_eq!(page.status, Status::Ok);
+    let safari = page
+        .body
+        .find("Safari on iOS")
+        .expect("the iPhone is listed");
+    let ff = page
+        .body
+        .find("Firefox on Linux")
+        .expect("Firefox is listed");
+    assert!(safari < ff, "the most recently active device comes first");
+    assert!(page.body.contains("198.51.100.7"));
+    assert!(page.body.contains("This device"));
+    assert!(page.body.contains("just now"));
+    assert!(page.body.contains("Sign out all other devices"));
+    // The current device has no sign-out button of its own: one revoke form.
+    assert_eq!(iphone.device_ids().await.len(), 1);
+}
+
+#[tokio::test]
+async fn signing_out_another_device_ends_it_at_once() {
+    let cfg = TestConfig::new();
+    let email = email();
+    let laptop = cfg.browser().await;
+    laptop.register(&email).await;
+    let phone = cfg.browser().await.with_agent(SAFARI_IOS);
+    phone.login(&email, PASSWORD).await;
+    assert!(phone.is_signed_in().await);
+
+    let ids = laptop.device_ids().await;
+    assert_eq!(ids.len(), 1);
+    let token = laptop.get("/devices").await.csrf();
+    let res = laptop
+        .post_form(&format!("/devices/{}/revoke", ids[0]), &token, &[])
+        .await;
+
+    assert_eq!(res.status, Status::SeeOther);
+    assert_eq!(res.location.as_deref(), Some("/devices"));
+    assert!(
+        !phone.is_signed_in().await,
+        "the phone's next request is signed out"
+    );
+    assert_eq!(
+        phone.get("/devices").await.location.as_deref(),
+        Some("/login?next=/devices")
+    );
+    // The notice shows once, on the next page.
+    assert!(laptop
+        .get("/devices")
+        .await
+        .body
+        .contains("has been signed out"));
+    assert!(laptop.is_signed_in().await);
+}
+
+#[tokio::test]
+async fn someone_elses_session_id_is_not_found_and_ends_nothing() {
+    let cfg = TestConfig::new();
+    let alice = cfg.browser().await;
+    alice.register(&email()).await;
+    let alice_phone_email = email();
+    let bob = cfg.browser().await;
+    bob.register(&alice_phone_email).await;
+    let bob_phone = cfg.browser().await.with_agent(SAFARI_IOS);
+    bob_phone.login(&alice_phone_email, PASSWORD).await;
+    let bobs_ids = bob.device_ids().await;
+    assert_eq!(bobs_ids.len(), 1);
+
+    let token = alice.get("/devices").await.csrf();
+    let res = alice
+        .post_form(&format!("/devices/{}/revoke", bobs_ids[0]), &token, &[])
+        .await;
+
+    assert_eq!(res.status, Status::NotFound);
+    assert!(bob_phone.is_signed_in().await);
+    assert!(bob.is_signed_in().await);
+    // Made-up and malformed ids are just as unknown.
+    for id in [
+        "0123456789abcdef0123456789abcdef",
+        "nope",
+        "..%2F..%2Fetc",
+        &"f".repeat(500),
+    ] {
+        let res = alice
+            .post_form(&format!("/devices/{id}/revoke"), &token, &[])
+            .await;
+        assert_eq!(res.status, Status::NotFound, "{id}");
+    }
+    assert!(alice.is_signed_in().await);
+}
+
+#[tokio::test]
+async fn signing_out_all_other_devices_keeps_this_one() {
+    let cfg = TestConfig::new();
+    let email = email();
+    let me = cfg.browser().await;
+    me.register(&email).await;
+    let mut others = Vec::new();
+    for ua in [SAFARI_IOS, CHROME_WINDOWS, FIREFOX_LINUX] {
+        let b = cfg.browser().await.with_agent(ua);
+        b.login(&email, PASSWORD).await;
+        others.push(b);
+    }
+    assert_eq!(me.device_ids().await.len(), 3);
+
+    let token = me.get("/devices").await.csrf();
+    let res = me.post_form("/devices/revoke-others", &token, &[]).await;
+
+    assert_eq!(res.status, Status::SeeOther);
+    assert!(me
+        .get("/devices")
+        .await
+        .body
+        .contains("Signed out 3 other devices"));
+    for b in &others {
+        assert!(!b.is_signed_in().await);
+    }
+    assert!(me.is_signed_in().await);
+    assert!(me.device_ids().await.is_empty());
+}
+
+#[tokio::test]
+async fn a_signed_out_browser_posting_a_devices_form_goes_to_sign_in() {
+    let cfg = TestConfig::new();
+    let b = cfg.browser().await;
+    let token = b.get("/login").await.csrf();
+    let res = b.post_form("/devices/revoke-others", &token, &[]).await;
+    assert_eq!(res.status, Status::SeeOther);
+    assert_eq!(res.location.as_deref(), Some("/login"));
+}
+
+#[tokio::test]
+async fn the_oldest_idle_session_ends_past_the_cap() {
+    let cfg = TestConfig::new().set("max_sessions_per_user", 3);
+    let email = email();
+    let first = cfg.browser().await;
+    first.register(&email).await;
+    // Make the first session the least recently used by a clear margin.
+    tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    let mut rest = Vec::new();
+    for _ in 0..3 {
+        let b = cfg.browser().await;
+        b.login(&email, PASSWORD).await;
+        rest.push(b);
+    }
+
+    assert!(
+        !first.is_signed_in().await,
+        "the least recently used session was ended"
+    );
+    for b in &rest {
+        assert!(b.is_signed_in().await);
+    }
+    assert_eq!(rest[0].device_ids().await.len(), 2);
+}
+
+#[tokio::test]
+async fn the_store_never_holds_the_cookie_secret() {
+    let cfg = TestConfig::new();
+    let b = cfg.browser().await;
+    b.register(&email()).await;
+    let cookie = b.session_cookie().expect("cookie");
+    let secret = cookie.split_once('.').expect("UID.TOKEN").1.to_string();
+
+    let mut conn = redis_conn().await;
+    let keys = keys_under(&cfg.prefix).await;
+    assert!(!keys.is_empty());
+    for key in keys {
+        assert!(!key.contains(&secret));
+        let kind: String = redis::cmd("TYPE")
+            .arg(&key)
+            .query_async(&mut conn)
+            .await
+            .unwrap();
+        let dump: Vec<String> = match kind.as_str() {
+            "hash" => redis::cmd("HGETALL")
+                .arg(&key)
+                .query_async(&mut conn)
+                .await
+                .unwrap(),
+            "zset" => redis::cmd("ZRANGE")
+                .arg(&key)
+                .arg(0)
+                .arg(-1)
+                .query_async(&mut conn)
+                .await
+                .unwrap(),
+            "string" => vec![redis::cmd("GET")
+                .arg(&key)
+                .query_async(&mut conn)
+                .await
+                .unwrap()],
+            _ => vec![],
+        };
+        for v in dump {
+            assert!(!v.contains(&secret), "{key} holds the cookie secret");
+        }
+    }
+}

@@ -1,0 +1,284 @@
+//! Failure: Redis going away and coming back, and every kind of bad input. The answer
+//! is a clear 4xx or 503, never a 500, and nothing changes.
+
+mod common;
+
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::*;
+use rocket::http::{ContentType, Cookie, Header, Status};
+
+/// A Redis of the test's own on a spare loopback port.
+struct OwnRedis {
+    port: u16,
+    child: Option<Child>,
+}
+
+impl OwnRedis {
+    fn start() -> OwnRedis {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .map(|a| a.port())
+            .expect("a spare port");
+        let mut r = OwnRedis { port, child: None };
+        r.restart();
+        r
+    }
+
+    fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}", self.port)
+    }
+
+    fn restart(&mut self) {
+        let child = Command::new("redis-server")
+            .args([
+                "--port",
+                &self.port.to_string(),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+            ])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("redis-server must be installed (scripts/test installs it)");
+        self.child = Some(child);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while std::net::TcpStream::connect(("127.0.0.1", self.port)).is_err() {
+            assert!(Instant::now() < deadline, "redis-server did not start");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    fn stop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+impl Drop for OwnRedis {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+#[tokio::test]
+async fn redis_going_away_answers_503_quickly_and_service_resumes_by_itself() {
+    let mut redis = OwnRedis::start();
+    let mut cfg = TestConfig::new();
+    cfg.redis_url = redis.url();
+    let email = email();
+    let b = cfg.browser().await;
+    b.register(&email).await;
+    assert!(b.is_signed_in().await);
+
+    redis.stop();
+
+    for path in ["/devices", "/health", "/"] {
+        let started = Instant::now();
+        let res = b.get(path).await;
+        assert_eq!(res.status, Status::ServiceUnavailable, "{path}");
+        assert!(
+            started.elapsed() < Duration::from_millis(2500),
+            "{path} took {:?}",
+            started.elapsed()
+        );
+    }
+    let page = b.get("/devices").await;
+    assert!(
+        page.body.contains("temporarily unavailable"),
+        "{}",
+        page.body
+    );
+    let login = b
+        .post_raw("/login", "email=a%40b.c&password=x&csrf_token=y")
+        .await;
+    assert_eq!(login.status, Status::ServiceUnavailable);
+    let health = b.get("/health").await;
+    assert!(
+        health
+            .body
+            .contains("\"store\":{\"backend\":\"redis\",\"status\":\"unavailable\"}"),
+        "{}",
+        health.body
+    );
+
+    redis.restart();
+
+    // No restart of the app: the next requests simply work again. (This Redis keeps
+    // nothing on disk, so the session is gone and the person signs in again.)
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let res = b.get("/health").await;
+        if res.status == Status::Ok {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "service did not resume: {}",
+            res.body
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let again = cfg.browser().await;
+    let res = again.login(&email, PASSWORD).await;
+    assert_eq!(res.status, Status::SeeOther);
+    assert!(again.is_signed_in().await);
+}
+
+#[tokio::test]
+async fn malformed_session_cookies_are_simply_signed_out() {
+    let cfg = TestConfig::new();
+    let b = cfg.browser().await;
+    b.register(&email()).await;
+    let real = b.session_cookie().expect("cookie");
+    let (uid, secret) = real.split_once('.').unwrap();
+    let attempts = vec![
+        String::new(),
+        ".".into(),
+        "garbage".into(),
+        format!("{uid}."),
+        format!("{uid}.{}", &secret[..42]),
+        format!("{uid}.{secret}extra"),
+        format!("{}.{secret}", uuid::Uuid::now_v7()),
+        format!("{uid}.{}", "%00".repeat(20)),
+        format!("{uid}.{}", "A".repeat(43)),
+        "x".repeat(4000),
+        format!("{uid}.{secret}.{secret}"),
+        "\u{fffd}\u{fffd}".into(),
+    ];
+    for value in attempts {
+        let other = cfg.browser().await;
+        other
+            .client
+            .cookies()
+            .add(Cookie::new("latchkey", value.clone()));
+        let res = other.get("/devices").await;
+        assert_eq!(res.status, Status::SeeOther, "cookie {value:?}");
+        assert_eq!(res.location.as_deref(), Some("/login?next=/devices"));
+    }
+    assert!(b.is_signed_in().await);
+}
+
+#[tokio::test]
+async fn odd_forms_get_a_clear_4xx() {
+    let cfg = TestConfig::new();
+    let b = cfg.browser().await;
+    let token = b.get("/register").await.csrf();
+
+    let huge = format!(
+        "email={}&password=x&csrf_token={token}",
+        "a".repeat(40 * 1024)
+    );
+    let too_large = b.post_raw("/register", &huge).await;
+    assert_eq!(too_large.status, Status::PayloadTooLarge);
+
+    let long_email = format!("{}@example.com", "a".repeat(300));
+    let res = b
+        .post_form(
+            "/register",
+            &token,
+            &[("email", &long_email), ("password", PASSWORD)],
+        )
+        .await;
+    assert_eq!(res.status, Status::BadRequest);
+
+    for body in [
+        format!("email=%FF%FE&password=%C3%28xxxxxxxx&csrf_token={token}"),
+        format!("email=&password=&csrf_token={token}"),
+        format!("email[]=a&password=b&csrf_token={token}"),
+        format!("%%%=&&&==&csrf_token={token}"),
+    ] {
+        for path in ["/register", "/login", "/password/forgot", "/password/reset"] {
+            let res = b.post_raw(path, &body).await;
+            assert!(
+                res.status.code >= 400 && res.status.code < 500,
+                "{path} {body}: {}",
+                res.status
+            );
+        }
+    }
+
+    let res = b
+        .post_raw(
+            "/login",
+            &format!("email=a%40b.c&password=xxxxxxxxxx&remember=maybe&csrf_token={token}"),
+        )
+        .await;
+    assert!(
+        res.status.code >= 400 && res.status.code < 500,
+        "{}",
+        res.status
+    );
+
+    // Non-UTF-8 bytes in the raw body.
+    let res = b
+        .client
+        .post("/login")
+        .header(ContentType::Form)
+        .body(b"email=\xff\xfe&password=\xc3\x28&csrf_token=x")
+        .dispatch()
+        .await;
+    assert!(
+        res.status().code >= 400 && res.status().code < 500,
+        "{}",
+        res.status()
+    );
+
+    // A JSON body where a form belongs.
+    let res = b
+        .client
+        .post("/login")
+        .header(ContentType::JSON)
+        .header(Header::new("User-Agent", "x"))
+        .body("{\"email\":1}")
+        .dispatch()
+        .await;
+    assert!(
+        res.status().code >= 400 && res.status().code < 500,
+        "{}",
+        res.status()
+    );
+    assert!(b.session_cookie().is_none());
+}
+
+#[tokio::test]
+async fn unknown_paths_and_methods_are_plain_4xx_pages() {
+    let cfg = TestConfig::new();
+    let b = cfg.browser().await;
+    let res = b.get("/nope/%FF%00").await;
+    assert_eq!(res.status, Status::NotFound);
+    assert!(res.body.contains("Page not found"));
+    let res = b.post_raw("/nope", "").await;
+    assert_eq!(res.status, Status::NotFound);
+}
+
+#[tokio::test]
+async fn a_wrong_setting_stops_the_start_with_its_name() {
+    let cfg = TestConfig::new().set("session_idle_timeout", -5);
+    refuses_to_start(cfg).await;
+    refuses_to_start(TestConfig::new().set("trusted_proxies", vec!["not-a-cidr"])).await;
+    refuses_to_start(TestConfig::new().set("jwt_secret", "short")).await;
+    refuses_to_start(TestConfig::new().set("redis_url", "http://example.com")).await;
+    // And the message names the setting.
+    let figment = TestConfig::new().set("max_sessions_per_user", 0).figment();
+    let e = latchkey::config::Settings::from_figment(&figment).expect_err("refused");
+    assert_eq!(e.name, "max_sessions_per_user");
+    assert!(e
+        .to_string()
+        .contains("invalid setting `max_sessions_per_user`"));
+}
+
+async fn refuses_to_start(cfg: TestConfig) {
+    match rocket::local::asynchronous::Client::tracked(latchkey::app_with(cfg.figment())).await {
+        Ok(_) => panic!("the app started with a wrong setting"),
+        // Rocket's error must be looked at, or it panics when dropped.
+        Err(e) => assert!(!e.pretty_print().is_empty()),
+    }
+}

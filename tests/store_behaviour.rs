@@ -1,0 +1,484 @@
+//! The store's behaviour, run against real Redis and against the embedded store: the
+//! two must agree on every rule (TTLs, the index, the cap, limits, codes, rotation).
+
+mod common;
+
+use std::collections::HashSet;
+use std::time::Duration;
+
+use common::*;
+use latchkey::clock::now_ms;
+use latchkey::store::{
+    CodeCheck, Created, NewSession, RateDecision, RateKey, RedisStore, Rotated, SessionKind, Store,
+};
+use uuid::Uuid;
+
+fn redis_store() -> Store {
+    Store::Redis(
+        RedisStore::connect(&redis_url(), latchkey::store::Keys::new(&unique("lks")))
+            .expect("redis"),
+    )
+}
+
+macro_rules! on_both_stores {
+    ($($name:ident),* $(,)?) => {
+        $(
+            mod $name {
+                #[tokio::test]
+                async fn redis() {
+                    super::$name(super::redis_store()).await
+                }
+                #[tokio::test]
+                async fn memory() {
+                    super::$name(super::memory_store(&super::unique("lkm"))).await
+                }
+            }
+        )*
+    };
+}
+
+on_both_stores!(
+    sessions_are_created_checked_listed_and_revoked,
+    an_idle_session_ends,
+    use_slides_the_idle_timeout,
+    the_absolute_timeout_holds_even_with_activity,
+    the_cap_ends_the_least_recently_used,
+    revoking_all_but_one_leaves_nothing_behind,
+    a_sign_in_checked_against_an_old_password_is_refused,
+    concurrent_sign_ins_leave_index_and_hashes_consistent,
+    a_burst_gets_exactly_the_quota_through,
+    quotas_are_all_or_nothing_and_a_success_can_be_taken_back,
+    reset_codes_are_single_use_and_burn_after_wrong_tries,
+    refresh_secrets_rotate_and_a_replay_ends_the_session,
+    a_logged_out_access_token_is_refused,
+);
+
+fn session(user: Uuid, idle_ms: i64, absolute_in_ms: i64) -> NewSession {
+    let secret = latchkey::crypto::random_token();
+    NewSession {
+        user_id: user,
+        sid: latchkey::sessions::sid_for(&secret),
+        kind: SessionKind::Browser,
+        label: "Firefox on Linux".into(),
+        user_agent: FIREFOX_LINUX.into(),
+        ip: "203.0.113.5".into(),
+        csrf: latchkey::crypto::random_token(),
+        refresh_hash: None,
+        client_name: None,
+        idle_ms,
+        absolute_expiry_ms: now_ms() + absolute_in_ms,
+    }
+}
+
+async fn create(store: &Store, s: &NewSession, max: u32) -> Vec<String> {
+    match store
+        .create_session(s, max, 0, now_ms())
+        .await
+        .expect("store")
+    {
+        Created::Yes { evicted } => evicted,
+        Created::Stale => panic!("unexpected stale"),
+    }
+}
+
+async fn alive(store: &Store, s: &NewSession) -> bool {
+    store
+        .touch_session(&s.user_id, &s.sid, None, now_ms())
+        .await
+        .expect("store")
+        .is_some()
+}
+
+async fn sessions_are_created_checked_listed_and_revoked(store: Store) {
+    let user = Uuid::now_v7();
+    let a = session(user, 60_000, 600_000);
+    let b = session(user, 60_000, 600_000);
+    create(&store, &a, 50).await;
+    create(&store, &b, 50).await;
+
+    let live = store
+        .touch_session(&user, &a.sid, None, now_ms())
+        .await
+        .unwrap()
+        .expect("live");
+    assert_eq!(live.user_id, user.to_string());
+    assert_eq!(live.csrf, a.csrf);
+    assert_eq!(live.kind, SessionKind::Browser);
+
+    let listed: HashSet<String> = store
+        .list_sessions(&user, now_ms())
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|s| s.sid)
+        .collect();
+    assert_eq!(listed, HashSet::from([a.sid.clone(), b.sid.clone()]));
+
+    // Another user's id does not reach these sessions.
+    assert!(!store.revoke_session(&Uuid::now_v7(), &a.sid).await.unwrap());
+    assert!(alive(&store, &a).await);
+    assert!(store
+        .touch_session(&Uuid::now_v7(), &a.sid, None, now_ms())
+        .await
+        .unwrap()
+        .is_none());
+
+    assert!(store.revoke_session(&user, &a.sid).await.unwrap());
+    assert!(!store.revoke_session(&user, &a.sid).await.unwrap());
+    assert!(!alive(&store, &a).await);
+    assert!(alive(&store, &b).await);
+    assert_eq!(store.list_sessions(&user, now_ms()).await.unwrap().len(), 1);
+}
+
+async fn an_idle_session_ends(store: Store) {
+    let user = Uuid::now_v7();
+    let s = session(user, 300, 60_000);
+    create(&store, &s, 50).await;
+    assert!(alive(&store, &s).await);
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    assert!(!alive(&store, &s).await);
+    assert!(store
+        .list_sessions(&user, now_ms())
+        .await
+        .unwrap()
+        .is_empty());
+}
+
+async fn use_slides_the_idle_timeout(store: Store) {
+    let user = Uuid::now_v7();
+    let s = session(user, 600, 60_000);
+    create(&store, &s, 50).await;
+    // Used every 250 ms for 1.5 s: well past the 600 ms idle timeout.
+    for _ in 0..6 {
+        tokio::time::sleep(Duration::from_millis(250)).await;
+        assert!(alive(&store, &s).await);
+    }
+    if let Store::Redis(_) = store {
+        let mut conn = redis_conn().await;
+        let ttl: i64 = redis::cmd("PTTL")
+            .arg(store.keys().session(&user, &s.sid))
+            .query_async(&mut conn)
+            .await
+            .unwrap();
+        assert!(
+            ttl > 300 && ttl <= 600,
+            "the hash's TTL slid to the idle timeout: {ttl}"
+        );
+    }
+}
+
+async fn the_absolute_timeout_holds_even_with_activity(store: Store) {
+    let user = Uuid::now_v7();
+    let s = session(user, 10_000, 900);
+    create(&store, &s, 50).await;
+    let started = std::time::Instant::now();
+    while started.elapsed() < Duration::from_millis(700) {
+        assert!(alive(&store, &s).await);
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    assert!(
+        !alive(&store, &s).await,
+        "no activity extends a session past its absolute expiry"
+    );
+}
+
+async fn the_cap_ends_the_least_recently_used(store: Store) {
+    let user = Uuid::now_v7();
+    let mut all = Vec::new();
+    for _ in 0..3 {
+        let s = session(user, 600_000, 600_000);
+        create(&store, &s, 3).await;
+        all.push(s);
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let newest = session(user, 600_000, 600_000);
+    let evicted = create(&store, &newest, 3).await;
+    assert_eq!(evicted, vec![all[0].sid.clone()]);
+    assert!(!alive(&store, &all[0]).await);
+    assert!(alive(&store, &newest).await);
+    assert_eq!(store.list_sessions(&user, now_ms()).await.unwrap().len(), 3);
+}
+
+async fn revoking_all_but_one_leaves_nothing_behind(store: Store) {
+    let user = Uuid::now_v7();
+    let keep = session(user, 600_000, 600_000);
+    create(&store, &keep, 50).await;
+    let mut others = Vec::new();
+    for _ in 0..5 {
+        let s = session(user, 600_000, 600_000);
+        create(&store, &s, 50).await;
+        others.push(s);
+    }
+    assert_eq!(
+        store
+            .revoke_sessions(&user, Some(&keep.sid), None)
+            .await
+            .unwrap(),
+        5
+    );
+    for s in &others {
+        assert!(!alive(&store, s).await);
+    }
+    assert!(alive(&store, &keep).await);
+    assert_eq!(store.revoke_sessions(&user, None, None).await.unwrap(), 1);
+    assert!(store
+        .list_sessions(&user, now_ms())
+        .await
+        .unwrap()
+        .is_empty());
+    if let Store::Redis(_) = store {
+        let keys = keys_under(store.keys().prefix()).await;
+        assert!(keys.is_empty(), "left behind: {keys:?}");
+    }
+}
+
+async fn a_sign_in_checked_against_an_old_password_is_refused(store: Store) {
+    let user = Uuid::now_v7();
+    let old_version = 1_000;
+    let new_version = 2_000;
+    store
+        .revoke_sessions(&user, None, Some(new_version))
+        .await
+        .unwrap();
+    let s = session(user, 600_000, 600_000);
+    let stale = store
+        .create_session(&s, 50, old_version, now_ms())
+        .await
+        .unwrap();
+    assert_eq!(stale, Created::Stale);
+    assert!(!alive(&store, &s).await);
+    let fresh = store
+        .create_session(&s, 50, new_version, now_ms())
+        .await
+        .unwrap();
+    assert!(matches!(fresh, Created::Yes { .. }));
+}
+
+async fn concurrent_sign_ins_leave_index_and_hashes_consistent(store: Store) {
+    let user = Uuid::now_v7();
+    let sessions: Vec<NewSession> = (0..16).map(|_| session(user, 600_000, 600_000)).collect();
+    let cap = 10;
+    let tasks = sessions.iter().cloned().map(|s| {
+        let store = store.clone();
+        tokio::spawn(async move { store.create_session(&s, cap, 0, now_ms()).await })
+    });
+    for t in tasks {
+        assert!(matches!(t.await.unwrap().unwrap(), Created::Yes { .. }));
+    }
+    let listed = store.list_sessions(&user, now_ms()).await.unwrap();
+    assert_eq!(listed.len(), cap as usize, "the cap held under concurrency");
+    let mut live = 0;
+    for s in &sessions {
+        if alive(&store, s).await {
+            live += 1;
+            assert!(
+                listed.iter().any(|l| l.sid == s.sid),
+                "a live session missing from the index"
+            );
+        }
+    }
+    assert_eq!(
+        live, cap as usize,
+        "every indexed session has its hash and no other is alive"
+    );
+}
+
+fn quota(store: &Store, name: &str, limit: u32, window_ms: i64) -> RateKey {
+    RateKey {
+        key: store.keys().rate("test", name),
+        limit,
+        window_ms,
+    }
+}
+
+async fn a_burst_gets_exactly_the_quota_through(store: Store) {
+    let q = vec![quota(&store, "burst", 5, 60_000)];
+    let tasks = (0..50).map(|i| {
+        let (store, q) = (store.clone(), q.clone());
+        tokio::spawn(async move { store.rate_acquire(&q, &format!("m{i}"), now_ms()).await })
+    });
+    let mut allowed = 0;
+    for t in tasks {
+        match t.await.unwrap().unwrap() {
+            RateDecision::Allowed => allowed += 1,
+            RateDecision::Limited { retry_after } => {
+                assert!(
+                    retry_after > Duration::from_secs(55) && retry_after <= Duration::from_secs(60)
+                );
+            }
+        }
+    }
+    assert_eq!(allowed, 5);
+}
+
+async fn quotas_are_all_or_nothing_and_a_success_can_be_taken_back(store: Store) {
+    let account = quota(&store, "acct", 2, 500);
+    let ip = quota(&store, "ip", 3, 500);
+    let both = vec![account.clone(), ip.clone()];
+    let now = now_ms();
+    assert_eq!(
+        store.rate_acquire(&both, "a", now).await.unwrap(),
+        RateDecision::Allowed
+    );
+    assert_eq!(
+        store.rate_acquire(&both, "b", now).await.unwrap(),
+        RateDecision::Allowed
+    );
+    // The account is full: nothing is recorded against the IP either.
+    assert!(matches!(
+        store.rate_acquire(&both, "c", now).await.unwrap(),
+        RateDecision::Limited { .. }
+    ));
+    assert_eq!(
+        store
+            .rate_acquire(std::slice::from_ref(&ip), "d", now)
+            .await
+            .unwrap(),
+        RateDecision::Allowed
+    );
+    assert!(matches!(
+        store
+            .rate_acquire(std::slice::from_ref(&ip), "e", now)
+            .await
+            .unwrap(),
+        RateDecision::Limited { .. }
+    ));
+    // Taking back "b" frees one place in both.
+    store.rate_release(&both, "b").await.unwrap();
+    assert_eq!(
+        store.rate_acquire(&both, "f", now).await.unwrap(),
+        RateDecision::Allowed
+    );
+    // And the window moves on.
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    assert_eq!(
+        store.rate_acquire(&both, "g", now_ms()).await.unwrap(),
+        RateDecision::Allowed
+    );
+}
+
+async fn reset_codes_are_single_use_and_burn_after_wrong_tries(store: Store) {
+    let user = Uuid::now_v7();
+    store
+        .store_reset_code(&user, "right", 60_000)
+        .await
+        .unwrap();
+    assert_eq!(
+        store.check_reset_code(&user, "wrong", 5).await.unwrap(),
+        CodeCheck::Wrong
+    );
+    assert_eq!(
+        store.check_reset_code(&user, "right", 5).await.unwrap(),
+        CodeCheck::Right
+    );
+    assert_eq!(
+        store.check_reset_code(&user, "right", 5).await.unwrap(),
+        CodeCheck::Missing
+    );
+
+    store
+        .store_reset_code(&user, "right", 60_000)
+        .await
+        .unwrap();
+    for _ in 0..4 {
+        assert_eq!(
+            store.check_reset_code(&user, "wrong", 5).await.unwrap(),
+            CodeCheck::Wrong
+        );
+    }
+    assert_eq!(
+        store.check_reset_code(&user, "wrong", 5).await.unwrap(),
+        CodeCheck::Burned
+    );
+    assert_eq!(
+        store.check_reset_code(&user, "right", 5).await.unwrap(),
+        CodeCheck::Missing
+    );
+
+    // A new request replaces the old code; an expired one is gone.
+    store
+        .store_reset_code(&user, "first", 60_000)
+        .await
+        .unwrap();
+    store.store_reset_code(&user, "second", 300).await.unwrap();
+    assert_eq!(
+        store.check_reset_code(&user, "first", 5).await.unwrap(),
+        CodeCheck::Wrong
+    );
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(
+        store.check_reset_code(&user, "second", 5).await.unwrap(),
+        CodeCheck::Missing
+    );
+}
+
+async fn refresh_secrets_rotate_and_a_replay_ends_the_session(store: Store) {
+    let user = Uuid::now_v7();
+    let mut s = session(user, 600_000, 600_000);
+    s.kind = SessionKind::Api;
+    s.refresh_hash = Some("h1".into());
+    create(&store, &s, 50).await;
+    let now = now_ms();
+    assert_eq!(
+        store
+            .rotate_refresh(&user, &s.sid, "h1", "h2", now)
+            .await
+            .unwrap(),
+        Rotated::Yes {
+            user_id: user.to_string()
+        }
+    );
+    assert_eq!(
+        store
+            .rotate_refresh(&user, &s.sid, "unknown", "h3", now)
+            .await
+            .unwrap(),
+        Rotated::Invalid
+    );
+    assert!(
+        alive(&store, &s).await,
+        "an unknown secret does not end the session"
+    );
+    // Two racing refreshes with the same secret: exactly one wins.
+    let (a, b) = tokio::join!(
+        store.rotate_refresh(&user, &s.sid, "h2", "h3a", now),
+        store.rotate_refresh(&user, &s.sid, "h2", "h3b", now)
+    );
+    let results = [a.unwrap(), b.unwrap()];
+    assert_eq!(
+        results
+            .iter()
+            .filter(|r| matches!(r, Rotated::Yes { .. }))
+            .count(),
+        1
+    );
+    assert_eq!(results.iter().filter(|r| **r == Rotated::Reused).count(), 1);
+    assert!(!alive(&store, &s).await, "the replay ended the session");
+    assert!(store
+        .list_sessions(&user, now_ms())
+        .await
+        .unwrap()
+        .is_empty());
+}
+
+async fn a_logged_out_access_token_is_refused(store: Store) {
+    let user = Uuid::now_v7();
+    let mut s = session(user, 600_000, 600_000);
+    s.kind = SessionKind::Api;
+    create(&store, &s, 50).await;
+    assert!(store
+        .touch_session(&user, &s.sid, Some("jti-1"), now_ms())
+        .await
+        .unwrap()
+        .is_some());
+    assert!(store
+        .api_logout(&user, &s.sid, "jti-1", 60_000)
+        .await
+        .unwrap());
+    assert!(store
+        .touch_session(&user, &s.sid, Some("jti-1"), now_ms())
+        .await
+        .unwrap()
+        .is_none());
+}
