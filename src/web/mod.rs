@@ -19,6 +19,7 @@ use serde_json::{Map, Value};
 
 use crate::config::Settings;
 
+pub use auth::verify_credentials;
 pub use timefmt::{exact_time, iso_time, relative_time};
 
 /// No script at all, styles only from our own stylesheet, no framing, forms post

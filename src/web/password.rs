@@ -7,7 +7,7 @@ use rocket::response::{Flash, Redirect};
 use rocket::{get, post, routes, Route, State};
 use uuid::Uuid;
 
-use super::auth::verify_credentials;
+use super::verify_credentials;
 use super::guards::{Checked, ClientIp, CsrfToken, CurrentSession, HasCsrf, SessionCookieJar};
 use super::Page;
 use crate::accounts::{Accounts, Hasher};
