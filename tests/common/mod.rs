@@ -104,6 +104,7 @@ impl TestConfig {
             client: Arc::new(client),
             user_agent: FIREFOX_LINUX.into(),
             ip: "203.0.113.5".into(),
+            forwarded_for: None,
         }
     }
 
@@ -124,6 +125,8 @@ pub struct Browser {
     pub client: Arc<Client>,
     pub user_agent: String,
     pub ip: String,
+    /// Sent as `X-Forwarded-For` when set.
+    pub forwarded_for: Option<String>,
 }
 
 pub struct Page {
@@ -181,6 +184,19 @@ impl Browser {
         self
     }
 
+    pub fn with_forwarded_for(mut self, xff: &str) -> Browser {
+        self.forwarded_for = Some(xff.into());
+        self
+    }
+
+    fn headers(&self) -> Vec<Header<'static>> {
+        let mut h = vec![Header::new("User-Agent", self.user_agent.clone())];
+        if let Some(x) = &self.forwarded_for {
+            h.push(Header::new("X-Forwarded-For", x.clone()));
+        }
+        h
+    }
+
     fn remote(&self) -> std::net::SocketAddr {
         format!("{}:40000", self.ip)
             .parse()
@@ -189,27 +205,26 @@ impl Browser {
     }
 
     pub async fn get(&self, path: &str) -> Page {
-        let res = self
-            .client
-            .get(path.to_string())
-            .header(Header::new("User-Agent", self.user_agent.clone()))
-            .remote(self.remote())
-            .dispatch()
-            .await;
+        let mut req = self.client.get(path.to_string()).remote(self.remote());
+        for h in self.headers() {
+            req = req.header(h);
+        }
+        let res = req.dispatch().await;
         page(res).await
     }
 
     /// Posts a form as-is (no CSRF token added).
     pub async fn post_raw(&self, path: &str, body: &str) -> Page {
-        let res = self
+        let mut req = self
             .client
             .post(path.to_string())
             .header(ContentType::Form)
-            .header(Header::new("User-Agent", self.user_agent.clone()))
             .remote(self.remote())
-            .body(body)
-            .dispatch()
-            .await;
+            .body(body);
+        for h in self.headers() {
+            req = req.header(h);
+        }
+        let res = req.dispatch().await;
         page(res).await
     }
 
@@ -331,4 +346,107 @@ pub async fn redis_conn() -> redis::aio::MultiplexedConnection {
         .get_multiplexed_async_connection()
         .await
         .expect("redis connection")
+}
+
+/// The messages in an outbox directory (or a maildir's `new/`), oldest first.
+pub fn mails_in(dir: &std::path::Path) -> Vec<String> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+        .map(|rd| rd.filter_map(|e| e.ok()).map(|e| e.path()).collect())
+        .unwrap_or_default();
+    files.retain(|p| {
+        p.file_name()
+            .and_then(|n| n.to_str())
+            .is_some_and(|n| !n.starts_with('.'))
+    });
+    files.sort_by_key(|p| std::fs::metadata(p).and_then(|m| m.modified()).ok());
+    files
+        .iter()
+        .filter_map(|p| std::fs::read_to_string(p).ok())
+        .collect()
+}
+
+/// Waits (bounded) until `dir` holds at least `n` messages; returns them.
+pub async fn wait_for_mails(dir: &std::path::Path, n: usize) -> Vec<String> {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let mails = mails_in(dir);
+        if mails.len() >= n || std::time::Instant::now() > deadline {
+            return mails;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}
+
+/// The 6-digit code in a reset mail's text.
+pub fn code_in(mail: &str) -> String {
+    mail.lines()
+        .map(str::trim)
+        .find(|l| l.len() == 6 && l.bytes().all(|b| b.is_ascii_digit()))
+        .expect("a 6-digit code in the mail")
+        .to_string()
+}
+
+/// A real SMTP server (aiosmtpd, installed by scripts/test) on a spare loopback port,
+/// storing what it receives in a maildir.
+pub struct SmtpServer {
+    pub port: u16,
+    pub maildir: PathBuf,
+    child: std::process::Child,
+}
+
+pub fn spare_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a spare port")
+}
+
+impl SmtpServer {
+    pub fn start() -> SmtpServer {
+        let port = spare_port();
+        let maildir = test_dir().join("maildir");
+        let child = std::process::Command::new("python3")
+            .args([
+                "-m",
+                "aiosmtpd",
+                "-n",
+                "-l",
+                &format!("127.0.0.1:{port}"),
+                "-c",
+                "aiosmtpd.handlers.Mailbox",
+            ])
+            .arg(&maildir)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("python3 with aiosmtpd (scripts/test installs it)");
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "aiosmtpd did not start"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        SmtpServer {
+            port,
+            maildir,
+            child,
+        }
+    }
+
+    pub fn url(&self) -> String {
+        format!("smtp://127.0.0.1:{}", self.port)
+    }
+
+    pub fn received(&self) -> std::path::PathBuf {
+        self.maildir.join("new")
+    }
+}
+
+impl Drop for SmtpServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
 }
