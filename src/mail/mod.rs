@@ -121,6 +121,7 @@ impl Mailer {
             .parse()
             .map_err(|e: lettre::address::AddressError| MailError::Message(e.to_string()))?;
         let builder = Message::builder()
+            .message_id(None)
             .from(self.inner.from.clone())
             .to(to)
             .subject(subject);

@@ -7,8 +7,8 @@ use rocket::response::{Flash, Redirect};
 use rocket::{get, post, routes, Route, State};
 use uuid::Uuid;
 
-use super::verify_credentials;
 use super::guards::{Checked, ClientIp, CsrfToken, CurrentSession, HasCsrf, SessionCookieJar};
+use super::verify_credentials;
 use super::Page;
 use crate::accounts::{Accounts, Hasher};
 use crate::codes;

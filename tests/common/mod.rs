@@ -377,13 +377,22 @@ pub async fn wait_for_mails(dir: &std::path::Path, n: usize) -> Vec<String> {
     }
 }
 
+/// A mail's text with quoted-printable soft line breaks and `=3D` undone, enough
+/// to search it for what a reader sees.
+pub fn unfold(mail: &str) -> String {
+    mail.replace("=\r\n", "")
+        .replace("=\n", "")
+        .replace("=3D", "=")
+}
+
 /// The 6-digit code in a reset mail's text.
 pub fn code_in(mail: &str) -> String {
-    mail.lines()
+    unfold(mail)
+        .lines()
         .map(str::trim)
         .find(|l| l.len() == 6 && l.bytes().all(|b| b.is_ascii_digit()))
+        .map(str::to_string)
         .expect("a 6-digit code in the mail")
-        .to_string()
 }
 
 /// A real SMTP server (aiosmtpd, installed by scripts/test) on a spare loopback port,

@@ -1,0 +1,433 @@
+//! Getting back in with an emailed code, changing a password, and the mail itself:
+//! over a real SMTP server and through the outbox.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::*;
+use rocket::http::Status;
+
+const NEW_PASSWORD: &str = "a brand new passphrase";
+
+async fn ask_for_code(b: &Browser, email: &str) -> Page {
+    b.submit("/password/forgot", "/password/forgot", &[("email", email)])
+        .await
+}
+
+async fn reset_with(b: &Browser, email: &str, code: &str, password: &str) -> Page {
+    b.submit(
+        "/password/reset",
+        "/password/reset",
+        &[("email", email), ("code", code), ("new_password", password)],
+    )
+    .await
+}
+
+fn reset_mails(dir: &std::path::Path) -> Vec<String> {
+    mails_in(dir)
+        .into_iter()
+        .filter(|m| m.contains("reset code"))
+        .collect()
+}
+
+async fn wait_for_reset_mails(dir: &std::path::Path, n: usize) -> Vec<String> {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let mails = reset_mails(dir);
+        if mails.len() >= n || Instant::now() > deadline {
+            return mails;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test]
+async fn a_code_sent_over_smtp_works_once_and_signs_out_every_device() {
+    let smtp = SmtpServer::start();
+    let cfg = TestConfig::new().set("smtp_url", smtp.url());
+    let email = email();
+    let laptop = cfg.browser().await;
+    laptop.register(&email).await;
+    let phone = cfg.browser().await.with_agent(SAFARI_IOS);
+    phone.login(&email, PASSWORD).await;
+    let b = cfg.browser().await.with_agent(CHROME_WINDOWS);
+
+    let asked = ask_for_code(&b, &email).await;
+    assert_eq!(asked.status, Status::Ok);
+    assert!(asked.body.contains("If an account exists for that address"));
+
+    let mails = wait_for_reset_mails(&smtp.received(), 1).await;
+    assert_eq!(mails.len(), 1, "one mail arrived at the SMTP server");
+    let mail = &mails[0];
+    assert!(mail.contains(&format!("To: {email}")));
+    assert!(mail.contains("From: Latchkey <no-reply@localhost>"));
+    assert!(mail.contains("text/plain"));
+    assert!(mail.contains("text/html"));
+    assert!(mail.contains("10 minutes"));
+    assert!(mail.contains("did not ask"));
+    let code = code_in(mail);
+
+    let done = reset_with(&b, &email, &code, NEW_PASSWORD).await;
+    assert_eq!(done.status, Status::SeeOther);
+    assert_eq!(done.location.as_deref(), Some("/login"));
+    assert!(b
+        .get("/login")
+        .await
+        .body
+        .contains("Sign in with your new password"));
+
+    assert!(!laptop.is_signed_in().await);
+    assert!(!phone.is_signed_in().await);
+    assert_eq!(b.login(&email, PASSWORD).await.status, Status::Unauthorized);
+    assert_eq!(b.login(&email, NEW_PASSWORD).await.status, Status::SeeOther);
+
+    // The same code a second time.
+    let again = reset_with(
+        &cfg.browser().await,
+        &email,
+        &code,
+        "yet another passphrase",
+    )
+    .await;
+    assert_eq!(again.status, Status::BadRequest);
+}
+
+#[tokio::test]
+async fn the_outbox_holds_a_message_a_mail_client_can_open() {
+    let cfg = TestConfig::new();
+    let email = email();
+    cfg.browser().await.register(&email).await;
+    ask_for_code(&cfg.browser().await, &email).await;
+
+    let mails = wait_for_reset_mails(&cfg.outbox(), 1).await;
+    assert_eq!(mails.len(), 1);
+    let m = &mails[0];
+    for header in [
+        "From: ",
+        "To: ",
+        "Subject: ",
+        "Date: ",
+        "MIME-Version: 1.0",
+        "Message-ID: ",
+    ] {
+        assert!(m.contains(header), "missing {header}");
+    }
+    assert!(m.contains("multipart/alternative"));
+    let files: Vec<_> = std::fs::read_dir(cfg.outbox())
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .collect();
+    assert!(files
+        .iter()
+        .all(|f| f.path().extension().is_some_and(|e| e == "eml")));
+    assert!(code_in(m).len() == 6);
+}
+
+#[tokio::test]
+async fn five_wrong_codes_burn_it() {
+    let cfg = TestConfig::new();
+    let email = email();
+    cfg.browser().await.register(&email).await;
+    let b = cfg.browser().await;
+    ask_for_code(&b, &email).await;
+    let code = code_in(&wait_for_reset_mails(&cfg.outbox(), 1).await[0]);
+    let wrong = if code == "000000" { "111111" } else { "000000" };
+
+    for _ in 0..4 {
+        let res = reset_with(&b, &email, wrong, NEW_PASSWORD).await;
+        assert_eq!(res.status, Status::BadRequest);
+        assert!(res.body.contains("not right"));
+    }
+    let fifth = reset_with(&b, &email, wrong, NEW_PASSWORD).await;
+    assert!(fifth.body.contains("no longer works"));
+    let right_too_late = reset_with(&b, &email, &code, NEW_PASSWORD).await;
+    assert_eq!(right_too_late.status, Status::BadRequest);
+    assert_eq!(
+        b.login(&email, PASSWORD).await.status,
+        Status::SeeOther,
+        "the password did not change"
+    );
+}
+
+#[tokio::test]
+async fn an_expired_code_is_refused() {
+    let cfg = TestConfig::new().set("reset_code_ttl", 1);
+    let email = email();
+    cfg.browser().await.register(&email).await;
+    let b = cfg.browser().await;
+    ask_for_code(&b, &email).await;
+    let code = code_in(&wait_for_reset_mails(&cfg.outbox(), 1).await[0]);
+    tokio::time::sleep(Duration::from_millis(1300)).await;
+
+    let res = reset_with(&b, &email, &code, NEW_PASSWORD).await;
+
+    assert_eq!(res.status, Status::BadRequest);
+    assert!(res.body.contains("expired"));
+}
+
+#[tokio::test]
+async fn a_new_request_replaces_the_old_code() {
+    let cfg = TestConfig::new();
+    let email = email();
+    cfg.browser().await.register(&email).await;
+    let b = cfg.browser().await;
+    ask_for_code(&b, &email).await;
+    let first = code_in(&wait_for_reset_mails(&cfg.outbox(), 1).await[0]);
+    ask_for_code(&b, &email).await;
+    let second = code_in(&wait_for_reset_mails(&cfg.outbox(), 2).await[1]);
+    if first != second {
+        assert_eq!(
+            reset_with(&b, &email, &first, NEW_PASSWORD).await.status,
+            Status::BadRequest
+        );
+    }
+    assert_eq!(
+        reset_with(&b, &email, &second, NEW_PASSWORD).await.status,
+        Status::SeeOther
+    );
+}
+
+#[tokio::test]
+async fn known_and_unknown_addresses_get_the_same_answer() {
+    let cfg = TestConfig::new();
+    let email = email();
+    cfg.browser().await.register(&email).await;
+    let b = cfg.browser().await;
+
+    let known = ask_for_code(&b, &email).await;
+    let unknown = ask_for_code(&b, "nobody-at-all@example.com").await;
+
+    assert_eq!(known.status, unknown.status);
+    let strip = |p: &Page, e: &str| p.body.replace(&urlencode(e), "EMAIL").replace(e, "EMAIL");
+    assert_eq!(
+        strip(&known, &email),
+        strip(&unknown, "nobody-at-all@example.com")
+    );
+    // And a reset attempt for an unknown address reads like a wrong code.
+    let res = reset_with(&b, "nobody-at-all@example.com", "123456", NEW_PASSWORD).await;
+    assert_eq!(res.status, Status::BadRequest);
+    assert!(res.body.contains("not right or has expired"));
+    assert_eq!(wait_for_reset_mails(&cfg.outbox(), 1).await.len(), 1);
+}
+
+#[tokio::test]
+async fn reset_requests_are_limited_per_account_and_per_ip_without_a_different_page() {
+    let cfg = TestConfig::new();
+    let address = email();
+    cfg.browser().await.register(&address).await;
+    let b = cfg.browser().await.with_ip("198.51.100.31");
+    let mut bodies = Vec::new();
+    for _ in 0..5 {
+        let p = ask_for_code(&b, &address).await;
+        assert_eq!(p.status, Status::Ok);
+        bodies.push(p.body);
+    }
+    assert!(
+        bodies.windows(2).all(|w| w[0] == w[1]),
+        "the page looks the same past the limit"
+    );
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(
+        wait_for_reset_mails(&cfg.outbox(), 3).await.len(),
+        3,
+        "3 per account per hour"
+    );
+
+    // Per IP: 10 per hour across accounts.
+    let cfg = TestConfig::new();
+    let accounts: Vec<String> = (0..12).map(|_| email()).collect();
+    for a in &accounts {
+        cfg.browser().await.register(a).await;
+    }
+    let b = cfg.browser().await.with_ip("198.51.100.32");
+    for a in &accounts {
+        assert_eq!(ask_for_code(&b, a).await.status, Status::Ok);
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(wait_for_reset_mails(&cfg.outbox(), 10).await.len(), 10);
+}
+
+#[tokio::test]
+async fn a_dead_mail_server_changes_nothing_a_person_sees() {
+    let dead = spare_port();
+    let cfg = TestConfig::new().set("smtp_url", format!("smtp://127.0.0.1:{dead}"));
+    let email = email();
+    cfg.browser().await.register(&email).await;
+    let b = cfg.browser().await;
+    let started = Instant::now();
+    let res = ask_for_code(&b, &email).await;
+    assert_eq!(res.status, Status::Ok);
+    assert!(res.body.contains("If an account exists for that address"));
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "{:?}",
+        started.elapsed()
+    );
+    // Sign-in (which may send a new-device notice) is not held up either.
+    let started = Instant::now();
+    assert_eq!(
+        cfg.browser()
+            .await
+            .with_agent(SAFARI_IOS)
+            .login(&email, PASSWORD)
+            .await
+            .status,
+        Status::SeeOther
+    );
+    assert!(started.elapsed() < Duration::from_secs(3));
+}
+
+#[tokio::test]
+async fn changing_the_password_keeps_this_device_and_ends_the_others() {
+    let cfg = TestConfig::new();
+    let email = email();
+    let me = cfg.browser().await;
+    me.register(&email).await;
+    let other = cfg.browser().await.with_agent(SAFARI_IOS);
+    other.login(&email, PASSWORD).await;
+
+    let wrong = me
+        .submit(
+            "/account/password",
+            "/account/password",
+            &[
+                ("current_password", "not it at all"),
+                ("new_password", NEW_PASSWORD),
+            ],
+        )
+        .await;
+    assert_eq!(wrong.status, Status::Unauthorized);
+    assert!(other.is_signed_in().await);
+    let weak = me
+        .submit(
+            "/account/password",
+            "/account/password",
+            &[
+                ("current_password", PASSWORD),
+                ("new_password", "password1"),
+            ],
+        )
+        .await;
+    assert_eq!(weak.status, Status::BadRequest);
+
+    let done = me
+        .submit(
+            "/account/password",
+            "/account/password",
+            &[
+                ("current_password", PASSWORD),
+                ("new_password", NEW_PASSWORD),
+            ],
+        )
+        .await;
+    assert_eq!(done.status, Status::SeeOther);
+    assert_eq!(done.location.as_deref(), Some("/devices"));
+    assert!(me
+        .get("/devices")
+        .await
+        .body
+        .contains("1 other device was signed out"));
+    assert!(me.is_signed_in().await);
+    assert!(!other.is_signed_in().await);
+    assert_eq!(
+        cfg.browser().await.login(&email, NEW_PASSWORD).await.status,
+        Status::SeeOther
+    );
+}
+
+#[tokio::test]
+async fn no_session_survives_a_password_change_it_raced() {
+    let cfg = TestConfig::new();
+    let email = email();
+    let me = cfg.browser().await;
+    me.register(&email).await;
+    let mut password = PASSWORD.to_string();
+    for round in 0..4 {
+        let next = format!("{NEW_PASSWORD} {round}");
+        let racer = cfg.browser().await.with_agent(SAFARI_IOS);
+        let busy = cfg.browser().await.with_agent(CHROME_WINDOWS);
+        busy.login(&email, &password).await;
+        let token = me.get("/account/password").await.csrf();
+        let fields = [
+            ("current_password", password.as_str()),
+            ("new_password", next.as_str()),
+        ];
+        // A sign-in with the old password and a signed-in device in use, both in
+        // flight while the password changes.
+        let (changed, _signin, _) = tokio::join!(
+            me.post_form("/account/password", &token, &fields),
+            racer.login(&email, &password),
+            async {
+                for _ in 0..10 {
+                    busy.get("/devices").await;
+                }
+            }
+        );
+        assert_eq!(changed.status, Status::SeeOther, "round {round}");
+        assert!(
+            !racer.is_signed_in().await,
+            "round {round}: a sign-in with the old password survived"
+        );
+        assert!(
+            !busy.is_signed_in().await,
+            "round {round}: a busy session survived"
+        );
+        assert!(me.is_signed_in().await);
+        password = next;
+    }
+}
+
+#[tokio::test]
+async fn the_new_device_notice_is_sent_once_per_new_device() {
+    let smtp = SmtpServer::start();
+    let cfg = TestConfig::new().set("smtp_url", smtp.url());
+    let email = email();
+    cfg.browser().await.register(&email).await;
+    let notices = || {
+        mails_in(&smtp.received())
+            .into_iter()
+            .map(|m| unfold(&m))
+            .filter(|m| m.contains("New sign-in"))
+            .collect::<Vec<_>>()
+    };
+
+    // The device that registered is known: signing in from it again sends nothing.
+    cfg.browser().await.login(&email, PASSWORD).await;
+    let phone = || async {
+        cfg.browser()
+            .await
+            .with_agent(SAFARI_IOS)
+            .with_ip("198.51.100.70")
+    };
+    phone().await.login(&email, PASSWORD).await;
+    phone().await.login(&email, PASSWORD).await;
+    phone().await.login(&email, PASSWORD).await;
+    tokio::time::sleep(Duration::from_millis(800)).await;
+
+    let sent = notices();
+    assert_eq!(
+        sent.len(),
+        1,
+        "one notice for the new phone, none for repeats"
+    );
+    assert!(sent[0].contains("Safari on iOS"));
+    assert!(sent[0].contains("198.51.100.70"));
+    assert!(sent[0].contains("/password/forgot"));
+}
+
+#[tokio::test]
+async fn the_new_device_notice_can_be_turned_off() {
+    let cfg = TestConfig::new().set("new_device_mail", false);
+    let email = email();
+    cfg.browser().await.register(&email).await;
+    cfg.browser()
+        .await
+        .with_agent(SAFARI_IOS)
+        .login(&email, PASSWORD)
+        .await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(mails_in(&cfg.outbox())
+        .iter()
+        .all(|m| !m.contains("New sign-in")));
+}
