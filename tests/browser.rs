@@ -1,0 +1,337 @@
+//! Real-browser tests: Debian's Chromium, headless, driven through chromedriver with
+//! fantoccini, against the app served on a loopback port. Each browser profile has its
+//! own `--user-data-dir`. Screenshots of every page at desktop and phone width go to
+//! `target/screenshots/`.
+
+mod common;
+
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::*;
+use fantoccini::{Client, ClientBuilder, Locator};
+use hyper_util::client::legacy::connect::HttpConnector;
+use rocket::figment::providers::Serialized;
+use serde_json::json;
+
+const DESKTOP: (u32, u32) = (1280, 900);
+const PHONE: (u32, u32) = (390, 844);
+
+struct Chromedriver {
+    port: u16,
+    child: Child,
+}
+
+impl Chromedriver {
+    fn start() -> Chromedriver {
+        let port = spare_port();
+        let child = Command::new("chromedriver")
+            .arg(format!("--port={port}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("chromedriver (scripts/test installs chromium-driver)");
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(Instant::now() < deadline, "chromedriver did not start");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Chromedriver { port, child }
+    }
+
+    async fn browser(&self, user_agent: Option<&str>) -> Client {
+        let profile = test_dir().join("chromium-profile");
+        let mut args = vec![
+            "--headless=new".to_string(),
+            "--no-sandbox".into(),
+            "--disable-gpu".into(),
+            "--disable-dev-shm-usage".into(),
+            "--disable-background-networking".into(),
+            "--disable-component-update".into(),
+            "--disable-sync".into(),
+            "--disable-quic".into(),
+            "--no-first-run".into(),
+            "--hide-scrollbars".into(),
+            format!("--user-data-dir={}", profile.display()),
+            format!("--window-size={},{}", DESKTOP.0, DESKTOP.1),
+        ];
+        if let Some(ua) = user_agent {
+            args.push(format!("--user-agent={ua}"));
+        }
+        let mut caps = serde_json::Map::new();
+        caps.insert(
+            "goog:chromeOptions".into(),
+            json!({ "binary": chromium_binary(), "args": args }),
+        );
+        ClientBuilder::new(HttpConnector::new())
+            .capabilities(caps)
+            .connect(&format!("http://127.0.0.1:{}", self.port))
+            .await
+            .expect("a Chromium session")
+    }
+}
+
+impl Drop for Chromedriver {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn chromium_binary() -> &'static str {
+    [
+        "/usr/bin/chromium",
+        "/usr/bin/chromium-browser",
+        "/usr/bin/google-chrome",
+    ]
+    .into_iter()
+    .find(|p| std::path::Path::new(p).exists())
+    .expect("Chromium (scripts/test installs it)")
+}
+
+/// Serves the app on a spare loopback port; returns its base URL.
+async fn serve(cfg: &TestConfig) -> String {
+    let port = spare_port();
+    let figment = cfg
+        .figment()
+        .merge(Serialized::global("port", port))
+        .merge(Serialized::global("address", "127.0.0.1"))
+        .merge(Serialized::global(
+            "public_url",
+            format!("http://127.0.0.1:{port}"),
+        ));
+    let rocket = latchkey::app_with(figment)
+        .ignite()
+        .await
+        .expect("the app starts");
+    tokio::spawn(rocket.launch());
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(Instant::now() < deadline, "the app did not listen");
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    format!("http://127.0.0.1:{port}")
+}
+
+fn screenshot_dir() -> PathBuf {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("target")
+        .join("screenshots");
+    std::fs::create_dir_all(&dir).expect("screenshot dir");
+    dir
+}
+
+/// Saves the current page at desktop and phone width.
+async fn shoot(c: &Client, name: &str) {
+    for (suffix, (w, h)) in [("desktop", DESKTOP), ("phone", PHONE)] {
+        c.set_window_size(w, h).await.expect("resize");
+        tokio::time::sleep(Duration::from_millis(150)).await;
+        let png = c.screenshot().await.expect("screenshot");
+        assert!(png.starts_with(b"\x89PNG"), "a PNG");
+        std::fs::write(screenshot_dir().join(format!("{name}-{suffix}.png")), png)
+            .expect("write screenshot");
+    }
+    c.set_window_size(DESKTOP.0, DESKTOP.1)
+        .await
+        .expect("resize");
+}
+
+async fn fill(c: &Client, field: &str, value: &str) {
+    let input = c
+        .find(Locator::Css(&format!("[name=\"{field}\"]")))
+        .await
+        .unwrap_or_else(|_| panic!("a {field} field"));
+    input.clear().await.expect("clear");
+    input.send_keys(value).await.expect("type");
+}
+
+async fn submit(c: &Client) {
+    c.find(Locator::Css("form.form button[type=submit]"))
+        .await
+        .expect("the form's button")
+        .click()
+        .await
+        .expect("click");
+}
+
+async fn path(c: &Client) -> String {
+    c.current_url().await.expect("url").path().to_string()
+}
+
+async fn text(c: &Client) -> String {
+    c.find(Locator::Css("body"))
+        .await
+        .expect("body")
+        .text()
+        .await
+        .expect("text")
+}
+
+async fn sign_in(c: &Client, base: &str, email: &str, password: &str) {
+    c.goto(&format!("{base}/login")).await.expect("goto");
+    fill(c, "email", email).await;
+    fill(c, "password", password).await;
+    submit(c).await;
+}
+
+#[tokio::test]
+async fn two_browsers_see_each_other_sign_each_other_out_and_a_reset_signs_out_everyone() {
+    let driver = Chromedriver::start();
+    let cfg = TestConfig::new();
+    let base = serve(&cfg).await;
+    let email = email();
+
+    // Register in the first browser.
+    let laptop = driver.browser(None).await;
+    laptop.goto(&format!("{base}/register")).await.unwrap();
+    shoot(&laptop, "register").await;
+    fill(&laptop, "email", &email).await;
+    fill(&laptop, "password", PASSWORD).await;
+    submit(&laptop).await;
+    assert_eq!(path(&laptop).await, "/devices");
+
+    // Sign in from a second profile (a phone) and a third (Firefox).
+    let phone = driver.browser(Some(SAFARI_IOS)).await;
+    phone.goto(&format!("{base}/login")).await.unwrap();
+    shoot(&phone, "login").await;
+    sign_in(&phone, &base, &email, PASSWORD).await;
+    assert_eq!(path(&phone).await, "/devices");
+    let firefox = driver.browser(Some(FIREFOX_LINUX)).await;
+    sign_in(&firefox, &base, &email, PASSWORD).await;
+
+    // All three on the devices page, "This device" on the right one.
+    laptop.goto(&format!("{base}/devices")).await.unwrap();
+    let page = text(&laptop).await;
+    assert!(page.contains("Safari on iOS"), "{page}");
+    assert!(page.contains("Firefox on Linux"));
+    assert!(page.contains("Chrome on Linux"));
+    let current = laptop
+        .find(Locator::Css("li.device-current"))
+        .await
+        .expect("the current device's entry")
+        .text()
+        .await
+        .unwrap();
+    assert!(current.contains("Chrome on Linux"), "{current}");
+    shoot(&laptop, "devices-three").await;
+    let phone_page = text(&phone).await;
+    assert!(phone_page.contains("This device"));
+
+    // Sign the phone out from the laptop; the phone's next click lands on sign-in.
+    laptop
+        .find(Locator::Css(
+            "button[aria-label=\"Sign out Safari on iOS\"]",
+        ))
+        .await
+        .expect("the phone's sign-out button")
+        .click()
+        .await
+        .unwrap();
+    assert_eq!(path(&laptop).await, "/devices");
+    assert!(!text(&laptop).await.contains("Safari on iOS"));
+    phone
+        .find(Locator::Css("a[href=\"/account/password\"]"))
+        .await
+        .expect("a link")
+        .click()
+        .await
+        .unwrap();
+    assert_eq!(path(&phone).await, "/login");
+
+    // Change-password page, then forgot → code from the outbox → reset.
+    laptop
+        .goto(&format!("{base}/account/password"))
+        .await
+        .unwrap();
+    shoot(&laptop, "password-change").await;
+    let helper = driver.browser(None).await;
+    helper
+        .goto(&format!("{base}/password/forgot"))
+        .await
+        .unwrap();
+    shoot(&helper, "forgot").await;
+    fill(&helper, "email", &email).await;
+    submit(&helper).await;
+    assert!(text(&helper).await.contains("If an account exists"));
+    shoot(&helper, "forgot-sent").await;
+    let mails = wait_for_mails(&cfg.outbox(), 1).await;
+    let code = mails
+        .iter()
+        .rev()
+        .find(|m| m.contains("reset code"))
+        .map(|m| code_in(m))
+        .expect("a reset mail in the outbox");
+    helper
+        .find(Locator::Css("a.btn-primary"))
+        .await
+        .expect("Enter the code")
+        .click()
+        .await
+        .unwrap();
+    assert_eq!(path(&helper).await, "/password/reset");
+    shoot(&helper, "reset").await;
+    fill(&helper, "code", "000000").await;
+    fill(&helper, "new_password", "the new and better passphrase").await;
+    submit(&helper).await;
+    if !text(&helper)
+        .await
+        .contains("Sign in with your new password")
+    {
+        // 000000 was (one in a million) not the code: this is the wrong-code page.
+        shoot(&helper, "reset-wrong-code").await;
+        fill(&helper, "code", &code).await;
+        fill(&helper, "new_password", "the new and better passphrase").await;
+        submit(&helper).await;
+    }
+    assert_eq!(path(&helper).await, "/login");
+    assert!(text(&helper)
+        .await
+        .contains("Sign in with your new password"));
+    shoot(&helper, "login-after-reset").await;
+
+    // Every window is signed out.
+    for b in [&laptop, &firefox] {
+        b.goto(&format!("{base}/devices")).await.unwrap();
+        assert_eq!(path(b).await, "/login");
+    }
+    sign_in(&laptop, &base, &email, "the new and better passphrase").await;
+    assert_eq!(path(&laptop).await, "/devices");
+    shoot(&laptop, "devices-one").await;
+
+    laptop.goto(&format!("{base}/no-such-page")).await.unwrap();
+    shoot(&laptop, "error-404").await;
+
+    for b in [laptop, phone, firefox, helper] {
+        let _ = b.close().await;
+    }
+}
+
+#[tokio::test]
+async fn too_many_failures_show_the_wait_in_words() {
+    let driver = Chromedriver::start();
+    let cfg = TestConfig::new();
+    let base = serve(&cfg).await;
+    let email = email();
+    let b = driver.browser(None).await;
+    b.goto(&format!("{base}/register")).await.unwrap();
+    fill(&b, "email", &email).await;
+    // Too short is stopped by the browser itself (minlength); a common one by the server.
+    fill(&b, "password", "password1").await;
+    submit(&b).await;
+    assert!(text(&b).await.contains("most common passwords"));
+    shoot(&b, "register-error").await;
+
+    let other = driver.browser(None).await;
+    for _ in 0..5 {
+        sign_in(&other, &base, "someone@example.com", "wrong password").await;
+    }
+    assert!(text(&other).await.contains("do not match"));
+    sign_in(&other, &base, "someone@example.com", "wrong password").await;
+    let page = text(&other).await;
+    assert!(page.contains("Too many sign-in attempts"), "{page}");
+    assert!(page.contains("15 minutes"));
+    shoot(&other, "login-throttled").await;
+    let _ = b.close().await;
+    let _ = other.close().await;
+}
