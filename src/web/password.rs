@@ -10,7 +10,7 @@ use uuid::Uuid;
 use super::guards::{Checked, ClientIp, CsrfToken, CurrentSession, HasCsrf, SessionCookieJar};
 use super::verify_credentials;
 use super::Page;
-use crate::accounts::{Accounts, Hasher};
+use crate::accounts::{Accounts, Hasher, User};
 use crate::codes;
 use crate::config::Settings;
 use crate::domain::{Email, NewPassword};
@@ -227,15 +227,17 @@ impl HasCsrf for ChangeForm {
     }
 }
 
-async fn change_form(session: &CurrentSession, accounts: &Accounts) -> AppResult<Page> {
-    let email = accounts
+fn change_form(session: &CurrentSession, email: &str) -> Page {
+    Page::new("password_change", &session.csrf)
+        .with("signed_in", true)
+        .with("user_email", email)
+}
+
+async fn signed_in_user(session: &CurrentSession, accounts: &Accounts) -> AppResult<User> {
+    accounts
         .find_by_id(&session.user_id)
         .await?
-        .map(|u| u.email)
-        .unwrap_or_default();
-    Ok(Page::new("password_change", &session.csrf)
-        .with("signed_in", true)
-        .with("user_email", email))
+        .ok_or(AppError::NotFound)
 }
 
 #[get("/account/password")]
@@ -244,7 +246,8 @@ async fn change_page(
     accounts: &State<Accounts>,
     flash: Option<FlashMessage<'_>>,
 ) -> AppResult<Page> {
-    Ok(change_form(&session, accounts).await?.flash(flash))
+    let user = signed_in_user(&session, accounts).await?;
+    Ok(change_form(&session, &user.email).flash(flash))
 }
 
 #[get("/account/password", rank = 2)]
@@ -264,11 +267,8 @@ async fn change(
     settings: &State<Settings>,
 ) -> AppResult<FormAnswer> {
     let f = form.0;
-    let page = change_form(&session, accounts).await?;
-    let user = accounts
-        .find_by_id(&session.user_id)
-        .await?
-        .ok_or(AppError::NotFound)?;
+    let user = signed_in_user(&session, accounts).await?;
+    let page = change_form(&session, &user.email);
     let new_password = match NewPassword::parse(f.new_password.as_deref().unwrap_or("")) {
         Ok(p) => p,
         Err(msg) => return Ok(FormAnswer::Page(page.error(msg, Status::BadRequest))),
