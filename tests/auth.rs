@@ -364,3 +364,21 @@ async fn the_secure_profile_uses_the_host_prefixed_cookie() {
     assert!(c.contains("Secure"));
     assert!(c.contains("HttpOnly"));
 }
+
+#[tokio::test]
+async fn the_embedded_store_serves_the_same_pages() {
+    let mut cfg = TestConfig::new();
+    cfg.redis_url = "memory".into();
+    let b = cfg.browser().await;
+    let email = email();
+    assert_eq!(b.register(&email).await.status, Status::SeeOther);
+    assert!(b.is_signed_in().await);
+    let health = b.get("/health").await;
+    assert!(health.body.contains("\"backend\":\"memory\""), "{}", health.body);
+    let token = b.get("/devices").await.csrf();
+    b.post_form("/logout", &token, &[]).await;
+    assert!(!b.is_signed_in().await);
+    assert_eq!(b.login(&email, "wrong password!!").await.status, Status::Unauthorized);
+    assert_eq!(b.login(&email, PASSWORD).await.status, Status::SeeOther);
+    assert!(b.is_signed_in().await);
+}
