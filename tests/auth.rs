@@ -374,11 +374,45 @@ async fn the_embedded_store_serves_the_same_pages() {
     assert_eq!(b.register(&email).await.status, Status::SeeOther);
     assert!(b.is_signed_in().await);
     let health = b.get("/health").await;
-    assert!(health.body.contains("\"backend\":\"memory\""), "{}", health.body);
+    assert!(
+        health.body.contains("\"backend\":\"memory\""),
+        "{}",
+        health.body
+    );
     let token = b.get("/devices").await.csrf();
     b.post_form("/logout", &token, &[]).await;
     assert!(!b.is_signed_in().await);
-    assert_eq!(b.login(&email, "wrong password!!").await.status, Status::Unauthorized);
+    assert_eq!(
+        b.login(&email, "wrong password!!").await.status,
+        Status::Unauthorized
+    );
     assert_eq!(b.login(&email, PASSWORD).await.status, Status::SeeOther);
     assert!(b.is_signed_in().await);
+}
+
+#[tokio::test]
+async fn an_unknown_email_costs_the_same_argon2_work_as_a_known_one() {
+    // Timing is not asserted in tests; the work is. Both answers run exactly one
+    // Argon2id verification (a dummy hash for the unknown account).
+    let cfg = TestConfig::new();
+    let email = email();
+    cfg.browser().await.register(&email).await;
+    let b = cfg.browser().await;
+    let hasher = b
+        .client
+        .rocket()
+        .state::<latchkey::accounts::Hasher>()
+        .expect("hasher")
+        .clone();
+
+    let before = hasher.verifications();
+    b.login(&email, "wrong password here").await;
+    let known = hasher.verifications() - before;
+    let before = hasher.verifications();
+    b.login("unknown-person@example.com", "wrong password here")
+        .await;
+    let unknown = hasher.verifications() - before;
+
+    assert_eq!(known, 1);
+    assert_eq!(unknown, 1);
 }

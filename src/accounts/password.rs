@@ -2,6 +2,7 @@
 //! pool, at most one per core at a time, so a sign-in flood cannot starve page views.
 //! An unknown account verifies a fixed dummy hash, so it answers in the same time.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use argon2::password_hash::{
@@ -15,6 +16,8 @@ use tokio::sync::Semaphore;
 pub struct Hasher {
     permits: Arc<Semaphore>,
     dummy_hash: Arc<String>,
+    /// Argon2 verifications run so far (known and unknown accounts alike).
+    verifications: Arc<AtomicU64>,
 }
 
 fn hash_blocking(password: &str) -> Result<String, String> {
@@ -54,6 +57,7 @@ impl Hasher {
         Hasher {
             permits: Arc::new(Semaphore::new(cores)),
             dummy_hash: Arc::new(dummy),
+            verifications: Arc::new(AtomicU64::new(0)),
         }
     }
 
@@ -78,6 +82,12 @@ impl Hasher {
             .map_err(HashError)
     }
 
+    /// How many Argon2 verifications have run: an unknown account costs exactly as
+    /// many as a known one.
+    pub fn verifications(&self) -> u64 {
+        self.verifications.load(Ordering::Relaxed)
+    }
+
     /// Verifies against `hash`, or against the dummy hash when there is no account.
     pub async fn verify(&self, password: &str, hash: Option<&str>) -> Result<bool, HashError> {
         let password = SecretString::from(password.to_string());
@@ -85,6 +95,7 @@ impl Hasher {
         let hash = hash
             .map(str::to_string)
             .unwrap_or_else(|| (*self.dummy_hash).clone());
+        self.verifications.fetch_add(1, Ordering::Relaxed);
         let ok = self
             .run(move || verify_blocking(password.expose_secret(), &hash))
             .await?;
