@@ -339,18 +339,57 @@ const KNOWN: &[&str] = &[
     "reset_code_max_tries",
 ];
 
+/// Where `templates/` and `static/` are: the working directory when it holds them (a
+/// deployment), else the source tree the binary was built from (so `target/release/latchkey`
+/// started from anywhere on the build machine still finds its pages).
+pub fn asset_root() -> std::path::PathBuf {
+    let has_assets =
+        |dir: &std::path::Path| dir.join("templates/pages").is_dir() && dir.join("static").is_dir();
+    let here = std::path::PathBuf::from(".");
+    if has_assets(&here) {
+        return here;
+    }
+    let built = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    if has_assets(&built) {
+        built
+    } else {
+        here
+    }
+}
+
+/// Checks that the page templates, mail templates and stylesheet can be found.
+pub fn check_assets(root: &std::path::Path) -> Result<(), String> {
+    for dir in ["templates/pages", "templates/mail", "static"] {
+        if !root.join(dir).is_dir() {
+            return Err(format!(
+                "the `{dir}` directory is missing from {}: start latchkey from the directory \
+                 that holds `templates/` and `static/`",
+                std::fs::canonicalize(root)
+                    .unwrap_or_else(|_| root.to_path_buf())
+                    .display()
+            ));
+        }
+    }
+    Ok(())
+}
+
 /// Rocket's figment plus `LATCHKEY_*` from the environment.
 pub fn figment() -> Figment {
     use rocket::figment::providers::Env;
     rocket::Config::figment()
         .merge(Env::prefixed("LATCHKEY_").global())
         // Page templates live in templates/pages; mail templates beside them in templates/mail.
-        .join(("template_dir", "templates/pages"))
+        .join(("template_dir", asset_root().join("templates/pages")))
 }
 
 /// Validates the settings and manages them; a bad one stops the launch.
 pub fn stage() -> AdHoc {
     AdHoc::try_on_ignite("Settings", |rocket| async move {
+        if let Err(e) = check_assets(&asset_root()) {
+            tracing::error!("{e}");
+            eprintln!("latchkey: {e}");
+            return Err(rocket);
+        }
         match Settings::from_figment(rocket.figment()) {
             Ok(settings) => Ok(rocket.manage(settings)),
             Err(e) => {

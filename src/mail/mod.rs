@@ -82,8 +82,11 @@ impl Mailer {
                 Transport::Outbox(dir)
             }
         };
-        let mut templates =
-            Tera::new("templates/mail/**/*.tera").map_err(|e| format!("mail templates: {e}"))?;
+        let mut templates = Tera::new(&format!(
+            "{}/templates/mail/**/*.tera",
+            crate::config::asset_root().display()
+        ))
+        .map_err(|e| format!("mail templates: {e}"))?;
         templates.autoescape_on(vec![".html.tera"]);
         Ok(Mailer {
             inner: Arc::new(Inner {

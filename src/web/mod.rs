@@ -113,7 +113,10 @@ pub fn stage() -> AdHoc {
             .attach(Template::fairing())
             .attach(shield)
             .attach(security_headers())
-            .mount("/static", FileServer::from("static"))
+            .mount(
+                "/static",
+                FileServer::from(crate::config::asset_root().join("static")),
+            )
             .mount("/", auth::routes())
             .mount("/", devices::routes())
             .mount("/", password::routes())
