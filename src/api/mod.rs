@@ -1,7 +1,46 @@
-//! The JSON API under `/api/v1`.
+//! The JSON API under `/api/v1`: the token endpoint (`token.rs`), the Bearer guard
+//! (`guard.rs`), the signed-in routes (`account.rs`) and the JSON errors every `/api`
+//! path answers with (`error.rs`). Access tokens themselves live in `crate::tokens`.
+
+mod account;
+mod error;
+mod guard;
+mod token;
 
 use rocket::fairing::AdHoc;
+use rocket::{routes, Route};
+
+pub use self::account::OPENAPI;
+pub use self::error::ApiError;
+pub use self::guard::{ApiSession, AuthFailure};
+use crate::config::Settings;
+use crate::tokens::AccessTokens;
+
+/// Where the API is mounted.
+pub const BASE: &str = "/api/v1";
+
+pub fn routes() -> Vec<Route> {
+    routes![
+        token::token,
+        account::me,
+        account::list,
+        account::revoke,
+        account::revoke_others,
+        account::logout,
+        account::openapi,
+    ]
+}
 
 pub fn stage() -> AdHoc {
-    AdHoc::on_ignite("API", |rocket| async { rocket })
+    AdHoc::try_on_ignite("API", |rocket| async move {
+        let Some(tokens) = rocket.state::<Settings>().map(AccessTokens::new) else {
+            tracing::error!("the API needs the settings stage first");
+            return Err(rocket);
+        };
+        Ok(rocket
+            .manage(tokens)
+            .mount(BASE, routes())
+            // Every status under /api answers JSON, never the HTML error page.
+            .register("/api", error::catchers()))
+    })
 }

@@ -1,0 +1,120 @@
+//! The signed-in API: who am I, my sessions (browser and API alike), ending them,
+//! and signing this token out.
+
+use rocket::http::{ContentType, Status};
+use rocket::serde::json::Json;
+use rocket::{delete, get, post, State};
+use serde::Serialize;
+
+use super::error::ApiError;
+use super::guard::{ApiSession, AuthFailure};
+use crate::accounts::Accounts;
+use crate::sessions::{self, is_sid};
+use crate::store::{SessionRecord, Store};
+use crate::web::iso_time;
+
+#[derive(Debug, Serialize)]
+pub struct Me {
+    user_id: String,
+    email: String,
+    session_id: String,
+}
+
+#[get("/me")]
+pub async fn me(session: ApiSession, accounts: &State<Accounts>) -> Result<Json<Me>, ApiError> {
+    // A deleted account's tokens die with it, even before their sessions do.
+    let user = accounts
+        .find_by_id(&session.user_id)
+        .await?
+        .ok_or(ApiError::Unauthorized(AuthFailure::Revoked))?;
+    Ok(Json(Me {
+        user_id: user.id.to_string(),
+        email: user.email,
+        session_id: session.sid,
+    }))
+}
+
+/// One session as the API lists it; the same facts as the devices page.
+#[derive(Debug, Serialize)]
+pub struct SessionView {
+    id: String,
+    label: String,
+    kind: &'static str,
+    ip: String,
+    created_at: String,
+    last_seen_at: String,
+    current: bool,
+}
+
+impl SessionView {
+    fn new(s: &SessionRecord, current_sid: &str) -> SessionView {
+        SessionView {
+            id: s.sid.clone(),
+            label: s.label.clone(),
+            kind: s.kind.as_str(),
+            ip: s.ip.clone(),
+            created_at: iso_time(s.created_ms),
+            last_seen_at: iso_time(s.seen_ms),
+            current: s.sid == current_sid,
+        }
+    }
+}
+
+#[get("/sessions")]
+pub async fn list(
+    session: ApiSession,
+    store: &State<Store>,
+) -> Result<Json<Vec<SessionView>>, ApiError> {
+    let all = sessions::list(store, &session.user_id).await?;
+    Ok(Json(
+        all.iter()
+            .map(|s| SessionView::new(s, &session.sid))
+            .collect(),
+    ))
+}
+
+#[delete("/sessions/<id>")]
+pub async fn revoke(
+    id: &str,
+    session: ApiSession,
+    store: &State<Store>,
+) -> Result<Status, ApiError> {
+    // Keys are built from the caller's own user id: another user's session id names
+    // nothing here and answers 404 like one that never existed.
+    if !is_sid(id) || !store.revoke_session(&session.user_id, id).await? {
+        return Err(ApiError::NotFound);
+    }
+    Ok(Status::NoContent)
+}
+
+#[delete("/sessions")]
+pub async fn revoke_others(session: ApiSession, store: &State<Store>) -> Result<Status, ApiError> {
+    let n = store
+        .revoke_sessions(&session.user_id, Some(&session.sid), None)
+        .await?;
+    tracing::info!(user = %session.user_id, ended = n, "API: other sessions ended");
+    Ok(Status::NoContent)
+}
+
+#[post("/logout")]
+pub async fn logout(session: ApiSession, store: &State<Store>) -> Result<Status, ApiError> {
+    let claims = &session.claims;
+    store
+        .api_logout(
+            &session.user_id,
+            &session.sid,
+            &claims.jti,
+            claims.remaining_ms(),
+        )
+        .await?;
+    Ok(Status::NoContent)
+}
+
+/// The OpenAPI 3.0 description of this API, written by hand and checked against the
+/// mounted routes by the tests.
+pub const OPENAPI: &str = include_str!("openapi.json");
+
+#[get("/openapi.json")]
+pub fn openapi() -> (ContentType, &'static str) {
+    (ContentType::JSON, OPENAPI)
+}

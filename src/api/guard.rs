@@ -1,0 +1,143 @@
+//! The Bearer guard: `Authorization: Bearer <access JWT>` → the API session it names.
+//!
+//! One store call per request (`touch_session` with the token's `jti`): it checks the
+//! session lives, refuses a revoked token and slides the idle timeout together. The
+//! outcome is cached on the request, so the `/api` catcher can say why a request was
+//! refused (Rocket hands catchers only the status).
+
+use rocket::http::Status;
+use rocket::outcome::Outcome;
+use rocket::request::{self, FromRequest, Request};
+use uuid::Uuid;
+
+use super::error::ApiError;
+use crate::clock::now_ms;
+use crate::store::{SessionKind, Store};
+use crate::tokens::{AccessClaims, AccessTokens, TokenError};
+
+/// An authenticated API request.
+#[derive(Debug, Clone)]
+pub struct ApiSession {
+    pub user_id: Uuid,
+    pub sid: String,
+    pub claims: AccessClaims,
+}
+
+/// Why the guard refused a request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AuthFailure {
+    /// No `Authorization: Bearer` header (absent, or another scheme such as Basic).
+    Missing,
+    /// A header that is not one Bearer token.
+    Malformed,
+    Expired,
+    /// Bad signature, algorithm, issuer, audience or claims.
+    Invalid,
+    /// A well-formed token whose session has ended or whose `jti` was revoked.
+    Revoked,
+    /// The store did not answer.
+    Unavailable(String),
+}
+
+impl AuthFailure {
+    /// Fixed text: safe inside a `WWW-Authenticate` quoted string.
+    pub fn description(&self) -> &'static str {
+        match self {
+            AuthFailure::Missing => "An access token is required: Authorization: Bearer <token>.",
+            AuthFailure::Malformed => "The Authorization header is not a single Bearer token.",
+            AuthFailure::Expired => "The access token has expired.",
+            AuthFailure::Invalid => "The access token is invalid.",
+            AuthFailure::Revoked => "The access token has been revoked or its session has ended.",
+            AuthFailure::Unavailable(_) => "The service is temporarily unavailable.",
+        }
+    }
+}
+
+struct Checked(Result<ApiSession, AuthFailure>);
+
+/// The token in `Authorization: Bearer <token>` (scheme case-insensitive, RFC 7235
+/// §2.1). `Err(Missing)` when no Bearer credentials were sent at all.
+fn bearer_token<'a>(req: &'a Request<'_>) -> Result<&'a str, AuthFailure> {
+    let mut headers = req.headers().get("Authorization");
+    let Some(value) = headers.next() else {
+        return Err(AuthFailure::Missing);
+    };
+    if headers.next().is_some() {
+        return Err(AuthFailure::Malformed);
+    }
+    let value = value.trim();
+    let (scheme, rest) = value.split_once(' ').unwrap_or((value, ""));
+    if !scheme.eq_ignore_ascii_case("bearer") {
+        return Err(AuthFailure::Missing);
+    }
+    let token = rest.trim_start_matches(' ');
+    if token.is_empty() || token.contains(char::is_whitespace) {
+        return Err(AuthFailure::Malformed);
+    }
+    Ok(token)
+}
+
+async fn check(req: &Request<'_>) -> Result<ApiSession, AuthFailure> {
+    let token = bearer_token(req)?;
+    let (Some(tokens), Some(store)) = (
+        req.rocket().state::<AccessTokens>(),
+        req.rocket().state::<Store>(),
+    ) else {
+        return Err(AuthFailure::Unavailable("API state missing".into()));
+    };
+    let claims = tokens.verify(token).map_err(|e| {
+        tracing::debug!(error = %e, "refused an access token");
+        match e {
+            TokenError::Expired => AuthFailure::Expired,
+            TokenError::Malformed => AuthFailure::Malformed,
+            _ => AuthFailure::Invalid,
+        }
+    })?;
+    let live = store
+        .touch_session(&claims.sub, &claims.sid, Some(&claims.jti), now_ms())
+        .await
+        .map_err(|e| {
+            tracing::warn!(error = %e, path = %req.uri().path(), "API: store unavailable");
+            AuthFailure::Unavailable(e.to_string())
+        })?;
+    match live {
+        // Tokens are issued only for API sessions; a browser session's id in a
+        // token means the token is not ours.
+        Some(s) if s.kind == SessionKind::Api && s.user_id == claims.sub.to_string() => {
+            Ok(ApiSession {
+                user_id: claims.sub,
+                sid: claims.sid.clone(),
+                claims,
+            })
+        }
+        _ => Err(AuthFailure::Revoked),
+    }
+}
+
+async fn checked<'r>(req: &'r Request<'_>) -> &'r Checked {
+    req.local_cache_async(async { Checked(check(req).await) })
+        .await
+}
+
+/// The guard's failure on this request, if it ran and failed.
+pub fn cached_failure(req: &Request<'_>) -> Option<AuthFailure> {
+    // The guard fills the cache first; here an empty one stays "did not run".
+    let c: &Checked = req.local_cache(|| Checked(Err(AuthFailure::Missing)));
+    c.0.as_ref().err().cloned()
+}
+
+#[rocket::async_trait]
+impl<'r> FromRequest<'r> for ApiSession {
+    type Error = ApiError;
+
+    async fn from_request(req: &'r Request<'_>) -> request::Outcome<Self, ApiError> {
+        match &checked(req).await.0 {
+            Ok(s) => Outcome::Success(s.clone()),
+            Err(AuthFailure::Unavailable(detail)) => Outcome::Error((
+                Status::ServiceUnavailable,
+                ApiError::App(crate::error::AppError::Unavailable(detail.clone())),
+            )),
+            Err(f) => Outcome::Error((Status::Unauthorized, ApiError::Unauthorized(f.clone()))),
+        }
+    }
+}

@@ -1,0 +1,307 @@
+//! `POST /api/v1/token`: the OAuth 2.0 token endpoint (RFC 6749 §4.3 password grant,
+//! §6 refresh with rotation per RFC 9700 §4.14.2). The body may be form-encoded or
+//! JSON; both carry the same parameters.
+
+use rocket::data::{self, Data, FromData};
+use rocket::form::{Form, FromForm};
+use rocket::http::{Header, Status};
+use rocket::outcome::Outcome;
+use rocket::request::Request;
+use rocket::serde::json::Json;
+use rocket::{post, State};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use super::error::ApiError;
+use crate::accounts::{Accounts, Hasher};
+use crate::clock::now_ms;
+use crate::config::Settings;
+use crate::crypto::random_token;
+use crate::device::{clip, MAX_LABEL};
+use crate::domain::Email;
+use crate::error::AppError;
+use crate::mail::Mailer;
+use crate::sessions::{self, SessionSpec};
+use crate::store::{Rotated, Store};
+use crate::tokens::{refresh_hash, AccessTokens, RefreshToken};
+use crate::web::guards::{ClientIp, RequestOrigin};
+use crate::web::verify_credentials;
+use crate::{limits, notices};
+
+/// The token request's parameters, however they were sent.
+/// Unknown parameters are ignored (RFC 6749 §3.2), in both encodings.
+#[derive(Debug, Default, Deserialize)]
+pub struct TokenParams {
+    grant_type: Option<String>,
+    username: Option<String>,
+    password: Option<String>,
+    client_name: Option<String>,
+    refresh_token: Option<String>,
+}
+
+/// The form-encoded body: every value of a field is kept, so a repeated parameter
+/// can be refused (RFC 6749 §3.2) instead of silently taking the first.
+#[derive(FromForm)]
+struct FormParams {
+    grant_type: Vec<String>,
+    username: Vec<String>,
+    password: Vec<String>,
+    client_name: Vec<String>,
+    refresh_token: Vec<String>,
+}
+
+fn single(name: &str, mut values: Vec<String>) -> Result<Option<String>, ApiError> {
+    match values.len() {
+        0 => Ok(None),
+        1 => Ok(values.pop()),
+        _ => Err(ApiError::InvalidRequest(format!(
+            "The parameter {name} is repeated."
+        ))),
+    }
+}
+
+impl TryFrom<FormParams> for TokenParams {
+    type Error = ApiError;
+
+    fn try_from(f: FormParams) -> Result<TokenParams, ApiError> {
+        Ok(TokenParams {
+            grant_type: single("grant_type", f.grant_type)?,
+            username: single("username", f.username)?,
+            password: single("password", f.password)?,
+            client_name: single("client_name", f.client_name)?,
+            refresh_token: single("refresh_token", f.refresh_token)?,
+        })
+    }
+}
+
+#[rocket::async_trait]
+impl<'r> FromData<'r> for TokenParams {
+    type Error = ApiError;
+
+    async fn from_data(req: &'r Request<'_>, data: Data<'r>) -> data::Outcome<'r, Self> {
+        let bad = |status: Status, what: &str| {
+            if status == Status::PayloadTooLarge {
+                Outcome::Error((status, ApiError::TooLarge))
+            } else {
+                Outcome::Error((
+                    Status::BadRequest,
+                    ApiError::InvalidRequest(format!("The request body could not be read: {what}")),
+                ))
+            }
+        };
+        match req.content_type() {
+            Some(ct) if ct.is_form() => match Form::<FormParams>::from_data(req, data).await {
+                Outcome::Success(f) => match TokenParams::try_from(f.into_inner()) {
+                    Ok(p) => Outcome::Success(p),
+                    Err(e) => Outcome::Error((Status::BadRequest, e)),
+                },
+                Outcome::Error((s, errors)) => {
+                    tracing::debug!(?errors, "unreadable token form");
+                    bad(s, "not a valid form")
+                }
+                Outcome::Forward(f) => Outcome::Forward(f),
+            },
+            Some(ct) if ct.is_json() => match Json::<TokenParams>::from_data(req, data).await {
+                Outcome::Success(j) => Outcome::Success(j.into_inner()),
+                Outcome::Error((s, e)) => {
+                    let what = match &e {
+                        rocket::serde::json::Error::Parse(_, e) => e.to_string(),
+                        rocket::serde::json::Error::Io(_) => "unreadable".to_string(),
+                    };
+                    bad(s, &what)
+                }
+                Outcome::Forward(f) => Outcome::Forward(f),
+            },
+            _ => Outcome::Error((
+                Status::BadRequest,
+                ApiError::InvalidRequest(
+                    "Send the body as application/x-www-form-urlencoded or application/json."
+                        .into(),
+                ),
+            )),
+        }
+    }
+}
+
+/// RFC 6749 §5.1 success body.
+#[derive(Debug, Serialize)]
+pub struct TokenBody {
+    access_token: String,
+    token_type: &'static str,
+    expires_in: u64,
+    refresh_token: String,
+    session_id: String,
+}
+
+/// Token answers must not be cached by anyone (RFC 6749 §5.1).
+#[derive(rocket::Responder)]
+#[response(status = 200, content_type = "json")]
+pub struct TokenAnswer {
+    body: Json<TokenBody>,
+    cache_control: Header<'static>,
+    pragma: Header<'static>,
+}
+
+fn answer(
+    tokens: &AccessTokens,
+    user_id: &Uuid,
+    refresh: RefreshToken,
+) -> Result<TokenAnswer, ApiError> {
+    let issued = tokens
+        .issue(user_id, &refresh.sid)
+        .map_err(|e| AppError::Internal(e.to_string()))?;
+    Ok(TokenAnswer {
+        body: Json(TokenBody {
+            access_token: issued.token,
+            token_type: "Bearer",
+            expires_in: issued.expires_in,
+            session_id: refresh.sid.clone(),
+            refresh_token: refresh.to_string(),
+        }),
+        cache_control: Header::new("Cache-Control", "no-store"),
+        pragma: Header::new("Pragma", "no-cache"),
+    })
+}
+
+/// A client's name for itself, as the devices page shows it; blank means none.
+fn client_label(name: Option<&str>) -> Option<String> {
+    let clipped = clip(name?.trim(), MAX_LABEL);
+    let label = clipped.trim();
+    (!label.is_empty()).then(|| label.to_string())
+}
+
+fn required(value: Option<String>, name: &str) -> Result<String, ApiError> {
+    value
+        .filter(|v| !v.is_empty())
+        .ok_or_else(|| ApiError::InvalidRequest(format!("The parameter {name} is required.")))
+}
+
+#[allow(clippy::too_many_arguments)]
+#[post("/token", data = "<params>")]
+pub async fn token(
+    params: Result<TokenParams, ApiError>,
+    origin: RequestOrigin,
+    ip: ClientIp,
+    accounts: &State<Accounts>,
+    hasher: &State<Hasher>,
+    store: &State<Store>,
+    settings: &State<Settings>,
+    mailer: &State<Mailer>,
+    tokens: &State<AccessTokens>,
+) -> Result<TokenAnswer, ApiError> {
+    let p = params?;
+    match p.grant_type.as_deref() {
+        None | Some("") => Err(ApiError::InvalidRequest(
+            "The parameter grant_type is required.".into(),
+        )),
+        Some("password") => {
+            let ctx = PasswordGrant {
+                accounts,
+                hasher,
+                store,
+                settings,
+                mailer,
+                tokens,
+            };
+            ctx.run(p, origin, ip).await
+        }
+        Some("refresh_token") => refresh_grant(p, store, tokens).await,
+        Some(_) => Err(ApiError::UnsupportedGrantType),
+    }
+}
+
+struct PasswordGrant<'a> {
+    accounts: &'a Accounts,
+    hasher: &'a Hasher,
+    store: &'a Store,
+    settings: &'a Settings,
+    mailer: &'a Mailer,
+    tokens: &'a AccessTokens,
+}
+
+impl PasswordGrant<'_> {
+    /// Same order as the sign-in page: throttle, verify (constant time for unknown
+    /// accounts), take back the attempt, then a new session with a fresh secret.
+    async fn run(
+        &self,
+        p: TokenParams,
+        origin: RequestOrigin,
+        ip: ClientIp,
+    ) -> Result<TokenAnswer, ApiError> {
+        let username = required(p.username, "username")?;
+        let password = required(p.password, "password")?;
+        let email = Email::parse(&username).map_err(|_| {
+            ApiError::InvalidRequest("The username must be an email address.".into())
+        })?;
+        let attempt =
+            limits::sign_in(self.store, self.settings, &email.normalized(), &ip.text()).await?;
+        let Some(user) = verify_credentials(self.accounts, self.hasher, &email, &password).await?
+        else {
+            tracing::info!("API sign-in refused: wrong credentials");
+            return Err(ApiError::InvalidGrant);
+        };
+        attempt.succeeded(self.store).await;
+
+        let secret = random_token();
+        let spec = SessionSpec::Api {
+            client_name: client_label(p.client_name.as_deref()),
+            refresh_hash: refresh_hash(&secret),
+        };
+        let Some(started) = sessions::start(
+            self.store,
+            self.settings,
+            &user,
+            &origin.0,
+            spec,
+            secret.clone(),
+        )
+        .await?
+        else {
+            // The password changed while this one was being checked.
+            return Err(ApiError::InvalidGrant);
+        };
+        let mut device = origin.0.clone();
+        device.label = client_label(p.client_name.as_deref()).unwrap_or(device.label);
+        notices::after_sign_in(self.accounts, self.mailer, self.settings, &user, &device).await;
+        tracing::info!(user = %user.id, "API session started");
+        answer(
+            self.tokens,
+            &user.id,
+            RefreshToken::new(user.id, started.sid, secret),
+        )
+    }
+}
+
+async fn refresh_grant(
+    p: TokenParams,
+    store: &Store,
+    tokens: &AccessTokens,
+) -> Result<TokenAnswer, ApiError> {
+    let presented = required(p.refresh_token, "refresh_token")?;
+    let Some(old) = RefreshToken::parse(&presented) else {
+        return Err(ApiError::InvalidGrant);
+    };
+    let new_secret = random_token();
+    let rotated = store
+        .rotate_refresh(
+            &old.user_id,
+            &old.sid,
+            &old.hash(),
+            &refresh_hash(&new_secret),
+            now_ms(),
+        )
+        .await?;
+    match rotated {
+        Rotated::Yes { user_id } if user_id == old.user_id.to_string() => answer(
+            tokens,
+            &old.user_id,
+            RefreshToken::new(old.user_id, old.sid, new_secret),
+        ),
+        Rotated::Yes { .. } => Err(ApiError::InvalidGrant),
+        Rotated::Reused => {
+            tracing::warn!(user = %old.user_id, sid = %old.sid, "a rotated refresh token was replayed: session ended");
+            Err(ApiError::InvalidGrant)
+        }
+        Rotated::Invalid => Err(ApiError::InvalidGrant),
+    }
+}

@@ -1,0 +1,1141 @@
+//! The JSON API, as a client program uses it and as an attacker tries it: tokens,
+//! refresh rotation and theft detection, sessions shared with the devices page,
+//! forged and revoked tokens, the sign-in quota, and JSON errors everywhere.
+
+mod common;
+
+use std::collections::BTreeSet;
+use std::time::{Duration, Instant};
+
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
+use common::*;
+use jsonwebtoken::{encode, Algorithm, EncodingKey, Header};
+use rocket::http::{ContentType, Header as HttpHeader, Method, Status};
+use rocket::local::asynchronous::LocalResponse;
+use serde_json::{json, Value};
+
+/// The key the harness configures (`TestConfig::figment`).
+const JWT_SECRET: &str = "test-secret-test-secret-test-secret-0123";
+/// The default `public_url`, which is the tokens' issuer.
+const ISSUER: &str = "http://127.0.0.1:8000";
+const API_IP: &str = "198.51.100.20";
+
+struct Reply {
+    status: Status,
+    body: String,
+    json: Value,
+    headers: Vec<(String, String)>,
+}
+
+impl Reply {
+    fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+
+    fn error(&self) -> &str {
+        self.json["error"].as_str().unwrap_or("")
+    }
+
+    fn str(&self, field: &str) -> String {
+        self.json[field]
+            .as_str()
+            .unwrap_or_else(|| panic!("{field} in {}", self.body))
+            .to_string()
+    }
+
+    /// An error answer in the contract's shape, never an HTML page.
+    fn assert_json_error(&self, status: Status, code: &str) {
+        assert_eq!(self.status, status, "{}", self.body);
+        assert_eq!(self.error(), code, "{}", self.body);
+        assert!(self.json["error_description"].is_string(), "{}", self.body);
+        assert!(
+            self.header("Content-Type")
+                .is_some_and(|c| c.starts_with("application/json")),
+            "{:?}",
+            self.headers
+        );
+    }
+
+    /// A 401 from the Bearer guard: JSON and a Bearer challenge.
+    fn assert_refused_token(&self) {
+        self.assert_json_error(Status::Unauthorized, "invalid_token");
+        let challenge = self.header("WWW-Authenticate").unwrap_or("");
+        assert!(challenge.starts_with("Bearer "), "{challenge:?}");
+    }
+}
+
+async fn reply(res: LocalResponse<'_>) -> Reply {
+    let status = res.status();
+    let headers = res
+        .headers()
+        .iter()
+        .map(|h| (h.name().to_string(), h.value().to_string()))
+        .collect();
+    let body = res.into_string().await.unwrap_or_default();
+    let json = serde_json::from_str(&body).unwrap_or(Value::Null);
+    Reply {
+        status,
+        body,
+        json,
+        headers,
+    }
+}
+
+fn remote() -> std::net::SocketAddr {
+    format!("{API_IP}:50000").parse().expect("socket address")
+}
+
+/// Any request to the app, as an API client (curl) sends it.
+async fn request(
+    b: &Browser,
+    method: Method,
+    path: &str,
+    authorization: Option<&str>,
+    body: Option<(ContentType, Vec<u8>)>,
+) -> Reply {
+    let mut req = b
+        .client
+        .req(method, path.to_string())
+        .remote(remote())
+        .header(HttpHeader::new("User-Agent", "curl/8.5.0"));
+    if let Some(a) = authorization {
+        req = req.header(HttpHeader::new("Authorization", a.to_string()));
+    }
+    if let Some((ct, bytes)) = body {
+        req = req.header(ct).body(bytes);
+    }
+    reply(req.dispatch().await).await
+}
+
+async fn bearer(b: &Browser, method: Method, path: &str, access: &str) -> Reply {
+    request(b, method, path, Some(&format!("Bearer {access}")), None).await
+}
+
+async fn token_form(b: &Browser, pairs: &[(&str, &str)]) -> Reply {
+    let body = encode_pairs(pairs).into_bytes();
+    request(
+        b,
+        Method::Post,
+        "/api/v1/token",
+        None,
+        Some((ContentType::Form, body)),
+    )
+    .await
+}
+
+async fn token_json(b: &Browser, body: &Value) -> Reply {
+    request(
+        b,
+        Method::Post,
+        "/api/v1/token",
+        None,
+        Some((ContentType::JSON, body.to_string().into_bytes())),
+    )
+    .await
+}
+
+fn encode_pairs(pairs: &[(&str, &str)]) -> String {
+    common::encode(pairs)
+}
+
+struct Tokens {
+    access: String,
+    refresh: String,
+    session_id: String,
+}
+
+impl Tokens {
+    fn from(r: &Reply) -> Tokens {
+        assert_eq!(r.status, Status::Ok, "{}", r.body);
+        Tokens {
+            access: r.str("access_token"),
+            refresh: r.str("refresh_token"),
+            session_id: r.str("session_id"),
+        }
+    }
+}
+
+async fn password_grant(b: &Browser, email: &str, client_name: Option<&str>) -> Tokens {
+    let mut pairs = vec![
+        ("grant_type", "password"),
+        ("username", email),
+        ("password", PASSWORD),
+    ];
+    if let Some(c) = client_name {
+        pairs.push(("client_name", c));
+    }
+    Tokens::from(&token_form(b, &pairs).await)
+}
+
+async fn refresh(b: &Browser, refresh_token: &str) -> Reply {
+    token_form(
+        b,
+        &[
+            ("grant_type", "refresh_token"),
+            ("refresh_token", refresh_token),
+        ],
+    )
+    .await
+}
+
+/// A registered user with a browser session; returns (browser, email).
+async fn user(cfg: &TestConfig) -> (Browser, String) {
+    let email = email();
+    let b = cfg.browser().await;
+    let res = b.register(&email).await;
+    assert_eq!(res.status, Status::SeeOther, "{}", res.body);
+    (b, email)
+}
+
+/// The claims of a JWT, read without checking anything.
+fn claims_of(jwt: &str) -> Value {
+    let payload = jwt.split('.').nth(1).expect("three parts");
+    serde_json::from_slice(&URL_SAFE_NO_PAD.decode(payload).expect("base64url")).expect("JSON")
+}
+
+fn now_secs() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock")
+        .as_secs()
+}
+
+fn sign(header: &Header, claims: &Value, key: &[u8]) -> String {
+    encode(header, claims, &EncodingKey::from_secret(key)).expect("signed")
+}
+
+fn b64(v: &Value) -> String {
+    URL_SAFE_NO_PAD.encode(v.to_string())
+}
+
+#[tokio::test]
+async fn a_password_grant_gives_a_bearer_token_that_reads_me() {
+    let cfg = TestConfig::new();
+    let (b, email) = user(&cfg).await;
+
+    let res = token_form(
+        &b,
+        &[
+            ("grant_type", "password"),
+            ("username", &email.to_uppercase()),
+            ("password", PASSWORD),
+        ],
+    )
+    .await;
+
+    assert_eq!(res.status, Status::Ok, "{}", res.body);
+    assert_eq!(res.json["token_type"], "Bearer");
+    assert_eq!(res.json["expires_in"], 900);
+    assert_eq!(res.header("Cache-Control"), Some("no-store"));
+    assert_eq!(res.header("Pragma"), Some("no-cache"));
+    let t = Tokens::from(&res);
+    assert_eq!(t.session_id.len(), 32);
+    let parts: Vec<&str> = t.refresh.split('.').collect();
+    assert_eq!(parts.len(), 3, "refresh token is UID.SID.SECRET");
+    assert_eq!(parts[1], t.session_id);
+
+    let claims = claims_of(&t.access);
+    assert_eq!(claims["sid"], t.session_id.as_str());
+    assert_eq!(claims["aud"], "latchkey-api");
+    assert_eq!(claims["iss"], ISSUER);
+    assert_eq!(claims["sub"], parts[0]);
+    assert!(claims["jti"].is_string() && claims["iat"].is_u64() && claims["exp"].is_u64());
+
+    let me = bearer(&b, Method::Get, "/api/v1/me", &t.access).await;
+    assert_eq!(me.status, Status::Ok, "{}", me.body);
+    assert_eq!(me.json["email"], email.as_str());
+    assert_eq!(me.json["user_id"], parts[0]);
+    assert_eq!(me.json["session_id"], t.session_id.as_str());
+
+    // The scheme name is case-insensitive (RFC 7235 §2.1).
+    for scheme in ["bearer", "BEARER"] {
+        let auth = format!("{scheme} {}", t.access);
+        let res = request(&b, Method::Get, "/api/v1/me", Some(&auth), None).await;
+        assert_eq!(res.status, Status::Ok, "{scheme}");
+    }
+}
+
+#[tokio::test]
+async fn json_and_form_bodies_are_the_same_request() {
+    let cfg = TestConfig::new();
+    let (b, email) = user(&cfg).await;
+
+    let from_json = token_json(
+        &b,
+        &json!({"grant_type": "password", "username": email, "password": PASSWORD,
+                "client_name": "sync-daemon", "an_unknown_parameter": "is ignored"}),
+    )
+    .await;
+    let json_tokens = Tokens::from(&from_json);
+    let refreshed = token_json(
+        &b,
+        &json!({"grant_type": "refresh_token", "refresh_token": json_tokens.refresh}),
+    )
+    .await;
+    assert_eq!(Tokens::from(&refreshed).session_id, json_tokens.session_id);
+
+    let form_tokens = password_grant(&b, &email, Some("sync-daemon")).await;
+    assert_ne!(form_tokens.session_id, json_tokens.session_id);
+
+    // A content type with parameters is still JSON.
+    let res = request(
+        &b,
+        Method::Post,
+        "/api/v1/token",
+        None,
+        Some((
+            ContentType::parse_flexible("application/json; charset=utf-8").expect("ct"),
+            json!({"grant_type": "password", "username": email, "password": PASSWORD})
+                .to_string()
+                .into_bytes(),
+        )),
+    )
+    .await;
+    assert_eq!(res.status, Status::Ok, "{}", res.body);
+}
+
+#[tokio::test]
+async fn a_wrong_password_and_an_unknown_account_get_the_same_401() {
+    let cfg = TestConfig::new();
+    let (b, email) = user(&cfg).await;
+
+    let wrong = token_form(
+        &b,
+        &[
+            ("grant_type", "password"),
+            ("username", &email),
+            ("password", "not the password at all"),
+        ],
+    )
+    .await;
+    let unknown = token_form(
+        &b,
+        &[
+            ("grant_type", "password"),
+            ("username", "nobody-here@example.com"),
+            ("password", "not the password at all"),
+        ],
+    )
+    .await;
+
+    wrong.assert_json_error(Status::Unauthorized, "invalid_grant");
+    assert_eq!(wrong.status, unknown.status);
+    assert_eq!(wrong.body, unknown.body);
+    assert_eq!(
+        wrong.header("WWW-Authenticate"),
+        unknown.header("WWW-Authenticate")
+    );
+    assert_eq!(wrong.header("Cache-Control"), Some("no-store"));
+}
+
+#[tokio::test]
+async fn token_requests_without_a_usable_grant_get_the_oauth_error_codes() {
+    let cfg = TestConfig::new();
+    let (b, email) = user(&cfg).await;
+
+    let cases: Vec<(Vec<(&str, &str)>, &str)> = vec![
+        (vec![], "invalid_request"),
+        (
+            vec![("username", &email), ("password", PASSWORD)],
+            "invalid_request",
+        ),
+        (vec![("grant_type", "")], "invalid_request"),
+        (
+            vec![("grant_type", "client_credentials")],
+            "unsupported_grant_type",
+        ),
+        (vec![("grant_type", "PASSWORD")], "unsupported_grant_type"),
+        (
+            vec![("grant_type", "password"), ("username", &email)],
+            "invalid_request",
+        ),
+        (
+            vec![("grant_type", "password"), ("password", PASSWORD)],
+            "invalid_request",
+        ),
+        (
+            vec![
+                ("grant_type", "password"),
+                ("username", "not-an-email"),
+                ("password", "x"),
+            ],
+            "invalid_request",
+        ),
+        (vec![("grant_type", "refresh_token")], "invalid_request"),
+        (
+            vec![
+                ("grant_type", "password"),
+                ("grant_type", "refresh_token"),
+                ("username", &email),
+                ("password", PASSWORD),
+            ],
+            "invalid_request",
+        ),
+    ];
+    for (pairs, code) in cases {
+        let res = token_form(&b, &pairs).await;
+        res.assert_json_error(Status::BadRequest, code);
+    }
+
+    let wrong_type = request(
+        &b,
+        Method::Post,
+        "/api/v1/token",
+        None,
+        Some((ContentType::Plain, b"grant_type=password".to_vec())),
+    )
+    .await;
+    wrong_type.assert_json_error(Status::BadRequest, "invalid_request");
+    let no_body = request(&b, Method::Post, "/api/v1/token", None, None).await;
+    no_body.assert_json_error(Status::BadRequest, "invalid_request");
+}
+
+#[tokio::test]
+async fn unreadable_json_bodies_get_a_json_4xx_and_start_no_session() {
+    let cfg = TestConfig::new();
+    let (b, email) = user(&cfg).await;
+
+    let bodies: Vec<Vec<u8>> = vec![
+        b"{".to_vec(),
+        b"[]".to_vec(),
+        b"null".to_vec(),
+        b"\"password\"".to_vec(),
+        br#"{"grant_type": "password", "username": 5, "password": "x"}"#.to_vec(),
+        br#"{"grant_type": ["password"]}"#.to_vec(),
+        format!(
+            r#"{{"grant_type":"password","username":"{email}","password":"x","password":"{PASSWORD}"}}"#
+        )
+        .into_bytes(),
+        b"\xff\xfe{}".to_vec(),
+        format!(r#"{{"grant_type":"{}"}}"#, "x".repeat(40 * 1024)).into_bytes(),
+    ];
+    for body in bodies {
+        let res = request(
+            &b,
+            Method::Post,
+            "/api/v1/token",
+            None,
+            Some((ContentType::JSON, body.clone())),
+        )
+        .await;
+        assert!(
+            res.status.code >= 400 && res.status.code < 500,
+            "{} for {:?}",
+            res.status,
+            String::from_utf8_lossy(&body)
+        );
+        assert!(res.json["error"].is_string(), "{}", res.body);
+    }
+    // Only the browser's own session exists.
+    assert_eq!(b.device_ids().await.len(), 0);
+    let huge = request(
+        &b,
+        Method::Post,
+        "/api/v1/token",
+        None,
+        Some((ContentType::Form, vec![b'a'; 40 * 1024])),
+    )
+    .await;
+    huge.assert_json_error(Status::PayloadTooLarge, "invalid_request");
+}
+
+#[tokio::test]
+async fn unknown_api_paths_and_methods_answer_json_never_html() {
+    let cfg = TestConfig::new();
+    let b = cfg.browser().await;
+
+    for (method, path) in [
+        (Method::Get, "/api/v1/nope"),
+        (Method::Get, "/api/v2/me"),
+        (Method::Get, "/api"),
+        (Method::Get, "/api/"),
+        (Method::Get, "/api/v1/token"),
+        (Method::Put, "/api/v1/me"),
+        (Method::Post, "/api/v1/sessions/%FF%00"),
+        (Method::Delete, "/api/v1/me"),
+    ] {
+        let res = request(&b, method, path, None, None).await;
+        res.assert_json_error(Status::NotFound, "not_found");
+        assert!(!res.body.contains("<html"), "{path}");
+    }
+}
+
+#[tokio::test]
+async fn the_api_session_is_on_the_devices_page_and_the_browser_can_end_it() {
+    let cfg = TestConfig::new();
+    let (browser, email) = user(&cfg).await;
+    let t = password_grant(&browser, &email, Some("Nightly backup")).await;
+
+    let page = browser.get("/devices").await;
+    assert!(page.body.contains("Nightly backup"), "{}", page.body);
+    assert!(page.body.contains(API_IP));
+    assert_eq!(browser.device_ids().await, vec![t.session_id.clone()]);
+
+    let csrf = page.csrf();
+    let res = browser
+        .post_form(&format!("/devices/{}/revoke", t.session_id), &csrf, &[])
+        .await;
+    assert_eq!(res.status, Status::SeeOther);
+
+    bearer(&browser, Method::Get, "/api/v1/me", &t.access)
+        .await
+        .assert_refused_token();
+    refresh(&browser, &t.refresh)
+        .await
+        .assert_json_error(Status::Unauthorized, "invalid_grant");
+}
+
+#[tokio::test]
+async fn sessions_lists_browser_and_api_sessions_and_marks_the_callers() {
+    let cfg = TestConfig::new();
+    let (browser, email) = user(&cfg).await;
+    let t = password_grant(&browser, &email, Some("  cli\u{7} tool  ")).await;
+    let unnamed = password_grant(&browser, &email, Some("   ")).await;
+
+    let res = bearer(&browser, Method::Get, "/api/v1/sessions", &t.access).await;
+
+    assert_eq!(res.status, Status::Ok, "{}", res.body);
+    let list = res.json.as_array().expect("an array");
+    assert_eq!(list.len(), 3);
+    for s in list {
+        for field in ["id", "label", "kind", "ip", "created_at", "last_seen_at"] {
+            assert!(s[field].is_string(), "{field} in {s}");
+        }
+        let ts = s["created_at"].as_str().unwrap_or("");
+        assert!(
+            ts.len() == 20 && ts.ends_with('Z') && ts.as_bytes()[10] == b'T',
+            "RFC 3339: {ts}"
+        );
+    }
+    let by_id = |id: &str| {
+        list.iter()
+            .find(|s| s["id"] == id)
+            .unwrap_or_else(|| panic!("{id} listed"))
+    };
+    let mine = by_id(&t.session_id);
+    assert_eq!(mine["current"], true);
+    assert_eq!(mine["kind"], "api");
+    assert_eq!(
+        mine["label"], "cli tool",
+        "trimmed, without control characters"
+    );
+    assert_eq!(mine["ip"], API_IP);
+    assert_eq!(by_id(&unnamed.session_id)["label"], "curl");
+    assert_eq!(by_id(&unnamed.session_id)["current"], false);
+    let web = list
+        .iter()
+        .find(|s| s["kind"] == "browser")
+        .expect("the browser session");
+    assert_eq!(web["label"], "Firefox on Linux");
+    assert_eq!(web["current"], false);
+
+    let long = "x".repeat(200);
+    let clipped = password_grant(&browser, &email, Some(&long)).await;
+    let res = bearer(&browser, Method::Get, "/api/v1/sessions", &t.access).await;
+    let label = res
+        .json
+        .as_array()
+        .and_then(|l| l.iter().find(|s| s["id"] == clipped.session_id.as_str()))
+        .and_then(|s| s["label"].as_str())
+        .unwrap_or("")
+        .to_string();
+    assert_eq!(label, "x".repeat(80));
+}
+
+#[tokio::test]
+async fn an_api_client_can_end_a_browser_session_but_not_someone_elses() {
+    let cfg = TestConfig::new();
+    let (browser, email) = user(&cfg).await;
+    let (mb, m_email) = user(&cfg).await;
+    let t = password_grant(&browser, &email, None).await;
+    let list = bearer(&browser, Method::Get, "/api/v1/sessions", &t.access).await;
+    let browser_sid = list
+        .json
+        .as_array()
+        .and_then(|l| l.iter().find(|s| s["kind"] == "browser"))
+        .and_then(|s| s["id"].as_str())
+        .expect("browser session")
+        .to_string();
+
+    // Mallory's token names Alice's session id: nothing happens.
+    let mallory = password_grant(&mb, &m_email, None).await;
+    let res = bearer(
+        &mb,
+        Method::Delete,
+        &format!("/api/v1/sessions/{browser_sid}"),
+        &mallory.access,
+    )
+    .await;
+    res.assert_json_error(Status::NotFound, "not_found");
+    assert!(browser.is_signed_in().await);
+    for bad in ["nope", "0123456789abcdef0123456789ABCDEF", "%00"] {
+        bearer(
+            &browser,
+            Method::Delete,
+            &format!("/api/v1/sessions/{bad}"),
+            &t.access,
+        )
+        .await
+        .assert_json_error(Status::NotFound, "not_found");
+    }
+
+    let res = bearer(
+        &browser,
+        Method::Delete,
+        &format!("/api/v1/sessions/{browser_sid}"),
+        &t.access,
+    )
+    .await;
+    assert_eq!(res.status, Status::NoContent, "{}", res.body);
+    assert!(!browser.is_signed_in().await);
+    // Ending it again: it is gone.
+    bearer(
+        &mb,
+        Method::Delete,
+        &format!("/api/v1/sessions/{browser_sid}"),
+        &t.access,
+    )
+    .await
+    .assert_json_error(Status::NotFound, "not_found");
+}
+
+#[tokio::test]
+async fn ending_all_other_sessions_keeps_only_the_callers() {
+    let cfg = TestConfig::new();
+    let (browser, email) = user(&cfg).await;
+    let other_api = password_grant(&browser, &email, Some("old laptop")).await;
+    let t = password_grant(&browser, &email, Some("this script")).await;
+
+    let res = bearer(&browser, Method::Delete, "/api/v1/sessions", &t.access).await;
+
+    assert_eq!(res.status, Status::NoContent, "{}", res.body);
+    assert!(!browser.is_signed_in().await);
+    bearer(&browser, Method::Get, "/api/v1/me", &other_api.access)
+        .await
+        .assert_refused_token();
+    let list = bearer(&browser, Method::Get, "/api/v1/sessions", &t.access).await;
+    let ids: Vec<&str> = list
+        .json
+        .as_array()
+        .map(|l| l.iter().filter_map(|s| s["id"].as_str()).collect())
+        .unwrap_or_default();
+    assert_eq!(ids, vec![t.session_id.as_str()]);
+}
+
+#[tokio::test]
+async fn a_refresh_rotates_both_tokens_within_the_same_session() {
+    let cfg = TestConfig::new();
+    let (b, email) = user(&cfg).await;
+    let first = password_grant(&b, &email, None).await;
+
+    let res = refresh(&b, &first.refresh).await;
+
+    assert_eq!(res.header("Cache-Control"), Some("no-store"));
+    assert_eq!(res.header("Pragma"), Some("no-cache"));
+    let second = Tokens::from(&res);
+    assert_eq!(second.session_id, first.session_id);
+    assert_ne!(second.refresh, first.refresh);
+    assert_ne!(
+        claims_of(&second.access)["jti"],
+        claims_of(&first.access)["jti"]
+    );
+    let me = bearer(&b, Method::Get, "/api/v1/me", &second.access).await;
+    assert_eq!(me.status, Status::Ok);
+    // And again: each new refresh token works once.
+    let third = Tokens::from(&refresh(&b, &second.refresh).await);
+    assert_eq!(third.session_id, first.session_id);
+    assert_eq!(
+        bearer(&b, Method::Get, "/api/v1/me", &third.access)
+            .await
+            .status,
+        Status::Ok
+    );
+}
+
+#[tokio::test]
+async fn replaying_a_rotated_refresh_token_ends_the_whole_session() {
+    let cfg = TestConfig::new();
+    let (browser, email) = user(&cfg).await;
+    let stolen = password_grant(&browser, &email, Some("phone app")).await;
+    let legit = Tokens::from(&refresh(&browser, &stolen.refresh).await);
+
+    let replay = refresh(&browser, &stolen.refresh).await;
+
+    replay.assert_json_error(Status::Unauthorized, "invalid_grant");
+    bearer(&browser, Method::Get, "/api/v1/me", &legit.access)
+        .await
+        .assert_refused_token();
+    refresh(&browser, &legit.refresh)
+        .await
+        .assert_json_error(Status::Unauthorized, "invalid_grant");
+    assert!(browser.device_ids().await.is_empty());
+    assert!(!browser.get("/devices").await.body.contains("phone app"));
+    assert!(browser.is_signed_in().await, "other sessions are untouched");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn two_concurrent_refreshes_with_one_token_let_exactly_one_through() {
+    let cfg = TestConfig::new();
+    let (b, email) = user(&cfg).await;
+    for _ in 0..5 {
+        let t = password_grant(&b, &email, None).await;
+        let body = encode_pairs(&[
+            ("grant_type", "refresh_token"),
+            ("refresh_token", &t.refresh),
+        ]);
+        // Two tasks on different worker threads, released together.
+        let barrier = std::sync::Arc::new(tokio::sync::Barrier::new(2));
+        let racers: Vec<_> = (0..2)
+            .map(|_| {
+                let (client, body, barrier) = (b.client.clone(), body.clone(), barrier.clone());
+                tokio::spawn(async move {
+                    barrier.wait().await;
+                    let res = client
+                        .post("/api/v1/token")
+                        .remote(remote())
+                        .header(ContentType::Form)
+                        .body(body)
+                        .dispatch()
+                        .await;
+                    reply(res).await
+                })
+            })
+            .collect();
+        let mut replies = Vec::new();
+        for r in racers {
+            replies.push(r.await.expect("task"));
+        }
+
+        let winners = replies.iter().filter(|r| r.status == Status::Ok).count();
+        assert_eq!(
+            winners,
+            1,
+            "{:?}",
+            replies.iter().map(|r| r.status).collect::<Vec<_>>()
+        );
+        let loser = replies
+            .iter()
+            .find(|r| r.status != Status::Ok)
+            .expect("a loser");
+        loser.assert_json_error(Status::Unauthorized, "invalid_grant");
+    }
+}
+
+#[tokio::test]
+async fn logout_stops_the_access_token_and_its_session_at_once() {
+    let cfg = TestConfig::new();
+    let (b, email) = user(&cfg).await;
+    let t = password_grant(&b, &email, None).await;
+    let other = password_grant(&b, &email, None).await;
+
+    let res = bearer(&b, Method::Post, "/api/v1/logout", &t.access).await;
+
+    assert_eq!(res.status, Status::NoContent, "{}", res.body);
+    let me = bearer(&b, Method::Get, "/api/v1/me", &t.access).await;
+    me.assert_refused_token();
+    assert!(me
+        .header("WWW-Authenticate")
+        .unwrap_or("")
+        .contains("error=\"invalid_token\""));
+    bearer(&b, Method::Post, "/api/v1/logout", &t.access)
+        .await
+        .assert_refused_token();
+    refresh(&b, &t.refresh)
+        .await
+        .assert_json_error(Status::Unauthorized, "invalid_grant");
+    // The jti is marked revoked for as long as the token could be accepted.
+    let claims = claims_of(&t.access);
+    let key = format!(
+        "{}:{{u:{}}}:jti:{}",
+        cfg.prefix,
+        claims["sub"].as_str().unwrap_or(""),
+        claims["jti"].as_str().unwrap_or("")
+    );
+    let mut conn = redis_conn().await;
+    let ttl: i64 = redis::cmd("PTTL")
+        .arg(&key)
+        .query_async(&mut conn)
+        .await
+        .expect("PTTL");
+    assert!(ttl > 900_000 && ttl <= 930_000, "{ttl}");
+    // Other sessions are untouched.
+    assert_eq!(
+        bearer(&b, Method::Get, "/api/v1/me", &other.access)
+            .await
+            .status,
+        Status::Ok
+    );
+}
+
+#[tokio::test]
+async fn forged_and_mangled_access_tokens_are_refused() {
+    let cfg = TestConfig::new();
+    let (b, email) = user(&cfg).await;
+    let t = password_grant(&b, &email, None).await;
+    let real = claims_of(&t.access);
+    let now = now_secs();
+    let with = |changes: Value| {
+        let mut c = real.clone();
+        for (k, v) in changes.as_object().expect("object") {
+            c[k] = v.clone();
+        }
+        c
+    };
+    let hs256 = Header::new(Algorithm::HS256);
+    let key = JWT_SECRET.as_bytes();
+
+    // The forging harness is right: a token it signs with the real key passes.
+    let fresh = sign(
+        &hs256,
+        &with(json!({"jti": "forged-but-valid-jti", "iat": now, "exp": now + 60})),
+        key,
+    );
+    assert_eq!(
+        bearer(&b, Method::Get, "/api/v1/me", &fresh).await.status,
+        Status::Ok
+    );
+
+    let parts: Vec<&str> = t.access.split('.').collect();
+    let alg_none_header = json!({"alg": "none", "typ": "JWT"});
+    let mut tampered_claims = real.clone();
+    tampered_claims["sub"] = json!(uuid::Uuid::now_v7().to_string());
+    let forged: Vec<(&str, String)> = vec![
+        (
+            "alg none, no signature",
+            format!("{}.{}.", b64(&alg_none_header), parts[1]),
+        ),
+        (
+            "alg none, original signature",
+            format!("{}.{}.{}", b64(&alg_none_header), parts[1], parts[2]),
+        ),
+        (
+            "alg None",
+            format!("{}.{}.", b64(&json!({"alg": "None"})), parts[1]),
+        ),
+        (
+            "tampered payload",
+            format!("{}.{}.{}", parts[0], b64(&tampered_claims), parts[2]),
+        ),
+        (
+            "tampered signature",
+            format!("{}.{}.{}", parts[0], parts[1], "A".repeat(parts[2].len())),
+        ),
+        (
+            "wrong key",
+            sign(&hs256, &real, b"another-secret-another-secret-0123456789"),
+        ),
+        (
+            "expired",
+            sign(
+                &hs256,
+                &with(json!({"iat": now - 3600, "exp": now - 120})),
+                key,
+            ),
+        ),
+        (
+            "issued in the future",
+            sign(
+                &hs256,
+                &with(json!({"iat": now + 3600, "exp": now + 7200})),
+                key,
+            ),
+        ),
+        (
+            "wrong audience",
+            sign(&hs256, &with(json!({"aud": "some-other-api"})), key),
+        ),
+        (
+            "audience list without ours",
+            sign(&hs256, &with(json!({"aud": ["some-other-api"]})), key),
+        ),
+        (
+            "wrong issuer",
+            sign(&hs256, &with(json!({"iss": "https://evil.example"})), key),
+        ),
+        ("no exp", {
+            let mut c = real.clone();
+            c.as_object_mut().map(|o| o.remove("exp"));
+            sign(&hs256, &c, key)
+        }),
+        (
+            "unknown session",
+            sign(&hs256, &with(json!({"sid": "0".repeat(32)})), key),
+        ),
+        (
+            "another user's id with this session",
+            sign(
+                &hs256,
+                &with(json!({"sub": uuid::Uuid::now_v7().to_string()})),
+                key,
+            ),
+        ),
+        (
+            "HS512 with the right key",
+            sign(&Header::new(Algorithm::HS512), &real, key),
+        ),
+        (
+            "RS256 header, HMAC signature with the key",
+            format!(
+                "{}.{}.{}",
+                b64(&json!({"alg": "RS256", "typ": "JWT"})),
+                parts[1],
+                parts[2]
+            ),
+        ),
+        ("critical extension", {
+            let mut h = hs256.clone();
+            h.crit = Some(vec!["exp-ext".into()]);
+            sign(&h, &real, key)
+        }),
+        ("garbage", "garbage".into()),
+        ("dots", "..".into()),
+        ("four parts", format!("{}.x", t.access)),
+        ("huge", "a".repeat(10_000)),
+    ];
+    for (what, token) in &forged {
+        let res = bearer(&b, Method::Get, "/api/v1/me", token).await;
+        assert_eq!(res.status, Status::Unauthorized, "{what}: {}", res.body);
+        res.assert_refused_token();
+    }
+
+    // No credentials at all, or another scheme: a bare challenge (RFC 6750 §3.1).
+    let basic = format!(
+        "Basic {}",
+        URL_SAFE_NO_PAD.encode(format!("{email}:{PASSWORD}"))
+    );
+    for auth in [None, Some(basic.as_str()), Some("Bearer"), Some("Bearer ")] {
+        let res = request(&b, Method::Get, "/api/v1/me", auth, None).await;
+        res.assert_refused_token();
+    }
+    let none = request(&b, Method::Get, "/api/v1/me", None, None).await;
+    assert_eq!(
+        none.header("WWW-Authenticate"),
+        Some("Bearer realm=\"latchkey\"")
+    );
+    let two_tokens = format!("Bearer {} {}", t.access, t.access);
+    request(&b, Method::Get, "/api/v1/me", Some(&two_tokens), None)
+        .await
+        .assert_refused_token();
+    // The real token still works after all that.
+    assert_eq!(
+        bearer(&b, Method::Get, "/api/v1/me", &t.access)
+            .await
+            .status,
+        Status::Ok
+    );
+}
+
+#[tokio::test]
+async fn a_browser_session_cookie_secret_is_not_an_access_token() {
+    let cfg = TestConfig::new();
+    let (b, _) = user(&cfg).await;
+    let cookie = b.session_cookie().expect("cookie");
+    let (uid, secret) = cookie.split_once('.').expect("UID.TOKEN");
+    let sid = latchkey::sessions::sid_for(secret);
+    let now = now_secs();
+    // Even signed with the right key, a token naming a browser session is refused.
+    let token = sign(
+        &Header::new(Algorithm::HS256),
+        &json!({"sub": uid, "sid": sid, "jti": "a-browser-session-jti", "iat": now,
+                "exp": now + 60, "iss": ISSUER, "aud": "latchkey-api"}),
+        JWT_SECRET.as_bytes(),
+    );
+    bearer(&b, Method::Get, "/api/v1/me", &token)
+        .await
+        .assert_refused_token();
+    request(
+        &b,
+        Method::Get,
+        "/api/v1/me",
+        Some(&format!("Bearer {cookie}")),
+        None,
+    )
+    .await
+    .assert_refused_token();
+    // And the cookie alone opens nothing in the API.
+    let res = b.get("/api/v1/me").await;
+    assert_eq!(res.status, Status::Unauthorized);
+}
+
+#[tokio::test]
+async fn signing_out_everywhere_else_from_the_browser_ends_api_tokens() {
+    let cfg = TestConfig::new();
+    let (browser, email) = user(&cfg).await;
+    let t = password_grant(&browser, &email, None).await;
+    assert_eq!(
+        bearer(&browser, Method::Get, "/api/v1/me", &t.access)
+            .await
+            .status,
+        Status::Ok
+    );
+
+    let csrf = browser.get("/devices").await.csrf();
+    let res = browser
+        .post_form("/devices/revoke-others", &csrf, &[])
+        .await;
+    assert_eq!(res.status, Status::SeeOther);
+
+    bearer(&browser, Method::Get, "/api/v1/me", &t.access)
+        .await
+        .assert_refused_token();
+    refresh(&browser, &t.refresh)
+        .await
+        .assert_json_error(Status::Unauthorized, "invalid_grant");
+}
+
+#[tokio::test]
+async fn changing_the_password_ends_api_sessions() {
+    let cfg = TestConfig::new();
+    let (browser, email) = user(&cfg).await;
+    let t = password_grant(&browser, &email, None).await;
+
+    let res = browser
+        .submit(
+            "/account/password",
+            "/account/password",
+            &[
+                ("current_password", PASSWORD),
+                ("new_password", "a brand new passphrase 42"),
+            ],
+        )
+        .await;
+    assert!(res.status.code < 400, "{} {}", res.status, res.body);
+
+    bearer(&browser, Method::Get, "/api/v1/me", &t.access)
+        .await
+        .assert_refused_token();
+    let old = token_form(
+        &browser,
+        &[
+            ("grant_type", "password"),
+            ("username", &email),
+            ("password", PASSWORD),
+        ],
+    )
+    .await;
+    old.assert_json_error(Status::Unauthorized, "invalid_grant");
+}
+
+#[tokio::test]
+async fn the_sign_in_quota_applies_to_the_api_even_with_the_right_password() {
+    let cfg = TestConfig::new().set("login_limit_account", 5);
+    let (browser, email) = user(&cfg).await;
+
+    for i in 0..5 {
+        let res = token_form(
+            &browser,
+            &[
+                ("grant_type", "password"),
+                ("username", &email),
+                ("password", &format!("guess number {i}")),
+            ],
+        )
+        .await;
+        res.assert_json_error(Status::Unauthorized, "invalid_grant");
+    }
+
+    let res = token_form(
+        &browser,
+        &[
+            ("grant_type", "password"),
+            ("username", &email),
+            ("password", PASSWORD),
+        ],
+    )
+    .await;
+
+    res.assert_json_error(Status::TooManyRequests, "too_many_requests");
+    let retry: u64 = res
+        .header("Retry-After")
+        .and_then(|v| v.parse().ok())
+        .expect("Retry-After in seconds");
+    assert!((1..=900).contains(&retry), "{retry}");
+    // The quota is the account's, shared with the sign-in page.
+    let page = cfg.browser().await.login(&email, PASSWORD).await;
+    assert_eq!(page.status, Status::TooManyRequests);
+}
+
+#[tokio::test]
+async fn a_store_outage_answers_503_json_quickly() {
+    let mut redis = OwnRedis::start();
+    let mut cfg = TestConfig::new();
+    cfg.redis_url = redis.url();
+    let (b, email) = user(&cfg).await;
+    let t = password_grant(&b, &email, None).await;
+
+    redis.stop();
+
+    let started = Instant::now();
+    let me = bearer(&b, Method::Get, "/api/v1/me", &t.access).await;
+    me.assert_json_error(Status::ServiceUnavailable, "temporarily_unavailable");
+    assert!(started.elapsed() < Duration::from_millis(2500));
+    refresh(&b, &t.refresh)
+        .await
+        .assert_json_error(Status::ServiceUnavailable, "temporarily_unavailable");
+    let sign_in = token_form(
+        &b,
+        &[
+            ("grant_type", "password"),
+            ("username", &email),
+            ("password", PASSWORD),
+        ],
+    )
+    .await;
+    sign_in.assert_json_error(Status::ServiceUnavailable, "temporarily_unavailable");
+}
+
+#[tokio::test]
+async fn the_openapi_description_matches_the_mounted_routes() {
+    let cfg = TestConfig::new();
+    let rocket = latchkey::app_with(cfg.figment())
+        .ignite()
+        .await
+        .expect("ignites");
+    let mounted: BTreeSet<(String, String)> = rocket
+        .routes()
+        .filter(|r| r.uri.path().starts_with(latchkey::api::BASE))
+        .map(|r| {
+            let path = r.uri.path().replace('<', "{").replace('>', "}");
+            (path, r.method.as_str().to_lowercase())
+        })
+        .collect();
+    let spec: Value = serde_json::from_str(latchkey::api::OPENAPI).expect("valid JSON");
+    let described: BTreeSet<(String, String)> = spec["paths"]
+        .as_object()
+        .expect("paths")
+        .iter()
+        .flat_map(|(path, ops)| {
+            ops.as_object()
+                .expect("operations")
+                .keys()
+                .map(move |m| (path.clone(), m.clone()))
+        })
+        .collect();
+
+    assert_eq!(mounted, described);
+    assert_eq!(spec["openapi"], "3.0.3");
+    assert_eq!(
+        spec["components"]["securitySchemes"]["bearerAuth"]["scheme"],
+        "bearer"
+    );
+    // Every $ref points at something that exists.
+    let text = latchkey::api::OPENAPI;
+    for (i, _) in text.match_indices("\"$ref\": \"#/") {
+        let rest = &text[i + "\"$ref\": \"".len()..];
+        let target = &rest[..rest.find('"').expect("closing quote")];
+        let found = target
+            .trim_start_matches("#/")
+            .split('/')
+            .try_fold(&spec, |v, part| v.get(part));
+        assert!(found.is_some(), "dangling {target}");
+    }
+
+    let b = cfg.browser().await;
+    let served = request(&b, Method::Get, "/api/v1/openapi.json", None, None).await;
+    assert_eq!(served.status, Status::Ok);
+    assert_eq!(served.json, spec);
+}
