@@ -3,38 +3,109 @@
 //! An unknown account verifies a fixed dummy hash, so it answers in the same time.
 
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
-use argon2::password_hash::{
-    rand_core::OsRng, PasswordHash, PasswordHasher, PasswordVerifier, SaltString,
-};
-use argon2::Argon2;
+use argon2::password_hash::{rand_core::OsRng, Output, ParamsString, PasswordHash, SaltString};
+use argon2::{Algorithm, Argon2, Block, Params, Version};
 use secrecy::{ExposeSecret, SecretString};
+use subtle::ConstantTimeEq;
 use tokio::sync::Semaphore;
 
 #[derive(Clone)]
 pub struct Hasher {
     permits: Arc<Semaphore>,
+    memory: Arc<MemoryPool>,
     dummy_hash: Arc<String>,
     /// Argon2 verifications run so far (known and unknown accounts alike).
     verifications: Arc<AtomicU64>,
 }
 
-fn hash_blocking(password: &str) -> Result<String, String> {
-    let salt = SaltString::generate(&mut OsRng);
-    Argon2::default()
-        .hash_password(password.as_bytes(), &salt)
-        .map(|h| h.to_string())
-        .map_err(|e| e.to_string())
+/// Argon2's working memory (19 MiB per hash with the default parameters), allocated once
+/// per permit and reused. Allocating it per hash made glibc keep a copy in every thread's
+/// arena: a sign-in flood grew the server to over 500 MiB.
+#[derive(Default)]
+struct MemoryPool(Mutex<Vec<Vec<Block>>>);
+
+impl MemoryPool {
+    fn with<T>(&self, blocks: usize, f: impl FnOnce(&mut [Block]) -> T) -> T {
+        let mut memory = self
+            .0
+            .lock()
+            .ok()
+            .and_then(|mut free| free.pop())
+            .unwrap_or_default();
+        if memory.len() < blocks {
+            memory.resize(blocks, Block::default());
+        }
+        let answer = f(&mut memory[..blocks]);
+        // Keep what new hashes need; an old hash with far larger parameters gets its
+        // memory back to the system.
+        if memory.len() <= 4 * new_hash_params().block_count() {
+            if let Ok(mut free) = self.0.lock() {
+                free.push(memory);
+            }
+        }
+        answer
+    }
 }
 
-fn verify_blocking(password: &str, hash: &str) -> bool {
-    match PasswordHash::new(hash) {
-        Ok(parsed) => Argon2::default()
-            .verify_password(password.as_bytes(), &parsed)
-            .is_ok(),
-        Err(_) => false,
-    }
+/// The parameters new hashes get: OWASP's Argon2id minimum (m = 19 MiB, t = 2, p = 1).
+fn new_hash_params() -> Params {
+    Params::default()
+}
+
+fn hash_blocking(pool: &MemoryPool, password: &str) -> Result<String, String> {
+    let params = new_hash_params();
+    let argon = Argon2::new(Algorithm::Argon2id, Version::V0x13, params.clone());
+    let salt = SaltString::generate(&mut OsRng);
+    let mut salt_buf = [0u8; 64];
+    let salt_bytes = salt
+        .as_salt()
+        .decode_b64(&mut salt_buf)
+        .map_err(|e| e.to_string())?;
+    let mut out = [0u8; Params::DEFAULT_OUTPUT_LEN];
+    pool.with(params.block_count(), |memory| {
+        argon.hash_password_into_with_memory(password.as_bytes(), salt_bytes, &mut out, memory)
+    })
+    .map_err(|e| e.to_string())?;
+    let phc = PasswordHash {
+        algorithm: Algorithm::Argon2id.ident(),
+        version: Some(Version::V0x13.into()),
+        params: ParamsString::try_from(&params).map_err(|e| e.to_string())?,
+        salt: Some(salt.as_salt()),
+        hash: Some(Output::new(&out).map_err(|e| e.to_string())?),
+    };
+    Ok(phc.to_string())
+}
+
+/// Verifies a PHC string of any Argon2 variant and parameters, in constant time.
+fn verify_blocking(pool: &MemoryPool, password: &str, hash: &str) -> bool {
+    let Ok(parsed) = PasswordHash::new(hash) else {
+        return false;
+    };
+    let (Ok(algorithm), Ok(params), Some(salt), Some(expected)) = (
+        Algorithm::try_from(parsed.algorithm),
+        Params::try_from(&parsed),
+        parsed.salt,
+        parsed.hash,
+    ) else {
+        return false;
+    };
+    let version = match parsed.version.map(Version::try_from) {
+        None => Version::V0x13,
+        Some(Ok(v)) => v,
+        Some(Err(_)) => return false,
+    };
+    let mut salt_buf = [0u8; 64];
+    let Ok(salt_bytes) = salt.decode_b64(&mut salt_buf) else {
+        return false;
+    };
+    let argon = Argon2::new(algorithm, version, params.clone());
+    let mut out = vec![0u8; expected.len()];
+    let computed = pool.with(params.block_count(), |memory| {
+        argon.hash_password_into_with_memory(password.as_bytes(), salt_bytes, &mut out, memory)
+    });
+    computed.is_ok() && bool::from(out.as_slice().ct_eq(expected.as_bytes()))
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -46,8 +117,12 @@ impl Hasher {
         let cores = std::thread::available_parallelism()
             .map(|n| n.get())
             .unwrap_or(2);
-        let dummy = tokio::task::spawn_blocking(|| hash_blocking(&crate::crypto::random_token()))
-            .await
+        let memory = Arc::new(MemoryPool::default());
+        let pool = memory.clone();
+        let dummy = tokio::task::spawn_blocking(move || {
+            hash_blocking(&pool, &crate::crypto::random_token())
+        })
+        .await
             .ok()
             .and_then(Result::ok)
             // A well-formed hash of a random string, used only if hashing at start fails.
@@ -56,6 +131,7 @@ impl Hasher {
             });
         Hasher {
             permits: Arc::new(Semaphore::new(cores)),
+            memory,
             dummy_hash: Arc::new(dummy),
             verifications: Arc::new(AtomicU64::new(0)),
         }
@@ -77,7 +153,8 @@ impl Hasher {
 
     pub async fn hash(&self, password: &str) -> Result<String, HashError> {
         let password = SecretString::from(password.to_string());
-        self.run(move || hash_blocking(password.expose_secret()))
+        let pool = self.memory.clone();
+        self.run(move || hash_blocking(&pool, password.expose_secret()))
             .await?
             .map_err(HashError)
     }
@@ -96,9 +173,77 @@ impl Hasher {
             .map(str::to_string)
             .unwrap_or_else(|| (*self.dummy_hash).clone());
         self.verifications.fetch_add(1, Ordering::Relaxed);
+        let pool = self.memory.clone();
         let ok = self
-            .run(move || verify_blocking(password.expose_secret(), &hash))
+            .run(move || verify_blocking(&pool, password.expose_secret(), &hash))
             .await?;
         Ok(ok && known)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use argon2::password_hash::{PasswordHasher, PasswordVerifier};
+
+    #[test]
+    fn our_hashes_are_standard_phc_strings_and_standard_hashes_verify() {
+        let pool = MemoryPool::default();
+        let ours = hash_blocking(&pool, "correct horse battery staple").expect("hash");
+        assert!(
+            ours.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"),
+            "{ours}"
+        );
+        let parsed = PasswordHash::new(&ours).expect("PHC");
+        assert!(Argon2::default()
+            .verify_password(b"correct horse battery staple", &parsed)
+            .is_ok());
+        assert!(Argon2::default()
+            .verify_password(b"correct horse battery stapler", &parsed)
+            .is_err());
+
+        // A hash made elsewhere, with other parameters and another variant.
+        let theirs = Argon2::new(
+            Algorithm::Argon2i,
+            Version::V0x13,
+            Params::new(4096, 3, 1, None).expect("params"),
+        )
+        .hash_password(b"hunter2 hunter2", &SaltString::generate(&mut OsRng))
+        .expect("hash")
+        .to_string();
+        assert!(verify_blocking(&pool, "hunter2 hunter2", &theirs));
+        assert!(!verify_blocking(&pool, "hunter2 hunter3", &theirs));
+        assert!(verify_blocking(
+            &pool,
+            "correct horse battery staple",
+            &ours
+        ));
+        assert!(!verify_blocking(&pool, "", &ours));
+    }
+
+    #[test]
+    fn the_working_memory_is_reused_not_reallocated() {
+        let pool = MemoryPool::default();
+        for _ in 0..3 {
+            hash_blocking(&pool, "correct horse battery staple").expect("hash");
+        }
+        let free = pool.0.lock().expect("lock");
+        assert_eq!(free.len(), 1, "one buffer serves one hash at a time");
+        assert_eq!(free[0].len(), new_hash_params().block_count());
+    }
+
+    #[test]
+    fn malformed_hashes_never_verify() {
+        let pool = MemoryPool::default();
+        for bad in [
+            "",
+            "plain",
+            "$argon2id$v=19$m=19456,t=2,p=1$c29tZXNhbHQ",
+            "$argon2id$v=99$m=19456,t=2,p=1$c29tZXNhbHRzb21lc2FsdA$NvQk2M6cRkmBMdNn1T9eHL/FlPgOyHx/cr0tOv3Aq8g",
+            "$argon2id$v=19$m=1,t=2,p=1$c29tZXNhbHRzb21lc2FsdA$NvQk2M6cRkmBMdNn1T9eHL/FlPgOyHx/cr0tOv3Aq8g",
+            "$scrypt$ln=16,r=8,p=1$aM15713r3Xsvxbi31lqr1Q$nFNh2CVHVjNldFVKDHDlm4CbdRSCdEBsjjJxD+iCs5E",
+        ] {
+            assert!(!verify_blocking(&pool, "anything", bad), "{bad}");
+        }
     }
 }
