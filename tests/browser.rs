@@ -147,12 +147,41 @@ async fn fill(c: &Client, field: &str, value: &str) {
 }
 
 async fn submit(c: &Client) {
-    c.find(Locator::Css("form.form button[type=submit]"))
+    let button = c
+        .find(Locator::Css("form.form button[type=submit]"))
         .await
-        .expect("the form's button")
-        .click()
+        .expect("the form's button");
+    navigate_by(c, button).await;
+}
+
+/// Clicks something that loads a new page and waits until the new page is there: a
+/// click returns before the navigation has replaced the document (Chromium 156 at
+/// least), and reading the page too early reads the old one or a stale element.
+async fn navigate_by(c: &Client, target: fantoccini::elements::Element) {
+    let old = c.find(Locator::Css("html")).await.expect("the page");
+    target.click().await.expect("click");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        match old.tag_name().await {
+            Err(e) if e.is_stale_element_reference() => break,
+            _ => {
+                assert!(Instant::now() < deadline, "the click loaded no new page");
+                tokio::time::sleep(Duration::from_millis(25)).await;
+            }
+        }
+    }
+    while c
+        .execute("return document.readyState", vec![])
         .await
-        .expect("click");
+        .expect("readyState")
+        != json!("complete")
+    {
+        assert!(
+            Instant::now() < deadline,
+            "the new page did not finish loading"
+        );
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
 }
 
 async fn path(c: &Client) -> String {
@@ -219,24 +248,20 @@ async fn two_browsers_see_each_other_sign_each_other_out_and_a_reset_signs_out_e
     assert!(phone_page.contains("This device"));
 
     // Sign the phone out from the laptop; the phone's next click lands on sign-in.
-    laptop
+    let target = laptop
         .find(Locator::Css(
             "button[aria-label=\"Sign out Safari on iOS\"]",
         ))
         .await
-        .expect("the phone's sign-out button")
-        .click()
-        .await
-        .unwrap();
+        .expect("the phone's sign-out button");
+    navigate_by(&laptop, target).await;
     assert_eq!(path(&laptop).await, "/devices");
     assert!(!text(&laptop).await.contains("Safari on iOS"));
-    phone
+    let target = phone
         .find(Locator::Css("a[href=\"/account/password\"]"))
         .await
-        .expect("a link")
-        .click()
-        .await
-        .unwrap();
+        .expect("a link");
+    navigate_by(&phone, target).await;
     assert_eq!(path(&phone).await, "/login");
 
     // Change-password page, then forgot → code from the outbox → reset.
@@ -262,13 +287,11 @@ async fn two_browsers_see_each_other_sign_each_other_out_and_a_reset_signs_out_e
         .find(|m| m.contains("reset code"))
         .map(|m| code_in(m))
         .expect("a reset mail in the outbox");
-    helper
+    let target = helper
         .find(Locator::Css("a.btn-primary"))
         .await
-        .expect("Enter the code")
-        .click()
-        .await
-        .unwrap();
+        .expect("Enter the code");
+    navigate_by(&helper, target).await;
     assert_eq!(path(&helper).await, "/password/reset");
     shoot(&helper, "reset").await;
     fill(&helper, "code", "000000").await;
