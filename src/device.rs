@@ -51,6 +51,13 @@ pub fn label_for(user_agent: &str) -> String {
     }
 }
 
+/// Whether the user agent is a phone or tablet (for the icon on the devices page).
+pub fn is_mobile(user_agent: &str) -> bool {
+    PARSER
+        .parse(user_agent.trim())
+        .is_some_and(|r| matches!(r.category, "smartphone" | "mobilephone"))
+}
+
 /// Keeps a header value to a sane length on a character boundary, without controls.
 pub fn clip(s: &str, max_chars: usize) -> String {
     s.chars()
@@ -79,5 +86,25 @@ mod tests {
         );
         assert_eq!(label_for("curl/8.5.0"), "curl");
         assert_eq!(label_for(""), "Unknown device");
+    }
+}
+
+#[cfg(test)]
+mod mobile_tests {
+    use super::is_mobile;
+
+    #[test]
+    fn phones_are_mobile_and_desktops_and_programs_are_not() {
+        assert!(is_mobile(
+            "Mozilla/5.0 (iPhone; CPU iPhone OS 17_5 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.5 Mobile/15E148 Safari/604.1"
+        ));
+        assert!(is_mobile(
+            "Mozilla/5.0 (Linux; Android 14; Pixel 8) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/126.0.0.0 Mobile Safari/537.36"
+        ));
+        assert!(!is_mobile(
+            "Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128.0"
+        ));
+        assert!(!is_mobile("curl/8.5.0"));
+        assert!(!is_mobile(""));
     }
 }

@@ -30,6 +30,8 @@ pub struct DeviceView {
     id: String,
     label: String,
     kind: &'static str,
+    /// A phone or tablet browser: the page shows a phone icon.
+    mobile: bool,
     ip: String,
     created_at: String,
     created_at_text: String,
@@ -44,6 +46,7 @@ impl DeviceView {
             id: s.sid.clone(),
             label: s.label.clone(),
             kind: s.kind.as_str(),
+            mobile: crate::device::is_mobile(&s.user_agent),
             ip: s.ip.clone(),
             created_at: iso_time(s.created_ms),
             created_at_text: exact_time(s.created_ms),
