@@ -18,6 +18,12 @@ fn used_memory(info: &str) -> i64 {
 
 #[tokio::main]
 async fn main() {
+    // `cargo bench` passes --bench; `cargo test --all-targets` runs this binary without
+    // it, and must not create 100,000 sessions.
+    if !std::env::args().any(|a| a == "--bench") {
+        println!("session_memory: run by scripts/bench (cargo bench --bench session_memory)");
+        return;
+    }
     let url = std::env::var("LATCHKEY_TEST_REDIS_URL")
         .unwrap_or_else(|_| "redis://127.0.0.1:6379".into());
     let n: usize = std::env::var("SESSIONS")
