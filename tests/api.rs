@@ -1021,6 +1021,67 @@ async fn changing_the_password_ends_api_sessions() {
 }
 
 #[tokio::test]
+async fn a_password_reset_ends_every_api_session() {
+    let cfg = TestConfig::new();
+    let (browser, email) = user(&cfg).await;
+    let app = password_grant(&browser, &email, Some("phone app")).await;
+    let cli = password_grant(&browser, &email, Some("backup script")).await;
+
+    // Someone who is not signed in asks for a code and uses it.
+    let stranger = cfg.browser().await;
+    let asked = stranger
+        .submit("/password/forgot", "/password/forgot", &[("email", &email)])
+        .await;
+    assert_eq!(asked.status, Status::Ok, "{}", asked.body);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let code = loop {
+        if let Some(m) = mails_in(&cfg.outbox())
+            .into_iter()
+            .find(|m| m.contains("reset code"))
+        {
+            break code_in(&m);
+        }
+        assert!(std::time::Instant::now() < deadline, "no reset mail");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    };
+    let reset = stranger
+        .submit(
+            "/password/reset",
+            "/password/reset",
+            &[
+                ("email", &email),
+                ("code", &code),
+                ("new_password", "a brand new passphrase 42"),
+            ],
+        )
+        .await;
+    assert_eq!(reset.status, Status::SeeOther, "{}", reset.body);
+
+    for t in [&app, &cli] {
+        bearer(&browser, Method::Get, "/api/v1/me", &t.access)
+            .await
+            .assert_refused_token();
+        refresh(&browser, &t.refresh)
+            .await
+            .assert_json_error(Status::Unauthorized, "invalid_grant");
+    }
+    assert!(
+        !browser.is_signed_in().await,
+        "the browser session ended too"
+    );
+    let fresh = token_form(
+        &browser,
+        &[
+            ("grant_type", "password"),
+            ("username", &email),
+            ("password", "a brand new passphrase 42"),
+        ],
+    )
+    .await;
+    assert_eq!(fresh.status, Status::Ok, "the new password signs in");
+}
+
+#[tokio::test]
 async fn the_sign_in_quota_applies_to_the_api_even_with_the_right_password() {
     let cfg = TestConfig::new().set("login_limit_account", 5);
     let (browser, email) = user(&cfg).await;
