@@ -159,6 +159,19 @@ impl Tokens {
     }
 }
 
+/// One password-grant request with exactly these credentials.
+async fn password_attempt(b: &Browser, email: &str, password: &str) -> Reply {
+    token_form(
+        b,
+        &[
+            ("grant_type", "password"),
+            ("username", email),
+            ("password", password),
+        ],
+    )
+    .await
+}
+
 async fn password_grant(b: &Browser, email: &str, client_name: Option<&str>) -> Tokens {
     let mut pairs = vec![
         ("grant_type", "password"),
@@ -183,6 +196,17 @@ async fn refresh(b: &Browser, refresh_token: &str) -> Reply {
 }
 
 /// A registered user with a browser session; returns (browser, email).
+/// Both tokens of an ended API session are refused: the access token with 401
+/// `invalid_token`, the refresh token with `invalid_grant`.
+async fn assert_signed_out(b: &Browser, t: &Tokens) {
+    bearer(b, Method::Get, "/api/v1/me", &t.access)
+        .await
+        .assert_refused_token();
+    refresh(b, &t.refresh)
+        .await
+        .assert_json_error(Status::Unauthorized, "invalid_grant");
+}
+
 async fn user(cfg: &TestConfig) -> (Browser, String) {
     let email = email();
     let b = cfg.browser().await;
@@ -303,15 +327,7 @@ async fn a_wrong_password_and_an_unknown_account_get_the_same_401() {
     let cfg = TestConfig::new();
     let (b, email) = user(&cfg).await;
 
-    let wrong = token_form(
-        &b,
-        &[
-            ("grant_type", "password"),
-            ("username", &email),
-            ("password", "not the password at all"),
-        ],
-    )
-    .await;
+    let wrong = password_attempt(&b, &email, "not the password at all").await;
     let unknown = token_form(
         &b,
         &[
@@ -481,12 +497,7 @@ async fn the_api_session_is_on_the_devices_page_and_the_browser_can_end_it() {
         .await;
     assert_eq!(res.status, Status::SeeOther);
 
-    bearer(&browser, Method::Get, "/api/v1/me", &t.access)
-        .await
-        .assert_refused_token();
-    refresh(&browser, &t.refresh)
-        .await
-        .assert_json_error(Status::Unauthorized, "invalid_grant");
+    assert_signed_out(&browser, &t).await;
 }
 
 #[tokio::test]
@@ -666,12 +677,7 @@ async fn replaying_a_rotated_refresh_token_ends_the_whole_session() {
     let replay = refresh(&browser, &stolen.refresh).await;
 
     replay.assert_json_error(Status::Unauthorized, "invalid_grant");
-    bearer(&browser, Method::Get, "/api/v1/me", &legit.access)
-        .await
-        .assert_refused_token();
-    refresh(&browser, &legit.refresh)
-        .await
-        .assert_json_error(Status::Unauthorized, "invalid_grant");
+    assert_signed_out(&browser, &legit).await;
     assert!(browser.device_ids().await.is_empty());
     assert!(!browser.get("/devices").await.body.contains("phone app"));
     assert!(browser.is_signed_in().await, "other sessions are untouched");
@@ -979,12 +985,7 @@ async fn signing_out_everywhere_else_from_the_browser_ends_api_tokens() {
         .await;
     assert_eq!(res.status, Status::SeeOther);
 
-    bearer(&browser, Method::Get, "/api/v1/me", &t.access)
-        .await
-        .assert_refused_token();
-    refresh(&browser, &t.refresh)
-        .await
-        .assert_json_error(Status::Unauthorized, "invalid_grant");
+    assert_signed_out(&browser, &t).await;
 }
 
 #[tokio::test]
@@ -1008,15 +1009,7 @@ async fn changing_the_password_ends_api_sessions() {
     bearer(&browser, Method::Get, "/api/v1/me", &t.access)
         .await
         .assert_refused_token();
-    let old = token_form(
-        &browser,
-        &[
-            ("grant_type", "password"),
-            ("username", &email),
-            ("password", PASSWORD),
-        ],
-    )
-    .await;
+    let old = password_attempt(&browser, &email, PASSWORD).await;
     old.assert_json_error(Status::Unauthorized, "invalid_grant");
 }
 
@@ -1058,26 +1051,13 @@ async fn a_password_reset_ends_every_api_session() {
     assert_eq!(reset.status, Status::SeeOther, "{}", reset.body);
 
     for t in [&app, &cli] {
-        bearer(&browser, Method::Get, "/api/v1/me", &t.access)
-            .await
-            .assert_refused_token();
-        refresh(&browser, &t.refresh)
-            .await
-            .assert_json_error(Status::Unauthorized, "invalid_grant");
+        assert_signed_out(&browser, t).await;
     }
     assert!(
         !browser.is_signed_in().await,
         "the browser session ended too"
     );
-    let fresh = token_form(
-        &browser,
-        &[
-            ("grant_type", "password"),
-            ("username", &email),
-            ("password", "a brand new passphrase 42"),
-        ],
-    )
-    .await;
+    let fresh = password_attempt(&browser, &email, "a brand new passphrase 42").await;
     assert_eq!(fresh.status, Status::Ok, "the new password signs in");
 }
 
@@ -1087,27 +1067,11 @@ async fn the_sign_in_quota_applies_to_the_api_even_with_the_right_password() {
     let (browser, email) = user(&cfg).await;
 
     for i in 0..5 {
-        let res = token_form(
-            &browser,
-            &[
-                ("grant_type", "password"),
-                ("username", &email),
-                ("password", &format!("guess number {i}")),
-            ],
-        )
-        .await;
+        let res = password_attempt(&browser, &email, &format!("guess number {i}")).await;
         res.assert_json_error(Status::Unauthorized, "invalid_grant");
     }
 
-    let res = token_form(
-        &browser,
-        &[
-            ("grant_type", "password"),
-            ("username", &email),
-            ("password", PASSWORD),
-        ],
-    )
-    .await;
+    let res = password_attempt(&browser, &email, PASSWORD).await;
 
     res.assert_json_error(Status::TooManyRequests, "too_many_requests");
     let retry: u64 = res
@@ -1137,15 +1101,7 @@ async fn a_store_outage_answers_503_json_quickly() {
     refresh(&b, &t.refresh)
         .await
         .assert_json_error(Status::ServiceUnavailable, "temporarily_unavailable");
-    let sign_in = token_form(
-        &b,
-        &[
-            ("grant_type", "password"),
-            ("username", &email),
-            ("password", PASSWORD),
-        ],
-    )
-    .await;
+    let sign_in = password_attempt(&b, &email, PASSWORD).await;
     sign_in.assert_json_error(Status::ServiceUnavailable, "temporarily_unavailable");
 }
 
