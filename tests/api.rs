@@ -69,13 +69,12 @@ impl Reply {
 }
 
 async fn reply(res: LocalResponse<'_>) -> Reply {
-    let status = res.status();
-    let headers = res
-        .headers()
-        .iter()
-        .map(|h| (h.name().to_string(), h.value().to_string()))
-        .collect();
-    let body = res.into_string().await.unwrap_or_default();
+    let Page {
+        status,
+        body,
+        headers,
+        ..
+    } = page(res).await;
     let json = serde_json::from_str(&body).unwrap_or(Value::Null);
     Reply {
         status,

@@ -156,7 +156,8 @@ pub fn csrf_from(html: &str) -> String {
     html[start..end].to_string()
 }
 
-async fn page(res: LocalResponse<'_>) -> Page {
+/// Reads a local response: status, headers, `Location` and the body.
+pub async fn page(res: LocalResponse<'_>) -> Page {
     let status = res.status();
     let headers = res
         .headers()
