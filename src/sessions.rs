@@ -163,6 +163,33 @@ pub async fn start(
     }
 }
 
+/// One session as the person sees it, on the devices page and in `GET /api/v1/sessions`
+/// alike. Times are RFC 3339, UTC.
+#[derive(Debug, serde::Serialize)]
+pub struct SessionView {
+    pub id: String,
+    pub label: String,
+    pub kind: &'static str,
+    pub ip: String,
+    pub created_at: String,
+    pub last_seen_at: String,
+    pub current: bool,
+}
+
+impl SessionView {
+    pub fn new(s: &SessionRecord, current_sid: &str) -> SessionView {
+        SessionView {
+            id: s.sid.clone(),
+            label: s.label.clone(),
+            kind: s.kind.as_str(),
+            ip: s.ip.clone(),
+            created_at: crate::web::iso_time(s.created_ms),
+            last_seen_at: crate::web::iso_time(s.seen_ms),
+            current: s.sid == current_sid,
+        }
+    }
+}
+
 /// A user's live sessions, most recently active first.
 pub async fn list(store: &Store, user_id: &Uuid) -> StoreResult<Vec<SessionRecord>> {
     let mut sessions = store.list_sessions(user_id, now_ms()).await?;

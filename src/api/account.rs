@@ -9,9 +9,8 @@ use serde::Serialize;
 use super::error::ApiError;
 use super::guard::{ApiSession, AuthFailure};
 use crate::accounts::Accounts;
-use crate::sessions::{self, is_sid};
-use crate::store::{SessionRecord, Store};
-use crate::web::iso_time;
+use crate::sessions::{self, is_sid, SessionView};
+use crate::store::Store;
 
 #[derive(Debug, Serialize)]
 pub struct Me {
@@ -32,32 +31,6 @@ pub async fn me(session: ApiSession, accounts: &State<Accounts>) -> Result<Json<
         email: user.email,
         session_id: session.sid,
     }))
-}
-
-/// One session as the API lists it; the same facts as the devices page.
-#[derive(Debug, Serialize)]
-pub struct SessionView {
-    id: String,
-    label: String,
-    kind: &'static str,
-    ip: String,
-    created_at: String,
-    last_seen_at: String,
-    current: bool,
-}
-
-impl SessionView {
-    fn new(s: &SessionRecord, current_sid: &str) -> SessionView {
-        SessionView {
-            id: s.sid.clone(),
-            label: s.label.clone(),
-            kind: s.kind.as_str(),
-            ip: s.ip.clone(),
-            created_at: iso_time(s.created_ms),
-            last_seen_at: iso_time(s.seen_ms),
-            current: s.sid == current_sid,
-        }
-    }
 }
 
 #[get("/sessions")]

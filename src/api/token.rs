@@ -243,8 +243,9 @@ impl PasswordGrant<'_> {
         attempt.succeeded(self.store).await;
 
         let secret = random_token();
+        let client_name = client_label(p.client_name.as_deref());
         let spec = SessionSpec::Api {
-            client_name: client_label(p.client_name.as_deref()),
+            client_name: client_name.clone(),
             refresh_hash: refresh_hash(&secret),
         };
         let Some(started) = sessions::start(
@@ -261,7 +262,7 @@ impl PasswordGrant<'_> {
             return Err(ApiError::InvalidGrant);
         };
         let mut device = origin.0.clone();
-        device.label = client_label(p.client_name.as_deref()).unwrap_or(device.label);
+        device.label = client_name.unwrap_or(device.label);
         notices::after_sign_in(self.accounts, self.mailer, self.settings, &user, &device).await;
         tracing::info!(user = %user.id, "API session started");
         answer(

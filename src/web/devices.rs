@@ -8,11 +8,11 @@ use serde::Serialize;
 
 use super::auth::CsrfOnly;
 use super::guards::{Checked, CurrentSession, SessionCookieJar};
-use super::{exact_time, iso_time, relative_time, Page};
+use super::{exact_time, relative_time, Page};
 use crate::accounts::Accounts;
 use crate::clock::now_ms;
 use crate::error::{AppError, AppResult};
-use crate::sessions::{self, is_sid};
+use crate::sessions::{self, is_sid, SessionView};
 use crate::store::{SessionRecord, Store};
 
 pub fn routes() -> Vec<Route> {
@@ -25,34 +25,24 @@ pub fn routes() -> Vec<Route> {
     ]
 }
 
+/// A session on the devices page: the API's view of it plus words for people.
 #[derive(Serialize)]
 pub struct DeviceView {
-    id: String,
-    label: String,
-    kind: &'static str,
+    #[serde(flatten)]
+    session: SessionView,
     /// A phone or tablet browser: the page shows a phone icon.
     mobile: bool,
-    ip: String,
-    created_at: String,
     created_at_text: String,
-    last_seen_at: String,
     last_seen_text: String,
-    current: bool,
 }
 
 impl DeviceView {
     pub fn new(s: &SessionRecord, current_sid: &str, now: i64) -> DeviceView {
         DeviceView {
-            id: s.sid.clone(),
-            label: s.label.clone(),
-            kind: s.kind.as_str(),
+            session: SessionView::new(s, current_sid),
             mobile: crate::device::is_mobile(&s.user_agent),
-            ip: s.ip.clone(),
-            created_at: iso_time(s.created_ms),
             created_at_text: exact_time(s.created_ms),
-            last_seen_at: iso_time(s.seen_ms),
             last_seen_text: relative_time(s.seen_ms, now),
-            current: s.sid == current_sid,
         }
     }
 }
@@ -70,7 +60,7 @@ async fn devices(
         .iter()
         .map(|s| DeviceView::new(s, &session.sid, now))
         .collect();
-    let other_count = views.iter().filter(|v| !v.current).count();
+    let other_count = views.iter().filter(|v| !v.session.current).count();
     let email = accounts
         .find_by_id(&session.user_id)
         .await?
