@@ -2,199 +2,16 @@
 //! refresh rotation and theft detection, sessions shared with the devices page,
 //! forged and revoked tokens, the sign-in quota, and JSON errors everywhere.
 
-mod common;
-
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
+use crate::common::*;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
-use common::*;
 use jsonwebtoken::{encode, Algorithm, EncodingKey, Header};
-use rocket::http::{ContentType, Header as HttpHeader, Method, Status};
-use rocket::local::asynchronous::LocalResponse;
+use rocket::http::{ContentType, Method, Status};
 use serde_json::{json, Value};
 
-/// The key the harness configures (`TestConfig::figment`).
-const JWT_SECRET: &str = "test-secret-test-secret-test-secret-0123";
-/// The default `public_url`, which is the tokens' issuer.
-const ISSUER: &str = "http://127.0.0.1:8000";
-const API_IP: &str = "198.51.100.20";
-
-struct Reply {
-    status: Status,
-    body: String,
-    json: Value,
-    headers: Vec<(String, String)>,
-}
-
-impl Reply {
-    fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(k, _)| k.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
-    }
-
-    fn error(&self) -> &str {
-        self.json["error"].as_str().unwrap_or("")
-    }
-
-    fn str(&self, field: &str) -> String {
-        self.json[field]
-            .as_str()
-            .unwrap_or_else(|| panic!("{field} in {}", self.body))
-            .to_string()
-    }
-
-    /// An error answer in the contract's shape, never an HTML page.
-    fn assert_json_error(&self, status: Status, code: &str) {
-        assert_eq!(self.status, status, "{}", self.body);
-        assert_eq!(self.error(), code, "{}", self.body);
-        assert!(self.json["error_description"].is_string(), "{}", self.body);
-        assert!(
-            self.header("Content-Type")
-                .is_some_and(|c| c.starts_with("application/json")),
-            "{:?}",
-            self.headers
-        );
-    }
-
-    /// A 401 from the Bearer guard: JSON and a Bearer challenge.
-    fn assert_refused_token(&self) {
-        self.assert_json_error(Status::Unauthorized, "invalid_token");
-        let challenge = self.header("WWW-Authenticate").unwrap_or("");
-        assert!(challenge.starts_with("Bearer "), "{challenge:?}");
-    }
-}
-
-async fn reply(res: LocalResponse<'_>) -> Reply {
-    let Page {
-        status,
-        body,
-        headers,
-        ..
-    } = page(res).await;
-    let json = serde_json::from_str(&body).unwrap_or(Value::Null);
-    Reply {
-        status,
-        body,
-        json,
-        headers,
-    }
-}
-
-fn remote() -> std::net::SocketAddr {
-    format!("{API_IP}:50000").parse().expect("socket address")
-}
-
-/// Any request to the app, as an API client (curl) sends it.
-async fn request(
-    b: &Browser,
-    method: Method,
-    path: &str,
-    authorization: Option<&str>,
-    body: Option<(ContentType, Vec<u8>)>,
-) -> Reply {
-    let mut req = b
-        .client
-        .req(method, path.to_string())
-        .remote(remote())
-        .header(HttpHeader::new("User-Agent", "curl/8.5.0"));
-    if let Some(a) = authorization {
-        req = req.header(HttpHeader::new("Authorization", a.to_string()));
-    }
-    if let Some((ct, bytes)) = body {
-        req = req.header(ct).body(bytes);
-    }
-    reply(req.dispatch().await).await
-}
-
-async fn bearer(b: &Browser, method: Method, path: &str, access: &str) -> Reply {
-    request(b, method, path, Some(&format!("Bearer {access}")), None).await
-}
-
-async fn token_form(b: &Browser, pairs: &[(&str, &str)]) -> Reply {
-    let body = encode_pairs(pairs).into_bytes();
-    request(
-        b,
-        Method::Post,
-        "/api/v1/token",
-        None,
-        Some((ContentType::Form, body)),
-    )
-    .await
-}
-
-async fn token_json(b: &Browser, body: &Value) -> Reply {
-    request(
-        b,
-        Method::Post,
-        "/api/v1/token",
-        None,
-        Some((ContentType::JSON, body.to_string().into_bytes())),
-    )
-    .await
-}
-
-fn encode_pairs(pairs: &[(&str, &str)]) -> String {
-    common::encode(pairs)
-}
-
-struct Tokens {
-    access: String,
-    refresh: String,
-    session_id: String,
-}
-
-impl Tokens {
-    fn from(r: &Reply) -> Tokens {
-        assert_eq!(r.status, Status::Ok, "{}", r.body);
-        Tokens {
-            access: r.str("access_token"),
-            refresh: r.str("refresh_token"),
-            session_id: r.str("session_id"),
-        }
-    }
-}
-
-/// One password-grant request with exactly these credentials.
-async fn password_attempt(b: &Browser, email: &str, password: &str) -> Reply {
-    token_form(
-        b,
-        &[
-            ("grant_type", "password"),
-            ("username", email),
-            ("password", password),
-        ],
-    )
-    .await
-}
-
-async fn password_grant(b: &Browser, email: &str, client_name: Option<&str>) -> Tokens {
-    let mut pairs = vec![
-        ("grant_type", "password"),
-        ("username", email),
-        ("password", PASSWORD),
-    ];
-    if let Some(c) = client_name {
-        pairs.push(("client_name", c));
-    }
-    Tokens::from(&token_form(b, &pairs).await)
-}
-
-async fn refresh(b: &Browser, refresh_token: &str) -> Reply {
-    token_form(
-        b,
-        &[
-            ("grant_type", "refresh_token"),
-            ("refresh_token", refresh_token),
-        ],
-    )
-    .await
-}
-
-/// A registered user with a browser session; returns (browser, email).
 /// Both tokens of an ended API session are refused: the access token with 401
 /// `invalid_token`, the refresh token with `invalid_grant`.
 async fn assert_signed_out(b: &Browser, t: &Tokens) {
@@ -206,6 +23,7 @@ async fn assert_signed_out(b: &Browser, t: &Tokens) {
         .assert_json_error(Status::Unauthorized, "invalid_grant");
 }
 
+/// A registered user with a browser session; returns (browser, email).
 async fn user(cfg: &TestConfig) -> (Browser, String) {
     let email = email();
     let b = cfg.browser().await;
@@ -688,7 +506,7 @@ async fn two_concurrent_refreshes_with_one_token_let_exactly_one_through() {
     let (b, email) = user(&cfg).await;
     for _ in 0..5 {
         let t = password_grant(&b, &email, None).await;
-        let body = encode_pairs(&[
+        let body = crate::common::encode(&[
             ("grant_type", "refresh_token"),
             ("refresh_token", &t.refresh),
         ]);
@@ -701,12 +519,12 @@ async fn two_concurrent_refreshes_with_one_token_let_exactly_one_through() {
                     barrier.wait().await;
                     let res = client
                         .post("/api/v1/token")
-                        .remote(remote())
+                        .remote(api_remote())
                         .header(ContentType::Form)
                         .body(body)
                         .dispatch()
                         .await;
-                    reply(res).await
+                    page(res).await
                 })
             })
             .collect();

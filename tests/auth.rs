@@ -1,8 +1,6 @@
 //! Creating an account, signing in and out, as a user and as an attacker would.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use rocket::http::Status;
 
 #[tokio::test]

@@ -3,13 +3,11 @@
 //! own `--user-data-dir`. Screenshots of every page at desktop and phone width go to
 //! `target/screenshots/`.
 
-mod common;
-
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::*;
+use crate::common::*;
 use fantoccini::{Client, ClientBuilder, Locator};
 use hyper_util::client::legacy::connect::HttpConnector;
 use rocket::figment::providers::Serialized;

@@ -1,8 +1,6 @@
 //! The devices page: several browsers, signing one out from another.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use rocket::http::Status;
 
 #[tokio::test]

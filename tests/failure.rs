@@ -1,11 +1,9 @@
 //! Failure: Redis going away and coming back, and every kind of bad input. The answer
 //! is a clear 4xx or 503, never a 500, and nothing changes.
 
-mod common;
-
 use std::time::{Duration, Instant};
 
-use common::*;
+use crate::common::*;
 use rocket::http::{ContentType, Cookie, Header, Status};
 
 #[tokio::test]

@@ -1,11 +1,9 @@
 //! Fault tests: Redis killed under load, Redis paused, the account database read-only.
 
-mod common;
-
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
-use common::*;
+use crate::common::*;
 use rocket::http::Status;
 
 #[tokio::test]
@@ -97,7 +95,7 @@ async fn a_paused_redis_answers_503_within_about_a_second() {
     let mut cfg = TestConfig::new();
     cfg.redis_url = redis.url();
     let b = cfg.browser().await;
-    b.register(&email()).await;
+    b.register(&crate::common::email()).await;
 
     let mut conn = redis::Client::open(redis.url())
         .unwrap()
@@ -142,7 +140,7 @@ async fn a_read_only_account_database_refuses_registration_clearly_and_still_sig
         .set("database_url", format!("sqlite://{}?mode=ro", db.display()));
 
     let b = ro.browser().await;
-    let res = b.register(&common::email()).await;
+    let res = b.register(&crate::common::email()).await;
     assert_eq!(res.status, Status::ServiceUnavailable);
     assert!(
         res.body.contains("cannot be saved right now"),

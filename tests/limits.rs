@@ -1,10 +1,8 @@
 //! Sign-in throttling, as an attacker would probe it.
 
-mod common;
-
 use std::time::Duration;
 
-use common::*;
+use crate::common::*;
 use rocket::http::Status;
 
 fn retry_after(p: &Page) -> u64 {

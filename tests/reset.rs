@@ -1,11 +1,9 @@
 //! Getting back in with an emailed code, changing a password, and the mail itself:
 //! over a real SMTP server and through the outbox.
 
-mod common;
-
 use std::time::{Duration, Instant};
 
-use common::*;
+use crate::common::*;
 use rocket::http::Status;
 
 const NEW_PASSWORD: &str = "a brand new passphrase";

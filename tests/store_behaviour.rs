@@ -1,12 +1,10 @@
 //! The store's behaviour, run against real Redis and against the embedded store: the
 //! two must agree on every rule (TTLs, the index, the cap, limits, codes, rotation).
 
-mod common;
-
 use std::collections::HashSet;
 use std::time::Duration;
 
-use common::*;
+use crate::common::*;
 use latchkey::clock::now_ms;
 use latchkey::store::{
     CodeCheck, Created, NewSession, RateDecision, RateKey, RedisStore, Rotated, SessionKind, Store,

@@ -1,18 +1,22 @@
 //! Test harness: every test gets its own app on real Redis under its own key prefix,
 //! its own SQLite file and its own mail outbox, so tests run in parallel and never
-//! see each other. Each `Browser` is a cookie-keeping client, like one browser profile.
+//! see each other. Each `Browser` is a cookie-keeping client, like one browser profile;
+//! `api_client` sends the requests a program sends to the JSON API.
 
-#![allow(dead_code)]
+mod api_client;
 
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use latchkey::store::{MemoryStore, RedisStore, Store};
+use latchkey::store::{MemoryStore, Store};
 use rocket::figment::providers::Serialized;
 use rocket::figment::Figment;
 use rocket::http::{ContentType, Cookie, Header, Status};
 use rocket::local::asynchronous::{Client, LocalResponse};
 use serde::Serialize;
+use serde_json::Value;
+
+pub use self::api_client::*;
 
 pub const PASSWORD: &str = "correct horse battery staple";
 pub const FIREFOX_LINUX: &str =
@@ -107,14 +111,6 @@ impl TestConfig {
             forwarded_for: None,
         }
     }
-
-    /// The store the app uses, for looking at what it wrote.
-    pub fn store(&self) -> Store {
-        Store::Redis(
-            RedisStore::connect(&self.redis_url, latchkey::store::Keys::new(&self.prefix))
-                .expect("redis url"),
-        )
-    }
 }
 
 pub fn memory_store(prefix: &str) -> Store {
@@ -129,9 +125,12 @@ pub struct Browser {
     pub forwarded_for: Option<String>,
 }
 
+/// An answer as the tests read it: status, headers, body, and the body as JSON (`Null`
+/// when it is not JSON).
 pub struct Page {
     pub status: Status,
     pub body: String,
+    pub json: Value,
     pub location: Option<String>,
     pub headers: Vec<(String, String)>,
 }
@@ -166,9 +165,11 @@ pub async fn page(res: LocalResponse<'_>) -> Page {
         .collect();
     let location = res.headers().get_one("Location").map(str::to_string);
     let body = res.into_string().await.unwrap_or_default();
+    let json = serde_json::from_str(&body).unwrap_or(Value::Null);
     Page {
         status,
         body,
+        json,
         location,
         headers,
     }

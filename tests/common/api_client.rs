@@ -1,0 +1,154 @@
+//! The same client as a program uses the JSON API: curl's user agent from its own IP,
+//! Bearer tokens, form or JSON bodies; and the assertions every API answer must meet.
+
+use rocket::http::{ContentType, Header, Method, Status};
+use serde_json::Value;
+
+use super::{encode, page, Browser, Page, PASSWORD};
+
+/// The key the harness configures (`TestConfig::figment`).
+pub const JWT_SECRET: &str = "test-secret-test-secret-test-secret-0123";
+/// The default `public_url`, which is the tokens' issuer.
+pub const ISSUER: &str = "http://127.0.0.1:8000";
+/// Where API requests come from (the browser has its own address).
+pub const API_IP: &str = "198.51.100.20";
+
+impl Page {
+    pub fn error(&self) -> &str {
+        self.json["error"].as_str().unwrap_or("")
+    }
+
+    pub fn str(&self, field: &str) -> String {
+        self.json[field]
+            .as_str()
+            .unwrap_or_else(|| panic!("{field} in {}", self.body))
+            .to_string()
+    }
+
+    /// An error answer in the contract's shape, never an HTML page.
+    pub fn assert_json_error(&self, status: Status, code: &str) {
+        assert_eq!(self.status, status, "{}", self.body);
+        assert_eq!(self.error(), code, "{}", self.body);
+        assert!(self.json["error_description"].is_string(), "{}", self.body);
+        assert!(
+            self.header("Content-Type")
+                .is_some_and(|c| c.starts_with("application/json")),
+            "{:?}",
+            self.headers
+        );
+    }
+
+    /// A 401 from the Bearer guard: JSON and a Bearer challenge.
+    pub fn assert_refused_token(&self) {
+        self.assert_json_error(Status::Unauthorized, "invalid_token");
+        let challenge = self.header("WWW-Authenticate").unwrap_or("");
+        assert!(challenge.starts_with("Bearer "), "{challenge:?}");
+    }
+}
+
+pub fn api_remote() -> std::net::SocketAddr {
+    format!("{API_IP}:50000").parse().expect("socket address")
+}
+
+/// Any request to the app, as an API client (curl) sends it, on this browser's client.
+pub async fn request(
+    b: &Browser,
+    method: Method,
+    path: &str,
+    authorization: Option<&str>,
+    body: Option<(ContentType, Vec<u8>)>,
+) -> Page {
+    let mut req = b
+        .client
+        .req(method, path.to_string())
+        .remote(api_remote())
+        .header(Header::new("User-Agent", "curl/8.5.0"));
+    if let Some(a) = authorization {
+        req = req.header(Header::new("Authorization", a.to_string()));
+    }
+    if let Some((ct, bytes)) = body {
+        req = req.header(ct).body(bytes);
+    }
+    page(req.dispatch().await).await
+}
+
+pub async fn bearer(b: &Browser, method: Method, path: &str, access: &str) -> Page {
+    request(b, method, path, Some(&format!("Bearer {access}")), None).await
+}
+
+pub async fn token_form(b: &Browser, pairs: &[(&str, &str)]) -> Page {
+    let body = encode(pairs).into_bytes();
+    request(
+        b,
+        Method::Post,
+        "/api/v1/token",
+        None,
+        Some((ContentType::Form, body)),
+    )
+    .await
+}
+
+pub async fn token_json(b: &Browser, body: &Value) -> Page {
+    request(
+        b,
+        Method::Post,
+        "/api/v1/token",
+        None,
+        Some((ContentType::JSON, body.to_string().into_bytes())),
+    )
+    .await
+}
+
+/// The tokens of a successful grant.
+pub struct Tokens {
+    pub access: String,
+    pub refresh: String,
+    pub session_id: String,
+}
+
+impl Tokens {
+    pub fn from(r: &Page) -> Tokens {
+        assert_eq!(r.status, Status::Ok, "{}", r.body);
+        Tokens {
+            access: r.str("access_token"),
+            refresh: r.str("refresh_token"),
+            session_id: r.str("session_id"),
+        }
+    }
+}
+
+/// One password-grant request with exactly these credentials.
+pub async fn password_attempt(b: &Browser, email: &str, password: &str) -> Page {
+    token_form(
+        b,
+        &[
+            ("grant_type", "password"),
+            ("username", email),
+            ("password", password),
+        ],
+    )
+    .await
+}
+
+pub async fn password_grant(b: &Browser, email: &str, client_name: Option<&str>) -> Tokens {
+    let mut pairs = vec![
+        ("grant_type", "password"),
+        ("username", email),
+        ("password", PASSWORD),
+    ];
+    if let Some(c) = client_name {
+        pairs.push(("client_name", c));
+    }
+    Tokens::from(&token_form(b, &pairs).await)
+}
+
+pub async fn refresh(b: &Browser, refresh_token: &str) -> Page {
+    token_form(
+        b,
+        &[
+            ("grant_type", "refresh_token"),
+            ("refresh_token", refresh_token),
+        ],
+    )
+    .await
+}

@@ -1,0 +1,16 @@
+//! Every integration test, in one binary: one link of the app instead of one per file.
+//! Each module is one user-facing area; `common` is the harness they share.
+//!
+//! Run one area with `cargo test --test main auth::`, one test by (part of) its name.
+
+mod common;
+
+mod api;
+mod auth;
+mod browser;
+mod devices;
+mod failure;
+mod faults;
+mod limits;
+mod reset;
+mod store_behaviour;
