@@ -130,10 +130,10 @@ async fn sessions_are_created_checked_listed_and_revoked(store: Store) {
 
 async fn an_idle_session_ends(store: Store) {
     let user = Uuid::now_v7();
-    let s = session(user, 300, 60_000);
+    let s = session(user, 1000, 60_000);
     create(&store, &s, 50).await;
     assert!(alive(&store, &s).await);
-    tokio::time::sleep(Duration::from_millis(700)).await;
+    tokio::time::sleep(Duration::from_millis(2000)).await;
     assert!(!alive(&store, &s).await);
     assert!(store
         .list_sessions(&user, now_ms())
@@ -144,11 +144,11 @@ async fn an_idle_session_ends(store: Store) {
 
 async fn use_slides_the_idle_timeout(store: Store) {
     let user = Uuid::now_v7();
-    let s = session(user, 600, 60_000);
+    let s = session(user, 2000, 60_000);
     create(&store, &s, 50).await;
-    // Used every 250 ms for 1.5 s: well past the 600 ms idle timeout.
+    // Used every 700 ms for 4.2 s: well past the 2 s idle timeout.
     for _ in 0..6 {
-        tokio::time::sleep(Duration::from_millis(250)).await;
+        tokio::time::sleep(Duration::from_millis(700)).await;
         assert!(alive(&store, &s).await);
     }
     if let Store::Redis(_) = store {
@@ -159,7 +159,7 @@ async fn use_slides_the_idle_timeout(store: Store) {
             .await
             .unwrap();
         assert!(
-            ttl > 300 && ttl <= 600,
+            ttl > 1000 && ttl <= 2000,
             "the hash's TTL slid to the idle timeout: {ttl}"
         );
     }
@@ -167,14 +167,14 @@ async fn use_slides_the_idle_timeout(store: Store) {
 
 async fn the_absolute_timeout_holds_even_with_activity(store: Store) {
     let user = Uuid::now_v7();
-    let s = session(user, 10_000, 900);
+    let s = session(user, 10_000, 3000);
     create(&store, &s, 50).await;
     let started = std::time::Instant::now();
-    while started.elapsed() < Duration::from_millis(700) {
+    while started.elapsed() < Duration::from_millis(2000) {
         assert!(alive(&store, &s).await);
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    tokio::time::sleep(Duration::from_millis(400)).await;
+    tokio::time::sleep(Duration::from_millis(1400)).await;
     assert!(
         !alive(&store, &s).await,
         "no activity extends a session past its absolute expiry"
@@ -311,8 +311,8 @@ async fn a_burst_gets_exactly_the_quota_through(store: Store) {
 }
 
 async fn quotas_are_all_or_nothing_and_a_success_can_be_taken_back(store: Store) {
-    let account = quota(&store, "acct", 2, 500);
-    let ip = quota(&store, "ip", 3, 500);
+    let account = quota(&store, "acct", 2, 2000);
+    let ip = quota(&store, "ip", 3, 2000);
     let both = vec![account.clone(), ip.clone()];
     let now = now_ms();
     assert_eq!(
@@ -349,7 +349,7 @@ async fn quotas_are_all_or_nothing_and_a_success_can_be_taken_back(store: Store)
         RateDecision::Allowed
     );
     // And the window moves on.
-    tokio::time::sleep(Duration::from_millis(600)).await;
+    tokio::time::sleep(Duration::from_millis(2100)).await;
     assert_eq!(
         store.rate_acquire(&both, "g", now_ms()).await.unwrap(),
         RateDecision::Allowed
@@ -399,12 +399,12 @@ async fn reset_codes_are_single_use_and_burn_after_wrong_tries(store: Store) {
         .store_reset_code(&user, "first", 60_000)
         .await
         .unwrap();
-    store.store_reset_code(&user, "second", 300).await.unwrap();
+    store.store_reset_code(&user, "second", 1500).await.unwrap();
     assert_eq!(
         store.check_reset_code(&user, "first", 5).await.unwrap(),
         CodeCheck::Wrong
     );
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    tokio::time::sleep(Duration::from_millis(1700)).await;
     assert_eq!(
         store.check_reset_code(&user, "second", 5).await.unwrap(),
         CodeCheck::Missing
