@@ -13,6 +13,7 @@ use serde_json::json;
 
 use crate::accounts::AccountError;
 use crate::accounts::HashError;
+use crate::clock::{retry_after_secs, wait_in_words};
 use crate::store::StoreError;
 
 #[derive(Debug, thiserror::Error)]
@@ -55,24 +56,6 @@ impl From<HashError> for AppError {
     fn from(e: HashError) -> Self {
         AppError::Internal(e.to_string())
     }
-}
-
-/// "3 minutes", "1 hour", "40 seconds": how long to wait, in words.
-pub fn wait_in_words(d: Duration) -> String {
-    let secs = d.as_secs().max(1);
-    let (n, unit) = if secs < 60 {
-        (secs, "second")
-    } else if secs < 3600 {
-        (secs.div_ceil(60), "minute")
-    } else {
-        (secs.div_ceil(3600), "hour")
-    };
-    format!("{n} {unit}{}", if n == 1 { "" } else { "s" })
-}
-
-/// Seconds for a `Retry-After` header: never 0, rounded up.
-pub fn retry_after_secs(d: Duration) -> u64 {
-    d.as_millis().div_ceil(1000).max(1) as u64
 }
 
 struct Described {

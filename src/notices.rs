@@ -4,12 +4,11 @@
 use serde_json::json;
 
 use crate::accounts::{Accounts, User};
-use crate::clock::now_ms;
+use crate::clock::{exact_time, now_ms};
 use crate::config::Settings;
 use crate::crypto::sha256_hex;
 use crate::mail::Mailer;
 use crate::sessions::Origin;
-use crate::web::exact_time;
 
 pub const KNOWN_DEVICE_WINDOW_MS: i64 = 30 * 86_400_000;
 

@@ -9,7 +9,7 @@ use std::time::Duration;
 use uuid::Uuid;
 
 use crate::accounts::User;
-use crate::clock::now_ms;
+use crate::clock::{iso_time, now_ms};
 use crate::config::Settings;
 use crate::crypto::{random_token, sha256_hex};
 use crate::store::{Created, NewSession, SessionKind, SessionRecord, Store, StoreResult};
@@ -183,8 +183,8 @@ impl SessionView {
             label: s.label.clone(),
             kind: s.kind.as_str(),
             ip: s.ip.clone(),
-            created_at: crate::web::iso_time(s.created_ms),
-            last_seen_at: crate::web::iso_time(s.seen_ms),
+            created_at: iso_time(s.created_ms),
+            last_seen_at: iso_time(s.seen_ms),
             current: s.sid == current_sid,
         }
     }

@@ -237,13 +237,13 @@ async fn behind_a_trusted_proxy_the_forwarded_client_counts() {
 
 #[test]
 fn the_client_ip_is_the_rightmost_untrusted_hop() {
-    use latchkey::web::guards::ClientIp;
+    use latchkey::request::ClientIp;
     let figment = TestConfig::new()
         .set("trusted_proxies", vec!["10.0.0.0/8", "::1"])
         .figment();
     let settings = latchkey::config::Settings::from_figment(&figment).unwrap();
     let ip = |peer: &str, xff: Option<&str>| {
-        ClientIp::resolve(Some(peer.parse().unwrap()), xff, &settings).text()
+        ClientIp::resolve(Some(peer.parse().unwrap()), xff, &settings.trusted_proxies).text()
     };
     assert_eq!(ip("198.51.100.1", Some("1.1.1.1")), "198.51.100.1");
     assert_eq!(ip("10.0.0.1", Some("1.1.1.1, 2.2.2.2")), "2.2.2.2");

@@ -21,10 +21,10 @@ use crate::device::{clip, MAX_LABEL};
 use crate::domain::Email;
 use crate::error::AppError;
 use crate::mail::Mailer;
+use crate::request::{ClientIp, RequestOrigin};
 use crate::sessions::{self, SessionSpec};
 use crate::store::{Rotated, Store};
 use crate::tokens::{refresh_hash, AccessTokens, RefreshToken};
-use crate::web::guards::{ClientIp, RequestOrigin};
 use crate::web::verify_credentials;
 use crate::{limits, notices};
 

@@ -6,16 +6,16 @@ use rocket::request::FlashMessage;
 use rocket::response::{Flash, Redirect};
 use rocket::{get, post, routes, Route, State};
 
-use super::guards::{
-    Checked, ClientIp, CsrfToken, CurrentSession, HasCsrf, RequestOrigin, SessionCookieJar,
-};
+use super::guards::{Checked, CsrfToken, CurrentSession, HasCsrf, SessionCookieJar};
 use super::Page;
 use crate::accounts::{AccountError, Accounts, Hasher, User};
+use crate::clock::{retry_after_secs, wait_in_words};
 use crate::config::Settings;
 use crate::crypto::random_token;
 use crate::domain::{Email, NewPassword};
-use crate::error::{retry_after_secs, wait_in_words, AppError, AppResult};
+use crate::error::{AppError, AppResult};
 use crate::mail::Mailer;
+use crate::request::{ClientIp, RequestOrigin};
 use crate::sessions::{self, SessionSpec};
 use crate::store::Store;
 use crate::{limits, notices};

@@ -8,9 +8,9 @@ use serde::Serialize;
 
 use super::auth::CsrfOnly;
 use super::guards::{Checked, CurrentSession, SessionCookieJar};
-use super::{exact_time, relative_time, Page};
+use super::Page;
 use crate::accounts::Accounts;
-use crate::clock::now_ms;
+use crate::clock::{exact_time, now_ms, relative_time};
 use crate::error::{AppError, AppResult};
 use crate::sessions::{self, is_sid, SessionView};
 use crate::store::{SessionRecord, Store};

@@ -1,7 +1,6 @@
-//! Request guards shared by the pages: who is asking (`CurrentSession`), from where
-//! (`ClientIp`, `Origin`), and whether a form is genuine (`CsrfToken`, `Checked`).
-
-use std::net::IpAddr;
+//! Request guards of the pages: who is asking (`CurrentSession`), whether a form is
+//! genuine (`CsrfToken`, `Checked`), and the session cookie (`SessionCookieJar`).
+//! Where a request comes from (`ClientIp`, `RequestOrigin`) is `crate::request`'s.
 
 use rocket::data::{self, Data, FromData};
 use rocket::form::{Form, FromForm};
@@ -14,97 +13,9 @@ use uuid::Uuid;
 use crate::clock::now_ms;
 use crate::config::Settings;
 use crate::crypto::{constant_time_eq, random_token};
-use crate::device::{clip, label_for, MAX_USER_AGENT};
 use crate::error::AppError;
-use crate::sessions::{Origin, SessionCookie};
+use crate::sessions::SessionCookie;
 use crate::store::{SessionKind, Store};
-
-/// The client's IP: the socket peer, unless that peer is a trusted proxy, in which
-/// case the right-most address of `X-Forwarded-For` that is not a trusted proxy.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct ClientIp(pub Option<IpAddr>);
-
-impl ClientIp {
-    pub fn resolve(
-        peer: Option<IpAddr>,
-        forwarded_for: Option<&str>,
-        settings: &Settings,
-    ) -> ClientIp {
-        let trusted = |ip: &IpAddr| settings.trusted_proxies.iter().any(|net| net.contains(ip));
-        let Some(peer) = peer.map(|p| p.to_canonical()) else {
-            return ClientIp(None);
-        };
-        if !trusted(&peer) {
-            return ClientIp(Some(peer));
-        }
-        let hops: Vec<IpAddr> = forwarded_for
-            .unwrap_or("")
-            .split(',')
-            .filter_map(|h| h.trim().parse::<IpAddr>().ok())
-            .map(|ip| ip.to_canonical())
-            .collect();
-        let client = hops
-            .iter()
-            .rev()
-            .find(|ip| !trusted(ip))
-            .or(hops.first())
-            .copied()
-            .unwrap_or(peer);
-        ClientIp(Some(client))
-    }
-
-    pub fn text(&self) -> String {
-        self.0
-            .map(|ip| ip.to_string())
-            .unwrap_or_else(|| "unknown".into())
-    }
-}
-
-#[rocket::async_trait]
-impl<'r> FromRequest<'r> for ClientIp {
-    type Error = ();
-
-    async fn from_request(req: &'r Request<'_>) -> request::Outcome<Self, ()> {
-        let Some(settings) = req.rocket().state::<Settings>() else {
-            return Outcome::Error((Status::InternalServerError, ()));
-        };
-        let forwarded = req
-            .headers()
-            .get("X-Forwarded-For")
-            .collect::<Vec<_>>()
-            .join(",");
-        Outcome::Success(ClientIp::resolve(
-            req.remote().map(|r| r.ip()),
-            Some(&forwarded),
-            settings,
-        ))
-    }
-}
-
-/// Where this request comes from, as a session records it.
-pub struct RequestOrigin(pub Origin);
-
-#[rocket::async_trait]
-impl<'r> FromRequest<'r> for RequestOrigin {
-    type Error = ();
-
-    async fn from_request(req: &'r Request<'_>) -> request::Outcome<Self, ()> {
-        let ip = match req.guard::<ClientIp>().await {
-            Outcome::Success(ip) => ip,
-            Outcome::Error(e) => return Outcome::Error(e),
-            Outcome::Forward(s) => return Outcome::Forward(s),
-        };
-        let user_agent = clip(
-            req.headers().get_one("User-Agent").unwrap_or(""),
-            MAX_USER_AGENT,
-        );
-        Outcome::Success(RequestOrigin(Origin {
-            label: label_for(&user_agent),
-            user_agent,
-            ip: ip.text(),
-        }))
-    }
-}
 
 /// A signed-in browser session. A route that takes one cannot run without it: a
 /// signed-out request is forwarded (401), a store outage answers 503.

@@ -5,7 +5,6 @@ mod auth;
 mod devices;
 pub mod guards;
 mod password;
-mod timefmt;
 
 use rocket::fairing::AdHoc;
 use rocket::fs::FileServer;
@@ -20,7 +19,6 @@ use serde_json::{Map, Value};
 use crate::config::Settings;
 
 pub use auth::verify_credentials;
-pub use timefmt::{exact_time, iso_time, relative_time};
 
 /// No script at all, styles only from our own stylesheet, no framing, forms post
 /// only to us.

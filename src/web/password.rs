@@ -7,16 +7,18 @@ use rocket::response::{Flash, Redirect};
 use rocket::{get, post, routes, Route, State};
 use uuid::Uuid;
 
-use super::guards::{Checked, ClientIp, CsrfToken, CurrentSession, HasCsrf, SessionCookieJar};
+use super::guards::{Checked, CsrfToken, CurrentSession, HasCsrf, SessionCookieJar};
 use super::verify_credentials;
 use super::Page;
 use crate::accounts::{Accounts, Hasher, User};
+use crate::clock::{retry_after_secs, wait_in_words};
 use crate::codes;
 use crate::config::Settings;
 use crate::domain::{Email, NewPassword};
-use crate::error::{retry_after_secs, wait_in_words, AppError, AppResult};
+use crate::error::{AppError, AppResult};
 use crate::limits;
 use crate::mail::Mailer;
+use crate::request::ClientIp;
 use crate::store::{CodeCheck, Store};
 
 pub fn routes() -> Vec<Route> {
