@@ -7,6 +7,7 @@ use serde_json::json;
 use uuid::Uuid;
 
 use crate::accounts::Accounts;
+use crate::clock::now_ms;
 use crate::config::Settings;
 use crate::crypto::hmac_hex;
 use crate::domain::Email;
@@ -50,6 +51,7 @@ pub async fn send_reset_code(
             &user.id,
             &code_mac(settings, &user.id, &code),
             settings.reset_code_ttl.as_millis() as i64,
+            now_ms(),
         )
         .await?;
     let ctx = json!({

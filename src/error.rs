@@ -14,6 +14,7 @@ use serde_json::json;
 use crate::accounts::AccountError;
 use crate::accounts::HashError;
 use crate::clock::{retry_after_secs, wait_in_words};
+use crate::report::Report;
 use crate::store::StoreError;
 
 #[derive(Debug, thiserror::Error)]
@@ -38,7 +39,7 @@ pub type AppResult<T> = Result<T, AppError>;
 
 impl From<StoreError> for AppError {
     fn from(e: StoreError) -> Self {
-        AppError::Unavailable(e.to_string())
+        AppError::Unavailable(Report(&e).to_string())
     }
 }
 

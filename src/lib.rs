@@ -14,6 +14,7 @@ pub mod health;
 pub mod limits;
 pub mod mail;
 pub mod notices;
+pub mod report;
 pub mod request;
 pub mod sessions;
 pub mod store;

@@ -6,6 +6,7 @@ use crate::clock::now_ms;
 use crate::config::{Quota, Settings};
 use crate::crypto::{random_token, sha256_hex};
 use crate::error::AppError;
+use crate::report::Report;
 use crate::store::{RateDecision, RateKey, Store};
 
 /// One recorded attempt; a sign-in that succeeds takes it back.
@@ -92,7 +93,7 @@ impl Attempt {
     pub async fn succeeded(self, store: &Store) {
         if let Err(e) = store.rate_release(&self.quotas, &self.member).await {
             // The attempt stays counted; that errs on the safe side.
-            tracing::warn!(error = %e, "could not release a rate-limit attempt");
+            tracing::warn!(error = %Report(&e), "could not release a rate-limit attempt");
         }
     }
 }

@@ -113,7 +113,10 @@ async fn sessions_are_created_checked_listed_and_revoked(store: Store) {
     assert_eq!(listed, HashSet::from([a.sid.clone(), b.sid.clone()]));
 
     // Another user's id does not reach these sessions.
-    assert!(!store.revoke_session(&Uuid::now_v7(), &a.sid).await.unwrap());
+    assert!(!store
+        .revoke_session(&Uuid::now_v7(), &a.sid, now_ms())
+        .await
+        .unwrap());
     assert!(alive(&store, &a).await);
     assert!(store
         .touch_session(&Uuid::now_v7(), &a.sid, None, now_ms())
@@ -121,8 +124,8 @@ async fn sessions_are_created_checked_listed_and_revoked(store: Store) {
         .unwrap()
         .is_none());
 
-    assert!(store.revoke_session(&user, &a.sid).await.unwrap());
-    assert!(!store.revoke_session(&user, &a.sid).await.unwrap());
+    assert!(store.revoke_session(&user, &a.sid, now_ms()).await.unwrap());
+    assert!(!store.revoke_session(&user, &a.sid, now_ms()).await.unwrap());
     assert!(!alive(&store, &a).await);
     assert!(alive(&store, &b).await);
     assert_eq!(store.list_sessions(&user, now_ms()).await.unwrap().len(), 1);
@@ -210,7 +213,7 @@ async fn revoking_all_but_one_leaves_nothing_behind(store: Store) {
     }
     assert_eq!(
         store
-            .revoke_sessions(&user, Some(&keep.sid), None)
+            .revoke_sessions(&user, Some(&keep.sid), None, now_ms())
             .await
             .unwrap(),
         5
@@ -219,7 +222,13 @@ async fn revoking_all_but_one_leaves_nothing_behind(store: Store) {
         assert!(!alive(&store, s).await);
     }
     assert!(alive(&store, &keep).await);
-    assert_eq!(store.revoke_sessions(&user, None, None).await.unwrap(), 1);
+    assert_eq!(
+        store
+            .revoke_sessions(&user, None, None, now_ms())
+            .await
+            .unwrap(),
+        1
+    );
     assert!(store
         .list_sessions(&user, now_ms())
         .await
@@ -236,7 +245,7 @@ async fn a_sign_in_checked_against_an_old_password_is_refused(store: Store) {
     let old_version = 1_000;
     let new_version = 2_000;
     store
-        .revoke_sessions(&user, None, Some(new_version))
+        .revoke_sessions(&user, None, Some(new_version), now_ms())
         .await
         .unwrap();
     let s = session(user, 600_000, 600_000);
@@ -359,54 +368,81 @@ async fn quotas_are_all_or_nothing_and_a_success_can_be_taken_back(store: Store)
 async fn reset_codes_are_single_use_and_burn_after_wrong_tries(store: Store) {
     let user = Uuid::now_v7();
     store
-        .store_reset_code(&user, "right", 60_000)
+        .store_reset_code(&user, "right", 60_000, now_ms())
         .await
         .unwrap();
     assert_eq!(
-        store.check_reset_code(&user, "wrong", 5).await.unwrap(),
+        store
+            .check_reset_code(&user, "wrong", 5, now_ms())
+            .await
+            .unwrap(),
         CodeCheck::Wrong
     );
     assert_eq!(
-        store.check_reset_code(&user, "right", 5).await.unwrap(),
+        store
+            .check_reset_code(&user, "right", 5, now_ms())
+            .await
+            .unwrap(),
         CodeCheck::Right
     );
     assert_eq!(
-        store.check_reset_code(&user, "right", 5).await.unwrap(),
+        store
+            .check_reset_code(&user, "right", 5, now_ms())
+            .await
+            .unwrap(),
         CodeCheck::Missing
     );
 
     store
-        .store_reset_code(&user, "right", 60_000)
+        .store_reset_code(&user, "right", 60_000, now_ms())
         .await
         .unwrap();
     for _ in 0..4 {
         assert_eq!(
-            store.check_reset_code(&user, "wrong", 5).await.unwrap(),
+            store
+                .check_reset_code(&user, "wrong", 5, now_ms())
+                .await
+                .unwrap(),
             CodeCheck::Wrong
         );
     }
     assert_eq!(
-        store.check_reset_code(&user, "wrong", 5).await.unwrap(),
+        store
+            .check_reset_code(&user, "wrong", 5, now_ms())
+            .await
+            .unwrap(),
         CodeCheck::Burned
     );
     assert_eq!(
-        store.check_reset_code(&user, "right", 5).await.unwrap(),
+        store
+            .check_reset_code(&user, "right", 5, now_ms())
+            .await
+            .unwrap(),
         CodeCheck::Missing
     );
 
     // A new request replaces the old code; an expired one is gone.
     store
-        .store_reset_code(&user, "first", 60_000)
+        .store_reset_code(&user, "first", 60_000, now_ms())
         .await
         .unwrap();
-    store.store_reset_code(&user, "second", 1500).await.unwrap();
+    store
+        .store_reset_code(&user, "second", 1500, now_ms())
+        .await
+        .unwrap();
     assert_eq!(
-        store.check_reset_code(&user, "first", 5).await.unwrap(),
+        store
+            .check_reset_code(&user, "first", 5, now_ms())
+            .await
+            .unwrap(),
         CodeCheck::Wrong
     );
     tokio::time::sleep(Duration::from_millis(1700)).await;
     assert_eq!(
-        store.check_reset_code(&user, "second", 5).await.unwrap(),
+        store
+            .check_reset_code(&user, "second", 5, now_ms())
+            .await
+            .unwrap(),
         CodeCheck::Missing
     );
 }
@@ -471,7 +507,7 @@ async fn a_logged_out_access_token_is_refused(store: Store) {
         .unwrap()
         .is_some());
     assert!(store
-        .api_logout(&user, &s.sid, "jti-1", 60_000)
+        .api_logout(&user, &s.sid, "jti-1", 60_000, now_ms())
         .await
         .unwrap());
     assert!(store

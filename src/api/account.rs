@@ -9,6 +9,7 @@ use serde::Serialize;
 use super::error::ApiError;
 use super::guard::{ApiSession, AuthFailure};
 use crate::accounts::Accounts;
+use crate::clock::now_ms;
 use crate::sessions::{self, is_sid, SessionView};
 use crate::store::Store;
 
@@ -54,7 +55,7 @@ pub async fn revoke(
 ) -> Result<Status, ApiError> {
     // Keys are built from the caller's own user id: another user's session id names
     // nothing here and answers 404 like one that never existed.
-    if !is_sid(id) || !store.revoke_session(&session.user_id, id).await? {
+    if !is_sid(id) || !store.revoke_session(&session.user_id, id, now_ms()).await? {
         return Err(ApiError::NotFound);
     }
     Ok(Status::NoContent)
@@ -63,7 +64,7 @@ pub async fn revoke(
 #[delete("/sessions")]
 pub async fn revoke_others(session: ApiSession, store: &State<Store>) -> Result<Status, ApiError> {
     let n = store
-        .revoke_sessions(&session.user_id, Some(&session.sid), None)
+        .revoke_sessions(&session.user_id, Some(&session.sid), None, now_ms())
         .await?;
     tracing::info!(user = %session.user_id, ended = n, "API: other sessions ended");
     Ok(Status::NoContent)
@@ -78,6 +79,7 @@ pub async fn logout(session: ApiSession, store: &State<Store>) -> Result<Status,
             &session.sid,
             &claims.jti,
             claims.remaining_ms(),
+            now_ms(),
         )
         .await?;
     Ok(Status::NoContent)

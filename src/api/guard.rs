@@ -12,6 +12,7 @@ use uuid::Uuid;
 
 use super::error::ApiError;
 use crate::clock::now_ms;
+use crate::report::Report;
 use crate::store::{SessionKind, Store};
 use crate::tokens::{AccessClaims, AccessTokens, TokenError};
 
@@ -97,8 +98,9 @@ async fn check(req: &Request<'_>) -> Result<ApiSession, AuthFailure> {
         .touch_session(&claims.sub, &claims.sid, Some(&claims.jti), now_ms())
         .await
         .map_err(|e| {
+            let e = Report(&e).to_string();
             tracing::warn!(error = %e, path = %req.uri().path(), "API: store unavailable");
-            AuthFailure::Unavailable(e.to_string())
+            AuthFailure::Unavailable(e)
         })?;
     match live {
         // Tokens are issued only for API sessions; a browser session's id in a

@@ -9,11 +9,10 @@ use std::time::Duration;
 use uuid::Uuid;
 
 use super::{
-    CodeCheck, Created, Keys, LiveSession, NewSession, RateDecision, RateKey, Rotated, SessionKind,
-    SessionRecord, StoreError, StoreResult, PASSWORD_VERSION_TTL_MS, REFRESH_HISTORY,
+    Backend, CodeCheck, Created, Keys, LiveSession, NewSession, RateDecision, RateKey, Rotated,
+    SessionKind, SessionRecord, StoreError, StoreResult, PASSWORD_VERSION_TTL_MS, REFRESH_HISTORY,
     SEEN_REFRESH_MS,
 };
-use crate::clock::now_ms;
 
 const SWEEP_EVERY: u64 = 4096;
 
@@ -112,30 +111,32 @@ impl MemoryStore {
         }
     }
 
-    pub fn keys(&self) -> &Keys {
+    fn lock(&self) -> StoreResult<MutexGuard<'_, State>> {
+        // A panic while holding the lock would leave the maps poisoned; refuse rather
+        // than guess at a half-done change.
+        self.state.lock().map_err(|_| StoreError::Poisoned)
+    }
+}
+
+/// Each method is the Lua script of the same name, as one critical section; the
+/// contract is on `Store`.
+impl Backend for MemoryStore {
+    fn keys(&self) -> &Keys {
         &self.keys
     }
 
-    pub fn with_prefix(&self, prefix: &str) -> Self {
+    fn with_prefix(&self, prefix: &str) -> Self {
         MemoryStore {
             state: self.state.clone(),
             keys: Keys::new(prefix),
         }
     }
 
-    fn lock(&self) -> StoreResult<MutexGuard<'_, State>> {
-        // A panic while holding the lock would leave the maps poisoned; refuse rather
-        // than guess at a half-done change.
-        self.state
-            .lock()
-            .map_err(|_| StoreError::Unavailable("embedded store poisoned".into()))
-    }
-
-    pub async fn ping(&self) -> StoreResult<()> {
+    async fn ping(&self) -> StoreResult<()> {
         self.lock().map(|_| ())
     }
 
-    pub async fn create_session(
+    async fn create_session(
         &self,
         new: &NewSession,
         max_sessions: u32,
@@ -185,7 +186,7 @@ impl MemoryStore {
         Ok(Created::Yes { evicted })
     }
 
-    pub async fn touch_session(
+    async fn touch_session(
         &self,
         user_id: &Uuid,
         sid: &str,
@@ -225,7 +226,7 @@ impl MemoryStore {
         Ok(Some(live))
     }
 
-    pub async fn list_sessions(&self, user_id: &Uuid, now: i64) -> StoreResult<Vec<SessionRecord>> {
+    async fn list_sessions(&self, user_id: &Uuid, now: i64) -> StoreResult<Vec<SessionRecord>> {
         let ikey = self.keys.index(user_id);
         let prefix = self.keys.session_prefix(user_id);
         let mut st = self.lock()?;
@@ -243,8 +244,7 @@ impl MemoryStore {
         Ok(out)
     }
 
-    pub async fn revoke_session(&self, user_id: &Uuid, sid: &str) -> StoreResult<bool> {
-        let now = now_ms();
+    async fn revoke_session(&self, user_id: &Uuid, sid: &str, now: i64) -> StoreResult<bool> {
         let (skey, ikey) = (self.keys.session(user_id, sid), self.keys.index(user_id));
         let mut st = self.lock()?;
         let existed = st.session(&skey, now).is_some();
@@ -252,13 +252,13 @@ impl MemoryStore {
         Ok(existed)
     }
 
-    pub async fn revoke_sessions(
+    async fn revoke_sessions(
         &self,
         user_id: &Uuid,
         keep: Option<&str>,
         password_version: Option<i64>,
+        now: i64,
     ) -> StoreResult<u32> {
-        let now = now_ms();
         let ikey = self.keys.index(user_id);
         let prefix = self.keys.session_prefix(user_id);
         let mut st = self.lock()?;
@@ -283,7 +283,7 @@ impl MemoryStore {
         Ok(n)
     }
 
-    pub async fn rotate_refresh(
+    async fn rotate_refresh(
         &self,
         user_id: &Uuid,
         sid: &str,
@@ -326,14 +326,14 @@ impl MemoryStore {
         Ok(Rotated::Invalid)
     }
 
-    pub async fn api_logout(
+    async fn api_logout(
         &self,
         user_id: &Uuid,
         sid: &str,
         jti: &str,
         token_ttl_ms: i64,
+        now: i64,
     ) -> StoreResult<bool> {
-        let now = now_ms();
         let (skey, ikey) = (self.keys.session(user_id, sid), self.keys.index(user_id));
         let mut st = self.lock()?;
         st.sweep(now);
@@ -346,7 +346,7 @@ impl MemoryStore {
         Ok(existed)
     }
 
-    pub async fn rate_acquire(
+    async fn rate_acquire(
         &self,
         quotas: &[RateKey],
         member: &str,
@@ -378,7 +378,7 @@ impl MemoryStore {
         Ok(RateDecision::Allowed)
     }
 
-    pub async fn rate_release(&self, quotas: &[RateKey], member: &str) -> StoreResult<()> {
+    async fn rate_release(&self, quotas: &[RateKey], member: &str) -> StoreResult<()> {
         let mut st = self.lock()?;
         for q in quotas {
             if let Some(log) = st.rates.get_mut(&q.key) {
@@ -388,13 +388,13 @@ impl MemoryStore {
         Ok(())
     }
 
-    pub async fn store_reset_code(
+    async fn store_reset_code(
         &self,
         user_id: &Uuid,
         mac: &str,
         ttl_ms: i64,
+        now: i64,
     ) -> StoreResult<()> {
-        let now = now_ms();
         let mut st = self.lock()?;
         st.sweep(now);
         st.resets
@@ -402,14 +402,14 @@ impl MemoryStore {
         Ok(())
     }
 
-    pub async fn check_reset_code(
+    async fn check_reset_code(
         &self,
         user_id: &Uuid,
         mac: &str,
         max_tries: u32,
+        now: i64,
     ) -> StoreResult<CodeCheck> {
         use subtle::ConstantTimeEq;
-        let now = now_ms();
         let key = self.keys.reset(user_id);
         let mut st = self.lock()?;
         let Some((stored, tries, exp)) = st.resets.get_mut(&key) else {

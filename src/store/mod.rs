@@ -2,15 +2,17 @@
 //! reset codes and rate limits. One `Store` with two backends that behave the same:
 //! Redis (production, tests) and an embedded in-process map (`redis_url = "memory"`).
 //!
-//! Every operation that touches more than one key is one Lua script on Redis and one
-//! critical section in memory. Times are passed in from the caller (`now_ms`), so both
-//! backends agree on what "expired" means.
+//! The contract is written once, on `Store`'s methods; both backends implement the
+//! private `Backend` trait, so their signatures cannot drift apart, and the
+//! `on_both_stores!` tests hold them to the same behaviour. Every operation that touches
+//! more than one key is one Lua script on Redis and one critical section in memory.
 
 mod keys;
 mod memory;
 mod redis;
 
 use std::collections::HashMap;
+use std::future::Future;
 use std::time::Duration;
 
 use rocket::fairing::AdHoc;
@@ -21,16 +23,38 @@ pub use self::keys::Keys;
 pub use self::memory::MemoryStore;
 pub use self::redis::RedisStore;
 use crate::config::Settings;
+use crate::report::Report;
 
 /// How often "last seen" is written back on a session that is in use.
 pub const SEEN_REFRESH_MS: i64 = 60_000;
 /// How many earlier refresh-token hashes are kept to recognise a replay.
 pub const REFRESH_HISTORY: usize = 5;
+/// How long a password version is remembered: far longer than any sign-in takes.
+pub const PASSWORD_VERSION_TTL_MS: i64 = 24 * 3600 * 1000;
 
+/// Why the store did not answer. Every variant is "unavailable" to a request (503);
+/// the cause is kept for the log.
 #[derive(Debug, Error)]
 pub enum StoreError {
-    #[error("the session store is unavailable: {0}")]
-    Unavailable(String),
+    #[error("no Redis connection could be had")]
+    Connection(#[from] deadpool::managed::PoolError<::redis::RedisError>),
+    #[error("a Redis command failed")]
+    Command(#[from] ::redis::RedisError),
+    #[error("Redis answered with an unreadable value")]
+    Parse(#[from] ::redis::ParsingError),
+    #[error("unexpected reply from {script}: {reply}")]
+    Reply { script: &'static str, reply: String },
+    #[error("the embedded store was left half-changed by a panic")]
+    Poisoned,
+}
+
+/// Why a Redis store could not be set up (a bad URL or pool setting).
+#[derive(Debug, Error)]
+pub enum ConnectError {
+    #[error("not a usable Redis URL")]
+    Url(#[source] ::redis::RedisError),
+    #[error("the connection pool could not be built")]
+    Pool(#[from] deadpool::managed::BuildError),
 }
 
 pub type StoreResult<T> = Result<T, StoreError>;
@@ -186,10 +210,104 @@ pub enum Rotated {
 }
 
 /// The store handle the app manages. Cheap to clone.
+///
+/// # The contract (both backends)
+///
+/// - Times come from the caller (`now_ms`, unix milliseconds), so both backends agree
+///   on what has expired. Redis also keeps its own TTLs, set from the same numbers.
+/// - Every method is one atomic step: concurrent calls never see half of one.
+/// - A user's keys are built from the user id the caller passes, never from input
+///   alone: another user's session id names nothing.
+/// - A session lives until `min(last use + idle, absolute expiry)`; reading it past
+///   either ends it. Its index entry carries the same expiry.
+/// - `Err` means the store did not answer (503 for a request); nothing was changed
+///   that the caller could see half of.
 #[derive(Clone)]
 pub enum Store {
     Redis(RedisStore),
     Memory(MemoryStore),
+}
+
+/// What each backend implements: the methods of `Store`, with the same meaning.
+/// Private, so the contract is documented once (on `Store`), and a backend that
+/// drifts from it does not compile.
+trait Backend {
+    fn keys(&self) -> &Keys;
+    fn with_prefix(&self, prefix: &str) -> Self;
+    fn ping(&self) -> impl Future<Output = StoreResult<()>> + Send;
+    fn create_session(
+        &self,
+        new: &NewSession,
+        max_sessions: u32,
+        password_version: i64,
+        now_ms: i64,
+    ) -> impl Future<Output = StoreResult<Created>> + Send;
+    fn touch_session(
+        &self,
+        user_id: &Uuid,
+        sid: &str,
+        revoked_jti: Option<&str>,
+        now_ms: i64,
+    ) -> impl Future<Output = StoreResult<Option<LiveSession>>> + Send;
+    fn list_sessions(
+        &self,
+        user_id: &Uuid,
+        now_ms: i64,
+    ) -> impl Future<Output = StoreResult<Vec<SessionRecord>>> + Send;
+    fn revoke_session(
+        &self,
+        user_id: &Uuid,
+        sid: &str,
+        now_ms: i64,
+    ) -> impl Future<Output = StoreResult<bool>> + Send;
+    fn revoke_sessions(
+        &self,
+        user_id: &Uuid,
+        keep: Option<&str>,
+        password_version: Option<i64>,
+        now_ms: i64,
+    ) -> impl Future<Output = StoreResult<u32>> + Send;
+    fn rotate_refresh(
+        &self,
+        user_id: &Uuid,
+        sid: &str,
+        presented_hash: &str,
+        new_hash: &str,
+        now_ms: i64,
+    ) -> impl Future<Output = StoreResult<Rotated>> + Send;
+    fn api_logout(
+        &self,
+        user_id: &Uuid,
+        sid: &str,
+        jti: &str,
+        token_ttl_ms: i64,
+        now_ms: i64,
+    ) -> impl Future<Output = StoreResult<bool>> + Send;
+    fn rate_acquire(
+        &self,
+        quotas: &[RateKey],
+        member: &str,
+        now_ms: i64,
+    ) -> impl Future<Output = StoreResult<RateDecision>> + Send;
+    fn rate_release(
+        &self,
+        quotas: &[RateKey],
+        member: &str,
+    ) -> impl Future<Output = StoreResult<()>> + Send;
+    fn store_reset_code(
+        &self,
+        user_id: &Uuid,
+        mac: &str,
+        ttl_ms: i64,
+        now_ms: i64,
+    ) -> impl Future<Output = StoreResult<()>> + Send;
+    fn check_reset_code(
+        &self,
+        user_id: &Uuid,
+        mac: &str,
+        max_tries: u32,
+        now_ms: i64,
+    ) -> impl Future<Output = StoreResult<CodeCheck>> + Send;
 }
 
 macro_rules! dispatch {
@@ -202,6 +320,7 @@ macro_rules! dispatch {
 }
 
 impl Store {
+    /// The key builder under this store's prefix.
     pub fn keys(&self) -> &Keys {
         dispatch!(self, s => s.keys())
     }
@@ -221,10 +340,16 @@ impl Store {
         }
     }
 
+    /// Answers when the store can be used (for `/health` and the start).
     pub async fn ping(&self) -> StoreResult<()> {
         dispatch!(self, s => s.ping().await)
     }
 
+    /// Starts a session, all in one step: refuses it (`Stale`) when the user's password
+    /// version has moved past `password_version` (the credentials were checked against
+    /// an older password); drops expired index entries; while the user has
+    /// `max_sessions` live sessions, ends the least recently seen; then writes the
+    /// session with `created = seen = now` and expiry `min(now + idle, absolute)`.
     pub async fn create_session(
         &self,
         new: &NewSession,
@@ -235,7 +360,10 @@ impl Store {
         dispatch!(self, s => s.create_session(new, max_sessions, password_version, now_ms).await)
     }
 
-    /// Checks a session and slides its idle timeout: one round trip.
+    /// The hot path, one round trip: `None` when the session does not live, is past
+    /// its absolute expiry (then it is ended), or `revoked_jti` names a revoked access
+    /// token. Otherwise slides the expiry to `min(now + idle, absolute)`, writes `seen`
+    /// when it is older than `SEEN_REFRESH_MS`, and answers who the session is.
     pub async fn touch_session(
         &self,
         user_id: &Uuid,
@@ -246,6 +374,8 @@ impl Store {
         dispatch!(self, s => s.touch_session(user_id, sid, revoked_jti, now_ms).await)
     }
 
+    /// Every live session of the user (in no particular order); drops expired index
+    /// entries on the way.
     pub async fn list_sessions(
         &self,
         user_id: &Uuid,
@@ -254,22 +384,34 @@ impl Store {
         dispatch!(self, s => s.list_sessions(user_id, now_ms).await)
     }
 
-    /// Ends one session of this user; false when the user has no such session.
-    pub async fn revoke_session(&self, user_id: &Uuid, sid: &str) -> StoreResult<bool> {
-        dispatch!(self, s => s.revoke_session(user_id, sid).await)
+    /// Ends one session of this user; false when the user has no such live session.
+    pub async fn revoke_session(
+        &self,
+        user_id: &Uuid,
+        sid: &str,
+        now_ms: i64,
+    ) -> StoreResult<bool> {
+        dispatch!(self, s => s.revoke_session(user_id, sid, now_ms).await)
     }
 
-    /// Ends every session of the user but `keep`; with `password_version`, also
-    /// refuses sessions whose credentials were checked against an older password.
+    /// Ends every session of the user but `keep`, and answers how many live ones
+    /// ended. With `password_version`, also records it (never lowering it), so a
+    /// `create_session` checked against an older password is refused.
     pub async fn revoke_sessions(
         &self,
         user_id: &Uuid,
         keep: Option<&str>,
         password_version: Option<i64>,
+        now_ms: i64,
     ) -> StoreResult<u32> {
-        dispatch!(self, s => s.revoke_sessions(user_id, keep, password_version).await)
+        dispatch!(self, s => s.revoke_sessions(user_id, keep, password_version, now_ms).await)
     }
 
+    /// API refresh: when `presented_hash` is its
+    /// current refresh hash, replaces it with `new_hash` (keeping `REFRESH_HISTORY`
+    /// earlier ones), slides the expiry and answers `Yes`; when it is an earlier one,
+    /// ends the session (a replayed secret: theft) and answers `Reused`; else `Invalid`.
+    /// Only API sessions rotate.
     pub async fn rotate_refresh(
         &self,
         user_id: &Uuid,
@@ -281,18 +423,22 @@ impl Store {
         dispatch!(self, s => s.rotate_refresh(user_id, sid, presented_hash, new_hash, now_ms).await)
     }
 
-    /// Ends an API session and revokes its access token for `token_ttl_ms`.
+    /// Ends an API session and marks its access token's `jti` revoked
+    /// for `token_ttl_ms` (nothing to mark when it is 0); true when the session lived.
     pub async fn api_logout(
         &self,
         user_id: &Uuid,
         sid: &str,
         jti: &str,
         token_ttl_ms: i64,
+        now_ms: i64,
     ) -> StoreResult<bool> {
-        dispatch!(self, s => s.api_logout(user_id, sid, jti, token_ttl_ms).await)
+        dispatch!(self, s => s.api_logout(user_id, sid, jti, token_ttl_ms, now_ms).await)
     }
 
-    /// Records one attempt against every quota, or against none when any is full.
+    /// The sliding-window limiter: forgets attempts older than each quota's window;
+    /// when any quota is full answers how long until its oldest counted attempt leaves
+    /// the window, else records `member` in every quota. All or nothing.
     pub async fn rate_acquire(
         &self,
         quotas: &[RateKey],
@@ -307,27 +453,30 @@ impl Store {
         dispatch!(self, s => s.rate_release(quotas, member).await)
     }
 
+    /// Stores a reset code's keyed hash for `ttl_ms`, replacing any earlier code and
+    /// its count of wrong tries.
     pub async fn store_reset_code(
         &self,
         user_id: &Uuid,
         mac: &str,
         ttl_ms: i64,
+        now_ms: i64,
     ) -> StoreResult<()> {
-        dispatch!(self, s => s.store_reset_code(user_id, mac, ttl_ms).await)
+        dispatch!(self, s => s.store_reset_code(user_id, mac, ttl_ms, now_ms).await)
     }
 
+    /// Checks a code in constant time: right → used up; wrong → counted, and the
+    /// `max_tries`th wrong try burns the code; no live code → `Missing`.
     pub async fn check_reset_code(
         &self,
         user_id: &Uuid,
         mac: &str,
         max_tries: u32,
+        now_ms: i64,
     ) -> StoreResult<CodeCheck> {
-        dispatch!(self, s => s.check_reset_code(user_id, mac, max_tries).await)
+        dispatch!(self, s => s.check_reset_code(user_id, mac, max_tries, now_ms).await)
     }
 }
-
-/// How long a password version is remembered: far longer than any sign-in takes.
-pub const PASSWORD_VERSION_TTL_MS: i64 = 24 * 3600 * 1000;
 
 /// Connects the configured store and manages it.
 pub fn stage() -> AdHoc {
@@ -355,27 +504,32 @@ async fn connect(settings: &Settings, debug: bool) -> Result<Store, String> {
         Some("memory") => Ok(Store::Memory(MemoryStore::new(keys))),
         Some(url) => {
             let store = RedisStore::connect(url, keys)
-                .map_err(|e| format!("invalid setting `redis_url`: {e}"))?;
-            store
-                .ping()
-                .await
-                .map_err(|e| format!("setting `redis_url`: cannot reach Redis at {url}: {e}"))?;
+                .map_err(|e| format!("invalid setting `redis_url`: {}", Report(&e)))?;
+            store.ping().await.map_err(|e| {
+                format!(
+                    "setting `redis_url`: cannot reach Redis at {url}: {}",
+                    Report(&e)
+                )
+            })?;
             Ok(Store::Redis(store))
         }
         None => {
             let url = "redis://127.0.0.1:6379";
-            let store = RedisStore::connect(url, keys.clone()).map_err(|e| e.to_string())?;
+            let store =
+                RedisStore::connect(url, keys.clone()).map_err(|e| Report(&e).to_string())?;
             match store.ping().await {
                 Ok(()) => Ok(Store::Redis(store)),
                 Err(e) if debug => {
                     tracing::warn!(
-                        "no Redis answers at {url} ({e}); using the embedded in-process store: \
-                         sessions will not survive a restart"
+                        "no Redis answers at {url} ({}); using the embedded in-process store: \
+                         sessions will not survive a restart",
+                        Report(&e)
                     );
                     Ok(Store::Memory(MemoryStore::new(keys)))
                 }
                 Err(e) => Err(format!(
-                    "setting `redis_url`: cannot reach Redis at {url} (the release default): {e}"
+                    "setting `redis_url`: cannot reach Redis at {url} (the release default): {}",
+                    Report(&e)
                 )),
             }
         }

@@ -14,9 +14,9 @@ use deadpool_redis::redis::{
 use uuid::Uuid;
 
 use super::{
-    CodeCheck, Created, Keys, LiveSession, NewSession, RateDecision, RateKey, Rotated, SessionKind,
-    SessionRecord, StoreError, StoreResult, PASSWORD_VERSION_TTL_MS, REFRESH_HISTORY,
-    SEEN_REFRESH_MS,
+    Backend, CodeCheck, ConnectError, Created, Keys, LiveSession, NewSession, RateDecision,
+    RateKey, Rotated, SessionKind, SessionRecord, StoreError, StoreResult, PASSWORD_VERSION_TTL_MS,
+    REFRESH_HISTORY, SEEN_REFRESH_MS,
 };
 
 /// How long one command may take before the request answers 503.
@@ -68,13 +68,24 @@ pub struct RedisStore {
     scripts: Arc<Scripts>,
 }
 
-fn unavailable(e: impl std::fmt::Display) -> StoreError {
-    StoreError::Unavailable(e.to_string())
+/// A script with the shared `slide` function (`slide.lua`) in front of it.
+macro_rules! sliding_script {
+    ($file:literal) => {
+        Script::new(concat!(include_str!("slide.lua"), include_str!($file)))
+    };
+}
+
+/// A reply of a shape the script never sends.
+fn unexpected(script: &'static str, reply: impl std::fmt::Debug) -> StoreError {
+    StoreError::Reply {
+        script,
+        reply: format!("{reply:?}"),
+    }
 }
 
 impl RedisStore {
-    pub fn connect(url: &str, keys: Keys) -> Result<Self, String> {
-        let client = redis::Client::open(url).map_err(|e| e.to_string())?;
+    pub fn connect(url: &str, keys: Keys) -> Result<Self, ConnectError> {
+        let client = redis::Client::open(url).map_err(ConnectError::Url)?;
         let config = AsyncConnectionConfig::new()
             .set_connection_timeout(Some(CONNECT_TIMEOUT))
             .set_response_timeout(Some(RESPONSE_TIMEOUT));
@@ -87,18 +98,17 @@ impl RedisStore {
         let pool = Pool::builder(Manager { client, config })
             .config(pool_config)
             .runtime(deadpool::Runtime::Tokio1)
-            .build()
-            .map_err(|e| e.to_string())?;
+            .build()?;
         Ok(RedisStore {
             pool,
             keys,
             scripts: Arc::new(Scripts {
-                create: Script::new(include_str!("session_create.lua")),
-                touch: Script::new(include_str!("session_touch.lua")),
+                create: sliding_script!("session_create.lua"),
+                touch: sliding_script!("session_touch.lua"),
                 list: Script::new(include_str!("session_list.lua")),
                 revoke: Script::new(include_str!("session_revoke.lua")),
                 revoke_all: Script::new(include_str!("session_revoke_all.lua")),
-                rotate: Script::new(include_str!("refresh_rotate.lua")),
+                rotate: sliding_script!("refresh_rotate.lua"),
                 api_logout: Script::new(include_str!("api_logout.lua")),
                 rate_acquire: Script::new(include_str!("rate_acquire.lua")),
                 reset_store: Script::new(include_str!("reset_store.lua")),
@@ -107,24 +117,12 @@ impl RedisStore {
         })
     }
 
-    pub fn keys(&self) -> &Keys {
-        &self.keys
-    }
-
-    pub fn with_prefix(&self, prefix: &str) -> Self {
-        RedisStore {
-            pool: self.pool.clone(),
-            keys: Keys::new(prefix),
-            scripts: self.scripts.clone(),
-        }
-    }
-
     /// Runs one script invocation; a connection that fails is dropped from the pool.
     async fn run<T: redis::FromRedisValue>(
         &self,
         inv: &redis::ScriptInvocation<'_>,
     ) -> StoreResult<T> {
-        let mut conn = self.pool.get().await.map_err(unavailable)?;
+        let mut conn = self.pool.get().await?;
         match inv.invoke_async(&mut *conn).await {
             Ok(v) => Ok(v),
             Err(e) => {
@@ -135,24 +133,41 @@ impl RedisStore {
                 {
                     let _ = Object::take(conn);
                 }
-                Err(unavailable(e))
+                Err(e.into())
             }
         }
     }
+}
 
-    pub async fn ping(&self) -> StoreResult<()> {
-        let mut conn = self.pool.get().await.map_err(unavailable)?;
+/// Each method is one script call (`*.lua` beside this file); the contract is on
+/// `Store`. Redis keeps TTLs on its own clock, so the methods whose script only sets
+/// or reads TTLs take `now` for the embedded store's sake and do not send it.
+impl Backend for RedisStore {
+    fn keys(&self) -> &Keys {
+        &self.keys
+    }
+
+    fn with_prefix(&self, prefix: &str) -> Self {
+        RedisStore {
+            pool: self.pool.clone(),
+            keys: Keys::new(prefix),
+            scripts: self.scripts.clone(),
+        }
+    }
+
+    async fn ping(&self) -> StoreResult<()> {
+        let mut conn = self.pool.get().await?;
         let r: redis::RedisResult<String> = redis::cmd("PING").query_async(&mut *conn).await;
         match r {
             Ok(_) => Ok(()),
             Err(e) => {
                 let _ = Object::take(conn);
-                Err(unavailable(e))
+                Err(e.into())
             }
         }
     }
 
-    pub async fn create_session(
+    async fn create_session(
         &self,
         new: &NewSession,
         max_sessions: u32,
@@ -182,13 +197,11 @@ impl RedisStore {
                     .filter_map(|i| redis::from_redis_value(i).ok())
                     .collect(),
             }),
-            other => Err(unavailable(format!(
-                "unexpected reply from session_create: {other:?}"
-            ))),
+            other => Err(unexpected("session_create", other)),
         }
     }
 
-    pub async fn touch_session(
+    async fn touch_session(
         &self,
         user_id: &Uuid,
         sid: &str,
@@ -219,11 +232,7 @@ impl RedisStore {
         }))
     }
 
-    pub async fn list_sessions(
-        &self,
-        user_id: &Uuid,
-        now_ms: i64,
-    ) -> StoreResult<Vec<SessionRecord>> {
+    async fn list_sessions(&self, user_id: &Uuid, now_ms: i64) -> StoreResult<Vec<SessionRecord>> {
         let mut inv = self.scripts.list.prepare_invoke();
         inv.key(self.keys.index(user_id))
             .arg(now_ms)
@@ -232,9 +241,8 @@ impl RedisStore {
         let mut out = Vec::new();
         let mut it = reply.into_iter();
         while let (Some(sid), Some(fields)) = (it.next(), it.next()) {
-            let sid: String = redis::from_redis_value(sid).map_err(unavailable)?;
-            let fields: HashMap<String, String> =
-                redis::from_redis_value(fields).map_err(unavailable)?;
+            let sid: String = redis::from_redis_value(sid)?;
+            let fields: HashMap<String, String> = redis::from_redis_value(fields)?;
             if let Some(rec) = SessionRecord::from_fields(sid, &fields) {
                 out.push(rec);
             }
@@ -242,7 +250,7 @@ impl RedisStore {
         Ok(out)
     }
 
-    pub async fn revoke_session(&self, user_id: &Uuid, sid: &str) -> StoreResult<bool> {
+    async fn revoke_session(&self, user_id: &Uuid, sid: &str, _now: i64) -> StoreResult<bool> {
         let mut inv = self.scripts.revoke.prepare_invoke();
         inv.key(self.keys.session(user_id, sid))
             .key(self.keys.index(user_id))
@@ -251,11 +259,12 @@ impl RedisStore {
         Ok(n > 0)
     }
 
-    pub async fn revoke_sessions(
+    async fn revoke_sessions(
         &self,
         user_id: &Uuid,
         keep: Option<&str>,
         password_version: Option<i64>,
+        _now: i64,
     ) -> StoreResult<u32> {
         let mut inv = self.scripts.revoke_all.prepare_invoke();
         inv.key(self.keys.index(user_id))
@@ -268,7 +277,7 @@ impl RedisStore {
         Ok(n)
     }
 
-    pub async fn rotate_refresh(
+    async fn rotate_refresh(
         &self,
         user_id: &Uuid,
         sid: &str,
@@ -289,7 +298,7 @@ impl RedisStore {
             Value::Int(-1) => Rotated::Reused,
             Value::Array(items) => match items.as_slice() {
                 [_, uid] => Rotated::Yes {
-                    user_id: redis::from_redis_value(uid.clone()).map_err(unavailable)?,
+                    user_id: redis::from_redis_value(uid.clone())?,
                 },
                 _ => Rotated::Invalid,
             },
@@ -297,12 +306,13 @@ impl RedisStore {
         })
     }
 
-    pub async fn api_logout(
+    async fn api_logout(
         &self,
         user_id: &Uuid,
         sid: &str,
         jti: &str,
         token_ttl_ms: i64,
+        _now: i64,
     ) -> StoreResult<bool> {
         let mut inv = self.scripts.api_logout.prepare_invoke();
         inv.key(self.keys.session(user_id, sid))
@@ -314,7 +324,7 @@ impl RedisStore {
         Ok(n > 0)
     }
 
-    pub async fn rate_acquire(
+    async fn rate_acquire(
         &self,
         quotas: &[RateKey],
         member: &str,
@@ -338,8 +348,8 @@ impl RedisStore {
         })
     }
 
-    pub async fn rate_release(&self, quotas: &[RateKey], member: &str) -> StoreResult<()> {
-        let mut conn = self.pool.get().await.map_err(unavailable)?;
+    async fn rate_release(&self, quotas: &[RateKey], member: &str) -> StoreResult<()> {
+        let mut conn = self.pool.get().await?;
         let mut pipe = redis::pipe();
         for q in quotas {
             pipe.cmd("ZREM").arg(&q.key).arg(member).ignore();
@@ -348,16 +358,17 @@ impl RedisStore {
             Ok(()) => Ok(()),
             Err(e) => {
                 let _ = Object::take(conn);
-                Err(unavailable(e))
+                Err(e.into())
             }
         }
     }
 
-    pub async fn store_reset_code(
+    async fn store_reset_code(
         &self,
         user_id: &Uuid,
         mac: &str,
         ttl_ms: i64,
+        _now: i64,
     ) -> StoreResult<()> {
         let mut inv = self.scripts.reset_store.prepare_invoke();
         inv.key(self.keys.reset(user_id)).arg(mac).arg(ttl_ms);
@@ -365,11 +376,12 @@ impl RedisStore {
         Ok(())
     }
 
-    pub async fn check_reset_code(
+    async fn check_reset_code(
         &self,
         user_id: &Uuid,
         mac: &str,
         max_tries: u32,
+        _now: i64,
     ) -> StoreResult<CodeCheck> {
         let mut inv = self.scripts.reset_check.prepare_invoke();
         inv.key(self.keys.reset(user_id)).arg(mac).arg(max_tries);

@@ -2,6 +2,7 @@
 -- KEYS[1] session hash P:{u:UID}:s:SID   KEYS[2] user index P:{u:UID}:sessions
 -- ARGV[1] SID   ARGV[2] now (ms)   ARGV[3] hash of the presented secret
 -- ARGV[4] hash of the new secret   ARGV[5] how many earlier hashes to remember
+-- slide() comes from slide.lua, prepended when the script is loaded.
 -- Returns {1, uid} when rotated, -1 when an earlier secret was replayed (the session
 -- is ended: theft detection), 0 when there is no such session or secret.
 local h = redis.call('HMGET', KEYS[1], 'uid', 'kind', 'rth', 'rtp', 'abs', 'idle')
@@ -25,13 +26,8 @@ if h[3] == ARGV[3] then
     earlier = earlier .. ' ' .. old
     count = count + 1
   end
-  local expiry = math.min(now + tonumber(h[6]), abs)
   redis.call('HSET', KEYS[1], 'rth', ARGV[4], 'rtp', earlier, 'seen', now)
-  redis.call('PEXPIRE', KEYS[1], expiry - now)
-  redis.call('ZADD', KEYS[2], expiry, ARGV[1])
-  if redis.call('PTTL', KEYS[2]) < expiry - now then
-    redis.call('PEXPIRE', KEYS[2], expiry - now)
-  end
+  slide(KEYS[1], KEYS[2], ARGV[1], now, math.min(now + tonumber(h[6]), abs))
   return { 1, h[1] }
 end
 for old in string.gmatch(h[4] or '', '%S+') do

@@ -7,6 +7,7 @@
 -- ARGV[5] password version the credentials were checked against
 -- ARGV[6] session key prefix P:{u:UID}:s:  (same hash tag, same slot)
 -- ARGV[7..] field, value pairs of the new hash
+-- slide() comes from slide.lua, prepended when the script is loaded.
 -- Returns -1 when the password changed after it was checked (the sign-in is stale),
 -- else the list of SIDs ended to make room.
 local pwv = redis.call('GET', KEYS[3])
@@ -43,9 +44,5 @@ if #members >= max then
 end
 redis.call('DEL', KEYS[1])
 redis.call('HSET', KEYS[1], unpack(ARGV, 7))
-redis.call('PEXPIRE', KEYS[1], expiry - now)
-redis.call('ZADD', KEYS[2], expiry, ARGV[1])
-if redis.call('PTTL', KEYS[2]) < expiry - now then
-  redis.call('PEXPIRE', KEYS[2], expiry - now)
-end
+slide(KEYS[1], KEYS[2], ARGV[1], now, expiry)
 return evicted

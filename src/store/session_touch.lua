@@ -4,6 +4,7 @@
 -- KEYS[3] revoked access token P:{u:UID}:jti:JTI (only read when ARGV[4] == '1')
 -- ARGV[1] SID   ARGV[2] now (ms)   ARGV[3] how often "last seen" is written (ms)
 -- ARGV[4] '1' to refuse when KEYS[3] exists
+-- slide() comes from slide.lua, prepended when the script is loaded.
 -- Returns false when there is no live session, else {uid, kind, csrf}.
 local h = redis.call('HMGET', KEYS[1], 'uid', 'kind', 'csrf', 'abs', 'idle', 'seen')
 if not h[1] then
@@ -19,12 +20,7 @@ end
 if ARGV[4] == '1' and redis.call('EXISTS', KEYS[3]) == 1 then
   return false
 end
-local expiry = math.min(now + tonumber(h[5]), abs)
-redis.call('PEXPIRE', KEYS[1], expiry - now)
-redis.call('ZADD', KEYS[2], expiry, ARGV[1])
-if redis.call('PTTL', KEYS[2]) < expiry - now then
-  redis.call('PEXPIRE', KEYS[2], expiry - now)
-end
+slide(KEYS[1], KEYS[2], ARGV[1], now, math.min(now + tonumber(h[5]), abs))
 if now - tonumber(h[6]) >= tonumber(ARGV[3]) then
   redis.call('HSET', KEYS[1], 'seen', now)
 end

@@ -9,7 +9,7 @@ use rocket::{get, post, routes, Route, State};
 use super::guards::{Checked, CsrfToken, CurrentSession, HasCsrf, SessionCookieJar};
 use super::Page;
 use crate::accounts::{AccountError, Accounts, Hasher, User};
-use crate::clock::{retry_after_secs, wait_in_words};
+use crate::clock::{now_ms, retry_after_secs, wait_in_words};
 use crate::config::Settings;
 use crate::crypto::random_token;
 use crate::domain::{Email, NewPassword};
@@ -215,7 +215,9 @@ async fn login(
     };
     attempt.succeeded(store).await;
     if let Some(prev) = previous {
-        store.revoke_session(&prev.user_id, &prev.sid).await?;
+        store
+            .revoke_session(&prev.user_id, &prev.sid, now_ms())
+            .await?;
     }
     let remember = f.remember;
     let Some(started) = sessions::start(
@@ -277,7 +279,9 @@ async fn logout(
     store: &State<Store>,
     jar: SessionCookieJar<'_>,
 ) -> AppResult<Flash<Redirect>> {
-    store.revoke_session(&session.user_id, &session.sid).await?;
+    store
+        .revoke_session(&session.user_id, &session.sid, now_ms())
+        .await?;
     jar.clear();
     Ok(Flash::success(
         Redirect::to("/login"),

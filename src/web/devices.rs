@@ -89,7 +89,7 @@ async fn revoke(
 ) -> AppResult<Flash<Redirect>> {
     // Keys are built from the signed-in user's own id: another user's session id
     // names nothing here, and answers 404 like any id that does not exist.
-    if !is_sid(id) || !store.revoke_session(&session.user_id, id).await? {
+    if !is_sid(id) || !store.revoke_session(&session.user_id, id, now_ms()).await? {
         return Err(AppError::NotFound);
     }
     if id == session.sid {
@@ -112,7 +112,7 @@ async fn revoke_others(
     store: &State<Store>,
 ) -> AppResult<Flash<Redirect>> {
     let n = store
-        .revoke_sessions(&session.user_id, Some(&session.sid), None)
+        .revoke_sessions(&session.user_id, Some(&session.sid), None, now_ms())
         .await?;
     let msg = match n {
         0 => "No other device was signed in.".to_string(),

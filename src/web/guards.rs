@@ -14,6 +14,7 @@ use crate::clock::now_ms;
 use crate::config::Settings;
 use crate::crypto::{constant_time_eq, random_token};
 use crate::error::AppError;
+use crate::report::Report;
 use crate::sessions::SessionCookie;
 use crate::store::{SessionKind, Store};
 
@@ -59,7 +60,7 @@ async fn lookup<'r>(req: &'r Request<'_>) -> &'r Lookup {
                 })))
             }
             Ok(_) => Lookup(Ok(None)),
-            Err(e) => Lookup(Err(e.to_string())),
+            Err(e) => Lookup(Err(Report(&e).to_string())),
         }
     })
     .await

@@ -11,7 +11,7 @@ use super::guards::{Checked, CsrfToken, CurrentSession, HasCsrf, SessionCookieJa
 use super::verify_credentials;
 use super::Page;
 use crate::accounts::{Accounts, Hasher, User};
-use crate::clock::{retry_after_secs, wait_in_words};
+use crate::clock::{now_ms, retry_after_secs, wait_in_words};
 use crate::codes;
 use crate::config::Settings;
 use crate::domain::{Email, NewPassword};
@@ -181,6 +181,7 @@ async fn reset(
             &uid,
             &codes::code_mac(settings, &uid, &code),
             settings.reset_code_max_tries,
+            now_ms(),
         )
         .await?;
     let user = match (check, user) {
@@ -207,7 +208,9 @@ async fn reset(
     attempt.succeeded(store).await;
     let hash = hasher.hash(password.expose()).await?;
     let version = accounts.set_password(&user, &hash).await?;
-    let ended = store.revoke_sessions(&user.id, None, Some(version)).await?;
+    let ended = store
+        .revoke_sessions(&user.id, None, Some(version), now_ms())
+        .await?;
     jar.clear();
     tracing::info!(user = %user.id, ended, "password reset; every session ended");
     Ok(FormAnswer::Done(Flash::success(
@@ -298,7 +301,7 @@ async fn change(
     let hash = hasher.hash(new_password.expose()).await?;
     let version = accounts.set_password(&user, &hash).await?;
     let ended = store
-        .revoke_sessions(&user.id, Some(&session.sid), Some(version))
+        .revoke_sessions(&user.id, Some(&session.sid), Some(version), now_ms())
         .await?;
     tracing::info!(user = %user.id, ended, "password changed; other sessions ended");
     let msg = match ended {
