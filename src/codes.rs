@@ -3,6 +3,7 @@
 //! `reset_code_max_tries` wrong tries (counted in the same script that checks).
 
 use rand::Rng;
+use secrecy::ExposeSecret;
 use serde_json::json;
 use uuid::Uuid;
 
@@ -29,7 +30,7 @@ pub fn new_code() -> String {
 /// for another account.
 pub fn code_mac(settings: &Settings, user_id: &Uuid, code: &str) -> String {
     hmac_hex(
-        &settings.jwt_secret,
+        settings.tokens.jwt_secret.expose_secret(),
         format!("latchkey reset code\n{user_id}\n{code}").as_bytes(),
     )
 }
@@ -50,14 +51,14 @@ pub async fn send_reset_code(
         .store_reset_code(
             &user.id,
             &code_mac(settings, &user.id, &code),
-            settings.reset_code_ttl.as_millis() as i64,
+            settings.codes.ttl.as_millis() as i64,
             now_ms(),
         )
         .await?;
     let ctx = json!({
         "code": code,
-        "minutes": settings.reset_code_ttl.as_secs().div_ceil(60),
-        "reset_url": format!("{}/password/reset?email={}", settings.public_url, urlencode(&user.email)),
+        "minutes": settings.codes.ttl.as_secs().div_ceil(60),
+        "reset_url": format!("{}/password/reset?email={}", settings.server.public_url, urlencode(&user.email)),
         "email": user.email,
     });
     mailer.compose_and_send(

@@ -1,51 +1,21 @@
 //! Settings: `Rocket.toml` (per profile) with `LATCHKEY_<NAME>` overrides, validated at
 //! start. A wrong setting stops the server with one line naming it and the problem.
+//!
+//! `Settings` is one section per concern (storage, server, sessions, limits, reset
+//! codes, mail, API tokens), each read and then checked by its own `validate()`. Every
+//! setting's name is written once: on the line that reads it. Secrets (`jwt_secret`,
+//! `smtp_url`, which may hold a password) are `secrecy` types, so no `Debug`, log line
+//! or panic message prints them.
 
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use ipnet::IpNet;
 use rocket::fairing::AdHoc;
 use rocket::figment::Figment;
-use serde::{Deserialize, Serialize};
-
-/// The settings as written (every field optional, defaults filled by profile).
-#[derive(Debug, Default, Deserialize, Serialize)]
-#[serde(default)]
-struct Raw {
-    redis_url: Option<String>,
-    database_url: Option<String>,
-    key_prefix: Option<String>,
-    cookie_secure: Option<bool>,
-    session_idle_timeout: Option<i64>,
-    session_absolute_timeout: Option<i64>,
-    remember_absolute_timeout: Option<i64>,
-    max_sessions_per_user: Option<i64>,
-    mail_outbox: Option<String>,
-    smtp_url: Option<String>,
-    mail_from: Option<String>,
-    public_url: Option<String>,
-    new_device_mail: Option<bool>,
-    jwt_secret: Option<String>,
-    access_token_ttl: Option<i64>,
-    refresh_token_ttl: Option<i64>,
-    trusted_proxies: Option<ProxyList>,
-    login_limit_account: Option<i64>,
-    login_limit_ip: Option<i64>,
-    login_limit_window: Option<i64>,
-    reset_limit_account: Option<i64>,
-    reset_limit_ip: Option<i64>,
-    reset_limit_window: Option<i64>,
-    reset_code_ttl: Option<i64>,
-    reset_code_max_tries: Option<i64>,
-}
-
-/// `trusted_proxies` may be a TOML list or, from the environment, a comma-separated string.
-#[derive(Debug, Deserialize, Serialize)]
-#[serde(untagged)]
-enum ProxyList {
-    List(Vec<String>),
-    Text(String),
-}
+use secrecy::{SecretSlice, SecretString};
+use serde::de::DeserializeOwned;
+use serde::Deserialize;
 
 /// One rate-limit quota: `limit` events per `window`.
 #[derive(Debug, Clone, Copy)]
@@ -56,32 +26,76 @@ pub struct Quota {
 
 #[derive(Debug, Clone)]
 pub struct Settings {
+    /// Any profile but `release`: allows a generated `jwt_secret`.
     pub debug: bool,
+    pub storage: StorageSettings,
+    pub server: ServerSettings,
+    pub sessions: SessionSettings,
+    pub limits: LimitSettings,
+    pub codes: CodeSettings,
+    pub mail: MailSettings,
+    pub tokens: TokenSettings,
+}
+
+/// Where state lives: Redis (or the embedded store) and the account database.
+#[derive(Debug, Clone)]
+pub struct StorageSettings {
+    /// `None`: Redis on 127.0.0.1:6379, or (debug) the embedded store when none answers.
     pub redis_url: Option<String>,
-    pub database_url: String,
     pub key_prefix: String,
-    pub cookie_secure: bool,
-    pub session_idle_timeout: Duration,
-    pub session_absolute_timeout: Duration,
-    /// Absolute (and idle) lifetime of a "remember me" session.
-    pub remember_absolute_timeout: Duration,
-    pub max_sessions_per_user: u32,
-    pub mail_outbox: String,
-    pub smtp_url: Option<String>,
-    pub mail_from: String,
-    /// Where links in mail point.
+    pub database_url: String,
+}
+
+/// How this server is reached: its public address and the proxies in front of it.
+#[derive(Debug, Clone)]
+pub struct ServerSettings {
+    /// Where links in mail point; also the issuer of access tokens. No trailing `/`.
     pub public_url: String,
-    pub new_device_mail: bool,
-    pub jwt_secret: Vec<u8>,
-    pub access_token_ttl: Duration,
-    pub refresh_token_ttl: Duration,
     pub trusted_proxies: Vec<IpNet>,
+}
+
+/// Browser sessions and their cookie.
+#[derive(Debug, Clone)]
+pub struct SessionSettings {
+    pub cookie_secure: bool,
+    pub idle_timeout: Duration,
+    pub absolute_timeout: Duration,
+    /// Absolute (and idle) lifetime of a "remember me" session.
+    pub remember_timeout: Duration,
+    pub max_per_user: u32,
+}
+
+/// Rate-limit quotas.
+#[derive(Debug, Clone)]
+pub struct LimitSettings {
     pub login_account: Quota,
     pub login_ip: Quota,
     pub reset_account: Quota,
     pub reset_ip: Quota,
-    pub reset_code_ttl: Duration,
-    pub reset_code_max_tries: u32,
+}
+
+/// Password-reset codes.
+#[derive(Debug, Clone)]
+pub struct CodeSettings {
+    pub ttl: Duration,
+    pub max_tries: u32,
+}
+
+#[derive(Debug, Clone)]
+pub struct MailSettings {
+    pub outbox: String,
+    /// `smtp://user:password@host`: a secret, since it may carry a password.
+    pub smtp_url: Option<SecretString>,
+    pub from: String,
+    pub new_device_mail: bool,
+}
+
+/// API access tokens. `jwt_secret` also keys the reset-code hashes.
+#[derive(Debug, Clone)]
+pub struct TokenSettings {
+    pub jwt_secret: SecretSlice<u8>,
+    pub access_ttl: Duration,
+    pub refresh_ttl: Duration,
 }
 
 #[derive(Debug)]
@@ -96,6 +110,8 @@ impl std::fmt::Display for SettingError {
     }
 }
 
+impl std::error::Error for SettingError {}
+
 fn bad(name: &'static str, problem: impl Into<String>) -> SettingError {
     SettingError {
         name,
@@ -103,23 +119,50 @@ fn bad(name: &'static str, problem: impl Into<String>) -> SettingError {
     }
 }
 
-fn seconds(name: &'static str, v: Option<i64>, default: i64) -> Result<Duration, SettingError> {
-    let v = v.unwrap_or(default);
-    if v <= 0 {
-        return Err(bad(
-            name,
-            format!("must be a positive number of seconds, got {v}"),
-        ));
-    }
-    Ok(Duration::from_secs(v as u64))
-}
+/// Reads one setting at a time by its name, so the name that fails is the name in
+/// the message.
+struct Reader<'a>(&'a Figment);
 
-fn count(name: &'static str, v: Option<i64>, default: i64) -> Result<u32, SettingError> {
-    let v = v.unwrap_or(default);
-    u32::try_from(v)
-        .ok()
-        .filter(|n| *n > 0)
-        .ok_or_else(|| bad(name, format!("must be a whole number above 0, got {v}")))
+impl Reader<'_> {
+    fn get<T: DeserializeOwned>(&self, name: &'static str) -> Result<Option<T>, SettingError> {
+        match self.0.extract_inner::<T>(name) {
+            Ok(v) => Ok(Some(v)),
+            Err(e) if e.missing() => Ok(None),
+            Err(e) => Err(bad(name, e.to_string())),
+        }
+    }
+
+    fn text(&self, name: &'static str, default: &str) -> Result<String, SettingError> {
+        Ok(self.get(name)?.unwrap_or_else(|| default.to_string()))
+    }
+
+    /// A text setting where blank means unset.
+    fn optional_text(&self, name: &'static str) -> Result<Option<String>, SettingError> {
+        Ok(self.get::<String>(name)?.filter(|s| !s.trim().is_empty()))
+    }
+
+    fn flag(&self, name: &'static str, default: bool) -> Result<bool, SettingError> {
+        Ok(self.get(name)?.unwrap_or(default))
+    }
+
+    fn seconds(&self, name: &'static str, default: i64) -> Result<Duration, SettingError> {
+        let v: i64 = self.get(name)?.unwrap_or(default);
+        if v <= 0 {
+            return Err(bad(
+                name,
+                format!("must be a positive number of seconds, got {v}"),
+            ));
+        }
+        Ok(Duration::from_secs(v as u64))
+    }
+
+    fn count(&self, name: &'static str, default: i64) -> Result<u32, SettingError> {
+        let v: i64 = self.get(name)?.unwrap_or(default);
+        u32::try_from(v)
+            .ok()
+            .filter(|n| *n > 0)
+            .ok_or_else(|| bad(name, format!("must be a whole number above 0, got {v}")))
+    }
 }
 
 impl Settings {
@@ -127,62 +170,213 @@ impl Settings {
     /// `LATCHKEY_` environment) and checks every one.
     pub fn from_figment(figment: &Figment) -> Result<Settings, SettingError> {
         let debug = figment.profile().as_str() != "release";
-        let raw: Raw = figment
-            .extract()
-            .map_err(|e| bad(setting_name(&e), e.to_string()))?;
+        let r = Reader(figment);
+        Ok(Settings {
+            debug,
+            storage: StorageSettings::read(&r)?,
+            server: ServerSettings::read(&r)?,
+            sessions: SessionSettings::read(&r, debug)?,
+            limits: LimitSettings::read(&r)?,
+            codes: CodeSettings::read(&r)?,
+            mail: MailSettings::read(&r)?,
+            tokens: TokenSettings::read(&r, debug)?,
+        })
+    }
+}
 
-        let session_idle_timeout = seconds("session_idle_timeout", raw.session_idle_timeout, 1800)?;
-        let session_absolute_timeout = seconds(
-            "session_absolute_timeout",
-            raw.session_absolute_timeout,
-            86400,
-        )?;
-        if session_idle_timeout > session_absolute_timeout {
-            return Err(bad(
-                "session_idle_timeout",
-                "must not be longer than session_absolute_timeout",
-            ));
-        }
-        let remember_absolute_timeout = seconds(
-            "remember_absolute_timeout",
-            raw.remember_absolute_timeout,
-            30 * 86400,
-        )?;
+impl StorageSettings {
+    fn read(r: &Reader) -> Result<Self, SettingError> {
+        let s = StorageSettings {
+            redis_url: r.optional_text("redis_url")?,
+            key_prefix: r.text("key_prefix", "lk")?,
+            database_url: r.text("database_url", "sqlite://var/latchkey.db")?,
+        };
+        s.validate()?;
+        Ok(s)
+    }
 
-        let database_url = raw
-            .database_url
-            .unwrap_or_else(|| "sqlite://var/latchkey.db".into());
-        if !database_url.starts_with("sqlite:") {
+    fn validate(&self) -> Result<(), SettingError> {
+        if !self.database_url.starts_with("sqlite:") {
             return Err(bad(
                 "database_url",
                 "must start with sqlite:// (for example sqlite://var/latchkey.db)",
             ));
         }
-
-        let redis_url = raw.redis_url.filter(|u| !u.trim().is_empty());
-        if let Some(url) = &redis_url {
-            if url != "memory"
-                && !url.starts_with("redis://")
-                && !url.starts_with("rediss://")
-                && !url.starts_with("redis+unix://")
-                && !url.starts_with("unix://")
-            {
+        if let Some(url) = &self.redis_url {
+            let schemes = ["redis://", "rediss://", "redis+unix://", "unix://"];
+            if url != "memory" && !schemes.iter().any(|s| url.starts_with(s)) {
                 return Err(bad(
                     "redis_url",
                     format!("must be redis://host:port/db, rediss://… or memory, got {url:?}"),
                 ));
             }
         }
-
-        let key_prefix = raw.key_prefix.unwrap_or_else(|| "lk".into());
-        if key_prefix.is_empty() || key_prefix.len() > 64 || key_prefix.contains(['{', '}', ' ']) {
+        let prefix = &self.key_prefix;
+        if prefix.is_empty() || prefix.len() > 64 || prefix.contains(['{', '}', ' ']) {
             return Err(bad(
                 "key_prefix",
                 "must be 1 to 64 characters without spaces or braces",
             ));
         }
+        Ok(())
+    }
+}
 
-        let jwt_secret = match raw.jwt_secret {
+/// `trusted_proxies` may be a TOML list or, from the environment, a comma-separated string.
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum ProxyList {
+    List(Vec<String>),
+    Text(String),
+}
+
+impl ProxyList {
+    fn entries(self) -> Vec<String> {
+        match self {
+            ProxyList::List(v) => v,
+            ProxyList::Text(s) => s
+                .split(',')
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .map(str::to_string)
+                .collect(),
+        }
+    }
+}
+
+fn parse_proxy(p: &str) -> Result<IpNet, SettingError> {
+    p.parse::<IpNet>()
+        .or_else(|_| p.parse::<std::net::IpAddr>().map(IpNet::from))
+        .map_err(|_| {
+            bad(
+                "trusted_proxies",
+                format!("{p:?} is not an IP address or CIDR"),
+            )
+        })
+}
+
+impl ServerSettings {
+    fn read(r: &Reader) -> Result<Self, SettingError> {
+        let proxies = r.get::<ProxyList>("trusted_proxies")?;
+        let s = ServerSettings {
+            public_url: r
+                .text("public_url", "http://127.0.0.1:8000")?
+                .trim_end_matches('/')
+                .to_string(),
+            trusted_proxies: proxies
+                .map(ProxyList::entries)
+                .unwrap_or_default()
+                .iter()
+                .map(|p| parse_proxy(p))
+                .collect::<Result<_, _>>()?,
+        };
+        s.validate()?;
+        Ok(s)
+    }
+
+    fn validate(&self) -> Result<(), SettingError> {
+        let url = &self.public_url;
+        if !url.starts_with("http://") && !url.starts_with("https://") {
+            return Err(bad("public_url", "must start with http:// or https://"));
+        }
+        Ok(())
+    }
+}
+
+impl SessionSettings {
+    fn read(r: &Reader, debug: bool) -> Result<Self, SettingError> {
+        let s = SessionSettings {
+            cookie_secure: r.flag("cookie_secure", !debug)?,
+            idle_timeout: r.seconds("session_idle_timeout", 1800)?,
+            absolute_timeout: r.seconds("session_absolute_timeout", 86400)?,
+            remember_timeout: r.seconds("remember_absolute_timeout", 30 * 86400)?,
+            max_per_user: r.count("max_sessions_per_user", 50)?,
+        };
+        s.validate()?;
+        Ok(s)
+    }
+
+    fn validate(&self) -> Result<(), SettingError> {
+        if self.idle_timeout > self.absolute_timeout {
+            return Err(bad(
+                "session_idle_timeout",
+                "must not be longer than session_absolute_timeout",
+            ));
+        }
+        Ok(())
+    }
+
+    /// The session cookie's name, as the contract fixes it.
+    pub fn cookie_name(&self) -> &'static str {
+        if self.cookie_secure {
+            "__Host-latchkey"
+        } else {
+            "latchkey"
+        }
+    }
+}
+
+impl LimitSettings {
+    fn read(r: &Reader) -> Result<Self, SettingError> {
+        let login_window = r.seconds("login_limit_window", 900)?;
+        let reset_window = r.seconds("reset_limit_window", 3600)?;
+        let quota = |name, default, window| -> Result<Quota, SettingError> {
+            Ok(Quota {
+                limit: r.count(name, default)?,
+                window,
+            })
+        };
+        Ok(LimitSettings {
+            login_account: quota("login_limit_account", 5, login_window)?,
+            login_ip: quota("login_limit_ip", 20, login_window)?,
+            reset_account: quota("reset_limit_account", 3, reset_window)?,
+            reset_ip: quota("reset_limit_ip", 10, reset_window)?,
+        })
+    }
+}
+
+impl CodeSettings {
+    fn read(r: &Reader) -> Result<Self, SettingError> {
+        Ok(CodeSettings {
+            ttl: r.seconds("reset_code_ttl", 600)?,
+            max_tries: r.count("reset_code_max_tries", 5)?,
+        })
+    }
+}
+
+impl MailSettings {
+    fn read(r: &Reader) -> Result<Self, SettingError> {
+        let smtp_url = r.optional_text("smtp_url")?;
+        if let Some(url) = &smtp_url {
+            // Checked before it becomes a secret: the message never quotes it.
+            if !url.starts_with("smtp://") && !url.starts_with("smtps://") {
+                return Err(bad("smtp_url", "must start with smtp:// or smtps://"));
+            }
+        }
+        let s = MailSettings {
+            outbox: r.text("mail_outbox", "var/outbox")?,
+            smtp_url: smtp_url.map(SecretString::from),
+            from: r.text("mail_from", "Latchkey <no-reply@localhost>")?,
+            new_device_mail: r.flag("new_device_mail", true)?,
+        };
+        s.validate()?;
+        Ok(s)
+    }
+
+    fn validate(&self) -> Result<(), SettingError> {
+        if self.from.parse::<lettre::message::Mailbox>().is_err() {
+            return Err(bad(
+                "mail_from",
+                format!("is not a mail address: {:?}", self.from),
+            ));
+        }
+        Ok(())
+    }
+}
+
+impl TokenSettings {
+    fn read(r: &Reader, debug: bool) -> Result<Self, SettingError> {
+        let jwt_secret = match r.get::<String>("jwt_secret")? {
             Some(s) if s.len() >= 32 => s.into_bytes(),
             Some(s) => {
                 return Err(bad(
@@ -198,158 +392,25 @@ impl Settings {
                 ))
             }
         };
-
-        let smtp_url = raw.smtp_url.filter(|u| !u.trim().is_empty());
-        if let Some(url) = &smtp_url {
-            if !url.starts_with("smtp://") && !url.starts_with("smtps://") {
-                return Err(bad("smtp_url", "must start with smtp:// or smtps://"));
-            }
-        }
-        let mail_from = raw
-            .mail_from
-            .unwrap_or_else(|| "Latchkey <no-reply@localhost>".into());
-        if mail_from.parse::<lettre::message::Mailbox>().is_err() {
-            return Err(bad(
-                "mail_from",
-                format!("is not a mail address: {mail_from:?}"),
-            ));
-        }
-
-        let public_url = raw
-            .public_url
-            .unwrap_or_else(|| "http://127.0.0.1:8000".into())
-            .trim_end_matches('/')
-            .to_string();
-        if !public_url.starts_with("http://") && !public_url.starts_with("https://") {
-            return Err(bad("public_url", "must start with http:// or https://"));
-        }
-
-        let proxies: Vec<String> = match raw.trusted_proxies {
-            None => vec![],
-            Some(ProxyList::List(v)) => v,
-            Some(ProxyList::Text(s)) => s
-                .split(',')
-                .map(str::trim)
-                .filter(|s| !s.is_empty())
-                .map(str::to_string)
-                .collect(),
-        };
-        let trusted_proxies = proxies
-            .iter()
-            .map(|p| {
-                p.parse::<IpNet>()
-                    .or_else(|_| p.parse::<std::net::IpAddr>().map(IpNet::from))
-                    .map_err(|_| {
-                        bad(
-                            "trusted_proxies",
-                            format!("{p:?} is not an IP address or CIDR"),
-                        )
-                    })
-            })
-            .collect::<Result<Vec<_>, _>>()?;
-
-        let login_window = seconds("login_limit_window", raw.login_limit_window, 900)?;
-        let reset_window = seconds("reset_limit_window", raw.reset_limit_window, 3600)?;
-
-        Ok(Settings {
-            debug,
-            redis_url,
-            database_url,
-            key_prefix,
-            cookie_secure: raw.cookie_secure.unwrap_or(!debug),
-            session_idle_timeout,
-            session_absolute_timeout,
-            remember_absolute_timeout,
-            max_sessions_per_user: count("max_sessions_per_user", raw.max_sessions_per_user, 50)?,
-            mail_outbox: raw.mail_outbox.unwrap_or_else(|| "var/outbox".into()),
-            smtp_url,
-            mail_from,
-            public_url,
-            new_device_mail: raw.new_device_mail.unwrap_or(true),
-            jwt_secret,
-            access_token_ttl: seconds("access_token_ttl", raw.access_token_ttl, 900)?,
-            refresh_token_ttl: seconds("refresh_token_ttl", raw.refresh_token_ttl, 2_592_000)?,
-            trusted_proxies,
-            login_account: Quota {
-                limit: count("login_limit_account", raw.login_limit_account, 5)?,
-                window: login_window,
-            },
-            login_ip: Quota {
-                limit: count("login_limit_ip", raw.login_limit_ip, 20)?,
-                window: login_window,
-            },
-            reset_account: Quota {
-                limit: count("reset_limit_account", raw.reset_limit_account, 3)?,
-                window: reset_window,
-            },
-            reset_ip: Quota {
-                limit: count("reset_limit_ip", raw.reset_limit_ip, 10)?,
-                window: reset_window,
-            },
-            reset_code_ttl: seconds("reset_code_ttl", raw.reset_code_ttl, 600)?,
-            reset_code_max_tries: count("reset_code_max_tries", raw.reset_code_max_tries, 5)?,
+        Ok(TokenSettings {
+            jwt_secret: jwt_secret.into(),
+            access_ttl: r.seconds("access_token_ttl", 900)?,
+            refresh_ttl: r.seconds("refresh_token_ttl", 2_592_000)?,
         })
     }
-
-    /// The session cookie's name, as the contract fixes it.
-    pub fn cookie_name(&self) -> &'static str {
-        if self.cookie_secure {
-            "__Host-latchkey"
-        } else {
-            "latchkey"
-        }
-    }
 }
-
-fn setting_name(e: &rocket::figment::Error) -> &'static str {
-    // figment names the failing key in its path; keep the message, name a known key.
-    let path = e.path.last().map(String::as_str).unwrap_or("");
-    KNOWN
-        .iter()
-        .copied()
-        .find(|k| *k == path)
-        .unwrap_or("settings")
-}
-
-const KNOWN: &[&str] = &[
-    "redis_url",
-    "database_url",
-    "key_prefix",
-    "cookie_secure",
-    "session_idle_timeout",
-    "session_absolute_timeout",
-    "remember_absolute_timeout",
-    "max_sessions_per_user",
-    "mail_outbox",
-    "smtp_url",
-    "mail_from",
-    "public_url",
-    "new_device_mail",
-    "jwt_secret",
-    "access_token_ttl",
-    "refresh_token_ttl",
-    "trusted_proxies",
-    "login_limit_account",
-    "login_limit_ip",
-    "login_limit_window",
-    "reset_limit_account",
-    "reset_limit_ip",
-    "reset_limit_window",
-    "reset_code_ttl",
-    "reset_code_max_tries",
-];
 
 /// Where `templates/` and `static/` are: the working directory when it holds them (a
 /// deployment), else the source tree the binary was built from (so `target/release/latchkey`
 /// started from anywhere on the build machine still finds its pages).
-pub fn asset_root() -> std::path::PathBuf {
+pub fn asset_root() -> PathBuf {
     let has_assets =
-        |dir: &std::path::Path| dir.join("templates/pages").is_dir() && dir.join("static").is_dir();
-    let here = std::path::PathBuf::from(".");
+        |dir: &Path| dir.join("templates/pages").is_dir() && dir.join("static").is_dir();
+    let here = PathBuf::from(".");
     if has_assets(&here) {
         return here;
     }
-    let built = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    let built = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
     if has_assets(&built) {
         built
     } else {
@@ -358,7 +419,7 @@ pub fn asset_root() -> std::path::PathBuf {
 }
 
 /// Checks that the page templates, mail templates and stylesheet can be found.
-pub fn check_assets(root: &std::path::Path) -> Result<(), String> {
+pub fn check_assets(root: &Path) -> Result<(), String> {
     for dir in ["templates/pages", "templates/mail", "static"] {
         if !root.join(dir).is_dir() {
             return Err(format!(
@@ -385,12 +446,9 @@ pub fn figment() -> Figment {
 /// Validates the settings and manages them; a bad one stops the launch.
 pub fn stage() -> AdHoc {
     AdHoc::try_on_ignite("Settings", |rocket| async move {
-        if let Err(e) = check_assets(&asset_root()) {
-            tracing::error!("{e}");
-            eprintln!("latchkey: {e}");
-            return Err(rocket);
-        }
-        match Settings::from_figment(rocket.figment()) {
+        let checked = check_assets(&asset_root())
+            .and_then(|()| Settings::from_figment(rocket.figment()).map_err(|e| e.to_string()));
+        match checked {
             Ok(settings) => Ok(rocket.manage(settings)),
             Err(e) => {
                 tracing::error!("{e}");
@@ -399,4 +457,57 @@ pub fn stage() -> AdHoc {
             }
         }
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use secrecy::ExposeSecret;
+
+    use super::*;
+
+    const JWT_SECRET: &str = "a-jwt-secret-that-must-never-be-printed-0123";
+    const SMTP_PASSWORD: &str = "smtp-password-never-printed";
+
+    fn settings_with_secrets() -> Settings {
+        let figment = rocket::Config::figment()
+            .merge(("jwt_secret", JWT_SECRET))
+            .merge((
+                "smtp_url",
+                format!("smtp://mailer:{SMTP_PASSWORD}@mail.example.com:587"),
+            ));
+        Settings::from_figment(&figment).expect("settings")
+    }
+
+    #[test]
+    fn debug_output_never_shows_a_secret() {
+        let settings = settings_with_secrets();
+        // They are there, and usable...
+        assert_eq!(
+            settings.tokens.jwt_secret.expose_secret(),
+            JWT_SECRET.as_bytes()
+        );
+        let smtp = settings.mail.smtp_url.as_ref().expect("smtp_url");
+        assert!(smtp.expose_secret().contains(SMTP_PASSWORD));
+        // ...and no Debug print of the settings (a log line, a panic) shows them.
+        for printed in [format!("{settings:?}"), format!("{settings:#?}")] {
+            assert!(!printed.contains(JWT_SECRET), "{printed}");
+            assert!(!printed.contains(SMTP_PASSWORD), "{printed}");
+            assert!(printed.contains("REDACTED"), "{printed}");
+        }
+    }
+
+    #[test]
+    fn a_wrong_value_is_named_with_its_setting() {
+        for (name, value) in [
+            ("session_idle_timeout", serde_json::json!(-5)),
+            ("login_limit_ip", serde_json::json!("many")),
+            ("redis_url", serde_json::json!("http://example.com")),
+            ("smtp_url", serde_json::json!("mail.example.com")),
+            ("trusted_proxies", serde_json::json!(["not-a-cidr"])),
+        ] {
+            let figment = rocket::Config::figment().merge((name, value));
+            let e = Settings::from_figment(&figment).expect_err(name);
+            assert_eq!(e.name, name, "{e}");
+        }
+    }
 }

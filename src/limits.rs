@@ -48,9 +48,9 @@ pub async fn sign_in(
                 store,
                 "login:acct",
                 email_normalized,
-                settings.login_account,
+                settings.limits.login_account,
             ),
-            quota(store, "login:ip", ip, settings.login_ip),
+            quota(store, "login:ip", ip, settings.limits.login_ip),
         ],
     )
     .await
@@ -63,7 +63,11 @@ pub async fn reset_code_try(
     settings: &Settings,
     ip: &str,
 ) -> Result<Attempt, AppError> {
-    acquire(store, vec![quota(store, "login:ip", ip, settings.login_ip)]).await
+    acquire(
+        store,
+        vec![quota(store, "login:ip", ip, settings.limits.login_ip)],
+    )
+    .await
 }
 
 /// A password-reset request: counts against the account and the client IP.
@@ -80,9 +84,9 @@ pub async fn reset_request(
                 store,
                 "reset:acct",
                 email_normalized,
-                settings.reset_account,
+                settings.limits.reset_account,
             ),
-            quota(store, "reset:ip", ip, settings.reset_ip),
+            quota(store, "reset:ip", ip, settings.limits.reset_ip),
         ],
     )
     .await

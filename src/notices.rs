@@ -36,15 +36,15 @@ pub async fn after_sign_in(
             return;
         }
     };
-    if !new_device || !settings.new_device_mail {
+    if !new_device || !settings.mail.new_device_mail {
         return;
     }
     let ctx = json!({
         "label": origin.label,
         "ip": origin.ip,
         "when": exact_time(now_ms()),
-        "reset_url": format!("{}/password/forgot", settings.public_url),
-        "devices_url": format!("{}/devices", settings.public_url),
+        "reset_url": format!("{}/password/forgot", settings.server.public_url),
+        "devices_url": format!("{}/devices", settings.server.public_url),
     });
     mailer.compose_and_send(
         &user.email,

@@ -70,7 +70,7 @@ impl<'r> FromRequest<'r> for ClientIp {
         Outcome::Success(ClientIp::resolve(
             req.remote().map(|r| r.ip()),
             Some(&forwarded),
-            &settings.trusted_proxies,
+            &settings.server.trusted_proxies,
         ))
     }
 }

@@ -97,16 +97,16 @@ pub async fn start(
     let (kind, idle, absolute, refresh_hash, client_name, label) = match spec {
         SessionSpec::Browser { remember: false } => (
             SessionKind::Browser,
-            settings.session_idle_timeout,
-            settings.session_absolute_timeout,
+            settings.sessions.idle_timeout,
+            settings.sessions.absolute_timeout,
             None,
             None,
             origin.label.clone(),
         ),
         SessionSpec::Browser { remember: true } => (
             SessionKind::Browser,
-            settings.remember_absolute_timeout,
-            settings.remember_absolute_timeout,
+            settings.sessions.remember_timeout,
+            settings.sessions.remember_timeout,
             None,
             None,
             origin.label.clone(),
@@ -116,10 +116,11 @@ pub async fn start(
             refresh_hash,
         } => (
             SessionKind::Api,
-            settings.refresh_token_ttl,
+            settings.tokens.refresh_ttl,
             // An API session lives while it is used, up to a year.
             settings
-                .refresh_token_ttl
+                .tokens
+                .refresh_ttl
                 .max(Duration::from_secs(365 * 86400)),
             Some(refresh_hash),
             client_name.clone(),
@@ -142,7 +143,7 @@ pub async fn start(
     match store
         .create_session(
             &new,
-            settings.max_sessions_per_user,
+            settings.sessions.max_per_user,
             user.password_changed_at,
             now,
         )

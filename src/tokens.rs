@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use jsonwebtoken::{decode, decode_header, encode, Algorithm, DecodingKey, EncodingKey, Header};
 use jsonwebtoken::{errors::ErrorKind, Validation};
+use secrecy::ExposeSecret;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
@@ -88,14 +89,16 @@ impl AccessTokens {
         validation.validate_exp = true;
         validation.validate_aud = true;
         validation.set_required_spec_claims(&["exp", "iss", "aud", "sub"]);
-        validation.set_issuer(&[settings.public_url.as_str()]);
+        let public_url = &settings.server.public_url;
+        validation.set_issuer(&[public_url.as_str()]);
         validation.set_audience(&[AUDIENCE]);
+        let key = settings.tokens.jwt_secret.expose_secret();
         AccessTokens {
-            encoding: EncodingKey::from_secret(&settings.jwt_secret),
-            decoding: DecodingKey::from_secret(&settings.jwt_secret),
+            encoding: EncodingKey::from_secret(key),
+            decoding: DecodingKey::from_secret(key),
             validation,
-            issuer: settings.public_url.clone(),
-            ttl: settings.access_token_ttl,
+            issuer: public_url.clone(),
+            ttl: settings.tokens.access_ttl,
         }
     }
 

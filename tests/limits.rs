@@ -243,7 +243,12 @@ fn the_client_ip_is_the_rightmost_untrusted_hop() {
         .figment();
     let settings = latchkey::config::Settings::from_figment(&figment).unwrap();
     let ip = |peer: &str, xff: Option<&str>| {
-        ClientIp::resolve(Some(peer.parse().unwrap()), xff, &settings.trusted_proxies).text()
+        ClientIp::resolve(
+            Some(peer.parse().unwrap()),
+            xff,
+            &settings.server.trusted_proxies,
+        )
+        .text()
     };
     assert_eq!(ip("198.51.100.1", Some("1.1.1.1")), "198.51.100.1");
     assert_eq!(ip("10.0.0.1", Some("1.1.1.1, 2.2.2.2")), "2.2.2.2");

@@ -211,7 +211,7 @@ pub fn stage() -> AdHoc {
         let Some(settings) = rocket.state::<Settings>() else {
             return Err(rocket);
         };
-        match Accounts::open(&settings.database_url).await {
+        match Accounts::open(&settings.storage.database_url).await {
             Ok(accounts) => {
                 let hasher = Hasher::new().await;
                 Ok(rocket.manage(accounts).manage(hasher))

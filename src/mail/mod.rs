@@ -14,7 +14,9 @@ use rocket::fairing::AdHoc;
 use rocket_dyn_templates::tera::{Context, Tera};
 use serde::Serialize;
 
-use crate::config::Settings;
+use secrecy::ExposeSecret;
+
+use crate::config::{MailSettings, Settings};
 
 /// Delivery attempts before a message is given up (with a log line).
 const ATTEMPTS: u32 = 4;
@@ -62,17 +64,19 @@ fn smtp_transport(url: &str) -> Result<AsyncSmtpTransport<Tokio1Executor>, Strin
 }
 
 impl Mailer {
-    pub fn new(settings: &Settings) -> Result<Mailer, String> {
+    pub fn new(settings: &MailSettings) -> Result<Mailer, String> {
         let from: Mailbox = settings
-            .mail_from
+            .from
             .parse()
             .map_err(|e| format!("invalid setting `mail_from`: {e}"))?;
         let transport = match &settings.smtp_url {
+            // The URL may hold a password: the message names the setting, not the value.
             Some(url) => Transport::Smtp(
-                smtp_transport(url).map_err(|e| format!("invalid setting `smtp_url`: {e}"))?,
+                smtp_transport(url.expose_secret())
+                    .map_err(|e| format!("invalid setting `smtp_url`: {e}"))?,
             ),
             None => {
-                let dir = PathBuf::from(&settings.mail_outbox);
+                let dir = PathBuf::from(&settings.outbox);
                 std::fs::create_dir_all(&dir).map_err(|e| {
                     format!(
                         "setting `mail_outbox`: cannot create {}: {e}",
@@ -210,7 +214,7 @@ pub fn stage() -> AdHoc {
         let Some(settings) = rocket.state::<Settings>() else {
             return Err(rocket);
         };
-        match Mailer::new(settings) {
+        match Mailer::new(&settings.mail) {
             Ok(mailer) => {
                 tracing::info!(transport = mailer.transport_name(), "mail ready");
                 Ok(rocket.manage(mailer))

@@ -22,7 +22,7 @@ use uuid::Uuid;
 pub use self::keys::Keys;
 pub use self::memory::MemoryStore;
 pub use self::redis::RedisStore;
-use crate::config::Settings;
+use crate::config::{Settings, StorageSettings};
 use crate::report::Report;
 
 /// How often "last seen" is written back on a session that is in use.
@@ -484,7 +484,12 @@ pub fn stage() -> AdHoc {
         let Some(settings) = rocket.state::<Settings>() else {
             return Err(rocket);
         };
-        match connect(settings, rocket.figment().profile().as_str() == "debug").await {
+        match connect(
+            &settings.storage,
+            rocket.figment().profile().as_str() == "debug",
+        )
+        .await
+        {
             Ok(store) => {
                 tracing::info!(backend = store.backend_name(), "session store ready");
                 Ok(rocket.manage(store))
@@ -498,7 +503,7 @@ pub fn stage() -> AdHoc {
     })
 }
 
-async fn connect(settings: &Settings, debug: bool) -> Result<Store, String> {
+async fn connect(settings: &StorageSettings, debug: bool) -> Result<Store, String> {
     let keys = Keys::new(&settings.key_prefix);
     match settings.redis_url.as_deref() {
         Some("memory") => Ok(Store::Memory(MemoryStore::new(keys))),

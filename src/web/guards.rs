@@ -40,7 +40,7 @@ async fn lookup<'r>(req: &'r Request<'_>) -> &'r Lookup {
         };
         let Some(cookie) = req
             .cookies()
-            .get(settings.cookie_name())
+            .get(settings.sessions.cookie_name())
             .and_then(|c| SessionCookie::parse(c.value()))
         else {
             return Lookup(Ok(None));
@@ -87,7 +87,7 @@ impl<'r> FromRequest<'r> for CurrentSession {
 pub struct CsrfToken(pub String);
 
 fn presession_cookie_name(settings: &Settings) -> &'static str {
-    if settings.cookie_secure {
+    if settings.sessions.cookie_secure {
         "__Host-latchkey_csrf"
     } else {
         "latchkey_csrf"
@@ -126,7 +126,7 @@ impl<'r> FromRequest<'r> for CsrfToken {
             Cookie::build((name, token.clone()))
                 .http_only(true)
                 .same_site(SameSite::Lax)
-                .secure(settings.cookie_secure)
+                .secure(settings.sessions.cookie_secure)
                 .path("/"),
         );
         Outcome::Success(CsrfToken(token))
@@ -195,10 +195,11 @@ impl<'r> FromRequest<'r> for SessionCookieJar<'r> {
 
 impl SessionCookieJar<'_> {
     pub fn set(&self, value: String, persistent_for: Option<std::time::Duration>) {
-        let mut cookie = Cookie::build((self.settings.cookie_name(), value))
+        let sessions = &self.settings.sessions;
+        let mut cookie = Cookie::build((sessions.cookie_name(), value))
             .http_only(true)
             .same_site(SameSite::Lax)
-            .secure(self.settings.cookie_secure)
+            .secure(sessions.cookie_secure)
             .path("/");
         if let Some(d) = persistent_for {
             cookie = cookie.max_age(rocket::time::Duration::seconds(d.as_secs() as i64));
@@ -208,6 +209,6 @@ impl SessionCookieJar<'_> {
 
     pub fn clear(&self) {
         self.jar
-            .remove(Cookie::build(self.settings.cookie_name()).path("/"));
+            .remove(Cookie::build(self.settings.sessions.cookie_name()).path("/"));
     }
 }

@@ -98,7 +98,7 @@ pub fn stage() -> AdHoc {
     AdHoc::on_ignite("Pages", |rocket| async move {
         let secure = rocket
             .state::<Settings>()
-            .map(|s| s.cookie_secure)
+            .map(|s| s.sessions.cookie_secure)
             .unwrap_or(false);
         let mut shield = Shield::new()
             .enable(NoSniff::Enable)

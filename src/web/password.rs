@@ -180,7 +180,7 @@ async fn reset(
         .check_reset_code(
             &uid,
             &codes::code_mac(settings, &uid, &code),
-            settings.reset_code_max_tries,
+            settings.codes.max_tries,
             now_ms(),
         )
         .await?;
