@@ -1,20 +1,23 @@
 //! One-time password-reset codes: 6 digits from a CSPRNG, stored only as a keyed hash
 //! (HMAC under a server secret), valid `reset_code_ttl`, single use, burned after
 //! `reset_code_max_tries` wrong tries (counted in the same script that checks).
+//!
+//! Asking for a code (`send_reset_code`) and using one (`reset_password`: the IP
+//! limiter → the code → the new password, ending every session) are written here once.
 
 use rand::Rng;
 use secrecy::ExposeSecret;
 use serde_json::json;
 use uuid::Uuid;
 
-use crate::accounts::Accounts;
 use crate::clock::now_ms;
 use crate::config::Settings;
 use crate::crypto::hmac_hex;
-use crate::domain::Email;
-use crate::error::AppError;
-use crate::mail::Mailer;
-use crate::store::Store;
+use crate::domain::{Email, NewPassword};
+use crate::limits::{self, Throttled};
+use crate::services::{ServiceError, Services};
+use crate::signin;
+use crate::store::CodeCheck;
 
 /// A code as typed: six ASCII digits, spaces around or inside ignored.
 pub fn parse_code(input: &str) -> Option<String> {
@@ -36,32 +39,24 @@ pub fn code_mac(settings: &Settings, user_id: &Uuid, code: &str) -> String {
 }
 
 /// Stores a fresh code (replacing any earlier one) and mails it, when the account exists.
-pub async fn send_reset_code(
-    accounts: &Accounts,
-    store: &Store,
-    settings: &Settings,
-    mailer: &Mailer,
-    email: &Email,
-) -> Result<(), AppError> {
-    let Some(user) = accounts.find_by_email(email).await? else {
+pub async fn send_reset_code(app: Services<'_>, email: &Email) -> Result<(), ServiceError> {
+    let Some(user) = app.accounts.find_by_email(email).await? else {
         return Ok(());
     };
     let code = new_code();
-    store
-        .store_reset_code(
-            &user.id,
-            &code_mac(settings, &user.id, &code),
-            settings.codes.ttl.as_millis() as i64,
-            now_ms(),
-        )
+    let ttl = app.settings.codes.ttl;
+    let mac = code_mac(app.settings, &user.id, &code);
+    app.store
+        .store_reset_code(&user.id, &mac, ttl.as_millis() as i64, now_ms())
         .await?;
+    let public_url = &app.settings.server.public_url;
     let ctx = json!({
         "code": code,
-        "minutes": settings.codes.ttl.as_secs().div_ceil(60),
-        "reset_url": format!("{}/password/reset?email={}", settings.server.public_url, urlencode(&user.email)),
+        "minutes": ttl.as_secs().div_ceil(60),
+        "reset_url": format!("{public_url}/password/reset?email={}", urlencode(&user.email)),
         "email": user.email,
     });
-    mailer.compose_and_send(
+    app.mailer.compose_and_send(
         &user.email,
         "Your Latchkey password reset code",
         "reset_code",
@@ -69,6 +64,53 @@ pub async fn send_reset_code(
     );
     tracing::info!(user = %user.id, "password-reset code sent");
     Ok(())
+}
+
+/// How a reset attempt ended.
+#[derive(Debug)]
+pub enum Reset {
+    /// The password is set and every session of the account has ended.
+    Done,
+    Throttled(Throttled),
+    /// A wrong code; it can be tried again.
+    Wrong,
+    /// A wrong code that was the last allowed try: the code is gone.
+    Burned,
+    /// No code: never asked for, expired, used or burned, or no such account.
+    Missing,
+}
+
+/// Uses a code: the client IP's sign-in budget → the code → the new password, which
+/// ends every session of the account. An unknown account checks a code too (under an
+/// id no account has), so both answers take the same path.
+pub async fn reset_password(
+    app: Services<'_>,
+    email: &Email,
+    code: &str,
+    password: &NewPassword,
+    ip: &str,
+) -> Result<Reset, ServiceError> {
+    let attempt = match limits::reset_code_try(app.store, &app.settings.limits, ip).await? {
+        Ok(a) => a,
+        Err(t) => return Ok(Reset::Throttled(t)),
+    };
+    let user = app.accounts.find_by_email(email).await?;
+    let uid = user.as_ref().map(|u| u.id).unwrap_or(Uuid::nil());
+    let mac = code_mac(app.settings, &uid, code);
+    let max_tries = app.settings.codes.max_tries;
+    let check = app
+        .store
+        .check_reset_code(&uid, &mac, max_tries, now_ms())
+        .await?;
+    let user = match (check, user) {
+        (CodeCheck::Right, Some(user)) => user,
+        (CodeCheck::Wrong, _) => return Ok(Reset::Wrong),
+        (CodeCheck::Burned, _) => return Ok(Reset::Burned),
+        _ => return Ok(Reset::Missing),
+    };
+    attempt.succeeded(app.store).await;
+    signin::replace_password(app, &user, password, None).await?;
+    Ok(Reset::Done)
 }
 
 fn urlencode(s: &str) -> String {

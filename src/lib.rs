@@ -1,24 +1,31 @@
 //! Latchkey: a self-hosted sign-in service. `app()` is the table of contents: each
 //! stage attaches one area's state and routes.
 
+// Below the web and the API: the domain, its services and its stores. None of these
+// imports `web` or `api`.
 pub mod accounts;
-pub mod api;
 pub mod clock;
 pub mod codes;
 pub mod config;
 pub mod crypto;
 pub mod device;
 pub mod domain;
-pub mod error;
-pub mod health;
 pub mod limits;
 pub mod mail;
 pub mod notices;
 pub mod report;
-pub mod request;
+pub mod services;
 pub mod sessions;
+pub mod signin;
 pub mod store;
 pub mod tokens;
+
+// The HTTP edge: what a request says about its client, errors as answers, and the
+// two faces of the app.
+pub mod api;
+pub mod error;
+pub mod health;
+pub mod request;
 pub mod web;
 
 use rocket::figment::Figment;

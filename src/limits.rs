@@ -1,19 +1,33 @@
 //! Rate limits: named quotas over the store's sliding-window log, one script call per
 //! check. An attempt is recorded against every quota at once, or against none when
 //! any is full, so a burst of concurrent attempts gets exactly the quota through.
+//!
+//! Each check answers `Ok(Ok(attempt))`, `Ok(Err(Throttled))` (the caller answers
+//! 429 its own way), or `Err(StoreError)` (the store did not answer).
+
+use std::time::Duration;
 
 use crate::clock::now_ms;
-use crate::config::{Quota, Settings};
+use crate::config::{LimitSettings, Quota};
 use crate::crypto::{random_token, sha256_hex};
-use crate::error::AppError;
+use crate::domain::Email;
 use crate::report::Report;
-use crate::store::{RateDecision, RateKey, Store};
+use crate::store::{RateDecision, RateKey, Store, StoreResult};
+
+/// A quota is full: try again after `retry_after`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("too many attempts; retry after {retry_after:?}")]
+pub struct Throttled {
+    pub retry_after: Duration,
+}
 
 /// One recorded attempt; a sign-in that succeeds takes it back.
 pub struct Attempt {
     quotas: Vec<RateKey>,
     member: String,
 }
+
+pub type Checked = StoreResult<Result<Attempt, Throttled>>;
 
 fn quota(store: &Store, scope: &str, subject: &str, q: Quota) -> RateKey {
     RateKey {
@@ -26,70 +40,53 @@ fn quota(store: &Store, scope: &str, subject: &str, q: Quota) -> RateKey {
     }
 }
 
-async fn acquire(store: &Store, quotas: Vec<RateKey>) -> Result<Attempt, AppError> {
+async fn acquire(store: &Store, quotas: Vec<RateKey>) -> Checked {
     let member = random_token();
-    match store.rate_acquire(&quotas, &member, now_ms()).await? {
-        RateDecision::Allowed => Ok(Attempt { quotas, member }),
-        RateDecision::Limited { retry_after } => Err(AppError::Throttled { retry_after }),
-    }
+    Ok(
+        match store.rate_acquire(&quotas, &member, now_ms()).await? {
+            RateDecision::Allowed => Ok(Attempt { quotas, member }),
+            RateDecision::Limited { retry_after } => Err(Throttled { retry_after }),
+        },
+    )
 }
 
 /// A sign-in (page or API): counts against the account and the client IP.
-pub async fn sign_in(
-    store: &Store,
-    settings: &Settings,
-    email_normalized: &str,
-    ip: &str,
-) -> Result<Attempt, AppError> {
-    acquire(
-        store,
-        vec![
-            quota(
-                store,
-                "login:acct",
-                email_normalized,
-                settings.limits.login_account,
-            ),
-            quota(store, "login:ip", ip, settings.limits.login_ip),
-        ],
-    )
-    .await
+pub async fn sign_in(store: &Store, limits: &LimitSettings, email: &Email, ip: &str) -> Checked {
+    let quotas = vec![
+        quota(
+            store,
+            "login:acct",
+            &email.normalized(),
+            limits.login_account,
+        ),
+        quota(store, "login:ip", ip, limits.login_ip),
+    ];
+    acquire(store, quotas).await
 }
 
 /// A wrong reset code counts against the client IP's sign-in budget: guessing codes
 /// across many accounts is guessing passwords by another name.
-pub async fn reset_code_try(
-    store: &Store,
-    settings: &Settings,
-    ip: &str,
-) -> Result<Attempt, AppError> {
-    acquire(
-        store,
-        vec![quota(store, "login:ip", ip, settings.limits.login_ip)],
-    )
-    .await
+pub async fn reset_code_try(store: &Store, limits: &LimitSettings, ip: &str) -> Checked {
+    acquire(store, vec![quota(store, "login:ip", ip, limits.login_ip)]).await
 }
 
 /// A password-reset request: counts against the account and the client IP.
 pub async fn reset_request(
     store: &Store,
-    settings: &Settings,
-    email_normalized: &str,
+    limits: &LimitSettings,
+    email: &Email,
     ip: &str,
-) -> Result<Attempt, AppError> {
-    acquire(
-        store,
-        vec![
-            quota(
-                store,
-                "reset:acct",
-                email_normalized,
-                settings.limits.reset_account,
-            ),
-            quota(store, "reset:ip", ip, settings.limits.reset_ip),
-        ],
-    )
-    .await
+) -> Checked {
+    let quotas = vec![
+        quota(
+            store,
+            "reset:acct",
+            &email.normalized(),
+            limits.reset_account,
+        ),
+        quota(store, "reset:ip", ip, limits.reset_ip),
+    ];
+    acquire(store, quotas).await
 }
 
 impl Attempt {

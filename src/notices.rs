@@ -8,12 +8,24 @@ use crate::clock::{exact_time, now_ms};
 use crate::config::Settings;
 use crate::crypto::sha256_hex;
 use crate::mail::Mailer;
+use crate::report::Report;
 use crate::sessions::Origin;
 
 pub const KNOWN_DEVICE_WINDOW_MS: i64 = 30 * 86_400_000;
 
-pub fn device_fingerprint(origin: &Origin) -> String {
+fn device_fingerprint(origin: &Origin) -> String {
     sha256_hex(format!("{}\n{}", origin.label, origin.ip).as_bytes())
+}
+
+/// A new account's first device is known from the start: no "new sign-in" mail for it.
+pub async fn first_device(accounts: &Accounts, user: &User, origin: &Origin) {
+    let fingerprint = device_fingerprint(origin);
+    if let Err(e) = accounts
+        .note_device(&user.id, &fingerprint, KNOWN_DEVICE_WINDOW_MS)
+        .await
+    {
+        tracing::warn!(error = %Report(&e), user = %user.id, "could not record the first device");
+    }
 }
 
 /// Records the device and mails the account owner when it is new. Never fails the
@@ -32,7 +44,7 @@ pub async fn after_sign_in(
     {
         Ok(new) => new,
         Err(e) => {
-            tracing::warn!(error = %e, user = %user.id, "could not record the sign-in device");
+            tracing::warn!(error = %Report(&e), user = %user.id, "could not record the sign-in device");
             return;
         }
     };

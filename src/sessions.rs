@@ -72,14 +72,62 @@ pub struct Started {
     pub lifetime: Duration,
 }
 
+/// What kind of session to start.
 pub enum SessionSpec {
     Browser {
         remember: bool,
     },
+    /// An API session; `client_name` (already cleaned) is its label when given.
     Api {
         client_name: Option<String>,
-        refresh_hash: String,
     },
+}
+
+/// The parts of a new session that depend on its kind.
+struct Shape {
+    kind: SessionKind,
+    idle: Duration,
+    absolute: Duration,
+    label: String,
+    client_name: Option<String>,
+    refresh_hash: Option<String>,
+}
+
+impl SessionSpec {
+    fn shape(self, settings: &Settings, origin: &Origin, secret: &str) -> Shape {
+        let s = &settings.sessions;
+        let browser = |idle, absolute| Shape {
+            kind: SessionKind::Browser,
+            idle,
+            absolute,
+            label: origin.label.clone(),
+            client_name: None,
+            refresh_hash: None,
+        };
+        match self {
+            SessionSpec::Browser { remember: false } => browser(s.idle_timeout, s.absolute_timeout),
+            SessionSpec::Browser { remember: true } => {
+                browser(s.remember_timeout, s.remember_timeout)
+            }
+            SessionSpec::Api { client_name } => Shape {
+                kind: SessionKind::Api,
+                idle: settings.tokens.refresh_ttl,
+                // An API session lives while it is used, up to a year.
+                absolute: settings
+                    .tokens
+                    .refresh_ttl
+                    .max(Duration::from_secs(365 * 86400)),
+                label: client_name.clone().unwrap_or_else(|| origin.label.clone()),
+                client_name,
+                refresh_hash: Some(secret_hash(secret)),
+            },
+        }
+    }
+}
+
+/// What the store keeps of a refresh secret: SHA-256, hex.
+pub fn secret_hash(secret: &str) -> String {
+    sha256_hex(secret.as_bytes())
 }
 
 /// Starts a new session with a fresh secret (never one the client sent). `None` when
@@ -90,63 +138,27 @@ pub async fn start(
     user: &User,
     origin: &Origin,
     spec: SessionSpec,
-    secret: String,
 ) -> StoreResult<Option<Started>> {
     let now = now_ms();
+    let secret = random_token();
     let sid = sid_for(&secret);
-    let (kind, idle, absolute, refresh_hash, client_name, label) = match spec {
-        SessionSpec::Browser { remember: false } => (
-            SessionKind::Browser,
-            settings.sessions.idle_timeout,
-            settings.sessions.absolute_timeout,
-            None,
-            None,
-            origin.label.clone(),
-        ),
-        SessionSpec::Browser { remember: true } => (
-            SessionKind::Browser,
-            settings.sessions.remember_timeout,
-            settings.sessions.remember_timeout,
-            None,
-            None,
-            origin.label.clone(),
-        ),
-        SessionSpec::Api {
-            client_name,
-            refresh_hash,
-        } => (
-            SessionKind::Api,
-            settings.tokens.refresh_ttl,
-            // An API session lives while it is used, up to a year.
-            settings
-                .tokens
-                .refresh_ttl
-                .max(Duration::from_secs(365 * 86400)),
-            Some(refresh_hash),
-            client_name.clone(),
-            client_name.unwrap_or_else(|| origin.label.clone()),
-        ),
-    };
+    let shape = spec.shape(settings, origin, &secret);
     let new = NewSession {
         user_id: user.id,
         sid: sid.clone(),
-        kind,
-        label,
+        kind: shape.kind,
+        label: shape.label,
         user_agent: origin.user_agent.clone(),
         ip: origin.ip.clone(),
         csrf: random_token(),
-        refresh_hash,
-        client_name,
-        idle_ms: idle.as_millis() as i64,
-        absolute_expiry_ms: now + absolute.as_millis() as i64,
+        refresh_hash: shape.refresh_hash,
+        client_name: shape.client_name,
+        idle_ms: shape.idle.as_millis() as i64,
+        absolute_expiry_ms: now + shape.absolute.as_millis() as i64,
     };
+    let max = settings.sessions.max_per_user;
     match store
-        .create_session(
-            &new,
-            settings.sessions.max_per_user,
-            user.password_changed_at,
-            now,
-        )
+        .create_session(&new, max, user.password_changed_at, now)
         .await?
     {
         Created::Stale => Ok(None),
@@ -158,10 +170,23 @@ pub async fn start(
                 cookie_value: format!("{}.{}", user.id, secret),
                 sid,
                 secret,
-                lifetime: absolute,
+                lifetime: shape.absolute,
             }))
         }
     }
+}
+
+/// Ends one session of the user. False when `sid` names none of theirs: keys are built
+/// from the user's own id, so another user's session id names nothing here.
+pub async fn end(store: &Store, user_id: &Uuid, sid: &str) -> StoreResult<bool> {
+    Ok(is_sid(sid) && store.revoke_session(user_id, sid, now_ms()).await?)
+}
+
+/// Ends every session of the user but `keep`; answers how many ended.
+pub async fn end_others(store: &Store, user_id: &Uuid, keep: &str) -> StoreResult<u32> {
+    store
+        .revoke_sessions(user_id, Some(keep), None, now_ms())
+        .await
 }
 
 /// One session as the person sees it, on the devices page and in `GET /api/v1/sessions`

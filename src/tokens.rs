@@ -15,8 +15,8 @@ use uuid::Uuid;
 
 use crate::clock::now_ms;
 use crate::config::Settings;
-use crate::crypto::{random_token, sha256_hex};
-use crate::sessions::is_sid;
+use crate::crypto::random_token;
+use crate::sessions::{is_sid, secret_hash};
 
 /// The `aud` of every access token: only this API accepts them.
 pub const AUDIENCE: &str = "latchkey-api";
@@ -38,9 +38,12 @@ pub enum TokenError {
     #[error("issued in the future")]
     NotYetValid,
     #[error("invalid: {0}")]
-    Invalid(String),
-    #[error("could not sign a token: {0}")]
-    Signing(String),
+    Invalid(&'static str),
+    /// Bad signature, issuer, audience or claims, as the JWT library found.
+    #[error("rejected")]
+    Rejected(#[source] jsonwebtoken::errors::Error),
+    #[error("could not sign a token")]
+    Signing(#[source] jsonwebtoken::errors::Error),
 }
 
 /// The claims of an access token; every one is required.
@@ -114,7 +117,7 @@ impl AccessTokens {
             aud: AUDIENCE.to_string(),
         };
         let token = encode(&Header::new(ALGORITHM), &claims, &self.encoding)
-            .map_err(|e| TokenError::Signing(e.to_string()))?;
+            .map_err(TokenError::Signing)?;
         Ok(Issued {
             token,
             claims,
@@ -136,7 +139,7 @@ impl AccessTokens {
         }
         // RFC 7515 §4.1.11: a critical extension we do not understand voids the token.
         if header.crit.is_some() {
-            return Err(TokenError::Invalid("unsupported critical header".into()));
+            return Err(TokenError::Invalid("unsupported critical header"));
         }
         let data =
             decode::<AccessClaims>(token, &self.decoding, &self.validation).map_err(|e| match e
@@ -144,7 +147,7 @@ impl AccessTokens {
             {
                 ErrorKind::ExpiredSignature => TokenError::Expired,
                 ErrorKind::InvalidAlgorithm => TokenError::Algorithm,
-                other => TokenError::Invalid(format!("{other:?}")),
+                _ => TokenError::Rejected(e),
             })?;
         let claims = data.claims;
         let now = (now_ms() / 1000).max(0) as u64;
@@ -152,10 +155,10 @@ impl AccessTokens {
             return Err(TokenError::NotYetValid);
         }
         if claims.iat > claims.exp {
-            return Err(TokenError::Invalid("iat after exp".into()));
+            return Err(TokenError::Invalid("iat after exp"));
         }
         if !is_sid(&claims.sid) || !is_jti(&claims.jti) {
-            return Err(TokenError::Invalid("malformed sid or jti".into()));
+            return Err(TokenError::Invalid("malformed sid or jti"));
         }
         Ok(claims)
     }
@@ -208,9 +211,9 @@ impl RefreshToken {
         })
     }
 
-    /// What the store keeps: SHA-256 of the secret, hex.
+    /// What the store keeps of the secret.
     pub fn hash(&self) -> String {
-        refresh_hash(&self.secret)
+        secret_hash(&self.secret)
     }
 }
 
@@ -218,10 +221,6 @@ impl std::fmt::Display for RefreshToken {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "{}.{}.{}", self.user_id, self.sid, self.secret)
     }
-}
-
-pub fn refresh_hash(secret: &str) -> String {
-    sha256_hex(secret.as_bytes())
 }
 
 #[cfg(test)]
@@ -265,7 +264,7 @@ mod tests {
         let secret = random_token();
         let t = RefreshToken::new(Uuid::now_v7(), sid_for(&secret), secret.clone());
         assert_eq!(RefreshToken::parse(&t.to_string()), Some(t.clone()));
-        assert_eq!(t.hash(), sha256_hex(secret.as_bytes()));
+        assert_eq!(t.hash(), crate::crypto::sha256_hex(secret.as_bytes()));
         for bad in [
             String::new(),
             format!("{}.{}", t.user_id, t.sid),

@@ -22,22 +22,23 @@ use crate::domain::Email;
 pub enum AccountError {
     #[error("an account with this email already exists")]
     Duplicate,
-    #[error("the account database could not be written: {0}")]
-    ReadOnly(String),
-    #[error("the account database is unavailable: {0}")]
+    #[error("the account database is read-only")]
+    ReadOnly(#[source] sqlx::Error),
+    #[error("the account database is unavailable")]
     Unavailable(#[source] sqlx::Error),
 }
 
 impl From<sqlx::Error> for AccountError {
     fn from(e: sqlx::Error) -> Self {
-        if let sqlx::Error::Database(db) = &e {
-            if db.is_unique_violation() {
-                return AccountError::Duplicate;
-            }
-            let msg = db.message().to_lowercase();
-            if msg.contains("readonly") || msg.contains("read-only") || msg.contains("read only") {
-                return AccountError::ReadOnly(db.message().to_string());
-            }
+        let Some(db) = e.as_database_error() else {
+            return AccountError::Unavailable(e);
+        };
+        if db.is_unique_violation() {
+            return AccountError::Duplicate;
+        }
+        let msg = db.message().to_lowercase();
+        if msg.contains("readonly") || msg.contains("read-only") || msg.contains("read only") {
+            return AccountError::ReadOnly(e);
         }
         AccountError::Unavailable(e)
     }

@@ -54,26 +54,22 @@ fn new_hash_params() -> Params {
     Params::default()
 }
 
-fn hash_blocking(pool: &MemoryPool, password: &str) -> Result<String, String> {
+fn hash_blocking(pool: &MemoryPool, password: &str) -> Result<String, HashError> {
     let params = new_hash_params();
     let argon = Argon2::new(Algorithm::Argon2id, Version::V0x13, params.clone());
     let salt = SaltString::generate(&mut OsRng);
     let mut salt_buf = [0u8; 64];
-    let salt_bytes = salt
-        .as_salt()
-        .decode_b64(&mut salt_buf)
-        .map_err(|e| e.to_string())?;
+    let salt_bytes = salt.as_salt().decode_b64(&mut salt_buf)?;
     let mut out = [0u8; Params::DEFAULT_OUTPUT_LEN];
     pool.with(params.block_count(), |memory| {
         argon.hash_password_into_with_memory(password.as_bytes(), salt_bytes, &mut out, memory)
-    })
-    .map_err(|e| e.to_string())?;
+    })?;
     let phc = PasswordHash {
         algorithm: Algorithm::Argon2id.ident(),
         version: Some(Version::V0x13.into()),
-        params: ParamsString::try_from(&params).map_err(|e| e.to_string())?,
+        params: ParamsString::try_from(&params)?,
         salt: Some(salt.as_salt()),
-        hash: Some(Output::new(&out).map_err(|e| e.to_string())?),
+        hash: Some(Output::new(&out)?),
     };
     Ok(phc.to_string())
 }
@@ -109,8 +105,16 @@ fn verify_blocking(pool: &MemoryPool, password: &str, hash: &str) -> bool {
 }
 
 #[derive(Debug, thiserror::Error)]
-#[error("password hashing failed: {0}")]
-pub struct HashError(String);
+pub enum HashError {
+    #[error("the hashing pool is closed")]
+    Closed(#[from] tokio::sync::AcquireError),
+    #[error("the hashing task did not finish")]
+    Task(#[from] tokio::task::JoinError),
+    #[error("Argon2 failed")]
+    Argon2(#[from] argon2::Error),
+    #[error("the hash could not be written as a PHC string")]
+    Encoding(#[from] argon2::password_hash::Error),
+}
 
 impl Hasher {
     pub async fn new() -> Hasher {
@@ -141,14 +145,8 @@ impl Hasher {
         &self,
         f: impl FnOnce() -> T + Send + 'static,
     ) -> Result<T, HashError> {
-        let _permit = self
-            .permits
-            .acquire()
-            .await
-            .map_err(|e| HashError(e.to_string()))?;
-        tokio::task::spawn_blocking(f)
-            .await
-            .map_err(|e| HashError(e.to_string()))
+        let _permit = self.permits.acquire().await?;
+        Ok(tokio::task::spawn_blocking(f).await?)
     }
 
     pub async fn hash(&self, password: &str) -> Result<String, HashError> {
@@ -156,7 +154,6 @@ impl Hasher {
         let pool = self.memory.clone();
         self.run(move || hash_blocking(&pool, password.expose_secret()))
             .await?
-            .map_err(HashError)
     }
 
     /// How many Argon2 verifications have run: an unknown account costs exactly as

@@ -10,7 +10,8 @@ use super::error::ApiError;
 use super::guard::{ApiSession, AuthFailure};
 use crate::accounts::Accounts;
 use crate::clock::now_ms;
-use crate::sessions::{self, is_sid, SessionView};
+use crate::error::AppError;
+use crate::sessions::{self, SessionView};
 use crate::store::Store;
 
 #[derive(Debug, Serialize)]
@@ -53,19 +54,16 @@ pub async fn revoke(
     session: ApiSession,
     store: &State<Store>,
 ) -> Result<Status, ApiError> {
-    // Keys are built from the caller's own user id: another user's session id names
-    // nothing here and answers 404 like one that never existed.
-    if !is_sid(id) || !store.revoke_session(&session.user_id, id, now_ms()).await? {
-        return Err(ApiError::NotFound);
+    // Another user's session id answers 404 like one that never existed.
+    if !sessions::end(store, &session.user_id, id).await? {
+        return Err(AppError::NotFound.into());
     }
     Ok(Status::NoContent)
 }
 
 #[delete("/sessions")]
 pub async fn revoke_others(session: ApiSession, store: &State<Store>) -> Result<Status, ApiError> {
-    let n = store
-        .revoke_sessions(&session.user_id, Some(&session.sid), None, now_ms())
-        .await?;
+    let n = sessions::end_others(store, &session.user_id, &session.sid).await?;
     tracing::info!(user = %session.user_id, ended = n, "API: other sessions ended");
     Ok(Status::NoContent)
 }

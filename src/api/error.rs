@@ -1,18 +1,19 @@
-//! How the API says no: the JSON error body `{"error","error_description"}` with
-//! OAuth 2.0 codes (RFC 6749 §5.2, RFC 6750 §3.1), and the `/api` catcher that gives
-//! Rocket's own failures (no route, unreadable body, failed guard) the same shape.
+//! How the API says no. What it adds to the app's one error table (`crate::error`):
+//! its own OAuth 2.0 codes (RFC 6749 §5.2: `invalid_grant`, `unsupported_grant_type`)
+//! and the Bearer challenge on every 401 (RFC 6750 §3.1), also for the 401s Rocket
+//! answers when the Bearer guard refuses a request (the catcher below).
 
-use rocket::http::{Header, Status};
+use rocket::http::Status;
 use rocket::request::Request;
 use rocket::response::{self, Responder};
-use rocket::serde::json::Json;
 use rocket::Catcher;
-use serde_json::json;
 
 use super::guard::{cached_failure, AuthFailure};
 use crate::accounts::AccountError;
-use crate::error::AppError;
+use crate::error::{Answer, AppError};
+use crate::services::ServiceError;
 use crate::store::StoreError;
+use crate::tokens::TokenError;
 
 /// The realm named in every Bearer challenge.
 const REALM: &str = "latchkey";
@@ -28,46 +29,26 @@ pub enum ApiError {
     /// 401: wrong credentials, or a refresh token that is unknown, rotated or ended.
     #[error("invalid grant")]
     InvalidGrant,
-    /// 401: the Bearer guard refused the request.
+    /// 401: the Bearer credentials were refused.
     #[error("unauthorized: {0:?}")]
     Unauthorized(AuthFailure),
-    #[error("not found")]
-    NotFound,
     #[error("payload too large")]
     TooLarge,
-    /// Throttling, outages and internal errors keep the app's own rendering.
+    /// Not found, throttling, outages: the app's own answers.
     #[error(transparent)]
     App(#[from] AppError),
 }
 
-impl From<StoreError> for ApiError {
-    fn from(e: StoreError) -> Self {
-        ApiError::App(e.into())
-    }
+macro_rules! app_error_from {
+    ($($cause:ty),*) => {$(
+        impl From<$cause> for ApiError {
+            fn from(e: $cause) -> Self {
+                ApiError::App(e.into())
+            }
+        }
+    )*};
 }
-
-impl From<AccountError> for ApiError {
-    fn from(e: AccountError) -> Self {
-        ApiError::App(e.into())
-    }
-}
-
-/// The JSON error body with a status, and a challenge on 401.
-fn render(
-    req: &Request<'_>,
-    status: Status,
-    code: &str,
-    description: &str,
-    challenge: Option<String>,
-) -> response::Result<'static> {
-    let mut res =
-        Json(json!({ "error": code, "error_description": description })).respond_to(req)?;
-    res.set_status(status);
-    if let Some(c) = challenge {
-        res.set_header(Header::new("WWW-Authenticate", c));
-    }
-    Ok(res)
-}
+app_error_from!(StoreError, AccountError, ServiceError, TokenError);
 
 /// RFC 6750 §3.1: a request that carried no Bearer token gets a bare challenge; one
 /// that carried a bad token is told `invalid_token`.
@@ -81,97 +62,40 @@ fn bearer_challenge(failure: &AuthFailure) -> String {
     }
 }
 
-impl<'r> Responder<'r, 'static> for ApiError {
-    fn respond_to(self, req: &'r Request<'_>) -> response::Result<'static> {
+impl ApiError {
+    fn answer(self, path: &str) -> Answer {
         match self {
-            ApiError::InvalidRequest(m) => {
-                render(req, Status::BadRequest, "invalid_request", &m, None)
-            }
-            ApiError::UnsupportedGrantType => render(
-                req,
-                Status::BadRequest,
-                "unsupported_grant_type",
-                "grant_type must be \"password\" or \"refresh_token\".",
-                None,
-            ),
+            ApiError::InvalidRequest(m) => Answer::new(Status::BadRequest).message(m),
+            ApiError::UnsupportedGrantType => Answer::new(Status::BadRequest)
+                .code("unsupported_grant_type")
+                .message("grant_type must be \"password\" or \"refresh_token\"."),
             // RFC 7235 §3.1: every 401 carries a challenge. No error code in it: the
             // token endpoint takes credentials in the body, not in a Bearer header.
-            ApiError::InvalidGrant => render(
-                req,
-                Status::Unauthorized,
-                "invalid_grant",
-                "The credentials or refresh token are invalid, expired or revoked.",
-                Some(format!("Bearer realm=\"{REALM}\"")),
-            ),
-            ApiError::Unauthorized(f) => render(
-                req,
-                Status::Unauthorized,
-                "invalid_token",
-                f.description(),
-                Some(bearer_challenge(&f)),
-            ),
-            ApiError::NotFound => render(
-                req,
-                Status::NotFound,
-                "not_found",
-                "There is no such resource.",
-                None,
-            ),
-            ApiError::TooLarge => render(
-                req,
-                Status::PayloadTooLarge,
-                "invalid_request",
-                "The request body is too large.",
-                None,
-            ),
-            ApiError::App(e) => e.respond_to(req),
+            ApiError::InvalidGrant => Answer::new(Status::Unauthorized)
+                .code("invalid_grant")
+                .message("The credentials or refresh token are invalid, expired or revoked.")
+                .challenge(format!("Bearer realm=\"{REALM}\"")),
+            ApiError::Unauthorized(f) => Answer::new(Status::Unauthorized)
+                .message(f.description())
+                .challenge(bearer_challenge(&f)),
+            ApiError::TooLarge => Answer::new(Status::PayloadTooLarge),
+            ApiError::App(e) => e.answer(path),
         }
     }
 }
 
-/// Every status Rocket produces under `/api`, as the JSON error body.
-#[rocket::catch(default)]
-fn api_catcher(status: Status, req: &Request<'_>) -> ApiCaught {
-    ApiCaught(status, cached_failure(req))
-}
-
-struct ApiCaught(Status, Option<AuthFailure>);
-
-impl<'r> Responder<'r, 'static> for ApiCaught {
+impl<'r> Responder<'r, 'static> for ApiError {
     fn respond_to(self, req: &'r Request<'_>) -> response::Result<'static> {
-        let status = self.0;
-        if status == Status::Unauthorized {
-            let failure = self.1.unwrap_or(AuthFailure::Missing);
-            return ApiError::Unauthorized(failure).respond_to(req);
-        }
-        let (code, description) = match status.code {
-            400 => ("invalid_request", "The request could not be understood."),
-            404 => (
-                "not_found",
-                "There is nothing at this address, or not for this method.",
-            ),
-            405 => (
-                "invalid_request",
-                "This address does not accept that method.",
-            ),
-            413 => ("invalid_request", "The request body is too large."),
-            415 => ("invalid_request", "This content type is not accepted here."),
-            422 => ("invalid_request", "The request body could not be read."),
-            429 => ("too_many_requests", "Please wait before trying again."),
-            503 => (
-                "temporarily_unavailable",
-                "The service is temporarily unavailable. Please try again in a moment.",
-            ),
-            c if (400..500).contains(&c) => ("invalid_request", "The request was refused."),
-            _ => ("server_error", "Something went wrong on our side."),
-        };
-        if status.code >= 500 && status != Status::ServiceUnavailable {
-            tracing::error!(status = status.code, path = %req.uri().path(), "API answered a server error");
-        }
-        render(req, status, code, description, None)
+        self.answer(req.uri().path().as_str()).respond_to(req)
     }
+}
+
+/// A 401 under `/api`: the Bearer guard's refusal, with its challenge.
+#[rocket::catch(401)]
+fn unauthorized(req: &Request<'_>) -> ApiError {
+    ApiError::Unauthorized(cached_failure(req).unwrap_or(AuthFailure::Missing))
 }
 
 pub fn catchers() -> Vec<Catcher> {
-    rocket::catchers![api_catcher]
+    rocket::catchers![unauthorized]
 }

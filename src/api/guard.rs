@@ -2,18 +2,19 @@
 //!
 //! One store call per request (`touch_session` with the token's `jti`): it checks the
 //! session lives, refuses a revoked token and slides the idle timeout together. The
-//! outcome is cached on the request, so the `/api` catcher can say why a request was
-//! refused (Rocket hands catchers only the status).
+//! outcome is cached on the request, so the `/api` 401 catcher (`error.rs`) can say
+//! why a request was refused (Rocket hands catchers only the status).
+
+use std::sync::Arc;
 
 use rocket::http::Status;
 use rocket::outcome::Outcome;
 use rocket::request::{self, FromRequest, Request};
 use uuid::Uuid;
 
-use super::error::ApiError;
 use crate::clock::now_ms;
 use crate::report::Report;
-use crate::store::{SessionKind, Store};
+use crate::store::{SessionKind, Store, StoreError};
 use crate::tokens::{AccessClaims, AccessTokens, TokenError};
 
 /// An authenticated API request.
@@ -25,7 +26,7 @@ pub struct ApiSession {
 }
 
 /// Why the guard refused a request.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub enum AuthFailure {
     /// No `Authorization: Bearer` header (absent, or another scheme such as Basic).
     Missing,
@@ -36,8 +37,10 @@ pub enum AuthFailure {
     Invalid,
     /// A well-formed token whose session has ended or whose `jti` was revoked.
     Revoked,
-    /// The store did not answer.
-    Unavailable(String),
+    /// The store did not answer (503, not 401).
+    Unavailable(Arc<StoreError>),
+    /// The API stage did not attach its state: a bug.
+    NotConfigured,
 }
 
 impl AuthFailure {
@@ -49,7 +52,9 @@ impl AuthFailure {
             AuthFailure::Expired => "The access token has expired.",
             AuthFailure::Invalid => "The access token is invalid.",
             AuthFailure::Revoked => "The access token has been revoked or its session has ended.",
-            AuthFailure::Unavailable(_) => "The service is temporarily unavailable.",
+            AuthFailure::Unavailable(_) | AuthFailure::NotConfigured => {
+                "The service is temporarily unavailable."
+            }
         }
     }
 }
@@ -84,7 +89,7 @@ async fn check(req: &Request<'_>) -> Result<ApiSession, AuthFailure> {
         req.rocket().state::<AccessTokens>(),
         req.rocket().state::<Store>(),
     ) else {
-        return Err(AuthFailure::Unavailable("API state missing".into()));
+        return Err(AuthFailure::NotConfigured);
     };
     let claims = tokens.verify(token).map_err(|e| {
         tracing::debug!(error = %e, "refused an access token");
@@ -98,9 +103,8 @@ async fn check(req: &Request<'_>) -> Result<ApiSession, AuthFailure> {
         .touch_session(&claims.sub, &claims.sid, Some(&claims.jti), now_ms())
         .await
         .map_err(|e| {
-            let e = Report(&e).to_string();
-            tracing::warn!(error = %e, path = %req.uri().path(), "API: store unavailable");
-            AuthFailure::Unavailable(e)
+            tracing::warn!(error = %Report(&e), path = %req.uri().path(), "API: store unavailable");
+            AuthFailure::Unavailable(Arc::new(e))
         })?;
     match live {
         // Tokens are issued only for API sessions; a browser session's id in a
@@ -128,18 +132,22 @@ pub fn cached_failure(req: &Request<'_>) -> Option<AuthFailure> {
     c.0.as_ref().err().cloned()
 }
 
+/// A refusal goes to the catchers with its status: 401 (the `/api` catcher adds the
+/// Bearer challenge from the cached failure), or 503/500 when the fault is ours.
 #[rocket::async_trait]
 impl<'r> FromRequest<'r> for ApiSession {
-    type Error = ApiError;
+    type Error = AuthFailure;
 
-    async fn from_request(req: &'r Request<'_>) -> request::Outcome<Self, ApiError> {
+    async fn from_request(req: &'r Request<'_>) -> request::Outcome<Self, AuthFailure> {
         match &checked(req).await.0 {
             Ok(s) => Outcome::Success(s.clone()),
-            Err(AuthFailure::Unavailable(detail)) => Outcome::Error((
-                Status::ServiceUnavailable,
-                ApiError::App(crate::error::AppError::Unavailable(detail.clone())),
-            )),
-            Err(f) => Outcome::Error((Status::Unauthorized, ApiError::Unauthorized(f.clone()))),
+            Err(f @ AuthFailure::Unavailable(_)) => {
+                Outcome::Error((Status::ServiceUnavailable, f.clone()))
+            }
+            Err(f @ AuthFailure::NotConfigured) => {
+                Outcome::Error((Status::InternalServerError, f.clone()))
+            }
+            Err(f) => Outcome::Error((Status::Unauthorized, f.clone())),
         }
     }
 }

@@ -1,6 +1,7 @@
 //! The JSON API under `/api/v1`: the token endpoint (`token.rs`), the Bearer guard
-//! (`guard.rs`), the signed-in routes (`account.rs`) and the JSON errors every `/api`
-//! path answers with (`error.rs`). Access tokens themselves live in `crate::tokens`.
+//! (`guard.rs`), the signed-in routes (`account.rs`) and what the API adds to the app's
+//! error answers: OAuth codes and the Bearer challenge (`error.rs`). Access tokens
+//! themselves live in `crate::tokens`, signing in in `crate::signin`.
 
 mod account;
 mod error;
@@ -40,7 +41,8 @@ pub fn stage() -> AdHoc {
         Ok(rocket
             .manage(tokens)
             .mount(BASE, routes())
-            // Every status under /api answers JSON, never the HTML error page.
+            // A 401 under /api carries the Bearer challenge; every other status under
+            // /api answers JSON through the app's catcher (`crate::error`).
             .register("/api", error::catchers()))
     })
 }

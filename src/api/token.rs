@@ -13,20 +13,17 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use super::error::ApiError;
-use crate::accounts::{Accounts, Hasher};
 use crate::clock::now_ms;
-use crate::config::Settings;
 use crate::crypto::random_token;
 use crate::device::{clip, MAX_LABEL};
 use crate::domain::Email;
 use crate::error::AppError;
-use crate::mail::Mailer;
-use crate::request::{ClientIp, RequestOrigin};
-use crate::sessions::{self, SessionSpec};
+use crate::request::RequestOrigin;
+use crate::services::Services;
+use crate::sessions::{secret_hash, Origin, SessionSpec};
+use crate::signin::{self, SignIn, SignInError};
 use crate::store::{Rotated, Store};
-use crate::tokens::{refresh_hash, AccessTokens, RefreshToken};
-use crate::web::verify_credentials;
-use crate::{limits, notices};
+use crate::tokens::{AccessTokens, RefreshToken};
 
 /// The token request's parameters, however they were sent.
 /// Unknown parameters are ignored (RFC 6749 §3.2), in both encodings.
@@ -147,9 +144,7 @@ fn answer(
     user_id: &Uuid,
     refresh: RefreshToken,
 ) -> Result<TokenAnswer, ApiError> {
-    let issued = tokens
-        .issue(user_id, &refresh.sid)
-        .map_err(|e| AppError::Internal(e.to_string()))?;
+    let issued = tokens.issue(user_id, &refresh.sid)?;
     Ok(TokenAnswer {
         body: Json(TokenBody {
             access_token: issued.token,
@@ -176,17 +171,11 @@ fn required(value: Option<String>, name: &str) -> Result<String, ApiError> {
         .ok_or_else(|| ApiError::InvalidRequest(format!("The parameter {name} is required.")))
 }
 
-#[allow(clippy::too_many_arguments)]
 #[post("/token", data = "<params>")]
 pub async fn token(
     params: Result<TokenParams, ApiError>,
     origin: RequestOrigin,
-    ip: ClientIp,
-    accounts: &State<Accounts>,
-    hasher: &State<Hasher>,
-    store: &State<Store>,
-    settings: &State<Settings>,
-    mailer: &State<Mailer>,
+    app: Services<'_>,
     tokens: &State<AccessTokens>,
 ) -> Result<TokenAnswer, ApiError> {
     let p = params?;
@@ -194,83 +183,48 @@ pub async fn token(
         None | Some("") => Err(ApiError::InvalidRequest(
             "The parameter grant_type is required.".into(),
         )),
-        Some("password") => {
-            let ctx = PasswordGrant {
-                accounts,
-                hasher,
-                store,
-                settings,
-                mailer,
-                tokens,
-            };
-            ctx.run(p, origin, ip).await
-        }
-        Some("refresh_token") => refresh_grant(p, store, tokens).await,
+        Some("password") => password_grant(p, &origin.0, app, tokens).await,
+        Some("refresh_token") => refresh_grant(p, app.store, tokens).await,
         Some(_) => Err(ApiError::UnsupportedGrantType),
     }
 }
 
-struct PasswordGrant<'a> {
-    accounts: &'a Accounts,
-    hasher: &'a Hasher,
-    store: &'a Store,
-    settings: &'a Settings,
-    mailer: &'a Mailer,
-    tokens: &'a AccessTokens,
-}
-
-impl PasswordGrant<'_> {
-    /// Same order as the sign-in page: throttle, verify (constant time for unknown
-    /// accounts), take back the attempt, then a new session with a fresh secret.
-    async fn run(
-        &self,
-        p: TokenParams,
-        origin: RequestOrigin,
-        ip: ClientIp,
-    ) -> Result<TokenAnswer, ApiError> {
-        let username = required(p.username, "username")?;
-        let password = required(p.password, "password")?;
-        let email = Email::parse(&username).map_err(|_| {
-            ApiError::InvalidRequest("The username must be an email address.".into())
-        })?;
-        let attempt =
-            limits::sign_in(self.store, self.settings, &email.normalized(), &ip.text()).await?;
-        let Some(user) = verify_credentials(self.accounts, self.hasher, &email, &password).await?
-        else {
+/// The sign-in page's sequence (`signin::sign_in`), answered with tokens: a wrong
+/// password and an unknown account get the same `invalid_grant`.
+async fn password_grant(
+    p: TokenParams,
+    origin: &Origin,
+    app: Services<'_>,
+    tokens: &AccessTokens,
+) -> Result<TokenAnswer, ApiError> {
+    let username = required(p.username, "username")?;
+    let password = required(p.password, "password")?;
+    let email = Email::parse(&username)
+        .map_err(|_| ApiError::InvalidRequest("The username must be an email address.".into()))?;
+    let request = SignIn {
+        email: &email,
+        password: &password,
+        origin,
+        session: SessionSpec::Api {
+            client_name: client_label(p.client_name.as_deref()),
+        },
+        replaces: None,
+    };
+    let signed = match signin::sign_in(app, request).await {
+        Ok(signed) => signed,
+        Err(SignInError::WrongCredentials) => {
             tracing::info!("API sign-in refused: wrong credentials");
             return Err(ApiError::InvalidGrant);
-        };
-        attempt.succeeded(self.store).await;
-
-        let secret = random_token();
-        let client_name = client_label(p.client_name.as_deref());
-        let spec = SessionSpec::Api {
-            client_name: client_name.clone(),
-            refresh_hash: refresh_hash(&secret),
-        };
-        let Some(started) = sessions::start(
-            self.store,
-            self.settings,
-            &user,
-            &origin.0,
-            spec,
-            secret.clone(),
-        )
-        .await?
-        else {
-            // The password changed while this one was being checked.
-            return Err(ApiError::InvalidGrant);
-        };
-        let mut device = origin.0.clone();
-        device.label = client_name.unwrap_or(device.label);
-        notices::after_sign_in(self.accounts, self.mailer, self.settings, &user, &device).await;
-        tracing::info!(user = %user.id, "API session started");
-        answer(
-            self.tokens,
-            &user.id,
-            RefreshToken::new(user.id, started.sid, secret),
-        )
-    }
+        }
+        Err(SignInError::Throttled(t)) => return Err(AppError::from(t).into()),
+        Err(SignInError::Failed(e)) => return Err(e.into()),
+    };
+    let (user_id, session) = (signed.user.id, signed.session);
+    answer(
+        tokens,
+        &user_id,
+        RefreshToken::new(user_id, session.sid, session.secret),
+    )
 }
 
 async fn refresh_grant(
@@ -288,7 +242,7 @@ async fn refresh_grant(
             &old.user_id,
             &old.sid,
             &old.hash(),
-            &refresh_hash(&new_secret),
+            &secret_hash(&new_secret),
             now_ms(),
         )
         .await?;

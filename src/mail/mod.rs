@@ -17,6 +17,7 @@ use serde::Serialize;
 use secrecy::ExposeSecret;
 
 use crate::config::{MailSettings, Settings};
+use crate::report::Report;
 
 /// Delivery attempts before a message is given up (with a log line).
 const ATTEMPTS: u32 = 4;
@@ -40,15 +41,21 @@ struct Inner {
 
 #[derive(Debug, thiserror::Error)]
 pub enum MailError {
-    #[error("mail template: {0}")]
-    Template(String),
-    #[error("mail message: {0}")]
-    Message(String),
-    #[error("mail transport: {0}")]
-    Transport(String),
+    #[error("the mail template could not be rendered")]
+    Template(#[from] rocket_dyn_templates::tera::Error),
+    #[error("not a mail address")]
+    Address(#[from] lettre::address::AddressError),
+    #[error("the message could not be built")]
+    Message(#[from] lettre::error::Error),
+    #[error("not a usable SMTP URL")]
+    SmtpUrl(#[source] lettre::transport::smtp::Error),
+    #[error("the SMTP server refused or did not answer")]
+    Smtp(#[from] lettre::transport::smtp::Error),
+    #[error("the outbox could not be written")]
+    Outbox(#[from] std::io::Error),
 }
 
-fn smtp_transport(url: &str) -> Result<AsyncSmtpTransport<Tokio1Executor>, String> {
+fn smtp_transport(url: &str) -> Result<AsyncSmtpTransport<Tokio1Executor>, MailError> {
     // Plain smtp:// upgrades with STARTTLS when the server offers it, unless the URL
     // says otherwise.
     let url = if url.starts_with("smtp://") && !url.contains("tls=") {
@@ -58,7 +65,7 @@ fn smtp_transport(url: &str) -> Result<AsyncSmtpTransport<Tokio1Executor>, Strin
         url.to_string()
     };
     Ok(AsyncSmtpTransport::<Tokio1Executor>::from_url(&url)
-        .map_err(|e| e.to_string())?
+        .map_err(MailError::SmtpUrl)?
         .timeout(Some(Duration::from_secs(10)))
         .build())
 }
@@ -73,7 +80,7 @@ impl Mailer {
             // The URL may hold a password: the message names the setting, not the value.
             Some(url) => Transport::Smtp(
                 smtp_transport(url.expose_secret())
-                    .map_err(|e| format!("invalid setting `smtp_url`: {e}"))?,
+                    .map_err(|e| format!("invalid setting `smtp_url`: {}", Report(&e)))?,
             ),
             None => {
                 let dir = PathBuf::from(&settings.outbox);
@@ -116,17 +123,14 @@ impl Mailer {
         template: &str,
         ctx: &impl Serialize,
     ) -> Result<Message, MailError> {
-        let ctx = Context::from_serialize(ctx).map_err(|e| MailError::Template(e.to_string()))?;
+        let ctx = Context::from_serialize(ctx)?;
         let render = |ext: &str| {
             self.inner
                 .templates
                 .render(&format!("{template}.{ext}.tera"), &ctx)
-                .map_err(|e| MailError::Template(e.to_string()))
         };
         let text = render("txt")?;
-        let to: Mailbox = to
-            .parse()
-            .map_err(|e: lettre::address::AddressError| MailError::Message(e.to_string()))?;
+        let to: Mailbox = to.parse()?;
         let builder = Message::builder()
             .message_id(None)
             .from(self.inner.from.clone())
@@ -148,7 +152,7 @@ impl Mailer {
             ),
             Err(_) => builder.header(ContentType::TEXT_PLAIN).body(text),
         };
-        message.map_err(|e| MailError::Message(e.to_string()))
+        Ok(message?)
     }
 
     /// Delivers in the background; returns at once.
@@ -160,10 +164,10 @@ impl Mailer {
                 match inner.deliver(&message).await {
                     Ok(()) => return,
                     Err(e) if attempt == ATTEMPTS => {
-                        tracing::error!(error = %e, attempts = ATTEMPTS, "mail could not be delivered; giving up");
+                        tracing::error!(error = %Report(&e), attempts = ATTEMPTS, "mail could not be delivered; giving up");
                     }
                     Err(e) => {
-                        tracing::warn!(error = %e, attempt, "mail delivery failed; will retry");
+                        tracing::warn!(error = %Report(&e), attempt, "mail delivery failed; will retry");
                         tokio::time::sleep(wait).await;
                         wait *= 3;
                     }
@@ -177,7 +181,7 @@ impl Mailer {
     pub fn compose_and_send(&self, to: &str, subject: &str, template: &str, ctx: &impl Serialize) {
         match self.compose(to, subject, template, ctx) {
             Ok(m) => self.send(m),
-            Err(e) => tracing::error!(error = %e, template, "mail not sent"),
+            Err(e) => tracing::error!(error = %Report(&e), template, "mail not sent"),
         }
     }
 }
@@ -185,11 +189,10 @@ impl Mailer {
 impl Inner {
     async fn deliver(&self, message: &Message) -> Result<(), MailError> {
         match &self.transport {
-            Transport::Smtp(smtp) => smtp
-                .send(message.clone())
-                .await
-                .map(|_| ())
-                .map_err(|e| MailError::Transport(e.to_string())),
+            Transport::Smtp(smtp) => {
+                smtp.send(message.clone()).await?;
+                Ok(())
+            }
             Transport::Outbox(dir) => {
                 let name = format!(
                     "{}-{}.eml",
@@ -198,12 +201,8 @@ impl Inner {
                 );
                 let tmp = dir.join(format!(".{name}.tmp"));
                 // Written under a temporary name, then renamed: readers never see half a file.
-                tokio::fs::write(&tmp, message.formatted())
-                    .await
-                    .map_err(|e| MailError::Transport(e.to_string()))?;
-                tokio::fs::rename(&tmp, dir.join(&name))
-                    .await
-                    .map_err(|e| MailError::Transport(e.to_string()))
+                tokio::fs::write(&tmp, message.formatted()).await?;
+                Ok(tokio::fs::rename(&tmp, dir.join(&name)).await?)
             }
         }
     }

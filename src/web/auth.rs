@@ -1,24 +1,21 @@
 //! Creating an account, signing in and signing out.
 
 use rocket::form::FromForm;
-use rocket::http::{Header, Status};
+use rocket::http::Status;
 use rocket::request::FlashMessage;
 use rocket::response::{Flash, Redirect};
-use rocket::{get, post, routes, Route, State};
+use rocket::{get, post, routes, Route};
 
 use super::guards::{Checked, CsrfToken, CurrentSession, HasCsrf, SessionCookieJar};
 use super::Page;
-use crate::accounts::{AccountError, Accounts, Hasher, User};
-use crate::clock::{now_ms, retry_after_secs, wait_in_words};
-use crate::config::Settings;
-use crate::crypto::random_token;
+use crate::accounts::AccountError;
 use crate::domain::{Email, NewPassword};
 use crate::error::{AppError, AppResult};
-use crate::mail::Mailer;
-use crate::request::{ClientIp, RequestOrigin};
+use crate::notices;
+use crate::request::RequestOrigin;
+use crate::services::Services;
 use crate::sessions::{self, SessionSpec};
-use crate::store::Store;
-use crate::{limits, notices};
+use crate::signin::{self, SignIn, SignInError};
 
 pub fn routes() -> Vec<Route> {
     routes![
@@ -37,8 +34,6 @@ pub fn routes() -> Vec<Route> {
 /// The only answers a sign-in gives when the credentials are wrong, whichever part is.
 const WRONG_CREDENTIALS: &str =
     "That email and password do not match an account. Check them and try again.";
-/// Passwords longer than this are not worth hashing: no account has one.
-const MAX_PASSWORD_INPUT: usize = 1024;
 
 /// `next` is followed only when it is a path on this site.
 pub fn local_path(next: Option<&str>) -> Option<String> {
@@ -62,7 +57,7 @@ fn index_signed_out() -> Redirect {
 }
 
 #[derive(FromForm)]
-pub struct CredentialsForm {
+pub struct Credentials {
     email: Option<String>,
     password: Option<String>,
     #[field(default = false)]
@@ -70,9 +65,34 @@ pub struct CredentialsForm {
     csrf_token: Option<String>,
 }
 
-impl HasCsrf for CredentialsForm {
+impl HasCsrf for Credentials {
     fn csrf_token(&self) -> &str {
         self.csrf_token.as_deref().unwrap_or("")
+    }
+}
+
+impl Credentials {
+    /// The email as typed, to show it again.
+    fn typed_email(&self) -> &str {
+        self.email.as_deref().unwrap_or("").trim()
+    }
+
+    /// What a sign-in needs, or what to say about the form.
+    fn for_sign_in(&self) -> Result<(Email, &str), &'static str> {
+        let email = Email::parse(self.email.as_deref().unwrap_or(""))?;
+        match self.password.as_deref() {
+            Some(p) if !p.is_empty() => Ok((email, p)),
+            _ => Err("Enter your password."),
+        }
+    }
+
+    /// What a new account needs, or what to say about the form.
+    fn for_new_account(&self) -> Result<(Email, NewPassword), &'static str> {
+        let email = Email::parse(self.email.as_deref().unwrap_or(""))?;
+        Ok((
+            email,
+            NewPassword::parse(self.password.as_deref().unwrap_or(""))?,
+        ))
     }
 }
 
@@ -81,31 +101,21 @@ fn register_page(csrf: CsrfToken) -> Page {
     Page::new("register", &csrf.0)
 }
 
-#[allow(clippy::too_many_arguments)]
 #[post("/register", data = "<form>")]
 async fn register(
-    form: Checked<CredentialsForm>,
+    form: Checked<Credentials>,
     csrf: CsrfToken,
     origin: RequestOrigin,
-    accounts: &State<Accounts>,
-    hasher: &State<Hasher>,
-    store: &State<Store>,
-    settings: &State<Settings>,
-    jar: SessionCookieJar<'_>,
+    app: Services<'_>,
+    cookie: SessionCookieJar<'_>,
 ) -> AppResult<Result<Redirect, Page>> {
-    let f = form.0;
-    let typed_email = f.email.unwrap_or_default();
-    let page = Page::new("register", &csrf.0).with("email", typed_email.trim());
-    let email = match Email::parse(&typed_email) {
-        Ok(e) => e,
+    let page = Page::new("register", &csrf.0).with("email", form.0.typed_email());
+    let (email, password) = match form.0.for_new_account() {
+        Ok(valid) => valid,
         Err(msg) => return Ok(Err(page.error(msg, Status::BadRequest))),
     };
-    let password = match NewPassword::parse(f.password.as_deref().unwrap_or("")) {
-        Ok(p) => p,
-        Err(msg) => return Ok(Err(page.error(msg, Status::BadRequest))),
-    };
-    let hash = hasher.hash(password.expose()).await?;
-    let user = match accounts.create(&email, &hash).await {
+    let hash = app.hasher.hash(password.expose()).await?;
+    let user = match app.accounts.create(&email, &hash).await {
         Ok(u) => u,
         Err(AccountError::Duplicate) => {
             return Ok(Err(page.error(
@@ -116,25 +126,12 @@ async fn register(
         Err(e) => return Err(e.into()),
     };
     tracing::info!(user = %user.id, "account created");
-    // The first device is known from the start: no "new sign-in" mail for it.
-    let _ = accounts
-        .note_device(
-            &user.id,
-            &notices::device_fingerprint(&origin.0),
-            notices::KNOWN_DEVICE_WINDOW_MS,
-        )
-        .await;
-    let started = sessions::start(
-        store,
-        settings,
-        &user,
-        &origin.0,
-        SessionSpec::Browser { remember: false },
-        random_token(),
-    )
-    .await?
-    .ok_or_else(|| AppError::Internal("a new account's session was refused".into()))?;
-    jar.set(started.cookie_value, None);
+    notices::first_device(app.accounts, &user, &origin.0).await;
+    let spec = SessionSpec::Browser { remember: false };
+    let started = sessions::start(app.store, app.settings, &user, &origin.0, spec)
+        .await?
+        .ok_or(AppError::Internal("a new account's session was refused"))?;
+    cookie.set(started.cookie_value, None);
     Ok(Ok(Redirect::to("/devices")))
 }
 
@@ -150,115 +147,52 @@ fn login_page(next: Option<&str>, csrf: CsrfToken, flash: Option<FlashMessage<'_
         .flash(flash)
 }
 
-/// A sign-in page answer, with `Retry-After` when throttled.
-/// A response value, built once and sent: its size does not matter.
-#[allow(clippy::large_enum_variant)]
-#[derive(rocket::Responder)]
-pub enum LoginAnswer {
-    Redirect(Redirect),
-    Page(Page),
-    Throttled(Page, Header<'static>),
-}
-
-#[allow(clippy::too_many_arguments)]
 #[post("/login?<next>", data = "<form>")]
 async fn login(
-    form: Checked<CredentialsForm>,
+    form: Checked<Credentials>,
     next: Option<&str>,
     csrf: CsrfToken,
     previous: Option<CurrentSession>,
     origin: RequestOrigin,
-    ip: ClientIp,
-    accounts: &State<Accounts>,
-    hasher: &State<Hasher>,
-    store: &State<Store>,
-    settings: &State<Settings>,
-    mailer: &State<Mailer>,
-    jar: SessionCookieJar<'_>,
-) -> AppResult<LoginAnswer> {
+    app: Services<'_>,
+    cookie: SessionCookieJar<'_>,
+) -> AppResult<Result<Redirect, Page>> {
     let f = form.0;
-    let typed_email = f.email.unwrap_or_default();
     let next = local_path(next);
     let page = Page::new("login", &csrf.0)
-        .with("email", typed_email.trim())
+        .with("email", f.typed_email())
         .with("next", &next)
         .with("remember", f.remember);
-    let email = match Email::parse(&typed_email) {
-        Ok(e) => e,
-        Err(msg) => return Ok(LoginAnswer::Page(page.error(msg, Status::BadRequest))),
+    let (email, password) = match f.for_sign_in() {
+        Ok(input) => input,
+        Err(msg) => return Ok(Err(page.error(msg, Status::BadRequest))),
     };
-    let password = f.password.unwrap_or_default();
-    if password.is_empty() {
-        return Ok(LoginAnswer::Page(
-            page.error("Enter your password.", Status::BadRequest),
-        ));
-    }
-    let attempt = match limits::sign_in(store, settings, &email.normalized(), &ip.text()).await {
-        Ok(a) => a,
-        Err(AppError::Throttled { retry_after }) => {
-            let msg = format!(
-                "Too many sign-in attempts. For your security, please wait {} and try again, or reset your password.",
-                wait_in_words(retry_after)
-            );
-            return Ok(LoginAnswer::Throttled(
-                page.error(msg, Status::TooManyRequests),
-                Header::new("Retry-After", retry_after_secs(retry_after).to_string()),
-            ));
-        }
-        Err(e) => return Err(e),
+    let request = SignIn {
+        email: &email,
+        password,
+        origin: &origin.0,
+        session: SessionSpec::Browser {
+            remember: f.remember,
+        },
+        replaces: previous.map(|p| (p.user_id, p.sid)),
     };
-    let user = verify_credentials(accounts, hasher, &email, &password).await?;
-    let Some(user) = user else {
-        return Ok(LoginAnswer::Page(
-            page.error(WRONG_CREDENTIALS, Status::Unauthorized),
-        ));
+    let session = match signin::sign_in(app, request).await {
+        Ok(signed) => signed.session,
+        Err(e) => return sign_in_refused(page, e),
     };
-    attempt.succeeded(store).await;
-    if let Some(prev) = previous {
-        store
-            .revoke_session(&prev.user_id, &prev.sid, now_ms())
-            .await?;
-    }
-    let remember = f.remember;
-    let Some(started) = sessions::start(
-        store,
-        settings,
-        &user,
-        &origin.0,
-        SessionSpec::Browser { remember },
-        random_token(),
-    )
-    .await?
-    else {
-        // The password changed while this one was being checked.
-        return Ok(LoginAnswer::Page(
-            page.error(WRONG_CREDENTIALS, Status::Unauthorized),
-        ));
-    };
-    jar.set(started.cookie_value, remember.then_some(started.lifetime));
-    notices::after_sign_in(accounts, mailer, settings, &user, &origin.0).await;
-    tracing::info!(user = %user.id, "signed in");
-    Ok(LoginAnswer::Redirect(Redirect::to(
-        next.unwrap_or_else(|| "/devices".into()),
-    )))
+    cookie.set(session.cookie_value, f.remember.then_some(session.lifetime));
+    Ok(Ok(Redirect::to(next.unwrap_or_else(|| "/devices".into()))))
 }
 
-/// Checks an email and password. An unknown email verifies a dummy hash, so both
-/// answers take the same time.
-pub async fn verify_credentials(
-    accounts: &Accounts,
-    hasher: &Hasher,
-    email: &Email,
-    password: &str,
-) -> AppResult<Option<User>> {
-    let user = accounts.find_by_email(email).await?;
-    if password.chars().count() > MAX_PASSWORD_INPUT {
-        return Ok(None);
-    }
-    let ok = hasher
-        .verify(password, user.as_ref().map(|u| u.password_hash.as_str()))
-        .await?;
-    Ok(user.filter(|_| ok))
+/// The sign-in form again, saying why not.
+fn sign_in_refused(page: Page, e: SignInError) -> AppResult<Result<Redirect, Page>> {
+    Ok(Err(match e {
+        SignInError::WrongCredentials => page.error(WRONG_CREDENTIALS, Status::Unauthorized),
+        SignInError::Throttled(t) => page.throttled(t, |wait| {
+            format!("Too many sign-in attempts. For your security, please wait {wait} and try again, or reset your password.")
+        }),
+        SignInError::Failed(e) => return Err(e.into()),
+    }))
 }
 
 #[derive(FromForm)]
@@ -276,13 +210,11 @@ impl HasCsrf for CsrfOnly {
 async fn logout(
     session: CurrentSession,
     _form: Checked<CsrfOnly>,
-    store: &State<Store>,
-    jar: SessionCookieJar<'_>,
+    app: Services<'_>,
+    cookie: SessionCookieJar<'_>,
 ) -> AppResult<Flash<Redirect>> {
-    store
-        .revoke_session(&session.user_id, &session.sid, now_ms())
-        .await?;
-    jar.clear();
+    sessions::end(app.store, &session.user_id, &session.sid).await?;
+    cookie.clear();
     Ok(Flash::success(
         Redirect::to("/login"),
         "You have been signed out.",
@@ -291,7 +223,7 @@ async fn logout(
 
 /// Signing out without a live session changes nothing but the stale cookie.
 #[post("/logout", rank = 2)]
-fn logout_signed_out(jar: SessionCookieJar<'_>) -> Redirect {
-    jar.clear();
+fn logout_signed_out(cookie: SessionCookieJar<'_>) -> Redirect {
+    cookie.clear();
     Redirect::to("/login")
 }

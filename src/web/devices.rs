@@ -3,17 +3,17 @@
 use rocket::http::uri::Origin;
 use rocket::request::FlashMessage;
 use rocket::response::{Flash, Redirect};
-use rocket::{get, post, routes, Route, State};
+use rocket::{get, post, routes, Route};
 use serde::Serialize;
 
 use super::auth::CsrfOnly;
 use super::guards::{Checked, CurrentSession, SessionCookieJar};
 use super::Page;
-use crate::accounts::Accounts;
 use crate::clock::{exact_time, now_ms, relative_time};
 use crate::error::{AppError, AppResult};
-use crate::sessions::{self, is_sid, SessionView};
-use crate::store::{SessionRecord, Store};
+use crate::services::Services;
+use crate::sessions::{self, SessionView};
+use crate::store::SessionRecord;
 
 pub fn routes() -> Vec<Route> {
     routes![
@@ -50,18 +50,18 @@ impl DeviceView {
 #[get("/devices")]
 async fn devices(
     session: CurrentSession,
-    store: &State<Store>,
-    accounts: &State<Accounts>,
+    app: Services<'_>,
     flash: Option<FlashMessage<'_>>,
 ) -> AppResult<Page> {
     let now = now_ms();
-    let list = sessions::list(store, &session.user_id).await?;
+    let list = sessions::list(app.store, &session.user_id).await?;
     let views: Vec<DeviceView> = list
         .iter()
         .map(|s| DeviceView::new(s, &session.sid, now))
         .collect();
     let other_count = views.iter().filter(|v| !v.session.current).count();
-    let email = accounts
+    let email = app
+        .accounts
         .find_by_id(&session.user_id)
         .await?
         .map(|u| u.email)
@@ -84,16 +84,15 @@ async fn revoke(
     id: &str,
     session: CurrentSession,
     _form: Checked<CsrfOnly>,
-    store: &State<Store>,
-    jar: SessionCookieJar<'_>,
+    app: Services<'_>,
+    cookie: SessionCookieJar<'_>,
 ) -> AppResult<Flash<Redirect>> {
-    // Keys are built from the signed-in user's own id: another user's session id
-    // names nothing here, and answers 404 like any id that does not exist.
-    if !is_sid(id) || !store.revoke_session(&session.user_id, id, now_ms()).await? {
+    // Another user's session id answers 404, like any id that does not exist.
+    if !sessions::end(app.store, &session.user_id, id).await? {
         return Err(AppError::NotFound);
     }
     if id == session.sid {
-        jar.clear();
+        cookie.clear();
         return Ok(Flash::success(
             Redirect::to("/login"),
             "You have been signed out.",
@@ -109,11 +108,9 @@ async fn revoke(
 async fn revoke_others(
     session: CurrentSession,
     _form: Checked<CsrfOnly>,
-    store: &State<Store>,
+    app: Services<'_>,
 ) -> AppResult<Flash<Redirect>> {
-    let n = store
-        .revoke_sessions(&session.user_id, Some(&session.sid), None, now_ms())
-        .await?;
+    let n = sessions::end_others(app.store, &session.user_id, &session.sid).await?;
     let msg = match n {
         0 => "No other device was signed in.".to_string(),
         1 => "Signed out 1 other device.".to_string(),

@@ -2,6 +2,8 @@
 //! genuine (`CsrfToken`, `Checked`), and the session cookie (`SessionCookieJar`).
 //! Where a request comes from (`ClientIp`, `RequestOrigin`) is `crate::request`'s.
 
+use std::sync::Arc;
+
 use rocket::data::{self, Data, FromData};
 use rocket::form::{Form, FromForm};
 use rocket::http::{Cookie, SameSite, Status};
@@ -16,7 +18,7 @@ use crate::crypto::{constant_time_eq, random_token};
 use crate::error::AppError;
 use crate::report::Report;
 use crate::sessions::SessionCookie;
-use crate::store::{SessionKind, Store};
+use crate::store::{SessionKind, Store, StoreError};
 
 /// A signed-in browser session. A route that takes one cannot run without it: a
 /// signed-out request is forwarded (401), a store outage answers 503.
@@ -27,8 +29,25 @@ pub struct CurrentSession {
     pub csrf: String,
 }
 
+/// Why the session could not be looked up: the store (its cause kept, shared by the
+/// guards that ask), or missing state (a bug).
+#[derive(Clone)]
+enum LookupError {
+    Store(Arc<StoreError>),
+    NotConfigured,
+}
+
+impl From<&LookupError> for AppError {
+    fn from(e: &LookupError) -> Self {
+        match e {
+            LookupError::Store(e) => AppError::Store(e.clone()),
+            LookupError::NotConfigured => AppError::Internal("the store is not managed"),
+        }
+    }
+}
+
 /// The per-request result of reading the cookie, computed once.
-struct Lookup(Result<Option<CurrentSession>, String>);
+struct Lookup(Result<Option<CurrentSession>, LookupError>);
 
 async fn lookup<'r>(req: &'r Request<'_>) -> &'r Lookup {
     req.local_cache_async(async {
@@ -36,7 +55,7 @@ async fn lookup<'r>(req: &'r Request<'_>) -> &'r Lookup {
             req.rocket().state::<Settings>(),
             req.rocket().state::<Store>(),
         ) else {
-            return Lookup(Err("not configured".into()));
+            return Lookup(Err(LookupError::NotConfigured));
         };
         let Some(cookie) = req
             .cookies()
@@ -60,10 +79,23 @@ async fn lookup<'r>(req: &'r Request<'_>) -> &'r Lookup {
                 })))
             }
             Ok(_) => Lookup(Ok(None)),
-            Err(e) => Lookup(Err(Report(&e).to_string())),
+            Err(e) => {
+                // Logged once here, however many guards ask for the session.
+                tracing::warn!(error = %Report(&e), path = %req.uri().path(), "session lookup failed");
+                Lookup(Err(LookupError::Store(Arc::new(e))))
+            }
         }
     })
     .await
+}
+
+/// The status a failed lookup answers with: 503 for the store, 500 for a bug.
+fn failed(e: &LookupError) -> (Status, AppError) {
+    let status = match e {
+        LookupError::Store(_) => Status::ServiceUnavailable,
+        LookupError::NotConfigured => Status::InternalServerError,
+    };
+    (status, e.into())
 }
 
 #[rocket::async_trait]
@@ -74,9 +106,7 @@ impl<'r> FromRequest<'r> for CurrentSession {
         match &lookup(req).await.0 {
             Ok(Some(s)) => Outcome::Success(s.clone()),
             Ok(None) => Outcome::Forward(Status::Unauthorized),
-            Err(e) => {
-                Outcome::Error((Status::ServiceUnavailable, AppError::Unavailable(e.clone())))
-            }
+            Err(e) => Outcome::Error(failed(e)),
         }
     }
 }
@@ -102,17 +132,12 @@ impl<'r> FromRequest<'r> for CsrfToken {
         match &lookup(req).await.0 {
             Ok(Some(s)) => return Outcome::Success(CsrfToken(s.csrf.clone())),
             Ok(None) => {}
-            Err(e) => {
-                return Outcome::Error((
-                    Status::ServiceUnavailable,
-                    AppError::Unavailable(e.clone()),
-                ))
-            }
+            Err(e) => return Outcome::Error(failed(e)),
         }
         let Some(settings) = req.rocket().state::<Settings>() else {
             return Outcome::Error((
                 Status::InternalServerError,
-                AppError::Internal("no settings".into()),
+                AppError::Internal("the settings are not managed"),
             ));
         };
         let name = presession_cookie_name(settings);

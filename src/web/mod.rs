@@ -6,6 +6,8 @@ mod devices;
 pub mod guards;
 mod password;
 
+use std::time::Duration;
+
 use rocket::fairing::AdHoc;
 use rocket::fs::FileServer;
 use rocket::http::{Header, Status};
@@ -16,9 +18,9 @@ use rocket_dyn_templates::Template;
 use serde::Serialize;
 use serde_json::{Map, Value};
 
+use crate::clock::{retry_after_secs, wait_in_words};
 use crate::config::Settings;
-
-pub use auth::verify_credentials;
+use crate::limits::Throttled;
 
 /// No script at all, styles only from our own stylesheet, no framing, forms post
 /// only to us.
@@ -30,6 +32,7 @@ pub struct Page {
     template: &'static str,
     status: Status,
     ctx: Map<String, Value>,
+    retry_after: Option<Duration>,
 }
 
 impl Page {
@@ -40,6 +43,7 @@ impl Page {
             template,
             status: Status::Ok,
             ctx,
+            retry_after: None,
         }
     }
 
@@ -60,6 +64,16 @@ impl Page {
         self.with("error", message.into()).status(status)
     }
 
+    /// The form again with 429 and `Retry-After`; `message` gets the wait in words.
+    pub fn throttled(self, t: Throttled, message: impl FnOnce(&str) -> String) -> Page {
+        let mut page = self.error(
+            message(&wait_in_words(t.retry_after)),
+            Status::TooManyRequests,
+        );
+        page.retry_after = Some(t.retry_after);
+        page
+    }
+
     /// Shows a message carried over a redirect.
     pub fn flash(self, flash: Option<FlashMessage<'_>>) -> Page {
         match flash {
@@ -74,6 +88,12 @@ impl<'r> Responder<'r, 'static> for Page {
     fn respond_to(self, req: &'r Request<'_>) -> response::Result<'static> {
         let mut res = Template::render(self.template, Value::Object(self.ctx)).respond_to(req)?;
         res.set_status(self.status);
+        if let Some(wait) = self.retry_after {
+            res.set_header(Header::new(
+                "Retry-After",
+                retry_after_secs(wait).to_string(),
+            ));
+        }
         Ok(res)
     }
 }

@@ -1,0 +1,95 @@
+//! The app's long-lived parts (settings, store, accounts, hasher, mailer) as one
+//! borrowed bundle: a handler takes one `Services` instead of five `&State<_>`, and
+//! the sign-in service takes the same bundle whoever calls it.
+
+use rocket::http::Status;
+use rocket::outcome::Outcome;
+use rocket::request::{self, FromRequest, Request};
+
+use crate::accounts::{AccountError, Accounts, HashError, Hasher};
+use crate::config::Settings;
+use crate::mail::Mailer;
+use crate::store::{Store, StoreError};
+
+#[derive(Clone, Copy)]
+pub struct Services<'r> {
+    pub settings: &'r Settings,
+    pub store: &'r Store,
+    pub accounts: &'r Accounts,
+    pub hasher: &'r Hasher,
+    pub mailer: &'r Mailer,
+}
+
+/// The same services owned, for work that outlives the request (a background task).
+#[derive(Clone)]
+pub struct OwnedServices {
+    pub settings: Settings,
+    pub store: Store,
+    pub accounts: Accounts,
+    pub hasher: Hasher,
+    pub mailer: Mailer,
+}
+
+impl Services<'_> {
+    pub fn owned(self) -> OwnedServices {
+        OwnedServices {
+            settings: self.settings.clone(),
+            store: self.store.clone(),
+            accounts: self.accounts.clone(),
+            hasher: self.hasher.clone(),
+            mailer: self.mailer.clone(),
+        }
+    }
+}
+
+impl OwnedServices {
+    pub fn borrow(&self) -> Services<'_> {
+        Services {
+            settings: &self.settings,
+            store: &self.store,
+            accounts: &self.accounts,
+            hasher: &self.hasher,
+            mailer: &self.mailer,
+        }
+    }
+}
+
+#[rocket::async_trait]
+impl<'r> FromRequest<'r> for Services<'r> {
+    type Error = ();
+
+    async fn from_request(req: &'r Request<'_>) -> request::Outcome<Self, ()> {
+        let rocket = req.rocket();
+        match (
+            rocket.state::<Settings>(),
+            rocket.state::<Store>(),
+            rocket.state::<Accounts>(),
+            rocket.state::<Hasher>(),
+            rocket.state::<Mailer>(),
+        ) {
+            (Some(settings), Some(store), Some(accounts), Some(hasher), Some(mailer)) => {
+                Outcome::Success(Services {
+                    settings,
+                    store,
+                    accounts,
+                    hasher,
+                    mailer,
+                })
+            }
+            // Every stage attaches its state before the server listens.
+            _ => Outcome::Error((Status::InternalServerError, ())),
+        }
+    }
+}
+
+/// A service could not finish its work: the store, the account database or the
+/// hasher failed. The cause is kept for the log; a request answers 503 or 500.
+#[derive(Debug, thiserror::Error)]
+pub enum ServiceError {
+    #[error("the session store is unavailable")]
+    Store(#[from] StoreError),
+    #[error("the account database failed")]
+    Accounts(#[from] AccountError),
+    #[error("password hashing failed")]
+    Hash(#[from] HashError),
+}
