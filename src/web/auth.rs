@@ -4,10 +4,10 @@ use rocket::form::FromForm;
 use rocket::http::Status;
 use rocket::request::FlashMessage;
 use rocket::response::{Flash, Redirect};
-use rocket::{get, post, routes, Route};
+use rocket::{get, post, routes, uri, Route};
 
-use super::guards::{Checked, CsrfToken, CurrentSession, HasCsrf, SessionCookieJar};
-use super::Page;
+use super::guards::{CsrfForm, CsrfToken, CurrentSession, NoFields, SessionCookieJar};
+use super::{NextPath, Page};
 use crate::accounts::AccountError;
 use crate::domain::{Email, NewPassword};
 use crate::error::{AppError, AppResult};
@@ -35,25 +35,14 @@ pub fn routes() -> Vec<Route> {
 const WRONG_CREDENTIALS: &str =
     "That email and password do not match an account. Check them and try again.";
 
-/// `next` is followed only when it is a path on this site.
-pub fn local_path(next: Option<&str>) -> Option<String> {
-    let n = next?;
-    let ok = n.starts_with('/')
-        && !n.starts_with("//")
-        && !n.starts_with("/\\")
-        && n.len() <= 512
-        && !n.chars().any(|c| c.is_control() || c == '\\');
-    ok.then(|| n.to_string())
-}
-
 #[get("/")]
 fn index(_session: CurrentSession) -> Redirect {
-    Redirect::to("/devices")
+    Redirect::to(uri!(super::devices::devices))
 }
 
 #[get("/", rank = 2)]
 fn index_signed_out() -> Redirect {
-    Redirect::to("/login")
+    Redirect::to(uri!(login_page(_)))
 }
 
 #[derive(FromForm)]
@@ -62,13 +51,6 @@ pub struct Credentials {
     password: Option<String>,
     #[field(default = false)]
     remember: bool,
-    csrf_token: Option<String>,
-}
-
-impl HasCsrf for Credentials {
-    fn csrf_token(&self) -> &str {
-        self.csrf_token.as_deref().unwrap_or("")
-    }
 }
 
 impl Credentials {
@@ -103,7 +85,7 @@ fn register_page(csrf: CsrfToken) -> Page {
 
 #[post("/register", data = "<form>")]
 async fn register(
-    form: Checked<Credentials>,
+    form: CsrfForm<Credentials>,
     csrf: CsrfToken,
     origin: RequestOrigin,
     app: Services<'_>,
@@ -132,25 +114,23 @@ async fn register(
         .await?
         .ok_or(AppError::Internal("a new account's session was refused"))?;
     cookie.set(started.cookie_value, None);
-    Ok(Ok(Redirect::to("/devices")))
+    Ok(Ok(Redirect::to(uri!(super::devices::devices))))
 }
 
 #[get("/login")]
 fn login_page_signed_in(_session: CurrentSession) -> Redirect {
-    Redirect::to("/devices")
+    Redirect::to(uri!(super::devices::devices))
 }
 
 #[get("/login?<next>", rank = 2)]
-fn login_page(next: Option<&str>, csrf: CsrfToken, flash: Option<FlashMessage<'_>>) -> Page {
-    Page::new("login", &csrf.0)
-        .with("next", local_path(next))
-        .flash(flash)
+fn login_page(next: Option<NextPath>, csrf: CsrfToken, flash: Option<FlashMessage<'_>>) -> Page {
+    Page::new("login", &csrf.0).with("next", next).flash(flash)
 }
 
 #[post("/login?<next>", data = "<form>")]
 async fn login(
-    form: Checked<Credentials>,
-    next: Option<&str>,
+    form: CsrfForm<Credentials>,
+    next: Option<NextPath>,
     csrf: CsrfToken,
     previous: Option<CurrentSession>,
     origin: RequestOrigin,
@@ -158,7 +138,6 @@ async fn login(
     cookie: SessionCookieJar<'_>,
 ) -> AppResult<Result<Redirect, Page>> {
     let f = form.0;
-    let next = local_path(next);
     let page = Page::new("login", &csrf.0)
         .with("email", f.typed_email())
         .with("next", &next)
@@ -181,7 +160,10 @@ async fn login(
         Err(e) => return sign_in_refused(page, e),
     };
     cookie.set(session.cookie_value, f.remember.then_some(session.lifetime));
-    Ok(Ok(Redirect::to(next.unwrap_or_else(|| "/devices".into()))))
+    Ok(Ok(match next {
+        Some(next) => Redirect::to(next.as_str().to_string()),
+        None => Redirect::to(uri!(super::devices::devices)),
+    }))
 }
 
 /// The sign-in form again, saying why not.
@@ -195,28 +177,17 @@ fn sign_in_refused(page: Page, e: SignInError) -> AppResult<Result<Redirect, Pag
     }))
 }
 
-#[derive(FromForm)]
-pub struct CsrfOnly {
-    csrf_token: Option<String>,
-}
-
-impl HasCsrf for CsrfOnly {
-    fn csrf_token(&self) -> &str {
-        self.csrf_token.as_deref().unwrap_or("")
-    }
-}
-
 #[post("/logout", data = "<_form>")]
 async fn logout(
     session: CurrentSession,
-    _form: Checked<CsrfOnly>,
+    _form: CsrfForm<NoFields>,
     app: Services<'_>,
     cookie: SessionCookieJar<'_>,
 ) -> AppResult<Flash<Redirect>> {
     sessions::end(app.store, &session.user_id, &session.sid).await?;
     cookie.clear();
     Ok(Flash::success(
-        Redirect::to("/login"),
+        Redirect::to(uri!(login_page(_))),
         "You have been signed out.",
     ))
 }
@@ -225,5 +196,5 @@ async fn logout(
 #[post("/logout", rank = 2)]
 fn logout_signed_out(cookie: SessionCookieJar<'_>) -> Redirect {
     cookie.clear();
-    Redirect::to("/login")
+    Redirect::to(uri!(login_page(_)))
 }

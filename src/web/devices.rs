@@ -3,12 +3,11 @@
 use rocket::http::uri::Origin;
 use rocket::request::FlashMessage;
 use rocket::response::{Flash, Redirect};
-use rocket::{get, post, routes, Route};
+use rocket::{get, post, routes, uri, Route};
 use serde::Serialize;
 
-use super::auth::CsrfOnly;
-use super::guards::{Checked, CurrentSession, SessionCookieJar};
-use super::Page;
+use super::guards::{CsrfForm, CurrentSession, NoFields, SessionCookieJar};
+use super::{NextPath, Page};
 use crate::clock::{exact_time, now_ms, relative_time};
 use crate::error::{AppError, AppResult};
 use crate::services::Services;
@@ -74,16 +73,18 @@ async fn devices(
         .flash(flash))
 }
 
+/// Signed out: sign in, then come back here.
 #[get("/devices", rank = 2)]
 fn devices_signed_out() -> Redirect {
-    Redirect::to("/login?next=/devices")
+    let here = NextPath::parse(uri!(devices).path().as_str());
+    Redirect::to(uri!(super::auth::login_page(here)))
 }
 
 #[post("/devices/<id>/revoke", data = "<_form>")]
 async fn revoke(
     id: &str,
     session: CurrentSession,
-    _form: Checked<CsrfOnly>,
+    _form: CsrfForm<NoFields>,
     app: Services<'_>,
     cookie: SessionCookieJar<'_>,
 ) -> AppResult<Flash<Redirect>> {
@@ -94,12 +95,12 @@ async fn revoke(
     if id == session.sid {
         cookie.clear();
         return Ok(Flash::success(
-            Redirect::to("/login"),
+            Redirect::to(uri!(super::auth::login_page(_))),
             "You have been signed out.",
         ));
     }
     Ok(Flash::success(
-        Redirect::to("/devices"),
+        Redirect::to(uri!(devices)),
         "That device has been signed out.",
     ))
 }
@@ -107,7 +108,7 @@ async fn revoke(
 #[post("/devices/revoke-others", data = "<_form>")]
 async fn revoke_others(
     session: CurrentSession,
-    _form: Checked<CsrfOnly>,
+    _form: CsrfForm<NoFields>,
     app: Services<'_>,
 ) -> AppResult<Flash<Redirect>> {
     let n = sessions::end_others(app.store, &session.user_id, &session.sid).await?;
@@ -116,7 +117,7 @@ async fn revoke_others(
         1 => "Signed out 1 other device.".to_string(),
         n => format!("Signed out {n} other devices."),
     };
-    Ok(Flash::success(Redirect::to("/devices"), msg))
+    Ok(Flash::success(Redirect::to(uri!(devices)), msg))
 }
 
 /// A signed-out client posting to a signed-in form: its session has ended.
@@ -125,7 +126,7 @@ fn signed_out_post(uri: &Origin<'_>) -> Result<Redirect, AppError> {
     let path = uri.path();
     let signed_in_form = path.starts_with("/devices/") || path == "/account/password";
     if signed_in_form {
-        Ok(Redirect::to("/login"))
+        Ok(Redirect::to(uri!(super::auth::login_page(_))))
     } else {
         Err(AppError::NotFound)
     }

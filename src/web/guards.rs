@@ -1,11 +1,11 @@
 //! Request guards of the pages: who is asking (`CurrentSession`), whether a form is
-//! genuine (`CsrfToken`, `Checked`), and the session cookie (`SessionCookieJar`).
+//! genuine (`CsrfToken`, `CsrfForm`), and the session cookie (`SessionCookieJar`).
 //! Where a request comes from (`ClientIp`, `RequestOrigin`) is `crate::request`'s.
 
 use std::sync::Arc;
 
 use rocket::data::{self, Data, FromData};
-use rocket::form::{Form, FromForm};
+use rocket::form::{self, DataField, Form, FromForm, ValueField};
 use rocket::http::{Cookie, SameSite, Status};
 use rocket::outcome::Outcome;
 use rocket::request::{self, FromRequest, Request};
@@ -158,21 +158,73 @@ impl<'r> FromRequest<'r> for CsrfToken {
     }
 }
 
-/// A form whose fields can name their CSRF token.
-pub trait HasCsrf {
-    fn csrf_token(&self) -> &str;
+/// The name of the hidden field every form carries.
+const CSRF_FIELD: &str = "csrf_token";
+
+/// A form's fields plus its `csrf_token`: the token is taken out before `T` sees the
+/// fields, so no form type declares it.
+pub struct WithCsrf<T> {
+    token: String,
+    fields: T,
+}
+
+#[rocket::async_trait]
+impl<'r, T: FromForm<'r>> FromForm<'r> for WithCsrf<T> {
+    type Context = (Option<String>, T::Context);
+
+    fn init(opts: form::Options) -> Self::Context {
+        (None, T::init(opts))
+    }
+
+    fn push_value(ctxt: &mut Self::Context, field: ValueField<'r>) {
+        if field.name.key_lossy().as_str() == CSRF_FIELD {
+            // The first value counts, as for any single-valued field.
+            ctxt.0.get_or_insert_with(|| field.value.to_string());
+        } else {
+            T::push_value(&mut ctxt.1, field);
+        }
+    }
+
+    async fn push_data(ctxt: &mut Self::Context, field: DataField<'r, '_>) {
+        T::push_data(&mut ctxt.1, field).await
+    }
+
+    fn finalize((token, fields): Self::Context) -> form::Result<'r, Self> {
+        Ok(WithCsrf {
+            token: token.unwrap_or_default(),
+            fields: T::finalize(fields)?,
+        })
+    }
+}
+
+/// A form with no fields of its own (sign out, end a session): only the token.
+pub struct NoFields;
+
+#[rocket::async_trait]
+impl<'r> FromForm<'r> for NoFields {
+    type Context = ();
+
+    fn init(_: form::Options) {}
+
+    fn push_value(_: &mut (), _: ValueField<'r>) {}
+
+    async fn push_data(_: &mut (), _: DataField<'r, '_>) {}
+
+    fn finalize(_: ()) -> form::Result<'r, Self> {
+        Ok(NoFields)
+    }
 }
 
 /// A submitted form whose CSRF token matched; anything else answers 403 before the
 /// route runs, so nothing changes.
-pub struct Checked<T>(pub T);
+pub struct CsrfForm<T>(pub T);
 
 #[rocket::async_trait]
-impl<'r, T: FromForm<'r> + HasCsrf + Send + 'r> FromData<'r> for Checked<T> {
+impl<'r, T: FromForm<'r> + Send + 'r> FromData<'r> for CsrfForm<T> {
     type Error = AppError;
 
     async fn from_data(req: &'r Request<'_>, data: Data<'r>) -> data::Outcome<'r, Self> {
-        let form = match Form::<T>::from_data(req, data).await {
+        let form = match Form::<WithCsrf<T>>::from_data(req, data).await {
             Outcome::Success(f) => f.into_inner(),
             Outcome::Forward((d, s)) => return Outcome::Forward((d, s)),
             Outcome::Error((s, errors)) => {
@@ -188,8 +240,8 @@ impl<'r, T: FromForm<'r> + HasCsrf + Send + 'r> FromData<'r> for Checked<T> {
             Outcome::Error((s, e)) => return Outcome::Error((s, e)),
             Outcome::Forward(_) => return Outcome::Error((Status::Forbidden, AppError::Csrf)),
         };
-        if constant_time_eq(form.csrf_token(), &expected.0) {
-            Outcome::Success(Checked(form))
+        if constant_time_eq(&form.token, &expected.0) {
+            Outcome::Success(CsrfForm(form.fields))
         } else {
             tracing::info!(path = %req.uri().path(), "refused a form with a missing or wrong CSRF token");
             Outcome::Error((Status::Forbidden, AppError::Csrf))

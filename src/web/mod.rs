@@ -9,8 +9,10 @@ mod password;
 use std::time::Duration;
 
 use rocket::fairing::AdHoc;
+use rocket::form::{self, FromFormField, ValueField};
 use rocket::fs::FileServer;
-use rocket::http::{Header, Status};
+use rocket::http::uri::fmt::{Formatter, FromUriParam, Query, UriDisplay};
+use rocket::http::{Header, RawStr, Status};
 use rocket::request::{FlashMessage, Request};
 use rocket::response::{self, Responder};
 use rocket::shield::{Frame, Hsts, NoSniff, Referrer, Shield};
@@ -95,6 +97,55 @@ impl<'r> Responder<'r, 'static> for Page {
             ));
         }
         Ok(res)
+    }
+}
+
+/// Where to go after signing in: a path on this site only (never `//host`, a scheme,
+/// a backslash or control characters). Anything else in `?next=` is ignored.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(transparent)]
+pub struct NextPath(String);
+
+impl NextPath {
+    pub fn parse(n: &str) -> Option<NextPath> {
+        let ok = n.starts_with('/')
+            && !n.starts_with("//")
+            && !n.starts_with("/\\")
+            && n.len() <= 512
+            && !n.chars().any(|c| c.is_control() || c == '\\');
+        ok.then(|| NextPath(n.to_string()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl<'v> FromFormField<'v> for NextPath {
+    fn from_value(field: ValueField<'v>) -> form::Result<'v, Self> {
+        NextPath::parse(field.value)
+            .ok_or_else(|| form::Error::validation("not a local path").into())
+    }
+}
+
+/// In a query, `/` stays readable (`/login?next=/devices`, RFC 3986 §3.4); every other
+/// character is encoded as Rocket encodes any query value.
+impl UriDisplay<Query> for NextPath {
+    fn fmt(&self, f: &mut Formatter<'_, Query>) -> std::fmt::Result {
+        let segments: Vec<_> = self
+            .0
+            .split('/')
+            .map(|s| RawStr::new(s).percent_encode().to_string())
+            .collect();
+        f.write_raw(segments.join("/"))
+    }
+}
+
+impl FromUriParam<Query, NextPath> for NextPath {
+    type Target = NextPath;
+
+    fn from_uri_param(next: NextPath) -> NextPath {
+        next
     }
 }
 

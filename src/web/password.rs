@@ -4,10 +4,10 @@ use rocket::form::FromForm;
 use rocket::http::Status;
 use rocket::request::FlashMessage;
 use rocket::response::{Flash, Redirect};
-use rocket::{get, post, routes, Route};
+use rocket::{get, post, routes, uri, Route};
 
-use super::guards::{Checked, CsrfToken, CurrentSession, HasCsrf, SessionCookieJar};
-use super::Page;
+use super::guards::{CsrfForm, CsrfToken, CurrentSession, SessionCookieJar};
+use super::{NextPath, Page};
 use crate::accounts::User;
 use crate::codes::{self, Reset};
 use crate::domain::{Email, NewPassword};
@@ -40,13 +40,6 @@ fn try_again(wait: &str) -> String {
 #[derive(FromForm)]
 pub struct ForgotFields {
     email: Option<String>,
-    csrf_token: Option<String>,
-}
-
-impl HasCsrf for ForgotFields {
-    fn csrf_token(&self) -> &str {
-        self.csrf_token.as_deref().unwrap_or("")
-    }
 }
 
 #[get("/password/forgot")]
@@ -58,7 +51,7 @@ fn forgot_page(csrf: CsrfToken) -> Page {
 /// allow a mail. The lookup, the code and the mail happen after the answer.
 #[post("/password/forgot", data = "<form>")]
 async fn forgot(
-    form: Checked<ForgotFields>,
+    form: CsrfForm<ForgotFields>,
     csrf: CsrfToken,
     origin: RequestOrigin,
     app: Services<'_>,
@@ -91,13 +84,6 @@ pub struct ResetFields {
     email: Option<String>,
     code: Option<String>,
     new_password: Option<String>,
-    csrf_token: Option<String>,
-}
-
-impl HasCsrf for ResetFields {
-    fn csrf_token(&self) -> &str {
-        self.csrf_token.as_deref().unwrap_or("")
-    }
 }
 
 impl ResetFields {
@@ -121,7 +107,7 @@ fn reset_page(email: Option<&str>, csrf: CsrfToken) -> Page {
 
 #[post("/password/reset", data = "<form>")]
 async fn reset(
-    form: Checked<ResetFields>,
+    form: CsrfForm<ResetFields>,
     csrf: CsrfToken,
     origin: RequestOrigin,
     app: Services<'_>,
@@ -147,7 +133,7 @@ async fn reset(
     }
     cookie.clear();
     Ok(Ok(Flash::success(
-        Redirect::to("/login"),
+        Redirect::to(uri!(super::auth::login_page(_))),
         "Your password has been reset and every device has been signed out. Sign in with your new password.",
     )))
 }
@@ -156,13 +142,6 @@ async fn reset(
 pub struct ChangeFields {
     current_password: Option<String>,
     new_password: Option<String>,
-    csrf_token: Option<String>,
-}
-
-impl HasCsrf for ChangeFields {
-    fn csrf_token(&self) -> &str {
-        self.csrf_token.as_deref().unwrap_or("")
-    }
 }
 
 fn change_form(session: &CurrentSession, email: &str) -> Page {
@@ -188,16 +167,18 @@ async fn change_page(
     Ok(change_form(&session, &user.email).flash(flash))
 }
 
+/// Signed out: sign in, then come back here.
 #[get("/account/password", rank = 2)]
 fn change_page_signed_out() -> Redirect {
-    Redirect::to("/login?next=/account/password")
+    let here = NextPath::parse(uri!(change_page).path().as_str());
+    Redirect::to(uri!(super::auth::login_page(here)))
 }
 
 /// A wrong current password counts as a failed sign-in: the same quotas.
 #[post("/account/password", data = "<form>")]
 async fn change(
     session: CurrentSession,
-    form: Checked<ChangeFields>,
+    form: CsrfForm<ChangeFields>,
     origin: RequestOrigin,
     app: Services<'_>,
 ) -> FormAnswer {
@@ -225,5 +206,8 @@ async fn change(
         1 => "Your password has been changed and 1 other device was signed out.".to_string(),
         n => format!("Your password has been changed and {n} other devices were signed out."),
     };
-    Ok(Ok(Flash::success(Redirect::to("/devices"), msg)))
+    Ok(Ok(Flash::success(
+        Redirect::to(uri!(super::devices::devices)),
+        msg,
+    )))
 }
