@@ -2,8 +2,10 @@
 //! start. A wrong setting stops the server with one line naming it and the problem.
 //!
 //! `Settings` is one section per concern (storage, server, sessions, limits, reset
-//! codes, mail, API tokens), each read and then checked by its own `validate()`. Every
-//! setting's name is written once: on the line that reads it. Secrets (`jwt_secret`,
+//! codes, mail, API tokens). A rule about one value's kind (positive seconds, a count
+//! above zero) is checked as it is read; a section's other rules (URL schemes, lengths,
+//! one value against another) in its `validate()`. Every setting's name is written
+//! once: on the line that reads it. Secrets (`jwt_secret`,
 //! `smtp_url`, which may hold a password) are `secrecy` types, so no `Debug`, log line
 //! or panic message prints them.
 
@@ -13,7 +15,7 @@ use std::time::Duration;
 use ipnet::IpNet;
 use rocket::fairing::AdHoc;
 use rocket::figment::Figment;
-use secrecy::{SecretSlice, SecretString};
+use secrecy::{ExposeSecret, SecretSlice, SecretString};
 use serde::de::DeserializeOwned;
 use serde::Deserialize;
 
@@ -377,13 +379,7 @@ impl MailSettings {
 impl TokenSettings {
     fn read(r: &Reader, debug: bool) -> Result<Self, SettingError> {
         let jwt_secret = match r.get::<String>("jwt_secret")? {
-            Some(s) if s.len() >= 32 => s.into_bytes(),
-            Some(s) => {
-                return Err(bad(
-                    "jwt_secret",
-                    format!("must be at least 32 bytes, got {}", s.len()),
-                ))
-            }
+            Some(s) => s.into_bytes(),
             None if debug => crate::crypto::random_bytes(32),
             None => {
                 return Err(bad(
@@ -392,11 +388,24 @@ impl TokenSettings {
                 ))
             }
         };
-        Ok(TokenSettings {
+        let s = TokenSettings {
             jwt_secret: jwt_secret.into(),
             access_ttl: r.seconds("access_token_ttl", 900)?,
             refresh_ttl: r.seconds("refresh_token_ttl", 2_592_000)?,
-        })
+        };
+        s.validate()?;
+        Ok(s)
+    }
+
+    fn validate(&self) -> Result<(), SettingError> {
+        let len = self.jwt_secret.expose_secret().len();
+        if len < 32 {
+            return Err(bad(
+                "jwt_secret",
+                format!("must be at least 32 bytes, got {len}"),
+            ));
+        }
+        Ok(())
     }
 }
 
@@ -461,8 +470,6 @@ pub fn stage() -> AdHoc {
 
 #[cfg(test)]
 mod tests {
-    use secrecy::ExposeSecret;
-
     use super::*;
 
     const JWT_SECRET: &str = "a-jwt-secret-that-must-never-be-printed-0123";

@@ -50,18 +50,30 @@ async fn acquire(store: &Store, quotas: Vec<RateKey>) -> Checked {
     )
 }
 
-/// A sign-in (page or API): counts against the account and the client IP.
-pub async fn sign_in(store: &Store, limits: &LimitSettings, email: &Email, ip: &str) -> Checked {
+/// An account and the client IP, counted together under `scope:acct` and `scope:ip`.
+async fn account_and_ip(
+    store: &Store,
+    scope: &str,
+    (account, ip): (Quota, Quota),
+    email: &Email,
+    client_ip: &str,
+) -> Checked {
     let quotas = vec![
         quota(
             store,
-            "login:acct",
+            &format!("{scope}:acct"),
             &email.normalized(),
-            limits.login_account,
+            account,
         ),
-        quota(store, "login:ip", ip, limits.login_ip),
+        quota(store, &format!("{scope}:ip"), client_ip, ip),
     ];
     acquire(store, quotas).await
+}
+
+/// A sign-in (page or API): counts against the account and the client IP.
+pub async fn sign_in(store: &Store, limits: &LimitSettings, email: &Email, ip: &str) -> Checked {
+    let quotas = (limits.login_account, limits.login_ip);
+    account_and_ip(store, "login", quotas, email, ip).await
 }
 
 /// A wrong reset code counts against the client IP's sign-in budget: guessing codes
@@ -77,16 +89,8 @@ pub async fn reset_request(
     email: &Email,
     ip: &str,
 ) -> Checked {
-    let quotas = vec![
-        quota(
-            store,
-            "reset:acct",
-            &email.normalized(),
-            limits.reset_account,
-        ),
-        quota(store, "reset:ip", ip, limits.reset_ip),
-    ];
-    acquire(store, quotas).await
+    let quotas = (limits.reset_account, limits.reset_ip);
+    account_and_ip(store, "reset", quotas, email, ip).await
 }
 
 impl Attempt {

@@ -1,6 +1,7 @@
 //! Creating an account, signing in and signing out.
 
 use rocket::form::FromForm;
+use rocket::http::uri::Origin;
 use rocket::http::Status;
 use rocket::request::FlashMessage;
 use rocket::response::{Flash, Redirect};
@@ -122,9 +123,17 @@ fn login_page_signed_in(_session: CurrentSession) -> Redirect {
     Redirect::to(uri!(super::devices::devices))
 }
 
+// `uri!(login_page(..))` names `NextPath` where it is written: modules that use it
+// import `NextPath`.
 #[get("/login?<next>", rank = 2)]
 fn login_page(next: Option<NextPath>, csrf: CsrfToken, flash: Option<FlashMessage<'_>>) -> Page {
     Page::new("login", &csrf.0).with("next", next).flash(flash)
+}
+
+/// For a signed-out visitor of a signed-in page: sign in, then come back to `page`.
+pub(super) fn sign_in_first(page: Origin<'_>) -> Redirect {
+    let back = NextPath::parse(page.path().as_str());
+    Redirect::to(uri!(login_page(back)))
 }
 
 #[post("/login?<next>", data = "<form>")]

@@ -7,7 +7,7 @@ use rocket::{get, post, routes, uri, Route};
 use serde::Serialize;
 
 use super::guards::{CsrfForm, CurrentSession, NoFields, SessionCookieJar};
-use super::{NextPath, Page};
+use super::{NextPath, Page}; // NextPath: for uri!(login_page(..))
 use crate::clock::{exact_time, now_ms, relative_time};
 use crate::error::{AppError, AppResult};
 use crate::services::Services;
@@ -73,11 +73,9 @@ async fn devices(
         .flash(flash))
 }
 
-/// Signed out: sign in, then come back here.
 #[get("/devices", rank = 2)]
 fn devices_signed_out() -> Redirect {
-    let here = NextPath::parse(uri!(devices).path().as_str());
-    Redirect::to(uri!(super::auth::login_page(here)))
+    super::auth::sign_in_first(uri!(devices))
 }
 
 #[post("/devices/<id>/revoke", data = "<_form>")]

@@ -7,7 +7,7 @@ use rocket::response::{Flash, Redirect};
 use rocket::{get, post, routes, uri, Route};
 
 use super::guards::{CsrfForm, CsrfToken, CurrentSession, SessionCookieJar};
-use super::{NextPath, Page};
+use super::{NextPath, Page}; // NextPath: for uri!(login_page(..))
 use crate::accounts::User;
 use crate::codes::{self, Reset};
 use crate::domain::{Email, NewPassword};
@@ -167,11 +167,9 @@ async fn change_page(
     Ok(change_form(&session, &user.email).flash(flash))
 }
 
-/// Signed out: sign in, then come back here.
 #[get("/account/password", rank = 2)]
 fn change_page_signed_out() -> Redirect {
-    let here = NextPath::parse(uri!(change_page).path().as_str());
-    Redirect::to(uri!(super::auth::login_page(here)))
+    super::auth::sign_in_first(uri!(change_page))
 }
 
 /// A wrong current password counts as a failed sign-in: the same quotas.
