@@ -37,6 +37,8 @@ struct Raw {
     reset_limit_window: Option<i64>,
     reset_code_ttl: Option<i64>,
     reset_code_max_tries: Option<i64>,
+    header_read_timeout: Option<i64>,
+    max_connections: Option<i64>,
 }
 
 /// `trusted_proxies` may be a TOML list or, from the environment, a comma-separated string.
@@ -82,6 +84,10 @@ pub struct Settings {
     pub reset_ip: Quota,
     pub reset_code_ttl: Duration,
     pub reset_code_max_tries: u32,
+    /// A connection must send a complete request head within this (src/server).
+    pub header_read_timeout: Duration,
+    /// Open client connections at most; past it new ones are refused at once.
+    pub max_connections: u32,
 }
 
 #[derive(Debug)]
@@ -288,6 +294,8 @@ impl Settings {
             },
             reset_code_ttl: seconds("reset_code_ttl", raw.reset_code_ttl, 600)?,
             reset_code_max_tries: count("reset_code_max_tries", raw.reset_code_max_tries, 5)?,
+            header_read_timeout: seconds("header_read_timeout", raw.header_read_timeout, 10)?,
+            max_connections: count("max_connections", raw.max_connections, 4096)?,
         })
     }
 
@@ -337,6 +345,8 @@ const KNOWN: &[&str] = &[
     "reset_limit_window",
     "reset_code_ttl",
     "reset_code_max_tries",
+    "header_read_timeout",
+    "max_connections",
 ];
 
 /// Where `templates/` and `static/` are: the working directory when it holds them (a

@@ -14,6 +14,7 @@ pub mod health;
 pub mod limits;
 pub mod mail;
 pub mod notices;
+pub mod server;
 pub mod sessions;
 pub mod store;
 pub mod tokens;

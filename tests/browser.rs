@@ -90,7 +90,8 @@ fn chromium_binary() -> &'static str {
     .expect("Chromium (scripts/test installs it)")
 }
 
-/// Serves the app on a spare loopback port; returns its base URL.
+/// Serves the app on a spare loopback port through the production server loop
+/// (`latchkey::server`); returns its base URL.
 async fn serve(cfg: &TestConfig) -> String {
     let port = spare_port();
     let figment = cfg
@@ -101,11 +102,12 @@ async fn serve(cfg: &TestConfig) -> String {
             "public_url",
             format!("http://127.0.0.1:{port}"),
         ));
-    let rocket = latchkey::app_with(figment)
-        .ignite()
-        .await
-        .expect("the app starts");
-    tokio::spawn(rocket.launch());
+    let rocket = latchkey::app_with(figment);
+    tokio::spawn(async move {
+        latchkey::server::launch(rocket)
+            .await
+            .expect("the app starts")
+    });
     let deadline = Instant::now() + Duration::from_secs(10);
     while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
         assert!(Instant::now() < deadline, "the app did not listen");
