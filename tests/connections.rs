@@ -5,11 +5,11 @@
 mod common;
 
 use std::io::{ErrorKind, Read, Write};
-use std::net::TcpStream;
+use std::net::{SocketAddr, TcpStream};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{redis_url, spare_port, test_dir, unique};
+use common::{csrf_from, email, encode, redis_url, spare_port, test_dir, unique, PASSWORD};
 
 /// The `latchkey` binary on its own port, killed when dropped.
 struct Server {
@@ -69,6 +69,48 @@ impl Server {
         read_reply(&mut s)
     }
 
+    /// One request from the loopback address `from` (127.0.0.0/8 is all local).
+    fn exchange_from(&self, from: &str, request: Request) -> Reply {
+        let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None)
+            .expect("socket");
+        let local: SocketAddr = format!("{from}:0").parse().expect("address");
+        socket.bind(&local.into()).expect("bind the source address");
+        let server: SocketAddr = ([127, 0, 0, 1], self.port).into();
+        socket.connect(&server.into()).expect("connect");
+        let mut s: TcpStream = socket.into();
+        s.set_read_timeout(Some(Duration::from_secs(10)))
+            .expect("timeout");
+        let mut head = format!(
+            "{} {} HTTP/1.1\r\nHost: 127.0.0.1\r\n",
+            request.0, request.1
+        );
+        for (k, v) in request.2 {
+            head.push_str(&format!("{k}: {v}\r\n"));
+        }
+        head.push_str(&format!(
+            "Content-Length: {}\r\nConnection: close\r\n\r\n",
+            request.3.len()
+        ));
+        s.write_all(head.as_bytes()).expect("head");
+        s.write_all(request.3.as_bytes()).expect("body");
+        read_reply(&mut s).expect("an answer")
+    }
+
+    /// Sends SIGTERM; the exit status, if the process ends within `limit`.
+    fn terminate(&mut self, limit: Duration) -> Option<std::process::ExitStatus> {
+        let pid = self.child.id().to_string();
+        let sent = Command::new("kill").args(["-TERM", &pid]).status();
+        assert!(sent.map(|s| s.success()).unwrap_or(false), "kill -TERM");
+        let deadline = Instant::now() + limit;
+        while Instant::now() < deadline {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return Some(status);
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        None
+    }
+
     /// A normal request must still work.
     fn assert_healthy(&self) {
         let reply = self
@@ -96,9 +138,24 @@ impl Drop for Server {
     }
 }
 
+/// Method, path, extra headers and body of a request.
+struct Request<'a>(&'a str, &'a str, &'a [(&'a str, &'a str)], &'a str);
+
 struct Reply {
     status: u16,
     head: String,
+    body: String,
+}
+
+impl Reply {
+    /// The value of the cookie `name` that the response sets.
+    fn set_cookie(&self, name: &str) -> Option<String> {
+        self.head.lines().find_map(|l| {
+            let (k, v) = l.split_once(':')?;
+            let (cookie, value) = v.trim().split(';').next()?.split_once('=')?;
+            (k.eq_ignore_ascii_case("set-cookie") && cookie == name).then(|| value.to_string())
+        })
+    }
 }
 
 /// Reads one response (head and a `Content-Length` body) from `s`.
@@ -132,7 +189,8 @@ fn read_reply(s: &mut TcpStream) -> Option<Reply> {
         }
         buf.extend_from_slice(&chunk[..n]);
     }
-    Some(Reply { status, head })
+    let body = String::from_utf8_lossy(&buf[head_end..]).to_string();
+    Some(Reply { status, head, body })
 }
 
 /// How the server ended a connection we keep quiet on.
@@ -398,4 +456,81 @@ fn a_header_full_of_cookies_is_refused_past_the_header_limit() {
     s.write_all(req.as_bytes()).expect("request");
     assert_eq!(read_reply(&mut s).map(|r| r.status), Some(200));
     server.assert_healthy();
+}
+
+#[test]
+fn the_client_address_is_the_socket_peer() {
+    let server = Server::start(&[]);
+    let form = server.exchange_from("127.0.0.2", Request("GET", "/register", &[], ""));
+    let csrf = form.set_cookie("latchkey_csrf").expect("the CSRF cookie");
+    let (user, form_type) = (email(), "application/x-www-form-urlencoded");
+    let fields = [("email", user.as_str()), ("password", PASSWORD)];
+    let token = csrf_from(&form.body);
+    let mut signup = fields.to_vec();
+    signup.push(("csrf_token", &token));
+    let cookie = format!("latchkey_csrf={csrf}");
+    let headers = [("Cookie", cookie.as_str()), ("Content-Type", form_type)];
+    let made = server.exchange_from(
+        "127.0.0.2",
+        Request("POST", "/register", &headers, &encode(&signup)),
+    );
+    assert_eq!(made.status, 303, "registered: {}", made.body);
+
+    let grant = encode(&[
+        ("grant_type", "password"),
+        ("username", &user),
+        ("password", PASSWORD),
+    ]);
+    let headers = [("Content-Type", form_type)];
+    let tokens = server.exchange_from(
+        "127.0.0.3",
+        Request("POST", "/api/v1/token", &headers, &grant),
+    );
+    let tokens: serde_json::Value = serde_json::from_str(&tokens.body).expect("token JSON");
+    let bearer = format!(
+        "Bearer {}",
+        tokens["access_token"].as_str().expect("access token")
+    );
+    let headers = [("Authorization", bearer.as_str())];
+    let list = server.exchange_from(
+        "127.0.0.4",
+        Request("GET", "/api/v1/sessions", &headers, ""),
+    );
+    let list: Vec<serde_json::Value> = serde_json::from_str(&list.body).expect("sessions JSON");
+    let mut ips: Vec<(&str, &str)> = list
+        .iter()
+        .map(|s| {
+            (
+                s["kind"].as_str().unwrap_or(""),
+                s["ip"].as_str().unwrap_or(""),
+            )
+        })
+        .collect();
+    ips.sort();
+    // Each session records the address its sign-in came from: the peer of that socket.
+    assert_eq!(ips, [("api", "127.0.0.3"), ("browser", "127.0.0.2")]);
+}
+
+#[test]
+fn sigterm_ends_the_server_gracefully() {
+    let mut server = Server::start(&[
+        ("LATCHKEY_HEADER_READ_TIMEOUT", "30"),
+        ("ROCKET_KEEP_ALIVE", "30"),
+    ]);
+    let mut kept = server.connect();
+    kept.write_all(b"GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+        .expect("request");
+    assert_eq!(read_reply(&mut kept).map(|r| r.status), Some(200));
+    let status = server
+        .terminate(Duration::from_secs(10))
+        .expect("the server exits within grace + mercy");
+    assert!(status.success(), "a clean exit: {status}");
+    assert!(
+        wait_closed(&mut kept, Instant::now(), Duration::from_secs(1)).is_some(),
+        "the kept-alive connection was closed"
+    );
+    assert!(
+        TcpStream::connect(("127.0.0.1", server.port)).is_err(),
+        "no longer listening"
+    );
 }
