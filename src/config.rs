@@ -48,12 +48,18 @@ pub struct StorageSettings {
     pub database_url: String,
 }
 
-/// How this server is reached: its public address and the proxies in front of it.
+/// How this server is reached (its public address and the proxies in front of it) and
+/// what bounds each client connection (the server loop, `src/server/`).
 #[derive(Debug, Clone)]
 pub struct ServerSettings {
     /// Where links in mail point; also the issuer of access tokens. No trailing `/`.
     pub public_url: String,
     pub trusted_proxies: Vec<IpNet>,
+    /// A connection must send a complete request head within this; a request body
+    /// may not stall longer than this.
+    pub header_read_timeout: Duration,
+    /// Open client connections at most; past it new ones are refused at once.
+    pub max_connections: u32,
 }
 
 /// Browser sessions and their cookie.
@@ -271,6 +277,8 @@ impl ServerSettings {
                 .iter()
                 .map(|p| parse_proxy(p))
                 .collect::<Result<_, _>>()?,
+            header_read_timeout: r.seconds("header_read_timeout", 10)?,
+            max_connections: r.count("max_connections", 4096)?,
         };
         s.validate()?;
         Ok(s)
@@ -511,6 +519,8 @@ mod tests {
             ("redis_url", serde_json::json!("http://example.com")),
             ("smtp_url", serde_json::json!("mail.example.com")),
             ("trusted_proxies", serde_json::json!(["not-a-cidr"])),
+            ("header_read_timeout", serde_json::json!(0)),
+            ("max_connections", serde_json::json!(-1)),
         ] {
             let figment = rocket::Config::figment().merge((name, value));
             let e = Settings::from_figment(&figment).expect_err(name);

@@ -20,12 +20,13 @@ pub mod signin;
 pub mod store;
 pub mod tokens;
 
-// The HTTP edge: what a request says about its client, errors as answers, and the
-// two faces of the app.
+// The HTTP edge: what a request says about its client, errors as answers, the two
+// faces of the app, and the server loop that holds the sockets in front of them.
 pub mod api;
 pub mod error;
 pub mod health;
 pub mod request;
+pub mod server;
 pub mod web;
 
 use rocket::figment::Figment;

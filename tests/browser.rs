@@ -4,13 +4,12 @@
 //! `target/screenshots/`.
 
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use crate::common::*;
 use fantoccini::{Client, ClientBuilder, Locator};
 use hyper_util::client::legacy::connect::HttpConnector;
-use rocket::figment::providers::Serialized;
 use serde_json::json;
 
 const DESKTOP: (u32, u32) = (1280, 900);
@@ -18,24 +17,24 @@ const PHONE: (u32, u32) = (390, 844);
 
 struct Chromedriver {
     port: u16,
-    child: Child,
+    _child: Spawned,
 }
 
 impl Chromedriver {
     fn start() -> Chromedriver {
         let port = spare_port();
-        let child = Command::new("chromedriver")
-            .arg(format!("--port={port}"))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("chromedriver (scripts/test installs chromium-driver)");
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(Instant::now() < deadline, "chromedriver did not start");
-            std::thread::sleep(Duration::from_millis(50));
+        let child = Spawned::start(
+            Command::new("chromedriver")
+                .arg(format!("--port={port}"))
+                .stdout(Stdio::null())
+                .stderr(Stdio::null()),
+            "chromedriver (scripts/test installs chromium-driver)",
+        );
+        wait_for_port(port, Duration::from_secs(20), "chromedriver did not start");
+        Chromedriver {
+            port,
+            _child: child,
         }
-        Chromedriver { port, child }
     }
 
     async fn browser(&self, user_agent: Option<&str>) -> Client {
@@ -70,13 +69,6 @@ impl Chromedriver {
     }
 }
 
-impl Drop for Chromedriver {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 fn chromium_binary() -> &'static str {
     [
         "/usr/bin/chromium",
@@ -88,22 +80,23 @@ fn chromium_binary() -> &'static str {
     .expect("Chromium (scripts/test installs it)")
 }
 
-/// Serves the app on a spare loopback port; returns its base URL.
+/// Serves the app in this process on a spare loopback port through the production
+/// server loop (`latchkey::server`); returns its base URL. The loop watches no signals
+/// here: a signal handler, once installed, would stay for the whole test binary, and
+/// Ctrl-C would no longer stop `cargo test`.
 async fn serve(cfg: &TestConfig) -> String {
     let port = spare_port();
-    let figment = cfg
-        .figment()
-        .merge(Serialized::global("port", port))
-        .merge(Serialized::global("address", "127.0.0.1"))
-        .merge(Serialized::global(
-            "public_url",
-            format!("http://127.0.0.1:{port}"),
-        ));
-    let rocket = latchkey::app_with(figment)
-        .ignite()
-        .await
-        .expect("the app starts");
-    tokio::spawn(rocket.launch());
+    let cfg = cfg
+        .clone()
+        .served_at(port)
+        .set("shutdown", json!({ "ctrlc": false, "signals": [] }));
+    let rocket = latchkey::app_with(cfg.figment());
+    tokio::spawn(async move {
+        latchkey::server::launch(rocket)
+            .await
+            .expect("the app starts")
+    });
+    // Polled without blocking: the app is served by this test's own runtime.
     let deadline = Instant::now() + Duration::from_secs(10);
     while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
         assert!(Instant::now() < deadline, "the app did not listen");

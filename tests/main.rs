@@ -8,6 +8,7 @@ mod common;
 mod api;
 mod auth;
 mod browser;
+mod connections;
 mod devices;
 mod failure;
 mod faults;

@@ -1,9 +1,11 @@
 //! Test harness: every test gets its own app on real Redis under its own key prefix,
 //! its own SQLite file and its own mail outbox, so tests run in parallel and never
 //! see each other. Each `Browser` is a cookie-keeping client, like one browser profile;
-//! `api_client` sends the requests a program sends to the JSON API.
+//! `api_client` sends the requests a program sends to the JSON API; `process` starts
+//! the real services a test needs (SMTP, its own Redis, the server binary itself).
 
 mod api_client;
+mod process;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -17,8 +19,12 @@ use serde::Serialize;
 use serde_json::Value;
 
 pub use self::api_client::*;
+pub use self::process::*;
 
 pub const PASSWORD: &str = "correct horse battery staple";
+/// Rocket's `secret_key` (private cookies) for every instance, fixed rather than
+/// generated at each start.
+const SECRET_KEY: &str = "hPRYyVRiMyxpw5sBB1XeCMN1kFsDCqKvBi2QJxBVHQk=";
 pub const FIREFOX_LINUX: &str =
     "Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128.0";
 pub const SAFARI_IOS: &str = "Mozilla/5.0 (iPhone; CPU iPhone OS 17_5 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.5 Mobile/15E148 Safari/604.1";
@@ -72,31 +78,56 @@ impl TestConfig {
         self.dir.join("outbox")
     }
 
-    pub fn figment(&self) -> Figment {
-        let mut f = latchkey::config::figment()
-            .merge(Serialized::global("key_prefix", &self.prefix))
-            .merge(Serialized::global("redis_url", &self.redis_url))
-            .merge(Serialized::global(
-                "database_url",
-                format!("sqlite://{}", self.dir.join("accounts.db").display()),
-            ))
-            .merge(Serialized::global(
+    /// The instance's settings, the harness's first and then the test's (a later one
+    /// wins): the one list both `figment` (in-process) and `env` (a process) are made of.
+    fn settings(&self) -> Vec<(String, Value)> {
+        let database_url = format!("sqlite://{}", self.dir.join("accounts.db").display());
+        let mut settings: Vec<(String, Value)> = [
+            ("key_prefix", Value::from(self.prefix.as_str())),
+            ("redis_url", Value::from(self.redis_url.as_str())),
+            ("database_url", Value::from(database_url)),
+            (
                 "mail_outbox",
-                self.outbox().display().to_string(),
-            ))
-            .merge(Serialized::global(
-                "jwt_secret",
-                "test-secret-test-secret-test-secret-0123",
-            ))
-            .merge(Serialized::global(
-                "secret_key",
-                "hPRYyVRiMyxpw5sBB1XeCMN1kFsDCqKvBi2QJxBVHQk=",
-            ))
-            .merge(Serialized::global("log_level", "off"));
-        for (k, v) in &self.overrides {
-            f = f.merge(Serialized::global(k, v));
-        }
-        f
+                Value::from(self.outbox().display().to_string()),
+            ),
+            ("jwt_secret", Value::from(JWT_SECRET)),
+            ("secret_key", Value::from(SECRET_KEY)),
+            ("log_level", Value::from("off")),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v))
+        .collect();
+        settings.extend(self.overrides.iter().cloned());
+        settings
+    }
+
+    pub fn figment(&self) -> Figment {
+        self.settings()
+            .into_iter()
+            .fold(latchkey::config::figment(), |f, (k, v)| {
+                f.merge(Serialized::global(&k, v))
+            })
+    }
+
+    /// The same settings as `LATCHKEY_*` environment variables, for the server binary.
+    pub fn env(&self) -> Vec<(String, String)> {
+        self.settings()
+            .into_iter()
+            .map(|(k, v)| {
+                let value = match v {
+                    Value::String(s) => s,
+                    other => other.to_string(),
+                };
+                (format!("LATCHKEY_{}", k.to_uppercase()), value)
+            })
+            .collect()
+    }
+
+    /// Served on the loopback `port`, with links in mail pointing there.
+    pub fn served_at(self, port: u16) -> TestConfig {
+        self.set("address", "127.0.0.1")
+            .set("port", port)
+            .set("public_url", format!("http://127.0.0.1:{port}"))
     }
 
     /// A new browser (its own cookie jar) on its own instance of the app.
@@ -395,128 +426,4 @@ pub fn code_in(mail: &str) -> String {
         .find(|l| l.len() == 6 && l.bytes().all(|b| b.is_ascii_digit()))
         .map(str::to_string)
         .expect("a 6-digit code in the mail")
-}
-
-/// A real SMTP server (aiosmtpd, installed by scripts/test) on a spare loopback port,
-/// storing what it receives in a maildir.
-pub struct SmtpServer {
-    pub port: u16,
-    pub maildir: PathBuf,
-    child: std::process::Child,
-}
-
-pub fn spare_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a spare port")
-}
-
-impl SmtpServer {
-    pub fn start() -> SmtpServer {
-        let port = spare_port();
-        let maildir = test_dir().join("maildir");
-        let child = std::process::Command::new("python3")
-            .args([
-                "-m",
-                "aiosmtpd",
-                "-n",
-                "-l",
-                &format!("127.0.0.1:{port}"),
-                "-c",
-                "aiosmtpd.handlers.Mailbox",
-            ])
-            .arg(&maildir)
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .expect("python3 with aiosmtpd (scripts/test installs it)");
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(
-                std::time::Instant::now() < deadline,
-                "aiosmtpd did not start"
-            );
-            std::thread::sleep(std::time::Duration::from_millis(50));
-        }
-        SmtpServer {
-            port,
-            maildir,
-            child,
-        }
-    }
-
-    pub fn url(&self) -> String {
-        format!("smtp://127.0.0.1:{}", self.port)
-    }
-
-    pub fn received(&self) -> std::path::PathBuf {
-        self.maildir.join("new")
-    }
-}
-
-impl Drop for SmtpServer {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// A Redis of the test's own on a spare loopback port.
-pub struct OwnRedis {
-    pub port: u16,
-    child: Option<std::process::Child>,
-}
-
-impl OwnRedis {
-    pub fn start() -> OwnRedis {
-        let port = spare_port();
-        let mut r = OwnRedis { port, child: None };
-        r.restart();
-        r
-    }
-
-    pub fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}", self.port)
-    }
-
-    pub fn restart(&mut self) {
-        let child = std::process::Command::new("redis-server")
-            .args([
-                "--port",
-                &self.port.to_string(),
-                "--bind",
-                "127.0.0.1",
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-            ])
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .expect("redis-server must be installed (scripts/test installs it)");
-        self.child = Some(child);
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-        while std::net::TcpStream::connect(("127.0.0.1", self.port)).is_err() {
-            assert!(
-                std::time::Instant::now() < deadline,
-                "redis-server did not start"
-            );
-            std::thread::sleep(std::time::Duration::from_millis(50));
-        }
-    }
-
-    pub fn stop(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-    }
-}
-
-impl Drop for OwnRedis {
-    fn drop(&mut self) {
-        self.stop();
-    }
 }

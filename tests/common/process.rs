@@ -1,0 +1,280 @@
+//! Processes a test starts: a real SMTP server, a Redis of its own, the built `latchkey`
+//! binary. Each child is killed and reaped when its handle drops, so a failing test
+//! leaves none behind, and each is waited for the same way. `AppProcess` serves one
+//! `TestConfig` instance as production does (through the server loop, on a real socket);
+//! `read_reply` is the raw HTTP/1.1 reader the connection tests use on it.
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::path::PathBuf;
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::time::{Duration, Instant};
+
+use super::{test_dir, TestConfig};
+
+/// A child process, killed and reaped when dropped.
+pub struct Spawned(Child);
+
+impl Spawned {
+    /// Starts `cmd`; `what` says in the panic what could not start.
+    pub fn start(cmd: &mut Command, what: &str) -> Spawned {
+        Spawned(cmd.spawn().unwrap_or_else(|e| panic!("{what}: {e}")))
+    }
+
+    pub fn id(&self) -> u32 {
+        self.0.id()
+    }
+
+    /// The exit status, once it has ended.
+    pub fn exited(&mut self) -> Option<ExitStatus> {
+        self.0.try_wait().ok().flatten()
+    }
+}
+
+impl Drop for Spawned {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+pub fn spare_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a spare port")
+}
+
+/// Waits (polling, bounded by `within`) until something accepts connections on the
+/// loopback `port`; panics with `what` otherwise. Blocks the thread: not for a test
+/// whose own runtime serves that port.
+pub fn wait_for_port(port: u16, within: Duration, what: &str) {
+    let deadline = Instant::now() + within;
+    while TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(Instant::now() < deadline, "{what}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// A real SMTP server (aiosmtpd, installed by scripts/test) on a spare loopback port,
+/// storing what it receives in a maildir.
+pub struct SmtpServer {
+    pub port: u16,
+    pub maildir: PathBuf,
+    _child: Spawned,
+}
+
+impl SmtpServer {
+    pub fn start() -> SmtpServer {
+        let port = spare_port();
+        let maildir = test_dir().join("maildir");
+        let child = Spawned::start(
+            Command::new("python3")
+                .args(["-m", "aiosmtpd", "-n", "-l", &format!("127.0.0.1:{port}")])
+                .args(["-c", "aiosmtpd.handlers.Mailbox"])
+                .arg(&maildir)
+                .stdout(Stdio::null())
+                .stderr(Stdio::null()),
+            "python3 with aiosmtpd (scripts/test installs it)",
+        );
+        wait_for_port(port, Duration::from_secs(15), "aiosmtpd did not start");
+        SmtpServer {
+            port,
+            maildir,
+            _child: child,
+        }
+    }
+
+    pub fn url(&self) -> String {
+        format!("smtp://127.0.0.1:{}", self.port)
+    }
+
+    pub fn received(&self) -> PathBuf {
+        self.maildir.join("new")
+    }
+}
+
+/// A Redis of the test's own on a spare loopback port.
+pub struct OwnRedis {
+    pub port: u16,
+    child: Option<Spawned>,
+}
+
+impl OwnRedis {
+    pub fn start() -> OwnRedis {
+        let port = spare_port();
+        let mut r = OwnRedis { port, child: None };
+        r.restart();
+        r
+    }
+
+    pub fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}", self.port)
+    }
+
+    pub fn restart(&mut self) {
+        let child = Spawned::start(
+            Command::new("redis-server")
+                .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1"])
+                .args(["--save", "", "--appendonly", "no"])
+                .stdout(Stdio::null())
+                .stderr(Stdio::null()),
+            "redis-server must be installed (scripts/test installs it)",
+        );
+        self.child = Some(child);
+        wait_for_port(
+            self.port,
+            Duration::from_secs(10),
+            "redis-server did not start",
+        );
+    }
+
+    pub fn stop(&mut self) {
+        self.child = None;
+    }
+}
+
+/// The built `latchkey` binary serving one test instance on a spare loopback port.
+pub struct AppProcess {
+    pub port: u16,
+    /// Its stderr (`RUST_LOG=warn`).
+    pub log: PathBuf,
+    child: Spawned,
+}
+
+impl TestConfig {
+    /// Starts the server binary with this instance's settings (as `LATCHKEY_*`
+    /// variables); returns once `/health` answers 200.
+    pub fn spawn_server(&self) -> AppProcess {
+        let port = spare_port();
+        let log = self.dir.join("server.log");
+        let stderr = std::fs::File::create(&log).expect("server log");
+        let child = Spawned::start(
+            Command::new(env!("CARGO_BIN_EXE_latchkey"))
+                .current_dir(env!("CARGO_MANIFEST_DIR"))
+                .envs(self.clone().served_at(port).env())
+                .env("RUST_LOG", "warn")
+                .stdout(Stdio::null())
+                .stderr(stderr),
+            "the latchkey binary",
+        );
+        let mut server = AppProcess { port, log, child };
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while server.get("/health").map(|r| r.status) != Some(200) {
+            let ended = server.child.exited();
+            assert!(
+                ended.is_none() && Instant::now() < deadline,
+                "latchkey did not answer /health (exit: {ended:?}); its log:\n{}",
+                std::fs::read_to_string(&server.log).unwrap_or_default()
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        server
+    }
+}
+
+impl AppProcess {
+    /// A new connection, with 5 s read and write timeouts.
+    pub fn connect(&self) -> TcpStream {
+        let s = TcpStream::connect(("127.0.0.1", self.port)).expect("connect");
+        s.set_read_timeout(Some(Duration::from_secs(5)))
+            .expect("timeout");
+        s.set_write_timeout(Some(Duration::from_secs(5)))
+            .expect("timeout");
+        s
+    }
+
+    /// One request on a fresh connection (closed after), or None when refused.
+    pub fn get(&self, path: &str) -> Option<Reply> {
+        let mut s = TcpStream::connect(("127.0.0.1", self.port)).ok()?;
+        s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+        let req = format!("GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n");
+        s.write_all(req.as_bytes()).ok()?;
+        read_reply(&mut s)
+    }
+
+    /// A normal request must still work.
+    pub fn assert_healthy(&self) {
+        let reply = self.get("/health").expect("a normal request is answered");
+        assert_eq!(reply.status, 200, "a normal request works: {}", reply.head);
+    }
+
+    /// Sends SIGTERM; the exit status, if the process ends within `limit`.
+    pub fn terminate(&mut self, limit: Duration) -> Option<ExitStatus> {
+        let pid = self.child.id().to_string();
+        let sent = Command::new("kill").args(["-TERM", &pid]).status();
+        assert!(sent.map(|s| s.success()).unwrap_or(false), "kill -TERM");
+        let deadline = Instant::now() + limit;
+        while Instant::now() < deadline {
+            if let Some(status) = self.child.exited() {
+                return Some(status);
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        None
+    }
+
+    /// Resident memory of the server process, in KiB.
+    pub fn rss_kib(&self) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
+            .expect("the server's /proc status");
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            .expect("VmRSS")
+    }
+}
+
+/// One HTTP/1.1 response as read off a socket.
+pub struct Reply {
+    pub status: u16,
+    pub head: String,
+    pub body: String,
+}
+
+impl Reply {
+    /// The value of the cookie `name` that the response sets.
+    pub fn set_cookie(&self, name: &str) -> Option<String> {
+        self.head.lines().find_map(|l| {
+            let (k, v) = l.split_once(':')?;
+            let (cookie, value) = v.trim().split(';').next()?.split_once('=')?;
+            (k.eq_ignore_ascii_case("set-cookie") && cookie == name).then(|| value.to_string())
+        })
+    }
+}
+
+/// Reads one response (head and a `Content-Length` body) from `s`.
+pub fn read_reply(s: &mut TcpStream) -> Option<Reply> {
+    let mut buf = Vec::new();
+    let mut chunk = [0u8; 4096];
+    let head_end = loop {
+        if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+            break i + 4;
+        }
+        let n = s.read(&mut chunk).ok()?;
+        if n == 0 {
+            return None;
+        }
+        buf.extend_from_slice(&chunk[..n]);
+    };
+    let head = String::from_utf8_lossy(&buf[..head_end]).to_string();
+    let status = head.split(' ').nth(1)?.parse().ok()?;
+    let len: usize = head
+        .lines()
+        .find_map(|l| {
+            let (k, v) = l.split_once(':')?;
+            k.eq_ignore_ascii_case("content-length")
+                .then(|| v.trim().parse().ok())?
+        })
+        .unwrap_or(0);
+    while buf.len() < head_end + len {
+        let n = s.read(&mut chunk).ok()?;
+        if n == 0 {
+            break;
+        }
+        buf.extend_from_slice(&chunk[..n]);
+    }
+    let body = String::from_utf8_lossy(&buf[head_end..]).to_string();
+    Some(Reply { status, head, body })
+}

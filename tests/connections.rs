@@ -1,0 +1,413 @@
+//! Connection limits, tried as an attacker would over real sockets: the built server runs
+//! as its own process (`TestConfig::spawn_server`) on a spare loopback port with short
+//! timeouts and a small connection cap. Every socket here is bounded in count and time
+//! and closed at the end.
+
+use std::io::{ErrorKind, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::time::{Duration, Instant};
+
+use crate::common::{
+    csrf_from, email, encode, read_reply, AppProcess, Reply, TestConfig, PASSWORD,
+};
+
+/// Method, path, extra headers and body of a request.
+struct Request<'a>(&'a str, &'a str, &'a [(&'a str, &'a str)], &'a str);
+
+/// One request to `server` from the loopback address `from` (127.0.0.0/8 is all local).
+fn exchange_from(server: &AppProcess, from: &str, request: Request) -> Reply {
+    let socket =
+        socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).expect("socket");
+    let local: SocketAddr = format!("{from}:0").parse().expect("address");
+    socket.bind(&local.into()).expect("bind the source address");
+    let to: SocketAddr = ([127, 0, 0, 1], server.port).into();
+    socket.connect(&to.into()).expect("connect");
+    let mut s: TcpStream = socket.into();
+    s.set_read_timeout(Some(Duration::from_secs(10)))
+        .expect("timeout");
+    let mut head = format!(
+        "{} {} HTTP/1.1\r\nHost: 127.0.0.1\r\n",
+        request.0, request.1
+    );
+    for (k, v) in request.2 {
+        head.push_str(&format!("{k}: {v}\r\n"));
+    }
+    head.push_str(&format!(
+        "Content-Length: {}\r\nConnection: close\r\n\r\n",
+        request.3.len()
+    ));
+    s.write_all(head.as_bytes()).expect("head");
+    s.write_all(request.3.as_bytes()).expect("body");
+    read_reply(&mut s).expect("an answer")
+}
+
+/// How the server ended a connection we keep quiet on.
+#[derive(Debug)]
+struct Closed {
+    after: Duration,
+    /// What the server wrote before closing (an error answer, if any).
+    said: String,
+}
+
+/// Waits up to `limit` for the server to close `s` (end of stream or reset); None if it
+/// is still open then. Bytes the server writes meanwhile are kept.
+fn wait_closed(s: &mut TcpStream, since: Instant, limit: Duration) -> Option<Closed> {
+    let mut said = Vec::new();
+    let mut chunk = [0u8; 4096];
+    s.set_read_timeout(Some(Duration::from_millis(100)))
+        .expect("timeout");
+    while since.elapsed() < limit {
+        match s.read(&mut chunk) {
+            Ok(0) => break,
+            Ok(n) => said.extend_from_slice(&chunk[..n]),
+            Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {}
+            Err(_) => break,
+        }
+    }
+    (since.elapsed() < limit).then(|| Closed {
+        after: since.elapsed(),
+        said: String::from_utf8_lossy(&said).to_string(),
+    })
+}
+
+#[test]
+fn an_idle_connection_is_closed_after_header_read_timeout() {
+    let server = TestConfig::new()
+        .set("header_read_timeout", 2)
+        .set("keep_alive", 30)
+        .spawn_server();
+    let start = Instant::now();
+    let mut idle = server.connect();
+    let closed = wait_closed(&mut idle, start, Duration::from_secs(6))
+        .expect("a connection that sends nothing is closed");
+    assert!(
+        closed.after >= Duration::from_secs(1),
+        "closed by the header timeout, not at once: {closed:?}"
+    );
+    server.assert_healthy();
+}
+
+#[test]
+fn a_slowloris_connection_is_closed() {
+    let server = TestConfig::new()
+        .set("header_read_timeout", 2)
+        .set("keep_alive", 30)
+        .spawn_server();
+    let start = Instant::now();
+    let mut slow = server.connect();
+    slow.write_all(b"GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\n")
+        .expect("request line");
+    let mut closed = None;
+    for i in 0..16 {
+        // One more header line every half second, never the blank line that ends them.
+        if slow
+            .write_all(format!("X-Slow-{i}: 1\r\n").as_bytes())
+            .is_err()
+        {
+            closed = wait_closed(&mut slow, start, Duration::from_secs(8));
+            break;
+        }
+        if i == 2 {
+            server.assert_healthy();
+        }
+        closed = wait_closed(&mut slow, Instant::now(), Duration::from_millis(500));
+        if closed.is_some() {
+            break;
+        }
+    }
+    let after = start.elapsed();
+    assert!(
+        closed.is_some() && after < Duration::from_secs(6),
+        "a header block trickled in is cut off after the header timeout (open after {after:?})"
+    );
+    server.assert_healthy();
+}
+
+#[test]
+fn a_stalled_request_body_is_dropped() {
+    let server = TestConfig::new()
+        .set("header_read_timeout", 2)
+        .set("keep_alive", 30)
+        .spawn_server();
+    let start = Instant::now();
+    let mut stalled = server.connect();
+    // A complete head promising 1000 bytes of form, then 10 bytes and silence.
+    stalled
+        .write_all(
+            b"POST /api/v1/token HTTP/1.1\r\nHost: 127.0.0.1\r\n\
+              Content-Type: application/x-www-form-urlencoded\r\n\
+              Content-Length: 1000\r\n\r\ngrant_type",
+        )
+        .expect("request");
+    let closed = wait_closed(&mut stalled, start, Duration::from_secs(6))
+        .expect("a body that stops arriving is dropped after the header timeout");
+    assert!(closed.after >= Duration::from_secs(1), "{closed:?}");
+    server.assert_healthy();
+}
+
+#[test]
+fn an_idle_keep_alive_connection_is_closed_after_keep_alive() {
+    let server = TestConfig::new()
+        .set("header_read_timeout", 10)
+        .set("keep_alive", 1)
+        .spawn_server();
+    let mut conn = server.connect();
+    for _ in 0..2 {
+        // Two requests on one connection: keep-alive itself still works.
+        conn.write_all(b"GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+            .expect("request");
+        let reply = read_reply(&mut conn).expect("an answer on the kept-alive connection");
+        assert_eq!(reply.status, 200);
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    let idle_since = Instant::now();
+    let closed = wait_closed(&mut conn, idle_since, Duration::from_secs(5)).expect(
+        "an idle keep-alive connection is closed after keep_alive, well before the header timeout",
+    );
+    assert!(closed.after >= Duration::from_millis(400), "{closed:?}");
+    server.assert_healthy();
+}
+
+/// Sends a header block of `size` bytes that never ends; stops early when the server
+/// refuses it (the write fails).
+fn send_endless_header(s: &mut TcpStream, size: usize) -> usize {
+    let line = format!("X-Fill: {}\r\n", "a".repeat(1000));
+    let mut sent = 0;
+    if s.write_all(b"GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\n")
+        .is_err()
+    {
+        return 0;
+    }
+    while sent < size {
+        if s.write_all(line.as_bytes()).is_err() {
+            break;
+        }
+        sent += line.len();
+    }
+    sent
+}
+
+#[test]
+fn an_oversized_header_block_is_refused_without_growing_memory() {
+    const SOCKETS: usize = 64;
+    let server = TestConfig::new()
+        .set("header_read_timeout", 10)
+        .set("max_connections", 256)
+        .spawn_server();
+    let before = server.rss_kib();
+    let mut socks: Vec<TcpStream> = (0..SOCKETS).map(|_| server.connect()).collect();
+    let threads: Vec<_> = socks
+        .iter()
+        .map(|s| {
+            let mut s = s.try_clone().expect("clone socket");
+            std::thread::spawn(move || send_endless_header(&mut s, 400 * 1024))
+        })
+        .collect();
+    let sent: Vec<usize> = threads
+        .into_iter()
+        .map(|t| t.join().expect("sender"))
+        .collect();
+    std::thread::sleep(Duration::from_millis(500));
+    let grown = server.rss_kib().saturating_sub(before);
+    let start = Instant::now();
+    for (i, s) in socks.iter_mut().enumerate() {
+        let closed = wait_closed(s, start, Duration::from_secs(3));
+        assert!(
+            closed.is_some(),
+            "socket {i} (sent {} bytes of header) is refused well before the header timeout",
+            sent[i]
+        );
+        let said = closed.map(|c| c.said).unwrap_or_default();
+        assert!(
+            said.is_empty() || said.starts_with("HTTP/1.1 431"),
+            "{said}"
+        );
+    }
+    assert!(
+        grown < 8 * 1024,
+        "{SOCKETS} sockets of 400 KB headers grew the server by {grown} KiB"
+    );
+    drop(socks);
+    server.assert_healthy();
+}
+
+#[test]
+fn connections_past_max_connections_are_refused_at_once() {
+    const CAP: usize = 8;
+    let server = TestConfig::new()
+        .set("header_read_timeout", 30)
+        .set("keep_alive", 30)
+        .set("max_connections", 8)
+        .spawn_server();
+    // CAP kept-alive connections, each proven served: they hold every slot.
+    let mut held = Vec::new();
+    for _ in 0..CAP {
+        let mut s = server.connect();
+        s.write_all(b"GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+            .expect("request");
+        assert_eq!(read_reply(&mut s).map(|r| r.status), Some(200));
+        held.push(s);
+    }
+    for i in 0..4 {
+        let start = Instant::now();
+        let mut extra = server.connect();
+        let _ = extra.write_all(b"GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n");
+        let closed = wait_closed(&mut extra, start, Duration::from_secs(2));
+        let closed = closed.unwrap_or_else(|| panic!("extra connection {i} is refused at once"));
+        assert!(
+            closed.said.is_empty() || closed.said.starts_with("HTTP/1.1 503"),
+            "extra connection {i} is not served: {:?}",
+            closed.said
+        );
+    }
+    drop(held);
+    let deadline = Instant::now() + Duration::from_secs(3);
+    while server.get("/health").map(|r| r.status) != Some(200) {
+        assert!(
+            Instant::now() < deadline,
+            "a normal request works again once the held connections close"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// `n` tiny cookies, `c0=v; c1=v; …`.
+fn cookie_flood(n: usize) -> String {
+    (0..n)
+        .map(|i| format!("c{i}=v"))
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+#[test]
+fn a_header_full_of_cookies_is_refused_past_the_header_limit() {
+    let server = TestConfig::new()
+        .set("header_read_timeout", 10)
+        .spawn_server();
+    // 380 KB of cookies (under hyper's own 400 KB buffer): refused, not parsed.
+    let cookies = cookie_flood(40_000);
+    assert!(cookies.len() > 380_000);
+    let mut s = server.connect();
+    let req = format!("GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\nCookie: {cookies}\r\n\r\n");
+    let start = Instant::now();
+    let _ = s.write_all(req.as_bytes());
+    let closed = wait_closed(&mut s, start, Duration::from_secs(3))
+        .expect("a 380 KB Cookie header is refused");
+    assert!(
+        closed.said.is_empty() || closed.said.starts_with("HTTP/1.1 431"),
+        "{}",
+        closed.said
+    );
+    // Just under the limit (about 30 KiB of tiny cookies) is still answered.
+    let cookies = cookie_flood(3_400);
+    assert!(cookies.len() > 28 * 1024 && cookies.len() < 31 * 1024);
+    let mut s = server.connect();
+    let req = format!("GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\nCookie: {cookies}\r\n\r\n");
+    s.write_all(req.as_bytes()).expect("request");
+    assert_eq!(read_reply(&mut s).map(|r| r.status), Some(200));
+    server.assert_healthy();
+}
+
+#[test]
+fn the_client_address_is_the_socket_peer() {
+    let server = TestConfig::new().spawn_server();
+    let form = exchange_from(&server, "127.0.0.2", Request("GET", "/register", &[], ""));
+    let csrf = form.set_cookie("latchkey_csrf").expect("the CSRF cookie");
+    let (user, form_type) = (email(), "application/x-www-form-urlencoded");
+    let fields = [("email", user.as_str()), ("password", PASSWORD)];
+    let token = csrf_from(&form.body);
+    let mut signup = fields.to_vec();
+    signup.push(("csrf_token", &token));
+    let cookie = format!("latchkey_csrf={csrf}");
+    let headers = [("Cookie", cookie.as_str()), ("Content-Type", form_type)];
+    let made = exchange_from(
+        &server,
+        "127.0.0.2",
+        Request("POST", "/register", &headers, &encode(&signup)),
+    );
+    assert_eq!(made.status, 303, "registered: {}", made.body);
+
+    let grant = encode(&[
+        ("grant_type", "password"),
+        ("username", &user),
+        ("password", PASSWORD),
+    ]);
+    let headers = [("Content-Type", form_type)];
+    let tokens = exchange_from(
+        &server,
+        "127.0.0.3",
+        Request("POST", "/api/v1/token", &headers, &grant),
+    );
+    let tokens: serde_json::Value = serde_json::from_str(&tokens.body).expect("token JSON");
+    let bearer = format!(
+        "Bearer {}",
+        tokens["access_token"].as_str().expect("access token")
+    );
+    let headers = [("Authorization", bearer.as_str())];
+    let list = exchange_from(
+        &server,
+        "127.0.0.4",
+        Request("GET", "/api/v1/sessions", &headers, ""),
+    );
+    let list: Vec<serde_json::Value> = serde_json::from_str(&list.body).expect("sessions JSON");
+    let mut ips: Vec<(&str, &str)> = list
+        .iter()
+        .map(|s| {
+            (
+                s["kind"].as_str().unwrap_or(""),
+                s["ip"].as_str().unwrap_or(""),
+            )
+        })
+        .collect();
+    ips.sort();
+    // Each session records the address its sign-in came from: the peer of that socket.
+    assert_eq!(ips, [("api", "127.0.0.3"), ("browser", "127.0.0.2")]);
+}
+
+#[test]
+fn sigterm_ends_the_server_gracefully() {
+    let mut server = TestConfig::new()
+        .set("header_read_timeout", 30)
+        .set("keep_alive", 30)
+        .spawn_server();
+    let mut kept = server.connect();
+    kept.write_all(b"GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+        .expect("request");
+    assert_eq!(read_reply(&mut kept).map(|r| r.status), Some(200));
+    let status = server
+        .terminate(Duration::from_secs(10))
+        .expect("the server exits within grace + mercy");
+    assert!(status.success(), "a clean exit: {status}");
+    assert!(
+        wait_closed(&mut kept, Instant::now(), Duration::from_secs(1)).is_some(),
+        "the kept-alive connection was closed"
+    );
+    assert!(
+        TcpStream::connect(("127.0.0.1", server.port)).is_err(),
+        "no longer listening"
+    );
+}
+
+#[test]
+fn a_method_rocket_does_not_know_is_answered_400() {
+    let server = TestConfig::new().spawn_server();
+    for (path, kind) in [
+        ("/api/v1/me", "application/json"),
+        ("/devices", "text/plain"),
+    ] {
+        let mut s = server.connect();
+        let req =
+            format!("PROPFIND {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n");
+        s.write_all(req.as_bytes()).expect("request");
+        let reply = read_reply(&mut s).expect("an answer");
+        assert_eq!(reply.status, 400, "{}", reply.head);
+        let head = reply.head.to_ascii_lowercase();
+        assert!(head.contains(&format!("content-type: {kind}")), "{head}");
+        if kind == "application/json" {
+            let json: serde_json::Value = serde_json::from_str(&reply.body).expect("JSON");
+            assert_eq!(json["error"], "invalid_request", "{}", reply.body);
+            assert!(json["error_description"].is_string(), "{}", reply.body);
+        }
+    }
+    server.assert_healthy();
+}
