@@ -12,6 +12,7 @@ mod connections;
 mod devices;
 mod failure;
 mod faults;
+mod forms;
 mod limits;
 mod reset;
 mod store_behaviour;

@@ -2,7 +2,7 @@
 //! §6 refresh with rotation per RFC 9700 §4.14.2). The body may be form-encoded or
 //! JSON; both carry the same parameters.
 
-use rocket::data::{self, Data, FromData};
+use rocket::data::{self, Data, FromData, Limits};
 use rocket::form::{Form, FromForm};
 use rocket::http::{Header, Status};
 use rocket::outcome::Outcome;
@@ -109,16 +109,22 @@ impl<'r> FromData<'r> for TokenParams {
                 }
                 Outcome::Forward(f) => Outcome::Forward(f),
             },
-            _ => Outcome::Error((
-                Status::BadRequest,
-                ApiError::InvalidRequest(
-                    "Send the body as application/x-www-form-urlencoded or application/json."
-                        .into(),
-                ),
-            )),
+            // Any other type is refused; read up to the form limit first, so a body
+            // over it answers 413 as a form or JSON body of that size would.
+            _ => {
+                let limit = req.limits().get("form").unwrap_or(Limits::FORM);
+                match data.open(limit).into_bytes().await {
+                    Ok(body) if !body.is_complete() => {
+                        Outcome::Error((Status::PayloadTooLarge, ApiError::TooLarge))
+                    }
+                    _ => bad(Status::BadRequest, UNREAD_TYPE),
+                }
+            }
         }
     }
 }
+
+const UNREAD_TYPE: &str = "send it as application/x-www-form-urlencoded or application/json.";
 
 /// RFC 6749 §5.1 success body.
 #[derive(Debug, Serialize)]

@@ -201,9 +201,10 @@ async fn logout(
     ))
 }
 
-/// Signing out without a live session changes nothing but the stale cookie.
-#[post("/logout", rank = 2)]
-fn logout_signed_out(cookie: SessionCookieJar<'_>) -> Redirect {
+/// Signing out without a live session changes nothing but the stale cookie; the form
+/// still needs this client's token, so another site cannot drop the cookie either.
+#[post("/logout", rank = 2, data = "<_form>")]
+fn logout_signed_out(_form: CsrfForm<NoFields>, cookie: SessionCookieJar<'_>) -> Redirect {
     cookie.clear();
     Redirect::to(uri!(login_page(_)))
 }

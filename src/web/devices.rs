@@ -1,6 +1,5 @@
 //! The devices page: every signed-in browser and app, and signing them out.
 
-use rocket::http::uri::Origin;
 use rocket::request::FlashMessage;
 use rocket::response::{Flash, Redirect};
 use rocket::{get, post, routes, uri, Route};
@@ -20,7 +19,8 @@ pub fn routes() -> Vec<Route> {
         devices_signed_out,
         revoke,
         revoke_others,
-        signed_out_post
+        revoke_signed_out,
+        revoke_others_signed_out
     ]
 }
 
@@ -118,14 +118,18 @@ async fn revoke_others(
     Ok(Flash::success(Redirect::to(uri!(devices)), msg))
 }
 
-/// A signed-out client posting to a signed-in form: its session has ended.
-#[post("/<_..>", rank = 20)]
-fn signed_out_post(uri: &Origin<'_>) -> Result<Redirect, AppError> {
-    let path = uri.path();
-    let signed_in_form = path.starts_with("/devices/") || path == "/account/password";
-    if signed_in_form {
-        Ok(Redirect::to(uri!(super::auth::login_page(_))))
-    } else {
-        Err(AppError::NotFound)
-    }
+/// A signed-out client posting a signed-in form (with its own token): its session has
+/// ended, so it is sent to sign in and nothing changes.
+fn signed_out_form() -> Redirect {
+    Redirect::to(uri!(super::auth::login_page(_)))
+}
+
+#[post("/devices/<_>/revoke", rank = 2, data = "<_form>")]
+fn revoke_signed_out(_form: CsrfForm<NoFields>) -> Redirect {
+    signed_out_form()
+}
+
+#[post("/devices/revoke-others", rank = 2, data = "<_form>")]
+fn revoke_others_signed_out(_form: CsrfForm<NoFields>) -> Redirect {
+    signed_out_form()
 }

@@ -168,31 +168,51 @@ pub struct WithCsrf<T> {
     fields: T,
 }
 
+/// What `WithCsrf` collects: the token, `T`'s own context, and the errors of the body
+/// itself (a multipart stream over the `data-form` limit, a broken part), which would
+/// otherwise leave `T` with the fields read before the error.
+pub struct CsrfContext<'r, T: FromForm<'r>> {
+    token: Option<String>,
+    fields: T::Context,
+    body_errors: form::Errors<'r>,
+}
+
 #[rocket::async_trait]
 impl<'r, T: FromForm<'r>> FromForm<'r> for WithCsrf<T> {
-    type Context = (Option<String>, T::Context);
+    type Context = CsrfContext<'r, T>;
 
     fn init(opts: form::Options) -> Self::Context {
-        (None, T::init(opts))
+        CsrfContext {
+            token: None,
+            fields: T::init(opts),
+            body_errors: form::Errors::new(),
+        }
     }
 
     fn push_value(ctxt: &mut Self::Context, field: ValueField<'r>) {
         if field.name.key_lossy().as_str() == CSRF_FIELD {
             // The first value counts, as for any single-valued field.
-            ctxt.0.get_or_insert_with(|| field.value.to_string());
+            ctxt.token.get_or_insert_with(|| field.value.to_string());
         } else {
-            T::push_value(&mut ctxt.1, field);
+            T::push_value(&mut ctxt.fields, field);
         }
     }
 
     async fn push_data(ctxt: &mut Self::Context, field: DataField<'r, '_>) {
-        T::push_data(&mut ctxt.1, field).await
+        T::push_data(&mut ctxt.fields, field).await
     }
 
-    fn finalize((token, fields): Self::Context) -> form::Result<'r, Self> {
+    fn push_error(ctxt: &mut Self::Context, error: form::Error<'r>) {
+        ctxt.body_errors.push(error);
+    }
+
+    fn finalize(ctxt: Self::Context) -> form::Result<'r, Self> {
+        if !ctxt.body_errors.is_empty() {
+            return Err(ctxt.body_errors);
+        }
         Ok(WithCsrf {
-            token: token.unwrap_or_default(),
-            fields: T::finalize(fields)?,
+            token: ctxt.token.unwrap_or_default(),
+            fields: T::finalize(ctxt.fields)?,
         })
     }
 }
@@ -216,17 +236,32 @@ impl<'r> FromForm<'r> for NoFields {
 }
 
 /// A submitted form whose CSRF token matched; anything else answers 403 before the
-/// route runs, so nothing changes.
+/// route runs, so nothing changes. "Anything else" includes a body that is not a form
+/// at all (`text/plain`, JSON, no content type): it is refused, never forwarded to a
+/// route that would run without the check.
 pub struct CsrfForm<T>(pub T);
+
+/// A form as a browser sends it: url-encoded or multipart.
+fn is_form(req: &Request<'_>) -> bool {
+    req.content_type()
+        .is_some_and(|ct| ct.is_form() || ct.is_form_data())
+}
 
 #[rocket::async_trait]
 impl<'r, T: FromForm<'r> + Send + 'r> FromData<'r> for CsrfForm<T> {
     type Error = AppError;
 
     async fn from_data(req: &'r Request<'_>, data: Data<'r>) -> data::Outcome<'r, Self> {
+        let refused = || {
+            tracing::info!(path = %req.uri().path(), content_type = ?req.content_type(), "refused a body that is not a form");
+            Outcome::Error((Status::Forbidden, AppError::Csrf))
+        };
+        if !is_form(req) {
+            return refused();
+        }
         let form = match Form::<WithCsrf<T>>::from_data(req, data).await {
             Outcome::Success(f) => f.into_inner(),
-            Outcome::Forward((d, s)) => return Outcome::Forward((d, s)),
+            Outcome::Forward(_) => return refused(),
             Outcome::Error((s, errors)) => {
                 tracing::debug!(?errors, "unreadable form");
                 return Outcome::Error((

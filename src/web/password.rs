@@ -6,7 +6,7 @@ use rocket::request::FlashMessage;
 use rocket::response::{Flash, Redirect};
 use rocket::{get, post, routes, uri, Route};
 
-use super::guards::{CsrfForm, CsrfToken, CurrentSession, SessionCookieJar};
+use super::guards::{CsrfForm, CsrfToken, CurrentSession, NoFields, SessionCookieJar};
 use super::{NextPath, Page}; // NextPath: for uri!(login_page(..))
 use crate::accounts::User;
 use crate::codes::{self, Reset};
@@ -26,7 +26,8 @@ pub fn routes() -> Vec<Route> {
         reset,
         change_page,
         change_page_signed_out,
-        change
+        change,
+        change_signed_out
     ]
 }
 
@@ -169,6 +170,13 @@ async fn change_page(
 
 #[get("/account/password", rank = 2)]
 fn change_page_signed_out() -> Redirect {
+    super::auth::sign_in_first(uri!(change_page))
+}
+
+/// A signed-out client posting the form (with its own token): sent to sign in, and
+/// nothing changes.
+#[post("/account/password", rank = 2, data = "<_form>")]
+fn change_signed_out(_form: CsrfForm<NoFields>) -> Redirect {
     super::auth::sign_in_first(uri!(change_page))
 }
 
