@@ -349,3 +349,104 @@ async fn too_many_failures_show_the_wait_in_words() {
     let _ = b.close().await;
     let _ = other.close().await;
 }
+
+/// The secure session cookie as the browser holds it.
+async fn host_cookie(c: &Client) -> Option<String> {
+    c.get_all_cookies()
+        .await
+        .expect("cookies")
+        .into_iter()
+        .find(|k| k.name() == "__Host-latchkey")
+        .map(|k| k.value().to_string())
+}
+
+/// Posts a "sign out" of the session `sid` from the devices page, with the page's token,
+/// as the devices page's own buttons do for the other devices.
+async fn sign_out_device(c: &Client, sid: &str) {
+    c.execute(
+        "const f = document.createElement('form');
+         f.method = 'post';
+         f.action = '/devices/' + arguments[0] + '/revoke';
+         const t = document.createElement('input');
+         t.type = 'hidden';
+         t.name = 'csrf_token';
+         t.value = document.querySelector('input[name=csrf_token]').value;
+         const b = document.createElement('button');
+         b.type = 'submit';
+         b.id = 'sign-out-this-device';
+         b.textContent = 'Sign out this device';
+         f.append(t, b);
+         document.body.append(f);",
+        vec![json!(sid)],
+    )
+    .await
+    .expect("the form");
+    let button = c
+        .find(Locator::Id("sign-out-this-device"))
+        .await
+        .expect("the button");
+    navigate_by(c, button).await;
+}
+
+#[tokio::test]
+async fn in_secure_mode_signing_out_removes_the_cookie_from_the_browser() {
+    let driver = Chromedriver::start();
+    let cfg = TestConfig::new().set("cookie_secure", true);
+    // Chromium treats http://localhost as a secure context: `__Host-` cookies work.
+    let base = serve(&cfg).await.replace("127.0.0.1", "localhost");
+    let email = email();
+    let b = driver.browser(None).await;
+    b.goto(&format!("{base}/register")).await.unwrap();
+    fill(&b, "email", &email).await;
+    fill(&b, "password", PASSWORD).await;
+    submit(&b).await;
+    assert_eq!(path(&b).await, "/devices");
+    assert!(
+        host_cookie(&b).await.is_some(),
+        "signed in with __Host-latchkey"
+    );
+
+    // The header's "Sign out".
+    let button = b
+        .find(Locator::Css("form[action=\"/logout\"] button"))
+        .await
+        .expect("the sign-out button");
+    navigate_by(&b, button).await;
+    assert_eq!(path(&b).await, "/login");
+    assert!(text(&b).await.contains("You have been signed out"));
+    assert_eq!(
+        host_cookie(&b).await,
+        None,
+        "the browser dropped the cookie"
+    );
+    // The notice was shown once: its cookie was removed too.
+    b.refresh().await.expect("reload");
+    assert!(!text(&b).await.contains("You have been signed out"));
+
+    // "Keep me signed in" (a 30-day cookie), then sign this device out on /devices.
+    b.goto(&format!("{base}/login")).await.unwrap();
+    fill(&b, "email", &email).await;
+    fill(&b, "password", PASSWORD).await;
+    b.find(Locator::Css("[name=\"remember\"]"))
+        .await
+        .expect("the checkbox")
+        .click()
+        .await
+        .expect("tick");
+    submit(&b).await;
+    assert_eq!(path(&b).await, "/devices");
+    let cookie = host_cookie(&b).await.expect("signed in again");
+    let sid = latchkey::sessions::SessionCookie::parse(&cookie)
+        .expect("a session cookie")
+        .sid;
+    sign_out_device(&b, &sid).await;
+    assert_eq!(path(&b).await, "/login");
+    assert_eq!(
+        host_cookie(&b).await,
+        None,
+        "the browser dropped the cookie"
+    );
+    b.goto(&format!("{base}/devices")).await.unwrap();
+    assert_eq!(path(&b).await, "/login");
+    let _ = b.close().await;
+}

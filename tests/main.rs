@@ -9,6 +9,7 @@ mod api;
 mod auth;
 mod browser;
 mod connections;
+mod cookies;
 mod devices;
 mod failure;
 mod faults;

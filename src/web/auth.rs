@@ -3,10 +3,10 @@
 use rocket::form::FromForm;
 use rocket::http::uri::Origin;
 use rocket::http::Status;
-use rocket::request::FlashMessage;
-use rocket::response::{Flash, Redirect};
+use rocket::response::Redirect;
 use rocket::{get, post, routes, uri, Route};
 
+use super::flash::{Flash, FlashMessage};
 use super::guards::{CsrfForm, CsrfToken, CurrentSession, NoFields, SessionCookieJar};
 use super::{NextPath, Page};
 use crate::accounts::AccountError;
@@ -126,7 +126,7 @@ fn login_page_signed_in(_session: CurrentSession) -> Redirect {
 // `uri!(login_page(..))` names `NextPath` where it is written: modules that use it
 // import `NextPath`.
 #[get("/login?<next>", rank = 2)]
-fn login_page(next: Option<NextPath>, csrf: CsrfToken, flash: Option<FlashMessage<'_>>) -> Page {
+fn login_page(next: Option<NextPath>, csrf: CsrfToken, flash: Option<FlashMessage>) -> Page {
     Page::new("login", &csrf.0).with("next", next).flash(flash)
 }
 

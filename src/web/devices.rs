@@ -1,10 +1,10 @@
 //! The devices page: every signed-in browser and app, and signing them out.
 
-use rocket::request::FlashMessage;
-use rocket::response::{Flash, Redirect};
+use rocket::response::Redirect;
 use rocket::{get, post, routes, uri, Route};
 use serde::Serialize;
 
+use super::flash::{Flash, FlashMessage};
 use super::guards::{CsrfForm, CurrentSession, NoFields, SessionCookieJar};
 use super::{NextPath, Page}; // NextPath: for uri!(login_page(..))
 use crate::clock::{exact_time, now_ms, relative_time};
@@ -50,7 +50,7 @@ impl DeviceView {
 async fn devices(
     session: CurrentSession,
     app: Services<'_>,
-    flash: Option<FlashMessage<'_>>,
+    flash: Option<FlashMessage>,
 ) -> AppResult<Page> {
     let now = now_ms();
     let list = sessions::list(app.store, &session.user_id).await?;

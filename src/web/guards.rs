@@ -147,13 +147,11 @@ impl<'r> FromRequest<'r> for CsrfToken {
             }
         }
         let token = random_token();
-        req.cookies().add_private(
-            Cookie::build((name, token.clone()))
-                .http_only(true)
-                .same_site(SameSite::Lax)
-                .secure(settings.sessions.cookie_secure)
-                .path("/"),
-        );
+        req.cookies().add_private(site_cookie(
+            name,
+            token.clone(),
+            settings.sessions.cookie_secure,
+        ));
         Outcome::Success(CsrfToken(token))
     }
 }
@@ -284,6 +282,23 @@ impl<'r, T: FromForm<'r> + Send + 'r> FromData<'r> for CsrfForm<T> {
     }
 }
 
+/// A cookie of this site as every one of Latchkey's is set: `HttpOnly`, `SameSite=Lax`,
+/// `Path=/`, no `Domain`, and `Secure` in secure mode (which the `__Host-` names need).
+pub(super) fn site_cookie(name: &'static str, value: String, secure: bool) -> Cookie<'static> {
+    Cookie::build((name, value))
+        .http_only(true)
+        .same_site(SameSite::Lax)
+        .secure(secure)
+        .path("/")
+        .build()
+}
+
+/// The cookie that removes `name`, with the attributes it was set with: a browser
+/// ignores a `__Host-` cookie, its removal included, that lacks `Secure`.
+pub(super) fn cookie_removal(name: &'static str, secure: bool) -> Cookie<'static> {
+    site_cookie(name, String::new(), secure)
+}
+
 /// The session cookie itself, for routes that set or clear it.
 pub struct SessionCookieJar<'r> {
     pub jar: &'r rocket::http::CookieJar<'r>,
@@ -308,19 +323,18 @@ impl<'r> FromRequest<'r> for SessionCookieJar<'r> {
 impl SessionCookieJar<'_> {
     pub fn set(&self, value: String, persistent_for: Option<std::time::Duration>) {
         let sessions = &self.settings.sessions;
-        let mut cookie = Cookie::build((sessions.cookie_name(), value))
-            .http_only(true)
-            .same_site(SameSite::Lax)
-            .secure(sessions.cookie_secure)
-            .path("/");
+        let mut cookie = site_cookie(sessions.cookie_name(), value, sessions.cookie_secure);
         if let Some(d) = persistent_for {
-            cookie = cookie.max_age(rocket::time::Duration::seconds(d.as_secs() as i64));
+            cookie.set_max_age(rocket::time::Duration::seconds(d.as_secs() as i64));
         }
         self.jar.add(cookie);
     }
 
     pub fn clear(&self) {
-        self.jar
-            .remove(Cookie::build(self.settings.sessions.cookie_name()).path("/"));
+        let sessions = &self.settings.sessions;
+        self.jar.remove(cookie_removal(
+            sessions.cookie_name(),
+            sessions.cookie_secure,
+        ));
     }
 }

@@ -3,6 +3,7 @@
 
 mod auth;
 mod devices;
+mod flash;
 pub mod guards;
 mod password;
 
@@ -13,7 +14,7 @@ use rocket::form::{self, FromFormField, ValueField};
 use rocket::fs::FileServer;
 use rocket::http::uri::fmt::{Formatter, FromUriParam, Query, UriDisplay};
 use rocket::http::{Header, RawStr, Status};
-use rocket::request::{FlashMessage, Request};
+use rocket::request::Request;
 use rocket::response::{self, Responder};
 use rocket::shield::{Frame, Hsts, NoSniff, Referrer, Shield};
 use rocket_dyn_templates::Template;
@@ -76,10 +77,9 @@ impl Page {
         page
     }
 
-    /// Shows a message carried over a redirect.
-    pub fn flash(self, flash: Option<FlashMessage<'_>>) -> Page {
+    /// Shows a notice carried over a redirect.
+    pub fn flash(self, flash: Option<flash::FlashMessage>) -> Page {
         match flash {
-            Some(f) if f.kind() == "error" => self.with("error", f.message()),
             Some(f) => self.with("notice", f.message()),
             None => self,
         }

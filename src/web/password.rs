@@ -2,10 +2,10 @@
 
 use rocket::form::FromForm;
 use rocket::http::Status;
-use rocket::request::FlashMessage;
-use rocket::response::{Flash, Redirect};
+use rocket::response::Redirect;
 use rocket::{get, post, routes, uri, Route};
 
+use super::flash::{Flash, FlashMessage};
 use super::guards::{CsrfForm, CsrfToken, CurrentSession, NoFields, SessionCookieJar};
 use super::{NextPath, Page}; // NextPath: for uri!(login_page(..))
 use crate::accounts::User;
@@ -162,7 +162,7 @@ async fn signed_in_user(session: &CurrentSession, app: Services<'_>) -> AppResul
 async fn change_page(
     session: CurrentSession,
     app: Services<'_>,
-    flash: Option<FlashMessage<'_>>,
+    flash: Option<FlashMessage>,
 ) -> AppResult<Page> {
     let user = signed_in_user(&session, app).await?;
     Ok(change_form(&session, &user.email).flash(flash))

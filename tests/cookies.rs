@@ -1,0 +1,126 @@
+//! The cookies Latchkey sets and removes, and the sessions behind them: in secure mode
+//! every `Set-Cookie` carries `Secure` (a `__Host-` cookie's removal is ignored by
+//! browsers without it), and a session exists only when an answer carried its cookie.
+
+use crate::common::*;
+
+const NEW_PASSWORD: &str = "a brand new passphrase";
+
+fn set_cookies(p: &Page) -> Vec<String> {
+    p.headers
+        .iter()
+        .filter(|(k, _)| k.eq_ignore_ascii_case("Set-Cookie"))
+        .map(|(_, v)| v.clone())
+        .collect()
+}
+
+fn has_attribute(cookie: &str, name: &str) -> bool {
+    cookie
+        .split(';')
+        .skip(1)
+        .any(|a| a.trim().eq_ignore_ascii_case(name))
+}
+
+fn is_removal(cookie: &str) -> bool {
+    cookie.contains("Max-Age=0")
+}
+
+/// The secure session cookie's value in this browser's jar.
+fn secure_session(b: &Browser) -> Option<String> {
+    b.client
+        .cookies()
+        .get("__Host-latchkey")
+        .map(|c| c.value().to_string())
+}
+
+fn sid_of(cookie: &str) -> String {
+    latchkey::sessions::SessionCookie::parse(cookie)
+        .expect("a well-formed cookie")
+        .sid
+}
+
+#[tokio::test]
+async fn in_secure_mode_every_cookie_set_or_removed_is_secure() {
+    let cfg = TestConfig::new().set("cookie_secure", true);
+    let email = email();
+    let b = cfg.browser().await;
+    let mut answers = vec![b.get("/register").await];
+    let token = answers[0].csrf();
+    answers.push(
+        b.post_form(
+            "/register",
+            &token,
+            &[("email", &email), ("password", PASSWORD)],
+        )
+        .await,
+    );
+    // Sign out from the header, then "sign out" this device on the devices page.
+    let token = b.get("/devices").await.csrf();
+    answers.push(b.post_form("/logout", &token, &[]).await);
+    assert!(secure_session(&b).is_none(), "the removal reached the jar");
+    answers.push(b.get("/login").await);
+    answers.push(b.login(&email, PASSWORD).await);
+    let sid = sid_of(&secure_session(&b).expect("signed in again"));
+    let token = b.get("/devices").await.csrf();
+    answers.push(
+        b.post_form(&format!("/devices/{sid}/revoke"), &token, &[])
+            .await,
+    );
+    assert!(secure_session(&b).is_none());
+    answers.push(b.get("/login").await);
+    // Change the password (a notice), then reset it (the cookie cleared, a notice).
+    answers.push(b.login(&email, PASSWORD).await);
+    answers.push(
+        b.submit(
+            "/account/password",
+            "/account/password",
+            &[
+                ("current_password", PASSWORD),
+                ("new_password", NEW_PASSWORD),
+            ],
+        )
+        .await,
+    );
+    answers.push(b.get("/devices").await);
+    answers.push(
+        b.submit("/password/forgot", "/password/forgot", &[("email", &email)])
+            .await,
+    );
+    let code = code_in(&wait_for_mails(&cfg.outbox(), 1).await[0]);
+    answers.push(
+        b.submit(
+            "/password/reset",
+            "/password/reset",
+            &[
+                ("email", &email),
+                ("code", &code),
+                ("new_password", PASSWORD),
+            ],
+        )
+        .await,
+    );
+    answers.push(b.get("/login").await);
+
+    let cookies: Vec<String> = answers.iter().flat_map(set_cookies).collect();
+    for c in &cookies {
+        assert!(has_attribute(c, "Secure"), "not Secure: {c}");
+        if c.starts_with("__Host-") {
+            assert!(c.contains("Path=/"), "{c}");
+            assert!(!c.contains("Domain"), "{c}");
+        }
+    }
+    let removed_sessions = cookies
+        .iter()
+        .filter(|c| c.starts_with("__Host-latchkey=") && is_removal(c))
+        .count();
+    assert_eq!(
+        removed_sessions, 3,
+        "logout, revoke and reset: {cookies:#?}"
+    );
+    let notices_removed = cookies
+        .iter()
+        .filter(|c| c.contains("flash") && is_removal(c))
+        .count();
+    assert!(notices_removed >= 3, "{cookies:#?}");
+    assert!(cookies.iter().any(|c| c.contains("csrf")), "{cookies:#?}");
+}
