@@ -3,6 +3,7 @@
 //! browsers without it), and a session exists only when an answer carried its cookie.
 
 use crate::common::*;
+use rocket::http::Status;
 
 const NEW_PASSWORD: &str = "a brand new passphrase";
 
@@ -123,4 +124,102 @@ async fn in_secure_mode_every_cookie_set_or_removed_is_secure() {
         .count();
     assert!(notices_removed >= 3, "{cookies:#?}");
     assert!(cookies.iter().any(|c| c.contains("csrf")), "{cookies:#?}");
+}
+
+/// `next` values a redirect's `Location` cannot carry as they are.
+const ODD_NEXTS: &[&str] = &[
+    "/devices x",
+    "/a\"b",
+    "/a|b",
+    "/<script>",
+    "/ü",
+    "/devices?tab=ü",
+    "/a'b`c",
+    "/a{b}^[c]",
+    "/devices#a b",
+    "/%zz",
+    "/devices?q=%",
+    "/%C3%28",
+];
+
+fn is_safe_local(location: &str) -> bool {
+    location.starts_with('/')
+        && !location.starts_with("//")
+        && !location.starts_with("/\\")
+        && location
+            .bytes()
+            .all(|b| b.is_ascii_graphic() && b != b'\\' && b != b'"' && b != b'<')
+}
+
+#[tokio::test]
+async fn an_odd_next_never_fails_a_sign_in_or_leaves_a_session_behind() {
+    let cfg = TestConfig::new();
+    let email = email();
+    let first = cfg.browser().await;
+    first.register(&email).await;
+    let mut cookies = 1;
+    let mut queries: Vec<String> = ODD_NEXTS
+        .iter()
+        .map(|n| format!("next={}", urlencode(n)))
+        .collect();
+    // Raw queries whose own percent-encoding is odd.
+    queries.extend(
+        [
+            "next=/devices%ZZ",
+            "next=%2Fa%7Cb",
+            "next=/a%00b",
+            "next=%C3%28",
+        ]
+        .map(String::from),
+    );
+
+    for (i, query) in queries.iter().enumerate() {
+        // Each from its own address: a new device, so a new-device mail each time.
+        let b = cfg
+            .browser()
+            .await
+            .with_ip(&format!("198.51.100.{}", i + 1));
+        let path = format!("/login?{query}");
+        let token = b.get(&path).await.csrf();
+        let res = b
+            .post_form(&path, &token, &[("email", &email), ("password", PASSWORD)])
+            .await;
+        assert_eq!(res.status, Status::SeeOther, "{query}: {}", res.body);
+        let location = res.location.as_deref().unwrap_or("");
+        assert!(is_safe_local(location), "{query} → {location:?}");
+        if b.session_cookie().is_some() {
+            cookies += 1;
+        }
+        assert!(b.is_signed_in().await, "{query}");
+    }
+
+    let user = first
+        .client
+        .rocket()
+        .state::<latchkey::accounts::Accounts>()
+        .expect("accounts")
+        .find_by_email(&latchkey::domain::Email::parse(&email).expect("email"))
+        .await
+        .expect("lookup")
+        .expect("the account");
+    let store = first
+        .client
+        .rocket()
+        .state::<latchkey::store::Store>()
+        .expect("store");
+    let sessions = store
+        .list_sessions(&user.id, latchkey::clock::now_ms())
+        .await
+        .expect("sessions");
+    assert_eq!(sessions.len(), cookies, "one session per cookie given");
+    assert_eq!(cookies, queries.len() + 1);
+    // A new-device mail only for a sign-in that answered with its cookie (the
+    // registration's own device is known from the start).
+    wait_for_mails(&cfg.outbox(), 1).await;
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    let mails = mails_in(&cfg.outbox()).len();
+    assert!(
+        mails >= 1 && mails < cookies,
+        "{mails} mails, {cookies} cookies"
+    );
 }

@@ -151,6 +151,11 @@ async fn login(
         .with("email", f.typed_email())
         .with("next", &next)
         .with("remember", f.remember);
+    // Known before a session starts: a session exists only if this answer carries it.
+    let target = match next {
+        Some(next) => next.redirect(),
+        None => Redirect::to(uri!(super::devices::devices)),
+    };
     let (email, password) = match f.for_sign_in() {
         Ok(input) => input,
         Err(msg) => return Ok(Err(page.error(msg, Status::BadRequest))),
@@ -169,10 +174,7 @@ async fn login(
         Err(e) => return sign_in_refused(page, e),
     };
     cookie.set(session.cookie_value, f.remember.then_some(session.lifetime));
-    Ok(Ok(match next {
-        Some(next) => Redirect::to(next.as_str().to_string()),
-        None => Redirect::to(uri!(super::devices::devices)),
-    }))
+    Ok(Ok(target))
 }
 
 /// The sign-in form again, saying why not.

@@ -13,9 +13,10 @@ use rocket::fairing::AdHoc;
 use rocket::form::{self, FromFormField, ValueField};
 use rocket::fs::FileServer;
 use rocket::http::uri::fmt::{Formatter, FromUriParam, Query, UriDisplay};
+use rocket::http::uri::Origin;
 use rocket::http::{Header, RawStr, Status};
 use rocket::request::Request;
-use rocket::response::{self, Responder};
+use rocket::response::{self, Redirect, Responder};
 use rocket::shield::{Frame, Hsts, NoSniff, Referrer, Shield};
 use rocket_dyn_templates::Template;
 use serde::Serialize;
@@ -101,23 +102,35 @@ impl<'r> Responder<'r, 'static> for Page {
 }
 
 /// Where to go after signing in: a path on this site only (never `//host`, a scheme,
-/// a backslash or control characters). Anything else in `?next=` is ignored.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-#[serde(transparent)]
-pub struct NextPath(String);
+/// a backslash or control characters), and only one a `Location` header carries as it
+/// is (Rocket's URI parser: no space, quote, `<`, `|` in the path, no non-ASCII), so
+/// the redirect is known good before a session starts. Anything else in `?next=` is
+/// ignored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NextPath(Origin<'static>);
 
 impl NextPath {
     pub fn parse(n: &str) -> Option<NextPath> {
-        let ok = n.starts_with('/')
+        let local = n.starts_with('/')
             && !n.starts_with("//")
             && !n.starts_with("/\\")
             && n.len() <= 512
             && !n.chars().any(|c| c.is_control() || c == '\\');
-        ok.then(|| NextPath(n.to_string()))
+        if !local {
+            return None;
+        }
+        Origin::parse_owned(n.to_string()).ok().map(NextPath)
     }
 
-    pub fn as_str(&self) -> &str {
-        &self.0
+    /// The redirect there: it cannot fail, the path was parsed as a URI already.
+    pub fn redirect(self) -> Redirect {
+        Redirect::to(self.0)
+    }
+}
+
+impl Serialize for NextPath {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(&self.0)
     }
 }
 
@@ -134,6 +147,7 @@ impl UriDisplay<Query> for NextPath {
     fn fmt(&self, f: &mut Formatter<'_, Query>) -> std::fmt::Result {
         let segments: Vec<_> = self
             .0
+            .to_string()
             .split('/')
             .map(|s| RawStr::new(s).percent_encode().to_string())
             .collect();
@@ -191,4 +205,37 @@ pub fn stage() -> AdHoc {
             .mount("/", password::routes())
             .register("/", crate::error::catchers())
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::NextPath;
+
+    #[test]
+    fn next_is_a_local_path_a_location_header_carries() {
+        for ok in [
+            "/devices",
+            "/account/password",
+            "/devices?tab=all",
+            "/a%20b",
+        ] {
+            let next = NextPath::parse(ok).unwrap_or_else(|| panic!("{ok}"));
+            assert_eq!(serde_json::to_value(&next).ok(), Some(ok.into()));
+        }
+        for refused in [
+            "devices",
+            "//evil.example",
+            "/\\evil.example",
+            "https://evil.example/",
+            "/\t/evil.example",
+            "/devices x",
+            "/a\"b",
+            "/a|b",
+            "/<script>",
+            "/ü",
+            "/devices#top",
+        ] {
+            assert_eq!(NextPath::parse(refused), None, "{refused}");
+        }
+    }
 }
