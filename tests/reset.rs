@@ -138,7 +138,7 @@ async fn five_wrong_codes_burn_it() {
         assert!(res.body.contains("not right"));
     }
     let fifth = reset_with(&b, &email, wrong, NEW_PASSWORD).await;
-    assert!(fifth.body.contains("no longer works"));
+    assert!(fifth.body.contains("5 wrong tries end it"));
     let right_too_late = reset_with(&b, &email, &code, NEW_PASSWORD).await;
     assert_eq!(right_too_late.status, Status::BadRequest);
     assert_eq!(
@@ -207,6 +207,85 @@ async fn known_and_unknown_addresses_get_the_same_answer() {
     assert_eq!(res.status, Status::BadRequest);
     assert!(res.body.contains("not right or has expired"));
     assert_eq!(wait_for_reset_mails(&cfg.outbox(), 1).await.len(), 1);
+}
+
+/// An answer as an onlooker compares it: status, headers and body, with this form's
+/// CSRF token and the typed address taken out.
+fn comparable(p: &Page, token: &str, address: &str) -> String {
+    let mut headers: Vec<String> = p.headers.iter().map(|(k, v)| format!("{k}: {v}")).collect();
+    headers.sort();
+    format!(
+        "{}\n{}\n{}",
+        p.status,
+        headers.join("\n"),
+        p.body.replace(token, "TOKEN").replace(address, "EMAIL")
+    )
+}
+
+/// Equal, or a panic naming the first line that differs.
+fn assert_same(a: &str, b: &str, what: &str) {
+    if let Some((x, y)) = a.lines().zip(b.lines()).find(|(x, y)| x != y) {
+        panic!("{what}:\n  {x}\n  {y}");
+    }
+    assert_eq!(a, b, "{what}");
+}
+
+#[tokio::test]
+async fn wrong_codes_read_the_same_whether_or_not_the_account_or_a_code_exists() {
+    let cfg = TestConfig::new();
+    let (with_code, without_code, unknown) = (email(), email(), email());
+    cfg.browser().await.register(&with_code).await;
+    cfg.browser().await.register(&without_code).await;
+    ask_for_code(&cfg.browser().await, &with_code).await;
+    let code = code_in(&wait_for_reset_mails(&cfg.outbox(), 1).await[0]);
+    let wrong = if code == "000000" { "111111" } else { "000000" };
+
+    // Seven wrong tries at each address, past the five that burn a code; each address
+    // from its own client IP, so the per-IP budget is the same for all three.
+    let mut answers = Vec::new();
+    for (i, address) in [&with_code, &without_code, &unknown]
+        .into_iter()
+        .enumerate()
+    {
+        let b = cfg
+            .browser()
+            .await
+            .with_ip(&format!("198.51.100.{}", 60 + i));
+        let mut tries = Vec::new();
+        for _ in 0..7 {
+            let token = b.get("/password/reset").await.csrf();
+            let fields = [
+                ("email", address.as_str()),
+                ("code", wrong),
+                ("new_password", NEW_PASSWORD),
+            ];
+            let res = b.post_form("/password/reset", &token, &fields).await;
+            assert_eq!(res.status, Status::BadRequest);
+            tries.push(comparable(&res, &token, address));
+        }
+        answers.push(tries);
+    }
+    for (i, (a, b)) in answers[0].iter().zip(&answers[2]).enumerate() {
+        assert_same(
+            a,
+            b,
+            &format!("try {i}: an account with a code reads like no account"),
+        );
+    }
+    for (i, (a, b)) in answers[1].iter().zip(&answers[2]).enumerate() {
+        assert_same(
+            a,
+            b,
+            &format!("try {i}: an account without a code reads like no account"),
+        );
+    }
+    // The code was burned all the same.
+    assert_eq!(
+        reset_with(&cfg.browser().await, &with_code, &code, NEW_PASSWORD)
+            .await
+            .status,
+        Status::BadRequest
+    );
 }
 
 #[tokio::test]

@@ -106,6 +106,18 @@ fn reset_page(email: Option<&str>, csrf: CsrfToken) -> Page {
     )
 }
 
+/// What a refused code reads: the same words for a wrong, expired or burned code and
+/// for an address with no account, so the page never tells them apart.
+fn code_refused(app: Services<'_>) -> String {
+    let codes = &app.settings.codes;
+    format!(
+        "That code is not right or has expired. A code works for {} minutes, and {} wrong \
+         tries end it. Check the email, or ask for a new code.",
+        codes.ttl.as_secs().div_ceil(60),
+        codes.max_tries
+    )
+}
+
 #[post("/password/reset", data = "<form>")]
 async fn reset(
     form: CsrfForm<ResetFields>,
@@ -120,17 +132,14 @@ async fn reset(
         Ok(input) => input,
         Err(msg) => return Ok(Err(page.error(msg, Status::BadRequest))),
     };
-    let refused = match codes::reset_password(app, &email, &code, &password, &origin.0.ip).await? {
-        Reset::Done => None,
+    match codes::reset_password(app, &email, &code, &password, &origin.0.ip).await? {
+        Reset::Done => {}
         Reset::Throttled(t) => return Ok(Err(page.throttled(t, try_again))),
-        Reset::Burned => {
-            Some("Too many wrong codes: that code no longer works. Ask for a new code.")
+        // One answer for all three, whether or not the account exists or has a code.
+        Reset::Wrong | Reset::Burned | Reset::Missing => {
+            let msg = code_refused(app);
+            return Ok(Err(page.error(msg, Status::BadRequest)));
         }
-        Reset::Wrong => Some("That code is not right. Check the email and try again."),
-        Reset::Missing => Some("That code is not right or has expired. Ask for a new code."),
-    };
-    if let Some(msg) = refused {
-        return Ok(Err(page.error(msg, Status::BadRequest)));
     }
     cookie.clear();
     Ok(Ok(Flash::success(
