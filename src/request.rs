@@ -2,7 +2,7 @@
 //! (`ClientIp`, believing `X-Forwarded-For` only from trusted proxies) and the device
 //! a session started from it would record (`RequestOrigin`).
 
-use std::net::IpAddr;
+use std::net::{IpAddr, Ipv6Addr, SocketAddr};
 
 use ipnet::IpNet;
 use rocket::http::Status;
@@ -14,9 +14,27 @@ use crate::device::{clip, label_for, MAX_USER_AGENT};
 use crate::sessions::Origin;
 
 /// The client's IP: the socket peer, unless that peer is a trusted proxy, in which
-/// case the right-most address of `X-Forwarded-For` that is not a trusted proxy.
+/// case `X-Forwarded-For` is walked from the right (the hop nearest to us) past
+/// trusted proxies to the first address that is not one. An entry that is not an
+/// address (after taking off a port: `ip:port`, `[v6]`, `[v6]:port`) ends the walk
+/// there, at the last trusted hop: what lies left of it was written by someone we
+/// cannot vouch for, so it is never skipped over.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ClientIp(pub Option<IpAddr>);
+
+/// One `X-Forwarded-For` entry as an address: `ip`, `ip:port`, `[v6]` or `[v6]:port`.
+pub fn forwarded_address(entry: &str) -> Option<IpAddr> {
+    let entry = entry.trim();
+    let ip = entry
+        .parse::<IpAddr>()
+        .or_else(|_| entry.parse::<SocketAddr>().map(|s| s.ip()))
+        .or_else(|_| {
+            let inner = entry.strip_prefix('[').and_then(|e| e.strip_suffix(']'));
+            inner.unwrap_or("").parse::<Ipv6Addr>().map(IpAddr::V6)
+        })
+        .ok()?;
+    Some(ip.to_canonical())
+}
 
 impl ClientIp {
     pub fn resolve(
@@ -25,25 +43,23 @@ impl ClientIp {
         trusted_proxies: &[IpNet],
     ) -> ClientIp {
         let trusted = |ip: &IpAddr| trusted_proxies.iter().any(|net| net.contains(ip));
-        let Some(peer) = peer.map(|p| p.to_canonical()) else {
+        let Some(mut client) = peer.map(|p| p.to_canonical()) else {
             return ClientIp(None);
         };
-        if !trusted(&peer) {
-            return ClientIp(Some(peer));
-        }
-        let hops: Vec<IpAddr> = forwarded_for
+        // Empty list elements (`a,,b`, a trailing comma) are no entry at all.
+        let hops = forwarded_for
             .unwrap_or("")
-            .split(',')
-            .filter_map(|h| h.trim().parse::<IpAddr>().ok())
-            .map(|ip| ip.to_canonical())
-            .collect();
-        let client = hops
-            .iter()
-            .rev()
-            .find(|ip| !trusted(ip))
-            .or(hops.first())
-            .copied()
-            .unwrap_or(peer);
+            .rsplit(',')
+            .filter(|h| !h.trim().is_empty());
+        for hop in hops {
+            if !trusted(&client) {
+                break;
+            }
+            match forwarded_address(hop) {
+                Some(ip) => client = ip,
+                None => break,
+            }
+        }
         ClientIp(Some(client))
     }
 
@@ -97,5 +113,56 @@ impl<'r> FromRequest<'r> for RequestOrigin {
             user_agent,
             ip: ip.text(),
         }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ip(s: &str) -> Option<IpAddr> {
+        s.parse().ok()
+    }
+
+    #[test]
+    fn forwarded_entries_with_and_without_ports() {
+        assert_eq!(forwarded_address("5.6.7.8"), ip("5.6.7.8"));
+        assert_eq!(forwarded_address(" 5.6.7.8:4711 "), ip("5.6.7.8"));
+        assert_eq!(forwarded_address("2001:db8::5"), ip("2001:db8::5"));
+        assert_eq!(forwarded_address("[2001:db8::5]"), ip("2001:db8::5"));
+        assert_eq!(forwarded_address("[2001:db8::5]:4711"), ip("2001:db8::5"));
+        assert_eq!(forwarded_address("::ffff:5.6.7.8"), ip("5.6.7.8"));
+        for garbage in [
+            "garbage",
+            "unknown",
+            "_hidden",
+            "5.6.7.8:99999",
+            "5.6.7",
+            "[5.6.7.8]",
+            "2001:db8::5:4711x",
+            "[2001:db8::5",
+            "",
+        ] {
+            assert_eq!(forwarded_address(garbage), None, "{garbage}");
+        }
+    }
+
+    #[test]
+    fn an_entry_that_is_not_an_address_ends_the_walk() {
+        let proxies: Vec<IpNet> = vec!["10.0.0.0/8".parse().unwrap()];
+        let resolve = |xff: &str| ClientIp::resolve(ip("10.0.0.1"), Some(xff), &proxies).text();
+        assert_eq!(resolve("9.9.9.9, 5.6.7.8:4711"), "5.6.7.8");
+        assert_eq!(resolve("9.9.9.9, [2001:db8::5]:4711"), "2001:db8::5");
+        assert_eq!(resolve("9.9.9.9, 10.2.2.2:80"), "9.9.9.9");
+        // Never skipped: the walk stops at the last trusted hop.
+        assert_eq!(resolve("9.9.9.9, garbage"), "10.0.0.1");
+        assert_eq!(resolve("9.9.9.9, garbage, 10.2.2.2"), "10.2.2.2");
+        assert_eq!(resolve("9.9.9.9,, 5.6.7.8"), "5.6.7.8");
+        assert_eq!(resolve("9.9.9.9, 5.6.7.8,"), "5.6.7.8");
+        // Every hop a proxy: the left-most one.
+        assert_eq!(resolve("10.3.3.3, 10.2.2.2"), "10.3.3.3");
+        // An untrusted peer's header is not read at all.
+        let direct = ClientIp::resolve(ip("198.51.100.1"), Some("1.1.1.1"), &proxies);
+        assert_eq!(direct.text(), "198.51.100.1");
     }
 }

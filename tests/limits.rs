@@ -236,6 +236,66 @@ async fn behind_a_trusted_proxy_the_forwarded_client_counts() {
     );
 }
 
+#[tokio::test]
+async fn a_forwarded_entry_that_is_not_an_address_is_never_skipped() {
+    let cfg = TestConfig::new()
+        .set("trusted_proxies", vec!["10.0.0.0/8"])
+        .set("login_limit_ip", 2);
+    // The proxy appends the real client with its port; the attacker rotates what it
+    // writes on the left. The client is 5.6.7.8 every time.
+    let mut statuses = Vec::new();
+    for i in 0..4 {
+        let b = cfg
+            .browser()
+            .await
+            .with_ip("10.0.0.1")
+            .with_forwarded_for(&format!("9.9.9.{i}, 5.6.7.8:4711"));
+        statuses.push(b.login(&email(), "wrong wrong").await.status);
+    }
+    assert_eq!(
+        statuses,
+        [
+            Status::Unauthorized,
+            Status::Unauthorized,
+            Status::TooManyRequests,
+            Status::TooManyRequests
+        ]
+    );
+    let b = cfg
+        .browser()
+        .await
+        .with_ip("10.0.0.1")
+        .with_forwarded_for("9.9.9.9, [2001:db8::5]:4711");
+    b.register(&email()).await;
+    let page = b.get("/devices").await.body;
+    assert!(page.contains("2001:db8::5"), "{page}");
+    assert!(!page.contains("9.9.9.9"));
+
+    // An entry that still is not an address ends the walk at the proxy: whatever the
+    // attacker writes to its left is not believed, so all of it counts as one client.
+    let mut statuses = Vec::new();
+    for i in 0..4 {
+        let b = cfg
+            .browser()
+            .await
+            .with_ip("10.0.0.2")
+            .with_forwarded_for(&format!("9.9.8.{i}, garbage"));
+        statuses.push(b.login(&email(), "wrong wrong").await.status);
+    }
+    assert_eq!(
+        statuses[2..],
+        [Status::TooManyRequests, Status::TooManyRequests]
+    );
+    let b = cfg
+        .browser()
+        .await
+        .with_ip("10.0.0.3")
+        .with_forwarded_for("9.9.7.7, garbage");
+    b.register(&email()).await;
+    let page = b.get("/devices").await.body;
+    assert!(!page.contains("9.9.7.7"), "{page}");
+}
+
 #[test]
 fn the_client_ip_is_the_rightmost_untrusted_hop() {
     use latchkey::request::ClientIp;
