@@ -2,14 +2,25 @@
 //! code cannot hold an invalid one.
 
 use std::collections::HashSet;
+use std::net::IpAddr;
 use std::sync::LazyLock;
 
+use lettre::Address;
 use secrecy::{ExposeSecret, SecretString};
 
-/// An e-mail address: trimmed, at most 254 characters, one `@` with text on both
-/// sides, no spaces or control characters. Compared case-insensitively.
+/// An e-mail address, as one parser decides for every form, the API and the mailer:
+/// lettre's `Address` (the mailer's own type), narrowed to what every mail server
+/// delivers without extensions: an ASCII dot-atom local part (no quoted strings) and a
+/// host name (no IP literal). An internationalised domain is kept in its ASCII
+/// (punycode) form. A display name, angle brackets, spaces or anything lettre refuses
+/// is not an address. Compared case-insensitively.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Email(String);
+pub struct Email(Address);
+
+const MAX_EMAIL_CHARS: usize = 254;
+const NOT_AN_ADDRESS: &str = "Enter an email address like name@example.com.";
+const JUST_THE_ADDRESS: &str =
+    "Enter just the address, like name@example.com: no name, spaces, quotes or angle brackets.";
 
 impl Email {
     pub fn parse(input: &str) -> Result<Email, &'static str> {
@@ -17,34 +28,48 @@ impl Email {
         if s.is_empty() {
             return Err("Enter your email address.");
         }
-        if s.chars().count() > 254 {
+        if s.chars().count() > MAX_EMAIL_CHARS {
             return Err("That email address is too long.");
         }
-        let valid = match s.split_once('@') {
-            Some((local, domain)) => {
-                !local.is_empty()
-                    && !domain.is_empty()
-                    && !domain.contains('@')
-                    && !domain.starts_with('.')
-                    && !domain.ends_with('.')
-                    && !s.chars().any(|c| c.is_whitespace() || c.is_control())
-            }
-            None => false,
-        };
-        if valid {
-            Ok(Email(s.to_string()))
-        } else {
-            Err("Enter an email address like name@example.com.")
+        let decorated =
+            |c: char| c.is_whitespace() || c.is_control() || matches!(c, '<' | '>' | '"');
+        if s.chars().any(decorated) {
+            return Err(JUST_THE_ADDRESS);
         }
+        let typed: Address = s.parse().map_err(|_| NOT_AN_ADDRESS)?;
+        if !typed.user().is_ascii() {
+            return Err(NOT_AN_ADDRESS);
+        }
+        let domain = match typed.domain() {
+            d if d.is_ascii() => d.to_string(),
+            d => idna::domain_to_ascii(d).map_err(|_| NOT_AN_ADDRESS)?,
+        };
+        if domain.starts_with('[') || domain.parse::<IpAddr>().is_ok() {
+            return Err(NOT_AN_ADDRESS);
+        }
+        // What is stored and mailed to is itself an address lettre accepts.
+        let address: Address = format!("{}@{domain}", typed.user())
+            .parse()
+            .map_err(|_| NOT_AN_ADDRESS)?;
+        let email = Email(address);
+        if email.as_str().len() > MAX_EMAIL_CHARS {
+            return Err("That email address is too long.");
+        }
+        Ok(email)
     }
 
     pub fn as_str(&self) -> &str {
+        AsRef::<str>::as_ref(&self.0)
+    }
+
+    /// The address as the mailer takes it.
+    pub fn address(&self) -> &Address {
         &self.0
     }
 
     /// The form accounts are unique by.
     pub fn normalized(&self) -> String {
-        self.0.to_lowercase()
+        self.as_str().to_lowercase()
     }
 }
 
@@ -87,4 +112,51 @@ pub fn is_common_password(p: &str) -> bool {
 
 pub fn common_password_count() -> usize {
     COMMON_PASSWORDS.len()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Email;
+
+    #[test]
+    fn one_parser_decides_what_an_address_is() {
+        for ok in [
+            "ada@example.com",
+            " first.last+tag@mail.sub.example.com ",
+            "o'brien_99@example.ie",
+            "user@localhost",
+        ] {
+            assert!(Email::parse(ok).is_ok(), "{ok}");
+        }
+        for refused in [
+            "a..b@x.com",
+            ".a@x.com",
+            "a.@x.com",
+            "a@x..com",
+            "a@-x-.com",
+            "ac@x.com>",
+            "x<attacker@evil.com>",
+            "Mallory <attacker@evil.com>",
+            "\"a b\"@x.com",
+            "a@[127.0.0.1]",
+            "a@127.0.0.1",
+            "ü@x.com",
+            "a(c)@x.com",
+            "a@x.com\r\nBcc: b@y.com",
+        ] {
+            assert!(Email::parse(refused).is_err(), "{refused}");
+        }
+    }
+
+    #[test]
+    fn an_internationalised_domain_is_kept_in_ascii() {
+        let e = Email::parse("User@Bücher.Example").expect("an IDN address");
+        assert_eq!(e.as_str(), "User@xn--bcher-kva.example");
+        assert_eq!(
+            e.normalized(),
+            Email::parse("user@xn--bcher-kva.example")
+                .unwrap()
+                .normalized()
+        );
+    }
 }

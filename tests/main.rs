@@ -5,6 +5,7 @@
 
 mod common;
 
+mod addresses;
 mod api;
 mod auth;
 mod browser;

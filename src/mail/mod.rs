@@ -17,6 +17,7 @@ use serde::Serialize;
 use secrecy::ExposeSecret;
 
 use crate::config::{MailSettings, Settings};
+use crate::domain::Email;
 use crate::report::Report;
 
 /// Delivery attempts before a message is given up (with a log line).
@@ -45,6 +46,8 @@ pub enum MailError {
     Template(#[from] rocket_dyn_templates::tera::Error),
     #[error("not a mail address")]
     Address(#[from] lettre::address::AddressError),
+    #[error("the recipient is not an address Latchkey mails to")]
+    Recipient,
     #[error("the message could not be built")]
     Message(#[from] lettre::error::Error),
     #[error("not a usable SMTP URL")]
@@ -130,7 +133,9 @@ impl Mailer {
                 .render(&format!("{template}.{ext}.tera"), &ctx)
         };
         let text = render("txt")?;
-        let to: Mailbox = to.parse()?;
+        // The one parser of addresses; never a mailbox string with a display name.
+        let to = Email::parse(to).map_err(|_| MailError::Recipient)?;
+        let to = Mailbox::new(None, to.address().clone());
         let builder = Message::builder()
             .message_id(None)
             .from(self.inner.from.clone())

@@ -203,8 +203,10 @@ async fn change(
         Ok(p) => p,
         Err(msg) => return Ok(Err(page.error(msg, Status::BadRequest))),
     };
-    let email = Email::parse(&user.email)
-        .map_err(|_| AppError::Internal("a stored email address does not parse"))?;
+    // An account made before addresses were checked as strictly as now.
+    let email = Email::parse(&user.email).map_err(|_| {
+        AppError::BadRequest("This account's email address cannot receive mail.".into())
+    })?;
     let current = form.0.current_password.as_deref().unwrap_or("");
     match signin::check_password(app, &email, current, &origin.0.ip).await {
         Ok(_) => {}
