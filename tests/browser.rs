@@ -436,10 +436,7 @@ async fn in_secure_mode_signing_out_removes_the_cookie_from_the_browser() {
     submit(&b).await;
     assert_eq!(path(&b).await, "/devices");
     let cookie = host_cookie(&b).await.expect("signed in again");
-    let sid = latchkey::sessions::SessionCookie::parse(&cookie)
-        .expect("a session cookie")
-        .sid;
-    sign_out_device(&b, &sid).await;
+    sign_out_device(&b, &sid_of(&cookie)).await;
     assert_eq!(path(&b).await, "/login");
     assert_eq!(
         host_cookie(&b).await,

@@ -7,14 +7,6 @@ use rocket::http::Status;
 
 const NEW_PASSWORD: &str = "a brand new passphrase";
 
-fn set_cookies(p: &Page) -> Vec<String> {
-    p.headers
-        .iter()
-        .filter(|(k, _)| k.eq_ignore_ascii_case("Set-Cookie"))
-        .map(|(_, v)| v.clone())
-        .collect()
-}
-
 fn has_attribute(cookie: &str, name: &str) -> bool {
     cookie
         .split(';')
@@ -32,12 +24,6 @@ fn secure_session(b: &Browser) -> Option<String> {
         .cookies()
         .get("__Host-latchkey")
         .map(|c| c.value().to_string())
-}
-
-fn sid_of(cookie: &str) -> String {
-    latchkey::sessions::SessionCookie::parse(cookie)
-        .expect("a well-formed cookie")
-        .sid
 }
 
 #[tokio::test]
@@ -102,7 +88,7 @@ async fn in_secure_mode_every_cookie_set_or_removed_is_secure() {
     );
     answers.push(b.get("/login").await);
 
-    let cookies: Vec<String> = answers.iter().flat_map(set_cookies).collect();
+    let cookies: Vec<String> = answers.iter().flat_map(Page::set_cookies).collect();
     for c in &cookies {
         assert!(has_attribute(c, "Secure"), "not Secure: {c}");
         if c.starts_with("__Host-") {

@@ -104,14 +104,6 @@ async fn post_body(b: &Browser, path: &str, ct: Option<ContentType>, body: Vec<u
     page(req.dispatch().await).await
 }
 
-fn set_cookies(p: &Page) -> Vec<&str> {
-    p.headers
-        .iter()
-        .filter(|(k, _)| k.eq_ignore_ascii_case("Set-Cookie"))
-        .map(|(_, v)| v.as_str())
-        .collect()
-}
-
 /// The code of the one reset mail in the outbox (the new-device mails are beside it).
 async fn reset_code(cfg: &TestConfig) -> String {
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
@@ -137,10 +129,7 @@ fn reset_mails(cfg: &TestConfig) -> usize {
 
 /// The session id a browser's cookie names.
 fn own_sid(b: &Browser) -> String {
-    let cookie = b.session_cookie().expect("a session cookie");
-    latchkey::sessions::SessionCookie::parse(&cookie)
-        .expect("a well-formed cookie")
-        .sid
+    sid_of(&b.session_cookie().expect("a session cookie"))
 }
 
 #[tokio::test]
@@ -219,9 +208,9 @@ async fn every_form_route_refuses_what_is_not_its_own_form_and_changes_nothing()
                     res.location
                 );
                 assert!(
-                    set_cookies(&res).is_empty(),
+                    res.set_cookies().is_empty(),
                     "{who} {body:?} to {path} touched cookies: {:?}",
-                    set_cookies(&res)
+                    res.set_cookies()
                 );
             }
         }

@@ -236,64 +236,58 @@ async fn behind_a_trusted_proxy_the_forwarded_client_counts() {
     );
 }
 
+/// Four wrong sign-ins through the trusted proxy `peer`, the `i`-th with the
+/// `X-Forwarded-For` that `header(i)` makes.
+async fn failures_through(
+    cfg: &TestConfig,
+    peer: &str,
+    header: impl Fn(u8) -> String,
+) -> Vec<Status> {
+    let mut statuses = Vec::new();
+    for i in 0..4 {
+        let b = cfg
+            .browser()
+            .await
+            .with_ip(peer)
+            .with_forwarded_for(&header(i));
+        statuses.push(b.login(&email(), "wrong wrong").await.status);
+    }
+    statuses
+}
+
+/// The devices page of a new account made through `peer` with `header`.
+async fn devices_through(cfg: &TestConfig, peer: &str, header: &str) -> String {
+    let b = cfg.browser().await.with_ip(peer).with_forwarded_for(header);
+    b.register(&email()).await;
+    b.get("/devices").await.body
+}
+
 #[tokio::test]
 async fn a_forwarded_entry_that_is_not_an_address_is_never_skipped() {
     let cfg = TestConfig::new()
         .set("trusted_proxies", vec!["10.0.0.0/8"])
         .set("login_limit_ip", 2);
+    let throttled_after_two = [
+        Status::Unauthorized,
+        Status::Unauthorized,
+        Status::TooManyRequests,
+        Status::TooManyRequests,
+    ];
     // The proxy appends the real client with its port; the attacker rotates what it
     // writes on the left. The client is 5.6.7.8 every time.
-    let mut statuses = Vec::new();
-    for i in 0..4 {
-        let b = cfg
-            .browser()
-            .await
-            .with_ip("10.0.0.1")
-            .with_forwarded_for(&format!("9.9.9.{i}, 5.6.7.8:4711"));
-        statuses.push(b.login(&email(), "wrong wrong").await.status);
-    }
-    assert_eq!(
-        statuses,
-        [
-            Status::Unauthorized,
-            Status::Unauthorized,
-            Status::TooManyRequests,
-            Status::TooManyRequests
-        ]
-    );
-    let b = cfg
-        .browser()
-        .await
-        .with_ip("10.0.0.1")
-        .with_forwarded_for("9.9.9.9, [2001:db8::5]:4711");
-    b.register(&email()).await;
-    let page = b.get("/devices").await.body;
+    let statuses = failures_through(&cfg, "10.0.0.1", |i| format!("9.9.9.{i}, 5.6.7.8:4711")).await;
+    assert_eq!(statuses, throttled_after_two);
+    let page = devices_through(&cfg, "10.0.0.1", "9.9.9.9, [2001:db8::5]:4711").await;
     assert!(page.contains("2001:db8::5"), "{page}");
     assert!(!page.contains("9.9.9.9"));
 
     // An entry that still is not an address ends the walk at the proxy: whatever the
     // attacker writes to its left is not believed, so all of it counts as one client.
-    let mut statuses = Vec::new();
-    for i in 0..4 {
-        let b = cfg
-            .browser()
-            .await
-            .with_ip("10.0.0.2")
-            .with_forwarded_for(&format!("9.9.8.{i}, garbage"));
-        statuses.push(b.login(&email(), "wrong wrong").await.status);
-    }
-    assert_eq!(
-        statuses[2..],
-        [Status::TooManyRequests, Status::TooManyRequests]
-    );
-    let b = cfg
-        .browser()
-        .await
-        .with_ip("10.0.0.3")
-        .with_forwarded_for("9.9.7.7, garbage");
-    b.register(&email()).await;
-    let page = b.get("/devices").await.body;
-    assert!(!page.contains("9.9.7.7"), "{page}");
+    let statuses = failures_through(&cfg, "10.0.0.2", |i| format!("9.9.8.{i}, garbage")).await;
+    assert_eq!(statuses, throttled_after_two);
+    let page = devices_through(&cfg, "10.0.0.3", "9.9.7.7, garbage").await;
+    assert!(page.contains("10.0.0.3"), "{page}");
+    assert!(!page.contains("9.9.7.7"));
 }
 
 #[test]

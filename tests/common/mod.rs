@@ -177,6 +177,22 @@ impl Page {
     pub fn csrf(&self) -> String {
         csrf_from(&self.body)
     }
+
+    /// Every `Set-Cookie` header of the answer.
+    pub fn set_cookies(&self) -> Vec<String> {
+        self.headers
+            .iter()
+            .filter(|(k, _)| k.eq_ignore_ascii_case("Set-Cookie"))
+            .map(|(_, v)| v.clone())
+            .collect()
+    }
+}
+
+/// The session id a session cookie's value names.
+pub fn sid_of(cookie: &str) -> String {
+    latchkey::sessions::SessionCookie::parse(cookie)
+        .expect("a well-formed session cookie")
+        .sid
 }
 
 pub fn csrf_from(html: &str) -> String {
