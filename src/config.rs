@@ -44,6 +44,8 @@ pub struct Settings {
 pub struct StorageSettings {
     /// `None`: Redis on 127.0.0.1:6379, or (debug) the embedded store when none answers.
     pub redis_url: Option<String>,
+    /// `redis_cluster_nodes`: seed nodes of a Redis Cluster, used instead of `redis_url`.
+    pub redis_cluster_nodes: Option<Vec<String>>,
     pub key_prefix: String,
     pub database_url: String,
 }
@@ -60,6 +62,8 @@ pub struct ServerSettings {
     pub header_read_timeout: Duration,
     /// Open client connections at most; past it new ones are refused at once.
     pub max_connections: u32,
+    /// `GET /metrics` answers only to `Authorization: Bearer <this>`; unset, 404.
+    pub metrics_token: Option<SecretString>,
 }
 
 /// Browser sessions and their cookie.
@@ -196,6 +200,12 @@ impl StorageSettings {
     fn read(r: &Reader) -> Result<Self, SettingError> {
         let s = StorageSettings {
             redis_url: r.optional_text("redis_url")?,
+            redis_cluster_nodes: r.optional_text("redis_cluster_nodes")?.map(|list| {
+                list.split(',')
+                    .map(|n| n.trim().to_string())
+                    .filter(|n| !n.is_empty())
+                    .collect()
+            }),
             key_prefix: r.text("key_prefix", "lk")?,
             database_url: r.text("database_url", "sqlite://var/latchkey.db")?,
         };
@@ -216,6 +226,15 @@ impl StorageSettings {
                 return Err(bad(
                     "redis_url",
                     format!("must be redis://host:port/db, rediss://… or memory, got {url:?}"),
+                ));
+            }
+        }
+        if let Some(nodes) = &self.redis_cluster_nodes {
+            let ok = |n: &String| n.starts_with("redis://") || n.starts_with("rediss://");
+            if nodes.is_empty() || !nodes.iter().all(ok) {
+                return Err(bad(
+                    "redis_cluster_nodes",
+                    "must be comma-separated redis://host:port seed nodes",
                 ));
             }
         }
@@ -279,6 +298,7 @@ impl ServerSettings {
                 .collect::<Result<_, _>>()?,
             header_read_timeout: r.seconds("header_read_timeout", 10)?,
             max_connections: r.count("max_connections", 4096)?,
+            metrics_token: r.optional_text("metrics_token")?.map(SecretString::from),
         };
         s.validate()?;
         Ok(s)

@@ -13,6 +13,7 @@ pub mod device;
 pub mod domain;
 pub mod limits;
 pub mod mail;
+pub mod metrics;
 pub mod notices;
 pub mod report;
 pub mod services;
@@ -25,6 +26,7 @@ pub mod tokens;
 // faces of the app, and the server loop that holds the sockets in front of them.
 pub mod api;
 pub mod error;
+pub mod exporter;
 pub mod health;
 pub mod request;
 pub mod server;
@@ -42,6 +44,7 @@ pub fn app() -> Rocket<Build> {
 pub fn app_with(figment: Figment) -> Rocket<Build> {
     rocket::custom(figment)
         .attach(config::stage())
+        .attach(exporter::stage())
         .attach(store::stage())
         .attach(accounts::stage())
         .attach(mail::stage())

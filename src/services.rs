@@ -9,6 +9,7 @@ use rocket::request::{self, FromRequest, Request};
 use crate::accounts::{AccountError, Accounts, HashError, Hasher};
 use crate::config::Settings;
 use crate::mail::Mailer;
+use crate::metrics::Metrics;
 use crate::store::{Store, StoreError};
 
 #[derive(Clone, Copy)]
@@ -18,6 +19,7 @@ pub struct Services<'r> {
     pub accounts: &'r Accounts,
     pub hasher: &'r Hasher,
     pub mailer: &'r Mailer,
+    pub metrics: &'r Metrics,
 }
 
 /// The same services owned, for work that outlives the request (a background task).
@@ -28,6 +30,7 @@ pub struct OwnedServices {
     pub accounts: Accounts,
     pub hasher: Hasher,
     pub mailer: Mailer,
+    pub metrics: Metrics,
 }
 
 impl Services<'_> {
@@ -38,6 +41,7 @@ impl Services<'_> {
             accounts: self.accounts.clone(),
             hasher: self.hasher.clone(),
             mailer: self.mailer.clone(),
+            metrics: self.metrics.clone(),
         }
     }
 }
@@ -50,6 +54,7 @@ impl OwnedServices {
             accounts: &self.accounts,
             hasher: &self.hasher,
             mailer: &self.mailer,
+            metrics: &self.metrics,
         }
     }
 }
@@ -66,16 +71,23 @@ impl<'r> FromRequest<'r> for Services<'r> {
             rocket.state::<Accounts>(),
             rocket.state::<Hasher>(),
             rocket.state::<Mailer>(),
+            rocket.state::<Metrics>(),
         ) {
-            (Some(settings), Some(store), Some(accounts), Some(hasher), Some(mailer)) => {
-                Outcome::Success(Services {
-                    settings,
-                    store,
-                    accounts,
-                    hasher,
-                    mailer,
-                })
-            }
+            (
+                Some(settings),
+                Some(store),
+                Some(accounts),
+                Some(hasher),
+                Some(mailer),
+                Some(metrics),
+            ) => Outcome::Success(Services {
+                settings,
+                store,
+                accounts,
+                hasher,
+                mailer,
+                metrics,
+            }),
             // Every stage attaches its state before the server listens.
             _ => Outcome::Error((Status::InternalServerError, ())),
         }

@@ -13,6 +13,7 @@ use crate::accounts::{AccountError, HashError, User};
 use crate::clock::now_ms;
 use crate::domain::{Email, NewPassword};
 use crate::limits::{self, Throttled};
+use crate::metrics::SignInOutcome;
 use crate::notices;
 use crate::services::{ServiceError, Services};
 use crate::sessions::{self, Origin, SessionSpec, Started};
@@ -86,7 +87,22 @@ pub async fn check_password(
 
 /// The whole sign-in: `check_password`, then the replaced session ends, a new one
 /// starts, and the owner is told when the device is new.
+/// Each outcome is counted for `/metrics`.
 pub async fn sign_in(app: Services<'_>, req: SignIn<'_>) -> Result<SignedIn, SignInError> {
+    let result = sign_in_steps(app, req).await;
+    let outcome = match &result {
+        Ok(_) => Some(SignInOutcome::Ok),
+        Err(SignInError::WrongCredentials) => Some(SignInOutcome::Wrong),
+        Err(SignInError::Throttled(_)) => Some(SignInOutcome::Throttled),
+        Err(SignInError::Failed(_)) => None,
+    };
+    if let Some(outcome) = outcome {
+        app.metrics.sign_in(outcome);
+    }
+    result
+}
+
+async fn sign_in_steps(app: Services<'_>, req: SignIn<'_>) -> Result<SignedIn, SignInError> {
     let user = check_password(app, req.email, req.password, &req.origin.ip).await?;
     if let Some((user_id, sid)) = &req.replaces {
         app.store.revoke_session(user_id, sid, now_ms()).await?;

@@ -16,6 +16,8 @@ mod devices;
 mod failure;
 mod faults;
 mod forms;
+mod instances;
 mod limits;
+mod metrics;
 mod reset;
 mod store_behaviour;

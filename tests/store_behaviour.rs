@@ -1,5 +1,7 @@
-//! The store's behaviour, run against real Redis and against the embedded store: the
-//! two must agree on every rule (TTLs, the index, the cap, limits, codes, rotation).
+//! The store's behaviour, run against real Redis, a real 3-master Redis Cluster and the
+//! embedded store: all three must agree on every rule (TTLs, the index, the cap,
+//! limits, codes, rotation). The checks that look at Redis's keys directly (TTLs, what
+//! is left behind) read the single Redis only.
 
 use std::collections::HashSet;
 use std::time::Duration;
@@ -18,6 +20,24 @@ fn redis_store() -> Store {
     )
 }
 
+async fn cluster_store() -> Store {
+    let nodes: Vec<String> = redis_cluster_nodes()
+        .split(',')
+        .map(str::to_string)
+        .collect();
+    let keys = latchkey::store::Keys::new(&unique("lkc"));
+    Store::Redis(
+        RedisStore::connect_cluster(&nodes, keys)
+            .await
+            .expect("the test Redis Cluster (scripts/test starts it on 7101-7103)"),
+    )
+}
+
+/// A single Redis, whose keys the test can read with one connection.
+fn single_redis(store: &Store) -> bool {
+    matches!(store, Store::Redis(_)) && !store.is_cluster()
+}
+
 macro_rules! on_both_stores {
     ($($name:ident),* $(,)?) => {
         $(
@@ -25,6 +45,10 @@ macro_rules! on_both_stores {
                 #[tokio::test]
                 async fn redis() {
                     super::$name(super::redis_store()).await
+                }
+                #[tokio::test]
+                async fn cluster() {
+                    super::$name(super::cluster_store().await).await
                 }
                 #[tokio::test]
                 async fn memory() {
@@ -155,7 +179,7 @@ async fn use_slides_the_idle_timeout(store: Store) {
         tokio::time::sleep(Duration::from_millis(700)).await;
         assert!(alive(&store, &s).await);
     }
-    if let Store::Redis(_) = store {
+    if single_redis(&store) {
         let mut conn = redis_conn().await;
         let ttl: i64 = redis::cmd("PTTL")
             .arg(store.keys().session(&user, &s.sid))
@@ -235,7 +259,7 @@ async fn revoking_all_but_one_leaves_nothing_behind(store: Store) {
         .await
         .unwrap()
         .is_empty());
-    if let Store::Redis(_) = store {
+    if single_redis(&store) {
         let keys = keys_under(store.keys().prefix()).await;
         assert!(keys.is_empty(), "left behind: {keys:?}");
     }
@@ -576,7 +600,7 @@ async fn a_closed_account_has_no_live_session_and_no_late_one(store: Store) {
         .await
         .unwrap()
         .is_empty());
-    if let Store::Redis(_) = store {
+    if single_redis(&store) {
         // The email went with the account: only the password version is left.
         let keys = keys_under(store.keys().prefix()).await;
         assert_eq!(keys, vec![store.keys().password_version(&user)]);

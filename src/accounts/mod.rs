@@ -248,7 +248,10 @@ pub fn stage() -> AdHoc {
         };
         match Accounts::open(&settings.storage.database_url).await {
             Ok(accounts) => {
-                let hasher = Hasher::new().await;
+                let mut hasher = Hasher::new().await;
+                if let Some(metrics) = rocket.state::<crate::metrics::Metrics>() {
+                    hasher = hasher.observed_by(metrics.argon2_wait.clone());
+                }
                 Ok(rocket.manage(accounts).manage(hasher))
             }
             Err(msg) => {

@@ -19,6 +19,8 @@ pub struct Hasher {
     dummy_hash: Arc<String>,
     /// Argon2 verifications run so far (known and unknown accounts alike).
     verifications: Arc<AtomicU64>,
+    /// `/metrics`: the time each hash waited for a permit.
+    queue_wait: Option<prometheus::Histogram>,
 }
 
 /// Argon2's working memory (19 MiB per hash with the default parameters), allocated once
@@ -147,14 +149,25 @@ impl Hasher {
             memory,
             dummy_hash: Arc::new(dummy),
             verifications: Arc::new(AtomicU64::new(0)),
+            queue_wait: None,
         }
+    }
+
+    /// Records how long each hash waits for its permit into `wait`.
+    pub fn observed_by(mut self, wait: prometheus::Histogram) -> Hasher {
+        self.queue_wait = Some(wait);
+        self
     }
 
     async fn run<T: Send + 'static>(
         &self,
         f: impl FnOnce() -> T + Send + 'static,
     ) -> Result<T, HashError> {
+        let queued = std::time::Instant::now();
         let _permit = self.permits.acquire().await?;
+        if let Some(wait) = &self.queue_wait {
+            wait.observe(queued.elapsed().as_secs_f64());
+        }
         Ok(tokio::task::spawn_blocking(f).await?)
     }
 

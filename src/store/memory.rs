@@ -13,6 +13,7 @@ use super::{
     Rotated, SessionKind, SessionRecord, StoreError, StoreResult, PASSWORD_VERSION_TTL_MS,
     REFRESH_HISTORY, SEEN_REFRESH_MS,
 };
+use crate::metrics::StoreMetrics;
 
 const SWEEP_EVERY: u64 = 4096;
 
@@ -130,6 +131,7 @@ fn num(f: &HashMap<String, String>, k: &str) -> i64 {
 pub struct MemoryStore {
     state: Arc<Mutex<State>>,
     keys: Keys,
+    metrics: Option<StoreMetrics>,
 }
 
 impl MemoryStore {
@@ -137,6 +139,7 @@ impl MemoryStore {
         MemoryStore {
             state: Arc::new(Mutex::new(State::default())),
             keys,
+            metrics: None,
         }
     }
 
@@ -228,7 +231,16 @@ impl Backend for MemoryStore {
         MemoryStore {
             state: self.state.clone(),
             keys: Keys::new(prefix),
+            metrics: self.metrics.clone(),
         }
+    }
+
+    fn metrics(&self) -> Option<&StoreMetrics> {
+        self.metrics.as_ref()
+    }
+
+    fn set_metrics(&mut self, metrics: StoreMetrics) {
+        self.metrics = Some(metrics);
     }
 
     async fn ping(&self) -> StoreResult<()> {

@@ -22,6 +22,7 @@ pub use self::keys::Keys;
 pub use self::memory::MemoryStore;
 pub use self::redis::RedisStore;
 use crate::config::{Settings, StorageSettings};
+use crate::metrics::{Metrics, StoreMetrics};
 use crate::report::Report;
 
 /// How often "last seen" is written back on a session that is in use.
@@ -52,6 +53,8 @@ pub enum StoreError {
 pub enum ConnectError {
     #[error("not a usable Redis URL")]
     Url(#[source] ::redis::RedisError),
+    #[error("cannot reach the Redis Cluster")]
+    Cluster(#[source] ::redis::RedisError),
 }
 
 pub type StoreResult<T> = Result<T, StoreError>;
@@ -257,6 +260,8 @@ pub enum Store {
 trait Backend {
     fn keys(&self) -> &Keys;
     fn with_prefix(&self, prefix: &str) -> Self;
+    fn metrics(&self) -> Option<&StoreMetrics>;
+    fn set_metrics(&mut self, metrics: StoreMetrics);
     fn ping(&self) -> impl Future<Output = StoreResult<()>> + Send;
     fn create_session(
         &self,
@@ -355,10 +360,47 @@ macro_rules! dispatch {
     };
 }
 
+/// `dispatch!` with the call's time recorded in the store latency histogram.
+macro_rules! timed {
+    ($self:ident, $s:ident => $e:expr) => {{
+        let start = std::time::Instant::now();
+        let reply = dispatch!($self, $s => $e);
+        if let Some(m) = $self.metrics() {
+            m.call_seconds.observe(start.elapsed().as_secs_f64());
+        }
+        reply
+    }};
+}
+
 impl Store {
+    /// The metrics this store records into (`None` until `observed_by`).
+    fn metrics(&self) -> Option<&StoreMetrics> {
+        dispatch!(self, s => s.metrics())
+    }
+
+    /// Records call latency and sessions started and ended into `metrics`.
+    pub fn observed_by(mut self, metrics: StoreMetrics) -> Store {
+        match &mut self {
+            Store::Redis(s) => s.set_metrics(metrics),
+            Store::Memory(s) => s.set_metrics(metrics),
+        }
+        self
+    }
+
+    fn count_ended(&self, n: u64) {
+        if let Some(m) = self.metrics() {
+            m.sessions_ended.inc_by(n);
+        }
+    }
+
     /// The key builder under this store's prefix.
     pub fn keys(&self) -> &Keys {
         dispatch!(self, s => s.keys())
+    }
+
+    /// True on a Redis Cluster (`redis_cluster_nodes`).
+    pub fn is_cluster(&self) -> bool {
+        matches!(self, Store::Redis(s) if s.is_cluster())
     }
 
     pub fn backend_name(&self) -> &'static str {
@@ -394,7 +436,13 @@ impl Store {
         password_version: i64,
         now_ms: i64,
     ) -> StoreResult<Created> {
-        dispatch!(self, s => s.create_session(new, max_sessions, password_version, now_ms).await)
+        let created =
+            timed!(self, s => s.create_session(new, max_sessions, password_version, now_ms).await)?;
+        if let (Created::Yes { evicted }, Some(m)) = (&created, self.metrics()) {
+            m.sessions_started.inc();
+            m.sessions_ended.inc_by(evicted.len() as u64);
+        }
+        Ok(created)
     }
 
     /// The hot path, one round trip: `None` when the session does not live, is past
@@ -409,7 +457,7 @@ impl Store {
         revoked_jti: Option<&str>,
         now_ms: i64,
     ) -> StoreResult<Option<LiveSession>> {
-        dispatch!(self, s => s.touch_session(user_id, sid, revoked_jti, now_ms).await)
+        timed!(self, s => s.touch_session(user_id, sid, revoked_jti, now_ms).await)
     }
 
     /// `touch_session` and `list_sessions` in the same one step (the devices page:
@@ -422,7 +470,7 @@ impl Store {
         revoked_jti: Option<&str>,
         now_ms: i64,
     ) -> StoreResult<Option<(LiveSession, Vec<SessionRecord>)>> {
-        dispatch!(self, s => s.touch_and_list(user_id, sid, revoked_jti, now_ms).await)
+        timed!(self, s => s.touch_and_list(user_id, sid, revoked_jti, now_ms).await)
     }
 
     /// Every live session of the user (in no particular order); drops expired index
@@ -432,7 +480,7 @@ impl Store {
         user_id: &Uuid,
         now_ms: i64,
     ) -> StoreResult<Vec<SessionRecord>> {
-        dispatch!(self, s => s.list_sessions(user_id, now_ms).await)
+        timed!(self, s => s.list_sessions(user_id, now_ms).await)
     }
 
     /// Ends one session of this user; false when the user has no such live session.
@@ -442,7 +490,9 @@ impl Store {
         sid: &str,
         now_ms: i64,
     ) -> StoreResult<bool> {
-        dispatch!(self, s => s.revoke_session(user_id, sid, now_ms).await)
+        let ended = timed!(self, s => s.revoke_session(user_id, sid, now_ms).await)?;
+        self.count_ended(ended as u64);
+        Ok(ended)
     }
 
     /// Ends every session of the user but `keep`, and answers how many live ones
@@ -455,7 +505,10 @@ impl Store {
         password_version: Option<i64>,
         now_ms: i64,
     ) -> StoreResult<u32> {
-        dispatch!(self, s => s.revoke_sessions(user_id, keep, password_version, now_ms).await)
+        let ended =
+            timed!(self, s => s.revoke_sessions(user_id, keep, password_version, now_ms).await)?;
+        self.count_ended(ended.into());
+        Ok(ended)
     }
 
     /// The account is gone (deleted or disabled): ends every one of its sessions,
@@ -468,7 +521,9 @@ impl Store {
         version: i64,
         now_ms: i64,
     ) -> StoreResult<u32> {
-        dispatch!(self, s => s.close_account(user_id, version, now_ms).await)
+        let ended = timed!(self, s => s.close_account(user_id, version, now_ms).await)?;
+        self.count_ended(ended.into());
+        Ok(ended)
     }
 
     /// API refresh: when `presented_hash` is its
@@ -484,7 +539,9 @@ impl Store {
         new_hash: &str,
         now_ms: i64,
     ) -> StoreResult<Rotated> {
-        dispatch!(self, s => s.rotate_refresh(user_id, sid, presented_hash, new_hash, now_ms).await)
+        let rotated = timed!(self, s => s.rotate_refresh(user_id, sid, presented_hash, new_hash, now_ms).await)?;
+        self.count_ended(matches!(rotated, Rotated::Reused) as u64);
+        Ok(rotated)
     }
 
     /// Ends an API session and marks its access token's `jti` revoked
@@ -497,7 +554,9 @@ impl Store {
         token_ttl_ms: i64,
         now_ms: i64,
     ) -> StoreResult<bool> {
-        dispatch!(self, s => s.api_logout(user_id, sid, jti, token_ttl_ms, now_ms).await)
+        let ended = timed!(self, s => s.api_logout(user_id, sid, jti, token_ttl_ms, now_ms).await)?;
+        self.count_ended(ended as u64);
+        Ok(ended)
     }
 
     /// The sliding-window limiter: forgets attempts older than each quota's window;
@@ -509,12 +568,12 @@ impl Store {
         member: &str,
         now_ms: i64,
     ) -> StoreResult<RateDecision> {
-        dispatch!(self, s => s.rate_acquire(quotas, member, now_ms).await)
+        timed!(self, s => s.rate_acquire(quotas, member, now_ms).await)
     }
 
     /// Takes back an attempt (a successful sign-in is not a failure).
     pub async fn rate_release(&self, quotas: &[RateKey], member: &str) -> StoreResult<()> {
-        dispatch!(self, s => s.rate_release(quotas, member).await)
+        timed!(self, s => s.rate_release(quotas, member).await)
     }
 
     /// Stores a reset code's keyed hash for `ttl_ms`, replacing any earlier code and
@@ -526,7 +585,7 @@ impl Store {
         ttl_ms: i64,
         now_ms: i64,
     ) -> StoreResult<()> {
-        dispatch!(self, s => s.store_reset_code(user_id, mac, ttl_ms, now_ms).await)
+        timed!(self, s => s.store_reset_code(user_id, mac, ttl_ms, now_ms).await)
     }
 
     /// Checks a code in constant time: right → used up; wrong → counted, and the
@@ -538,7 +597,7 @@ impl Store {
         max_tries: u32,
         now_ms: i64,
     ) -> StoreResult<CodeCheck> {
-        dispatch!(self, s => s.check_reset_code(user_id, mac, max_tries, now_ms).await)
+        timed!(self, s => s.check_reset_code(user_id, mac, max_tries, now_ms).await)
     }
 }
 
@@ -554,7 +613,10 @@ pub fn stage() -> AdHoc {
         )
         .await
         {
-            Ok(store) => {
+            Ok(mut store) => {
+                if let Some(metrics) = rocket.state::<Metrics>() {
+                    store = store.observed_by(metrics.store.clone());
+                }
                 tracing::info!(backend = store.backend_name(), "session store ready");
                 Ok(rocket.manage(store))
             }
@@ -569,6 +631,12 @@ pub fn stage() -> AdHoc {
 
 async fn connect(settings: &StorageSettings, debug: bool) -> Result<Store, String> {
     let keys = Keys::new(&settings.key_prefix);
+    if let Some(nodes) = &settings.redis_cluster_nodes {
+        return RedisStore::connect_cluster(nodes, keys)
+            .await
+            .map(Store::Redis)
+            .map_err(|e| format!("setting `redis_cluster_nodes`: {}", Report(&e)));
+    }
     match settings.redis_url.as_deref() {
         Some("memory") => Ok(Store::Memory(MemoryStore::new(keys))),
         Some(url) => {

@@ -7,14 +7,23 @@
 //! call is bounded by [`CALL_BUDGET`] whatever happens underneath, so a Redis that is
 //! down, paused or unreachable answers 503 within about a second, and service resumes
 //! with no restart when it is back. ARCHITECTURE.md has the measurements behind this.
+//!
+//! On a Redis Cluster (`redis_cluster_nodes`) the one connection is the crate's
+//! `cluster_async::ClusterConnection`: it routes each script by its first key's slot,
+//! follows `MOVED`/`ASK`, and reconnects to a node that comes back. Every script's keys
+//! share one slot (the user's `{UID}` hash tag) except the limiter's, which is run
+//! once per quota there ([`RedisStore::rate_acquire_split`]).
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use redis::aio::{ConnectionManager, ConnectionManagerConfig};
-use redis::{FromRedisValue, Script, ScriptInvocation, Value};
+use redis::aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig};
+use redis::cluster_async::ClusterConnection;
+use redis::{FromRedisValue, RedisFuture, Script, ScriptInvocation, Value};
 use uuid::Uuid;
+
+use crate::metrics::StoreMetrics;
 
 use super::{
     field, Backend, CodeCheck, ConnectError, Created, Keys, LiveSession, NewSession, RateDecision,
@@ -45,12 +54,48 @@ struct Scripts {
     reset_check: Script,
 }
 
+/// One connection: to a single Redis, or to a whole Redis Cluster.
+#[derive(Clone)]
+enum Conn {
+    Single(ConnectionManager),
+    Cluster(ClusterConnection),
+}
+
+impl ConnectionLike for Conn {
+    fn req_packed_command<'a>(&'a mut self, cmd: &'a redis::Cmd) -> RedisFuture<'a, Value> {
+        match self {
+            Conn::Single(c) => c.req_packed_command(cmd),
+            Conn::Cluster(c) => c.req_packed_command(cmd),
+        }
+    }
+
+    fn req_packed_commands<'a>(
+        &'a mut self,
+        pipe: &'a redis::Pipeline,
+        offset: usize,
+        count: usize,
+    ) -> RedisFuture<'a, Vec<Value>> {
+        match self {
+            Conn::Single(c) => c.req_packed_commands(pipe, offset, count),
+            Conn::Cluster(c) => c.req_packed_commands(pipe, offset, count),
+        }
+    }
+
+    fn get_db(&self) -> i64 {
+        match self {
+            Conn::Single(c) => c.get_db(),
+            Conn::Cluster(c) => c.get_db(),
+        }
+    }
+}
+
 #[derive(Clone)]
 pub struct RedisStore {
-    connections: Arc<[ConnectionManager]>,
+    connections: Arc<[Conn]>,
     next: Arc<AtomicUsize>,
     keys: Keys,
     scripts: Arc<Scripts>,
+    metrics: Option<StoreMetrics>,
 }
 
 /// A script with shared Lua functions (`slide.lua`, `list.lua`) in front of it.
@@ -86,10 +131,39 @@ impl RedisStore {
             .map(|_| ConnectionManager::new_lazy_with_config(client.clone(), manager_config()))
             .collect::<Result<Vec<_>, _>>()
             .map_err(ConnectError::Url)?;
-        Ok(RedisStore {
+        let connections: Vec<Conn> = connections.into_iter().map(Conn::Single).collect();
+        Ok(Self::over(connections, keys))
+    }
+
+    /// Connects to a Redis Cluster through its seed nodes (`redis://host:port`, at least
+    /// one); the crate finds the rest of the cluster from them.
+    pub async fn connect_cluster(nodes: &[String], keys: Keys) -> Result<Self, ConnectError> {
+        let client = redis::cluster::ClusterClient::builder(nodes.to_vec())
+            .connection_timeout(CONNECT_TIMEOUT)
+            .response_timeout(RESPONSE_TIMEOUT)
+            .retries(2)
+            .min_retry_wait(10)
+            .max_retry_wait(100)
+            .build()
+            .map_err(ConnectError::Url)?;
+        let conn = client
+            .get_async_connection()
+            .await
+            .map_err(ConnectError::Cluster)?;
+        Ok(Self::over(vec![Conn::Cluster(conn)], keys))
+    }
+
+    /// True when connected to a Redis Cluster.
+    pub fn is_cluster(&self) -> bool {
+        matches!(self.connections.first(), Some(Conn::Cluster(_)))
+    }
+
+    fn over(connections: Vec<Conn>, keys: Keys) -> Self {
+        RedisStore {
             connections: connections.into(),
             next: Arc::new(AtomicUsize::new(0)),
             keys,
+            metrics: None,
             scripts: Arc::new(Scripts {
                 create: script_with!("slide.lua", "session_create.lua"),
                 touch: script_with!("slide.lua", "list.lua", "session_touch.lua"),
@@ -102,11 +176,11 @@ impl RedisStore {
                 reset_store: Script::new(include_str!("reset_store.lua")),
                 reset_check: Script::new(include_str!("reset_check.lua")),
             }),
-        })
+        }
     }
 
     /// The next connection in turn (a handle: cloning shares the socket).
-    fn connection(&self) -> ConnectionManager {
+    fn connection(&self) -> Conn {
         let i = self.next.fetch_add(1, Ordering::Relaxed) % self.connections.len();
         self.connections[i].clone()
     }
@@ -149,6 +223,47 @@ impl RedisStore {
             Ok(reply) => Ok(reply?),
             Err(_) => Err(StoreError::Timeout(CALL_BUDGET)),
         }
+    }
+
+    /// `rate_acquire.lua` over `quotas` (all in one slot, or a single Redis): the
+    /// milliseconds to wait, 0 when the attempt was recorded in every quota.
+    async fn rate_script(&self, quotas: &[RateKey], member: &str, now_ms: i64) -> StoreResult<i64> {
+        let mut inv = self.scripts.rate_acquire.prepare_invoke();
+        for q in quotas {
+            inv.key(&q.key);
+        }
+        inv.arg(now_ms).arg(member);
+        for q in quotas {
+            inv.arg(q.limit).arg(q.window_ms);
+        }
+        self.run(&inv, Resend::IfNotSent).await
+    }
+
+    /// The limiter on a Redis Cluster, where the account and IP quotas hash to
+    /// different slots and one script may not touch both (CROSSSLOT). Each quota is
+    /// taken in turn by its own atomic script (check and record in one step); when one
+    /// is full, the attempt is taken back from those already recorded. So no quota
+    /// ever lets more than its limit through, as on one Redis; the difference is that
+    /// for the moment between the calls a refused attempt holds a place in an earlier
+    /// quota (a concurrent attempt may be refused that one script would have let
+    /// through), and if the take-back itself fails the place stays until its window
+    /// ends: both err towards refusing, never towards letting more through.
+    async fn rate_acquire_split(
+        &self,
+        quotas: &[RateKey],
+        member: &str,
+        now_ms: i64,
+    ) -> StoreResult<RateDecision> {
+        for (i, q) in quotas.iter().enumerate() {
+            let wait_ms = self
+                .rate_script(std::slice::from_ref(q), member, now_ms)
+                .await?;
+            if wait_ms > 0 {
+                self.rate_release(&quotas[..i], member).await?;
+                return Ok(rate_decision(wait_ms));
+            }
+        }
+        Ok(RateDecision::Allowed)
     }
 
     /// The touch script's invocation; `list` asks for the user's sessions too.
@@ -204,25 +319,30 @@ impl Resend {
 trait Queryable: Sync {
     fn query_on<T: FromRedisValue>(
         &self,
-        conn: &mut ConnectionManager,
+        conn: &mut Conn,
     ) -> impl std::future::Future<Output = redis::RedisResult<T>> + Send;
 }
 
 impl Queryable for redis::Cmd {
-    async fn query_on<T: FromRedisValue>(
-        &self,
-        conn: &mut ConnectionManager,
-    ) -> redis::RedisResult<T> {
+    async fn query_on<T: FromRedisValue>(&self, conn: &mut Conn) -> redis::RedisResult<T> {
         self.query_async(conn).await
     }
 }
 
 impl Queryable for redis::Pipeline {
-    async fn query_on<T: FromRedisValue>(
-        &self,
-        conn: &mut ConnectionManager,
-    ) -> redis::RedisResult<T> {
+    async fn query_on<T: FromRedisValue>(&self, conn: &mut Conn) -> redis::RedisResult<T> {
         self.query_async(conn).await
+    }
+}
+
+/// The limiter script's answer: 0 allowed, else how long to wait.
+fn rate_decision(wait_ms: i64) -> RateDecision {
+    if wait_ms <= 0 {
+        RateDecision::Allowed
+    } else {
+        RateDecision::Limited {
+            retry_after: Duration::from_millis(wait_ms as u64),
+        }
     }
 }
 
@@ -289,7 +409,16 @@ impl Backend for RedisStore {
             next: self.next.clone(),
             keys: Keys::new(prefix),
             scripts: self.scripts.clone(),
+            metrics: self.metrics.clone(),
         }
+    }
+
+    fn metrics(&self) -> Option<&StoreMetrics> {
+        self.metrics.as_ref()
+    }
+
+    fn set_metrics(&mut self, metrics: StoreMetrics) {
+        self.metrics = Some(metrics);
     }
 
     async fn ping(&self) -> StoreResult<()> {
@@ -454,25 +583,23 @@ impl Backend for RedisStore {
         member: &str,
         now_ms: i64,
     ) -> StoreResult<RateDecision> {
-        let mut inv = self.scripts.rate_acquire.prepare_invoke();
-        for q in quotas {
-            inv.key(&q.key);
+        if self.is_cluster() && quotas.len() > 1 {
+            return self.rate_acquire_split(quotas, member, now_ms).await;
         }
-        inv.arg(now_ms).arg(member);
-        for q in quotas {
-            inv.arg(q.limit).arg(q.window_ms);
-        }
-        let wait_ms: i64 = self.run(&inv, Resend::IfNotSent).await?;
-        Ok(if wait_ms <= 0 {
-            RateDecision::Allowed
-        } else {
-            RateDecision::Limited {
-                retry_after: Duration::from_millis(wait_ms as u64),
-            }
-        })
+        let wait_ms = self.rate_script(quotas, member, now_ms).await?;
+        Ok(rate_decision(wait_ms))
     }
 
     async fn rate_release(&self, quotas: &[RateKey], member: &str) -> StoreResult<()> {
+        if self.is_cluster() {
+            // The quotas live in different slots: one ZREM each (a pipeline is one slot).
+            for q in quotas {
+                let mut cmd = redis::cmd("ZREM");
+                cmd.arg(&q.key).arg(member);
+                let _: i64 = self.query(&cmd, Resend::Idempotent).await?;
+            }
+            return Ok(());
+        }
         let mut pipe = redis::pipe();
         for q in quotas {
             pipe.cmd("ZREM").arg(&q.key).arg(member).ignore();

@@ -34,6 +34,13 @@ pub fn redis_url() -> String {
     std::env::var("LATCHKEY_TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into())
 }
 
+/// The seed nodes of the test Redis Cluster that scripts/test starts (7101-7103).
+pub fn redis_cluster_nodes() -> String {
+    std::env::var("LATCHKEY_TEST_REDIS_CLUSTER").unwrap_or_else(|_| {
+        "redis://127.0.0.1:7101,redis://127.0.0.1:7102,redis://127.0.0.1:7103".into()
+    })
+}
+
 pub fn unique(prefix: &str) -> String {
     format!("{prefix}-{}", uuid::Uuid::now_v7().simple())
 }
@@ -72,6 +79,11 @@ impl TestConfig {
             serde_json::to_value(value).expect("setting value"),
         ));
         self
+    }
+
+    /// On the test Redis Cluster instead of the single Redis.
+    pub fn on_cluster(self) -> TestConfig {
+        self.set("redis_cluster_nodes", redis_cluster_nodes())
     }
 
     pub fn outbox(&self) -> PathBuf {

@@ -284,3 +284,83 @@ pub fn read_reply(s: &mut TcpStream) -> Option<Reply> {
     let body = String::from_utf8_lossy(&buf[head_end..]).to_string();
     Some(Reply { status, head, body })
 }
+
+/// The cookies one client keeps across requests to server processes (a browser
+/// profile over real sockets), by name.
+#[derive(Default, Clone)]
+pub struct Jar(Vec<(String, String)>);
+
+impl Jar {
+    fn header(&self) -> String {
+        let pairs: Vec<String> = self.0.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        pairs.join("; ")
+    }
+
+    /// Takes every `Set-Cookie` of `reply` (an emptied or expired cookie is dropped).
+    fn update(&mut self, reply: &Reply) {
+        for line in reply.head.lines() {
+            let Some((k, v)) = line.split_once(':') else {
+                continue;
+            };
+            if !k.eq_ignore_ascii_case("set-cookie") {
+                continue;
+            }
+            let Some((name, value)) = v.trim().split(';').next().and_then(|p| p.split_once('='))
+            else {
+                continue;
+            };
+            self.0.retain(|(n, _)| n != name);
+            let expired = v.contains("Max-Age=0") || v.contains("max-age=0");
+            if !value.is_empty() && !expired {
+                self.0.push((name.to_string(), value.to_string()));
+            }
+        }
+    }
+}
+
+impl AppProcess {
+    /// One request with this jar's cookies (and a form body when given); the jar
+    /// takes the reply's cookies.
+    pub fn send(&self, jar: &mut Jar, method: &str, path: &str, form: Option<&str>) -> Reply {
+        let mut s = self.connect();
+        let body = form.unwrap_or("");
+        let mut req = format!(
+            "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\nUser-Agent: {}\r\nCookie: {}\r\n",
+            crate::common::FIREFOX_LINUX,
+            jar.header()
+        );
+        if form.is_some() {
+            req.push_str(&format!(
+                "Content-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\n",
+                body.len()
+            ));
+        }
+        req.push_str("\r\n");
+        req.push_str(body);
+        s.write_all(req.as_bytes()).expect("send the request");
+        let reply = read_reply(&mut s).expect("a reply");
+        jar.update(&reply);
+        reply
+    }
+
+    /// Loads `form_page`, takes its CSRF token and posts `fields` to `action`.
+    pub fn submit(
+        &self,
+        jar: &mut Jar,
+        form_page: &str,
+        action: &str,
+        fields: &[(&str, &str)],
+    ) -> Reply {
+        let page = self.send(jar, "GET", form_page, None);
+        let token = crate::common::csrf_from(&page.body);
+        let mut pairs = fields.to_vec();
+        pairs.push(("csrf_token", &token));
+        self.send(jar, "POST", action, Some(&crate::common::encode(&pairs)))
+    }
+
+    /// True when `/devices` shows the signed-in page to this jar.
+    pub fn signed_in(&self, jar: &mut Jar) -> bool {
+        let page = self.send(jar, "GET", "/devices", None);
+        page.status == 200 && page.body.contains("Your devices")
+    }
+}

@@ -1,0 +1,327 @@
+//! Many instances: two real server processes sharing one Redis (single, or the test
+//! Redis Cluster) and one accounts database; and a Redis Cluster losing a master
+//! while Latchkey runs.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use rocket::http::Status;
+
+use crate::common::*;
+
+const NEW_PASSWORD: &str = "a new and longer passphrase";
+const NEWEST_PASSWORD: &str = "the newest passphrase of all";
+
+/// Two servers on one store and one SQLite file, each with its own log.
+fn two_servers(cfg: TestConfig) -> (AppProcess, AppProcess) {
+    let database = format!("sqlite://{}", cfg.dir.join("accounts.db").display());
+    let other = TestConfig {
+        dir: test_dir(),
+        ..cfg.clone()
+    }
+    .set("database_url", database);
+    (cfg.spawn_server(), other.spawn_server())
+}
+
+fn login(server: &AppProcess, jar: &mut Jar, email: &str, password: &str) -> u16 {
+    server
+        .submit(
+            jar,
+            "/login",
+            "/login",
+            &[("email", email), ("password", password)],
+        )
+        .status
+}
+
+fn sessions_and_sign_outs_are_shared(cfg: TestConfig) {
+    let smtp = SmtpServer::start();
+    let cfg = cfg
+        .set("smtp_url", smtp.url())
+        .set("new_device_mail", false)
+        .set("login_limit_account", 4);
+    let (a, b) = two_servers(cfg);
+    let email = email();
+
+    // Registered on A, signed in on B.
+    let mut first = Jar::default();
+    let reg = a.submit(
+        &mut first,
+        "/register",
+        "/register",
+        &[("email", &email), ("password", PASSWORD)],
+    );
+    assert_eq!(reg.status, 303, "{}", reg.body);
+    assert!(b.signed_in(&mut first), "a session started on A works on B");
+
+    // Sign-out on A: refused on B at the next request.
+    let mut second = Jar::default();
+    assert_eq!(login(&b, &mut second, &email, PASSWORD), 303);
+    assert!(a.signed_in(&mut second));
+    let out = a.submit(&mut second.clone(), "/devices", "/logout", &[]);
+    assert_eq!(out.status, 303);
+    assert!(!b.signed_in(&mut second), "signed out on A, refused on B");
+
+    // Revoke-others on A: B refuses the others, keeps this one.
+    let (mut keep, mut other) = (Jar::default(), Jar::default());
+    assert_eq!(login(&a, &mut keep, &email, PASSWORD), 303);
+    assert_eq!(login(&b, &mut other, &email, PASSWORD), 303);
+    assert_eq!(
+        a.submit(&mut keep, "/devices", "/devices/revoke-others", &[])
+            .status,
+        303
+    );
+    assert!(!b.signed_in(&mut other));
+    assert!(!b.signed_in(&mut first));
+    assert!(b.signed_in(&mut keep));
+
+    // Password change on B: A refuses the other sessions.
+    let mut later = Jar::default();
+    assert_eq!(login(&a, &mut later, &email, PASSWORD), 303);
+    let changed = b.submit(
+        &mut keep,
+        "/account/password",
+        "/account/password",
+        &[
+            ("current_password", PASSWORD),
+            ("new_password", NEW_PASSWORD),
+        ],
+    );
+    assert_eq!(changed.status, 303, "{}", changed.body);
+    assert!(
+        !a.signed_in(&mut later),
+        "password changed on B, refused on A"
+    );
+    assert!(a.signed_in(&mut keep));
+
+    // A reset code mailed by A (over real SMTP) is taken by B; every session ends.
+    let mut anon = Jar::default();
+    a.submit(
+        &mut anon,
+        "/password/forgot",
+        "/password/forgot",
+        &[("email", &email)],
+    );
+    let mail = wait_for_mail(&smtp.received());
+    let reset = b.submit(
+        &mut anon,
+        "/password/reset",
+        "/password/reset",
+        &[
+            ("email", &email),
+            ("code", &code_in(&mail)),
+            ("new_password", NEWEST_PASSWORD),
+        ],
+    );
+    assert_eq!(reset.status, 303, "{}", reset.body);
+    assert!(!a.signed_in(&mut keep), "reset on B, refused on A");
+
+    // Sign-in failures on either count on both (login_limit_account = 4).
+    for (server, n) in [(&a, 1), (&b, 2), (&a, 3), (&b, 4)] {
+        assert_eq!(
+            login(server, &mut Jar::default(), &email, "wrong!"),
+            401,
+            "failure {n}"
+        );
+    }
+    assert_eq!(login(&a, &mut Jar::default(), &email, NEWEST_PASSWORD), 429);
+    assert_eq!(login(&b, &mut Jar::default(), &email, NEWEST_PASSWORD), 429);
+}
+
+/// The first mail in a maildir, waited for (SMTP delivery runs in the background).
+fn wait_for_mail(dir: &Path) -> String {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        if let Some(m) = mails_in(dir).into_iter().next() {
+            return m;
+        }
+        assert!(Instant::now() < deadline, "no mail arrived");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn two_servers_on_one_redis_share_sessions_sign_outs_and_limits() {
+    sessions_and_sign_outs_are_shared(TestConfig::new());
+}
+
+#[test]
+fn two_servers_on_a_redis_cluster_share_sessions_sign_outs_and_limits() {
+    sessions_and_sign_outs_are_shared(TestConfig::new().on_cluster());
+}
+
+/// A 3-master cluster of this test's own (ports 7111-7113, bus ports +10000), with
+/// append-only files so a master's data survives it being killed.
+struct PrivateCluster {
+    dir: PathBuf,
+    ports: [u16; 3],
+}
+
+impl PrivateCluster {
+    fn start() -> PrivateCluster {
+        let dir = test_dir().join("cluster");
+        let ports = [7111, 7112, 7113];
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/redis-cluster");
+        let ok = Command::new(script)
+            .arg(&dir)
+            .args(ports.map(|p| p.to_string()))
+            .arg("--aof")
+            .status()
+            .expect("scripts/redis-cluster runs");
+        assert!(ok.success(), "the private cluster started");
+        PrivateCluster { dir, ports }
+    }
+
+    fn nodes(&self) -> String {
+        let urls: Vec<String> = self
+            .ports
+            .iter()
+            .map(|p| format!("redis://127.0.0.1:{p}"))
+            .collect();
+        urls.join(",")
+    }
+
+    fn cli(port: u16, args: &[&str]) -> String {
+        let out = Command::new("redis-cli")
+            .arg("-p")
+            .arg(port.to_string())
+            .args(args)
+            .output()
+            .expect("redis-cli runs");
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    }
+
+    /// The port of the master serving `key`, asked of a node that is up.
+    fn master_of(&self, key: &str, ask: u16) -> u16 {
+        let slot: u16 = Self::cli(ask, &["cluster", "keyslot", key])
+            .parse()
+            .expect("a slot");
+        let nodes = Self::cli(ask, &["cluster", "nodes"]);
+        nodes
+            .lines()
+            .filter(|l| l.contains("master"))
+            .find_map(|l| {
+                let fields: Vec<&str> = l.split(' ').collect();
+                let port = fields[1]
+                    .split('@')
+                    .next()?
+                    .rsplit(':')
+                    .next()?
+                    .parse()
+                    .ok()?;
+                fields[8..]
+                    .iter()
+                    .any(|range| serves(range, slot))
+                    .then_some(port)
+            })
+            .expect("a master serves the slot")
+    }
+
+    fn kill(&self, port: u16) {
+        let pid = std::fs::read_to_string(self.dir.join(port.to_string()).join("redis.pid"))
+            .expect("the node's pid file");
+        let killed = Command::new("kill")
+            .args(["-9", pid.trim()])
+            .status()
+            .expect("kill");
+        assert!(killed.success());
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            assert!(Instant::now() < deadline, "the node did not die");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    fn restart(&self, port: u16) {
+        let start = self.dir.join(port.to_string()).join("start");
+        assert!(Command::new(start).status().expect("start").success());
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while !Self::cli(port, &["cluster", "info"]).contains("cluster_state:ok") {
+            assert!(Instant::now() < deadline, "the node did not rejoin");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+}
+
+/// True when a `CLUSTER NODES` slot entry (`lo-hi` or one slot) holds `slot`.
+fn serves(range: &str, slot: u16) -> bool {
+    let (lo, hi) = range.split_once('-').unwrap_or((range, range));
+    match (lo.parse::<u16>(), hi.parse::<u16>()) {
+        (Ok(lo), Ok(hi)) => (lo..=hi).contains(&slot),
+        _ => false,
+    }
+}
+
+impl Drop for PrivateCluster {
+    fn drop(&mut self) {
+        for p in self.ports {
+            Self::cli(p, &["shutdown", "nosave"]);
+        }
+    }
+}
+
+/// Signs up users (each on a browser of its own) until one's keys live on `port` and
+/// one's do not; returns a browser signed in as each: (on that master, elsewhere).
+async fn users_on_and_off(
+    cluster: &PrivateCluster,
+    cfg: &TestConfig,
+    port: u16,
+) -> (Browser, Browser) {
+    let keys = latchkey::store::Keys::new(&cfg.prefix);
+    let (mut on, mut off) = (None, None);
+    while on.is_none() || off.is_none() {
+        let b = cfg.browser().await;
+        let reg = b.register(&email()).await;
+        assert_eq!(reg.status, Status::SeeOther, "{}", reg.body);
+        let cookie = b.session_cookie().expect("a session cookie");
+        let uid = latchkey::sessions::SessionCookie::parse(&cookie)
+            .expect("cookie")
+            .user_id;
+        if cluster.master_of(&keys.user(&uid), cluster.ports[1]) == port {
+            on.get_or_insert(b);
+        } else {
+            off.get_or_insert(b);
+        }
+    }
+    match (on, off) {
+        (Some(on), Some(off)) => (on, off),
+        _ => unreachable!("the loop ends with both"),
+    }
+}
+
+async fn devices_status(b: &Browser) -> Status {
+    b.get("/devices").await.status
+}
+
+#[tokio::test]
+async fn a_dead_master_fails_only_its_users_with_503_and_service_resumes() {
+    let cluster = PrivateCluster::start();
+    let cfg = TestConfig::new()
+        .set("redis_cluster_nodes", cluster.nodes())
+        .set("register_limit_ip", 1000);
+    let doomed = cluster.ports[0];
+    let (on, off) = users_on_and_off(&cluster, &cfg, doomed).await;
+    assert_eq!(devices_status(&on).await, Status::Ok);
+    assert_eq!(devices_status(&off).await, Status::Ok);
+
+    cluster.kill(doomed);
+    // Right away, and again once the other masters have marked it failed (2 s).
+    for wait in [0, 3000] {
+        tokio::time::sleep(Duration::from_millis(wait)).await;
+        let status = devices_status(&on).await;
+        assert_eq!(status, Status::ServiceUnavailable, "after {wait} ms");
+        assert_eq!(devices_status(&off).await, Status::Ok, "after {wait} ms");
+    }
+
+    cluster.restart(doomed);
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while devices_status(&on).await != Status::Ok {
+        assert!(
+            Instant::now() < deadline,
+            "service did not resume without a restart"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert_eq!(devices_status(&off).await, Status::Ok);
+}

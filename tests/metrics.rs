@@ -1,0 +1,136 @@
+//! `GET /metrics`: hidden without `metrics_token`, refused without the right bearer,
+//! and counting exactly what happened (each app has its own registry).
+
+use rocket::http::{Method, Status};
+
+use crate::common::*;
+
+const TOKEN: &str = "scrape-me-3f9a1c";
+
+/// The value of the sample line `series` (`name{labels}` exactly as printed), 0 when
+/// it is not there yet.
+fn sample(text: &str, series: &str) -> f64 {
+    text.lines()
+        .find_map(|l| l.strip_prefix(series)?.strip_prefix(' '))
+        .map(|v| v.trim().parse().expect("a number"))
+        .unwrap_or(0.0)
+}
+
+async fn scrape(b: &Browser) -> String {
+    let page = bearer(b, Method::Get, "/metrics", TOKEN).await;
+    assert_eq!(page.status, Status::Ok, "{}", page.body);
+    assert!(page
+        .header("Content-Type")
+        .is_some_and(|c| c.starts_with("text/plain")));
+    page.body
+}
+
+#[tokio::test]
+async fn without_a_token_setting_metrics_do_not_exist() {
+    let b = TestConfig::new().browser().await;
+    assert_eq!(b.get("/metrics").await.status, Status::NotFound);
+    let guessed = bearer(&b, Method::Get, "/metrics", "").await;
+    assert_eq!(guessed.status, Status::NotFound);
+}
+
+#[tokio::test]
+async fn a_missing_or_wrong_bearer_is_refused() {
+    let b = TestConfig::new()
+        .set("metrics_token", TOKEN)
+        .browser()
+        .await;
+    assert_eq!(b.get("/metrics").await.status, Status::Unauthorized);
+    for wrong in ["scrape-me", "scrape-me-3f9a1c0", "SCRAPE-ME-3F9A1C", ""] {
+        let page = bearer(&b, Method::Get, "/metrics", wrong).await;
+        assert_eq!(page.status, Status::Unauthorized, "{wrong:?}");
+        assert!(!page.body.contains("latchkey_"), "nothing leaks: {wrong:?}");
+    }
+    let basic = request(
+        &b,
+        Method::Get,
+        "/metrics",
+        Some(&format!("Basic {TOKEN}")),
+        None,
+    )
+    .await;
+    assert_eq!(basic.status, Status::Unauthorized);
+}
+
+#[tokio::test]
+async fn counters_move_by_what_happened() {
+    let b = TestConfig::new()
+        .set("metrics_token", TOKEN)
+        .set("login_limit_account", 3)
+        .browser()
+        .await;
+    let before = scrape(&b).await;
+    let email = email();
+    b.register(&email).await;
+    let token = b.get("/devices").await.csrf();
+    b.post_form("/logout", &token, &[]).await;
+    for _ in 0..2 {
+        assert_eq!(
+            b.login(&email, "wrong password!").await.status,
+            Status::Unauthorized
+        );
+    }
+    assert_eq!(b.login(&email, PASSWORD).await.status, Status::SeeOther);
+    let token = b.get("/devices").await.csrf();
+    b.post_form("/logout", &token, &[]).await;
+    // The two failures still count (a success takes back only its own attempt): a
+    // third fills the quota of 3 and a fourth is throttled.
+    assert_eq!(
+        b.login(&email, "wrong password!").await.status,
+        Status::Unauthorized
+    );
+    assert_eq!(
+        b.login(&email, "wrong password!").await.status,
+        Status::TooManyRequests
+    );
+    let after = scrape(&b).await;
+
+    let moved = |series: &str| sample(&after, series) - sample(&before, series);
+    assert_eq!(moved("latchkey_sign_ins_total{outcome=\"ok\"}"), 1.0);
+    assert_eq!(moved("latchkey_sign_ins_total{outcome=\"wrong\"}"), 3.0);
+    assert_eq!(moved("latchkey_sign_ins_total{outcome=\"throttled\"}"), 1.0);
+    assert_eq!(
+        moved("latchkey_sessions_started_total"),
+        2.0,
+        "register and sign-in"
+    );
+    assert_eq!(moved("latchkey_sessions_ended_total"), 2.0, "the sign-outs");
+    assert_eq!(
+        moved("latchkey_http_requests_total{route=\"/login\",status=\"401\"}"),
+        3.0
+    );
+    assert_eq!(
+        moved("latchkey_http_requests_total{route=\"/login\",status=\"429\"}"),
+        1.0
+    );
+    assert_eq!(
+        moved("latchkey_http_requests_total{route=\"/metrics\",status=\"200\"}"),
+        1.0,
+        "the first scrape (the second is counted after it answered)"
+    );
+    // One hash for the account, one verification per sign-in that got past the limiter.
+    assert_eq!(moved("latchkey_argon2_queue_wait_seconds_count"), 5.0);
+    // Every request here made store calls: the limiter, sessions, the session check.
+    assert!(
+        moved("latchkey_store_call_seconds_count") >= 10.0,
+        "{after}"
+    );
+    assert!(after.contains("latchkey_store_call_seconds_bucket{le=\"0.0001\"}"));
+}
+
+#[tokio::test]
+async fn each_app_counts_only_its_own_requests() {
+    let cfg = TestConfig::new().set("metrics_token", TOKEN);
+    let (a, b) = (cfg.browser().await, cfg.browser().await);
+    for _ in 0..3 {
+        a.get("/login").await;
+    }
+    let (on_a, on_b) = (scrape(&a).await, scrape(&b).await);
+    let series = "latchkey_http_requests_total{route=\"/login\",status=\"200\"}";
+    assert_eq!(sample(&on_a, series), 3.0, "{on_a}");
+    assert_eq!(sample(&on_b, series), 0.0);
+}
