@@ -562,6 +562,10 @@ mod tests {
             ("session_idle_timeout", serde_json::json!(-5)),
             ("login_limit_ip", serde_json::json!("many")),
             ("redis_url", serde_json::json!("http://example.com")),
+            (
+                "redis_cluster_nodes",
+                serde_json::json!("10.0.0.1:6379,10.0.0.2:6379"),
+            ),
             ("smtp_url", serde_json::json!("mail.example.com")),
             ("trusted_proxies", serde_json::json!(["not-a-cidr"])),
             ("header_read_timeout", serde_json::json!(0)),

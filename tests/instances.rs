@@ -76,9 +76,20 @@ fn sessions_and_sign_outs_are_shared(cfg: TestConfig) {
     assert!(!b.signed_in(&mut first));
     assert!(b.signed_in(&mut keep));
 
+    password_change_reset_and_failures_are_shared(&a, &b, &smtp, &email, keep);
+}
+
+/// Continues with the session `keep` (signed in, password `PASSWORD`).
+fn password_change_reset_and_failures_are_shared(
+    a: &AppProcess,
+    b: &AppProcess,
+    smtp: &SmtpServer,
+    email: &str,
+    mut keep: Jar,
+) {
     // Password change on B: A refuses the other sessions.
     let mut later = Jar::default();
-    assert_eq!(login(&a, &mut later, &email, PASSWORD), 303);
+    assert_eq!(login(a, &mut later, email, PASSWORD), 303);
     let changed = b.submit(
         &mut keep,
         "/account/password",
@@ -101,7 +112,7 @@ fn sessions_and_sign_outs_are_shared(cfg: TestConfig) {
         &mut anon,
         "/password/forgot",
         "/password/forgot",
-        &[("email", &email)],
+        &[("email", email)],
     );
     let mail = wait_for_mail(&smtp.received());
     let reset = b.submit(
@@ -109,7 +120,7 @@ fn sessions_and_sign_outs_are_shared(cfg: TestConfig) {
         "/password/reset",
         "/password/reset",
         &[
-            ("email", &email),
+            ("email", email),
             ("code", &code_in(&mail)),
             ("new_password", NEWEST_PASSWORD),
         ],
@@ -118,15 +129,15 @@ fn sessions_and_sign_outs_are_shared(cfg: TestConfig) {
     assert!(!a.signed_in(&mut keep), "reset on B, refused on A");
 
     // Sign-in failures on either count on both (login_limit_account = 4).
-    for (server, n) in [(&a, 1), (&b, 2), (&a, 3), (&b, 4)] {
+    for (server, n) in [(a, 1), (b, 2), (a, 3), (b, 4)] {
         assert_eq!(
-            login(server, &mut Jar::default(), &email, "wrong!"),
+            login(server, &mut Jar::default(), email, "wrong!"),
             401,
             "failure {n}"
         );
     }
-    assert_eq!(login(&a, &mut Jar::default(), &email, NEWEST_PASSWORD), 429);
-    assert_eq!(login(&b, &mut Jar::default(), &email, NEWEST_PASSWORD), 429);
+    assert_eq!(login(a, &mut Jar::default(), email, NEWEST_PASSWORD), 429);
+    assert_eq!(login(b, &mut Jar::default(), email, NEWEST_PASSWORD), 429);
 }
 
 /// The first mail in a maildir, waited for (SMTP delivery runs in the background).
