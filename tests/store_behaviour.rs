@@ -69,6 +69,7 @@ on_both_stores!(
     a_sign_in_checked_against_an_old_password_is_refused,
     concurrent_sign_ins_leave_index_and_hashes_consistent,
     a_burst_gets_exactly_the_quota_through,
+    a_burst_on_two_quotas_passes_neither_limit_and_leaves_no_stray_count,
     quotas_are_all_or_nothing_and_a_success_can_be_taken_back,
     reset_codes_are_single_use_and_burn_after_wrong_tries,
     refresh_secrets_rotate_and_a_replay_ends_the_session,
@@ -342,6 +343,36 @@ async fn a_burst_gets_exactly_the_quota_through(store: Store) {
         }
     }
     assert_eq!(allowed, 5);
+}
+
+/// On a cluster the two quotas are in different slots and are taken one after the
+/// other (the later one tighter here, so attempts are taken back from the first).
+async fn a_burst_on_two_quotas_passes_neither_limit_and_leaves_no_stray_count(store: Store) {
+    let account = quota(&store, "acct", 8, 60_000);
+    let ip = quota(&store, "ip", 5, 60_000);
+    let both = vec![account.clone(), ip.clone()];
+    let tasks = (0..50).map(|i| {
+        let (store, both) = (store.clone(), both.clone());
+        tokio::spawn(async move { store.rate_acquire(&both, &format!("m{i}"), now_ms()).await })
+    });
+    let mut allowed = 0;
+    for t in tasks {
+        if t.await.unwrap().unwrap() == RateDecision::Allowed {
+            allowed += 1;
+        }
+    }
+    assert_eq!(
+        allowed, 5,
+        "the tighter quota lets exactly its limit through"
+    );
+    // The account quota counts only the 5 that passed: 3 more fit, the 4th does not.
+    let one = std::slice::from_ref(&account);
+    for i in 0..3 {
+        let d = store.rate_acquire(one, &format!("x{i}"), now_ms()).await;
+        assert_eq!(d.unwrap(), RateDecision::Allowed, "attempt {i}");
+    }
+    let d = store.rate_acquire(one, "x3", now_ms()).await.unwrap();
+    assert!(matches!(d, RateDecision::Limited { .. }));
 }
 
 async fn quotas_are_all_or_nothing_and_a_success_can_be_taken_back(store: Store) {
