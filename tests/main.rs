@@ -11,6 +11,7 @@ mod auth;
 mod browser;
 mod connections;
 mod cookies;
+mod databases;
 mod devices;
 mod failure;
 mod faults;

@@ -1,18 +1,16 @@
-//! User accounts: the SQLite `users` table (created and migrated at start) and the
-//! password hasher.
+//! User accounts: the `users` and `known_devices` tables (in SQLite or PostgreSQL,
+//! created and migrated at start) and the password hasher.
 
+mod database;
 mod password;
 
-use std::str::FromStr;
-
 use rocket::fairing::AdHoc;
-use sqlx::sqlite::{
-    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
-};
-use sqlx::Row;
+use secrecy::ExposeSecret;
 use thiserror::Error;
 use uuid::Uuid;
 
+use self::database::{on_pool, Pool};
+pub use self::database::{without_password, POSTGRES_MIGRATIONS, SQLITE_MIGRATIONS};
 pub use self::password::{HashError, Hasher};
 use crate::clock::now_ms;
 use crate::config::Settings;
@@ -54,69 +52,63 @@ pub struct User {
     pub password_changed_at: i64,
 }
 
+/// The users and their known devices, in SQLite or PostgreSQL (`database.rs`). Every
+/// query is written once, with `$N` placeholders both read.
 #[derive(Clone)]
 pub struct Accounts {
-    pool: SqlitePool,
+    pool: Pool,
 }
 
-fn user_from_row(row: &sqlx::sqlite::SqliteRow) -> Result<User, sqlx::Error> {
-    let id: String = row.try_get("id")?;
-    Ok(User {
-        id: Uuid::parse_str(&id).map_err(|e| sqlx::Error::Decode(Box::new(e)))?,
-        email: row.try_get("email")?,
-        password_hash: row.try_get("password_hash")?,
-        created_at: row.try_get("created_at")?,
-        password_changed_at: row.try_get("password_changed_at")?,
-    })
+/// A `users` row as both databases return it (ids are TEXT, times BIGINT/INTEGER ms).
+#[derive(sqlx::FromRow)]
+struct UserRow {
+    id: String,
+    email: String,
+    password_hash: String,
+    created_at: i64,
+    password_changed_at: i64,
+}
+
+/// The columns a `UserRow` reads, as a literal (sqlx takes only `'static` SQL).
+macro_rules! user_columns {
+    () => {
+        "id, email, password_hash, created_at, password_changed_at"
+    };
+}
+
+impl TryFrom<UserRow> for User {
+    type Error = sqlx::Error;
+
+    fn try_from(row: UserRow) -> Result<User, sqlx::Error> {
+        Ok(User {
+            id: Uuid::parse_str(&row.id).map_err(|e| sqlx::Error::Decode(Box::new(e)))?,
+            email: row.email,
+            password_hash: row.password_hash,
+            created_at: row.created_at,
+            password_changed_at: row.password_changed_at,
+        })
+    }
 }
 
 impl Accounts {
-    /// Opens (creating if needed) the database and brings its tables up to date.
+    /// Opens the database `database_url` names (creating a SQLite file if needed) and
+    /// brings its tables up to date.
     pub async fn open(database_url: &str) -> Result<Accounts, String> {
-        let options = SqliteConnectOptions::from_str(database_url)
-            .map_err(|e| format!("invalid setting `database_url`: {e}"))?;
-        if let Some(dir) = options.get_filename().parent() {
-            if !dir.as_os_str().is_empty() {
-                std::fs::create_dir_all(dir).map_err(|e| {
-                    format!(
-                        "setting `database_url`: cannot create {}: {e}",
-                        dir.display()
-                    )
-                })?;
-            }
-        }
-        let options = options
-            .create_if_missing(true)
-            .journal_mode(SqliteJournalMode::Wal)
-            .synchronous(SqliteSynchronous::Full)
-            .foreign_keys(true)
-            .busy_timeout(std::time::Duration::from_secs(5));
-        let pool = SqlitePoolOptions::new()
-            .max_connections(8)
-            .acquire_timeout(std::time::Duration::from_secs(2))
-            .connect_with(options)
-            .await
-            .map_err(|e| format!("setting `database_url`: cannot open {database_url}: {e}"))?;
-        if let Err(e) = sqlx::migrate!("./migrations").run(&pool).await {
-            // A read-only database that is already up to date still signs people in;
-            // writes then answer with a clear message.
-            let read_only = e.to_string().to_lowercase().contains("readonly");
-            let usable = sqlx::query("SELECT 1 FROM users LIMIT 1")
-                .execute(&pool)
-                .await
-                .is_ok();
-            if !(read_only && usable) {
-                return Err(format!(
-                    "setting `database_url`: cannot migrate {database_url}: {e}"
-                ));
-            }
-            tracing::warn!(%database_url, "the account database is read-only: sign-in works, new accounts and password changes will fail");
-        }
-        Ok(Accounts { pool })
+        Ok(Accounts {
+            pool: Pool::open(database_url).await?,
+        })
+    }
+
+    /// `sqlite` or `postgres`.
+    pub fn backend_name(&self) -> &'static str {
+        self.pool.backend_name()
     }
 
     pub async fn ping(&self) -> Result<(), AccountError> {
-        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        on_pool!(&self.pool, |p| sqlx::query("SELECT 1")
+            .fetch_one(p)
+            .await
+            .map(drop))?;
         Ok(())
     }
 
@@ -129,35 +121,41 @@ impl Accounts {
             created_at: now,
             password_changed_at: now,
         };
-        sqlx::query(
-            "INSERT INTO users (id, email, email_normalized, password_hash, created_at, password_changed_at) \
-             VALUES (?, ?, ?, ?, ?, ?)",
-        )
-        .bind(user.id.to_string())
-        .bind(&user.email)
-        .bind(email.normalized())
-        .bind(&user.password_hash)
-        .bind(user.created_at)
-        .bind(user.password_changed_at)
-        .execute(&self.pool)
-        .await?;
+        let sql = "INSERT INTO users (id, email, email_normalized, password_hash, created_at, password_changed_at) \
+                   VALUES ($1, $2, $3, $4, $5, $6)";
+        on_pool!(&self.pool, |p| sqlx::query(sql)
+            .bind(user.id.to_string())
+            .bind(&user.email)
+            .bind(email.normalized())
+            .bind(&user.password_hash)
+            .bind(user.created_at)
+            .bind(user.password_changed_at)
+            .execute(p)
+            .await
+            .map(|done| done.rows_affected()))?;
         Ok(user)
     }
 
     pub async fn find_by_email(&self, email: &Email) -> Result<Option<User>, AccountError> {
-        let row = sqlx::query("SELECT * FROM users WHERE email_normalized = ?")
+        let sql = concat!(
+            "SELECT ",
+            user_columns!(),
+            " FROM users WHERE email_normalized = $1"
+        );
+        let row: Option<UserRow> = on_pool!(&self.pool, |p| sqlx::query_as(sql)
             .bind(email.normalized())
-            .fetch_optional(&self.pool)
-            .await?;
-        Ok(row.as_ref().map(user_from_row).transpose()?)
+            .fetch_optional(p)
+            .await)?;
+        Ok(row.map(User::try_from).transpose()?)
     }
 
     pub async fn find_by_id(&self, id: &Uuid) -> Result<Option<User>, AccountError> {
-        let row = sqlx::query("SELECT * FROM users WHERE id = ?")
+        let sql = concat!("SELECT ", user_columns!(), " FROM users WHERE id = $1");
+        let row: Option<UserRow> = on_pool!(&self.pool, |p| sqlx::query_as(sql)
             .bind(id.to_string())
-            .fetch_optional(&self.pool)
-            .await?;
-        Ok(row.as_ref().map(user_from_row).transpose()?)
+            .fetch_optional(p)
+            .await)?;
+        Ok(row.map(User::try_from).transpose()?)
     }
 
     /// Stores a new password hash; returns the new password version (always larger
@@ -168,12 +166,14 @@ impl Accounts {
         password_hash: &str,
     ) -> Result<i64, AccountError> {
         let version = now_ms().max(user.password_changed_at + 1);
-        sqlx::query("UPDATE users SET password_hash = ?, password_changed_at = ? WHERE id = ?")
+        let sql = "UPDATE users SET password_hash = $1, password_changed_at = $2 WHERE id = $3";
+        on_pool!(&self.pool, |p| sqlx::query(sql)
             .bind(password_hash)
             .bind(version)
             .bind(user.id.to_string())
-            .execute(&self.pool)
-            .await?;
+            .execute(p)
+            .await
+            .map(|done| done.rows_affected()))?;
         Ok(version)
     }
 
@@ -186,22 +186,22 @@ impl Accounts {
         window_ms: i64,
     ) -> Result<bool, AccountError> {
         let now = now_ms();
-        let previous: Option<i64> = sqlx::query_scalar(
-            "SELECT last_seen_at FROM known_devices WHERE user_id = ? AND fingerprint = ?",
-        )
-        .bind(user_id.to_string())
-        .bind(fingerprint)
-        .fetch_optional(&self.pool)
-        .await?;
-        sqlx::query(
-            "INSERT INTO known_devices (user_id, fingerprint, last_seen_at) VALUES (?, ?, ?) \
-             ON CONFLICT (user_id, fingerprint) DO UPDATE SET last_seen_at = excluded.last_seen_at",
-        )
-        .bind(user_id.to_string())
-        .bind(fingerprint)
-        .bind(now)
-        .execute(&self.pool)
-        .await?;
+        let select =
+            "SELECT last_seen_at FROM known_devices WHERE user_id = $1 AND fingerprint = $2";
+        let upsert = "INSERT INTO known_devices (user_id, fingerprint, last_seen_at) VALUES ($1, $2, $3) \
+                      ON CONFLICT (user_id, fingerprint) DO UPDATE SET last_seen_at = excluded.last_seen_at";
+        let previous: Option<i64> = on_pool!(&self.pool, |p| sqlx::query_scalar(select)
+            .bind(user_id.to_string())
+            .bind(fingerprint)
+            .fetch_optional(p)
+            .await)?;
+        on_pool!(&self.pool, |p| sqlx::query(upsert)
+            .bind(user_id.to_string())
+            .bind(fingerprint)
+            .bind(now)
+            .execute(p)
+            .await
+            .map(|done| done.rows_affected()))?;
         Ok(previous.is_none_or(|t| now - t > window_ms))
     }
 }
@@ -212,7 +212,7 @@ pub fn stage() -> AdHoc {
         let Some(settings) = rocket.state::<Settings>() else {
             return Err(rocket);
         };
-        match Accounts::open(&settings.storage.database_url).await {
+        match Accounts::open(settings.storage.database_url.expose_secret()).await {
             Ok(accounts) => {
                 let hasher = Hasher::new().await;
                 Ok(rocket.manage(accounts).manage(hasher))

@@ -193,6 +193,22 @@ impl AppProcess {
         read_reply(&mut s)
     }
 
+    /// One request with `headers` and `body` on a fresh connection (closed after).
+    pub fn send(&self, method: &str, path: &str, headers: &[(&str, &str)], body: &str) -> Reply {
+        let mut s = self.connect();
+        let mut head = format!("{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n");
+        for (k, v) in headers {
+            head.push_str(&format!("{k}: {v}\r\n"));
+        }
+        head.push_str(&format!(
+            "Content-Length: {}\r\nConnection: close\r\n\r\n",
+            body.len()
+        ));
+        s.write_all(head.as_bytes()).expect("request head");
+        s.write_all(body.as_bytes()).expect("request body");
+        read_reply(&mut s).unwrap_or_else(|| panic!("no answer to {method} {path}"))
+    }
+
     /// A normal request must still work.
     pub fn assert_healthy(&self) {
         let reply = self.get("/health").expect("a normal request is answered");
@@ -236,11 +252,77 @@ pub struct Reply {
 impl Reply {
     /// The value of the cookie `name` that the response sets.
     pub fn set_cookie(&self, name: &str) -> Option<String> {
+        self.set_cookies()
+            .into_iter()
+            .find_map(|(cookie, value)| (cookie == name).then_some(value))
+    }
+
+    /// Every cookie the response sets, as name and value (empty when it removes one).
+    pub fn set_cookies(&self) -> Vec<(String, String)> {
+        self.head
+            .lines()
+            .filter_map(|l| {
+                let (k, v) = l.split_once(':')?;
+                let (cookie, value) = v.trim().split(';').next()?.split_once('=')?;
+                k.eq_ignore_ascii_case("set-cookie")
+                    .then(|| (cookie.to_string(), value.to_string()))
+            })
+            .collect()
+    }
+
+    pub fn location(&self) -> Option<&str> {
         self.head.lines().find_map(|l| {
             let (k, v) = l.split_once(':')?;
-            let (cookie, value) = v.trim().split(';').next()?.split_once('=')?;
-            (k.eq_ignore_ascii_case("set-cookie") && cookie == name).then(|| value.to_string())
+            k.eq_ignore_ascii_case("location").then(|| v.trim())
         })
+    }
+}
+
+/// A browser over real sockets to a server process: keeps the cookies it is given and
+/// sends forms with the CSRF token of the page they are on.
+pub struct SocketBrowser<'a> {
+    pub server: &'a AppProcess,
+    cookies: Vec<(String, String)>,
+}
+
+impl<'a> SocketBrowser<'a> {
+    pub fn new(server: &'a AppProcess) -> SocketBrowser<'a> {
+        SocketBrowser {
+            server,
+            cookies: vec![],
+        }
+    }
+
+    fn exchange(&mut self, method: &str, path: &str, extra: &[(&str, &str)], body: &str) -> Reply {
+        let cookie = self
+            .cookies
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect::<Vec<_>>()
+            .join("; ");
+        let mut headers = vec![("Cookie", cookie.as_str())];
+        headers.extend_from_slice(extra);
+        let reply = self.server.send(method, path, &headers, body);
+        for (name, value) in reply.set_cookies() {
+            self.cookies.retain(|(k, _)| *k != name);
+            if !value.is_empty() {
+                self.cookies.push((name, value));
+            }
+        }
+        reply
+    }
+
+    pub fn get(&mut self, path: &str) -> Reply {
+        self.exchange("GET", path, &[], "")
+    }
+
+    /// Loads `form_page`, takes its CSRF token, and posts `fields` to `action`.
+    pub fn submit(&mut self, form_page: &str, action: &str, fields: &[(&str, &str)]) -> Reply {
+        let token = super::csrf_from(&self.get(form_page).body);
+        let mut pairs = fields.to_vec();
+        pairs.push(("csrf_token", &token));
+        let form = [("Content-Type", "application/x-www-form-urlencoded")];
+        self.exchange("POST", action, &form, &super::encode(&pairs))
     }
 }
 
