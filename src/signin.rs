@@ -25,8 +25,8 @@ const MAX_PASSWORD_INPUT: usize = 1024;
 pub enum SignInError {
     #[error("too many sign-in attempts")]
     Throttled(#[from] Throttled),
-    /// Wrong email or password, or the password changed while this one was checked:
-    /// the same answer for all three.
+    /// Wrong email or password, a disabled account, or the password changed while
+    /// this one was checked: the same answer for all four.
     #[error("wrong email or password")]
     WrongCredentials,
     #[error("sign-in could not finish")]
@@ -75,8 +75,13 @@ pub async fn check_password(
     if !app.hasher.verify(password, hash).await? {
         return Err(SignInError::WrongCredentials);
     }
+    // A disabled account answers as a wrong password would, after the same work, and
+    // its attempt still counts.
+    let Some(user) = user.filter(|u| u.disabled_at.is_none()) else {
+        return Err(SignInError::WrongCredentials);
+    };
     attempt.succeeded(app.store).await;
-    user.ok_or(SignInError::WrongCredentials)
+    Ok(user)
 }
 
 /// The whole sign-in: `check_password`, then the replaced session ends, a new one

@@ -156,10 +156,16 @@ mod tests {
     /// sqlx refuses to open a database whose applied migrations changed (checksum) or
     /// went missing (version). These are the migrations as shipped; a change here
     /// means existing SQLite databases would no longer start.
-    const SHIPPED_SQLITE: [(i64, &str); 1] = [(
-        1,
-        "dbf9aace7c53281886ce5ea51e85cb89d4ae92b80f5d6f0384d50b4fd4750e5f356c25eda4210d76d7c9e43b94d95d7b",
-    )];
+    const SHIPPED_SQLITE: [(i64, &str); 2] = [
+        (
+            1,
+            "dbf9aace7c53281886ce5ea51e85cb89d4ae92b80f5d6f0384d50b4fd4750e5f356c25eda4210d76d7c9e43b94d95d7b",
+        ),
+        (
+            2,
+            "e720b8c9158ad424a0458ed6e12e8d773a4445231961d53ecc3d336e34ca3f87738834c7c6c41bfcb05854e40f9577b5",
+        ),
+    ];
 
     #[test]
     fn shipped_sqlite_migrations_keep_their_versions_and_checksums() {

@@ -50,6 +50,8 @@ pub struct User {
     pub created_at: i64,
     /// Unix ms; also the "password version" that sessions are checked against.
     pub password_changed_at: i64,
+    /// Unix ms when an operator disabled the account; it cannot sign in meanwhile.
+    pub disabled_at: Option<i64>,
 }
 
 /// The users and their known devices, in SQLite or PostgreSQL (`database.rs`). Every
@@ -67,12 +69,13 @@ struct UserRow {
     password_hash: String,
     created_at: i64,
     password_changed_at: i64,
+    disabled_at: Option<i64>,
 }
 
 /// The columns a `UserRow` reads, as a literal (sqlx takes only `'static` SQL).
 macro_rules! user_columns {
     () => {
-        "id, email, password_hash, created_at, password_changed_at"
+        "id, email, password_hash, created_at, password_changed_at, disabled_at"
     };
 }
 
@@ -86,6 +89,7 @@ impl TryFrom<UserRow> for User {
             password_hash: row.password_hash,
             created_at: row.created_at,
             password_changed_at: row.password_changed_at,
+            disabled_at: row.disabled_at,
         })
     }
 }
@@ -120,6 +124,7 @@ impl Accounts {
             password_hash: password_hash.to_string(),
             created_at: now,
             password_changed_at: now,
+            disabled_at: None,
         };
         let sql = "INSERT INTO users (id, email, email_normalized, password_hash, created_at, password_changed_at) \
                    VALUES ($1, $2, $3, $4, $5, $6)";
@@ -175,6 +180,40 @@ impl Accounts {
             .await
             .map(|done| done.rows_affected()))?;
         Ok(version)
+    }
+
+    /// Disables (`true`) or enables the account, and moves its password version on as
+    /// a password change does, so a sign-in checked before this cannot start a session
+    /// after it. Answers the new version; `None` when there is no such account.
+    pub async fn set_disabled(
+        &self,
+        user: &User,
+        disabled: bool,
+    ) -> Result<Option<i64>, AccountError> {
+        let now = now_ms();
+        let version = now.max(user.password_changed_at + 1);
+        let sql = "UPDATE users SET disabled_at = $1, password_changed_at = $2 WHERE id = $3";
+        let changed = on_pool!(&self.pool, |p| sqlx::query(sql)
+            .bind(disabled.then_some(now))
+            .bind(version)
+            .bind(user.id.to_string())
+            .execute(p)
+            .await
+            .map(|done| done.rows_affected()))?;
+        Ok((changed > 0).then_some(version))
+    }
+
+    /// Deletes the account and what is recorded about it (its known devices go with
+    /// it); false when there was none.
+    pub async fn delete(&self, user_id: &Uuid) -> Result<bool, AccountError> {
+        let deleted = on_pool!(&self.pool, |p| sqlx::query(
+            "DELETE FROM users WHERE id = $1"
+        )
+        .bind(user_id.to_string())
+        .execute(p)
+        .await
+        .map(|done| done.rows_affected()))?;
+        Ok(deleted > 0)
     }
 
     /// Records that the account signed in from this device; true when it had not

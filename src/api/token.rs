@@ -15,7 +15,7 @@ use uuid::Uuid;
 use super::error::ApiError;
 use crate::clock::now_ms;
 use crate::crypto::random_token;
-use crate::device::{clip, MAX_LABEL};
+use crate::device::{clip_bytes, MAX_LABEL_BYTES};
 use crate::domain::Email;
 use crate::error::AppError;
 use crate::request::RequestOrigin;
@@ -166,7 +166,7 @@ fn answer(
 
 /// A client's name for itself, as the devices page shows it; blank means none.
 fn client_label(name: Option<&str>) -> Option<String> {
-    let clipped = clip(name?.trim(), MAX_LABEL);
+    let clipped = clip_bytes(name?.trim(), MAX_LABEL_BYTES);
     let label = clipped.trim();
     (!label.is_empty()).then(|| label.to_string())
 }
@@ -253,12 +253,11 @@ async fn refresh_grant(
         )
         .await?;
     match rotated {
-        Rotated::Yes { user_id } if user_id == old.user_id.to_string() => answer(
+        Rotated::Yes => answer(
             tokens,
             &old.user_id,
             RefreshToken::new(old.user_id, old.sid, new_secret),
         ),
-        Rotated::Yes { .. } => Err(ApiError::InvalidGrant),
         Rotated::Reused => {
             tracing::warn!(user = %old.user_id, sid = %old.sid, "a rotated refresh token was replayed: session ended");
             Err(ApiError::InvalidGrant)

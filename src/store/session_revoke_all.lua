@@ -1,8 +1,11 @@
--- Ends every session of a user except one (or all), and optionally records a new
--- password version so a sign-in checked against the old password cannot land later.
--- KEYS[1] user index P:{u:UID}:sessions   KEYS[2] password version P:{u:UID}:pwv
--- ARGV[1] SID to keep, or ''   ARGV[2] session key prefix P:{u:UID}:s:
+-- Ends every session of a user except one (or all), optionally records a new password
+-- version so a sign-in checked against the old password cannot land later, and
+-- optionally closes the account: its email goes with the user hash, so no session
+-- of it passes session_touch again.
+-- KEYS[1] user hash P:{UID}:u   KEYS[2] password version P:{UID}:pwv
+-- ARGV[1] SID to keep, or ''   ARGV[2] session key prefix P:{UID}:s:
 -- ARGV[3] new password version, or ''   ARGV[4] how long to keep the version (ms)
+-- ARGV[5] '1' to close the account
 -- Returns the number of sessions ended.
 if ARGV[3] ~= '' then
   local cur = redis.call('GET', KEYS[2])
@@ -11,10 +14,14 @@ if ARGV[3] ~= '' then
   end
 end
 local n = 0
-for _, sid in ipairs(redis.call('ZRANGE', KEYS[1], 0, -1)) do
-  if sid ~= ARGV[1] then
+for _, sid in ipairs(redis.call('HKEYS', KEYS[1])) do
+  if sid ~= '@' and sid ~= ARGV[1] then
     n = n + redis.call('DEL', ARGV[2] .. sid)
-    redis.call('ZREM', KEYS[1], sid)
+    redis.call('HDEL', KEYS[1], sid)
   end
+end
+-- Closing, or nothing left but the email: the user hash goes (create writes it again).
+if ARGV[5] == '1' or redis.call('HLEN', KEYS[1]) <= 1 then
+  redis.call('DEL', KEYS[1])
 end
 return n
