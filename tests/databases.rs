@@ -17,6 +17,8 @@ crate::on_both_databases!(
     one_address_has_one_account,
     a_new_password_replaces_the_old_one_and_moves_the_version_on,
     a_device_is_new_once_per_window,
+    accounts_are_listed_page_by_page_in_the_order_they_were_made,
+    disabling_enabling_and_deleting_change_only_that_account,
 );
 
 async fn accounts(cfg: &TestConfig) -> Accounts {
@@ -169,6 +171,74 @@ async fn a_device_is_new_once_per_window(db: Database) {
     // A device of an account that does not exist is refused by the database.
     let ghost = accounts.note_device(&uuid::Uuid::now_v7(), "x", day).await;
     assert!(ghost.is_err(), "{ghost:?}");
+}
+
+async fn accounts_are_listed_page_by_page_in_the_order_they_were_made(db: Database) {
+    let cfg = TestConfig::on(db).await;
+    let accounts = accounts(&cfg).await;
+    let mut made = vec![];
+    for _ in 0..5 {
+        let user = accounts
+            .create(&address(&email()), "h")
+            .await
+            .expect("made");
+        made.push(user.email);
+    }
+
+    let mut listed = vec![];
+    let mut after = String::new();
+    loop {
+        let page = accounts.list_after(&after, 2).await.expect("a page");
+        assert!(page.len() <= 2);
+        let Some(last) = page.last() else { break };
+        after = last.id.to_string();
+        listed.extend(page.into_iter().map(|u| u.email));
+    }
+    assert_eq!(listed, made);
+}
+
+async fn disabling_enabling_and_deleting_change_only_that_account(db: Database) {
+    let cfg = TestConfig::on(db).await;
+    let accounts = accounts(&cfg).await;
+    let ada = accounts.create(&address(&email()), "h").await.expect("ada");
+    let bob = accounts.create(&address(&email()), "h").await.expect("bob");
+    let find = |id| {
+        let accounts = accounts.clone();
+        async move { accounts.find_by_id(&id).await.expect("answers") }
+    };
+
+    let version = accounts.set_disabled(&ada, true).await.expect("disabled");
+    let version = version.expect("ada exists");
+    let disabled = find(ada.id).await.expect("ada");
+    assert!(disabled.disabled_at.is_some());
+    assert_eq!(disabled.password_changed_at, version);
+    assert!(
+        version > ada.password_changed_at,
+        "sign-ins checked before lose"
+    );
+    assert_eq!(find(bob.id).await.expect("bob").disabled_at, None);
+    let enabled = accounts
+        .set_disabled(&disabled, false)
+        .await
+        .expect("enabled");
+    assert!(enabled.expect("ada exists") > version);
+    assert_eq!(find(ada.id).await.expect("ada").disabled_at, None);
+
+    accounts
+        .note_device(&ada.id, "laptop", 1000)
+        .await
+        .expect("noted");
+    assert!(accounts.delete(&ada.id).await.expect("deleted"));
+    assert!(find(ada.id).await.is_none());
+    assert!(
+        !accounts.delete(&ada.id).await.expect("answers"),
+        "gone already"
+    );
+    assert_eq!(
+        accounts.set_disabled(&ada, true).await.expect("answers"),
+        None
+    );
+    assert!(find(bob.id).await.is_some());
 }
 
 /// The built server, started on its own PostgreSQL database as an operator would

@@ -18,5 +18,6 @@ mod failure;
 mod faults;
 mod forms;
 mod limits;
+mod operator;
 mod reset;
 mod store_behaviour;

@@ -163,6 +163,26 @@ impl Accounts {
         Ok(row.map(User::try_from).transpose()?)
     }
 
+    /// Up to `limit` accounts whose id sorts after `after` (`""`: from the first), in
+    /// id order, which is the order they were made in (ids are UUIDv7): a page of the
+    /// operator's list.
+    pub async fn list_after(&self, after: &str, limit: u32) -> Result<Vec<User>, AccountError> {
+        let sql = concat!(
+            "SELECT ",
+            user_columns!(),
+            " FROM users WHERE id > $1 ORDER BY id LIMIT $2"
+        );
+        let rows: Vec<UserRow> = on_pool!(&self.pool, |p| sqlx::query_as(sql)
+            .bind(after)
+            .bind(i64::from(limit))
+            .fetch_all(p)
+            .await)?;
+        Ok(rows
+            .into_iter()
+            .map(User::try_from)
+            .collect::<Result<_, _>>()?)
+    }
+
     /// Stores a new password hash; returns the new password version (always larger
     /// than the previous one).
     pub async fn set_password(
@@ -192,7 +212,10 @@ impl Accounts {
     ) -> Result<Option<i64>, AccountError> {
         let now = now_ms();
         let version = now.max(user.password_changed_at + 1);
-        let sql = "UPDATE users SET disabled_at = $1, password_changed_at = $2 WHERE id = $3";
+        // Disabling a disabled account keeps the time it was first disabled.
+        let sql = "UPDATE users SET password_changed_at = $2, \
+                   disabled_at = CASE WHEN $1 IS NULL THEN NULL ELSE COALESCE(disabled_at, $1) END \
+                   WHERE id = $3";
         let changed = on_pool!(&self.pool, |p| sqlx::query(sql)
             .bind(disabled.then_some(now))
             .bind(version)
