@@ -338,6 +338,49 @@ async fn postgres_going_away_answers_503_and_service_resumes() {
     );
 }
 
+/// A PostgreSQL that takes only reads (a replica promoted late, a full disk, an
+/// operator's `default_transaction_read_only`): registering answers 503 with a clear
+/// page, and people already registered still sign in, as on a read-only SQLite file.
+#[tokio::test]
+async fn a_read_only_postgres_refuses_registration_clearly_and_still_signs_people_in() {
+    let cfg = TestConfig::on(Database::Postgres).await;
+    let name = cfg
+        .database_url
+        .rsplit('/')
+        .next()
+        .expect("a name")
+        .to_string();
+    let email = email();
+    assert_eq!(
+        cfg.browser().await.register(&email).await.status,
+        Status::SeeOther
+    );
+    let b = cfg.browser().await.with_agent(SAFARI_IOS);
+
+    as_operator(format!(
+        "ALTER DATABASE {name} SET default_transaction_read_only = on"
+    ))
+    .await;
+    as_operator(format!(
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{name}'"
+    ))
+    .await;
+    let refused = b.register(&crate::common::email()).await;
+    assert_eq!(
+        refused.status,
+        Status::ServiceUnavailable,
+        "{}",
+        refused.body
+    );
+    assert!(
+        refused.body.contains("cannot be saved right now"),
+        "{}",
+        refused.body
+    );
+    assert_eq!(b.login(&email, PASSWORD).await.status, Status::SeeOther);
+    assert!(b.is_signed_in().await);
+}
+
 /// A PostgreSQL that does not answer stops the start with a line naming the setting,
 /// and the password in the URL is never printed.
 #[test]

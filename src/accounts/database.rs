@@ -19,9 +19,9 @@ use sqlx::sqlite::{
 
 /// The SQLite history (`migrations/sqlite/`): versions and contents never change once
 /// shipped, since sqlx refuses a database whose applied migration differs.
-pub static SQLITE_MIGRATIONS: Migrator = sqlx::migrate!("./migrations/sqlite");
+static SQLITE_MIGRATIONS: Migrator = sqlx::migrate!("./migrations/sqlite");
 /// The PostgreSQL history (`migrations/postgres/`), in step with SQLite's.
-pub static POSTGRES_MIGRATIONS: Migrator = sqlx::migrate!("./migrations/postgres");
+static POSTGRES_MIGRATIONS: Migrator = sqlx::migrate!("./migrations/postgres");
 
 /// Connections one instance holds to PostgreSQL at most (the server's default
 /// `max_connections` is 100, so a handful of instances fit).
@@ -129,7 +129,7 @@ async fn open_postgres(url: &str) -> Result<PgPool, String> {
 }
 
 /// `url` with the password of its user part (if any) replaced by `***`, for messages.
-pub fn without_password(url: &str) -> String {
+fn without_password(url: &str) -> String {
     let Some((scheme, rest)) = url.split_once("://") else {
         return url.to_string();
     };

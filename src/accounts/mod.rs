@@ -10,7 +10,6 @@ use thiserror::Error;
 use uuid::Uuid;
 
 use self::database::{on_pool, Pool};
-pub use self::database::{without_password, POSTGRES_MIGRATIONS, SQLITE_MIGRATIONS};
 pub use self::password::{HashError, Hasher};
 use crate::clock::now_ms;
 use crate::config::Settings;
@@ -276,6 +275,7 @@ pub fn stage() -> AdHoc {
         };
         match Accounts::open(settings.storage.database_url.expose_secret()).await {
             Ok(accounts) => {
+                tracing::info!(backend = accounts.backend_name(), "account database ready");
                 let hasher = Hasher::new().await;
                 Ok(rocket.manage(accounts).manage(hasher))
             }
