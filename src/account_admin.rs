@@ -1,8 +1,9 @@
-//! What an operator does to an account: disable it, enable it, delete it (for the
-//! `latchkey users` commands of INTERFACE.md; no command line calls these yet). Disabling or deleting ends every session and API token of the
-//! account at once, and forgets the email kept beside its sessions, so no request of
-//! it passes the session check again (which is why `GET /api/v1/me` can answer from
-//! the session check without reading the database).
+//! What an operator does to an account: disable it, enable it (`latchkey users
+//! disable|enable`, `src/cli/`), delete it (no command yet). Disabling or deleting
+//! ends every session and API token of the account at once, and forgets the email
+//! kept beside its sessions, so no request of it passes the session check again
+//! (which is why `GET /api/v1/me` can answer from the session check without reading
+//! the database).
 //!
 //! The database changes first (it decides whether the account may sign in), then the
 //! store: the account's password version moves on in both, so a sign-in whose password

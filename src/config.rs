@@ -47,7 +47,9 @@ pub struct StorageSettings {
     /// `redis_cluster_nodes`: seed nodes of a Redis Cluster, used instead of `redis_url`.
     pub redis_cluster_nodes: Option<Vec<String>>,
     pub key_prefix: String,
-    pub database_url: String,
+    /// `sqlite://PATH` or `postgres://user:password@host/db`: a secret, since it may
+    /// carry a password.
+    pub database_url: SecretString,
 }
 
 /// How this server is reached (its public address and the proxies in front of it) and
@@ -198,6 +200,16 @@ impl Settings {
 
 impl StorageSettings {
     fn read(r: &Reader) -> Result<Self, SettingError> {
+        let database_url = r.text("database_url", "sqlite://var/latchkey.db")?;
+        // Checked before it becomes a secret: the message never quotes it.
+        let schemes = ["sqlite:", "postgres://", "postgresql://"];
+        if !schemes.iter().any(|s| database_url.starts_with(s)) {
+            return Err(bad(
+                "database_url",
+                "must be sqlite://PATH (for example sqlite://var/latchkey.db) \
+                 or postgres://user:password@host:port/database",
+            ));
+        }
         let s = StorageSettings {
             redis_url: r.optional_text("redis_url")?,
             redis_cluster_nodes: r.optional_text("redis_cluster_nodes")?.map(|list| {
@@ -207,19 +219,13 @@ impl StorageSettings {
                     .collect()
             }),
             key_prefix: r.text("key_prefix", "lk")?,
-            database_url: r.text("database_url", "sqlite://var/latchkey.db")?,
+            database_url: database_url.into(),
         };
         s.validate()?;
         Ok(s)
     }
 
     fn validate(&self) -> Result<(), SettingError> {
-        if !self.database_url.starts_with("sqlite:") {
-            return Err(bad(
-                "database_url",
-                "must start with sqlite:// (for example sqlite://var/latchkey.db)",
-            ));
-        }
         if let Some(url) = &self.redis_url {
             let schemes = ["redis://", "rediss://", "redis+unix://", "unix://"];
             if url != "memory" && !schemes.iter().any(|s| url.starts_with(s)) {
@@ -527,6 +533,7 @@ mod tests {
 
     const JWT_SECRET: &str = "a-jwt-secret-that-must-never-be-printed-0123";
     const SMTP_PASSWORD: &str = "smtp-password-never-printed";
+    const DATABASE_PASSWORD: &str = "database-password-never-printed";
 
     fn settings_with_secrets() -> Settings {
         let figment = rocket::Config::figment()
@@ -534,6 +541,10 @@ mod tests {
             .merge((
                 "smtp_url",
                 format!("smtp://mailer:{SMTP_PASSWORD}@mail.example.com:587"),
+            ))
+            .merge((
+                "database_url",
+                format!("postgres://latchkey:{DATABASE_PASSWORD}@db.example.com/accounts"),
             ));
         Settings::from_figment(&figment).expect("settings")
     }
@@ -548,10 +559,13 @@ mod tests {
         );
         let smtp = settings.mail.smtp_url.as_ref().expect("smtp_url");
         assert!(smtp.expose_secret().contains(SMTP_PASSWORD));
+        let database = settings.storage.database_url.expose_secret();
+        assert!(database.contains(DATABASE_PASSWORD));
         // ...and no Debug print of the settings (a log line, a panic) shows them.
         for printed in [format!("{settings:?}"), format!("{settings:#?}")] {
             assert!(!printed.contains(JWT_SECRET), "{printed}");
             assert!(!printed.contains(SMTP_PASSWORD), "{printed}");
+            assert!(!printed.contains(DATABASE_PASSWORD), "{printed}");
             assert!(printed.contains("REDACTED"), "{printed}");
         }
     }
@@ -567,6 +581,10 @@ mod tests {
                 serde_json::json!("10.0.0.1:6379,10.0.0.2:6379"),
             ),
             ("smtp_url", serde_json::json!("mail.example.com")),
+            (
+                "database_url",
+                serde_json::json!("mysql://db.example.com/accounts"),
+            ),
             ("trusted_proxies", serde_json::json!(["not-a-cidr"])),
             ("header_read_timeout", serde_json::json!(0)),
             ("max_connections", serde_json::json!(-1)),

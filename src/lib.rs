@@ -1,8 +1,8 @@
 //! Latchkey: a self-hosted sign-in service. `app()` is the table of contents: each
 //! stage attaches one area's state and routes.
 
-// Below the web and the API: the domain, its services and its stores. None of these
-// imports `web` or `api`.
+// Below the web, the API and the command line: the domain, its services and its
+// stores. None of these imports `web`, `api` or `cli`.
 pub mod account_admin;
 pub mod accounts;
 pub mod clock;
@@ -22,9 +22,11 @@ pub mod signin;
 pub mod store;
 pub mod tokens;
 
-// The HTTP edge: what a request says about its client, errors as answers, the two
-// faces of the app, and the server loop that holds the sockets in front of them.
+// The edge: what a request says about its client, errors as answers, the two faces
+// of the app, the server loop that holds the sockets in front of them; and the
+// operator's command line beside them.
 pub mod api;
+pub mod cli;
 pub mod error;
 pub mod exporter;
 pub mod health;

@@ -200,6 +200,12 @@ pub async fn end_others(store: &Store, user_id: &Uuid, keep: &str) -> StoreResul
         .await
 }
 
+/// Ends every session of the user (the operator's `users end-sessions`); answers how
+/// many ended. The account may sign in again at once.
+pub async fn end_all(store: &Store, user_id: &Uuid) -> StoreResult<u32> {
+    store.revoke_sessions(user_id, None, None, now_ms()).await
+}
+
 /// One session as the person sees it, on the devices page and in `GET /api/v1/sessions`
 /// alike. Times are RFC 3339, UTC.
 #[derive(Debug, serde::Serialize)]

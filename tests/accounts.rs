@@ -1,13 +1,20 @@
 //! An operator disables, enables or deletes an account (`latchkey::account_admin`):
 //! every browser session and API token of it stops at once, even though
 //! `GET /api/v1/me` and the devices page answer from the session check alone, and a
-//! disabled account's sign-in answers exactly as a wrong password does.
+//! disabled account's sign-in answers exactly as a wrong password does. Each case runs
+//! on SQLite and on PostgreSQL.
 
 use crate::common::*;
 use latchkey::accounts::{Accounts, Hasher, User};
 use latchkey::domain::Email;
 use latchkey::store::Store;
 use rocket::http::{Method, Status};
+
+crate::on_both_databases!(
+    disabling_ends_every_session_at_once_and_sign_in_answers_as_a_wrong_password,
+    deleting_ends_every_session_at_once,
+    closing_one_account_leaves_the_others_signed_in,
+);
 
 /// The app's own store and accounts, as the command line would open them.
 fn parts(b: &Browser) -> (Store, Accounts) {
@@ -49,9 +56,10 @@ async fn assert_signed_out_everywhere(b: &Browser, tokens: &Tokens) {
         .assert_json_error(Status::Unauthorized, "invalid_grant");
 }
 
-#[tokio::test]
-async fn disabling_ends_every_session_at_once_and_sign_in_answers_as_a_wrong_password() {
-    let cfg = TestConfig::new();
+async fn disabling_ends_every_session_at_once_and_sign_in_answers_as_a_wrong_password(
+    db: Database,
+) {
+    let cfg = TestConfig::on(db).await;
     let (email, b, tokens) = signed_in_twice(&cfg).await;
     let (store, accounts) = parts(&b);
     let account = user(&accounts, &email).await.expect("the account");
@@ -111,9 +119,8 @@ async fn disabling_ends_every_session_at_once_and_sign_in_answers_as_a_wrong_pas
     assert_eq!(mails.len(), mailed + 1);
 }
 
-#[tokio::test]
-async fn deleting_ends_every_session_at_once() {
-    let cfg = TestConfig::new();
+async fn deleting_ends_every_session_at_once(db: Database) {
+    let cfg = TestConfig::on(db).await;
     let (email, b, tokens) = signed_in_twice(&cfg).await;
     let (store, accounts) = parts(&b);
     let account = user(&accounts, &email).await.expect("the account");
@@ -135,9 +142,8 @@ async fn deleting_ends_every_session_at_once() {
 }
 
 /// Everyone else keeps working: closing one account touches only its own keys.
-#[tokio::test]
-async fn closing_one_account_leaves_the_others_signed_in() {
-    let cfg = TestConfig::new();
+async fn closing_one_account_leaves_the_others_signed_in(db: Database) {
+    let cfg = TestConfig::on(db).await;
     let (email, b, _) = signed_in_twice(&cfg).await;
     let (_, other, other_tokens) = signed_in_twice(&cfg).await;
     let (store, accounts) = parts(&b);

@@ -16,11 +16,7 @@ const NEWEST_PASSWORD: &str = "the newest passphrase of all";
 /// Two servers on one store and one SQLite file, each with its own log.
 fn two_servers(cfg: TestConfig) -> (AppProcess, AppProcess) {
     let database = format!("sqlite://{}", cfg.dir.join("accounts.db").display());
-    let other = TestConfig {
-        dir: test_dir(),
-        ..cfg.clone()
-    }
-    .set("database_url", database);
+    let other = cfg.sibling().set("database_url", database);
     (cfg.spawn_server(), other.spawn_server())
 }
 

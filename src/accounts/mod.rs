@@ -1,18 +1,15 @@
-//! User accounts: the SQLite `users` table (created and migrated at start) and the
-//! password hasher.
+//! User accounts: the `users` and `known_devices` tables (in SQLite or PostgreSQL,
+//! created and migrated at start) and the password hasher.
 
+mod database;
 mod password;
 
-use std::str::FromStr;
-
 use rocket::fairing::AdHoc;
-use sqlx::sqlite::{
-    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
-};
-use sqlx::Row;
+use secrecy::ExposeSecret;
 use thiserror::Error;
 use uuid::Uuid;
 
+use self::database::{on_pool, Pool};
 pub use self::password::{HashError, Hasher};
 use crate::clock::now_ms;
 use crate::config::Settings;
@@ -56,70 +53,65 @@ pub struct User {
     pub disabled_at: Option<i64>,
 }
 
+/// The users and their known devices, in SQLite or PostgreSQL (`database.rs`). Every
+/// query is written once, with `$N` placeholders both read.
 #[derive(Clone)]
 pub struct Accounts {
-    pool: SqlitePool,
+    pool: Pool,
 }
 
-fn user_from_row(row: &sqlx::sqlite::SqliteRow) -> Result<User, sqlx::Error> {
-    let id: String = row.try_get("id")?;
-    Ok(User {
-        id: Uuid::parse_str(&id).map_err(|e| sqlx::Error::Decode(Box::new(e)))?,
-        email: row.try_get("email")?,
-        password_hash: row.try_get("password_hash")?,
-        created_at: row.try_get("created_at")?,
-        password_changed_at: row.try_get("password_changed_at")?,
-        disabled_at: row.try_get("disabled_at")?,
-    })
+/// A `users` row as both databases return it (ids are TEXT, times BIGINT/INTEGER ms).
+#[derive(sqlx::FromRow)]
+struct UserRow {
+    id: String,
+    email: String,
+    password_hash: String,
+    created_at: i64,
+    password_changed_at: i64,
+    disabled_at: Option<i64>,
+}
+
+/// The columns a `UserRow` reads, as a literal (sqlx takes only `'static` SQL).
+macro_rules! user_columns {
+    () => {
+        "id, email, password_hash, created_at, password_changed_at, disabled_at"
+    };
+}
+
+impl TryFrom<UserRow> for User {
+    type Error = sqlx::Error;
+
+    fn try_from(row: UserRow) -> Result<User, sqlx::Error> {
+        Ok(User {
+            id: Uuid::parse_str(&row.id).map_err(|e| sqlx::Error::Decode(Box::new(e)))?,
+            email: row.email,
+            password_hash: row.password_hash,
+            created_at: row.created_at,
+            password_changed_at: row.password_changed_at,
+            disabled_at: row.disabled_at,
+        })
+    }
 }
 
 impl Accounts {
-    /// Opens (creating if needed) the database and brings its tables up to date.
+    /// Opens the database `database_url` names (creating a SQLite file if needed) and
+    /// brings its tables up to date.
     pub async fn open(database_url: &str) -> Result<Accounts, String> {
-        let options = SqliteConnectOptions::from_str(database_url)
-            .map_err(|e| format!("invalid setting `database_url`: {e}"))?;
-        if let Some(dir) = options.get_filename().parent() {
-            if !dir.as_os_str().is_empty() {
-                std::fs::create_dir_all(dir).map_err(|e| {
-                    format!(
-                        "setting `database_url`: cannot create {}: {e}",
-                        dir.display()
-                    )
-                })?;
-            }
-        }
-        let options = options
-            .create_if_missing(true)
-            .journal_mode(SqliteJournalMode::Wal)
-            .synchronous(SqliteSynchronous::Full)
-            .foreign_keys(true)
-            .busy_timeout(std::time::Duration::from_secs(5));
-        let pool = SqlitePoolOptions::new()
-            .max_connections(8)
-            .acquire_timeout(std::time::Duration::from_secs(2))
-            .connect_with(options)
-            .await
-            .map_err(|e| format!("setting `database_url`: cannot open {database_url}: {e}"))?;
-        if let Err(e) = sqlx::migrate!("./migrations").run(&pool).await {
-            // A read-only database that is already up to date still signs people in;
-            // writes then answer with a clear message.
-            let read_only = e.to_string().to_lowercase().contains("readonly");
-            let usable = sqlx::query("SELECT 1 FROM users LIMIT 1")
-                .execute(&pool)
-                .await
-                .is_ok();
-            if !(read_only && usable) {
-                return Err(format!(
-                    "setting `database_url`: cannot migrate {database_url}: {e}"
-                ));
-            }
-            tracing::warn!(%database_url, "the account database is read-only: sign-in works, new accounts and password changes will fail");
-        }
-        Ok(Accounts { pool })
+        Ok(Accounts {
+            pool: Pool::open(database_url).await?,
+        })
+    }
+
+    /// `sqlite` or `postgres`.
+    pub fn backend_name(&self) -> &'static str {
+        self.pool.backend_name()
     }
 
     pub async fn ping(&self) -> Result<(), AccountError> {
-        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        on_pool!(&self.pool, |p| sqlx::query("SELECT 1")
+            .fetch_one(p)
+            .await
+            .map(drop))?;
         Ok(())
     }
 
@@ -133,35 +125,61 @@ impl Accounts {
             password_changed_at: now,
             disabled_at: None,
         };
-        sqlx::query(
-            "INSERT INTO users (id, email, email_normalized, password_hash, created_at, password_changed_at) \
-             VALUES (?, ?, ?, ?, ?, ?)",
-        )
-        .bind(user.id.to_string())
-        .bind(&user.email)
-        .bind(email.normalized())
-        .bind(&user.password_hash)
-        .bind(user.created_at)
-        .bind(user.password_changed_at)
-        .execute(&self.pool)
-        .await?;
+        let sql = "INSERT INTO users (id, email, email_normalized, password_hash, created_at, password_changed_at) \
+                   VALUES ($1, $2, $3, $4, $5, $6)";
+        on_pool!(&self.pool, |p| sqlx::query(sql)
+            .bind(user.id.to_string())
+            .bind(&user.email)
+            .bind(email.normalized())
+            .bind(&user.password_hash)
+            .bind(user.created_at)
+            .bind(user.password_changed_at)
+            .execute(p)
+            .await
+            .map(|done| done.rows_affected()))?;
         Ok(user)
     }
 
     pub async fn find_by_email(&self, email: &Email) -> Result<Option<User>, AccountError> {
-        let row = sqlx::query("SELECT * FROM users WHERE email_normalized = ?")
+        let sql = concat!(
+            "SELECT ",
+            user_columns!(),
+            " FROM users WHERE email_normalized = $1"
+        );
+        let row: Option<UserRow> = on_pool!(&self.pool, |p| sqlx::query_as(sql)
             .bind(email.normalized())
-            .fetch_optional(&self.pool)
-            .await?;
-        Ok(row.as_ref().map(user_from_row).transpose()?)
+            .fetch_optional(p)
+            .await)?;
+        Ok(row.map(User::try_from).transpose()?)
     }
 
     pub async fn find_by_id(&self, id: &Uuid) -> Result<Option<User>, AccountError> {
-        let row = sqlx::query("SELECT * FROM users WHERE id = ?")
+        let sql = concat!("SELECT ", user_columns!(), " FROM users WHERE id = $1");
+        let row: Option<UserRow> = on_pool!(&self.pool, |p| sqlx::query_as(sql)
             .bind(id.to_string())
-            .fetch_optional(&self.pool)
-            .await?;
-        Ok(row.as_ref().map(user_from_row).transpose()?)
+            .fetch_optional(p)
+            .await)?;
+        Ok(row.map(User::try_from).transpose()?)
+    }
+
+    /// Up to `limit` accounts whose id sorts after `after` (`""`: from the first), in
+    /// id order, which is the order they were made in (ids are UUIDv7): a page of the
+    /// operator's list.
+    pub async fn list_after(&self, after: &str, limit: u32) -> Result<Vec<User>, AccountError> {
+        let sql = concat!(
+            "SELECT ",
+            user_columns!(),
+            " FROM users WHERE id > $1 ORDER BY id LIMIT $2"
+        );
+        let rows: Vec<UserRow> = on_pool!(&self.pool, |p| sqlx::query_as(sql)
+            .bind(after)
+            .bind(i64::from(limit))
+            .fetch_all(p)
+            .await)?;
+        Ok(rows
+            .into_iter()
+            .map(User::try_from)
+            .collect::<Result<_, _>>()?)
     }
 
     /// Stores a new password hash; returns the new password version (always larger
@@ -172,12 +190,14 @@ impl Accounts {
         password_hash: &str,
     ) -> Result<i64, AccountError> {
         let version = now_ms().max(user.password_changed_at + 1);
-        sqlx::query("UPDATE users SET password_hash = ?, password_changed_at = ? WHERE id = ?")
+        let sql = "UPDATE users SET password_hash = $1, password_changed_at = $2 WHERE id = $3";
+        on_pool!(&self.pool, |p| sqlx::query(sql)
             .bind(password_hash)
             .bind(version)
             .bind(user.id.to_string())
-            .execute(&self.pool)
-            .await?;
+            .execute(p)
+            .await
+            .map(|done| done.rows_affected()))?;
         Ok(version)
     }
 
@@ -191,24 +211,31 @@ impl Accounts {
     ) -> Result<Option<i64>, AccountError> {
         let now = now_ms();
         let version = now.max(user.password_changed_at + 1);
-        let done =
-            sqlx::query("UPDATE users SET disabled_at = ?, password_changed_at = ? WHERE id = ?")
-                .bind(disabled.then_some(now))
-                .bind(version)
-                .bind(user.id.to_string())
-                .execute(&self.pool)
-                .await?;
-        Ok((done.rows_affected() > 0).then_some(version))
+        // Disabling a disabled account keeps the time it was first disabled.
+        let sql = "UPDATE users SET password_changed_at = $2, \
+                   disabled_at = CASE WHEN $1 IS NULL THEN NULL ELSE COALESCE(disabled_at, $1) END \
+                   WHERE id = $3";
+        let changed = on_pool!(&self.pool, |p| sqlx::query(sql)
+            .bind(disabled.then_some(now))
+            .bind(version)
+            .bind(user.id.to_string())
+            .execute(p)
+            .await
+            .map(|done| done.rows_affected()))?;
+        Ok((changed > 0).then_some(version))
     }
 
     /// Deletes the account and what is recorded about it (its known devices go with
     /// it); false when there was none.
     pub async fn delete(&self, user_id: &Uuid) -> Result<bool, AccountError> {
-        let done = sqlx::query("DELETE FROM users WHERE id = ?")
-            .bind(user_id.to_string())
-            .execute(&self.pool)
-            .await?;
-        Ok(done.rows_affected() > 0)
+        let deleted = on_pool!(&self.pool, |p| sqlx::query(
+            "DELETE FROM users WHERE id = $1"
+        )
+        .bind(user_id.to_string())
+        .execute(p)
+        .await
+        .map(|done| done.rows_affected()))?;
+        Ok(deleted > 0)
     }
 
     /// Records that the account signed in from this device; true when it had not
@@ -220,22 +247,22 @@ impl Accounts {
         window_ms: i64,
     ) -> Result<bool, AccountError> {
         let now = now_ms();
-        let previous: Option<i64> = sqlx::query_scalar(
-            "SELECT last_seen_at FROM known_devices WHERE user_id = ? AND fingerprint = ?",
-        )
-        .bind(user_id.to_string())
-        .bind(fingerprint)
-        .fetch_optional(&self.pool)
-        .await?;
-        sqlx::query(
-            "INSERT INTO known_devices (user_id, fingerprint, last_seen_at) VALUES (?, ?, ?) \
-             ON CONFLICT (user_id, fingerprint) DO UPDATE SET last_seen_at = excluded.last_seen_at",
-        )
-        .bind(user_id.to_string())
-        .bind(fingerprint)
-        .bind(now)
-        .execute(&self.pool)
-        .await?;
+        let select =
+            "SELECT last_seen_at FROM known_devices WHERE user_id = $1 AND fingerprint = $2";
+        let upsert = "INSERT INTO known_devices (user_id, fingerprint, last_seen_at) VALUES ($1, $2, $3) \
+                      ON CONFLICT (user_id, fingerprint) DO UPDATE SET last_seen_at = excluded.last_seen_at";
+        let previous: Option<i64> = on_pool!(&self.pool, |p| sqlx::query_scalar(select)
+            .bind(user_id.to_string())
+            .bind(fingerprint)
+            .fetch_optional(p)
+            .await)?;
+        on_pool!(&self.pool, |p| sqlx::query(upsert)
+            .bind(user_id.to_string())
+            .bind(fingerprint)
+            .bind(now)
+            .execute(p)
+            .await
+            .map(|done| done.rows_affected()))?;
         Ok(previous.is_none_or(|t| now - t > window_ms))
     }
 }
@@ -246,12 +273,13 @@ pub fn stage() -> AdHoc {
         let Some(settings) = rocket.state::<Settings>() else {
             return Err(rocket);
         };
-        match Accounts::open(&settings.storage.database_url).await {
+        match Accounts::open(settings.storage.database_url.expose_secret()).await {
             Ok(accounts) => {
                 let mut hasher = Hasher::new().await;
                 if let Some(metrics) = rocket.state::<crate::metrics::Metrics>() {
                     hasher = hasher.observed_by(metrics.argon2_wait.clone());
                 }
+                tracing::info!(backend = accounts.backend_name(), "account database ready");
                 Ok(rocket.manage(accounts).manage(hasher))
             }
             Err(msg) => {

@@ -629,7 +629,13 @@ pub fn stage() -> AdHoc {
     })
 }
 
-async fn connect(settings: &StorageSettings, debug: bool) -> Result<Store, String> {
+/// Connects the store `settings` name (the server's stage, and the command line).
+/// With `redis_url` unset, a Redis that does not answer at the default address is
+/// replaced by the embedded store when `fall_back_to_memory`, else an error.
+pub async fn connect(
+    settings: &StorageSettings,
+    fall_back_to_memory: bool,
+) -> Result<Store, String> {
     let keys = Keys::new(&settings.key_prefix);
     if let Some(nodes) = &settings.redis_cluster_nodes {
         return RedisStore::connect_cluster(nodes, keys)
@@ -656,7 +662,7 @@ async fn connect(settings: &StorageSettings, debug: bool) -> Result<Store, Strin
                 RedisStore::connect(url, keys.clone()).map_err(|e| Report(&e).to_string())?;
             match store.ping().await {
                 Ok(()) => Ok(Store::Redis(store)),
-                Err(e) if debug => {
+                Err(e) if fall_back_to_memory => {
                     tracing::warn!(
                         "no Redis answers at {url} ({}); using the embedded in-process store: \
                          sessions will not survive a restart",

@@ -1,10 +1,12 @@
 //! Test harness: every test gets its own app on real Redis under its own key prefix,
-//! its own SQLite file and its own mail outbox, so tests run in parallel and never
-//! see each other. Each `Browser` is a cookie-keeping client, like one browser profile;
-//! `api_client` sends the requests a program sends to the JSON API; `process` starts
-//! the real services a test needs (SMTP, its own Redis, the server binary itself).
+//! its own SQLite file (or PostgreSQL database: `database`) and its own mail outbox,
+//! so tests run in parallel and never see each other. Each `Browser` is a
+//! cookie-keeping client, like one browser profile; `api_client` sends the requests a
+//! program sends to the JSON API; `process` starts the real services a test needs
+//! (SMTP, its own Redis, the server binary itself).
 
 mod api_client;
+mod database;
 mod process;
 
 use std::path::PathBuf;
@@ -19,6 +21,7 @@ use serde::Serialize;
 use serde_json::Value;
 
 pub use self::api_client::*;
+pub use self::database::*;
 pub use self::process::*;
 
 pub const PASSWORD: &str = "correct horse battery staple";
@@ -60,17 +63,35 @@ pub struct TestConfig {
     pub prefix: String,
     pub dir: PathBuf,
     pub redis_url: String,
+    /// A SQLite file in `dir`, or a PostgreSQL database of the test's own.
+    pub database_url: String,
     pub overrides: Vec<(String, serde_json::Value)>,
+    /// Keeps the PostgreSQL database until the last clone of this config goes.
+    database: Option<Arc<TestDatabase>>,
 }
 
 impl TestConfig {
     pub fn new() -> TestConfig {
+        let dir = test_dir();
         TestConfig {
             prefix: unique("lkt"),
-            dir: test_dir(),
+            database_url: format!("sqlite://{}", dir.join("accounts.db").display()),
+            dir,
             redis_url: redis_url(),
             overrides: vec![],
+            database: None,
         }
+    }
+
+    /// A new instance whose accounts live in `database` (PostgreSQL: one made for it).
+    pub async fn on(database: Database) -> TestConfig {
+        let mut cfg = TestConfig::new();
+        if database == Database::Postgres {
+            let db = TestDatabase::create().await;
+            cfg.database_url = db.url.clone();
+            cfg.database = Some(Arc::new(db));
+        }
+        cfg
     }
 
     pub fn set(mut self, key: &str, value: impl Serialize) -> TestConfig {
@@ -79,6 +100,16 @@ impl TestConfig {
             serde_json::to_value(value).expect("setting value"),
         ));
         self
+    }
+
+    /// Another instance on the same store, key prefix and accounts database (the same
+    /// SQLite file, or the same PostgreSQL database, kept while either lives), with a
+    /// directory (log, outbox) of its own.
+    pub fn sibling(&self) -> TestConfig {
+        TestConfig {
+            dir: test_dir(),
+            ..self.clone()
+        }
     }
 
     /// On the test Redis Cluster instead of the single Redis.
@@ -93,11 +124,10 @@ impl TestConfig {
     /// The instance's settings, the harness's first and then the test's (a later one
     /// wins): the one list both `figment` (in-process) and `env` (a process) are made of.
     fn settings(&self) -> Vec<(String, Value)> {
-        let database_url = format!("sqlite://{}", self.dir.join("accounts.db").display());
         let mut settings: Vec<(String, Value)> = [
             ("key_prefix", Value::from(self.prefix.as_str())),
             ("redis_url", Value::from(self.redis_url.as_str())),
-            ("database_url", Value::from(database_url)),
+            ("database_url", Value::from(self.database_url.as_str())),
             (
                 "mail_outbox",
                 Value::from(self.outbox().display().to_string()),

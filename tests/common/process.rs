@@ -199,6 +199,22 @@ impl AppProcess {
         read_reply(&mut s)
     }
 
+    /// One request with `headers` and `body` on a fresh connection (closed after).
+    pub fn request(&self, method: &str, path: &str, headers: &[(&str, &str)], body: &str) -> Reply {
+        let mut s = self.connect();
+        let mut head = format!("{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n");
+        for (k, v) in headers {
+            head.push_str(&format!("{k}: {v}\r\n"));
+        }
+        head.push_str(&format!(
+            "Content-Length: {}\r\nConnection: close\r\n\r\n",
+            body.len()
+        ));
+        s.write_all(head.as_bytes()).expect("request head");
+        s.write_all(body.as_bytes()).expect("request body");
+        read_reply(&mut s).unwrap_or_else(|| panic!("no answer to {method} {path}"))
+    }
+
     /// A normal request must still work.
     pub fn assert_healthy(&self) {
         let reply = self.get("/health").expect("a normal request is answered");
@@ -242,10 +258,28 @@ pub struct Reply {
 impl Reply {
     /// The value of the cookie `name` that the response sets.
     pub fn set_cookie(&self, name: &str) -> Option<String> {
+        self.set_cookies()
+            .into_iter()
+            .find_map(|(cookie, value)| (cookie == name).then_some(value))
+    }
+
+    /// Every cookie the response sets, as name and value (empty when it removes one).
+    pub fn set_cookies(&self) -> Vec<(String, String)> {
+        self.head
+            .lines()
+            .filter_map(|l| {
+                let (k, v) = l.split_once(':')?;
+                let (cookie, value) = v.trim().split(';').next()?.split_once('=')?;
+                k.eq_ignore_ascii_case("set-cookie")
+                    .then(|| (cookie.to_string(), value.to_string()))
+            })
+            .collect()
+    }
+
+    pub fn location(&self) -> Option<&str> {
         self.head.lines().find_map(|l| {
             let (k, v) = l.split_once(':')?;
-            let (cookie, value) = v.trim().split(';').next()?.split_once('=')?;
-            (k.eq_ignore_ascii_case("set-cookie") && cookie == name).then(|| value.to_string())
+            k.eq_ignore_ascii_case("location").then(|| v.trim())
         })
     }
 }
@@ -322,23 +356,15 @@ impl AppProcess {
     /// One request with this jar's cookies (and a form body when given); the jar
     /// takes the reply's cookies.
     pub fn send(&self, jar: &mut Jar, method: &str, path: &str, form: Option<&str>) -> Reply {
-        let mut s = self.connect();
-        let body = form.unwrap_or("");
-        let mut req = format!(
-            "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\nUser-Agent: {}\r\nCookie: {}\r\n",
-            crate::common::FIREFOX_LINUX,
-            jar.header()
-        );
+        let cookie = jar.header();
+        let mut headers = vec![
+            ("User-Agent", crate::common::FIREFOX_LINUX),
+            ("Cookie", cookie.as_str()),
+        ];
         if form.is_some() {
-            req.push_str(&format!(
-                "Content-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\n",
-                body.len()
-            ));
+            headers.push(("Content-Type", "application/x-www-form-urlencoded"));
         }
-        req.push_str("\r\n");
-        req.push_str(body);
-        s.write_all(req.as_bytes()).expect("send the request");
-        let reply = read_reply(&mut s).expect("a reply");
+        let reply = self.request(method, path, &headers, form.unwrap_or(""));
         jar.update(&reply);
         reply
     }

@@ -1,0 +1,234 @@
+//! `latchkey users list|show|disable|enable|sessions|end-sessions`: accounts as the
+//! operator sees them, and the two things done to one (disable or enable it, sign it
+//! out everywhere), through the same services the server uses (`account_admin`,
+//! `sessions`). Times are RFC 3339, UTC, in text and JSON alike.
+
+use clap::Subcommand;
+use serde::Serialize;
+
+use super::{CliError, Line, Output, Parts};
+use crate::accounts::User;
+use crate::clock::iso_time;
+use crate::domain::Email;
+use crate::store::SessionRecord;
+
+#[derive(Debug, Subcommand)]
+pub enum Action {
+    /// Every account, oldest first: id, created, status, email.
+    List,
+    /// One account, with how many sessions it has.
+    Show { email: String },
+    /// Sign the account out everywhere and refuse its sign-ins (answered as wrong
+    /// credentials) until it is enabled.
+    Disable { email: String },
+    /// Let a disabled account sign in again (its ended sessions stay ended).
+    Enable { email: String },
+    /// The account's signed-in browsers and programs, most recently active first.
+    Sessions { email: String },
+    /// Sign the account out everywhere (it can sign in again).
+    EndSessions { email: String },
+}
+
+pub(super) async fn run(parts: &Parts, action: Action, out: Output) -> Result<(), CliError> {
+    match action {
+        Action::List => list(parts, out).await,
+        Action::Show { email } => {
+            let user = find(parts, &email).await?;
+            let sessions = crate::sessions::list(&parts.store, &user.id).await?;
+            out.print(&AccountLine::new(&user, Some(sessions.len())));
+            Ok(())
+        }
+        Action::Disable { email } => {
+            let user = find(parts, &email).await?;
+            let ended = crate::account_admin::disable(&parts.store, &parts.accounts, &user).await?;
+            out.print(&Changed::new(&user, Some(true), Some(ended)));
+            Ok(())
+        }
+        Action::Enable { email } => {
+            let user = find(parts, &email).await?;
+            crate::account_admin::enable(&parts.accounts, &user).await?;
+            out.print(&Changed::new(&user, Some(false), None));
+            Ok(())
+        }
+        Action::Sessions { email } => sessions(parts, &email, out).await,
+        Action::EndSessions { email } => {
+            let user = find(parts, &email).await?;
+            let ended = crate::sessions::end_all(&parts.store, &user.id).await?;
+            out.print(&Changed::new(&user, None, Some(ended)));
+            Ok(())
+        }
+    }
+}
+
+/// How many accounts one query reads: the list streams page by page, so a large
+/// database is never held in memory at once.
+const PAGE: u32 = 500;
+
+async fn list(parts: &Parts, out: Output) -> Result<(), CliError> {
+    out.header(&format!(
+        "{:36}  {:20}  {:8}  EMAIL",
+        "ID", "CREATED", "STATUS"
+    ));
+    let mut after = String::new();
+    loop {
+        let page = parts.accounts.list_after(&after, PAGE).await?;
+        for user in &page {
+            out.print(&AccountLine::new(user, None));
+        }
+        match page.last() {
+            Some(last) if page.len() == PAGE as usize => after = last.id.to_string(),
+            _ => return Ok(()),
+        }
+    }
+}
+
+async fn sessions(parts: &Parts, email: &str, out: Output) -> Result<(), CliError> {
+    let user = find(parts, email).await?;
+    out.header(&format!(
+        "{:22}  {:7}  {:20}  {:20}  {:15}  LABEL",
+        "ID", "KIND", "SIGNED IN", "LAST ACTIVE", "IP"
+    ));
+    for session in crate::sessions::list(&parts.store, &user.id).await? {
+        out.print(&SessionLine::new(&session));
+    }
+    Ok(())
+}
+
+/// The account with this address, or a clear error.
+async fn find(parts: &Parts, email: &str) -> Result<User, CliError> {
+    let address =
+        Email::parse(email).map_err(|why| CliError::NotAnAddress(email.to_string(), why))?;
+    parts
+        .accounts
+        .find_by_email(&address)
+        .await?
+        .ok_or_else(|| CliError::NoSuchAccount(address.as_str().to_string()))
+}
+
+/// An account: a row of `list`, or `show` (with its number of live sessions).
+#[derive(Serialize)]
+struct AccountLine {
+    id: String,
+    email: String,
+    created_at: String,
+    password_changed_at: String,
+    /// `null` while the account may sign in.
+    disabled_at: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    sessions: Option<usize>,
+}
+
+impl AccountLine {
+    fn new(user: &User, sessions: Option<usize>) -> AccountLine {
+        AccountLine {
+            id: user.id.to_string(),
+            email: user.email.clone(),
+            created_at: iso_time(user.created_at),
+            password_changed_at: iso_time(user.password_changed_at),
+            disabled_at: user.disabled_at.map(iso_time),
+            sessions,
+        }
+    }
+
+    fn status(&self) -> &'static str {
+        match self.disabled_at {
+            Some(_) => "disabled",
+            None => "active",
+        }
+    }
+}
+
+impl Line for AccountLine {
+    fn text(&self) -> String {
+        let Some(sessions) = self.sessions else {
+            return format!(
+                "{:36}  {:20}  {:8}  {}",
+                self.id,
+                self.created_at,
+                self.status(),
+                self.email
+            );
+        };
+        let status = match &self.disabled_at {
+            Some(at) => format!("disabled since {at}"),
+            None => "active".into(),
+        };
+        format!(
+            "email:            {}\nid:               {}\ncreated:          {}\n\
+             password changed: {}\nstatus:           {status}\nsessions:         {sessions}",
+            self.email, self.id, self.created_at, self.password_changed_at
+        )
+    }
+}
+
+/// What `disable`, `enable` or `end-sessions` did to an account.
+#[derive(Serialize)]
+struct Changed {
+    id: String,
+    email: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    disabled: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    sessions_ended: Option<u32>,
+}
+
+impl Changed {
+    fn new(user: &User, disabled: Option<bool>, sessions_ended: Option<u32>) -> Changed {
+        Changed {
+            id: user.id.to_string(),
+            email: user.email.clone(),
+            disabled,
+            sessions_ended,
+        }
+    }
+}
+
+impl Line for Changed {
+    fn text(&self) -> String {
+        let state = match self.disabled {
+            Some(true) => " is disabled",
+            Some(false) => " is enabled",
+            None => "",
+        };
+        let joint = if state.is_empty() { ":" } else { ";" };
+        let ended = match self.sessions_ended {
+            Some(1) => format!("{joint} 1 session ended"),
+            Some(n) => format!("{joint} {n} sessions ended"),
+            None => String::new(),
+        };
+        format!("{}{state}{ended}", self.email)
+    }
+}
+
+/// One live session of the account.
+#[derive(Serialize)]
+struct SessionLine {
+    id: String,
+    kind: &'static str,
+    label: String,
+    ip: String,
+    created_at: String,
+    last_seen_at: String,
+}
+
+impl SessionLine {
+    fn new(s: &SessionRecord) -> SessionLine {
+        SessionLine {
+            id: s.sid.clone(),
+            kind: s.kind.as_str(),
+            label: s.label.clone(),
+            ip: s.ip.clone(),
+            created_at: iso_time(s.created_ms),
+            last_seen_at: iso_time(s.seen_ms),
+        }
+    }
+}
+
+impl Line for SessionLine {
+    fn text(&self) -> String {
+        format!(
+            "{:22}  {:7}  {:20}  {:20}  {:15}  {}",
+            self.id, self.kind, self.created_at, self.last_seen_at, self.ip, self.label
+        )
+    }
+}

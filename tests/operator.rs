@@ -1,0 +1,320 @@
+//! The operator's command line: the built binary (`latchkey users …`) run with a test
+//! instance's settings as `LATCHKEY_*` variables, against the same real Redis (the
+//! test's key prefix) and database as the in-process app the people in the test use.
+//! What it does is checked where it matters: in what that app answers them. The
+//! account cases run on SQLite and on PostgreSQL.
+
+use rocket::http::{Method, Status};
+use serde_json::Value;
+
+use crate::common::*;
+
+crate::on_both_databases!(
+    list_and_show_print_accounts_as_text_and_as_json_lines,
+    disabling_signs_the_account_out_and_its_sign_in_answers_as_wrong_credentials,
+    sessions_lists_the_devices_and_end_sessions_signs_them_all_out,
+);
+
+/// What one run of the binary said.
+struct Run {
+    code: Option<i32>,
+    stdout: String,
+    stderr: String,
+}
+
+impl Run {
+    /// Exit 0; the stdout.
+    fn ok(&self) -> &str {
+        assert_eq!(self.code, Some(0), "stderr: {}", self.stderr);
+        &self.stdout
+    }
+
+    /// Every stdout line as JSON.
+    fn json_lines(&self) -> Vec<Value> {
+        self.ok()
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l:?}")))
+            .collect()
+    }
+
+    /// Exit 1 with one `latchkey: …` line on stderr and nothing on stdout.
+    fn refused(&self) -> &str {
+        assert_eq!(self.code, Some(1), "{} / {}", self.stdout, self.stderr);
+        assert_eq!(self.stdout, "");
+        assert!(self.stderr.starts_with("latchkey: "), "{}", self.stderr);
+        assert_eq!(self.stderr.lines().count(), 1, "{}", self.stderr);
+        assert!(!self.stderr.contains("panicked"), "{}", self.stderr);
+        &self.stderr
+    }
+}
+
+/// `latchkey ARGS…` with the instance's settings, from the repository directory.
+async fn latchkey(cfg: &TestConfig, args: &[&str]) -> Run {
+    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_latchkey"))
+        .args(args)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .envs(cfg.env())
+        .env_remove("RUST_LOG")
+        .output()
+        .await
+        .expect("the binary runs");
+    Run {
+        code: out.status.code(),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+async fn list_and_show_print_accounts_as_text_and_as_json_lines(db: Database) {
+    let cfg = TestConfig::on(db).await;
+    let (ada, bob) = (email(), email());
+    cfg.browser().await.register(&ada).await;
+    cfg.browser().await.register(&bob).await;
+
+    let lines = latchkey(&cfg, &["users", "list", "--json"])
+        .await
+        .json_lines();
+    let emails: Vec<&str> = lines
+        .iter()
+        .map(|l| l["email"].as_str().unwrap_or(""))
+        .collect();
+    assert_eq!(emails, [ada.as_str(), bob.as_str()], "oldest first");
+    for line in &lines {
+        assert_eq!(line["id"].as_str().map(str::len), Some(36), "{line}");
+        assert!(line["created_at"]
+            .as_str()
+            .is_some_and(|t| t.ends_with('Z')));
+        assert_eq!(line["disabled_at"], Value::Null);
+    }
+    let text = latchkey(&cfg, &["users", "list"]).await;
+    let text: Vec<&str> = text.ok().lines().collect();
+    assert!(
+        text[0].starts_with("ID") && text[0].ends_with("EMAIL"),
+        "{text:?}"
+    );
+    assert_eq!(text.len(), 3);
+    assert!(
+        text[1].contains("active") && text[1].ends_with(&ada),
+        "{text:?}"
+    );
+
+    // `--json` may come before the command too; `show` counts the live sessions.
+    let show = latchkey(&cfg, &["users", "--json", "show", &ada.to_uppercase()]).await;
+    let show = show.json_lines();
+    assert_eq!(show.len(), 1);
+    assert_eq!(show[0]["email"], ada.as_str());
+    assert_eq!(show[0]["id"], lines[0]["id"]);
+    assert_eq!(show[0]["sessions"], 1, "registering signed her in");
+    let text = latchkey(&cfg, &["users", "show", &ada]).await;
+    assert!(
+        text.ok().contains(&format!("email:            {ada}")),
+        "{}",
+        text.stdout
+    );
+    assert!(
+        text.ok().contains("status:           active"),
+        "{}",
+        text.stdout
+    );
+    assert!(text.ok().contains("sessions:         1"), "{}", text.stdout);
+}
+
+async fn disabling_signs_the_account_out_and_its_sign_in_answers_as_wrong_credentials(
+    db: Database,
+) {
+    let cfg = TestConfig::on(db).await;
+    let email = email();
+    let b = cfg.browser().await;
+    b.register(&email).await;
+    let tokens = password_grant(&b, &email, Some("backup-script")).await;
+
+    let disabled = latchkey(&cfg, &["users", "disable", &email]).await;
+    assert_eq!(
+        disabled.ok().trim(),
+        format!("{email} is disabled; 2 sessions ended")
+    );
+    assert!(!b.is_signed_in().await);
+    bearer(&b, Method::Get, "/api/v1/me", &tokens.access)
+        .await
+        .assert_refused_token();
+    // The right password gets exactly what a wrong one gets, on the page and the API.
+    let other = cfg.browser().await;
+    let right = other.login(&email, PASSWORD).await;
+    let wrong = other.login(&email, "not the password at all").await;
+    assert_eq!(right.status, Status::Unauthorized);
+    assert_eq!(
+        right.body.replace(PASSWORD, ""),
+        wrong.body.replace("not the password at all", "")
+    );
+    assert!(other.session_cookie().is_none());
+    let grant = password_attempt(&other, &email, PASSWORD).await;
+    let wrong_grant = password_attempt(&other, &email, "not the password at all").await;
+    assert_eq!(
+        (grant.status, &grant.json),
+        (wrong_grant.status, &wrong_grant.json)
+    );
+    let shown = latchkey(&cfg, &["users", "show", &email, "--json"]).await;
+    let shown = shown.json_lines();
+    let since = shown[0]["disabled_at"]
+        .as_str()
+        .expect("disabled_at")
+        .to_string();
+    assert_eq!(shown[0]["sessions"], 0);
+    // Disabling again ends nothing more and keeps the time it was first disabled.
+    let again = latchkey(&cfg, &["users", "disable", &email, "--json"]).await;
+    let again = again.json_lines();
+    assert_eq!(again[0]["disabled"], true);
+    assert_eq!(again[0]["sessions_ended"], 0);
+    let shown = latchkey(&cfg, &["users", "show", &email, "--json"]).await;
+    assert_eq!(shown.json_lines()[0]["disabled_at"], since.as_str());
+
+    let enabled = latchkey(&cfg, &["users", "enable", &email, "--json"]).await;
+    let enabled = enabled.json_lines();
+    assert_eq!(enabled[0]["email"], email.as_str());
+    assert_eq!(enabled[0]["disabled"], false);
+    assert!(!b.is_signed_in().await, "nothing of before comes back");
+    let again = cfg.browser().await;
+    assert_eq!(again.login(&email, PASSWORD).await.status, Status::SeeOther);
+}
+
+async fn sessions_lists_the_devices_and_end_sessions_signs_them_all_out(db: Database) {
+    let cfg = TestConfig::on(db).await;
+    let email = email();
+    let laptop = cfg.browser().await;
+    laptop.register(&email).await;
+    let phone = cfg
+        .browser()
+        .await
+        .with_agent(SAFARI_IOS)
+        .with_ip("192.0.2.44");
+    phone.login(&email, PASSWORD).await;
+    password_grant(&laptop, &email, Some("backup-script")).await;
+
+    let lines = latchkey(&cfg, &["users", "sessions", &email, "--json"]).await;
+    let lines = lines.json_lines();
+    let mut seen: Vec<(&str, &str, &str)> = lines
+        .iter()
+        .map(|l| {
+            let field = |k: &str| l[k].as_str().unwrap_or("");
+            (field("kind"), field("label"), field("ip"))
+        })
+        .collect();
+    seen.sort();
+    assert_eq!(
+        seen,
+        [
+            ("api", "backup-script", API_IP),
+            ("browser", "Firefox on Linux", "203.0.113.5"),
+            ("browser", "Safari on iOS", "192.0.2.44"),
+        ]
+    );
+    // The same sessions as the devices page shows (its other devices have their ids).
+    let ids: Vec<&str> = lines.iter().filter_map(|l| l["id"].as_str()).collect();
+    let others = laptop.device_ids().await;
+    assert_eq!(others.len(), 2);
+    assert!(
+        others.iter().all(|id| ids.contains(&id.as_str())),
+        "{ids:?} / {others:?}"
+    );
+    let text = latchkey(&cfg, &["users", "sessions", &email]).await;
+    let text: Vec<&str> = text.ok().lines().collect();
+    assert_eq!(text.len(), 4, "a header and three sessions: {text:?}");
+    assert!(
+        text[1..].iter().any(|l| l.ends_with("Safari on iOS")),
+        "{text:?}"
+    );
+
+    let ended = latchkey(&cfg, &["users", "end-sessions", &email]).await;
+    assert_eq!(ended.ok().trim(), format!("{email}: 3 sessions ended"));
+    assert!(!laptop.is_signed_in().await);
+    assert!(!phone.is_signed_in().await);
+    let none = latchkey(&cfg, &["users", "sessions", &email, "--json"]).await;
+    assert_eq!(none.ok(), "");
+    // Not disabled: the account signs in again.
+    assert_eq!(phone.login(&email, PASSWORD).await.status, Status::SeeOther);
+}
+
+/// Unknown addresses, non-addresses, wrong arguments and wrong settings: a clear line
+/// on stderr and a non-zero exit, never a panic; the database and Redis unchanged.
+#[tokio::test]
+async fn mistakes_are_named_on_stderr_with_a_failing_exit_code() {
+    let cfg = TestConfig::new();
+    let known = email();
+    let b = cfg.browser().await;
+    b.register(&known).await;
+    let nobody = email();
+    for command in ["show", "disable", "enable", "sessions", "end-sessions"] {
+        let run = latchkey(&cfg, &["users", command, &nobody]).await;
+        assert_eq!(
+            run.refused().trim(),
+            format!("latchkey: no account has the address {nobody}")
+        );
+        let run = latchkey(&cfg, &["users", command, "not-an-address"]).await;
+        assert!(
+            run.refused()
+                .contains("\"not-an-address\" is not an email address"),
+            "{}",
+            run.stderr
+        );
+    }
+    // clap's own usage errors: exit 2, and the usage on stderr.
+    let run = latchkey(&cfg, &["users", "frobnicate"]).await;
+    assert_eq!(run.code, Some(2));
+    assert!(
+        run.stderr.contains("unrecognized subcommand 'frobnicate'"),
+        "{}",
+        run.stderr
+    );
+    let run = latchkey(&cfg, &["users", "show"]).await;
+    assert_eq!(run.code, Some(2));
+    assert!(run.stderr.contains("<EMAIL>"), "{}", run.stderr);
+    // A setting the server would refuse stops the command the same way.
+    let wrong = cfg.clone().set("session_idle_timeout", -5);
+    let run = latchkey(&wrong, &["users", "list"]).await;
+    assert!(
+        run.refused()
+            .contains("invalid setting `session_idle_timeout`"),
+        "{}",
+        run.stderr
+    );
+    let memory = cfg.clone().set("redis_url", "memory");
+    let run = latchkey(&memory, &["users", "list"]).await;
+    assert!(
+        run.refused().contains("`redis_url` is `memory`"),
+        "{}",
+        run.stderr
+    );
+    let no_redis = cfg
+        .clone()
+        .set("redis_url", format!("redis://127.0.0.1:{}", spare_port()));
+    let run = latchkey(&no_redis, &["users", "end-sessions", &known]).await;
+    assert!(
+        run.refused().contains("cannot reach Redis"),
+        "{}",
+        run.stderr
+    );
+    assert!(b.is_signed_in().await, "nothing was ended");
+}
+
+#[tokio::test]
+async fn help_names_every_users_command() {
+    let cfg = TestConfig::new();
+    let help = latchkey(&cfg, &["users", "--help"]).await;
+    for command in [
+        "list",
+        "show",
+        "disable",
+        "enable",
+        "sessions",
+        "end-sessions",
+        "--json",
+    ] {
+        assert!(help.ok().contains(command), "{command}: {}", help.stdout);
+    }
+    let top = latchkey(&cfg, &["--help"]).await;
+    assert!(
+        top.ok().contains("Without a command, serves"),
+        "{}",
+        top.stdout
+    );
+}
