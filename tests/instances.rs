@@ -1,6 +1,6 @@
 //! Many instances: two real server processes sharing one Redis (single, or the test
-//! Redis Cluster) and one accounts database; and a Redis Cluster losing a master
-//! while Latchkey runs.
+//! Redis Cluster) and one accounts database (a SQLite file, or a PostgreSQL database);
+//! and a Redis Cluster losing a master while Latchkey runs.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -13,11 +13,17 @@ use crate::common::*;
 const NEW_PASSWORD: &str = "a new and longer passphrase";
 const NEWEST_PASSWORD: &str = "the newest passphrase of all";
 
-/// Two servers on one store and one SQLite file, each with its own log.
-fn two_servers(cfg: TestConfig) -> (AppProcess, AppProcess) {
-    let database = format!("sqlite://{}", cfg.dir.join("accounts.db").display());
-    let other = cfg.sibling().set("database_url", database);
-    (cfg.spawn_server(), other.spawn_server())
+/// Two servers on `cfg`'s store and accounts database (its SQLite file or its
+/// PostgreSQL database, which lives as long as `cfg`), each with a directory and log
+/// of its own.
+fn two_servers(cfg: &TestConfig) -> (AppProcess, AppProcess) {
+    (cfg.spawn_server(), cfg.sibling().spawn_server())
+}
+
+/// A new test instance on `db` (PostgreSQL: a database of its own, dropped at the end).
+fn config_on(db: Database) -> TestConfig {
+    let runtime = tokio::runtime::Runtime::new().expect("a runtime");
+    runtime.block_on(TestConfig::on(db))
 }
 
 fn login(server: &AppProcess, jar: &mut Jar, email: &str, password: &str) -> u16 {
@@ -37,7 +43,7 @@ fn sessions_and_sign_outs_are_shared(cfg: TestConfig) {
         .set("smtp_url", smtp.url())
         .set("new_device_mail", false)
         .set("login_limit_account", 4);
-    let (a, b) = two_servers(cfg);
+    let (a, b) = two_servers(&cfg);
     let email = email();
 
     // Registered on A, signed in on B.
@@ -149,13 +155,18 @@ fn wait_for_mail(dir: &Path) -> String {
 }
 
 #[test]
-fn two_servers_on_one_redis_share_sessions_sign_outs_and_limits() {
-    sessions_and_sign_outs_are_shared(TestConfig::new());
+fn two_servers_on_one_redis_and_sqlite_share_sessions_sign_outs_and_limits() {
+    sessions_and_sign_outs_are_shared(config_on(Database::Sqlite));
 }
 
 #[test]
-fn two_servers_on_a_redis_cluster_share_sessions_sign_outs_and_limits() {
-    sessions_and_sign_outs_are_shared(TestConfig::new().on_cluster());
+fn two_servers_on_one_redis_and_postgres_share_sessions_sign_outs_and_limits() {
+    sessions_and_sign_outs_are_shared(config_on(Database::Postgres));
+}
+
+#[test]
+fn two_servers_on_a_redis_cluster_and_postgres_share_sessions_sign_outs_and_limits() {
+    sessions_and_sign_outs_are_shared(config_on(Database::Postgres).on_cluster());
 }
 
 /// A 3-master cluster of this test's own (ports 7111-7113, bus ports +10000), with
