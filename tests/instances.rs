@@ -37,7 +37,21 @@ fn login(server: &AppProcess, jar: &mut Jar, email: &str, password: &str) -> u16
         .status
 }
 
-fn sessions_and_sign_outs_are_shared(cfg: TestConfig) {
+/// The backend of `cfg`'s accounts database, and whether `email` has an account there.
+fn account_in_database(cfg: &TestConfig, email: &str) -> (&'static str, bool) {
+    let runtime = tokio::runtime::Runtime::new().expect("a runtime");
+    runtime.block_on(async {
+        let accounts = latchkey::accounts::Accounts::open(&cfg.database_url)
+            .await
+            .expect("the database opens");
+        let address = latchkey::domain::Email::parse(email).expect("an address");
+        let found = accounts.find_by_email(&address).await.expect("answers");
+        (accounts.backend_name(), found.is_some())
+    })
+}
+
+/// The flow on two servers sharing `cfg`'s store and its accounts database, `db`.
+fn sessions_and_sign_outs_are_shared(cfg: TestConfig, db: Database) {
     let smtp = SmtpServer::start();
     let cfg = cfg
         .set("smtp_url", smtp.url())
@@ -55,6 +69,12 @@ fn sessions_and_sign_outs_are_shared(cfg: TestConfig) {
         &[("email", &email), ("password", PASSWORD)],
     );
     assert_eq!(reg.status, 303, "{}", reg.body);
+    let backend = if db == Database::Sqlite {
+        "sqlite"
+    } else {
+        "postgres"
+    };
+    assert_eq!(account_in_database(&cfg, &email), (backend, true));
     assert!(b.signed_in(&mut first), "a session started on A works on B");
 
     // Sign-out on A: refused on B at the next request.
@@ -156,17 +176,18 @@ fn wait_for_mail(dir: &Path) -> String {
 
 #[test]
 fn two_servers_on_one_redis_and_sqlite_share_sessions_sign_outs_and_limits() {
-    sessions_and_sign_outs_are_shared(config_on(Database::Sqlite));
+    sessions_and_sign_outs_are_shared(config_on(Database::Sqlite), Database::Sqlite);
 }
 
 #[test]
 fn two_servers_on_one_redis_and_postgres_share_sessions_sign_outs_and_limits() {
-    sessions_and_sign_outs_are_shared(config_on(Database::Postgres));
+    sessions_and_sign_outs_are_shared(config_on(Database::Postgres), Database::Postgres);
 }
 
 #[test]
 fn two_servers_on_a_redis_cluster_and_postgres_share_sessions_sign_outs_and_limits() {
-    sessions_and_sign_outs_are_shared(config_on(Database::Postgres).on_cluster());
+    let cfg = config_on(Database::Postgres).on_cluster();
+    sessions_and_sign_outs_are_shared(cfg, Database::Postgres);
 }
 
 /// A 3-master cluster of this test's own (ports 7111-7113, bus ports +10000), with
