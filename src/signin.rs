@@ -103,8 +103,8 @@ pub async fn sign_in(app: Services<'_>, req: SignIn<'_>) -> Result<SignedIn, Sig
 }
 
 /// Stores a new password and ends every session of the user but `keep`, raising the
-/// password version so a sign-in checked against the old password cannot land later.
-/// Answers how many sessions ended.
+/// password version so a sign-in checked against the old password cannot land later;
+/// a reset code mailed before ends with it. Answers how many sessions ended.
 pub async fn replace_password(
     app: Services<'_>,
     user: &User,

@@ -187,6 +187,44 @@ async fn a_new_request_replaces_the_old_code() {
 }
 
 #[tokio::test]
+async fn a_code_mailed_before_a_password_change_stops_working() {
+    let cfg = TestConfig::new();
+    let email = email();
+    let owner = cfg.browser().await;
+    owner.register(&email).await;
+    let b = cfg.browser().await.with_ip("198.51.100.90");
+    ask_for_code(&b, &email).await;
+    let code = code_in(&wait_for_reset_mails(&cfg.outbox(), 1).await[0]);
+    let wrong = if code == "000000" { "111111" } else { "000000" };
+    let changed = owner
+        .submit(
+            "/account/password",
+            "/account/password",
+            &[
+                ("current_password", PASSWORD),
+                ("new_password", NEW_PASSWORD),
+            ],
+        )
+        .await;
+    assert_eq!(changed.status, Status::SeeOther);
+
+    let old_code = reset_with(&b, &email, &code, "an attackers passphrase").await;
+    let wrong_code = reset_with(&b, &email, wrong, "an attackers passphrase").await;
+
+    assert_eq!(old_code.status, Status::BadRequest);
+    assert_eq!(
+        old_code.body.replace(&old_code.csrf(), ""),
+        wrong_code.body.replace(&wrong_code.csrf(), ""),
+        "the old code reads like any wrong code"
+    );
+    assert!(owner.is_signed_in().await, "the owner was not signed out");
+    assert_eq!(
+        cfg.browser().await.login(&email, NEW_PASSWORD).await.status,
+        Status::SeeOther
+    );
+}
+
+#[tokio::test]
 async fn known_and_unknown_addresses_get_the_same_answer() {
     let cfg = TestConfig::new();
     let email = email();

@@ -263,6 +263,7 @@ impl Backend for MemoryStore {
         let prefix = self.keys.session_prefix(user_id);
         let mut st = self.lock()?;
         if let Some(v) = password_version {
+            st.resets.remove(&self.keys.reset(user_id));
             let pkey = self.keys.password_version(user_id);
             if st.string(&pkey, now).is_none_or(|cur| cur < v) {
                 st.strings.insert(pkey, (v, now + PASSWORD_VERSION_TTL_MS));

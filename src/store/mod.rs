@@ -395,8 +395,9 @@ impl Store {
     }
 
     /// Ends every session of the user but `keep`, and answers how many live ones
-    /// ended. With `password_version`, also records it (never lowering it), so a
-    /// `create_session` checked against an older password is refused.
+    /// ended. With `password_version` (a new password), also records it (never
+    /// lowering it), so a `create_session` checked against an older password is
+    /// refused, and ends the user's reset code.
     pub async fn revoke_sessions(
         &self,
         user_id: &Uuid,

@@ -269,6 +269,7 @@ impl Backend for RedisStore {
         let mut inv = self.scripts.revoke_all.prepare_invoke();
         inv.key(self.keys.index(user_id))
             .key(self.keys.password_version(user_id))
+            .key(self.keys.reset(user_id))
             .arg(keep.unwrap_or(""))
             .arg(self.keys.session_prefix(user_id))
             .arg(password_version.map(|v| v.to_string()).unwrap_or_default())

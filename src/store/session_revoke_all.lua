@@ -1,10 +1,13 @@
 -- Ends every session of a user except one (or all), and optionally records a new
--- password version so a sign-in checked against the old password cannot land later.
+-- password version so a sign-in checked against the old password cannot land later;
+-- a new password also ends a reset code mailed before it.
 -- KEYS[1] user index P:{u:UID}:sessions   KEYS[2] password version P:{u:UID}:pwv
+-- KEYS[3] reset code P:{u:UID}:reset
 -- ARGV[1] SID to keep, or ''   ARGV[2] session key prefix P:{u:UID}:s:
 -- ARGV[3] new password version, or ''   ARGV[4] how long to keep the version (ms)
 -- Returns the number of sessions ended.
 if ARGV[3] ~= '' then
+  redis.call('DEL', KEYS[3])
   local cur = redis.call('GET', KEYS[2])
   if not cur or tonumber(cur) < tonumber(ARGV[3]) then
     redis.call('SET', KEYS[2], ARGV[3], 'PX', ARGV[4])
