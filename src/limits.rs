@@ -7,10 +7,13 @@
 
 use std::time::Duration;
 
+use uuid::Uuid;
+
 use crate::clock::now_ms;
 use crate::config::{LimitSettings, Quota};
 use crate::crypto::{random_token, sha256_hex};
 use crate::domain::Email;
+use crate::notices::{NEW_DEVICE_MAILS_PER_HOUR, NEW_DEVICE_MAIL_WINDOW};
 use crate::report::Report;
 use crate::store::{RateDecision, RateKey, Store, StoreResult};
 
@@ -91,6 +94,19 @@ pub async fn reset_request(
 ) -> Checked {
     let quotas = (limits.reset_account, limits.reset_ip);
     account_and_ip(store, "reset", quotas, email, ip).await
+}
+
+/// A new-device mail to this account.
+pub async fn new_device_mail(store: &Store, user_id: &Uuid) -> Checked {
+    let q = Quota {
+        limit: NEW_DEVICE_MAILS_PER_HOUR,
+        window: NEW_DEVICE_MAIL_WINDOW,
+    };
+    acquire(
+        store,
+        vec![quota(store, "mail:dev", &user_id.to_string(), q)],
+    )
+    .await
 }
 
 impl Attempt {

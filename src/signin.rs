@@ -13,7 +13,7 @@ use crate::accounts::{AccountError, HashError, User};
 use crate::clock::now_ms;
 use crate::domain::{Email, NewPassword};
 use crate::limits::{self, Throttled};
-use crate::notices;
+use crate::notices::{self, Device};
 use crate::services::{ServiceError, Services};
 use crate::sessions::{self, Origin, SessionSpec, Started};
 use crate::store::StoreError;
@@ -86,18 +86,18 @@ pub async fn sign_in(app: Services<'_>, req: SignIn<'_>) -> Result<SignedIn, Sig
     if let Some((user_id, sid)) = &req.replaces {
         app.store.revoke_session(user_id, sid, now_ms()).await?;
     }
-    // The device as the notice names it: an API client by its own name.
-    let mut device = req.origin.clone();
-    if let SessionSpec::Api {
-        client_name: Some(name),
-    } = &req.session
-    {
-        device.label = name.clone();
-    }
+    let client_name = match &req.session {
+        SessionSpec::Api { client_name } => client_name.clone(),
+        SessionSpec::Browser { .. } => None,
+    };
     let started = sessions::start(app.store, app.settings, &user, req.origin, req.session).await?;
     // None: the password changed while this one was being checked.
     let session = started.ok_or(SignInError::WrongCredentials)?;
-    notices::after_sign_in(app.accounts, app.mailer, app.settings, &user, &device).await;
+    let seen = Device {
+        origin: req.origin,
+        client_name: client_name.as_deref(),
+    };
+    notices::after_sign_in(app, &user, &seen).await;
     tracing::info!(user = %user.id, "signed in");
     Ok(SignedIn { user, session })
 }

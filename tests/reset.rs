@@ -549,3 +549,45 @@ async fn the_new_device_notice_can_be_turned_off() {
         .iter()
         .all(|m| !m.contains("New sign-in")));
 }
+
+/// The new-device mails in a maildir, unfolded.
+fn new_device_mails(dir: &std::path::Path) -> Vec<String> {
+    mails_in(dir)
+        .into_iter()
+        .map(|m| unfold(&m))
+        .filter(|m| m.contains("New sign-in"))
+        .collect()
+}
+
+#[tokio::test]
+async fn new_device_mail_is_bounded_and_names_an_app_as_its_own_claim() {
+    let smtp = SmtpServer::start();
+    let cfg = TestConfig::new().set("smtp_url", smtp.url());
+    let email = email();
+    let b = cfg.browser().await;
+    b.register(&email).await;
+    let spam = "Call +1-555-0100 or visit evil.example/fix";
+    let mut sessions = Vec::new();
+    for i in 0..6 {
+        let name = format!("{spam} {i}");
+        sessions.push(password_grant(&b, &email, Some(&name)).await.session_id);
+    }
+    tokio::time::sleep(Duration::from_millis(800)).await;
+
+    let sent = new_device_mails(&smtp.received());
+    assert_eq!(sent.len(), 3, "at most 3 an hour");
+    let text = sent[0]
+        .split("Content-Type: text/html")
+        .next()
+        .unwrap_or("");
+    assert!(
+        text.contains(&format!("an app that calls itself \"{spam} 0\"")),
+        "{text}"
+    );
+    assert!(text.contains("the name the app gave itself"), "{text}");
+    // Every sign-in is still listed on the devices page.
+    let ids = b.device_ids().await;
+    for sid in &sessions {
+        assert!(ids.contains(sid), "{sid} listed");
+    }
+}
