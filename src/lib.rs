@@ -13,6 +13,7 @@ pub mod domain;
 pub mod limits;
 pub mod mail;
 pub mod notices;
+pub mod presence;
 pub mod report;
 pub mod services;
 pub mod sessions;

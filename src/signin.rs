@@ -1,15 +1,15 @@
 //! Signing in, written once for the sign-in page, the change-password page and the
-//! API's password grant: the limiter (`login:acct` + `login:ip`) → the password
-//! (Argon2id; a dummy hash when the account does not exist, so both answers cost the
-//! same) → taking back the attempt → a new session with a fresh secret → the
-//! new-device notice. And replacing a password, which ends the other sessions.
+//! API's password grant: the limiter → a hashing slot → the password (Argon2id; a
+//! dummy hash when the account does not exist, so both answers cost the same) → taking
+//! back the failure → a new session with a fresh secret → the new-device notice. And
+//! replacing a password, which ends the other sessions.
 //!
 //! The callers only turn the outcome into their own answer (a page, a redirect, an
 //! OAuth error); none of them repeats a step.
 
 use uuid::Uuid;
 
-use crate::accounts::{AccountError, HashError, User};
+use crate::accounts::{AccountError, HashError, Slot, User, Work};
 use crate::clock::now_ms;
 use crate::domain::{Email, NewPassword};
 use crate::limits::{self, Throttled};
@@ -44,10 +44,17 @@ macro_rules! failed_from {
 }
 failed_from!(ServiceError, StoreError, AccountError, HashError);
 
-/// A sign-in to run: the credentials, where it comes from, the session it starts.
-pub struct SignIn<'a> {
+/// A password to check: whose, which, and where from.
+#[derive(Clone, Copy)]
+pub struct Credentials<'a> {
     pub email: &'a Email,
     pub password: &'a str,
+    pub ip: &'a str,
+}
+
+/// A sign-in to run: the credentials, where it comes from, the session it starts.
+pub struct SignIn<'a> {
+    pub credentials: Credentials<'a>,
     pub origin: &'a Origin,
     pub session: SessionSpec,
     /// The session this browser already had (ended, never reused: no fixation).
@@ -59,30 +66,47 @@ pub struct SignedIn {
     pub session: Started,
 }
 
-/// Limiter → password → take back the attempt. The account when the password is right.
+/// A password that was right, and the hashing slot it was checked in (a password
+/// change hashes the new one in it).
+pub struct Verified {
+    pub user: User,
+    pub slot: Slot,
+}
+
+/// Limiter → slot → password → take back the failure. The account when the password
+/// is right. Every check counts against the client IP's hashing budget; a failure also
+/// against the account, IP and network.
 pub async fn check_password(
     app: Services<'_>,
-    email: &Email,
-    password: &str,
-    ip: &str,
-) -> Result<User, SignInError> {
-    let attempt = limits::sign_in(app.store, &app.settings.limits, email, ip).await??;
-    let user = app.accounts.find_by_email(email).await?;
-    if password.chars().count() > MAX_PASSWORD_INPUT {
+    c: Credentials<'_>,
+) -> Result<Verified, SignInError> {
+    let attempt = limits::sign_in(app.store, &app.settings.limits, c.email, c.ip).await??;
+    let user = app.accounts.find_by_email(c.email).await?;
+    if c.password.chars().count() > MAX_PASSWORD_INPUT {
         return Err(SignInError::WrongCredentials);
     }
+    let slot = match app.hasher.slot(Work::SignIn).await {
+        Ok(slot) => slot,
+        Err(e) => {
+            // Nothing was checked: nothing counts.
+            attempt.abandoned(app.store).await;
+            return Err(e.into());
+        }
+    };
     let hash = user.as_ref().map(|u| u.password_hash.as_str());
-    if !app.hasher.verify(password, hash).await? {
+    if !slot.verify(c.password, hash).await? {
         return Err(SignInError::WrongCredentials);
     }
     attempt.succeeded(app.store).await;
-    user.ok_or(SignInError::WrongCredentials)
+    let user = user.ok_or(SignInError::WrongCredentials)?;
+    Ok(Verified { user, slot })
 }
 
 /// The whole sign-in: `check_password`, then the replaced session ends, a new one
 /// starts, and the owner is told when the device is new.
 pub async fn sign_in(app: Services<'_>, req: SignIn<'_>) -> Result<SignedIn, SignInError> {
-    let user = check_password(app, req.email, req.password, &req.origin.ip).await?;
+    let Verified { user, slot } = check_password(app, req.credentials).await?;
+    drop(slot);
     if let Some((user_id, sid)) = &req.replaces {
         app.store.revoke_session(user_id, sid, now_ms()).await?;
     }
@@ -102,16 +126,17 @@ pub async fn sign_in(app: Services<'_>, req: SignIn<'_>) -> Result<SignedIn, Sig
     Ok(SignedIn { user, session })
 }
 
-/// Stores a new password and ends every session of the user but `keep`, raising the
-/// password version so a sign-in checked against the old password cannot land later;
-/// a reset code mailed before ends with it. Answers how many sessions ended.
+/// Stores a new password (hashed in `slot`) and ends every session of the user but
+/// `keep`, raising the password version so a sign-in checked against the old password
+/// cannot land later; any outstanding reset code of the account ends with it. Answers how many sessions ended.
 pub async fn replace_password(
     app: Services<'_>,
+    slot: &Slot,
     user: &User,
     password: &NewPassword,
     keep: Option<&str>,
 ) -> Result<u32, ServiceError> {
-    let hash = app.hasher.hash(password.expose()).await?;
+    let hash = slot.hash(password.expose()).await?;
     let version = app.accounts.set_password(user, &hash).await?;
     let ended = app
         .store

@@ -15,6 +15,7 @@ mod devices;
 mod failure;
 mod faults;
 mod forms;
+mod hashing;
 mod limits;
 mod reset;
 mod store_behaviour;

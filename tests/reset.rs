@@ -350,7 +350,7 @@ async fn reset_requests_are_limited_per_account_and_per_ip_without_a_different_p
     );
 
     // Per IP: 10 per hour across accounts.
-    let cfg = TestConfig::new();
+    let cfg = TestConfig::new().set("register_limit_ip", 12);
     let accounts: Vec<String> = (0..12).map(|_| email()).collect();
     // One app registers them all (twelve app starts were twelve SQLite pools on one file).
     let registrar = cfg.browser().await;

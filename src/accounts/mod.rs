@@ -13,7 +13,7 @@ use sqlx::Row;
 use thiserror::Error;
 use uuid::Uuid;
 
-pub use self::password::{HashError, Hasher};
+pub use self::password::{HashError, Hasher, Slot, Work, SLOT_WAIT};
 use crate::clock::now_ms;
 use crate::config::Settings;
 use crate::domain::Email;

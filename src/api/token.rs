@@ -20,7 +20,7 @@ use crate::error::AppError;
 use crate::request::RequestOrigin;
 use crate::services::Services;
 use crate::sessions::{secret_hash, Origin, SessionSpec};
-use crate::signin::{self, SignIn, SignInError};
+use crate::signin::{self, Credentials, SignIn, SignInError};
 use crate::store::{Rotated, Store};
 use crate::tokens::{AccessTokens, RefreshToken};
 
@@ -209,8 +209,11 @@ async fn password_grant(
         .map_err(|_| ApiError::InvalidRequest("The username must be an email address.".into()))?;
     let client_name = client_label(p.client_name.as_deref())?;
     let request = SignIn {
-        email: &email,
-        password: &password,
+        credentials: Credentials {
+            email: &email,
+            password: &password,
+            ip: &origin.ip,
+        },
         origin,
         session: SessionSpec::Api { client_name },
         replaces: None,

@@ -9,9 +9,10 @@ use rocket::{get, post, routes, uri, Route};
 use super::flash::{Flash, FlashMessage};
 use super::guards::{CsrfForm, CsrfToken, CurrentSession, NoFields, SessionCookieJar};
 use super::{NextPath, Page};
-use crate::accounts::AccountError;
+use crate::accounts::{AccountError, Work};
 use crate::domain::{Email, NewPassword};
 use crate::error::{AppError, AppResult};
+use crate::limits::{self, Throttled};
 use crate::notices;
 use crate::request::RequestOrigin;
 use crate::services::Services;
@@ -84,6 +85,27 @@ fn register_page(csrf: CsrfToken) -> Page {
     Page::new("register", &csrf.0)
 }
 
+/// A new account's password hash, once the client IP's registration quota allows it.
+/// A hash that never ran (the hasher was busy, the client left) does not count.
+async fn new_account_hash(
+    app: Services<'_>,
+    password: &NewPassword,
+    ip: &str,
+) -> AppResult<Result<String, Throttled>> {
+    let attempt = match limits::register(app.store, &app.settings.limits, ip).await? {
+        Ok(attempt) => attempt,
+        Err(t) => return Ok(Err(t)),
+    };
+    let slot = match app.hasher.slot(Work::NewAccount).await {
+        Ok(slot) => slot,
+        Err(e) => {
+            attempt.abandoned(app.store).await;
+            return Err(e.into());
+        }
+    };
+    Ok(Ok(slot.hash(password.expose()).await?))
+}
+
 #[post("/register", data = "<form>")]
 async fn register(
     form: CsrfForm<Credentials>,
@@ -97,7 +119,12 @@ async fn register(
         Ok(valid) => valid,
         Err(msg) => return Ok(Err(page.error(msg, Status::BadRequest))),
     };
-    let hash = app.hasher.hash(password.expose()).await?;
+    let hash = match new_account_hash(app, &password, &origin.0.ip).await? {
+        Ok(hash) => hash,
+        Err(t) => return Ok(Err(page.throttled(t, |wait| {
+            format!("Too many new accounts from your network address. Please wait {wait} and try again.")
+        }))),
+    };
     let user = match app.accounts.create(&email, &hash).await {
         Ok(u) => u,
         Err(AccountError::Duplicate) => {
@@ -161,18 +188,22 @@ async fn login(
         Err(msg) => return Ok(Err(page.error(msg, Status::BadRequest))),
     };
     let request = SignIn {
-        email: &email,
-        password,
+        credentials: signin::Credentials {
+            email: &email,
+            password,
+            ip: &origin.0.ip,
+        },
         origin: &origin.0,
         session: SessionSpec::Browser {
             remember: f.remember,
         },
         replaces: previous.map(|p| (p.user_id, p.sid)),
     };
-    let session = match signin::sign_in(app, request).await {
-        Ok(signed) => signed.session,
+    let signed = match signin::sign_in(app, request).await {
+        Ok(signed) => signed,
         Err(e) => return sign_in_refused(page, e),
     };
+    let session = signed.session;
     cookie.set(session.cookie_value, f.remember.then_some(session.lifetime));
     Ok(Ok(target))
 }

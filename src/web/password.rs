@@ -8,7 +8,7 @@ use rocket::{get, post, routes, uri, Route};
 use super::flash::{Flash, FlashMessage};
 use super::guards::{CsrfForm, CsrfToken, CurrentSession, NoFields, SessionCookieJar};
 use super::{NextPath, Page}; // NextPath: for uri!(login_page(..))
-use crate::accounts::User;
+use crate::accounts::{Slot, User};
 use crate::codes::{self, Reset};
 use crate::domain::{Email, NewPassword};
 use crate::error::{AppError, AppResult};
@@ -189,7 +189,36 @@ fn change_signed_out(_form: CsrfForm<NoFields>) -> Redirect {
     super::auth::sign_in_first(uri!(change_page))
 }
 
-/// A wrong current password counts as a failed sign-in: the same quotas.
+/// The current password, checked as a sign-in is (the same quotas; a wrong one
+/// counts as a failed sign-in): its hashing slot, or the form again saying why not.
+async fn check_current(
+    app: Services<'_>,
+    user: &User,
+    typed: Option<&str>,
+    ip: &str,
+    page: Page,
+) -> AppResult<Result<Slot, Page>> {
+    // An account made before addresses were checked as strictly as now.
+    let email = Email::parse(&user.email).map_err(|_| {
+        AppError::BadRequest("This account's email address cannot receive mail.".into())
+    })?;
+    let current = signin::Credentials {
+        email: &email,
+        password: typed.unwrap_or(""),
+        ip,
+    };
+    Ok(match signin::check_password(app, current).await {
+        Ok(verified) => Ok(verified.slot),
+        Err(SignInError::WrongCredentials) => {
+            let msg = "Your current password is not right.";
+            Err(page.error(msg, Status::Unauthorized))
+        }
+        Err(SignInError::Throttled(t)) => Err(page.throttled(t, try_again)),
+        Err(SignInError::Failed(e)) => return Err(e.into()),
+    })
+}
+
+/// A new password ends every other session; this one stays signed in.
 #[post("/account/password", data = "<form>")]
 async fn change(
     session: CurrentSession,
@@ -203,21 +232,15 @@ async fn change(
         Ok(p) => p,
         Err(msg) => return Ok(Err(page.error(msg, Status::BadRequest))),
     };
-    // An account made before addresses were checked as strictly as now.
-    let email = Email::parse(&user.email).map_err(|_| {
-        AppError::BadRequest("This account's email address cannot receive mail.".into())
-    })?;
-    let current = form.0.current_password.as_deref().unwrap_or("");
-    match signin::check_password(app, &email, current, &origin.0.ip).await {
-        Ok(_) => {}
-        Err(SignInError::WrongCredentials) => {
-            let msg = "Your current password is not right.";
-            return Ok(Err(page.error(msg, Status::Unauthorized)));
-        }
-        Err(SignInError::Throttled(t)) => return Ok(Err(page.throttled(t, try_again))),
-        Err(SignInError::Failed(e)) => return Err(e.into()),
-    }
-    let ended = signin::replace_password(app, &user, &new_password, Some(&session.sid)).await?;
+    let typed = form.0.current_password.as_deref();
+    let ip = &origin.0.ip;
+    let slot = match check_current(app, &user, typed, ip, page).await? {
+        Ok(slot) => slot,
+        Err(page) => return Ok(Err(page)),
+    };
+    let keep = Some(session.sid.as_str());
+    let ended = signin::replace_password(app, &slot, &user, &new_password, keep).await?;
+    drop(slot);
     let msg = match ended {
         0 => "Your password has been changed.".to_string(),
         1 => "Your password has been changed and 1 other device was signed out.".to_string(),
