@@ -191,13 +191,16 @@ async fn a_flood_of_new_accounts_does_not_make_sign_ins_wait() {
             let (client, token, done) = (b.client.clone(), token.clone(), done.clone());
             tokio::spawn(async move {
                 let status = register_on(client, token).await;
-                done.fetch_add(1, Ordering::SeqCst);
+                if status == Status::SeeOther {
+                    done.fetch_add(1, Ordering::SeqCst);
+                }
                 status
             })
         })
         .collect();
     tokio::time::sleep(Duration::from_millis(150)).await;
 
+    // New accounts made so far, and made while the sign-in ran.
     let before = done.load(Ordering::SeqCst);
     let signed_in = password_attempt(&b, &email, PASSWORD).await;
     let during = done.load(Ordering::SeqCst) - before;
@@ -213,8 +216,13 @@ async fn a_flood_of_new_accounts_does_not_make_sign_ins_wait() {
         "the sign-in waited for {during} of {} queued new accounts",
         FLOOD - before
     );
+    // On a loaded machine the last of the flood may wait past the bound: 503, not made.
     for t in flood {
-        assert_eq!(t.await.expect("task"), Status::SeeOther);
+        let status = t.await.expect("task");
+        assert!(
+            [Status::SeeOther, Status::ServiceUnavailable].contains(&status),
+            "{status}"
+        );
     }
 }
 
