@@ -20,6 +20,7 @@ pub mod sessions;
 pub mod signin;
 pub mod store;
 pub mod tokens;
+pub mod trusted_devices;
 
 // The HTTP edge: what a request says about its client, errors as answers, the two
 // faces of the app, and the server loop that holds the sockets in front of them.

@@ -5,10 +5,14 @@
 //! Each check answers `Ok(Ok(attempt))`, `Ok(Err(Throttled))` (the caller answers
 //! 429 its own way), or `Err(StoreError)` (the store did not answer).
 //!
-//! A sign-in's failures count per account, per client IP and per network (IPv4 /24,
-//! IPv6 /64, so many addresses of one network cannot together do what one may not);
-//! every password verification, right or wrong, also counts against the client IP's
-//! hashing budget (`hash:ip`), which a right password does not take back.
+//! Who a sign-in counts against depends on where it comes from:
+//! - a stranger (no device cookie for this account): failures per account, per client
+//!   IP and per network (IPv4 /24, IPv6 /64, so many addresses of one network cannot
+//!   together do what one may not);
+//! - a browser with a device cookie for the account (`crate::trusted_devices`): its own
+//!   failure budget instead, so strangers filling the account's quota do not lock it out;
+//! - both: every password verification, right or wrong, against the client IP's hashing
+//!   budget (`hash:ip`), which a right password does not take back.
 
 use std::net::IpAddr;
 use std::time::Duration;
@@ -85,18 +89,40 @@ pub fn network_of(ip: &str) -> String {
     }
 }
 
+/// Where a sign-in or reset request comes from, as the limiter sees it.
+pub enum Source<'a> {
+    Stranger {
+        email: &'a Email,
+        ip: &'a str,
+    },
+    /// A browser with a device cookie for the account: the cookie's nonce.
+    Device {
+        nonce: &'a str,
+        ip: &'a str,
+    },
+}
+
 /// A sign-in's password check (page, change-password form or API).
-pub async fn sign_in(store: &Store, limits: &LimitSettings, email: &Email, ip: &str) -> Checked {
-    let failures = vec![
-        quota(
-            store,
-            "login:acct",
-            &email.normalized(),
-            limits.login_account,
+pub async fn sign_in(store: &Store, limits: &LimitSettings, source: Source<'_>) -> Checked {
+    let (failures, ip) = match source {
+        Source::Stranger { email, ip } => (
+            vec![
+                quota(
+                    store,
+                    "login:acct",
+                    &email.normalized(),
+                    limits.login_account,
+                ),
+                quota(store, "login:ip", ip, limits.login_ip),
+                quota(store, "login:net", &network_of(ip), limits.login_network),
+            ],
+            ip,
         ),
-        quota(store, "login:ip", ip, limits.login_ip),
-        quota(store, "login:net", &network_of(ip), limits.login_network),
-    ];
+        Source::Device { nonce, ip } => (
+            vec![quota(store, "login:dev", nonce, limits.login_account)],
+            ip,
+        ),
+    };
     let hashing = vec![quota(store, "hash:ip", ip, limits.hash_ip)];
     acquire(store, failures, hashing).await
 }
@@ -108,22 +134,23 @@ pub async fn reset_code_try(store: &Store, limits: &LimitSettings, ip: &str) -> 
     acquire(store, vec![q], vec![]).await
 }
 
-/// A password-reset request: counts against the account and the client IP.
-pub async fn reset_request(
-    store: &Store,
-    limits: &LimitSettings,
-    email: &Email,
-    ip: &str,
-) -> Checked {
-    let quotas = vec![
-        quota(
-            store,
-            "reset:acct",
-            &email.normalized(),
-            limits.reset_account,
-        ),
-        quota(store, "reset:ip", ip, limits.reset_ip),
-    ];
+/// A password-reset request: a stranger counts against the account and the client IP;
+/// a browser with the account's device cookie against its own budget.
+pub async fn reset_request(store: &Store, limits: &LimitSettings, source: Source<'_>) -> Checked {
+    let quotas = match source {
+        Source::Stranger { email, ip } => vec![
+            quota(
+                store,
+                "reset:acct",
+                &email.normalized(),
+                limits.reset_account,
+            ),
+            quota(store, "reset:ip", ip, limits.reset_ip),
+        ],
+        Source::Device { nonce, .. } => {
+            vec![quota(store, "reset:dev", nonce, limits.reset_account)]
+        }
+    };
     acquire(store, vec![], quotas).await
 }
 

@@ -1,5 +1,6 @@
 //! Signing in, written once for the sign-in page, the change-password page and the
-//! API's password grant: the limiter → a hashing slot → the password (Argon2id; a
+//! API's password grant: the account → who the attempt counts against (a trusted
+//! device or a stranger) → the limiter → a hashing slot → the password (Argon2id; a
 //! dummy hash when the account does not exist, so both answers cost the same) → taking
 //! back the failure → a new session with a fresh secret → the new-device notice. And
 //! replacing a password, which ends the other sessions.
@@ -17,6 +18,7 @@ use crate::notices::{self, Device};
 use crate::services::{ServiceError, Services};
 use crate::sessions::{self, Origin, SessionSpec, Started};
 use crate::store::StoreError;
+use crate::trusted_devices::{self, DeviceClaim};
 
 /// Passwords longer than this are not worth hashing: no account has one.
 const MAX_PASSWORD_INPUT: usize = 1024;
@@ -50,6 +52,8 @@ pub struct Credentials<'a> {
     pub email: &'a Email,
     pub password: &'a str,
     pub ip: &'a str,
+    /// This browser's device cookie, if it sent one.
+    pub device: Option<&'a DeviceClaim>,
 }
 
 /// A sign-in to run: the credentials, where it comes from, the session it starts.
@@ -64,6 +68,8 @@ pub struct SignIn<'a> {
 pub struct SignedIn {
     pub user: User,
     pub session: Started,
+    /// The device cookie to set (browser sessions only).
+    pub device: Option<DeviceClaim>,
 }
 
 /// A password that was right, and the hashing slot it was checked in (a password
@@ -75,13 +81,14 @@ pub struct Verified {
 
 /// Limiter → slot → password → take back the failure. The account when the password
 /// is right. Every check counts against the client IP's hashing budget; a failure also
-/// against the account, IP and network.
+/// against the account, IP and network, or against this browser's own device budget.
 pub async fn check_password(
     app: Services<'_>,
     c: Credentials<'_>,
 ) -> Result<Verified, SignInError> {
-    let attempt = limits::sign_in(app.store, &app.settings.limits, c.email, c.ip).await??;
     let user = app.accounts.find_by_email(c.email).await?;
+    let source = trusted_devices::source(app.store, c.device, user.as_ref(), c.email, c.ip).await?;
+    let attempt = limits::sign_in(app.store, &app.settings.limits, source).await??;
     if c.password.chars().count() > MAX_PASSWORD_INPUT {
         return Err(SignInError::WrongCredentials);
     }
@@ -103,7 +110,8 @@ pub async fn check_password(
 }
 
 /// The whole sign-in: `check_password`, then the replaced session ends, a new one
-/// starts, and the owner is told when the device is new.
+/// starts, a browser is trusted as this account's device, and the owner is told when
+/// the device is new.
 pub async fn sign_in(app: Services<'_>, req: SignIn<'_>) -> Result<SignedIn, SignInError> {
     let Verified { user, slot } = check_password(app, req.credentials).await?;
     drop(slot);
@@ -114,21 +122,32 @@ pub async fn sign_in(app: Services<'_>, req: SignIn<'_>) -> Result<SignedIn, Sig
         SessionSpec::Api { client_name } => client_name.clone(),
         SessionSpec::Browser { .. } => None,
     };
+    let browser = matches!(req.session, SessionSpec::Browser { .. });
     let started = sessions::start(app.store, app.settings, &user, req.origin, req.session).await?;
     // None: the password changed while this one was being checked.
     let session = started.ok_or(SignInError::WrongCredentials)?;
+    let device = if browser {
+        trusted_devices::remember(app.store, &user, req.credentials.device).await
+    } else {
+        None
+    };
     let seen = Device {
         origin: req.origin,
         client_name: client_name.as_deref(),
     };
     notices::after_sign_in(app, &user, &seen).await;
     tracing::info!(user = %user.id, "signed in");
-    Ok(SignedIn { user, session })
+    Ok(SignedIn {
+        user,
+        session,
+        device,
+    })
 }
 
 /// Stores a new password (hashed in `slot`) and ends every session of the user but
 /// `keep`, raising the password version so a sign-in checked against the old password
-/// cannot land later; any outstanding reset code of the account ends with it. Answers how many sessions ended.
+/// cannot land later; any outstanding reset code and every trusted device of the
+/// account end with it. Answers how many sessions ended.
 pub async fn replace_password(
     app: Services<'_>,
     slot: &Slot,

@@ -17,5 +17,6 @@ mod faults;
 mod forms;
 mod hashing;
 mod limits;
+mod lockout;
 mod reset;
 mod store_behaviour;

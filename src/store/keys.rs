@@ -44,6 +44,11 @@ impl Keys {
         format!("{}:{{u:{}}}:pwv", self.prefix, user_id)
     }
 
+    /// The user's trusted devices (device-cookie nonces).
+    pub fn devices(&self, user_id: &Uuid) -> String {
+        format!("{}:{{u:{}}}:dev", self.prefix, user_id)
+    }
+
     pub fn rate(&self, scope: &str, key: &str) -> String {
         format!("{}:rl:{}:{}", self.prefix, scope, key)
     }

@@ -59,6 +59,7 @@ struct Scripts {
     rate_acquire: Script,
     reset_store: Script,
     reset_check: Script,
+    device_trust: Script,
 }
 
 #[derive(Clone)]
@@ -113,6 +114,7 @@ impl RedisStore {
                 rate_acquire: Script::new(include_str!("rate_acquire.lua")),
                 reset_store: Script::new(include_str!("reset_store.lua")),
                 reset_check: Script::new(include_str!("reset_check.lua")),
+                device_trust: Script::new(include_str!("device_trust.lua")),
             }),
         })
     }
@@ -270,6 +272,7 @@ impl Backend for RedisStore {
         inv.key(self.keys.index(user_id))
             .key(self.keys.password_version(user_id))
             .key(self.keys.reset(user_id))
+            .key(self.keys.devices(user_id))
             .arg(keep.unwrap_or(""))
             .arg(self.keys.session_prefix(user_id))
             .arg(password_version.map(|v| v.to_string()).unwrap_or_default())
@@ -393,5 +396,39 @@ impl Backend for RedisStore {
             -2 => CodeCheck::Burned,
             _ => CodeCheck::Missing,
         })
+    }
+
+    async fn trust_device(
+        &self,
+        user_id: &Uuid,
+        nonce: &str,
+        max_devices: u32,
+        ttl_ms: i64,
+        now_ms: i64,
+    ) -> StoreResult<()> {
+        let mut inv = self.scripts.device_trust.prepare_invoke();
+        inv.key(self.keys.devices(user_id))
+            .arg(nonce)
+            .arg(now_ms)
+            .arg(ttl_ms)
+            .arg(max_devices);
+        let _: i64 = self.run(&inv).await?;
+        Ok(())
+    }
+
+    async fn device_trusted(&self, user_id: &Uuid, nonce: &str, now_ms: i64) -> StoreResult<bool> {
+        let mut conn = self.pool.get().await?;
+        let until: redis::RedisResult<Option<f64>> = redis::cmd("ZSCORE")
+            .arg(self.keys.devices(user_id))
+            .arg(nonce)
+            .query_async(&mut *conn)
+            .await;
+        match until {
+            Ok(until) => Ok(until.is_some_and(|t| t > now_ms as f64)),
+            Err(e) => {
+                let _ = Object::take(conn);
+                Err(e.into())
+            }
+        }
     }
 }

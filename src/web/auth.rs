@@ -18,6 +18,7 @@ use crate::request::RequestOrigin;
 use crate::services::Services;
 use crate::sessions::{self, SessionSpec};
 use crate::signin::{self, SignIn, SignInError};
+use crate::trusted_devices;
 
 pub fn routes() -> Vec<Route> {
     routes![
@@ -142,6 +143,10 @@ async fn register(
         .await?
         .ok_or(AppError::Internal("a new account's session was refused"))?;
     cookie.set(started.cookie_value, None);
+    let had = cookie.device();
+    if let Some(claim) = trusted_devices::remember(app.store, &user, had.as_ref()).await {
+        cookie.set_device(&claim);
+    }
     Ok(Ok(Redirect::to(uri!(super::devices::devices))))
 }
 
@@ -187,11 +192,13 @@ async fn login(
         Ok(input) => input,
         Err(msg) => return Ok(Err(page.error(msg, Status::BadRequest))),
     };
+    let device = cookie.device();
     let request = SignIn {
         credentials: signin::Credentials {
             email: &email,
             password,
             ip: &origin.0.ip,
+            device: device.as_ref(),
         },
         origin: &origin.0,
         session: SessionSpec::Browser {
@@ -205,6 +212,9 @@ async fn login(
     };
     let session = signed.session;
     cookie.set(session.cookie_value, f.remember.then_some(session.lifetime));
+    if let Some(claim) = &signed.device {
+        cookie.set_device(claim);
+    }
     Ok(Ok(target))
 }
 

@@ -2,6 +2,7 @@
 //! answer carries.
 
 mod auth;
+mod device_cookie;
 mod devices;
 mod flash;
 pub mod guards;
