@@ -1,19 +1,84 @@
-//! Redis memory per session: creates N sessions (default 100,000) through the real
-//! `session_create` script under a throwaway prefix, reads `INFO memory` before and
-//! after and `MEMORY USAGE` of one session hash, prints the figures, then deletes them.
-//! Run by `scripts/bench`; prints numbers, asserts nothing about them.
+//! Redis memory per browser session: creates N sessions (default 100,000; four per
+//! user, as people have a few devices) through the real `session_create` script under
+//! the default key prefix (`lk`), reads `INFO memory` before and after, and
+//! `MEMORY USAGE` and `OBJECT ENCODING` of one session hash; prints the figures, then
+//! deletes exactly the keys it made. The delta covers everything the sessions cost:
+//! the hashes, their expiry entries and their share of each user hash (the SID entries
+//! and the email). Run by `scripts/bench`; prints numbers, asserts nothing about them.
 
 use std::time::Instant;
 
 use latchkey::clock::now_ms;
 use latchkey::store::{Keys, NewSession, RedisStore, SessionKind, Store};
+use redis::aio::MultiplexedConnection;
 use uuid::Uuid;
 
+const SESSIONS_PER_USER: usize = 4;
+
+/// `used_memory`, less what client connections hold (query and reply buffers, which
+/// the bench's own bursts inflate for a while).
 fn used_memory(info: &str) -> i64 {
-    info.lines()
-        .find_map(|l| l.strip_prefix("used_memory:"))
-        .and_then(|v| v.trim().parse().ok())
-        .unwrap_or(0)
+    let field = |name: &str| -> i64 {
+        info.lines()
+            .find_map(|l| l.strip_prefix(name)?.strip_prefix(':'))
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or(0)
+    };
+    field("used_memory") - field("mem_clients_normal")
+}
+
+async fn info(conn: &MultiplexedConnection) -> i64 {
+    let s: String = redis::cmd("INFO")
+        .arg("memory")
+        .query_async(&mut conn.clone())
+        .await
+        .expect("INFO");
+    used_memory(&s)
+}
+
+/// A browser session as a desktop Firefox starts it.
+fn browser_session(user: Uuid, n: usize) -> NewSession {
+    let secret = latchkey::crypto::random_token();
+    NewSession {
+        user_id: user,
+        email: format!("person{n}@example.com"),
+        sid: latchkey::sessions::sid_for(&secret),
+        kind: SessionKind::Browser,
+        label: "Firefox on Linux".into(),
+        mobile: false,
+        ip: "203.0.113.5".into(),
+        refresh_hash: None,
+        idle_ms: 1_800_000,
+        absolute_expiry_ms: now_ms() + 86_400_000,
+    }
+}
+
+/// Creates the sessions, 256 at a time; answers every key made.
+async fn create_all(store: &Store, n: usize) -> Vec<String> {
+    let users: Vec<Uuid> = (0..n.div_ceil(SESSIONS_PER_USER))
+        .map(|_| Uuid::now_v7())
+        .collect();
+    let mut keys: Vec<String> = users.iter().map(|u| store.keys().user(u)).collect();
+    for batch in (0..n).collect::<Vec<_>>().chunks(256) {
+        let tasks: Vec<_> = batch
+            .iter()
+            .map(|&i| {
+                let store = store.clone();
+                let s = browser_session(users[i / SESSIONS_PER_USER], i / SESSIONS_PER_USER);
+                tokio::spawn(async move {
+                    store
+                        .create_session(&s, 50, 0, now_ms())
+                        .await
+                        .expect("create");
+                    store.keys().session(&s.user_id, &s.sid)
+                })
+            })
+            .collect();
+        for t in tasks {
+            keys.push(t.await.expect("task"));
+        }
+    }
+    keys
 }
 
 #[tokio::main]
@@ -30,76 +95,30 @@ async fn main() {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(100_000);
-    let prefix = format!("benchmem-{}", Uuid::now_v7().simple());
-    let store = Store::Redis(RedisStore::connect(&url, Keys::new(&prefix)).expect("redis url"));
-    let mut conn = redis::Client::open(url.as_str())
+    let store = Store::Redis(RedisStore::connect(&url, Keys::new("lk")).expect("redis url"));
+    let conn = redis::Client::open(url.as_str())
         .expect("redis url")
         .get_multiplexed_async_connection()
         .await
         .expect("redis");
-    let info = |c: &mut redis::aio::MultiplexedConnection| {
-        let mut c = c.clone();
-        async move {
-            let s: String = redis::cmd("INFO")
-                .arg("memory")
-                .query_async(&mut c)
-                .await
-                .expect("INFO");
-            used_memory(&s)
-        }
-    };
-    let before = info(&mut conn).await;
+    let before = info(&conn).await;
     let started = Instant::now();
-    // Realistic shape: users with a few devices each.
-    let users: Vec<Uuid> = (0..n / 4).map(|_| Uuid::now_v7()).collect();
-    let mut first_key = String::new();
-    let chunk = 256;
-    for (i, batch) in (0..n).collect::<Vec<_>>().chunks(chunk).enumerate() {
-        let tasks: Vec<_> = batch
-            .iter()
-            .map(|j| {
-                let store = store.clone();
-                let user = users[j % users.len()];
-                let secret = latchkey::crypto::random_token();
-                tokio::spawn(async move {
-                    let s = NewSession {
-                        user_id: user,
-                        sid: latchkey::sessions::sid_for(&secret),
-                        kind: SessionKind::Browser,
-                        label: "Firefox on Linux".into(),
-                        user_agent:
-                            "Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128.0"
-                                .into(),
-                        ip: "203.0.113.5".into(),
-                        csrf: latchkey::crypto::random_token(),
-                        refresh_hash: None,
-                        client_name: None,
-                        idle_ms: 1_800_000,
-                        absolute_expiry_ms: now_ms() + 86_400_000,
-                    };
-                    store
-                        .create_session(&s, 50, 0, now_ms())
-                        .await
-                        .expect("create");
-                    (user, s.sid)
-                })
-            })
-            .collect();
-        for t in tasks {
-            let (user, sid) = t.await.expect("task");
-            if i == 0 && first_key.is_empty() {
-                first_key = store.keys().session(&user, &sid);
-            }
-        }
-    }
+    let keys = create_all(&store, n).await;
     let elapsed = started.elapsed();
-    let after = info(&mut conn).await;
+    let after = info(&conn).await;
+    let one = keys.last().expect("a session key");
     let hash_bytes: i64 = redis::cmd("MEMORY")
         .arg("USAGE")
-        .arg(&first_key)
-        .query_async(&mut conn)
+        .arg(one)
+        .query_async(&mut conn.clone())
         .await
         .unwrap_or(0);
+    let encoding: String = redis::cmd("OBJECT")
+        .arg("ENCODING")
+        .arg(one)
+        .query_async(&mut conn.clone())
+        .await
+        .unwrap_or_default();
     println!("sessions_created {n}");
     println!("create_rate_per_s {:.0}", n as f64 / elapsed.as_secs_f64());
     println!("used_memory_delta_bytes {}", after - before);
@@ -108,29 +127,14 @@ async fn main() {
         (after - before) as f64 / n as f64
     );
     println!("memory_usage_one_hash_bytes {hash_bytes}");
+    println!("encoding_one_hash {encoding}");
 
-    // Clean up: SCAN and UNLINK everything under the prefix.
-    let mut cursor: u64 = 0;
-    loop {
-        let (next, keys): (u64, Vec<String>) = redis::cmd("SCAN")
-            .arg(cursor)
-            .arg("MATCH")
-            .arg(format!("{prefix}:*"))
-            .arg("COUNT")
-            .arg(5000)
-            .query_async(&mut conn)
+    // Clean up: exactly the keys made (the prefix is the default one).
+    for chunk in keys.chunks(1000) {
+        let _: i64 = redis::cmd("UNLINK")
+            .arg(chunk)
+            .query_async(&mut conn.clone())
             .await
-            .expect("SCAN");
-        if !keys.is_empty() {
-            let _: i64 = redis::cmd("UNLINK")
-                .arg(&keys)
-                .query_async(&mut conn)
-                .await
-                .expect("UNLINK");
-        }
-        cursor = next;
-        if cursor == 0 {
-            break;
-        }
+            .expect("UNLINK");
     }
 }

@@ -41,7 +41,13 @@ pub fn code_mac(settings: &Settings, user_id: &Uuid, code: &str) -> String {
 
 /// Stores a fresh code (replacing any earlier one) and mails it, when the account exists.
 pub async fn send_reset_code(app: Services<'_>, email: &Email) -> Result<(), ServiceError> {
-    let Some(user) = app.accounts.find_by_email(email).await? else {
+    // No code for a disabled account: it cannot sign in with a new password either.
+    let Some(user) = app
+        .accounts
+        .find_by_email(email)
+        .await?
+        .filter(|u| u.disabled_at.is_none())
+    else {
         return Ok(());
     };
     let code = new_code();

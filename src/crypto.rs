@@ -22,15 +22,20 @@ pub fn sha256_hex(data: &[u8]) -> String {
     hex::encode(Sha256::digest(data))
 }
 
-/// HMAC-SHA256 of `data` under `key`, hex.
-pub fn hmac_hex(key: &[u8], data: &[u8]) -> String {
+/// HMAC-SHA256 of `data` under `key`.
+pub fn hmac(key: &[u8], data: &[u8]) -> [u8; 32] {
     let mut mac = match Hmac::<Sha256>::new_from_slice(key) {
         Ok(m) => m,
         // HMAC accepts keys of any length; this branch cannot be taken.
-        Err(_) => return sha256_hex(data),
+        Err(_) => return Sha256::digest(data).into(),
     };
     mac.update(data);
-    hex::encode(mac.finalize().into_bytes())
+    mac.finalize().into_bytes().into()
+}
+
+/// HMAC-SHA256 of `data` under `key`, hex.
+pub fn hmac_hex(key: &[u8], data: &[u8]) -> String {
+    hex::encode(hmac(key, data))
 }
 
 pub fn constant_time_eq(a: &str, b: &str) -> bool {

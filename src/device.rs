@@ -5,10 +5,11 @@ use std::sync::LazyLock;
 
 static PARSER: LazyLock<woothee::parser::Parser> = LazyLock::new(woothee::parser::Parser::new);
 
-/// The longest user agent kept in a session hash.
+/// The most of a user agent that is read (for the label and the phone flag).
 pub const MAX_USER_AGENT: usize = 512;
-/// The longest client name an API client may give itself.
-pub const MAX_LABEL: usize = 80;
+/// The longest device label kept, in bytes: a session hash field stays within Redis's
+/// `hash-max-listpack-value` (64), so the hash stays a compact listpack.
+pub const MAX_LABEL_BYTES: usize = 64;
 
 fn os_name(os: &str) -> Option<&str> {
     Some(match os {
@@ -43,7 +44,7 @@ pub fn label_for(user_agent: &str) -> String {
     }
     // A program such as curl/8.5.0: its name is the best label there is.
     let first = ua.split(['/', ' ']).next().unwrap_or("");
-    let name: String = first.chars().filter(|c| !c.is_control()).take(40).collect();
+    let name = clip_bytes(first, 40);
     if name.is_empty() {
         "Unknown device".into()
     } else {
@@ -66,9 +67,33 @@ pub fn clip(s: &str, max_chars: usize) -> String {
         .collect()
 }
 
+/// At most `max_bytes` of `s`, cut on a character boundary, without controls.
+pub fn clip_bytes(s: &str, max_bytes: usize) -> String {
+    let mut out = String::with_capacity(s.len().min(max_bytes));
+    for c in s.chars().filter(|c| !c.is_control()) {
+        if out.len() + c.len_utf8() > max_bytes {
+            break;
+        }
+        out.push(c);
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
-    use super::label_for;
+    use super::{clip_bytes, label_for};
+
+    #[test]
+    fn labels_are_clipped_to_whole_characters_within_the_byte_limit() {
+        assert_eq!(clip_bytes("abc", 64), "abc");
+        assert_eq!(clip_bytes(&"x".repeat(80), 64), "x".repeat(64));
+        // 'é' is two bytes: 33 of them do not fit in 64, 32 do.
+        assert_eq!(clip_bytes(&"é".repeat(40), 64), "é".repeat(32));
+        assert_eq!(clip_bytes(&"é".repeat(40), 65), "é".repeat(32));
+        assert_eq!(clip_bytes("a\u{7}b", 64), "ab");
+        let long_program = format!("{}/1.0", "ü".repeat(40));
+        assert!(label_for(&long_program).len() <= super::MAX_LABEL_BYTES);
+    }
 
     #[test]
     fn labels_read_like_a_person_would_say_them() {

@@ -3,6 +3,7 @@
 
 // Below the web and the API: the domain, its services and its stores. None of these
 // imports `web` or `api`.
+pub mod account_admin;
 pub mod accounts;
 pub mod clock;
 pub mod codes;

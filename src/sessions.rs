@@ -2,16 +2,22 @@
 //! and the views the devices page and the sessions API share.
 //!
 //! The cookie carries `UID.TOKEN`. The store knows the session by `SID`, the first 128
-//! bits of SHA-256(TOKEN), so a dump of Redis holds nothing that signs anyone in.
+//! bits of SHA-256(TOKEN) in URL-safe base64 (22 characters), so a dump of Redis holds
+//! nothing that signs anyone in. A browser session's CSRF token is not stored either:
+//! it is a keyed hash of the SID (`csrf_token`).
 
 use std::time::Duration;
 
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
+use secrecy::ExposeSecret;
+use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
 use crate::accounts::User;
 use crate::clock::{iso_time, now_ms};
 use crate::config::Settings;
-use crate::crypto::{random_token, sha256_hex};
+use crate::crypto::{hmac, random_token, sha256_hex};
 use crate::store::{Created, NewSession, SessionKind, SessionRecord, Store, StoreResult};
 
 /// The longest cookie value we read; anything longer is not ours.
@@ -19,14 +25,22 @@ const MAX_COOKIE_LEN: usize = 128;
 
 /// The session id derived from a cookie or refresh secret.
 pub fn sid_for(token: &str) -> String {
-    sha256_hex(token.as_bytes())[..32].to_string()
+    URL_SAFE_NO_PAD.encode(&Sha256::digest(token.as_bytes())[..16])
 }
 
-/// A well-formed SID: 32 lowercase hex characters.
+/// A well-formed SID: 22 characters of URL-safe base64.
 pub fn is_sid(s: &str) -> bool {
-    s.len() == 32
+    s.len() == 22
         && s.bytes()
-            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+}
+
+/// The CSRF token of a session's forms: HMAC-SHA256 of its SID under `jwt_secret`
+/// (URL-safe base64, 43 characters). Only this server can make it, it differs for
+/// every session, and nothing needs storing (OWASP's HMAC-based token pattern).
+pub fn csrf_token(settings: &Settings, sid: &str) -> String {
+    let key = settings.tokens.jwt_secret.expose_secret();
+    URL_SAFE_NO_PAD.encode(hmac(key, format!("latchkey csrf\n{sid}").as_bytes()))
 }
 
 /// What a session cookie says, once parsed: the user and the session it names.
@@ -55,7 +69,8 @@ impl SessionCookie {
     }
 }
 
-/// Where a session was started from.
+/// Where a session was started from. The user agent is read for the label and the
+/// phone flag and not kept.
 #[derive(Debug, Clone)]
 pub struct Origin {
     pub label: String,
@@ -89,7 +104,6 @@ struct Shape {
     idle: Duration,
     absolute: Duration,
     label: String,
-    client_name: Option<String>,
     refresh_hash: Option<String>,
 }
 
@@ -101,7 +115,6 @@ impl SessionSpec {
             idle,
             absolute,
             label: origin.label.clone(),
-            client_name: None,
             refresh_hash: None,
         };
         match self {
@@ -117,8 +130,7 @@ impl SessionSpec {
                     .tokens
                     .refresh_ttl
                     .max(Duration::from_secs(365 * 86400)),
-                label: client_name.clone().unwrap_or_else(|| origin.label.clone()),
-                client_name,
+                label: client_name.unwrap_or_else(|| origin.label.clone()),
                 refresh_hash: Some(secret_hash(secret)),
             },
         }
@@ -145,14 +157,13 @@ pub async fn start(
     let shape = spec.shape(settings, origin, &secret);
     let new = NewSession {
         user_id: user.id,
+        email: user.email.clone(),
         sid: sid.clone(),
         kind: shape.kind,
-        label: shape.label,
-        user_agent: origin.user_agent.clone(),
+        label: crate::device::clip_bytes(&shape.label, crate::device::MAX_LABEL_BYTES),
+        mobile: crate::device::is_mobile(&origin.user_agent),
         ip: origin.ip.clone(),
-        csrf: random_token(),
         refresh_hash: shape.refresh_hash,
-        client_name: shape.client_name,
         idle_ms: shape.idle.as_millis() as i64,
         absolute_expiry_ms: now + shape.absolute.as_millis() as i64,
     };
@@ -219,12 +230,17 @@ impl SessionView {
 /// A user's live sessions, most recently active first.
 pub async fn list(store: &Store, user_id: &Uuid) -> StoreResult<Vec<SessionRecord>> {
     let mut sessions = store.list_sessions(user_id, now_ms()).await?;
+    most_recent_first(&mut sessions);
+    Ok(sessions)
+}
+
+/// The order the devices page and the sessions API show: most recently active first.
+pub fn most_recent_first(sessions: &mut [SessionRecord]) {
     sessions.sort_by(|a, b| {
         b.seen_ms
             .cmp(&a.seen_ms)
             .then(b.created_ms.cmp(&a.created_ms))
     });
-    Ok(sessions)
 }
 
 #[cfg(test)]
@@ -239,6 +255,7 @@ mod tests {
         assert_eq!(parsed.user_id, uid);
         assert_eq!(parsed.sid, sid_for(&token));
         assert!(is_sid(&parsed.sid));
+        assert!(!is_sid(&"a".repeat(32)));
         for bad in [
             String::new(),
             token.clone(),

@@ -27,8 +27,8 @@ const MAX_PASSWORD_INPUT: usize = 1024;
 pub enum SignInError {
     #[error("too many sign-in attempts")]
     Throttled(#[from] Throttled),
-    /// Wrong email or password, or the password changed while this one was checked:
-    /// the same answer for all three.
+    /// Wrong email or password, a disabled account, or the password changed while
+    /// this one was checked: the same answer for all four.
     #[error("wrong email or password")]
     WrongCredentials,
     #[error("sign-in could not finish")]
@@ -104,8 +104,12 @@ pub async fn check_password(
     if !slot.verify(c.password, hash).await? {
         return Err(SignInError::WrongCredentials);
     }
+    // A disabled account answers as a wrong password would, after the same work, and
+    // its attempt still counts.
+    let Some(user) = user.filter(|u| u.disabled_at.is_none()) else {
+        return Err(SignInError::WrongCredentials);
+    };
     attempt.succeeded(app.store).await;
-    let user = user.ok_or(SignInError::WrongCredentials)?;
     Ok(Verified { user, slot })
 }
 

@@ -286,6 +286,53 @@ async fn pages_carry_the_security_headers() {
     }
 }
 
+/// The stylesheet every page links: a URL named by its content, cached for a year
+/// without revalidation, the bytes of `static/style.css`. The plain address still
+/// answers, revalidated each time.
+#[tokio::test]
+async fn the_stylesheet_is_content_named_and_cached_for_a_year() {
+    let cfg = TestConfig::new();
+    let b = cfg.browser().await;
+    let href = |p: &Page| {
+        let at = p
+            .body
+            .find("rel=\"stylesheet\" href=\"")
+            .expect("a stylesheet link");
+        let rest = &p.body[at + "rel=\"stylesheet\" href=\"".len()..];
+        rest[..rest.find('"').expect("a closing quote")].to_string()
+    };
+    let login = b.get("/login").await;
+    let sheet = href(&login);
+    let on_disk = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("static/style.css"),
+    )
+    .expect("static/style.css");
+    let digest = latchkey::crypto::sha256_hex(on_disk.as_bytes());
+    assert_eq!(sheet, format!("/static/style.{}.css", &digest[..16]));
+    b.register(&email()).await;
+    for page in ["/devices", "/account/password", "/no-such-page"] {
+        assert_eq!(href(&b.get(page).await), sheet, "{page}");
+    }
+
+    let css = b.get(&sheet).await;
+    assert_eq!(css.status, Status::Ok);
+    assert_eq!(css.body, on_disk);
+    assert_eq!(css.header("Content-Type"), Some("text/css; charset=utf-8"));
+    assert_eq!(
+        css.header("Cache-Control"),
+        Some("public, max-age=31536000, immutable")
+    );
+    let plain = b.get("/static/style.css").await;
+    assert_eq!(plain.status, Status::Ok);
+    assert_eq!(plain.body, on_disk);
+    assert_eq!(plain.header("Cache-Control"), Some("no-cache"));
+    // Another content hash names nothing.
+    assert_eq!(
+        b.get("/static/style.0000000000000000.css").await.status,
+        Status::NotFound
+    );
+}
+
 #[tokio::test]
 async fn the_session_cookie_has_the_contract_attributes() {
     let cfg = TestConfig::new();

@@ -482,3 +482,66 @@ fn no_password_is_hashed_for_a_client_that_has_gone() {
     .expect("request");
     assert_eq!(read_reply(&mut s).map(|r| r.status), Some(401));
 }
+
+/// The data limits are the code's own defaults, not only `Rocket.toml`'s: a server
+/// started where there is no `Rocket.toml` still refuses a 40 KiB form, url-encoded or
+/// multipart (Rocket's own default for multipart is 2 MiB), and a 40 KiB JSON body.
+#[test]
+fn a_server_without_rocket_toml_keeps_the_data_limits() {
+    let cfg = TestConfig::new();
+    assert!(!cfg.dir.join("Rocket.toml").exists());
+    let server = cfg.spawn_server_in(&cfg.dir);
+    let big = "a".repeat(40 * 1024);
+
+    let form = encode(&[("email", &big), ("password", "x"), ("csrf_token", "x")]);
+    let urlencoded = [("Content-Type", "application/x-www-form-urlencoded")];
+    let reply = exchange_from(
+        &server,
+        "127.0.0.1",
+        Request("POST", "/login", &urlencoded, &form),
+    );
+    assert_eq!(reply.status, 413, "{}", reply.head);
+
+    let boundary = "latchkeyboundary";
+    let part = |name: &str, value: &str| {
+        format!(
+            "--{boundary}\r\nContent-Disposition: form-data; name=\"{name}\"\r\n\r\n{value}\r\n"
+        )
+    };
+    let multipart = format!(
+        "{}{}{}--{boundary}--\r\n",
+        part("email", &big),
+        part("password", "x"),
+        part("csrf_token", "x")
+    );
+    let content_type = format!("multipart/form-data; boundary={boundary}");
+    let headers = [("Content-Type", content_type.as_str())];
+    let reply = exchange_from(
+        &server,
+        "127.0.0.1",
+        Request("POST", "/login", &headers, &multipart),
+    );
+    assert_eq!(reply.status, 413, "{}", reply.head);
+
+    let json = serde_json::json!({"grant_type": "password", "username": big, "password": "x"});
+    let headers = [("Content-Type", "application/json")];
+    let reply = exchange_from(
+        &server,
+        "127.0.0.1",
+        Request("POST", "/api/v1/token", &headers, &json.to_string()),
+    );
+    assert_eq!(reply.status, 413, "{}", reply.head);
+
+    // A form within the limit is read (and refused for its token, not its size).
+    let small = encode(&[
+        ("email", "a@example.com"),
+        ("password", "x"),
+        ("csrf_token", "x"),
+    ]);
+    let reply = exchange_from(
+        &server,
+        "127.0.0.1",
+        Request("POST", "/login", &urlencoded, &small),
+    );
+    assert_eq!(reply.status, 403, "{}", reply.head);
+}

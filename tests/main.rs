@@ -5,6 +5,7 @@
 
 mod common;
 
+mod accounts;
 mod addresses;
 mod api;
 mod auth;

@@ -55,6 +55,8 @@ pub struct User {
     pub created_at: i64,
     /// Unix ms; also the "password version" that sessions are checked against.
     pub password_changed_at: i64,
+    /// Unix ms when an operator disabled the account; it cannot sign in meanwhile.
+    pub disabled_at: Option<i64>,
 }
 
 #[derive(Clone)]
@@ -70,6 +72,7 @@ fn user_from_row(row: &sqlx::sqlite::SqliteRow) -> Result<User, sqlx::Error> {
         password_hash: row.try_get("password_hash")?,
         created_at: row.try_get("created_at")?,
         password_changed_at: row.try_get("password_changed_at")?,
+        disabled_at: row.try_get("disabled_at")?,
     })
 }
 
@@ -131,6 +134,7 @@ impl Accounts {
             password_hash: password_hash.to_string(),
             created_at: now,
             password_changed_at: now,
+            disabled_at: None,
         };
         sqlx::query(
             "INSERT INTO users (id, email, email_normalized, password_hash, created_at, password_changed_at) \
@@ -178,6 +182,36 @@ impl Accounts {
             .execute(&self.pool)
             .await?;
         Ok(version)
+    }
+
+    /// Disables (`true`) or enables the account, and moves its password version on as
+    /// a password change does, so a sign-in checked before this cannot start a session
+    /// after it. Answers the new version; `None` when there is no such account.
+    pub async fn set_disabled(
+        &self,
+        user: &User,
+        disabled: bool,
+    ) -> Result<Option<i64>, AccountError> {
+        let now = now_ms();
+        let version = now.max(user.password_changed_at + 1);
+        let done =
+            sqlx::query("UPDATE users SET disabled_at = ?, password_changed_at = ? WHERE id = ?")
+                .bind(disabled.then_some(now))
+                .bind(version)
+                .bind(user.id.to_string())
+                .execute(&self.pool)
+                .await?;
+        Ok((done.rows_affected() > 0).then_some(version))
+    }
+
+    /// Deletes the account and what is recorded about it (its known devices go with
+    /// it); false when there was none.
+    pub async fn delete(&self, user_id: &Uuid) -> Result<bool, AccountError> {
+        let done = sqlx::query("DELETE FROM users WHERE id = ?")
+            .bind(user_id.to_string())
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected() > 0)
     }
 
     /// Records that the account signed in from this device; true when it had not

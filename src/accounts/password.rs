@@ -1,6 +1,7 @@
 //! Argon2id password hashing, off the async workers: each hash runs on the blocking
-//! pool, at most one per core at a time, so a sign-in flood cannot starve page views.
-//! An unknown account verifies a fixed dummy hash, so it answers in the same time.
+//! pool, on at most half the cores at a time (one on two cores), so a sign-in flood
+//! leaves the other cores to page views and API reads. An unknown account verifies a
+//! fixed dummy hash, so it answers in the same time.
 //!
 //! A hash runs in a [`Slot`], and getting one is bounded three ways:
 //! - a request waits at most [`SLOT_WAIT`] for it, then gets `HashError::Busy` (503
@@ -221,11 +222,19 @@ pub enum HashError {
     ClientGone,
 }
 
+/// Hashes that may run at once: half the cores, at least one. Each holds a core and
+/// 19 MiB of working memory while it runs.
+pub fn hashing_permits(cores: usize) -> usize {
+    (cores / 2).max(1)
+}
+
 impl Hasher {
     pub async fn new() -> Hasher {
-        let cores = std::thread::available_parallelism()
-            .map(|n| n.get())
-            .unwrap_or(2);
+        let permits = hashing_permits(
+            std::thread::available_parallelism()
+                .map(|n| n.get())
+                .unwrap_or(2),
+        );
         let memory = Arc::new(MemoryPool::default());
         let pool = memory.clone();
         let dummy = tokio::task::spawn_blocking(move || {
@@ -239,7 +248,7 @@ impl Hasher {
                 "$argon2id$v=19$m=19456,t=2,p=1$c29tZXNhbHRzb21lc2FsdA$NvQk2M6cRkmBMdNn1T9eHL/FlPgOyHx/cr0tOv3Aq8g".into()
             });
         Hasher {
-            queue: Arc::new(Queue::new(cores)),
+            queue: Arc::new(Queue::new(permits)),
             memory,
             dummy_hash: Arc::new(dummy),
             verifications: Arc::new(AtomicU64::new(0)),
@@ -305,6 +314,12 @@ impl Slot {
 mod tests {
     use super::*;
     use argon2::password_hash::{PasswordHasher, PasswordVerifier};
+
+    #[test]
+    fn hashing_leaves_half_the_cores_to_requests() {
+        let permits: Vec<usize> = [1, 2, 3, 4, 8].into_iter().map(hashing_permits).collect();
+        assert_eq!(permits, [1, 1, 1, 2, 4]);
+    }
 
     #[test]
     fn our_hashes_are_standard_phc_strings_and_standard_hashes_verify() {

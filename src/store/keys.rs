@@ -1,6 +1,11 @@
 //! The one key builder: every Redis key (and embedded-store key) is named here.
-//! A user's keys carry the hash tag `{u:UID}` so they share one cluster slot.
+//!
+//! A user's keys carry the hash tag `{UID}` (the user id as 22 characters of URL-safe
+//! base64, so keys stay short), so every script over one user's keys touches one
+//! cluster slot.
 
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
 use uuid::Uuid;
 
 #[derive(Debug, Clone)]
@@ -19,37 +24,72 @@ impl Keys {
         &self.prefix
     }
 
-    /// `P:{u:UID}:s:` — a session hash is this followed by its SID.
+    /// `P:{UID}`: the start of every key of this user.
+    fn user_base(&self, user_id: &Uuid) -> String {
+        format!(
+            "{}:{{{}}}",
+            self.prefix,
+            URL_SAFE_NO_PAD.encode(user_id.as_bytes())
+        )
+    }
+
+    /// `P:{UID}:s:` — a session hash is this followed by its SID.
     pub fn session_prefix(&self, user_id: &Uuid) -> String {
-        format!("{}:{{u:{}}}:s:", self.prefix, user_id)
+        format!("{}:s:", self.user_base(user_id))
     }
 
     pub fn session(&self, user_id: &Uuid, sid: &str) -> String {
         format!("{}{}", self.session_prefix(user_id), sid)
     }
 
-    pub fn index(&self, user_id: &Uuid) -> String {
-        format!("{}:{{u:{}}}:sessions", self.prefix, user_id)
+    /// `P:{UID}:u`: the user hash, SID → expiry (ms) of each session, and `@` → the
+    /// account's email (no SID is `@`: SIDs are 22 base64 characters).
+    pub fn user(&self, user_id: &Uuid) -> String {
+        format!("{}:u", self.user_base(user_id))
     }
 
     pub fn revoked_jti(&self, user_id: &Uuid, jti: &str) -> String {
-        format!("{}:{{u:{}}}:jti:{}", self.prefix, user_id, jti)
+        format!("{}:jti:{}", self.user_base(user_id), jti)
     }
 
     pub fn reset(&self, user_id: &Uuid) -> String {
-        format!("{}:{{u:{}}}:reset", self.prefix, user_id)
+        format!("{}:reset", self.user_base(user_id))
     }
 
     pub fn password_version(&self, user_id: &Uuid) -> String {
-        format!("{}:{{u:{}}}:pwv", self.prefix, user_id)
+        format!("{}:pwv", self.user_base(user_id))
     }
 
     /// The user's trusted devices (device-cookie nonces).
     pub fn devices(&self, user_id: &Uuid) -> String {
-        format!("{}:{{u:{}}}:dev", self.prefix, user_id)
+        format!("{}:dev", self.user_base(user_id))
     }
 
     pub fn rate(&self, scope: &str, key: &str) -> String {
         format!("{}:rl:{}:{}", self.prefix, scope, key)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_users_keys_share_one_short_hash_tag() {
+        let keys = Keys::new("lk");
+        let user = Uuid::now_v7();
+        let tag = format!("{{{}}}", URL_SAFE_NO_PAD.encode(user.as_bytes()));
+        assert_eq!(tag.len(), 24);
+        for key in [
+            keys.session(&user, "abc"),
+            keys.user(&user),
+            keys.revoked_jti(&user, "j"),
+            keys.reset(&user),
+            keys.password_version(&user),
+            keys.devices(&user),
+        ] {
+            assert!(key.starts_with(&format!("lk:{tag}:")), "{key}");
+            assert_eq!(key.matches('{').count(), 1, "{key}");
+        }
     }
 }

@@ -9,19 +9,27 @@ use std::time::Duration;
 use uuid::Uuid;
 
 use super::{
-    Backend, CodeCheck, Created, Keys, LiveSession, NewSession, RateDecision, RateKey, Rotated,
-    SessionKind, SessionRecord, StoreError, StoreResult, PASSWORD_VERSION_TTL_MS, REFRESH_HISTORY,
-    SEEN_REFRESH_MS,
+    field, Backend, CodeCheck, Created, Keys, LiveSession, NewSession, RateDecision, RateKey,
+    Rotated, SessionKind, SessionRecord, StoreError, StoreResult, PASSWORD_VERSION_TTL_MS,
+    REFRESH_HISTORY, SEEN_REFRESH_MS,
 };
 
 const SWEEP_EVERY: u64 = 4096;
+
+/// What the user hash holds: each session's expiry, and the account's email.
+#[derive(Default)]
+struct UserEntry {
+    email: Option<String>,
+    /// SID -> expiry ms
+    sessions: HashMap<String, i64>,
+}
 
 #[derive(Default)]
 struct State {
     /// session key -> (fields, expiry ms)
     sessions: HashMap<String, (HashMap<String, String>, i64)>,
-    /// index key -> SID -> expiry ms
-    indexes: HashMap<String, HashMap<String, i64>>,
+    /// user key -> its sessions and email
+    users: HashMap<String, UserEntry>,
     /// revoked tokens and password versions: key -> (value, expiry ms)
     strings: HashMap<String, (i64, i64)>,
     /// reset key -> (mac, wrong tries, expiry ms)
@@ -40,10 +48,10 @@ impl State {
             return;
         }
         self.sessions.retain(|_, (_, exp)| *exp > now);
-        for idx in self.indexes.values_mut() {
-            idx.retain(|_, exp| *exp > now);
+        for user in self.users.values_mut() {
+            user.sessions.retain(|_, exp| *exp > now);
         }
-        self.indexes.retain(|_, idx| !idx.is_empty());
+        self.users.retain(|_, user| !user.sessions.is_empty());
         self.strings.retain(|_, (_, exp)| *exp > now);
         self.resets.retain(|_, (_, _, exp)| *exp > now);
         self.rates
@@ -75,27 +83,48 @@ impl State {
         }
     }
 
-    fn prune_index(&mut self, index_key: &str, now: i64) -> &mut HashMap<String, i64> {
-        let idx = self.indexes.entry(index_key.to_string()).or_default();
-        idx.retain(|_, exp| *exp > now);
-        idx
+    /// The user's live SIDs, after dropping the expired ones.
+    fn prune_user(&mut self, user_key: &str, now: i64) -> Vec<String> {
+        let user = self.users.entry(user_key.to_string()).or_default();
+        user.sessions.retain(|_, exp| *exp > now);
+        user.sessions.keys().cloned().collect()
     }
 
-    fn slide(&mut self, session_key: &str, index_key: &str, sid: &str, expiry: i64) {
+    fn email(&self, user_key: &str) -> Option<String> {
+        self.users.get(user_key).and_then(|u| u.email.clone())
+    }
+
+    fn slide(&mut self, session_key: &str, user_key: &str, sid: &str, expiry: i64) {
         if let Some((_, exp)) = self.sessions.get_mut(session_key) {
             *exp = expiry;
         }
-        self.indexes
-            .entry(index_key.to_string())
+        self.users
+            .entry(user_key.to_string())
             .or_default()
+            .sessions
             .insert(sid.to_string(), expiry);
     }
 
-    fn end_session(&mut self, session_key: &str, index_key: &str, sid: &str) -> bool {
-        if let Some(idx) = self.indexes.get_mut(index_key) {
-            idx.remove(sid);
+    fn end_session(&mut self, session_key: &str, user_key: &str, sid: &str) -> bool {
+        if let Some(user) = self.users.get_mut(user_key) {
+            user.sessions.remove(sid);
         }
         self.sessions.remove(session_key).is_some()
+    }
+
+    /// `list()` of list.lua.
+    fn list(&mut self, user_key: &str, prefix: &str, now: i64) -> Vec<SessionRecord> {
+        let mut out = Vec::new();
+        for sid in self.prune_user(user_key, now) {
+            let key = format!("{prefix}{sid}");
+            match self.session(&key, now).cloned() {
+                Some(f) => out.extend(SessionRecord::read(sid, |k| f.get(k).map(String::as_str))),
+                None => {
+                    self.end_session(&key, user_key, &sid);
+                }
+            }
+        }
+        out
     }
 }
 
@@ -121,6 +150,79 @@ impl MemoryStore {
         // A panic while holding the lock would leave the maps poisoned; refuse rather
         // than guess at a half-done change.
         self.state.lock().map_err(|_| StoreError::Poisoned)
+    }
+
+    /// session_touch.lua without the list.
+    fn touch(
+        &self,
+        st: &mut State,
+        user_id: &Uuid,
+        sid: &str,
+        revoked_jti: Option<&str>,
+        now: i64,
+    ) -> Option<LiveSession> {
+        let (skey, ukey) = (self.keys.session(user_id, sid), self.keys.user(user_id));
+        let f = st.session(&skey, now)?;
+        let (abs, idle, seen) = (
+            num(f, field::ABSOLUTE),
+            num(f, field::IDLE),
+            num(f, field::SEEN),
+        );
+        let kind = SessionKind::from_field(f.get(field::KIND).map(String::as_str))?;
+        if now >= abs {
+            st.end_session(&skey, &ukey, sid);
+            return None;
+        }
+        let jti_key = revoked_jti.map(|j| self.keys.revoked_jti(user_id, j));
+        if jti_key.is_some_and(|k| st.string(&k, now).is_some()) {
+            return None;
+        }
+        let email = st.email(&ukey)?;
+        if now - seen >= SEEN_REFRESH_MS {
+            if let Some(f) = st.session(&skey, now) {
+                f.insert(field::SEEN.into(), now.to_string());
+            }
+        }
+        st.slide(&skey, &ukey, sid, (now + idle).min(abs));
+        Some(LiveSession { kind, email })
+    }
+
+    /// session_revoke_all.lua without closing the account.
+    fn revoke_all(
+        &self,
+        st: &mut State,
+        user_id: &Uuid,
+        keep: Option<&str>,
+        password_version: Option<i64>,
+        now: i64,
+    ) -> u32 {
+        let ukey = self.keys.user(user_id);
+        let prefix = self.keys.session_prefix(user_id);
+        if let Some(v) = password_version {
+            // A new password: an outstanding reset code and the trusted devices end.
+            st.resets.remove(&self.keys.reset(user_id));
+            st.devices.remove(&self.keys.devices(user_id));
+            let pkey = self.keys.password_version(user_id);
+            if st.string(&pkey, now).is_none_or(|cur| cur < v) {
+                st.strings.insert(pkey, (v, now + PASSWORD_VERSION_TTL_MS));
+            }
+        }
+        let members: Vec<String> = st
+            .users
+            .get(&ukey)
+            .map(|u| u.sessions.keys().cloned().collect())
+            .unwrap_or_default();
+        let mut n = 0;
+        for sid in members.into_iter().filter(|s| Some(s.as_str()) != keep) {
+            let key = format!("{prefix}{sid}");
+            let live = st.session(&key, now).is_some();
+            st.end_session(&key, &ukey, &sid);
+            n += u32::from(live);
+        }
+        if st.users.get(&ukey).is_some_and(|u| u.sessions.is_empty()) {
+            st.users.remove(&ukey);
+        }
+        n
     }
 }
 
@@ -150,9 +252,9 @@ impl Backend for MemoryStore {
         now: i64,
     ) -> StoreResult<Created> {
         let uid = &new.user_id;
-        let (skey, ikey, pkey) = (
+        let (skey, ukey, pkey) = (
             self.keys.session(uid, &new.sid),
-            self.keys.index(uid),
+            self.keys.user(uid),
             self.keys.password_version(uid),
         );
         let prefix = self.keys.session_prefix(uid);
@@ -161,23 +263,23 @@ impl Backend for MemoryStore {
         if st.string(&pkey, now).is_some_and(|v| v > password_version) {
             return Ok(Created::Stale);
         }
-        let members: Vec<String> = st.prune_index(&ikey, now).keys().cloned().collect();
+        let members = st.prune_user(&ukey, now);
         let mut evicted = Vec::new();
         if members.len() >= max_sessions as usize {
             let mut live = Vec::new();
             for sid in members {
                 let key = format!("{prefix}{sid}");
-                match st.session(&key, now).map(|f| num(f, "seen")) {
+                match st.session(&key, now).map(|f| num(f, field::SEEN)) {
                     Some(seen) => live.push((sid, seen)),
                     None => {
-                        st.end_session(&key, &ikey, &sid);
+                        st.end_session(&key, &ukey, &sid);
                     }
                 }
             }
             live.sort_by_key(|(_, seen)| *seen);
             let excess = (live.len() + 1).saturating_sub(max_sessions as usize);
             for (sid, _) in live.into_iter().take(excess) {
-                st.end_session(&format!("{prefix}{sid}"), &ikey, &sid);
+                st.end_session(&format!("{prefix}{sid}"), &ukey, &sid);
                 evicted.push(sid);
             }
         }
@@ -188,7 +290,8 @@ impl Backend for MemoryStore {
             .collect();
         let expiry = new.expiry(now);
         st.sessions.insert(skey.clone(), (fields, expiry));
-        st.slide(&skey, &ikey, &new.sid, expiry);
+        st.users.entry(ukey.clone()).or_default().email = Some(new.email.clone());
+        st.slide(&skey, &ukey, &new.sid, expiry);
         Ok(Created::Yes { evicted })
     }
 
@@ -199,62 +302,40 @@ impl Backend for MemoryStore {
         revoked_jti: Option<&str>,
         now: i64,
     ) -> StoreResult<Option<LiveSession>> {
-        let (skey, ikey) = (self.keys.session(user_id, sid), self.keys.index(user_id));
-        let jti_key = revoked_jti.map(|j| self.keys.revoked_jti(user_id, j));
         let mut st = self.lock()?;
-        let Some(f) = st.session(&skey, now) else {
+        Ok(self.touch(&mut st, user_id, sid, revoked_jti, now))
+    }
+
+    async fn touch_and_list(
+        &self,
+        user_id: &Uuid,
+        sid: &str,
+        revoked_jti: Option<&str>,
+        now: i64,
+    ) -> StoreResult<Option<(LiveSession, Vec<SessionRecord>)>> {
+        let mut st = self.lock()?;
+        let Some(live) = self.touch(&mut st, user_id, sid, revoked_jti, now) else {
             return Ok(None);
         };
-        let (abs, idle, seen) = (num(f, "abs"), num(f, "idle"), num(f, "seen"));
-        let live = LiveSession {
-            user_id: f.get("uid").cloned().unwrap_or_default(),
-            kind: f
-                .get("kind")
-                .and_then(|k| SessionKind::parse(k))
-                .unwrap_or(SessionKind::Browser),
-            csrf: f.get("csrf").cloned().unwrap_or_default(),
-        };
-        if now >= abs {
-            st.end_session(&skey, &ikey, sid);
-            return Ok(None);
-        }
-        if let Some(jk) = jti_key {
-            if st.string(&jk, now).is_some() {
-                return Ok(None);
-            }
-        }
-        if now - seen >= SEEN_REFRESH_MS {
-            if let Some(f) = st.session(&skey, now) {
-                f.insert("seen".into(), now.to_string());
-            }
-        }
-        st.slide(&skey, &ikey, sid, (now + idle).min(abs));
-        Ok(Some(live))
+        let list = st.list(
+            &self.keys.user(user_id),
+            &self.keys.session_prefix(user_id),
+            now,
+        );
+        Ok(Some((live, list)))
     }
 
     async fn list_sessions(&self, user_id: &Uuid, now: i64) -> StoreResult<Vec<SessionRecord>> {
-        let ikey = self.keys.index(user_id);
-        let prefix = self.keys.session_prefix(user_id);
+        let (ukey, prefix) = (self.keys.user(user_id), self.keys.session_prefix(user_id));
         let mut st = self.lock()?;
-        let members: Vec<String> = st.prune_index(&ikey, now).keys().cloned().collect();
-        let mut out = Vec::new();
-        for sid in members {
-            let key = format!("{prefix}{sid}");
-            match st.session(&key, now).cloned() {
-                Some(f) => out.extend(SessionRecord::from_fields(sid, &f)),
-                None => {
-                    st.end_session(&key, &ikey, &sid);
-                }
-            }
-        }
-        Ok(out)
+        Ok(st.list(&ukey, &prefix, now))
     }
 
     async fn revoke_session(&self, user_id: &Uuid, sid: &str, now: i64) -> StoreResult<bool> {
-        let (skey, ikey) = (self.keys.session(user_id, sid), self.keys.index(user_id));
+        let (skey, ukey) = (self.keys.session(user_id, sid), self.keys.user(user_id));
         let mut st = self.lock()?;
         let existed = st.session(&skey, now).is_some();
-        st.end_session(&skey, &ikey, sid);
+        st.end_session(&skey, &ukey, sid);
         Ok(existed)
     }
 
@@ -265,29 +346,14 @@ impl Backend for MemoryStore {
         password_version: Option<i64>,
         now: i64,
     ) -> StoreResult<u32> {
-        let ikey = self.keys.index(user_id);
-        let prefix = self.keys.session_prefix(user_id);
         let mut st = self.lock()?;
-        if let Some(v) = password_version {
-            st.resets.remove(&self.keys.reset(user_id));
-            st.devices.remove(&self.keys.devices(user_id));
-            let pkey = self.keys.password_version(user_id);
-            if st.string(&pkey, now).is_none_or(|cur| cur < v) {
-                st.strings.insert(pkey, (v, now + PASSWORD_VERSION_TTL_MS));
-            }
-        }
-        let members: Vec<String> = st
-            .indexes
-            .get(&ikey)
-            .map(|idx| idx.keys().cloned().collect())
-            .unwrap_or_default();
-        let mut n = 0;
-        for sid in members.into_iter().filter(|s| Some(s.as_str()) != keep) {
-            let key = format!("{prefix}{sid}");
-            let live = st.session(&key, now).is_some();
-            st.end_session(&key, &ikey, &sid);
-            n += u32::from(live);
-        }
+        Ok(self.revoke_all(&mut st, user_id, keep, password_version, now))
+    }
+
+    async fn close_account(&self, user_id: &Uuid, version: i64, now: i64) -> StoreResult<u32> {
+        let mut st = self.lock()?;
+        let n = self.revoke_all(&mut st, user_id, None, Some(version), now);
+        st.users.remove(&self.keys.user(user_id));
         Ok(n)
     }
 
@@ -299,36 +365,36 @@ impl Backend for MemoryStore {
         new_hash: &str,
         now: i64,
     ) -> StoreResult<Rotated> {
-        let (skey, ikey) = (self.keys.session(user_id, sid), self.keys.index(user_id));
+        let (skey, ukey) = (self.keys.session(user_id, sid), self.keys.user(user_id));
         let mut st = self.lock()?;
+        let open = st.email(&ukey).is_some();
         let Some(f) = st.session(&skey, now) else {
             return Ok(Rotated::Invalid);
         };
-        if f.get("kind").map(String::as_str) != Some("api") {
+        if f.get(field::KIND).map(String::as_str) != Some("a") || !open {
             return Ok(Rotated::Invalid);
         }
-        let (abs, idle) = (num(f, "abs"), num(f, "idle"));
+        let (abs, idle) = (num(f, field::ABSOLUTE), num(f, field::IDLE));
         if now >= abs {
-            st.end_session(&skey, &ikey, sid);
+            st.end_session(&skey, &ukey, sid);
             return Ok(Rotated::Invalid);
         }
-        let current = f.get("rth").cloned().unwrap_or_default();
-        let earlier: Vec<String> = f
-            .get("rtp")
-            .map(|s| s.split_whitespace().map(str::to_string).collect())
-            .unwrap_or_default();
+        let current = f.get(field::REFRESH).cloned().unwrap_or_default();
+        let earlier: Vec<String> = (1..=REFRESH_HISTORY)
+            .filter_map(|j| f.get(&format!("p{j}")).cloned())
+            .collect();
         if current == presented_hash {
-            let mut history = vec![current];
-            history.extend(earlier.into_iter().take(REFRESH_HISTORY - 1));
-            let uid = f.get("uid").cloned().unwrap_or_default();
-            f.insert("rth".into(), new_hash.to_string());
-            f.insert("rtp".into(), history.join(" "));
-            f.insert("seen".into(), now.to_string());
-            st.slide(&skey, &ikey, sid, (now + idle).min(abs));
-            return Ok(Rotated::Yes { user_id: uid });
+            let history = std::iter::once(current).chain(earlier);
+            for (j, h) in history.take(REFRESH_HISTORY).enumerate() {
+                f.insert(format!("p{}", j + 1), h);
+            }
+            f.insert(field::REFRESH.into(), new_hash.to_string());
+            f.insert(field::SEEN.into(), now.to_string());
+            st.slide(&skey, &ukey, sid, (now + idle).min(abs));
+            return Ok(Rotated::Yes);
         }
         if earlier.iter().any(|h| h == presented_hash) {
-            st.end_session(&skey, &ikey, sid);
+            st.end_session(&skey, &ukey, sid);
             return Ok(Rotated::Reused);
         }
         Ok(Rotated::Invalid)
@@ -342,7 +408,7 @@ impl Backend for MemoryStore {
         token_ttl_ms: i64,
         now: i64,
     ) -> StoreResult<bool> {
-        let (skey, ikey) = (self.keys.session(user_id, sid), self.keys.index(user_id));
+        let (skey, ukey) = (self.keys.session(user_id, sid), self.keys.user(user_id));
         let mut st = self.lock()?;
         st.sweep(now);
         if token_ttl_ms > 0 {
@@ -350,7 +416,7 @@ impl Backend for MemoryStore {
                 .insert(self.keys.revoked_jti(user_id, jti), (1, now + token_ttl_ms));
         }
         let existed = st.session(&skey, now).is_some();
-        st.end_session(&skey, &ikey, sid);
+        st.end_session(&skey, &ukey, sid);
         Ok(existed)
     }
 

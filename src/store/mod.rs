@@ -11,7 +11,6 @@ mod keys;
 mod memory;
 mod redis;
 
-use std::collections::HashMap;
 use std::future::Future;
 use std::time::Duration;
 
@@ -36,8 +35,8 @@ pub const PASSWORD_VERSION_TTL_MS: i64 = 24 * 3600 * 1000;
 /// the cause is kept for the log.
 #[derive(Debug, Error)]
 pub enum StoreError {
-    #[error("no Redis connection could be had")]
-    Connection(#[from] deadpool::managed::PoolError<::redis::RedisError>),
+    #[error("Redis did not answer within {0:?}")]
+    Timeout(Duration),
     #[error("a Redis command failed")]
     Command(#[from] ::redis::RedisError),
     #[error("Redis answered with an unreadable value")]
@@ -48,13 +47,11 @@ pub enum StoreError {
     Poisoned,
 }
 
-/// Why a Redis store could not be set up (a bad URL or pool setting).
+/// Why a Redis store could not be set up (a bad URL).
 #[derive(Debug, Error)]
 pub enum ConnectError {
     #[error("not a usable Redis URL")]
     Url(#[source] ::redis::RedisError),
-    #[error("the connection pool could not be built")]
-    Pool(#[from] deadpool::managed::BuildError),
 }
 
 pub type StoreResult<T> = Result<T, StoreError>;
@@ -74,27 +71,55 @@ impl SessionKind {
         }
     }
 
-    pub fn parse(s: &str) -> Option<Self> {
-        match s {
-            "browser" => Some(SessionKind::Browser),
-            "api" => Some(SessionKind::Api),
-            _ => None,
+    /// The kind as a session hash records it: field `k`, `a` for an API session,
+    /// absent (or `b`) for a browser.
+    fn from_field(k: Option<&str>) -> Option<Self> {
+        match k {
+            None | Some("b") => Some(SessionKind::Browser),
+            Some("a") => Some(SessionKind::Api),
+            Some(_) => None,
         }
     }
+}
+
+/// The fields of a session hash. Names are one or two letters and every value stays
+/// within Redis's `hash-max-listpack-value` (64 bytes), so the hash is kept as a
+/// compact listpack: only what the devices page shows and what expiry needs.
+pub mod field {
+    /// `a` for an API session; absent for a browser.
+    pub const KIND: &str = "k";
+    /// The device label (at most [`crate::device::MAX_LABEL_BYTES`]).
+    pub const LABEL: &str = "l";
+    /// `1` for a phone or tablet; absent otherwise.
+    pub const MOBILE: &str = "m";
+    pub const IP: &str = "ip";
+    /// Signed in at (unix ms).
+    pub const CREATED: &str = "t";
+    /// Last seen (unix ms), written at most once per `SEEN_REFRESH_MS`.
+    pub const SEEN: &str = "s";
+    /// Absolute expiry (unix ms).
+    pub const ABSOLUTE: &str = "a";
+    /// Idle timeout (ms).
+    pub const IDLE: &str = "i";
+    /// API sessions: SHA-256 (hex) of the current refresh secret; `p1`..`p5` hold the
+    /// earlier ones, one per field.
+    pub const REFRESH: &str = "r";
 }
 
 /// Everything a new session hash holds.
 #[derive(Debug, Clone)]
 pub struct NewSession {
     pub user_id: Uuid,
+    /// The account's email, kept once per user beside the sessions (not in each
+    /// hash) so a session check can answer it without the database.
+    pub email: String,
     pub sid: String,
     pub kind: SessionKind,
+    /// At most [`crate::device::MAX_LABEL_BYTES`].
     pub label: String,
-    pub user_agent: String,
+    pub mobile: bool,
     pub ip: String,
-    pub csrf: String,
     pub refresh_hash: Option<String>,
-    pub client_name: Option<String>,
     /// Sliding idle timeout.
     pub idle_ms: i64,
     /// Absolute expiry (unix ms): the session never outlives it.
@@ -104,23 +129,21 @@ pub struct NewSession {
 impl NewSession {
     fn fields(&self, now_ms: i64) -> Vec<(&'static str, String)> {
         let mut f = vec![
-            ("uid", self.user_id.to_string()),
-            ("kind", self.kind.as_str().to_string()),
-            ("label", self.label.clone()),
-            ("ua", self.user_agent.clone()),
-            ("ip", self.ip.clone()),
-            ("csrf", self.csrf.clone()),
-            ("created", now_ms.to_string()),
-            ("seen", now_ms.to_string()),
-            ("abs", self.absolute_expiry_ms.to_string()),
-            ("idle", self.idle_ms.to_string()),
+            (field::LABEL, self.label.clone()),
+            (field::IP, self.ip.clone()),
+            (field::CREATED, now_ms.to_string()),
+            (field::SEEN, now_ms.to_string()),
+            (field::ABSOLUTE, self.absolute_expiry_ms.to_string()),
+            (field::IDLE, self.idle_ms.to_string()),
         ];
-        if let Some(h) = &self.refresh_hash {
-            f.push(("rth", h.clone()));
-            f.push(("rtp", String::new()));
+        if self.kind == SessionKind::Api {
+            f.push((field::KIND, "a".into()));
         }
-        if let Some(c) = &self.client_name {
-            f.push(("client", c.clone()));
+        if self.mobile {
+            f.push((field::MOBILE, "1".into()));
+        }
+        if let Some(h) = &self.refresh_hash {
+            f.push((field::REFRESH, h.clone()));
         }
         f
     }
@@ -134,37 +157,37 @@ impl NewSession {
 #[derive(Debug, Clone)]
 pub struct SessionRecord {
     pub sid: String,
-    pub user_id: String,
     pub kind: SessionKind,
     pub label: String,
-    pub user_agent: String,
+    pub mobile: bool,
     pub ip: String,
     pub created_ms: i64,
     pub seen_ms: i64,
 }
 
 impl SessionRecord {
-    fn from_fields(sid: String, f: &HashMap<String, String>) -> Option<Self> {
-        let num = |k: &str| f.get(k).and_then(|v| v.parse::<i64>().ok());
+    /// The record from a session hash's fields, read through `get`; `None` when the
+    /// hash is not one this version wrote.
+    fn read<'a>(sid: String, get: impl Fn(&str) -> Option<&'a str>) -> Option<Self> {
+        let num = |k: &str| get(k).and_then(|v| v.parse::<i64>().ok());
         Some(SessionRecord {
             sid,
-            user_id: f.get("uid")?.clone(),
-            kind: SessionKind::parse(f.get("kind")?)?,
-            label: f.get("label").cloned().unwrap_or_default(),
-            user_agent: f.get("ua").cloned().unwrap_or_default(),
-            ip: f.get("ip").cloned().unwrap_or_default(),
-            created_ms: num("created")?,
-            seen_ms: num("seen")?,
+            kind: SessionKind::from_field(get(field::KIND))?,
+            label: get(field::LABEL).unwrap_or_default().to_string(),
+            mobile: get(field::MOBILE) == Some("1"),
+            ip: get(field::IP).unwrap_or_default().to_string(),
+            created_ms: num(field::CREATED)?,
+            seen_ms: num(field::SEEN)?,
         })
     }
 }
 
-/// What the hot path hands to a request: enough to authorise it.
+/// What the hot path hands to a request: enough to authorise it and to say who it is.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LiveSession {
-    pub user_id: String,
     pub kind: SessionKind,
-    pub csrf: String,
+    /// The account's email, as it was when the session started.
+    pub email: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -201,9 +224,7 @@ pub enum CodeCheck {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Rotated {
-    Yes {
-        user_id: String,
-    },
+    Yes,
     /// An earlier secret was presented: the session has been ended.
     Reused,
     Invalid,
@@ -219,7 +240,9 @@ pub enum Rotated {
 /// - A user's keys are built from the user id the caller passes, never from input
 ///   alone: another user's session id names nothing.
 /// - A session lives until `min(last use + idle, absolute expiry)`; reading it past
-///   either ends it. Its index entry carries the same expiry.
+///   either ends it. Its entry in the user hash carries the same expiry.
+/// - A session is live only while its account's email is recorded beside it (every
+///   `create_session` records it, `close_account` removes it).
 /// - `Err` means the store did not answer (503 for a request); nothing was changed
 ///   that the caller could see half of.
 #[derive(Clone)]
@@ -249,6 +272,13 @@ trait Backend {
         revoked_jti: Option<&str>,
         now_ms: i64,
     ) -> impl Future<Output = StoreResult<Option<LiveSession>>> + Send;
+    fn touch_and_list(
+        &self,
+        user_id: &Uuid,
+        sid: &str,
+        revoked_jti: Option<&str>,
+        now_ms: i64,
+    ) -> impl Future<Output = StoreResult<Option<(LiveSession, Vec<SessionRecord>)>>> + Send;
     fn list_sessions(
         &self,
         user_id: &Uuid,
@@ -265,6 +295,12 @@ trait Backend {
         user_id: &Uuid,
         keep: Option<&str>,
         password_version: Option<i64>,
+        now_ms: i64,
+    ) -> impl Future<Output = StoreResult<u32>> + Send;
+    fn close_account(
+        &self,
+        user_id: &Uuid,
+        version: i64,
         now_ms: i64,
     ) -> impl Future<Output = StoreResult<u32>> + Send;
     fn rotate_refresh(
@@ -361,9 +397,10 @@ impl Store {
 
     /// Starts a session, all in one step: refuses it (`Stale`) when the user's password
     /// version has moved past `password_version` (the credentials were checked against
-    /// an older password); drops expired index entries; while the user has
-    /// `max_sessions` live sessions, ends the least recently seen; then writes the
-    /// session with `created = seen = now` and expiry `min(now + idle, absolute)`.
+    /// an older password, or the account was closed since); drops expired entries of
+    /// the user hash; while the user has `max_sessions` live sessions, ends the least
+    /// recently seen; then writes the session with `created = seen = now` and expiry
+    /// `min(now + idle, absolute)`, and the account's email beside it.
     pub async fn create_session(
         &self,
         new: &NewSession,
@@ -375,9 +412,10 @@ impl Store {
     }
 
     /// The hot path, one round trip: `None` when the session does not live, is past
-    /// its absolute expiry (then it is ended), or `revoked_jti` names a revoked access
-    /// token. Otherwise slides the expiry to `min(now + idle, absolute)`, writes `seen`
-    /// when it is older than `SEEN_REFRESH_MS`, and answers who the session is.
+    /// its absolute expiry (then it is ended), `revoked_jti` names a revoked access
+    /// token, or the account was closed (`close_account`). Otherwise slides the expiry
+    /// to `min(now + idle, absolute)`, writes `seen` when it is older than
+    /// `SEEN_REFRESH_MS`, and answers the session's kind and its account's email.
     pub async fn touch_session(
         &self,
         user_id: &Uuid,
@@ -386,6 +424,19 @@ impl Store {
         now_ms: i64,
     ) -> StoreResult<Option<LiveSession>> {
         dispatch!(self, s => s.touch_session(user_id, sid, revoked_jti, now_ms).await)
+    }
+
+    /// `touch_session` and `list_sessions` in the same one step (the devices page:
+    /// one round trip). The list is taken after the touch, so it shows this session
+    /// as just seen.
+    pub async fn touch_and_list(
+        &self,
+        user_id: &Uuid,
+        sid: &str,
+        revoked_jti: Option<&str>,
+        now_ms: i64,
+    ) -> StoreResult<Option<(LiveSession, Vec<SessionRecord>)>> {
+        dispatch!(self, s => s.touch_and_list(user_id, sid, revoked_jti, now_ms).await)
     }
 
     /// Every live session of the user (in no particular order); drops expired index
@@ -422,11 +473,24 @@ impl Store {
         dispatch!(self, s => s.revoke_sessions(user_id, keep, password_version, now_ms).await)
     }
 
+    /// The account is gone (deleted or disabled): ends every one of its sessions,
+    /// forgets its email (so nothing of it passes `touch_session`), and records
+    /// `version` as its password version, so a sign-in checked before this cannot
+    /// start a session after it. Answers how many live sessions ended.
+    pub async fn close_account(
+        &self,
+        user_id: &Uuid,
+        version: i64,
+        now_ms: i64,
+    ) -> StoreResult<u32> {
+        dispatch!(self, s => s.close_account(user_id, version, now_ms).await)
+    }
+
     /// API refresh: when `presented_hash` is its
     /// current refresh hash, replaces it with `new_hash` (keeping `REFRESH_HISTORY`
     /// earlier ones), slides the expiry and answers `Yes`; when it is an earlier one,
     /// ends the session (a replayed secret: theft) and answers `Reused`; else `Invalid`.
-    /// Only API sessions rotate.
+    /// Only API sessions of an open account rotate.
     pub async fn rotate_refresh(
         &self,
         user_id: &Uuid,

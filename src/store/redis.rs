@@ -1,52 +1,36 @@
-//! The Redis backend: a deadpool of multiplexed connections and one Lua script per
-//! operation. Checking out a connection costs no round trip (no PING on recycle); a
-//! connection that fails is dropped from the pool, so service resumes by itself when
-//! Redis comes back.
+//! The Redis backend: a few multiplexed connections, used round-robin, and one Lua
+//! script per operation.
+//!
+//! Each connection is a `redis::aio::ConnectionManager`: one socket on which concurrent
+//! calls are pipelined (no checkout, no waiting for a free connection), and which
+//! reconnects by itself, in the background, once a call finds the socket dropped. Every
+//! call is bounded by [`CALL_BUDGET`] whatever happens underneath, so a Redis that is
+//! down, paused or unreachable answers 503 within about a second, and service resumes
+//! with no restart when it is back. ARCHITECTURE.md has the measurements behind this.
 
-use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use deadpool::managed::{self, Metrics, Object, Pool, PoolConfig, RecycleResult, Timeouts};
-use deadpool_redis::redis::{
-    self, aio::MultiplexedConnection, AsyncConnectionConfig, Script, Value,
-};
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use redis::{FromRedisValue, Script, ScriptInvocation, Value};
 use uuid::Uuid;
 
 use super::{
-    Backend, CodeCheck, ConnectError, Created, Keys, LiveSession, NewSession, RateDecision,
+    field, Backend, CodeCheck, ConnectError, Created, Keys, LiveSession, NewSession, RateDecision,
     RateKey, Rotated, SessionKind, SessionRecord, StoreError, StoreResult, PASSWORD_VERSION_TTL_MS,
     REFRESH_HISTORY, SEEN_REFRESH_MS,
 };
 
-/// How long one command may take before the request answers 503.
+/// Connections to Redis, used in turn. Two keep both cores' requests pipelined
+/// without one socket's reader becoming the queue (benches/redis_calls.rs).
+pub const CONNECTIONS: usize = 2;
+/// The most a store call may take, reconnecting included, before it fails (503).
+pub const CALL_BUDGET: Duration = Duration::from_millis(900);
+/// One command's wait for its answer on a live socket.
 const RESPONSE_TIMEOUT: Duration = Duration::from_millis(800);
-const CONNECT_TIMEOUT: Duration = Duration::from_millis(800);
-
-pub struct Manager {
-    client: redis::Client,
-    config: AsyncConnectionConfig,
-}
-
-impl managed::Manager for Manager {
-    type Type = MultiplexedConnection;
-    type Error = redis::RedisError;
-
-    async fn create(&self) -> Result<MultiplexedConnection, redis::RedisError> {
-        self.client
-            .get_multiplexed_async_connection_with_config(&self.config)
-            .await
-    }
-
-    async fn recycle(
-        &self,
-        _: &mut MultiplexedConnection,
-        _: &Metrics,
-    ) -> RecycleResult<redis::RedisError> {
-        // Broken connections are taken out of the pool when a command fails on them.
-        Ok(())
-    }
-}
+/// One attempt to open a socket.
+const CONNECT_TIMEOUT: Duration = Duration::from_millis(500);
 
 struct Scripts {
     create: Script,
@@ -64,15 +48,16 @@ struct Scripts {
 
 #[derive(Clone)]
 pub struct RedisStore {
-    pool: Pool<Manager>,
+    connections: Arc<[ConnectionManager]>,
+    next: Arc<AtomicUsize>,
     keys: Keys,
     scripts: Arc<Scripts>,
 }
 
-/// A script with the shared `slide` function (`slide.lua`) in front of it.
-macro_rules! sliding_script {
-    ($file:literal) => {
-        Script::new(concat!(include_str!("slide.lua"), include_str!($file)))
+/// A script with shared Lua functions (`slide.lua`, `list.lua`) in front of it.
+macro_rules! script_with {
+    ($($file:literal),+) => {
+        Script::new(concat!($(include_str!($file)),+))
     };
 }
 
@@ -84,32 +69,35 @@ fn unexpected(script: &'static str, reply: impl std::fmt::Debug) -> StoreError {
     }
 }
 
+/// How a connection is (re)made: one attempt per call that finds it broken (no
+/// backoff: a request waiting on a reconnect would wait for every retry), each
+/// bounded; a command answered or failed within `RESPONSE_TIMEOUT`.
+fn manager_config() -> ConnectionManagerConfig {
+    ConnectionManagerConfig::new()
+        .set_connection_timeout(Some(CONNECT_TIMEOUT))
+        .set_response_timeout(Some(RESPONSE_TIMEOUT))
+        .set_number_of_retries(0)
+}
+
 impl RedisStore {
+    /// Sets the connections up; they connect on first use (the start pings).
     pub fn connect(url: &str, keys: Keys) -> Result<Self, ConnectError> {
         let client = redis::Client::open(url).map_err(ConnectError::Url)?;
-        let config = AsyncConnectionConfig::new()
-            .set_connection_timeout(Some(CONNECT_TIMEOUT))
-            .set_response_timeout(Some(RESPONSE_TIMEOUT));
-        let mut pool_config = PoolConfig::new(16);
-        pool_config.timeouts = Timeouts {
-            wait: Some(Duration::from_secs(1)),
-            create: Some(CONNECT_TIMEOUT),
-            recycle: Some(Duration::from_millis(100)),
-        };
-        let pool = Pool::builder(Manager { client, config })
-            .config(pool_config)
-            .runtime(deadpool::Runtime::Tokio1)
-            .build()?;
+        let connections = (0..CONNECTIONS)
+            .map(|_| ConnectionManager::new_lazy_with_config(client.clone(), manager_config()))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(ConnectError::Url)?;
         Ok(RedisStore {
-            pool,
+            connections: connections.into(),
+            next: Arc::new(AtomicUsize::new(0)),
             keys,
             scripts: Arc::new(Scripts {
-                create: sliding_script!("session_create.lua"),
-                touch: sliding_script!("session_touch.lua"),
-                list: Script::new(include_str!("session_list.lua")),
+                create: script_with!("slide.lua", "session_create.lua"),
+                touch: script_with!("slide.lua", "list.lua", "session_touch.lua"),
+                list: script_with!("list.lua", "session_list.lua"),
                 revoke: Script::new(include_str!("session_revoke.lua")),
                 revoke_all: Script::new(include_str!("session_revoke_all.lua")),
-                rotate: sliding_script!("refresh_rotate.lua"),
+                rotate: script_with!("slide.lua", "refresh_rotate.lua"),
                 api_logout: Script::new(include_str!("api_logout.lua")),
                 rate_acquire: Script::new(include_str!("rate_acquire.lua")),
                 reset_store: Script::new(include_str!("reset_store.lua")),
@@ -119,26 +107,174 @@ impl RedisStore {
         })
     }
 
-    /// Runs one script invocation; a connection that fails is dropped from the pool.
-    async fn run<T: redis::FromRedisValue>(
+    /// The next connection in turn (a handle: cloning shares the socket).
+    fn connection(&self) -> ConnectionManager {
+        let i = self.next.fetch_add(1, Ordering::Relaxed) % self.connections.len();
+        self.connections[i].clone()
+    }
+
+    /// Runs one script invocation (`EVALSHA`, loading the script when Redis does not
+    /// have it) within the call budget, sending it once more on the same connection
+    /// when `resend` allows (see [`Resend`]).
+    async fn run<T: FromRedisValue>(
         &self,
-        inv: &redis::ScriptInvocation<'_>,
+        inv: &ScriptInvocation<'_>,
+        resend: Resend,
     ) -> StoreResult<T> {
-        let mut conn = self.pool.get().await?;
-        match inv.invoke_async(&mut *conn).await {
-            Ok(v) => Ok(v),
-            Err(e) => {
-                if e.is_io_error()
-                    || e.is_connection_dropped()
-                    || e.is_timeout()
-                    || e.is_unrecoverable_error()
-                {
-                    let _ = Object::take(conn);
-                }
-                Err(e.into())
+        let mut conn = self.connection();
+        let call = async {
+            match inv.invoke_async(&mut conn).await {
+                Err(e) if resend.allows(&e) => inv.invoke_async(&mut conn).await,
+                reply => reply,
             }
+        };
+        match tokio::time::timeout(CALL_BUDGET, call).await {
+            Ok(reply) => Ok(reply?),
+            Err(_) => Err(StoreError::Timeout(CALL_BUDGET)),
         }
     }
+
+    /// Runs one command or pipeline the same way.
+    async fn query<T: FromRedisValue>(
+        &self,
+        cmd: &impl Queryable,
+        resend: Resend,
+    ) -> StoreResult<T> {
+        let mut conn = self.connection();
+        let call = async {
+            match cmd.query_on(&mut conn).await {
+                Err(e) if resend.allows(&e) => cmd.query_on(&mut conn).await,
+                reply => reply,
+            }
+        };
+        match tokio::time::timeout(CALL_BUDGET, call).await {
+            Ok(reply) => Ok(reply?),
+            Err(_) => Err(StoreError::Timeout(CALL_BUDGET)),
+        }
+    }
+
+    /// The touch script's invocation; `list` asks for the user's sessions too.
+    fn touch_invocation(
+        &self,
+        user_id: &Uuid,
+        sid: &str,
+        revoked_jti: Option<&str>,
+        now_ms: i64,
+        list: bool,
+    ) -> ScriptInvocation<'_> {
+        let session_key = self.keys.session(user_id, sid);
+        let jti_key = match revoked_jti {
+            Some(j) => self.keys.revoked_jti(user_id, j),
+            None => session_key.clone(),
+        };
+        let mut inv = self.scripts.touch.prepare_invoke();
+        inv.key(session_key)
+            .key(self.keys.user(user_id))
+            .key(jti_key)
+            .arg(sid)
+            .arg(now_ms)
+            .arg(SEEN_REFRESH_MS)
+            .arg(if revoked_jti.is_some() { "1" } else { "0" })
+            .arg(if list { "1" } else { "0" });
+        if list {
+            inv.arg(self.keys.session_prefix(user_id));
+        }
+        inv
+    }
+}
+
+/// When a failed call is sent a second time. A connection that finds its socket gone
+/// starts reconnecting and fails the call in hand; without a second try, the first
+/// request after Redis comes back (or after each connection's socket died unnoticed)
+/// would answer 503.
+#[derive(Clone, Copy)]
+enum Resend {
+    /// Only when the connection could not be made: nothing was sent. Every call.
+    IfNotSent,
+    /// Also when the connection dropped, sent or not: for calls that leave the same
+    /// state when they run twice (reads, deletes, a slide to the same expiry).
+    Idempotent,
+}
+
+impl Resend {
+    fn allows(self, e: &redis::RedisError) -> bool {
+        e.is_connection_refusal() || matches!(self, Resend::Idempotent) && e.is_connection_dropped()
+    }
+}
+
+/// A command or a pipeline: both are sent the same way.
+trait Queryable: Sync {
+    fn query_on<T: FromRedisValue>(
+        &self,
+        conn: &mut ConnectionManager,
+    ) -> impl std::future::Future<Output = redis::RedisResult<T>> + Send;
+}
+
+impl Queryable for redis::Cmd {
+    async fn query_on<T: FromRedisValue>(
+        &self,
+        conn: &mut ConnectionManager,
+    ) -> redis::RedisResult<T> {
+        self.query_async(conn).await
+    }
+}
+
+impl Queryable for redis::Pipeline {
+    async fn query_on<T: FromRedisValue>(
+        &self,
+        conn: &mut ConnectionManager,
+    ) -> redis::RedisResult<T> {
+        self.query_async(conn).await
+    }
+}
+
+/// `session_touch`'s reply: nothing (no live session), or `{kind, email}` and, when
+/// asked, the list.
+fn parse_touch(reply: Value) -> StoreResult<Option<(LiveSession, Option<Vec<SessionRecord>>)>> {
+    let items = match reply {
+        Value::Nil => return Ok(None),
+        Value::Array(items) => items,
+        other => return Err(unexpected("session_touch", other)),
+    };
+    let mut it = items.into_iter();
+    let (Some(kind), Some(email)) = (it.next(), it.next()) else {
+        return Err(unexpected("session_touch", "a short reply"));
+    };
+    let kind: String = redis::from_redis_value(kind)?;
+    let live = LiveSession {
+        kind: SessionKind::from_field(Some(&kind))
+            .ok_or_else(|| unexpected("session_touch", &kind))?,
+        email: redis::from_redis_value(email)?,
+    };
+    let list = it.next().map(parse_list).transpose()?;
+    Ok(Some((live, list)))
+}
+
+/// The fields `list()` (list.lua) reads of each session, in its order.
+const LISTED: [&str; 6] = [
+    field::KIND,
+    field::LABEL,
+    field::MOBILE,
+    field::IP,
+    field::CREATED,
+    field::SEEN,
+];
+
+/// `list()`'s reply: `{sid, {k, l, m, ip, t, s}, ...}`.
+fn parse_list(reply: Value) -> StoreResult<Vec<SessionRecord>> {
+    let items: Vec<Value> = redis::from_redis_value(reply)?;
+    let mut out = Vec::with_capacity(items.len() / 2);
+    let mut it = items.into_iter();
+    while let (Some(sid), Some(values)) = (it.next(), it.next()) {
+        let sid: String = redis::from_redis_value(sid)?;
+        let values: Vec<Option<String>> = redis::from_redis_value(values)?;
+        let get = |name: &str| {
+            let i = LISTED.iter().position(|n| *n == name)?;
+            values.get(i)?.as_deref()
+        };
+        out.extend(SessionRecord::read(sid, get));
+    }
+    Ok(out)
 }
 
 /// Each method is one script call (`*.lua` beside this file); the contract is on
@@ -151,22 +287,16 @@ impl Backend for RedisStore {
 
     fn with_prefix(&self, prefix: &str) -> Self {
         RedisStore {
-            pool: self.pool.clone(),
+            connections: self.connections.clone(),
+            next: self.next.clone(),
             keys: Keys::new(prefix),
             scripts: self.scripts.clone(),
         }
     }
 
     async fn ping(&self) -> StoreResult<()> {
-        let mut conn = self.pool.get().await?;
-        let r: redis::RedisResult<String> = redis::cmd("PING").query_async(&mut *conn).await;
-        match r {
-            Ok(_) => Ok(()),
-            Err(e) => {
-                let _ = Object::take(conn);
-                Err(e.into())
-            }
-        }
+        let _: String = self.query(&redis::cmd("PING"), Resend::Idempotent).await?;
+        Ok(())
     }
 
     async fn create_session(
@@ -179,18 +309,19 @@ impl Backend for RedisStore {
         let uid = &new.user_id;
         let mut inv = self.scripts.create.prepare_invoke();
         inv.key(self.keys.session(uid, &new.sid))
-            .key(self.keys.index(uid))
+            .key(self.keys.user(uid))
             .key(self.keys.password_version(uid))
             .arg(&new.sid)
             .arg(now_ms)
             .arg(new.expiry(now_ms))
             .arg(max_sessions)
             .arg(password_version)
-            .arg(self.keys.session_prefix(uid));
+            .arg(self.keys.session_prefix(uid))
+            .arg(&new.email);
         for (k, v) in new.fields(now_ms) {
             inv.arg(k).arg(v);
         }
-        let v: Value = self.run(&inv).await?;
+        let v: Value = self.run(&inv, Resend::IfNotSent).await?;
         match v {
             Value::Int(-1) => Ok(Created::Stale),
             Value::Array(items) => Ok(Created::Yes {
@@ -210,54 +341,40 @@ impl Backend for RedisStore {
         revoked_jti: Option<&str>,
         now_ms: i64,
     ) -> StoreResult<Option<LiveSession>> {
-        let session_key = self.keys.session(user_id, sid);
-        let jti_key = match revoked_jti {
-            Some(j) => self.keys.revoked_jti(user_id, j),
-            None => session_key.clone(),
-        };
-        let mut inv = self.scripts.touch.prepare_invoke();
-        inv.key(session_key)
-            .key(self.keys.index(user_id))
-            .key(jti_key)
-            .arg(sid)
-            .arg(now_ms)
-            .arg(SEEN_REFRESH_MS)
-            .arg(if revoked_jti.is_some() { "1" } else { "0" });
-        let reply: Option<Vec<String>> = self.run(&inv).await?;
-        Ok(reply.and_then(|r| match r.as_slice() {
-            [uid, kind, csrf] => Some(LiveSession {
-                user_id: uid.clone(),
-                kind: SessionKind::parse(kind)?,
-                csrf: csrf.clone(),
-            }),
-            _ => None,
-        }))
+        let inv = self.touch_invocation(user_id, sid, revoked_jti, now_ms, false);
+        let reply = self.run(&inv, Resend::Idempotent).await?;
+        Ok(parse_touch(reply)?.map(|(live, _)| live))
+    }
+
+    async fn touch_and_list(
+        &self,
+        user_id: &Uuid,
+        sid: &str,
+        revoked_jti: Option<&str>,
+        now_ms: i64,
+    ) -> StoreResult<Option<(LiveSession, Vec<SessionRecord>)>> {
+        let inv = self.touch_invocation(user_id, sid, revoked_jti, now_ms, true);
+        match parse_touch(self.run(&inv, Resend::Idempotent).await?)? {
+            None => Ok(None),
+            Some((live, Some(list))) => Ok(Some((live, list))),
+            Some((_, None)) => Err(unexpected("session_touch", "no list")),
+        }
     }
 
     async fn list_sessions(&self, user_id: &Uuid, now_ms: i64) -> StoreResult<Vec<SessionRecord>> {
         let mut inv = self.scripts.list.prepare_invoke();
-        inv.key(self.keys.index(user_id))
+        inv.key(self.keys.user(user_id))
             .arg(now_ms)
             .arg(self.keys.session_prefix(user_id));
-        let reply: Vec<Value> = self.run(&inv).await?;
-        let mut out = Vec::new();
-        let mut it = reply.into_iter();
-        while let (Some(sid), Some(fields)) = (it.next(), it.next()) {
-            let sid: String = redis::from_redis_value(sid)?;
-            let fields: HashMap<String, String> = redis::from_redis_value(fields)?;
-            if let Some(rec) = SessionRecord::from_fields(sid, &fields) {
-                out.push(rec);
-            }
-        }
-        Ok(out)
+        parse_list(self.run(&inv, Resend::Idempotent).await?)
     }
 
     async fn revoke_session(&self, user_id: &Uuid, sid: &str, _now: i64) -> StoreResult<bool> {
         let mut inv = self.scripts.revoke.prepare_invoke();
         inv.key(self.keys.session(user_id, sid))
-            .key(self.keys.index(user_id))
+            .key(self.keys.user(user_id))
             .arg(sid);
-        let n: i64 = self.run(&inv).await?;
+        let n: i64 = self.run(&inv, Resend::Idempotent).await?;
         Ok(n > 0)
     }
 
@@ -269,16 +386,30 @@ impl Backend for RedisStore {
         _now: i64,
     ) -> StoreResult<u32> {
         let mut inv = self.scripts.revoke_all.prepare_invoke();
-        inv.key(self.keys.index(user_id))
+        inv.key(self.keys.user(user_id))
             .key(self.keys.password_version(user_id))
             .key(self.keys.reset(user_id))
             .key(self.keys.devices(user_id))
             .arg(keep.unwrap_or(""))
             .arg(self.keys.session_prefix(user_id))
             .arg(password_version.map(|v| v.to_string()).unwrap_or_default())
-            .arg(PASSWORD_VERSION_TTL_MS);
-        let n: u32 = self.run(&inv).await?;
-        Ok(n)
+            .arg(PASSWORD_VERSION_TTL_MS)
+            .arg("0");
+        self.run(&inv, Resend::Idempotent).await
+    }
+
+    async fn close_account(&self, user_id: &Uuid, version: i64, _now: i64) -> StoreResult<u32> {
+        let mut inv = self.scripts.revoke_all.prepare_invoke();
+        inv.key(self.keys.user(user_id))
+            .key(self.keys.password_version(user_id))
+            .key(self.keys.reset(user_id))
+            .key(self.keys.devices(user_id))
+            .arg("")
+            .arg(self.keys.session_prefix(user_id))
+            .arg(version)
+            .arg(PASSWORD_VERSION_TTL_MS)
+            .arg("1");
+        self.run(&inv, Resend::Idempotent).await
     }
 
     async fn rotate_refresh(
@@ -291,21 +422,16 @@ impl Backend for RedisStore {
     ) -> StoreResult<Rotated> {
         let mut inv = self.scripts.rotate.prepare_invoke();
         inv.key(self.keys.session(user_id, sid))
-            .key(self.keys.index(user_id))
+            .key(self.keys.user(user_id))
             .arg(sid)
             .arg(now_ms)
             .arg(presented_hash)
             .arg(new_hash)
             .arg(REFRESH_HISTORY);
-        let v: Value = self.run(&inv).await?;
-        Ok(match v {
-            Value::Int(-1) => Rotated::Reused,
-            Value::Array(items) => match items.as_slice() {
-                [_, uid] => Rotated::Yes {
-                    user_id: redis::from_redis_value(uid.clone())?,
-                },
-                _ => Rotated::Invalid,
-            },
+        let n: i64 = self.run(&inv, Resend::IfNotSent).await?;
+        Ok(match n {
+            1 => Rotated::Yes,
+            -1 => Rotated::Reused,
             _ => Rotated::Invalid,
         })
     }
@@ -320,11 +446,11 @@ impl Backend for RedisStore {
     ) -> StoreResult<bool> {
         let mut inv = self.scripts.api_logout.prepare_invoke();
         inv.key(self.keys.session(user_id, sid))
-            .key(self.keys.index(user_id))
+            .key(self.keys.user(user_id))
             .key(self.keys.revoked_jti(user_id, jti))
             .arg(sid)
             .arg(token_ttl_ms);
-        let n: i64 = self.run(&inv).await?;
+        let n: i64 = self.run(&inv, Resend::Idempotent).await?;
         Ok(n > 0)
     }
 
@@ -342,7 +468,7 @@ impl Backend for RedisStore {
         for q in quotas {
             inv.arg(q.limit).arg(q.window_ms);
         }
-        let wait_ms: i64 = self.run(&inv).await?;
+        let wait_ms: i64 = self.run(&inv, Resend::IfNotSent).await?;
         Ok(if wait_ms <= 0 {
             RateDecision::Allowed
         } else {
@@ -353,18 +479,11 @@ impl Backend for RedisStore {
     }
 
     async fn rate_release(&self, quotas: &[RateKey], member: &str) -> StoreResult<()> {
-        let mut conn = self.pool.get().await?;
         let mut pipe = redis::pipe();
         for q in quotas {
             pipe.cmd("ZREM").arg(&q.key).arg(member).ignore();
         }
-        match pipe.query_async::<()>(&mut *conn).await {
-            Ok(()) => Ok(()),
-            Err(e) => {
-                let _ = Object::take(conn);
-                Err(e.into())
-            }
-        }
+        self.query(&pipe, Resend::Idempotent).await
     }
 
     async fn store_reset_code(
@@ -376,7 +495,7 @@ impl Backend for RedisStore {
     ) -> StoreResult<()> {
         let mut inv = self.scripts.reset_store.prepare_invoke();
         inv.key(self.keys.reset(user_id)).arg(mac).arg(ttl_ms);
-        let _: i64 = self.run(&inv).await?;
+        let _: i64 = self.run(&inv, Resend::Idempotent).await?;
         Ok(())
     }
 
@@ -389,7 +508,7 @@ impl Backend for RedisStore {
     ) -> StoreResult<CodeCheck> {
         let mut inv = self.scripts.reset_check.prepare_invoke();
         inv.key(self.keys.reset(user_id)).arg(mac).arg(max_tries);
-        let n: i64 = self.run(&inv).await?;
+        let n: i64 = self.run(&inv, Resend::IfNotSent).await?;
         Ok(match n {
             1 => CodeCheck::Right,
             0 => CodeCheck::Wrong,
@@ -412,23 +531,15 @@ impl Backend for RedisStore {
             .arg(now_ms)
             .arg(ttl_ms)
             .arg(max_devices);
-        let _: i64 = self.run(&inv).await?;
+        // The same arguments leave the same set: safe to send again.
+        let _: i64 = self.run(&inv, Resend::Idempotent).await?;
         Ok(())
     }
 
     async fn device_trusted(&self, user_id: &Uuid, nonce: &str, now_ms: i64) -> StoreResult<bool> {
-        let mut conn = self.pool.get().await?;
-        let until: redis::RedisResult<Option<f64>> = redis::cmd("ZSCORE")
-            .arg(self.keys.devices(user_id))
-            .arg(nonce)
-            .query_async(&mut *conn)
-            .await;
-        match until {
-            Ok(until) => Ok(until.is_some_and(|t| t > now_ms as f64)),
-            Err(e) => {
-                let _ = Object::take(conn);
-                Err(e.into())
-            }
-        }
+        let mut cmd = redis::cmd("ZSCORE");
+        cmd.arg(self.keys.devices(user_id)).arg(nonce);
+        let until: Option<f64> = self.query(&cmd, Resend::Idempotent).await?;
+        Ok(until.is_some_and(|t| t > now_ms as f64))
     }
 }

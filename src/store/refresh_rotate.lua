@@ -1,39 +1,45 @@
 -- Rotates an API session's refresh secret, or detects the reuse of an old one.
--- KEYS[1] session hash P:{u:UID}:s:SID   KEYS[2] user index P:{u:UID}:sessions
+-- KEYS[1] session hash P:{UID}:s:SID   KEYS[2] user hash P:{UID}:u
 -- ARGV[1] SID   ARGV[2] now (ms)   ARGV[3] hash of the presented secret
--- ARGV[4] hash of the new secret   ARGV[5] how many earlier hashes to remember
+-- ARGV[4] hash of the new secret   ARGV[5] how many earlier hashes to remember (n)
+-- The current hash is field r, the earlier ones p1 (the latest) .. pn: one hash per
+-- field, so every field stays within hash-max-listpack-value.
 -- slide() comes from slide.lua, prepended when the script is loaded.
--- Returns {1, uid} when rotated, -1 when an earlier secret was replayed (the session
--- is ended: theft detection), 0 when there is no such session or secret.
-local h = redis.call('HMGET', KEYS[1], 'uid', 'kind', 'rth', 'rtp', 'abs', 'idle')
-if not h[1] or h[2] ~= 'api' then
+-- Returns 1 when rotated, -1 when an earlier secret was replayed (the session is
+-- ended: theft detection), 0 when there is no such session or secret.
+local n = tonumber(ARGV[5])
+local fields = { 'k', 'r', 'a', 'i' }
+for j = 1, n do
+  fields[#fields + 1] = 'p' .. j
+end
+local h = redis.call('HMGET', KEYS[1], unpack(fields))
+if h[1] ~= 'a' or redis.call('HEXISTS', KEYS[2], '@') == 0 then
   return 0
 end
 local now = tonumber(ARGV[2])
-local abs = tonumber(h[5])
+local abs = tonumber(h[3])
 if now >= abs then
   redis.call('DEL', KEYS[1])
-  redis.call('ZREM', KEYS[2], ARGV[1])
+  redis.call('HDEL', KEYS[2], ARGV[1])
   return 0
 end
-if h[3] == ARGV[3] then
-  local earlier = ARGV[3]
-  local count = 1
-  for old in string.gmatch(h[4] or '', '%S+') do
-    if count >= tonumber(ARGV[5]) then
-      break
+if h[2] == ARGV[3] then
+  local set = { 'r', ARGV[4], 's', now, 'p1', ARGV[3] }
+  for j = 2, n do
+    local earlier = h[4 + j - 1]
+    if earlier then
+      set[#set + 1] = 'p' .. j
+      set[#set + 1] = earlier
     end
-    earlier = earlier .. ' ' .. old
-    count = count + 1
   end
-  redis.call('HSET', KEYS[1], 'rth', ARGV[4], 'rtp', earlier, 'seen', now)
-  slide(KEYS[1], KEYS[2], ARGV[1], now, math.min(now + tonumber(h[6]), abs))
-  return { 1, h[1] }
+  redis.call('HSET', KEYS[1], unpack(set))
+  slide(KEYS[1], KEYS[2], ARGV[1], now, math.min(now + tonumber(h[4]), abs))
+  return 1
 end
-for old in string.gmatch(h[4] or '', '%S+') do
-  if old == ARGV[3] then
+for j = 1, n do
+  if h[4 + j] == ARGV[3] then
     redis.call('DEL', KEYS[1])
-    redis.call('ZREM', KEYS[2], ARGV[1])
+    redis.call('HDEL', KEYS[2], ARGV[1])
     return -1
   end
 end

@@ -1,10 +1,13 @@
--- Ends every session of a user except one (or all), and optionally records a new
--- password version so a sign-in checked against the old password cannot land later;
--- a new password also ends a reset code mailed before it and the trusted devices.
--- KEYS[1] user index P:{u:UID}:sessions   KEYS[2] password version P:{u:UID}:pwv
--- KEYS[3] reset code P:{u:UID}:reset   KEYS[4] trusted devices P:{u:UID}:dev
--- ARGV[1] SID to keep, or ''   ARGV[2] session key prefix P:{u:UID}:s:
+-- Ends every session of a user except one (or all), optionally records a new password
+-- version so a sign-in checked against the old password cannot land later (a new
+-- password also ends a reset code mailed before it and the trusted devices), and
+-- optionally closes the account: its email goes with the user hash, so no session
+-- of it passes session_touch again.
+-- KEYS[1] user hash P:{UID}:u   KEYS[2] password version P:{UID}:pwv
+-- KEYS[3] reset code P:{UID}:reset   KEYS[4] trusted devices P:{UID}:dev
+-- ARGV[1] SID to keep, or ''   ARGV[2] session key prefix P:{UID}:s:
 -- ARGV[3] new password version, or ''   ARGV[4] how long to keep the version (ms)
+-- ARGV[5] '1' to close the account
 -- Returns the number of sessions ended.
 if ARGV[3] ~= '' then
   -- A new password: an outstanding reset code and the trusted devices end with the old.
@@ -15,10 +18,14 @@ if ARGV[3] ~= '' then
   end
 end
 local n = 0
-for _, sid in ipairs(redis.call('ZRANGE', KEYS[1], 0, -1)) do
-  if sid ~= ARGV[1] then
+for _, sid in ipairs(redis.call('HKEYS', KEYS[1])) do
+  if sid ~= '@' and sid ~= ARGV[1] then
     n = n + redis.call('DEL', ARGV[2] .. sid)
-    redis.call('ZREM', KEYS[1], sid)
+    redis.call('HDEL', KEYS[1], sid)
   end
+end
+-- Closing, or nothing left but the email: the user hash goes (create writes it again).
+if ARGV[5] == '1' or redis.call('HLEN', KEYS[1]) <= 1 then
+  redis.call('DEL', KEYS[1])
 end
 return n

@@ -5,7 +5,7 @@ use rocket::{get, post, routes, uri, Route};
 use serde::Serialize;
 
 use super::flash::{Flash, FlashMessage};
-use super::guards::{CsrfForm, CurrentSession, NoFields, SessionCookieJar};
+use super::guards::{CsrfForm, CurrentSession, NoFields, SessionCookieJar, SessionList};
 use super::{NextPath, Page}; // NextPath: for uri!(login_page(..))
 use crate::clock::{exact_time, now_ms, relative_time};
 use crate::error::{AppError, AppResult};
@@ -39,38 +39,33 @@ impl DeviceView {
     pub fn new(s: &SessionRecord, current_sid: &str, now: i64) -> DeviceView {
         DeviceView {
             session: SessionView::new(s, current_sid),
-            mobile: crate::device::is_mobile(&s.user_agent),
+            mobile: s.mobile,
             created_at_text: exact_time(s.created_ms),
             last_seen_text: relative_time(s.seen_ms, now),
         }
     }
 }
 
+/// One store call: the session check returns the list and the account's email.
 #[get("/devices")]
-async fn devices(
-    session: CurrentSession,
-    app: Services<'_>,
-    flash: Option<FlashMessage>,
-) -> AppResult<Page> {
+fn devices(list: SessionList, flash: Option<FlashMessage>) -> Page {
+    let SessionList {
+        session,
+        mut sessions,
+    } = list;
+    sessions::most_recent_first(&mut sessions);
     let now = now_ms();
-    let list = sessions::list(app.store, &session.user_id).await?;
-    let views: Vec<DeviceView> = list
+    let views: Vec<DeviceView> = sessions
         .iter()
         .map(|s| DeviceView::new(s, &session.sid, now))
         .collect();
     let other_count = views.iter().filter(|v| !v.session.current).count();
-    let email = app
-        .accounts
-        .find_by_id(&session.user_id)
-        .await?
-        .map(|u| u.email)
-        .unwrap_or_default();
-    Ok(Page::new("devices", &session.csrf)
+    Page::new("devices", &session.csrf)
         .with("signed_in", true)
-        .with("user_email", email)
+        .with("user_email", &session.email)
         .with("sessions", views)
         .with("other_count", other_count)
-        .flash(flash))
+        .flash(flash)
 }
 
 #[get("/devices", rank = 2)]

@@ -17,8 +17,8 @@ use crate::config::Settings;
 use crate::crypto::{constant_time_eq, random_token};
 use crate::error::AppError;
 use crate::report::Report;
-use crate::sessions::SessionCookie;
-use crate::store::{SessionKind, Store, StoreError};
+use crate::sessions::{csrf_token, SessionCookie};
+use crate::store::{SessionKind, SessionRecord, Store, StoreError};
 
 /// A signed-in browser session. A route that takes one cannot run without it: a
 /// signed-out request is forwarded (401), a store outage answers 503.
@@ -26,7 +26,18 @@ use crate::store::{SessionKind, Store, StoreError};
 pub struct CurrentSession {
     pub user_id: Uuid,
     pub sid: String,
+    /// The token this session's forms carry (`sessions::csrf_token`).
     pub csrf: String,
+    /// The account's email, from the session check itself (no database read).
+    pub email: String,
+}
+
+/// A signed-in browser session and every session of its account: the devices page,
+/// from one store call (`Store::touch_and_list`). Take it as the route's first guard,
+/// so it is the one that checks the session; otherwise the list costs a second call.
+pub struct SessionList {
+    pub session: CurrentSession,
+    pub sessions: Vec<SessionRecord>,
 }
 
 /// Why the session could not be looked up: the store (its cause kept, shared by the
@@ -46,10 +57,24 @@ impl From<&LookupError> for AppError {
     }
 }
 
-/// The per-request result of reading the cookie, computed once.
-struct Lookup(Result<Option<CurrentSession>, LookupError>);
+/// A signed-in session, with the account's sessions when the first guard asked for
+/// them.
+struct SignedIn {
+    session: CurrentSession,
+    list: Option<Vec<SessionRecord>>,
+}
 
-async fn lookup<'r>(req: &'r Request<'_>) -> &'r Lookup {
+/// The per-request result of reading the cookie, computed once, by whichever guard
+/// asks first.
+struct Lookup(Result<Option<SignedIn>, LookupError>);
+
+fn failed_lookup(req: &Request<'_>, e: StoreError) -> Lookup {
+    // Logged once here, however many guards ask for the session.
+    tracing::warn!(error = %Report(&e), path = %req.uri().path(), "session lookup failed");
+    Lookup(Err(LookupError::Store(Arc::new(e))))
+}
+
+async fn lookup<'r>(req: &'r Request<'_>, with_list: bool) -> &'r Lookup {
     req.local_cache_async(async {
         let (Some(settings), Some(store)) = (
             req.rocket().state::<Settings>(),
@@ -64,26 +89,28 @@ async fn lookup<'r>(req: &'r Request<'_>) -> &'r Lookup {
         else {
             return Lookup(Ok(None));
         };
-        match store
-            .touch_session(&cookie.user_id, &cookie.sid, None, now_ms())
-            .await
-        {
-            Ok(Some(live))
-                if live.kind == SessionKind::Browser
-                    && live.user_id == cookie.user_id.to_string() =>
-            {
-                Lookup(Ok(Some(CurrentSession {
-                    user_id: cookie.user_id,
-                    sid: cookie.sid,
-                    csrf: live.csrf,
+        let (user_id, sid, now) = (&cookie.user_id, &cookie.sid, now_ms());
+        let found = if with_list {
+            let touched = store.touch_and_list(user_id, sid, None, now).await;
+            touched.map(|found| found.map(|(live, list)| (live, Some(list))))
+        } else {
+            let touched = store.touch_session(user_id, sid, None, now).await;
+            touched.map(|found| found.map(|live| (live, None)))
+        };
+        match found {
+            Ok(Some((live, list))) if live.kind == SessionKind::Browser => {
+                Lookup(Ok(Some(SignedIn {
+                    session: CurrentSession {
+                        csrf: csrf_token(settings, &cookie.sid),
+                        user_id: cookie.user_id,
+                        sid: cookie.sid,
+                        email: live.email,
+                    },
+                    list,
                 })))
             }
             Ok(_) => Lookup(Ok(None)),
-            Err(e) => {
-                // Logged once here, however many guards ask for the session.
-                tracing::warn!(error = %Report(&e), path = %req.uri().path(), "session lookup failed");
-                Lookup(Err(LookupError::Store(Arc::new(e))))
-            }
+            Err(e) => failed_lookup(req, e),
         }
     })
     .await
@@ -103,10 +130,38 @@ impl<'r> FromRequest<'r> for CurrentSession {
     type Error = AppError;
 
     async fn from_request(req: &'r Request<'_>) -> request::Outcome<Self, AppError> {
-        match &lookup(req).await.0 {
-            Ok(Some(s)) => Outcome::Success(s.clone()),
+        match &lookup(req, false).await.0 {
+            Ok(Some(s)) => Outcome::Success(s.session.clone()),
             Ok(None) => Outcome::Forward(Status::Unauthorized),
             Err(e) => Outcome::Error(failed(e)),
+        }
+    }
+}
+
+#[rocket::async_trait]
+impl<'r> FromRequest<'r> for SessionList {
+    type Error = AppError;
+
+    async fn from_request(req: &'r Request<'_>) -> request::Outcome<Self, AppError> {
+        let signed_in = match &lookup(req, true).await.0 {
+            Ok(Some(s)) => s,
+            Ok(None) => return Outcome::Forward(Status::Unauthorized),
+            Err(e) => return Outcome::Error(failed(e)),
+        };
+        let session = signed_in.session.clone();
+        if let Some(list) = &signed_in.list {
+            return Outcome::Success(SessionList {
+                session,
+                sessions: list.clone(),
+            });
+        }
+        // Another guard checked the session first, without the list.
+        let Some(store) = req.rocket().state::<Store>() else {
+            return Outcome::Error(failed(&LookupError::NotConfigured));
+        };
+        match store.list_sessions(&session.user_id, now_ms()).await {
+            Ok(sessions) => Outcome::Success(SessionList { session, sessions }),
+            Err(e) => Outcome::Error(failed(&LookupError::Store(Arc::new(e)))),
         }
     }
 }
@@ -129,8 +184,8 @@ impl<'r> FromRequest<'r> for CsrfToken {
     type Error = AppError;
 
     async fn from_request(req: &'r Request<'_>) -> request::Outcome<Self, AppError> {
-        match &lookup(req).await.0 {
-            Ok(Some(s)) => return Outcome::Success(CsrfToken(s.csrf.clone())),
+        match &lookup(req, false).await.0 {
+            Ok(Some(s)) => return Outcome::Success(CsrfToken(s.session.csrf.clone())),
             Ok(None) => {}
             Err(e) => return Outcome::Error(failed(e)),
         }

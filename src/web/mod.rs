@@ -1,6 +1,7 @@
 //! The browser pages: routes by area, the page renderer, and the headers every
 //! answer carries.
 
+mod assets;
 mod auth;
 mod device_cookie;
 mod devices;
@@ -12,7 +13,6 @@ use std::time::Duration;
 
 use rocket::fairing::AdHoc;
 use rocket::form::{self, FromFormField, ValueField};
-use rocket::fs::FileServer;
 use rocket::http::uri::fmt::{Formatter, FromUriParam, Query, UriDisplay};
 use rocket::http::uri::Origin;
 use rocket::http::{Header, RawStr, Status};
@@ -164,8 +164,9 @@ impl FromUriParam<Query, NextPath> for NextPath {
     }
 }
 
-/// Security headers on every answer; `no-store` on everything but the stylesheet,
-/// since pages carry CSRF tokens and signed-in content.
+/// Security headers on every answer; `no-store` on everything but the stylesheet
+/// (which sets its own `Cache-Control`), since pages carry CSRF tokens and signed-in
+/// content.
 fn security_headers() -> AdHoc {
     AdHoc::on_response("Security headers", |req, res| {
         Box::pin(async move {
@@ -181,11 +182,19 @@ fn security_headers() -> AdHoc {
 }
 
 pub fn stage() -> AdHoc {
-    AdHoc::on_ignite("Pages", |rocket| async move {
+    AdHoc::try_on_ignite("Pages", |rocket| async move {
         let secure = rocket
             .state::<Settings>()
             .map(|s| s.sessions.cookie_secure)
             .unwrap_or(false);
+        let stylesheet = match assets::Stylesheet::load(&crate::config::asset_root()) {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::error!("{e}");
+                eprintln!("latchkey: {e}");
+                return Err(rocket);
+            }
+        };
         let mut shield = Shield::new()
             .enable(NoSniff::Enable)
             .enable(Frame::Deny)
@@ -193,18 +202,18 @@ pub fn stage() -> AdHoc {
         if secure {
             shield = shield.enable(Hsts::default());
         }
-        rocket
-            .attach(Template::fairing())
+        let routes = stylesheet.routes();
+        Ok(rocket
+            .attach(Template::custom(move |engines| {
+                stylesheet.register(&mut engines.tera)
+            }))
             .attach(shield)
             .attach(security_headers())
-            .mount(
-                "/static",
-                FileServer::from(crate::config::asset_root().join("static")),
-            )
+            .mount("/", routes)
             .mount("/", auth::routes())
             .mount("/", devices::routes())
             .mount("/", password::routes())
-            .register("/", crate::error::catchers())
+            .register("/", crate::error::catchers()))
     })
 }
 

@@ -345,7 +345,7 @@ impl Browser {
             .filter_map(|(i, m)| {
                 let rest = &body[i + m.len()..];
                 let id = rest.split('/').next()?;
-                (id.len() == 32).then(|| id.to_string())
+                latchkey::sessions::is_sid(id).then(|| id.to_string())
             })
             .collect()
     }

@@ -144,14 +144,20 @@ pub struct AppProcess {
 
 impl TestConfig {
     /// Starts the server binary with this instance's settings (as `LATCHKEY_*`
-    /// variables); returns once `/health` answers 200.
+    /// variables), from the repository (its `Rocket.toml`); returns once `/health`
+    /// answers 200.
     pub fn spawn_server(&self) -> AppProcess {
+        self.spawn_server_in(std::path::Path::new(env!("CARGO_MANIFEST_DIR")))
+    }
+
+    /// The same, started in `dir` (where there may be no `Rocket.toml`).
+    pub fn spawn_server_in(&self, dir: &std::path::Path) -> AppProcess {
         let port = spare_port();
         let log = self.dir.join("server.log");
         let stderr = std::fs::File::create(&log).expect("server log");
         let child = Spawned::start(
             Command::new(env!("CARGO_BIN_EXE_latchkey"))
-                .current_dir(env!("CARGO_MANIFEST_DIR"))
+                .current_dir(dir)
                 .envs(self.clone().served_at(port).env())
                 .env("RUST_LOG", "warn")
                 .stdout(Stdio::null())

@@ -1,0 +1,43 @@
+//! What an operator does to an account: disable it, enable it, delete it (for the
+//! `latchkey users` commands of INTERFACE.md; no command line calls these yet). Disabling or deleting ends every session and API token of the
+//! account at once, and forgets the email kept beside its sessions, so no request of
+//! it passes the session check again (which is why `GET /api/v1/me` can answer from
+//! the session check without reading the database).
+//!
+//! The database changes first (it decides whether the account may sign in), then the
+//! store: the account's password version moves on in both, so a sign-in whose password
+//! was checked before the change cannot start a session after it. Should the store
+//! fail, the error says so and running the same step again finishes it.
+
+use crate::accounts::{Accounts, User};
+use crate::clock::now_ms;
+use crate::services::ServiceError;
+use crate::store::Store;
+
+/// Disables the account: it cannot sign in (it answers as a wrong password) and every
+/// session ends now. Answers how many live sessions ended.
+pub async fn disable(store: &Store, accounts: &Accounts, user: &User) -> Result<u32, ServiceError> {
+    let Some(version) = accounts.set_disabled(user, true).await? else {
+        return Ok(0);
+    };
+    let ended = store.close_account(&user.id, version, now_ms()).await?;
+    tracing::info!(user = %user.id, ended, "account disabled; sessions ended");
+    Ok(ended)
+}
+
+/// Enables a disabled account: it can sign in again (no session comes back).
+pub async fn enable(accounts: &Accounts, user: &User) -> Result<(), ServiceError> {
+    accounts.set_disabled(user, false).await?;
+    tracing::info!(user = %user.id, "account enabled");
+    Ok(())
+}
+
+/// Deletes the account and ends every session of it now. Answers how many live
+/// sessions ended.
+pub async fn delete(store: &Store, accounts: &Accounts, user: &User) -> Result<u32, ServiceError> {
+    accounts.delete(&user.id).await?;
+    let version = now_ms().max(user.password_changed_at + 1);
+    let ended = store.close_account(&user.id, version, now_ms()).await?;
+    tracing::info!(user = %user.id, ended, "account deleted; sessions ended");
+    Ok(ended)
+}
