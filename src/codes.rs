@@ -10,6 +10,7 @@ use secrecy::ExposeSecret;
 use serde_json::json;
 use uuid::Uuid;
 
+use crate::accounts::Work;
 use crate::clock::now_ms;
 use crate::config::Settings;
 use crate::crypto::hmac_hex;
@@ -86,9 +87,11 @@ pub enum Reset {
     Missing,
 }
 
-/// Uses a code: the client IP's sign-in budget → the code → the new password, which
-/// ends every session of the account. An unknown account checks a code too (under an
-/// id no account has), so both answers take the same path.
+/// Uses a code: the client IP's sign-in budget → a hashing slot → the code → the new
+/// password, which ends every session of the account. The slot is taken before the
+/// code is looked at, so a busy hasher refuses the attempt while the code still works.
+/// An unknown account checks a code too (under an id no account has), so both answers
+/// take the same path.
 pub async fn reset_password(
     app: Services<'_>,
     email: &Email,
@@ -99,6 +102,13 @@ pub async fn reset_password(
     let attempt = match limits::reset_code_try(app.store, &app.settings.limits, ip).await? {
         Ok(a) => a,
         Err(t) => return Ok(Reset::Throttled(t)),
+    };
+    let slot = match app.hasher.slot(Work::SignIn).await {
+        Ok(slot) => slot,
+        Err(e) => {
+            attempt.abandoned(app.store).await;
+            return Err(e.into());
+        }
     };
     let user = app.accounts.find_by_email(email).await?;
     let uid = user.as_ref().map(|u| u.id).unwrap_or(Uuid::nil());
@@ -115,7 +125,7 @@ pub async fn reset_password(
         _ => return Ok(Reset::Missing),
     };
     attempt.succeeded(app.store).await;
-    signin::replace_password(app, &user, password, None).await?;
+    signin::replace_password(app, &slot, &user, password, None).await?;
     Ok(Reset::Done)
 }
 

@@ -114,9 +114,50 @@ pub fn common_password_count() -> usize {
     COMMON_PASSWORDS.len()
 }
 
+/// What an API client calls itself (`client_name`): the devices page shows it and the
+/// new-device mail quotes it as the app's own claim. Trimmed; at most
+/// [`CLIENT_NAME_MAX_CHARS`] printable characters: no control characters and no
+/// invisible formatting (bidirectional overrides, zero-width characters, line
+/// separators), which could make a name read as something else than it is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClientName(String);
+
+pub const CLIENT_NAME_MAX_CHARS: usize = 64;
+
+impl ClientName {
+    /// `None` for a blank name (the label then comes from the user agent).
+    pub fn parse(input: &str) -> Result<Option<ClientName>, &'static str> {
+        let name = input.trim();
+        if name.is_empty() {
+            return Ok(None);
+        }
+        if name.chars().count() > CLIENT_NAME_MAX_CHARS {
+            return Err("client_name must be at most 64 characters.");
+        }
+        if !name.chars().all(is_printable) {
+            return Err("client_name must be printable text: no control characters, line breaks or invisible formatting characters.");
+        }
+        Ok(Some(ClientName(name.to_string())))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// Neither a control character (Unicode Cc) nor an invisible one that changes how the
+/// text around it reads (the format characters of Unicode Cf that text can carry, and
+/// the line and paragraph separators).
+fn is_printable(c: char) -> bool {
+    !c.is_control()
+        && !matches!(c,
+            '\u{00AD}' | '\u{061C}' | '\u{180E}' | '\u{200B}'..='\u{200F}' | '\u{2028}'..='\u{202E}'
+            | '\u{2060}'..='\u{206F}' | '\u{FEFF}' | '\u{FFF9}'..='\u{FFFB}')
+}
+
 #[cfg(test)]
 mod tests {
-    use super::Email;
+    use super::{ClientName, Email};
 
     #[test]
     fn one_parser_decides_what_an_address_is() {
@@ -158,5 +199,24 @@ mod tests {
                 .unwrap()
                 .normalized()
         );
+    }
+
+    #[test]
+    fn a_client_name_is_short_printable_text() {
+        let name = |s: &str| ClientName::parse(s).map(|n| n.map(|n| n.as_str().to_string()));
+        assert_eq!(name("  backup-script "), Ok(Some("backup-script".into())));
+        assert_eq!(name("   "), Ok(None));
+        assert_eq!(name(&"é".repeat(64)), Ok(Some("é".repeat(64))));
+        assert!(name(&"x".repeat(65)).is_err());
+        for refused in [
+            "cli\u{7} tool",
+            "a\nb",
+            "a\tb",
+            "evil\u{202E}txt.exe",
+            "zero\u{200B}width",
+            "a\u{2028}b",
+        ] {
+            assert!(name(refused).is_err(), "{refused:?}");
+        }
     }
 }

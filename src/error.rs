@@ -247,11 +247,32 @@ impl AppError {
                     wait_in_words(t.retry_after)
                 ))
             },
+            AppError::Hash(e @ (HashError::Busy(_) | HashError::ClientGone)) => {
+                no_hashing_slot(e, path)
+            }
             AppError::Hash(_) | AppError::Token(_) | AppError::Internal(_) => {
                 tracing::error!(error = %Report(self), path, "answering 500");
                 Answer::new(Status::InternalServerError)
             }
         }
+    }
+}
+
+/// No password was hashed, so nothing changed: every slot stayed busy (503 with
+/// `Retry-After`), or the client left (503 that nobody reads).
+fn no_hashing_slot(e: &HashError, path: &str) -> Answer {
+    let unavailable = Answer::new(Status::ServiceUnavailable);
+    let HashError::Busy(wait) = e else {
+        tracing::debug!(path, "the client left before its password was hashed");
+        return unavailable;
+    };
+    tracing::warn!(path, "every password-hashing slot is busy: answering 503");
+    Answer {
+        retry_after: Some(*wait),
+        ..unavailable.message(format!(
+            "Latchkey is busy checking passwords. Nothing was changed; please try again in {}.",
+            wait_in_words(*wait)
+        ))
     }
 }
 

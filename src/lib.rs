@@ -15,12 +15,14 @@ pub mod limits;
 pub mod mail;
 pub mod metrics;
 pub mod notices;
+pub mod presence;
 pub mod report;
 pub mod services;
 pub mod sessions;
 pub mod signin;
 pub mod store;
 pub mod tokens;
+pub mod trusted_devices;
 
 // The edge: what a request says about its client, errors as answers, the two faces
 // of the app, the server loop that holds the sockets in front of them; and the

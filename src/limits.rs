@@ -4,15 +4,28 @@
 //!
 //! Each check answers `Ok(Ok(attempt))`, `Ok(Err(Throttled))` (the caller answers
 //! 429 its own way), or `Err(StoreError)` (the store did not answer).
+//!
+//! Who a sign-in counts against depends on where it comes from:
+//! - a stranger (no device cookie for this account): failures per account, per client
+//!   IP and per network (IPv4 /24, IPv6 /64, so many addresses of one network cannot
+//!   together do what one may not);
+//! - a browser with a device cookie for the account (`crate::trusted_devices`): its own
+//!   failure budget instead, so strangers filling the account's quota do not lock it out;
+//! - both: every password verification, right or wrong, against the client IP's hashing
+//!   budget (`hash:ip`), which a right password does not take back.
 
+use std::net::IpAddr;
 use std::time::Duration;
+
+use uuid::Uuid;
 
 use crate::clock::now_ms;
 use crate::config::{LimitSettings, Quota};
 use crate::crypto::{random_token, sha256_hex};
 use crate::domain::Email;
+use crate::notices::{NEW_DEVICE_MAILS_PER_HOUR, NEW_DEVICE_MAIL_WINDOW};
 use crate::report::Report;
-use crate::store::{RateDecision, RateKey, Store, StoreResult};
+use crate::store::{Keys, RateDecision, RateKey, Store, StoreResult};
 
 /// A quota is full: try again after `retry_after`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
@@ -21,84 +34,182 @@ pub struct Throttled {
     pub retry_after: Duration,
 }
 
-/// One recorded attempt; a sign-in that succeeds takes it back.
+/// One recorded attempt. A sign-in that succeeds takes it back from the failure
+/// quotas (`succeeded`); one that did no work at all takes it back from every quota
+/// (`abandoned`).
 pub struct Attempt {
-    quotas: Vec<RateKey>,
+    failures: Vec<RateKey>,
+    counted: Vec<RateKey>,
     member: String,
 }
 
 pub type Checked = StoreResult<Result<Attempt, Throttled>>;
 
+/// The key of `scope`'s quota for `subject`. Subjects are hashed: keys hold no e-mail
+/// addresses and stay a fixed size.
+pub fn quota_key(keys: &Keys, scope: &str, subject: &str) -> String {
+    keys.rate(scope, &sha256_hex(subject.as_bytes())[..32])
+}
+
 fn quota(store: &Store, scope: &str, subject: &str, q: Quota) -> RateKey {
     RateKey {
-        // Subjects are hashed: keys hold no e-mail addresses and stay a fixed size.
-        key: store
-            .keys()
-            .rate(scope, &sha256_hex(subject.as_bytes())[..32]),
+        key: quota_key(store.keys(), scope, subject),
         limit: q.limit,
         window_ms: q.window.as_millis() as i64,
     }
 }
 
-async fn acquire(store: &Store, quotas: Vec<RateKey>) -> Checked {
+/// Records one attempt in `failures` and `counted` together, or in none.
+async fn acquire(store: &Store, failures: Vec<RateKey>, counted: Vec<RateKey>) -> Checked {
     let member = random_token();
-    Ok(
-        match store.rate_acquire(&quotas, &member, now_ms()).await? {
-            RateDecision::Allowed => Ok(Attempt { quotas, member }),
-            RateDecision::Limited { retry_after } => Err(Throttled { retry_after }),
-        },
-    )
+    let all: Vec<RateKey> = failures.iter().chain(&counted).cloned().collect();
+    Ok(match store.rate_acquire(&all, &member, now_ms()).await? {
+        RateDecision::Allowed => Ok(Attempt {
+            failures,
+            counted,
+            member,
+        }),
+        RateDecision::Limited { retry_after } => Err(Throttled { retry_after }),
+    })
 }
 
-/// An account and the client IP, counted together under `scope:acct` and `scope:ip`.
-async fn account_and_ip(
-    store: &Store,
-    scope: &str,
-    (account, ip): (Quota, Quota),
-    email: &Email,
-    client_ip: &str,
-) -> Checked {
-    let quotas = vec![
-        quota(
-            store,
-            &format!("{scope}:acct"),
-            &email.normalized(),
-            account,
+/// The network an address belongs to, for the per-network budget: IPv4 by /24, IPv6
+/// by /64 (what one customer is usually given). Anything else is its own network.
+pub fn network_of(ip: &str) -> String {
+    match ip.parse::<IpAddr>() {
+        Ok(IpAddr::V4(v4)) => {
+            let [a, b, c, _] = v4.octets();
+            format!("{a}.{b}.{c}.0/24")
+        }
+        Ok(IpAddr::V6(v6)) => {
+            let s = v6.segments();
+            format!("{:x}:{:x}:{:x}:{:x}::/64", s[0], s[1], s[2], s[3])
+        }
+        Err(_) => ip.to_string(),
+    }
+}
+
+/// Where a sign-in or reset request comes from, as the limiter sees it.
+pub enum Source<'a> {
+    Stranger {
+        email: &'a Email,
+        ip: &'a str,
+    },
+    /// A browser with a device cookie for the account: the cookie's nonce.
+    Device {
+        nonce: &'a str,
+        ip: &'a str,
+    },
+}
+
+/// A sign-in's password check (page, change-password form or API).
+pub async fn sign_in(store: &Store, limits: &LimitSettings, source: Source<'_>) -> Checked {
+    let (failures, ip) = match source {
+        Source::Stranger { email, ip } => (
+            vec![
+                quota(
+                    store,
+                    "login:acct",
+                    &email.normalized(),
+                    limits.login_account,
+                ),
+                quota(store, "login:ip", ip, limits.login_ip),
+                quota(store, "login:net", &network_of(ip), limits.login_network),
+            ],
+            ip,
         ),
-        quota(store, &format!("{scope}:ip"), client_ip, ip),
-    ];
-    acquire(store, quotas).await
-}
-
-/// A sign-in (page or API): counts against the account and the client IP.
-pub async fn sign_in(store: &Store, limits: &LimitSettings, email: &Email, ip: &str) -> Checked {
-    let quotas = (limits.login_account, limits.login_ip);
-    account_and_ip(store, "login", quotas, email, ip).await
+        Source::Device { nonce, ip } => (
+            vec![quota(store, "login:dev", nonce, limits.login_account)],
+            ip,
+        ),
+    };
+    let hashing = vec![quota(store, "hash:ip", ip, limits.hash_ip)];
+    acquire(store, failures, hashing).await
 }
 
 /// A wrong reset code counts against the client IP's sign-in budget: guessing codes
 /// across many accounts is guessing passwords by another name.
 pub async fn reset_code_try(store: &Store, limits: &LimitSettings, ip: &str) -> Checked {
-    acquire(store, vec![quota(store, "login:ip", ip, limits.login_ip)]).await
+    let q = quota(store, "login:ip", ip, limits.login_ip);
+    acquire(store, vec![q], vec![]).await
 }
 
-/// A password-reset request: counts against the account and the client IP.
-pub async fn reset_request(
-    store: &Store,
-    limits: &LimitSettings,
-    email: &Email,
-    ip: &str,
-) -> Checked {
-    let quotas = (limits.reset_account, limits.reset_ip);
-    account_and_ip(store, "reset", quotas, email, ip).await
+/// A password-reset request: a stranger counts against the account and the client IP;
+/// a browser with the account's device cookie against its own budget.
+pub async fn reset_request(store: &Store, limits: &LimitSettings, source: Source<'_>) -> Checked {
+    let quotas = match source {
+        Source::Stranger { email, ip } => vec![
+            quota(
+                store,
+                "reset:acct",
+                &email.normalized(),
+                limits.reset_account,
+            ),
+            quota(store, "reset:ip", ip, limits.reset_ip),
+        ],
+        Source::Device { nonce, .. } => {
+            vec![quota(store, "reset:dev", nonce, limits.reset_account)]
+        }
+    };
+    acquire(store, vec![], quotas).await
+}
+
+/// A new account (a password hash): counts against the client IP.
+pub async fn register(store: &Store, limits: &LimitSettings, ip: &str) -> Checked {
+    let q = quota(store, "register:ip", ip, limits.register_ip);
+    acquire(store, vec![], vec![q]).await
+}
+
+/// A new-device mail to this account.
+pub async fn new_device_mail(store: &Store, user_id: &Uuid) -> Checked {
+    let q = Quota {
+        limit: NEW_DEVICE_MAILS_PER_HOUR,
+        window: NEW_DEVICE_MAIL_WINDOW,
+    };
+    let key = quota(store, "mail:dev", &user_id.to_string(), q);
+    acquire(store, vec![], vec![key]).await
 }
 
 impl Attempt {
-    /// The attempt was not a failure: take it back from every quota.
+    /// The attempt was not a failure: take it back from the failure quotas. What it
+    /// cost (a password hash) stays counted.
     pub async fn succeeded(self, store: &Store) {
-        if let Err(e) = store.rate_release(&self.quotas, &self.member).await {
-            // The attempt stays counted; that errs on the safe side.
-            tracing::warn!(error = %Report(&e), "could not release a rate-limit attempt");
-        }
+        release(store, &self.failures, &self.member).await;
+    }
+
+    /// Nothing was done for this attempt (the hasher was busy, or the client left
+    /// before it started): take it back from every quota.
+    pub async fn abandoned(self, store: &Store) {
+        let all: Vec<RateKey> = self.failures.into_iter().chain(self.counted).collect();
+        release(store, &all, &self.member).await;
+    }
+}
+
+async fn release(store: &Store, quotas: &[RateKey], member: &str) {
+    if quotas.is_empty() {
+        return;
+    }
+    if let Err(e) = store.rate_release(quotas, member).await {
+        // The attempt stays counted; that errs on the safe side.
+        tracing::warn!(error = %Report(&e), "could not release a rate-limit attempt");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::network_of;
+
+    #[test]
+    fn addresses_are_grouped_by_network() {
+        assert_eq!(network_of("203.0.113.7"), "203.0.113.0/24");
+        assert_eq!(network_of("203.0.113.250"), network_of("203.0.113.1"));
+        assert_ne!(network_of("203.0.113.7"), network_of("203.0.114.7"));
+        assert_eq!(network_of("2001:db8:1:2:aa::1"), "2001:db8:1:2::/64");
+        assert_eq!(
+            network_of("2001:db8:1:2::ffff"),
+            network_of("2001:db8:1:2::1")
+        );
+        assert_ne!(network_of("2001:db8:1:3::1"), network_of("2001:db8:1:2::1"));
+        assert_eq!(network_of("unknown"), "unknown");
     }
 }

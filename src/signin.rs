@@ -1,23 +1,25 @@
 //! Signing in, written once for the sign-in page, the change-password page and the
-//! API's password grant: the limiter (`login:acct` + `login:ip`) → the password
-//! (Argon2id; a dummy hash when the account does not exist, so both answers cost the
-//! same) → taking back the attempt → a new session with a fresh secret → the
-//! new-device notice. And replacing a password, which ends the other sessions.
+//! API's password grant: the account → who the attempt counts against (a trusted
+//! device or a stranger) → the limiter → a hashing slot → the password (Argon2id; a
+//! dummy hash when the account does not exist, so both answers cost the same) → taking
+//! back the failure → a new session with a fresh secret → the new-device notice. And
+//! replacing a password, which ends the other sessions.
 //!
 //! The callers only turn the outcome into their own answer (a page, a redirect, an
 //! OAuth error); none of them repeats a step.
 
 use uuid::Uuid;
 
-use crate::accounts::{AccountError, HashError, User};
+use crate::accounts::{AccountError, HashError, Slot, User, Work};
 use crate::clock::now_ms;
 use crate::domain::{Email, NewPassword};
 use crate::limits::{self, Throttled};
 use crate::metrics::SignInOutcome;
-use crate::notices;
+use crate::notices::{self, Device};
 use crate::services::{ServiceError, Services};
 use crate::sessions::{self, Origin, SessionSpec, Started};
 use crate::store::StoreError;
+use crate::trusted_devices::{self, DeviceClaim};
 
 /// Passwords longer than this are not worth hashing: no account has one.
 const MAX_PASSWORD_INPUT: usize = 1024;
@@ -45,10 +47,19 @@ macro_rules! failed_from {
 }
 failed_from!(ServiceError, StoreError, AccountError, HashError);
 
-/// A sign-in to run: the credentials, where it comes from, the session it starts.
-pub struct SignIn<'a> {
+/// A password to check: whose, which, and where from.
+#[derive(Clone, Copy)]
+pub struct Credentials<'a> {
     pub email: &'a Email,
     pub password: &'a str,
+    pub ip: &'a str,
+    /// This browser's device cookie, if it sent one.
+    pub device: Option<&'a DeviceClaim>,
+}
+
+/// A sign-in to run: the credentials, where it comes from, the session it starts.
+pub struct SignIn<'a> {
+    pub credentials: Credentials<'a>,
     pub origin: &'a Origin,
     pub session: SessionSpec,
     /// The session this browser already had (ended, never reused: no fixation).
@@ -58,22 +69,40 @@ pub struct SignIn<'a> {
 pub struct SignedIn {
     pub user: User,
     pub session: Started,
+    /// The device cookie to set (browser sessions only).
+    pub device: Option<DeviceClaim>,
 }
 
-/// Limiter → password → take back the attempt. The account when the password is right.
+/// A password that was right, and the hashing slot it was checked in (a password
+/// change hashes the new one in it).
+pub struct Verified {
+    pub user: User,
+    pub slot: Slot,
+}
+
+/// Limiter → slot → password → take back the failure. The account when the password
+/// is right. Every check counts against the client IP's hashing budget; a failure also
+/// against the account, IP and network, or against this browser's own device budget.
 pub async fn check_password(
     app: Services<'_>,
-    email: &Email,
-    password: &str,
-    ip: &str,
-) -> Result<User, SignInError> {
-    let attempt = limits::sign_in(app.store, &app.settings.limits, email, ip).await??;
-    let user = app.accounts.find_by_email(email).await?;
-    if password.chars().count() > MAX_PASSWORD_INPUT {
+    c: Credentials<'_>,
+) -> Result<Verified, SignInError> {
+    let user = app.accounts.find_by_email(c.email).await?;
+    let source = trusted_devices::source(app.store, c.device, user.as_ref(), c.email, c.ip).await?;
+    let attempt = limits::sign_in(app.store, &app.settings.limits, source).await??;
+    if c.password.chars().count() > MAX_PASSWORD_INPUT {
         return Err(SignInError::WrongCredentials);
     }
+    let slot = match app.hasher.slot(Work::SignIn).await {
+        Ok(slot) => slot,
+        Err(e) => {
+            // Nothing was checked: nothing counts.
+            attempt.abandoned(app.store).await;
+            return Err(e.into());
+        }
+    };
     let hash = user.as_ref().map(|u| u.password_hash.as_str());
-    if !app.hasher.verify(password, hash).await? {
+    if !slot.verify(c.password, hash).await? {
         return Err(SignInError::WrongCredentials);
     }
     // A disabled account answers as a wrong password would, after the same work, and
@@ -82,12 +111,12 @@ pub async fn check_password(
         return Err(SignInError::WrongCredentials);
     };
     attempt.succeeded(app.store).await;
-    Ok(user)
+    Ok(Verified { user, slot })
 }
 
 /// The whole sign-in: `check_password`, then the replaced session ends, a new one
-/// starts, and the owner is told when the device is new.
-/// Each outcome is counted for `/metrics`.
+/// starts, a browser is trusted as this account's device, and the owner is told when
+/// the device is new. Each outcome is counted for `/metrics`.
 pub async fn sign_in(app: Services<'_>, req: SignIn<'_>) -> Result<SignedIn, SignInError> {
     let result = sign_in_steps(app, req).await;
     let outcome = match &result {
@@ -103,36 +132,49 @@ pub async fn sign_in(app: Services<'_>, req: SignIn<'_>) -> Result<SignedIn, Sig
 }
 
 async fn sign_in_steps(app: Services<'_>, req: SignIn<'_>) -> Result<SignedIn, SignInError> {
-    let user = check_password(app, req.email, req.password, &req.origin.ip).await?;
+    let Verified { user, slot } = check_password(app, req.credentials).await?;
+    drop(slot);
     if let Some((user_id, sid)) = &req.replaces {
         app.store.revoke_session(user_id, sid, now_ms()).await?;
     }
-    // The device as the notice names it: an API client by its own name.
-    let mut device = req.origin.clone();
-    if let SessionSpec::Api {
-        client_name: Some(name),
-    } = &req.session
-    {
-        device.label = name.clone();
-    }
+    let client_name = match &req.session {
+        SessionSpec::Api { client_name } => client_name.clone(),
+        SessionSpec::Browser { .. } => None,
+    };
+    let browser = matches!(req.session, SessionSpec::Browser { .. });
     let started = sessions::start(app.store, app.settings, &user, req.origin, req.session).await?;
     // None: the password changed while this one was being checked.
     let session = started.ok_or(SignInError::WrongCredentials)?;
-    notices::after_sign_in(app.accounts, app.mailer, app.settings, &user, &device).await;
+    let device = if browser {
+        trusted_devices::remember(app.store, &user, req.credentials.device).await
+    } else {
+        None
+    };
+    let seen = Device {
+        origin: req.origin,
+        client_name: client_name.as_deref(),
+    };
+    notices::after_sign_in(app, &user, &seen).await;
     tracing::info!(user = %user.id, "signed in");
-    Ok(SignedIn { user, session })
+    Ok(SignedIn {
+        user,
+        session,
+        device,
+    })
 }
 
-/// Stores a new password and ends every session of the user but `keep`, raising the
-/// password version so a sign-in checked against the old password cannot land later.
-/// Answers how many sessions ended.
+/// Stores a new password (hashed in `slot`) and ends every session of the user but
+/// `keep`, raising the password version so a sign-in checked against the old password
+/// cannot land later; any outstanding reset code and every trusted device of the
+/// account end with it. Answers how many sessions ended.
 pub async fn replace_password(
     app: Services<'_>,
+    slot: &Slot,
     user: &User,
     password: &NewPassword,
     keep: Option<&str>,
 ) -> Result<u32, ServiceError> {
-    let hash = app.hasher.hash(password.expose()).await?;
+    let hash = slot.hash(password.expose()).await?;
     let version = app.accounts.set_password(user, &hash).await?;
     let ended = app
         .store

@@ -325,7 +325,7 @@ async fn the_api_session_is_on_the_devices_page_and_the_browser_can_end_it() {
 async fn sessions_lists_browser_and_api_sessions_and_marks_the_callers() {
     let cfg = TestConfig::new();
     let (browser, email) = user(&cfg).await;
-    let t = password_grant(&browser, &email, Some("  cli\u{7} tool  ")).await;
+    let t = password_grant(&browser, &email, Some("  cli tool  ")).await;
     let unnamed = password_grant(&browser, &email, Some("   ")).await;
 
     let res = bearer(&browser, Method::Get, "/api/v1/sessions", &t.access).await;
@@ -351,10 +351,7 @@ async fn sessions_lists_browser_and_api_sessions_and_marks_the_callers() {
     let mine = by_id(&t.session_id);
     assert_eq!(mine["current"], true);
     assert_eq!(mine["kind"], "api");
-    assert_eq!(
-        mine["label"], "cli tool",
-        "trimmed, without control characters"
-    );
+    assert_eq!(mine["label"], "cli tool", "trimmed");
     assert_eq!(mine["ip"], API_IP);
     assert_eq!(by_id(&unnamed.session_id)["label"], "curl");
     assert_eq!(by_id(&unnamed.session_id)["current"], false);
@@ -364,18 +361,89 @@ async fn sessions_lists_browser_and_api_sessions_and_marks_the_callers() {
         .expect("the browser session");
     assert_eq!(web["label"], "Firefox on Linux");
     assert_eq!(web["current"], false);
+}
 
-    let long = "x".repeat(200);
-    let clipped = password_grant(&browser, &email, Some(&long)).await;
-    let res = bearer(&browser, Method::Get, "/api/v1/sessions", &t.access).await;
-    let label = res
+#[tokio::test]
+async fn a_client_name_is_at_most_64_printable_characters() {
+    let cfg = TestConfig::new();
+    let (browser, email) = user(&cfg).await;
+    let longest = "x".repeat(64);
+    let t = password_grant(&browser, &email, Some(&longest)).await;
+    let list = bearer(&browser, Method::Get, "/api/v1/sessions", &t.access).await;
+    assert!(list.body.contains(&longest), "{}", list.body);
+
+    for (refused, says) in [
+        ("x".repeat(65), "at most 64 characters"),
+        ("cli\u{7} tool".to_string(), "printable"),
+        ("line one\nline two".to_string(), "printable"),
+        ("invoice\u{202E}fdp.exe".to_string(), "printable"),
+    ] {
+        let res = token_form(
+            &browser,
+            &[
+                ("grant_type", "password"),
+                ("username", &email),
+                ("password", PASSWORD),
+                ("client_name", &refused),
+            ],
+        )
+        .await;
+        res.assert_json_error(Status::BadRequest, "invalid_request");
+        let description = res.json["error_description"].as_str().unwrap_or("");
+        assert!(description.contains("client_name"), "{description}");
+        assert!(description.contains(says), "{description}");
+    }
+    // Refused before any session started: only the one above exists.
+    let list = bearer(&browser, Method::Get, "/api/v1/sessions", &t.access).await;
+    let api_sessions = list
         .json
         .as_array()
-        .and_then(|l| l.iter().find(|s| s["id"] == clipped.session_id.as_str()))
-        .and_then(|s| s["label"].as_str())
-        .unwrap_or("")
-        .to_string();
-    assert_eq!(label, "x".repeat(64));
+        .map(|l| l.iter().filter(|s| s["kind"] == "api").count());
+    assert_eq!(api_sessions, Some(1));
+}
+
+#[tokio::test]
+async fn known_devices_are_capped_per_account_and_old_ones_expire() {
+    let cfg = TestConfig::new().set("hash_limit_ip", 1000);
+    let (browser, email) = user(&cfg).await;
+    let db = sqlx::SqlitePool::connect(&format!(
+        "sqlite://{}",
+        cfg.dir.join("accounts.db").display()
+    ))
+    .await
+    .expect("the account database");
+    let rows = || async {
+        sqlx::query_scalar::<_, i64>("SELECT COUNT(*) FROM known_devices")
+            .fetch_one(&db)
+            .await
+            .expect("count")
+    };
+    // A device last seen 31 days ago is forgotten at the account's next sign-in.
+    let user_id: String = sqlx::query_scalar("SELECT id FROM users")
+        .fetch_one(&db)
+        .await
+        .expect("the user");
+    let long_ago = latchkey::clock::now_ms() - 31 * 86_400_000;
+    sqlx::query(
+        "INSERT INTO known_devices (user_id, fingerprint, last_seen_at) VALUES (?, 'stale', ?)",
+    )
+    .bind(&user_id)
+    .bind(long_ago)
+    .execute(&db)
+    .await
+    .expect("a stale device");
+
+    for i in 0..60 {
+        password_grant(&browser, &email, Some(&format!("client {i}"))).await;
+    }
+
+    assert_eq!(rows().await, 50, "the 50 most recent devices");
+    let stale: i64 =
+        sqlx::query_scalar("SELECT COUNT(*) FROM known_devices WHERE fingerprint = 'stale'")
+            .fetch_one(&db)
+            .await
+            .expect("count");
+    assert_eq!(stale, 0);
 }
 
 #[tokio::test]

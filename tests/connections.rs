@@ -412,6 +412,77 @@ fn a_method_rocket_does_not_know_is_answered_400() {
     server.assert_healthy();
 }
 
+/// How many attempts the quota `scope` of `subject` holds in `cfg`'s Redis.
+fn counted(cfg: &TestConfig, scope: &str, subject: &str) -> usize {
+    let key = latchkey::limits::quota_key(&latchkey::store::Keys::new(&cfg.prefix), scope, subject);
+    let mut conn = redis::Client::open(crate::common::redis_url())
+        .and_then(|c| c.get_connection())
+        .expect("a Redis connection");
+    redis::cmd("ZCARD")
+        .arg(key)
+        .query(&mut conn)
+        .expect("ZCARD")
+}
+
+#[test]
+fn no_password_is_hashed_for_a_client_that_has_gone() {
+    const BURST: usize = 100;
+    let many = 1_000_000;
+    let cfg = TestConfig::new()
+        .set("login_limit_account", many)
+        .set("login_limit_ip", many)
+        .set("login_limit_network", many)
+        .set("hash_limit_ip", many);
+    let server = cfg.spawn_server();
+    let grant = encode(&[
+        ("grant_type", "password"),
+        ("username", &email()),
+        ("password", "a wrong guess"),
+    ]);
+    let request = format!(
+        "POST /api/v1/token HTTP/1.1\r\nHost: 127.0.0.1\r\n\
+         Content-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\n\r\n{grant}",
+        grant.len()
+    );
+    // Each sign-in is sent whole; once the server has them all queued for the hasher,
+    // every socket is closed: nobody will read an answer.
+    let sockets: Vec<TcpStream> = (0..BURST)
+        .map(|_| {
+            let mut s = server.connect();
+            s.write_all(request.as_bytes()).expect("request");
+            s
+        })
+        .collect();
+    std::thread::sleep(Duration::from_millis(200));
+    drop(sockets);
+    // Every password check counts against the address's hashing budget, and one that
+    // never ran is taken back: once the server is done, the budget holds the hashed.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut last = usize::MAX;
+    loop {
+        std::thread::sleep(Duration::from_millis(1000));
+        let now = counted(&cfg, "hash:ip", "127.0.0.1");
+        if now == last || Instant::now() > deadline {
+            break;
+        }
+        last = now;
+    }
+    // Those that got a slot in the first 200 ms were hashed; the rest were not.
+    assert!(
+        last < BURST / 2,
+        "{last} of {BURST} sign-ins abandoned by their clients were hashed"
+    );
+    // A client that waits is answered as always.
+    let mut s = server.connect();
+    s.write_all(
+        request
+            .replace("HTTP/1.1\r\n", "HTTP/1.1\r\nConnection: close\r\n")
+            .as_bytes(),
+    )
+    .expect("request");
+    assert_eq!(read_reply(&mut s).map(|r| r.status), Some(401));
+}
+
 /// The data limits are the code's own defaults, not only `Rocket.toml`'s: a server
 /// started where there is no `Rocket.toml` still refuses a 40 KiB form, url-encoded or
 /// multipart (Rocket's own default for multipart is 2 MiB), and a 40 KiB JSON body.

@@ -110,6 +110,12 @@ async fn in_secure_mode_every_cookie_set_or_removed_is_secure() {
         .count();
     assert!(notices_removed >= 3, "{cookies:#?}");
     assert!(cookies.iter().any(|c| c.contains("csrf")), "{cookies:#?}");
+    let device = cookies
+        .iter()
+        .find(|c| c.starts_with("__Host-latchkey_device="))
+        .expect("the device cookie, set at sign-in");
+    assert!(has_attribute(device, "HttpOnly"), "{device}");
+    assert!(device.contains("SameSite=Lax"), "{device}");
 }
 
 /// `next` values a redirect's `Location` cannot carry as they are.

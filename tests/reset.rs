@@ -187,6 +187,44 @@ async fn a_new_request_replaces_the_old_code() {
 }
 
 #[tokio::test]
+async fn a_code_mailed_before_a_password_change_stops_working() {
+    let cfg = TestConfig::new();
+    let email = email();
+    let owner = cfg.browser().await;
+    owner.register(&email).await;
+    let b = cfg.browser().await.with_ip("198.51.100.90");
+    ask_for_code(&b, &email).await;
+    let code = code_in(&wait_for_reset_mails(&cfg.outbox(), 1).await[0]);
+    let wrong = if code == "000000" { "111111" } else { "000000" };
+    let changed = owner
+        .submit(
+            "/account/password",
+            "/account/password",
+            &[
+                ("current_password", PASSWORD),
+                ("new_password", NEW_PASSWORD),
+            ],
+        )
+        .await;
+    assert_eq!(changed.status, Status::SeeOther);
+
+    let old_code = reset_with(&b, &email, &code, "an attackers passphrase").await;
+    let wrong_code = reset_with(&b, &email, wrong, "an attackers passphrase").await;
+
+    assert_eq!(old_code.status, Status::BadRequest);
+    assert_eq!(
+        old_code.body.replace(&old_code.csrf(), ""),
+        wrong_code.body.replace(&wrong_code.csrf(), ""),
+        "the old code reads like any wrong code"
+    );
+    assert!(owner.is_signed_in().await, "the owner was not signed out");
+    assert_eq!(
+        cfg.browser().await.login(&email, NEW_PASSWORD).await.status,
+        Status::SeeOther
+    );
+}
+
+#[tokio::test]
 async fn known_and_unknown_addresses_get_the_same_answer() {
     let cfg = TestConfig::new();
     let email = email();
@@ -312,7 +350,7 @@ async fn reset_requests_are_limited_per_account_and_per_ip_without_a_different_p
     );
 
     // Per IP: 10 per hour across accounts.
-    let cfg = TestConfig::new();
+    let cfg = TestConfig::new().set("register_limit_ip", 12);
     let accounts: Vec<String> = (0..12).map(|_| email()).collect();
     // One app registers them all (twelve app starts were twelve SQLite pools on one file).
     let registrar = cfg.browser().await;
@@ -510,4 +548,46 @@ async fn the_new_device_notice_can_be_turned_off() {
     assert!(mails_in(&cfg.outbox())
         .iter()
         .all(|m| !m.contains("New sign-in")));
+}
+
+/// The new-device mails in a maildir, unfolded.
+fn new_device_mails(dir: &std::path::Path) -> Vec<String> {
+    mails_in(dir)
+        .into_iter()
+        .map(|m| unfold(&m))
+        .filter(|m| m.contains("New sign-in"))
+        .collect()
+}
+
+#[tokio::test]
+async fn new_device_mail_is_bounded_and_names_an_app_as_its_own_claim() {
+    let smtp = SmtpServer::start();
+    let cfg = TestConfig::new().set("smtp_url", smtp.url());
+    let email = email();
+    let b = cfg.browser().await;
+    b.register(&email).await;
+    let spam = "Call +1-555-0100 or visit evil.example/fix";
+    let mut sessions = Vec::new();
+    for i in 0..6 {
+        let name = format!("{spam} {i}");
+        sessions.push(password_grant(&b, &email, Some(&name)).await.session_id);
+    }
+    tokio::time::sleep(Duration::from_millis(800)).await;
+
+    let sent = new_device_mails(&smtp.received());
+    assert_eq!(sent.len(), 3, "at most 3 an hour");
+    let text = sent[0]
+        .split("Content-Type: text/html")
+        .next()
+        .unwrap_or("");
+    assert!(
+        text.contains(&format!("an app that calls itself \"{spam} 0\"")),
+        "{text}"
+    );
+    assert!(text.contains("the name the app gave itself"), "{text}");
+    // Every sign-in is still listed on the devices page.
+    let ids = b.device_ids().await;
+    for sid in &sessions {
+        assert!(ids.contains(sid), "{sid} listed");
+    }
 }

@@ -74,6 +74,8 @@ on_both_stores!(
     reset_codes_are_single_use_and_burn_after_wrong_tries,
     refresh_secrets_rotate_and_a_replay_ends_the_session,
     a_logged_out_access_token_is_refused,
+    trusted_devices_are_capped_expire_and_end_with_a_new_password,
+    a_new_password_ends_the_reset_code,
     one_call_checks_the_session_and_lists_them_all,
     a_closed_account_has_no_live_session_and_no_late_one,
     refresh_history_keeps_five_earlier_secrets,
@@ -564,6 +566,96 @@ async fn a_logged_out_access_token_is_refused(store: Store) {
         .await
         .unwrap()
         .is_none());
+}
+
+async fn trusted_devices_are_capped_expire_and_end_with_a_new_password(store: Store) {
+    let user = Uuid::now_v7();
+    let now = now_ms();
+    let day = 86_400_000;
+    let nonces: Vec<String> = (0..4).map(|_| latchkey::crypto::random_token()).collect();
+    for (i, nonce) in nonces.iter().enumerate() {
+        // Trusted one after the other, each for 10 days, at most 3 kept.
+        let at = now + i as i64;
+        store
+            .trust_device(&user, nonce, 3, 10 * day, at)
+            .await
+            .expect("store");
+    }
+    let trusted = |nonce: &str, at: i64| {
+        let (store, nonce) = (store.clone(), nonce.to_string());
+        async move {
+            store
+                .device_trusted(&user, &nonce, at)
+                .await
+                .expect("store")
+        }
+    };
+    assert!(
+        !trusted(&nonces[0], now + 10).await,
+        "the oldest past the cap is dropped"
+    );
+    for nonce in &nonces[1..] {
+        assert!(trusted(nonce, now + 10).await);
+    }
+    assert!(!trusted("never-trusted", now + 10).await);
+    assert!(!trusted(&nonces[3], now + 11 * day).await, "trust expires");
+    // Renewing one keeps it over those trusted after it.
+    store
+        .trust_device(&user, &nonces[1], 3, 10 * day, now + 100)
+        .await
+        .expect("store");
+    let newest = latchkey::crypto::random_token();
+    store
+        .trust_device(&user, &newest, 3, 10 * day, now + 200)
+        .await
+        .expect("store");
+    assert!(trusted(&nonces[1], now + 300).await);
+    assert!(!trusted(&nonces[2], now + 300).await);
+    // A new password (a new version) ends them all; ending sessions alone does not.
+    store
+        .revoke_sessions(&user, None, None, now + 400)
+        .await
+        .expect("store");
+    assert!(trusted(&newest, now + 500).await);
+    store
+        .revoke_sessions(&user, None, Some(now + 600), now + 600)
+        .await
+        .expect("store");
+    assert!(!trusted(&newest, now + 700).await);
+}
+
+/// A reset code mailed before a password change is dead after it; ending sessions
+/// without a new password leaves it.
+async fn a_new_password_ends_the_reset_code(store: Store) {
+    let user = Uuid::now_v7();
+    let now = now_ms();
+    let check = |mac: &'static str| {
+        let store = store.clone();
+        async move {
+            store
+                .check_reset_code(&user, mac, 5, now_ms())
+                .await
+                .expect("store")
+        }
+    };
+    store
+        .store_reset_code(&user, "kept", 60_000, now)
+        .await
+        .expect("store");
+    store
+        .revoke_sessions(&user, None, None, now)
+        .await
+        .expect("store");
+    assert_eq!(check("kept").await, CodeCheck::Right);
+    store
+        .store_reset_code(&user, "mailed", 60_000, now)
+        .await
+        .expect("store");
+    store
+        .revoke_sessions(&user, None, Some(now + 1), now + 1)
+        .await
+        .expect("store");
+    assert_eq!(check("mailed").await, CodeCheck::Missing);
 }
 
 async fn one_call_checks_the_session_and_lists_them_all(store: Store) {

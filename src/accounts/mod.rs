@@ -10,10 +10,13 @@ use thiserror::Error;
 use uuid::Uuid;
 
 use self::database::{on_pool, Pool};
-pub use self::password::{HashError, Hasher};
+pub use self::password::{HashError, Hasher, Slot, Work, SLOT_WAIT};
 use crate::clock::now_ms;
 use crate::config::Settings;
 use crate::domain::Email;
+
+/// Devices remembered per account for the new-device notice.
+pub const KNOWN_DEVICES_PER_ACCOUNT: i64 = 50;
 
 #[derive(Debug, Error)]
 pub enum AccountError {
@@ -239,7 +242,10 @@ impl Accounts {
     }
 
     /// Records that the account signed in from this device; true when it had not
-    /// been seen within `window_ms` (a new device).
+    /// been seen within `window_ms` (a new device). Devices not seen within the window
+    /// are forgotten (they would count as new anyway), and of the rest only the
+    /// [`KNOWN_DEVICES_PER_ACCOUNT`] seen most recently are kept, so sign-ins with ever
+    /// new client names cannot grow the table.
     pub async fn note_device(
         &self,
         user_id: &Uuid,
@@ -263,7 +269,28 @@ impl Accounts {
             .execute(p)
             .await
             .map(|done| done.rows_affected()))?;
+        self.forget_old_devices(user_id, now - window_ms).await?;
         Ok(previous.is_none_or(|t| now - t > window_ms))
+    }
+
+    /// Deletes the account's devices last seen before `seen_before`, and all but the
+    /// most recent [`KNOWN_DEVICES_PER_ACCOUNT`].
+    async fn forget_old_devices(
+        &self,
+        user_id: &Uuid,
+        seen_before: i64,
+    ) -> Result<(), AccountError> {
+        let sql = "DELETE FROM known_devices WHERE user_id = $1 AND (last_seen_at < $2 OR fingerprint NOT IN \
+                   (SELECT fingerprint FROM known_devices WHERE user_id = $1 \
+                    ORDER BY last_seen_at DESC, fingerprint LIMIT $3))";
+        on_pool!(&self.pool, |p| sqlx::query(sql)
+            .bind(user_id.to_string())
+            .bind(seen_before)
+            .bind(KNOWN_DEVICES_PER_ACCOUNT)
+            .execute(p)
+            .await
+            .map(|done| done.rows_affected()))?;
+        Ok(())
     }
 }
 

@@ -2,25 +2,124 @@
 //! pool, on at most half the cores at a time (one on two cores), so a sign-in flood
 //! leaves the other cores to page views and API reads. An unknown account verifies a
 //! fixed dummy hash, so it answers in the same time.
+//!
+//! A hash runs in a [`Slot`], and getting one is bounded three ways:
+//! - a request waits at most [`SLOT_WAIT`] for it, then gets `HashError::Busy` (503
+//!   with `Retry-After`) before anything was changed, so a queue of abandoned or hostile
+//!   work cannot make every sign-in wait without end;
+//! - a request whose client has closed its connection (`crate::presence`) gets no slot
+//!   and stops waiting for one: nobody would read the answer;
+//! - a new account's hash ([`Work::NewAccount`]) gives way to any waiting hash of an
+//!   existing account, and new accounts hold at most half the slots (at least one), so a
+//!   registration flood cannot starve sign-ins.
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use argon2::password_hash::{rand_core::OsRng, Output, ParamsString, PasswordHash, SaltString};
 use argon2::{Algorithm, Argon2, Block, Params, Version};
 use secrecy::{ExposeSecret, SecretString};
 use subtle::ConstantTimeEq;
-use tokio::sync::Semaphore;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+
+use crate::presence;
+
+/// The longest a request waits for a hashing slot; past it, `HashError::Busy`.
+pub const SLOT_WAIT: Duration = Duration::from_secs(2);
 
 #[derive(Clone)]
 pub struct Hasher {
-    permits: Arc<Semaphore>,
+    queue: Arc<Queue>,
     memory: Arc<MemoryPool>,
     dummy_hash: Arc<String>,
     /// Argon2 verifications run so far (known and unknown accounts alike).
     verifications: Arc<AtomicU64>,
     /// `/metrics`: the time each hash waited for a permit.
     queue_wait: Option<prometheus::Histogram>,
+}
+
+/// What a hash is for: an existing account's (a sign-in's check on the page or in the
+/// password grant, a password change, a reset's new password), or a new account's.
+/// Existing accounts are served first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Work {
+    SignIn,
+    NewAccount,
+}
+
+/// The hashing slots (one semaphore, FIFO) and the rule that lets password checks
+/// past new accounts.
+struct Queue {
+    slots: Arc<Semaphore>,
+    /// The share of the slots new accounts may hold.
+    new_accounts: Arc<Semaphore>,
+    /// Existing accounts' hashes waiting for a slot now.
+    checks_waiting: AtomicUsize,
+}
+
+/// Counts a waiting existing account's hash for as long as it waits.
+struct Waiting<'a>(&'a AtomicUsize);
+
+impl<'a> Waiting<'a> {
+    fn new(counter: &'a AtomicUsize) -> Self {
+        counter.fetch_add(1, Ordering::AcqRel);
+        Waiting(counter)
+    }
+}
+
+impl Drop for Waiting<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+/// A held slot; `share` is a new account's part of the new-account share.
+struct Held {
+    _slot: OwnedSemaphorePermit,
+    _share: Option<OwnedSemaphorePermit>,
+}
+
+impl Queue {
+    fn new(slots: usize) -> Queue {
+        Queue {
+            slots: Arc::new(Semaphore::new(slots)),
+            new_accounts: Arc::new(Semaphore::new((slots / 2).max(1))),
+            checks_waiting: AtomicUsize::new(0),
+        }
+    }
+
+    async fn take(&self, work: Work) -> Result<Held, tokio::sync::AcquireError> {
+        if work == Work::SignIn {
+            let _waiting = Waiting::new(&self.checks_waiting);
+            let slot = self.slots.clone().acquire_owned().await?;
+            return Ok(Held {
+                _slot: slot,
+                _share: None,
+            });
+        }
+        let share = self.new_accounts.clone().acquire_owned().await?;
+        loop {
+            let slot = self.slots.clone().acquire_owned().await?;
+            if self.checks_waiting.load(Ordering::Acquire) == 0 {
+                return Ok(Held {
+                    _slot: slot,
+                    _share: Some(share),
+                });
+            }
+            // A check is queued behind us: the semaphore hands it this slot, and we
+            // queue again behind it.
+            drop(slot);
+            tokio::task::yield_now().await;
+        }
+    }
+}
+
+/// A hashing slot, held while its hashes run (a reset or a password change checks and
+/// hashes in one slot, so it cannot be refused half-way).
+pub struct Slot {
+    hasher: Hasher,
+    _held: Held,
 }
 
 /// Argon2's working memory (19 MiB per hash with the default parameters), allocated once
@@ -117,6 +216,12 @@ pub enum HashError {
     Argon2(#[from] argon2::Error),
     #[error("the hash could not be written as a PHC string")]
     Encoding(#[from] argon2::password_hash::Error),
+    /// Every slot stayed taken for `SLOT_WAIT`: try again after the duration.
+    #[error("every password-hashing slot is busy")]
+    Busy(Duration),
+    /// The client closed its connection before a slot was free.
+    #[error("the client left before its password was hashed")]
+    ClientGone,
 }
 
 /// Hashes that may run at once: half the cores, at least one. Each holds a core and
@@ -145,7 +250,7 @@ impl Hasher {
                 "$argon2id$v=19$m=19456,t=2,p=1$c29tZXNhbHRzb21lc2FsdA$NvQk2M6cRkmBMdNn1T9eHL/FlPgOyHx/cr0tOv3Aq8g".into()
             });
         Hasher {
-            permits: Arc::new(Semaphore::new(permits)),
+            queue: Arc::new(Queue::new(permits)),
             memory,
             dummy_hash: Arc::new(dummy),
             verifications: Arc::new(AtomicU64::new(0)),
@@ -153,35 +258,54 @@ impl Hasher {
         }
     }
 
-    /// Records how long each hash waits for its permit into `wait`.
+    /// Records how long each hash waits for its slot into `wait`.
     pub fn observed_by(mut self, wait: prometheus::Histogram) -> Hasher {
         self.queue_wait = Some(wait);
         self
     }
 
-    async fn run<T: Send + 'static>(
-        &self,
-        f: impl FnOnce() -> T + Send + 'static,
-    ) -> Result<T, HashError> {
+    /// A slot for `work`, waiting at most [`SLOT_WAIT`] and no longer than the client.
+    /// The wait of each slot given is recorded for `/metrics`.
+    pub async fn slot(&self, work: Work) -> Result<Slot, HashError> {
+        if presence::has_gone() {
+            return Err(HashError::ClientGone);
+        }
         let queued = std::time::Instant::now();
-        let _permit = self.permits.acquire().await?;
+        let waited = tokio::select! {
+            biased;
+            () = presence::gone() => return Err(HashError::ClientGone),
+            waited = tokio::time::timeout(SLOT_WAIT, self.queue.take(work)) => waited,
+        };
+        let held = waited.map_err(|_| HashError::Busy(SLOT_WAIT))??;
         if let Some(wait) = &self.queue_wait {
             wait.observe(queued.elapsed().as_secs_f64());
         }
-        Ok(tokio::task::spawn_blocking(f).await?)
-    }
-
-    pub async fn hash(&self, password: &str) -> Result<String, HashError> {
-        let password = SecretString::from(password.to_string());
-        let pool = self.memory.clone();
-        self.run(move || hash_blocking(&pool, password.expose_secret()))
-            .await?
+        Ok(Slot {
+            hasher: self.clone(),
+            _held: held,
+        })
     }
 
     /// How many Argon2 verifications have run: an unknown account costs exactly as
     /// many as a known one.
     pub fn verifications(&self) -> u64 {
         self.verifications.load(Ordering::Relaxed)
+    }
+}
+
+impl Slot {
+    async fn run<T: Send + 'static>(
+        &self,
+        f: impl FnOnce() -> T + Send + 'static,
+    ) -> Result<T, HashError> {
+        Ok(tokio::task::spawn_blocking(f).await?)
+    }
+
+    pub async fn hash(&self, password: &str) -> Result<String, HashError> {
+        let password = SecretString::from(password.to_string());
+        let pool = self.hasher.memory.clone();
+        self.run(move || hash_blocking(&pool, password.expose_secret()))
+            .await?
     }
 
     /// Verifies against `hash`, or against the dummy hash when there is no account.
@@ -190,9 +314,9 @@ impl Hasher {
         let known = hash.is_some();
         let hash = hash
             .map(str::to_string)
-            .unwrap_or_else(|| (*self.dummy_hash).clone());
-        self.verifications.fetch_add(1, Ordering::Relaxed);
-        let pool = self.memory.clone();
+            .unwrap_or_else(|| (*self.hasher.dummy_hash).clone());
+        self.hasher.verifications.fetch_add(1, Ordering::Relaxed);
+        let pool = self.hasher.memory.clone();
         let ok = self
             .run(move || verify_blocking(&pool, password.expose_secret(), &hash))
             .await?;
@@ -270,5 +394,50 @@ mod tests {
         ] {
             assert!(!verify_blocking(&pool, "anything", bad), "{bad}");
         }
+    }
+
+    /// Spawns a task that takes a slot of `queue` for `work`, records `work` in
+    /// `order` once it has it, and holds it briefly.
+    fn take_and_note(
+        queue: &Arc<Queue>,
+        work: Work,
+        order: &Arc<Mutex<Vec<Work>>>,
+    ) -> tokio::task::JoinHandle<()> {
+        let (queue, order) = (queue.clone(), order.clone());
+        tokio::spawn(async move {
+            let held = queue.take(work).await.expect("a slot");
+            order.lock().expect("lock").push(work);
+            tokio::time::sleep(Duration::from_millis(5)).await;
+            drop(held);
+        })
+    }
+
+    #[tokio::test]
+    async fn a_waiting_password_check_goes_before_a_new_account_queued_earlier() {
+        let queue = Arc::new(Queue::new(1));
+        let busy = queue.take(Work::SignIn).await.expect("the free slot");
+        let order = Arc::new(Mutex::new(Vec::new()));
+        let new_account = take_and_note(&queue, Work::NewAccount, &order);
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        let check = take_and_note(&queue, Work::SignIn, &order);
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        drop(busy);
+        new_account.await.expect("task");
+        check.await.expect("task");
+        assert_eq!(
+            *order.lock().expect("lock"),
+            [Work::SignIn, Work::NewAccount]
+        );
+    }
+
+    #[tokio::test]
+    async fn new_accounts_hold_at_most_half_the_slots() {
+        let queue = Queue::new(4);
+        let _a = queue.take(Work::NewAccount).await.expect("slot");
+        let _b = queue.take(Work::NewAccount).await.expect("slot");
+        let third = tokio::time::timeout(Duration::from_millis(50), queue.take(Work::NewAccount));
+        assert!(third.await.is_err(), "a third new account waits");
+        let check = tokio::time::timeout(Duration::from_millis(50), queue.take(Work::SignIn));
+        assert!(check.await.is_ok(), "a check takes a free slot at once");
     }
 }

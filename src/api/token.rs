@@ -15,13 +15,12 @@ use uuid::Uuid;
 use super::error::ApiError;
 use crate::clock::now_ms;
 use crate::crypto::random_token;
-use crate::device::{clip_bytes, MAX_LABEL_BYTES};
-use crate::domain::Email;
+use crate::domain::{ClientName, Email};
 use crate::error::AppError;
 use crate::request::RequestOrigin;
 use crate::services::Services;
 use crate::sessions::{secret_hash, Origin, SessionSpec};
-use crate::signin::{self, SignIn, SignInError};
+use crate::signin::{self, Credentials, SignIn, SignInError};
 use crate::store::{Rotated, Store};
 use crate::tokens::{AccessTokens, RefreshToken};
 
@@ -164,11 +163,12 @@ fn answer(
     })
 }
 
-/// A client's name for itself, as the devices page shows it; blank means none.
-fn client_label(name: Option<&str>) -> Option<String> {
-    let clipped = clip_bytes(name?.trim(), MAX_LABEL_BYTES);
-    let label = clipped.trim();
-    (!label.is_empty()).then(|| label.to_string())
+/// A client's name for itself, as the devices page shows it; blank means none. A name
+/// that is too long or not printable is refused, never quietly changed.
+fn client_label(name: Option<&str>) -> Result<Option<String>, ApiError> {
+    let Some(name) = name else { return Ok(None) };
+    let name = ClientName::parse(name).map_err(|m| ApiError::InvalidRequest(m.into()))?;
+    Ok(name.map(|n| n.as_str().to_string()))
 }
 
 fn required(value: Option<String>, name: &str) -> Result<String, ApiError> {
@@ -207,13 +207,18 @@ async fn password_grant(
     let password = required(p.password, "password")?;
     let email = Email::parse(&username)
         .map_err(|_| ApiError::InvalidRequest("The username must be an email address.".into()))?;
+    let client_name = client_label(p.client_name.as_deref())?;
     let request = SignIn {
-        email: &email,
-        password: &password,
-        origin,
-        session: SessionSpec::Api {
-            client_name: client_label(p.client_name.as_deref()),
+        // No device cookie: a program lives on its refresh token, not on password
+        // grants, so strangers' failures do not stand in its way (ARCHITECTURE.md).
+        credentials: Credentials {
+            email: &email,
+            password: &password,
+            ip: &origin.ip,
+            device: None,
         },
+        origin,
+        session: SessionSpec::Api { client_name },
         replaces: None,
     };
     let signed = match signin::sign_in(app, request).await {

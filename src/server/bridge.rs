@@ -3,7 +3,9 @@
 //! (`Request::from_hyp`, `Rocket::send_response`), through the public local client,
 //! with two bounds of its own: at most [`MAX_COOKIES`] cookies are parsed, and the body
 //! is read (at most one byte past Rocket's largest data limit, with no stall longer than
-//! `header_read_timeout`) before dispatch.
+//! `header_read_timeout`) before dispatch. The dispatch runs under a
+//! [`presence`](crate::presence) watch, so work for a client that has closed its
+//! connection is not started.
 
 use std::io;
 use std::net::SocketAddr;
@@ -28,6 +30,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use super::conn::{Busy, Server};
 use crate::error::{is_api_path, Answer};
+use crate::presence;
 
 /// Cookies parsed from one request at most; the rest are ignored. Browsers keep at most
 /// 180 cookies per domain (Chrome; Firefox and Safari fewer), so no browser sends more.
@@ -54,10 +57,13 @@ pub(super) async fn handle(
     let limits = server.limits;
     let data = read_body(body, limits.max_body, limits.header_read_timeout).await?;
     let (tx, rx) = oneshot::channel();
+    // Dropped with this future: hyper drops it when the client closes its connection
+    // before the answer, and the dispatch (its own task, as in Rocket) then starts no
+    // password hashing for nobody (`crate::presence`).
+    let (_waiting, presence) = presence::pair();
     tokio::spawn(async move {
-        let response = build(&server.client, method, &parts, data, peer)
-            .dispatch()
-            .await;
+        let request = build(&server.client, method, &parts, data, peer);
+        let response = presence::watching(presence, request.dispatch()).await;
         respond(response, tx).await;
     });
     let response = rx

@@ -60,6 +60,11 @@ impl Keys {
         format!("{}:pwv", self.user_base(user_id))
     }
 
+    /// The user's trusted devices (device-cookie nonces).
+    pub fn devices(&self, user_id: &Uuid) -> String {
+        format!("{}:dev", self.user_base(user_id))
+    }
+
     pub fn rate(&self, scope: &str, key: &str) -> String {
         format!("{}:rl:{}:{}", self.prefix, scope, key)
     }
@@ -81,6 +86,7 @@ mod tests {
             keys.revoked_jti(&user, "j"),
             keys.reset(&user),
             keys.password_version(&user),
+            keys.devices(&user),
         ] {
             assert!(key.starts_with(&format!("lk:{tag}:")), "{key}");
             assert_eq!(key.matches('{').count(), 1, "{key}");

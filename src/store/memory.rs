@@ -37,6 +37,8 @@ struct State {
     resets: HashMap<String, (String, u32, i64)>,
     /// rate key -> attempts (time ms, member)
     rates: HashMap<String, Vec<(i64, String)>>,
+    /// devices key -> nonce -> trusted until (ms)
+    devices: HashMap<String, HashMap<String, i64>>,
     writes: u64,
 }
 
@@ -55,6 +57,10 @@ impl State {
         self.resets.retain(|_, (_, _, exp)| *exp > now);
         self.rates
             .retain(|_, log| log.iter().any(|(t, _)| *t > now - 24 * 3600 * 1000));
+        for set in self.devices.values_mut() {
+            set.retain(|_, until| *until > now);
+        }
+        self.devices.retain(|_, set| !set.is_empty());
     }
 
     fn session(&mut self, key: &str, now: i64) -> Option<&mut HashMap<String, String>> {
@@ -196,6 +202,9 @@ impl MemoryStore {
         let ukey = self.keys.user(user_id);
         let prefix = self.keys.session_prefix(user_id);
         if let Some(v) = password_version {
+            // A new password: an outstanding reset code and the trusted devices end.
+            st.resets.remove(&self.keys.reset(user_id));
+            st.devices.remove(&self.keys.devices(user_id));
             let pkey = self.keys.password_version(user_id);
             if st.string(&pkey, now).is_none_or(|cur| cur < v) {
                 st.strings.insert(pkey, (v, now + PASSWORD_VERSION_TTL_MS));
@@ -506,5 +515,37 @@ impl Backend for MemoryStore {
             return Ok(CodeCheck::Burned);
         }
         Ok(CodeCheck::Wrong)
+    }
+
+    async fn trust_device(
+        &self,
+        user_id: &Uuid,
+        nonce: &str,
+        max_devices: u32,
+        ttl_ms: i64,
+        now: i64,
+    ) -> StoreResult<()> {
+        let key = self.keys.devices(user_id);
+        let mut st = self.lock()?;
+        st.sweep(now);
+        let set = st.devices.entry(key).or_default();
+        set.insert(nonce.to_string(), now + ttl_ms);
+        set.retain(|_, until| *until > now);
+        let mut by_age: Vec<(i64, String)> = set.iter().map(|(n, t)| (*t, n.clone())).collect();
+        by_age.sort();
+        let excess = by_age.len().saturating_sub(max_devices as usize);
+        for (_, nonce) in by_age.into_iter().take(excess) {
+            set.remove(&nonce);
+        }
+        Ok(())
+    }
+
+    async fn device_trusted(&self, user_id: &Uuid, nonce: &str, now: i64) -> StoreResult<bool> {
+        let st = self.lock()?;
+        Ok(st
+            .devices
+            .get(&self.keys.devices(user_id))
+            .and_then(|set| set.get(nonce))
+            .is_some_and(|until| *until > now))
     }
 }

@@ -351,6 +351,20 @@ trait Backend {
         max_tries: u32,
         now_ms: i64,
     ) -> impl Future<Output = StoreResult<CodeCheck>> + Send;
+    fn trust_device(
+        &self,
+        user_id: &Uuid,
+        nonce: &str,
+        max_devices: u32,
+        ttl_ms: i64,
+        now_ms: i64,
+    ) -> impl Future<Output = StoreResult<()>> + Send;
+    fn device_trusted(
+        &self,
+        user_id: &Uuid,
+        nonce: &str,
+        now_ms: i64,
+    ) -> impl Future<Output = StoreResult<bool>> + Send;
 }
 
 macro_rules! dispatch {
@@ -498,8 +512,9 @@ impl Store {
     }
 
     /// Ends every session of the user but `keep`, and answers how many live ones
-    /// ended. With `password_version`, also records it (never lowering it), so a
-    /// `create_session` checked against an older password is refused.
+    /// ended. With `password_version` (a new password), also records it (never
+    /// lowering it), so a `create_session` checked against an older password is
+    /// refused, and ends the user's reset code and trusted devices.
     pub async fn revoke_sessions(
         &self,
         user_id: &Uuid,
@@ -600,6 +615,31 @@ impl Store {
         now_ms: i64,
     ) -> StoreResult<CodeCheck> {
         timed!(self, s => s.check_reset_code(user_id, mac, max_tries, now_ms).await)
+    }
+
+    /// Trusts the device `nonce` for the user until `now + ttl_ms` (renewing it when
+    /// it was trusted already); of the user's devices, the `max_devices` renewed most
+    /// recently stay, the rest are dropped.
+    pub async fn trust_device(
+        &self,
+        user_id: &Uuid,
+        nonce: &str,
+        max_devices: u32,
+        ttl_ms: i64,
+        now_ms: i64,
+    ) -> StoreResult<()> {
+        dispatch!(self, s => s.trust_device(user_id, nonce, max_devices, ttl_ms, now_ms).await)
+    }
+
+    /// Whether the user trusts the device `nonce` now. A new password ends every
+    /// trusted device of the user (`revoke_sessions` with a password version).
+    pub async fn device_trusted(
+        &self,
+        user_id: &Uuid,
+        nonce: &str,
+        now_ms: i64,
+    ) -> StoreResult<bool> {
+        dispatch!(self, s => s.device_trusted(user_id, nonce, now_ms).await)
     }
 }
 

@@ -52,6 +52,7 @@ struct Scripts {
     rate_acquire: Script,
     reset_store: Script,
     reset_check: Script,
+    device_trust: Script,
 }
 
 /// One connection: to a single Redis, or to a whole Redis Cluster.
@@ -175,6 +176,7 @@ impl RedisStore {
                 rate_acquire: Script::new(include_str!("rate_acquire.lua")),
                 reset_store: Script::new(include_str!("reset_store.lua")),
                 reset_check: Script::new(include_str!("reset_check.lua")),
+                device_trust: Script::new(include_str!("device_trust.lua")),
             }),
         }
     }
@@ -517,6 +519,8 @@ impl Backend for RedisStore {
         let mut inv = self.scripts.revoke_all.prepare_invoke();
         inv.key(self.keys.user(user_id))
             .key(self.keys.password_version(user_id))
+            .key(self.keys.reset(user_id))
+            .key(self.keys.devices(user_id))
             .arg(keep.unwrap_or(""))
             .arg(self.keys.session_prefix(user_id))
             .arg(password_version.map(|v| v.to_string()).unwrap_or_default())
@@ -529,6 +533,8 @@ impl Backend for RedisStore {
         let mut inv = self.scripts.revoke_all.prepare_invoke();
         inv.key(self.keys.user(user_id))
             .key(self.keys.password_version(user_id))
+            .key(self.keys.reset(user_id))
+            .key(self.keys.devices(user_id))
             .arg("")
             .arg(self.keys.session_prefix(user_id))
             .arg(version)
@@ -639,5 +645,31 @@ impl Backend for RedisStore {
             -2 => CodeCheck::Burned,
             _ => CodeCheck::Missing,
         })
+    }
+
+    async fn trust_device(
+        &self,
+        user_id: &Uuid,
+        nonce: &str,
+        max_devices: u32,
+        ttl_ms: i64,
+        now_ms: i64,
+    ) -> StoreResult<()> {
+        let mut inv = self.scripts.device_trust.prepare_invoke();
+        inv.key(self.keys.devices(user_id))
+            .arg(nonce)
+            .arg(now_ms)
+            .arg(ttl_ms)
+            .arg(max_devices);
+        // The same arguments leave the same set: safe to send again.
+        let _: i64 = self.run(&inv, Resend::Idempotent).await?;
+        Ok(())
+    }
+
+    async fn device_trusted(&self, user_id: &Uuid, nonce: &str, now_ms: i64) -> StoreResult<bool> {
+        let mut cmd = redis::cmd("ZSCORE");
+        cmd.arg(self.keys.devices(user_id)).arg(nonce);
+        let until: Option<f64> = self.query(&cmd, Resend::Idempotent).await?;
+        Ok(until.is_some_and(|t| t > now_ms as f64))
     }
 }

@@ -9,14 +9,16 @@ use rocket::{get, post, routes, uri, Route};
 use super::flash::{Flash, FlashMessage};
 use super::guards::{CsrfForm, CsrfToken, CurrentSession, NoFields, SessionCookieJar};
 use super::{NextPath, Page};
-use crate::accounts::AccountError;
+use crate::accounts::{AccountError, Work};
 use crate::domain::{Email, NewPassword};
 use crate::error::{AppError, AppResult};
+use crate::limits::{self, Throttled};
 use crate::notices;
 use crate::request::RequestOrigin;
 use crate::services::Services;
 use crate::sessions::{self, SessionSpec};
 use crate::signin::{self, SignIn, SignInError};
+use crate::trusted_devices;
 
 pub fn routes() -> Vec<Route> {
     routes![
@@ -84,6 +86,27 @@ fn register_page(csrf: CsrfToken) -> Page {
     Page::new("register", &csrf.0)
 }
 
+/// A new account's password hash, once the client IP's registration quota allows it.
+/// A hash that never ran (the hasher was busy, the client left) does not count.
+async fn new_account_hash(
+    app: Services<'_>,
+    password: &NewPassword,
+    ip: &str,
+) -> AppResult<Result<String, Throttled>> {
+    let attempt = match limits::register(app.store, &app.settings.limits, ip).await? {
+        Ok(attempt) => attempt,
+        Err(t) => return Ok(Err(t)),
+    };
+    let slot = match app.hasher.slot(Work::NewAccount).await {
+        Ok(slot) => slot,
+        Err(e) => {
+            attempt.abandoned(app.store).await;
+            return Err(e.into());
+        }
+    };
+    Ok(Ok(slot.hash(password.expose()).await?))
+}
+
 #[post("/register", data = "<form>")]
 async fn register(
     form: CsrfForm<Credentials>,
@@ -97,7 +120,12 @@ async fn register(
         Ok(valid) => valid,
         Err(msg) => return Ok(Err(page.error(msg, Status::BadRequest))),
     };
-    let hash = app.hasher.hash(password.expose()).await?;
+    let hash = match new_account_hash(app, &password, &origin.0.ip).await? {
+        Ok(hash) => hash,
+        Err(t) => return Ok(Err(page.throttled(t, |wait| {
+            format!("Too many new accounts from your network address. Please wait {wait} and try again.")
+        }))),
+    };
     let user = match app.accounts.create(&email, &hash).await {
         Ok(u) => u,
         Err(AccountError::Duplicate) => {
@@ -115,6 +143,10 @@ async fn register(
         .await?
         .ok_or(AppError::Internal("a new account's session was refused"))?;
     cookie.set(started.cookie_value, None);
+    let had = cookie.device();
+    if let Some(claim) = trusted_devices::remember(app.store, &user, had.as_ref()).await {
+        cookie.set_device(&claim);
+    }
     Ok(Ok(Redirect::to(uri!(super::devices::devices))))
 }
 
@@ -160,20 +192,29 @@ async fn login(
         Ok(input) => input,
         Err(msg) => return Ok(Err(page.error(msg, Status::BadRequest))),
     };
+    let device = cookie.device();
     let request = SignIn {
-        email: &email,
-        password,
+        credentials: signin::Credentials {
+            email: &email,
+            password,
+            ip: &origin.0.ip,
+            device: device.as_ref(),
+        },
         origin: &origin.0,
         session: SessionSpec::Browser {
             remember: f.remember,
         },
         replaces: previous.map(|p| (p.user_id, p.sid)),
     };
-    let session = match signin::sign_in(app, request).await {
-        Ok(signed) => signed.session,
+    let signed = match signin::sign_in(app, request).await {
+        Ok(signed) => signed,
         Err(e) => return sign_in_refused(page, e),
     };
+    let session = signed.session;
     cookie.set(session.cookie_value, f.remember.then_some(session.lifetime));
+    if let Some(claim) = &signed.device {
+        cookie.set_device(claim);
+    }
     Ok(Ok(target))
 }
 

@@ -3,6 +3,7 @@
 
 mod assets;
 mod auth;
+mod device_cookie;
 mod devices;
 mod flash;
 pub mod guards;

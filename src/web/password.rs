@@ -8,7 +8,7 @@ use rocket::{get, post, routes, uri, Route};
 use super::flash::{Flash, FlashMessage};
 use super::guards::{CsrfForm, CsrfToken, CurrentSession, NoFields, SessionCookieJar};
 use super::{NextPath, Page}; // NextPath: for uri!(login_page(..))
-use crate::accounts::User;
+use crate::accounts::{Slot, User};
 use crate::codes::{self, Reset};
 use crate::domain::{Email, NewPassword};
 use crate::error::{AppError, AppResult};
@@ -17,6 +17,7 @@ use crate::report::Report;
 use crate::request::RequestOrigin;
 use crate::services::Services;
 use crate::signin::{self, SignInError};
+use crate::trusted_devices::{self, DeviceClaim};
 
 pub fn routes() -> Vec<Route> {
     routes![
@@ -50,12 +51,35 @@ fn forgot_page(csrf: CsrfToken) -> Page {
 
 /// Always the same page and status, whether or not the account exists or the limits
 /// allow a mail. The lookup, the code and the mail happen after the answer.
+/// Who a reset request counts against: this browser's own budget when its device
+/// cookie is the typed account's (strangers cannot then use up the owner's requests),
+/// else the account's and the IP's. Only a browser with a device cookie causes the
+/// account lookup here, and it learns nothing from it.
+async fn reset_request_allowed(
+    app: Services<'_>,
+    email: &Email,
+    ip: &str,
+    device: Option<&DeviceClaim>,
+) -> AppResult<bool> {
+    let user = match device {
+        Some(_) => app.accounts.find_by_email(email).await?,
+        None => None,
+    };
+    let source = trusted_devices::source(app.store, device, user.as_ref(), email, ip).await?;
+    Ok(
+        limits::reset_request(app.store, &app.settings.limits, source)
+            .await?
+            .is_ok(),
+    )
+}
+
 #[post("/password/forgot", data = "<form>")]
 async fn forgot(
     form: CsrfForm<ForgotFields>,
     csrf: CsrfToken,
     origin: RequestOrigin,
     app: Services<'_>,
+    cookie: SessionCookieJar<'_>,
 ) -> AppResult<Page> {
     let typed = form.0.email.unwrap_or_default();
     let page = Page::new("forgot", &csrf.0).with("email", typed.trim());
@@ -63,11 +87,8 @@ async fn forgot(
         Ok(e) => e,
         Err(msg) => return Ok(page.error(msg, Status::BadRequest)),
     };
-    let limits = &app.settings.limits;
-    if limits::reset_request(app.store, limits, &email, &origin.0.ip)
-        .await?
-        .is_err()
-    {
+    let device = cookie.device();
+    if !reset_request_allowed(app, &email, &origin.0.ip, device.as_ref()).await? {
         tracing::info!("password-reset request over the limit: no mail sent");
         return Ok(page.with("sent", true));
     }
@@ -189,13 +210,46 @@ fn change_signed_out(_form: CsrfForm<NoFields>) -> Redirect {
     super::auth::sign_in_first(uri!(change_page))
 }
 
-/// A wrong current password counts as a failed sign-in: the same quotas.
+/// The current password, checked as a sign-in is (the same quotas; a wrong one
+/// counts as a failed sign-in): its hashing slot, or the form again saying why not.
+async fn check_current(
+    app: Services<'_>,
+    user: &User,
+    typed: Option<&str>,
+    ip: &str,
+    device: Option<&DeviceClaim>,
+    page: Page,
+) -> AppResult<Result<Slot, Page>> {
+    // An account made before addresses were checked as strictly as now.
+    let email = Email::parse(&user.email).map_err(|_| {
+        AppError::BadRequest("This account's email address cannot receive mail.".into())
+    })?;
+    let current = signin::Credentials {
+        email: &email,
+        password: typed.unwrap_or(""),
+        ip,
+        device,
+    };
+    Ok(match signin::check_password(app, current).await {
+        Ok(verified) => Ok(verified.slot),
+        Err(SignInError::WrongCredentials) => {
+            let msg = "Your current password is not right.";
+            Err(page.error(msg, Status::Unauthorized))
+        }
+        Err(SignInError::Throttled(t)) => Err(page.throttled(t, try_again)),
+        Err(SignInError::Failed(e)) => return Err(e.into()),
+    })
+}
+
+/// A new password ends every other session and the account's trusted devices; this
+/// browser stays signed in and is trusted again.
 #[post("/account/password", data = "<form>")]
 async fn change(
     session: CurrentSession,
     form: CsrfForm<ChangeFields>,
     origin: RequestOrigin,
     app: Services<'_>,
+    cookie: SessionCookieJar<'_>,
 ) -> FormAnswer {
     let user = signed_in_user(&session, app).await?;
     let page = change_form(&session, &user.email);
@@ -203,21 +257,19 @@ async fn change(
         Ok(p) => p,
         Err(msg) => return Ok(Err(page.error(msg, Status::BadRequest))),
     };
-    // An account made before addresses were checked as strictly as now.
-    let email = Email::parse(&user.email).map_err(|_| {
-        AppError::BadRequest("This account's email address cannot receive mail.".into())
-    })?;
-    let current = form.0.current_password.as_deref().unwrap_or("");
-    match signin::check_password(app, &email, current, &origin.0.ip).await {
-        Ok(_) => {}
-        Err(SignInError::WrongCredentials) => {
-            let msg = "Your current password is not right.";
-            return Ok(Err(page.error(msg, Status::Unauthorized)));
-        }
-        Err(SignInError::Throttled(t)) => return Ok(Err(page.throttled(t, try_again))),
-        Err(SignInError::Failed(e)) => return Err(e.into()),
+    let device = cookie.device();
+    let typed = form.0.current_password.as_deref();
+    let ip = &origin.0.ip;
+    let slot = match check_current(app, &user, typed, ip, device.as_ref(), page).await? {
+        Ok(slot) => slot,
+        Err(page) => return Ok(Err(page)),
+    };
+    let keep = Some(session.sid.as_str());
+    let ended = signin::replace_password(app, &slot, &user, &new_password, keep).await?;
+    drop(slot);
+    if let Some(claim) = trusted_devices::remember(app.store, &user, device.as_ref()).await {
+        cookie.set_device(&claim);
     }
-    let ended = signin::replace_password(app, &user, &new_password, Some(&session.sid)).await?;
     let msg = match ended {
         0 => "Your password has been changed.".to_string(),
         1 => "Your password has been changed and 1 other device was signed out.".to_string(),
