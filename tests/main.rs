@@ -16,6 +16,8 @@ mod devices;
 mod failure;
 mod faults;
 mod forms;
+mod forward;
 mod limits;
+mod proxies;
 mod reset;
 mod store_behaviour;

@@ -5,6 +5,7 @@ mod assets;
 mod auth;
 mod devices;
 mod flash;
+mod forward;
 pub mod guards;
 mod password;
 
@@ -212,6 +213,7 @@ pub fn stage() -> AdHoc {
             .mount("/", auth::routes())
             .mount("/", devices::routes())
             .mount("/", password::routes())
+            .mount("/", forward::routes())
             .register("/", crate::error::catchers()))
     })
 }
