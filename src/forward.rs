@@ -183,7 +183,7 @@ impl ReturnTo {
         }
         // Rocket must carry it in a `Location` as it is (its parser is stricter than
         // WHATWG's about `|`, `^` and the like): known good before a session starts.
-        if rocket::http::uri::Absolute::parse(url.as_str()).is_err() {
+        if rocket::http::uri::Reference::parse(url.as_str()).is_err() {
             return Err(Refused::Unparsable);
         }
         Ok(ReturnTo(url))
