@@ -66,12 +66,17 @@ pub struct ServerSettings {
     pub max_connections: u32,
     /// `GET /metrics` answers only to `Authorization: Bearer <this>`; unset, 404.
     pub metrics_token: Option<SecretString>,
+    /// Where `rd` may send a user after sign-in (`crate::forward::ReturnTo`).
+    pub forward_auth_domains: Vec<crate::forward::AllowedHost>,
 }
 
 /// Browser sessions and their cookie.
 #[derive(Debug, Clone)]
 pub struct SessionSettings {
     pub cookie_secure: bool,
+    /// The parent domain the session cookie is shared with (`Domain`), lower case,
+    /// without a leading dot; `None`: a host-only cookie.
+    pub cookie_domain: Option<String>,
     pub idle_timeout: Duration,
     pub absolute_timeout: Duration,
     /// Absolute (and idle) lifetime of a "remember me" session.
@@ -263,7 +268,8 @@ impl StorageSettings {
     }
 }
 
-/// `trusted_proxies` may be a TOML list or, from the environment, a comma-separated string.
+/// A list setting (`trusted_proxies`, `forward_auth_domains`): a TOML list or, from the
+/// environment, a comma-separated string.
 #[derive(Deserialize)]
 #[serde(untagged)]
 enum ProxyList {
@@ -313,6 +319,16 @@ impl ServerSettings {
             header_read_timeout: r.seconds("header_read_timeout", 10)?,
             max_connections: r.count("max_connections", 4096)?,
             metrics_token: r.optional_text("metrics_token")?.map(SecretString::from),
+            forward_auth_domains: r
+                .get::<ProxyList>("forward_auth_domains")?
+                .map(ProxyList::entries)
+                .unwrap_or_default()
+                .iter()
+                .map(|d| {
+                    crate::forward::AllowedHost::parse(d)
+                        .map_err(|problem| bad("forward_auth_domains", problem))
+                })
+                .collect::<Result<_, _>>()?,
         };
         s.validate()?;
         Ok(s)
@@ -331,6 +347,10 @@ impl SessionSettings {
     fn read(r: &Reader, debug: bool) -> Result<Self, SettingError> {
         let s = SessionSettings {
             cookie_secure: r.flag("cookie_secure", !debug)?,
+            cookie_domain: r
+                .optional_text("cookie_domain")?
+                .map(|d| cookie_domain(&d))
+                .transpose()?,
             idle_timeout: r.seconds("session_idle_timeout", 1800)?,
             absolute_timeout: r.seconds("session_absolute_timeout", 86400)?,
             remember_timeout: r.seconds("remember_absolute_timeout", 30 * 86400)?,
@@ -350,14 +370,37 @@ impl SessionSettings {
         Ok(())
     }
 
-    /// The session cookie's name, as the contract fixes it.
+    /// The session cookie's name, as the contract fixes it: `__Host-` needs a host-only
+    /// cookie, so a shared one (`cookie_domain`) is `__Secure-`.
     pub fn cookie_name(&self) -> &'static str {
-        if self.cookie_secure {
-            "__Host-latchkey"
-        } else {
-            "latchkey"
+        match (self.cookie_secure, &self.cookie_domain) {
+            (true, None) => "__Host-latchkey",
+            (true, Some(_)) => "__Secure-latchkey",
+            (false, _) => "latchkey",
         }
     }
+}
+
+/// `cookie_domain` as a cookie's `Domain` carries it: a DNS name of two labels or
+/// more, lower case, no leading or trailing dot (a leading dot is dropped, as browsers
+/// drop it), and no IP address (a `Domain` cannot share a cookie across addresses).
+fn cookie_domain(raw: &str) -> Result<String, SettingError> {
+    let d = raw.trim().trim_start_matches('.').to_ascii_lowercase();
+    let label_ok = |l: &str| {
+        !l.is_empty()
+            && l.len() <= 63
+            && !l.starts_with('-')
+            && !l.ends_with('-')
+            && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+    };
+    let is_ip = d.parse::<std::net::IpAddr>().is_ok();
+    if is_ip || !d.contains('.') || !d.split('.').all(label_ok) {
+        return Err(bad(
+            "cookie_domain",
+            format!("must be a parent domain such as example.com, got {raw:?}"),
+        ));
+    }
+    Ok(d)
 }
 
 impl LimitSettings {
@@ -605,6 +648,12 @@ mod tests {
             ("register_limit_ip", serde_json::json!(0)),
             ("hash_limit_window", serde_json::json!(-60)),
             ("login_limit_network", serde_json::json!("lots")),
+            ("cookie_domain", serde_json::json!("127.0.0.1")),
+            ("cookie_domain", serde_json::json!("com")),
+            ("cookie_domain", serde_json::json!("exa mple.com")),
+            ("forward_auth_domains", serde_json::json!(["*.example.com"])),
+            ("forward_auth_domains", serde_json::json!("good.com/path")),
+            ("forward_auth_domains", serde_json::json!(["user@good.com"])),
         ] {
             let figment = rocket::Config::figment().merge((name, value));
             let e = Settings::from_figment(&figment).expect_err(name);

@@ -11,6 +11,7 @@ pub mod config;
 pub mod crypto;
 pub mod device;
 pub mod domain;
+pub mod forward;
 pub mod limits;
 pub mod mail;
 pub mod metrics;

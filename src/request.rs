@@ -91,6 +91,23 @@ impl<'r> FromRequest<'r> for ClientIp {
     }
 }
 
+/// Whether the request's socket peer is one of `trusted_proxies`: only then are the
+/// headers a proxy writes about the original request (`X-Forwarded-*`,
+/// `X-Original-URL`) believed.
+pub fn from_trusted_proxy(req: &Request<'_>) -> bool {
+    let Some(settings) = req.rocket().state::<Settings>() else {
+        return false;
+    };
+    req.remote().is_some_and(|peer| {
+        let ip = peer.ip().to_canonical();
+        settings
+            .server
+            .trusted_proxies
+            .iter()
+            .any(|net| net.contains(&ip))
+    })
+}
+
 /// Where this request comes from, as a session records it (label, user agent, IP).
 pub struct RequestOrigin(pub Origin);
 

@@ -15,13 +15,13 @@ use serde_json::json;
 const DESKTOP: (u32, u32) = (1280, 900);
 const PHONE: (u32, u32) = (390, 844);
 
-struct Chromedriver {
+pub(crate) struct Chromedriver {
     port: u16,
     _child: Spawned,
 }
 
 impl Chromedriver {
-    fn start() -> Chromedriver {
+    pub(crate) fn start() -> Chromedriver {
         let port = spare_port();
         let child = Spawned::start(
             Command::new("chromedriver")
@@ -37,7 +37,7 @@ impl Chromedriver {
         }
     }
 
-    async fn browser(&self, user_agent: Option<&str>) -> Client {
+    pub(crate) async fn browser(&self, user_agent: Option<&str>) -> Client {
         let profile = test_dir().join("chromium-profile");
         let mut args = vec![
             "--headless=new".to_string(),
@@ -84,12 +84,21 @@ fn chromium_binary() -> &'static str {
 /// server loop (`latchkey::server`); returns its base URL. The loop watches no signals
 /// here: a signal handler, once installed, would stay for the whole test binary, and
 /// Ctrl-C would no longer stop `cargo test`.
-async fn serve(cfg: &TestConfig) -> String {
+pub(crate) async fn serve(cfg: &TestConfig) -> String {
+    serve_behind(cfg, None).await
+}
+
+/// `serve`, with links and redirects pointing at `public_url` (a proxy in front) when
+/// given.
+pub(crate) async fn serve_behind(cfg: &TestConfig, public_url: Option<&str>) -> String {
     let port = spare_port();
-    let cfg = cfg
+    let mut cfg = cfg
         .clone()
         .served_at(port)
         .set("shutdown", json!({ "ctrlc": false, "signals": [] }));
+    if let Some(url) = public_url {
+        cfg = cfg.set("public_url", url);
+    }
     let rocket = latchkey::app_with(cfg.figment());
     tokio::spawn(async move {
         latchkey::server::launch(rocket)
@@ -128,7 +137,7 @@ async fn shoot(c: &Client, name: &str) {
         .expect("resize");
 }
 
-async fn fill(c: &Client, field: &str, value: &str) {
+pub(crate) async fn fill(c: &Client, field: &str, value: &str) {
     let input = c
         .find(Locator::Css(&format!("[name=\"{field}\"]")))
         .await
@@ -137,7 +146,7 @@ async fn fill(c: &Client, field: &str, value: &str) {
     input.send_keys(value).await.expect("type");
 }
 
-async fn submit(c: &Client) {
+pub(crate) async fn submit(c: &Client) {
     let button = c
         .find(Locator::Css("form.form button[type=submit]"))
         .await
@@ -148,7 +157,7 @@ async fn submit(c: &Client) {
 /// Clicks something that loads a new page and waits until the new page is there: a
 /// click returns before the navigation has replaced the document (Chromium 156 at
 /// least), and reading the page too early reads the old one or a stale element.
-async fn navigate_by(c: &Client, target: fantoccini::elements::Element) {
+pub(crate) async fn navigate_by(c: &Client, target: fantoccini::elements::Element) {
     let old = c.find(Locator::Css("html")).await.expect("the page");
     target.click().await.expect("click");
     let deadline = Instant::now() + Duration::from_secs(10);
@@ -175,11 +184,11 @@ async fn navigate_by(c: &Client, target: fantoccini::elements::Element) {
     }
 }
 
-async fn path(c: &Client) -> String {
+pub(crate) async fn path(c: &Client) -> String {
     c.current_url().await.expect("url").path().to_string()
 }
 
-async fn text(c: &Client) -> String {
+pub(crate) async fn text(c: &Client) -> String {
     c.find(Locator::Css("body"))
         .await
         .expect("body")
@@ -188,7 +197,7 @@ async fn text(c: &Client) -> String {
         .expect("text")
 }
 
-async fn sign_in(c: &Client, base: &str, email: &str, password: &str) {
+pub(crate) async fn sign_in(c: &Client, base: &str, email: &str, password: &str) {
     c.goto(&format!("{base}/login")).await.expect("goto");
     fill(c, "email", email).await;
     fill(c, "password", password).await;
@@ -362,7 +371,7 @@ async fn host_cookie(c: &Client) -> Option<String> {
 
 /// Posts a "sign out" of the session `sid` from the devices page, with the page's token,
 /// as the devices page's own buttons do for the other devices.
-async fn sign_out_device(c: &Client, sid: &str) {
+pub(crate) async fn sign_out_device(c: &Client, sid: &str) {
     c.execute(
         "const f = document.createElement('form');
          f.method = 'post';

@@ -4,14 +4,16 @@ use rocket::form::FromForm;
 use rocket::http::uri::Origin;
 use rocket::http::Status;
 use rocket::response::Redirect;
-use rocket::{get, post, routes, uri, Route};
+use rocket::{get, post, routes, uri, Route, State};
 
 use super::flash::{Flash, FlashMessage};
 use super::guards::{CsrfForm, CsrfToken, CurrentSession, NoFields, SessionCookieJar};
 use super::{NextPath, Page};
 use crate::accounts::{AccountError, Work};
+use crate::config::Settings;
 use crate::domain::{Email, NewPassword};
 use crate::error::{AppError, AppResult};
+use crate::forward::ReturnTo;
 use crate::limits::{self, Throttled};
 use crate::notices;
 use crate::request::RequestOrigin;
@@ -45,7 +47,7 @@ fn index(_session: CurrentSession) -> Redirect {
 
 #[get("/", rank = 2)]
 fn index_signed_out() -> Redirect {
-    Redirect::to(uri!(login_page(_)))
+    Redirect::to(uri!(login_page(_, _)))
 }
 
 #[derive(FromForm)]
@@ -54,6 +56,8 @@ pub struct Credentials {
     password: Option<String>,
     #[field(default = false)]
     remember: bool,
+    /// Where a reverse proxy sent the user from (the hidden field of `?rd=`).
+    rd: Option<String>,
 }
 
 impl Credentials {
@@ -150,22 +154,49 @@ async fn register(
     Ok(Ok(Redirect::to(uri!(super::devices::devices))))
 }
 
-#[get("/login")]
-fn login_page_signed_in(_session: CurrentSession) -> Redirect {
-    Redirect::to(uri!(super::devices::devices))
+/// `rd` when the sign-in may send the user there (`forward::ReturnTo`); anything else
+/// is dropped (logged), and the user lands on the devices page.
+fn return_to(settings: &Settings, rd: Option<&str>) -> Option<ReturnTo> {
+    let rd = rd.filter(|r| !r.is_empty())?;
+    let allow_http = !settings.sessions.cookie_secure;
+    ReturnTo::parse(rd, &settings.server.forward_auth_domains, allow_http)
+        .map_err(|why| tracing::info!(%why, "sign-in: rd is not followed"))
+        .ok()
+}
+
+/// Signed in already: straight back to the proxied app, or to the devices page.
+#[get("/login?<rd>")]
+fn login_page_signed_in(
+    _session: CurrentSession,
+    rd: Option<&str>,
+    settings: &State<Settings>,
+) -> Redirect {
+    match return_to(settings, rd) {
+        Some(rd) => rd.redirect(),
+        None => Redirect::to(uri!(super::devices::devices)),
+    }
 }
 
 // `uri!(login_page(..))` names `NextPath` where it is written: modules that use it
 // import `NextPath`.
-#[get("/login?<next>", rank = 2)]
-fn login_page(next: Option<NextPath>, csrf: CsrfToken, flash: Option<FlashMessage>) -> Page {
-    Page::new("login", &csrf.0).with("next", next).flash(flash)
+#[get("/login?<next>&<rd>", rank = 2)]
+fn login_page(
+    next: Option<NextPath>,
+    rd: Option<&str>,
+    csrf: CsrfToken,
+    flash: Option<FlashMessage>,
+    settings: &State<Settings>,
+) -> Page {
+    Page::new("login", &csrf.0)
+        .with("next", next)
+        .with("rd", return_to(settings, rd))
+        .flash(flash)
 }
 
 /// For a signed-out visitor of a signed-in page: sign in, then come back to `page`.
 pub(super) fn sign_in_first(page: Origin<'_>) -> Redirect {
     let back = NextPath::parse(page.path().as_str());
-    Redirect::to(uri!(login_page(back)))
+    Redirect::to(uri!(login_page(back, _)))
 }
 
 #[post("/login?<next>", data = "<form>")]
@@ -179,14 +210,18 @@ async fn login(
     cookie: SessionCookieJar<'_>,
 ) -> AppResult<Result<Redirect, Page>> {
     let f = form.0;
+    // Checked again: the hidden field is whatever the client sent.
+    let rd = return_to(app.settings, f.rd.as_deref());
     let page = Page::new("login", &csrf.0)
         .with("email", f.typed_email())
         .with("next", &next)
+        .with("rd", &rd)
         .with("remember", f.remember);
     // Known before a session starts: a session exists only if this answer carries it.
-    let target = match next {
-        Some(next) => next.redirect(),
-        None => Redirect::to(uri!(super::devices::devices)),
+    let target = match (rd, next) {
+        (Some(rd), _) => rd.redirect(),
+        (None, Some(next)) => next.redirect(),
+        (None, None) => Redirect::to(uri!(super::devices::devices)),
     };
     let (email, password) = match f.for_sign_in() {
         Ok(input) => input,
@@ -239,7 +274,7 @@ async fn logout(
     sessions::end(app.store, &session.user_id, &session.sid).await?;
     cookie.clear();
     Ok(Flash::success(
-        Redirect::to(uri!(login_page(_))),
+        Redirect::to(uri!(login_page(_, _))),
         "You have been signed out.",
     ))
 }
@@ -249,5 +284,5 @@ async fn logout(
 #[post("/logout", rank = 2, data = "<_form>")]
 fn logout_signed_out(_form: CsrfForm<NoFields>, cookie: SessionCookieJar<'_>) -> Redirect {
     cookie.clear();
-    Redirect::to(uri!(login_page(_)))
+    Redirect::to(uri!(login_page(_, _)))
 }

@@ -88,7 +88,7 @@ async fn revoke(
     if id == session.sid {
         cookie.clear();
         return Ok(Flash::success(
-            Redirect::to(uri!(super::auth::login_page(_))),
+            Redirect::to(uri!(super::auth::login_page(_, _))),
             "You have been signed out.",
         ));
     }
@@ -116,7 +116,7 @@ async fn revoke_others(
 /// A signed-out client posting a signed-in form (with its own token): its session has
 /// ended, so it is sent to sign in and nothing changes.
 fn signed_out_form() -> Redirect {
-    Redirect::to(uri!(super::auth::login_page(_)))
+    Redirect::to(uri!(super::auth::login_page(_, _)))
 }
 
 #[post("/devices/<_>/revoke", rank = 2, data = "<_form>")]

@@ -376,20 +376,28 @@ impl<'r> FromRequest<'r> for SessionCookieJar<'r> {
 }
 
 impl SessionCookieJar<'_> {
-    pub fn set(&self, value: String, persistent_for: Option<std::time::Duration>) {
+    /// The session cookie with `value`: a site cookie, shared with `cookie_domain`'s
+    /// sub-domains (`Domain`) when that is set.
+    fn session_cookie(&self, value: String) -> Cookie<'static> {
         let sessions = &self.settings.sessions;
         let mut cookie = site_cookie(sessions.cookie_name(), value, sessions.cookie_secure);
+        if let Some(domain) = &sessions.cookie_domain {
+            cookie.set_domain(domain.clone());
+        }
+        cookie
+    }
+
+    pub fn set(&self, value: String, persistent_for: Option<std::time::Duration>) {
+        let mut cookie = self.session_cookie(value);
         if let Some(d) = persistent_for {
             cookie.set_max_age(rocket::time::Duration::seconds(d.as_secs() as i64));
         }
         self.jar.add(cookie);
     }
 
+    /// Removes the cookie with the attributes it was set with (`Domain`, `Secure`): a
+    /// browser keeps a cookie whose removal names another domain.
     pub fn clear(&self) {
-        let sessions = &self.settings.sessions;
-        self.jar.remove(cookie_removal(
-            sessions.cookie_name(),
-            sessions.cookie_secure,
-        ));
+        self.jar.remove(self.session_cookie(String::new()));
     }
 }

@@ -6,6 +6,7 @@ mod auth;
 mod device_cookie;
 mod devices;
 mod flash;
+mod forward;
 pub mod guards;
 mod password;
 
@@ -213,6 +214,7 @@ pub fn stage() -> AdHoc {
             .mount("/", auth::routes())
             .mount("/", devices::routes())
             .mount("/", password::routes())
+            .mount("/", forward::routes())
             .register("/", crate::error::catchers()))
     })
 }

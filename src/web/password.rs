@@ -164,7 +164,7 @@ async fn reset(
     }
     cookie.clear();
     Ok(Ok(Flash::success(
-        Redirect::to(uri!(super::auth::login_page(_))),
+        Redirect::to(uri!(super::auth::login_page(_, _))),
         "Your password has been reset and every device has been signed out. Sign in with your new password.",
     )))
 }

@@ -304,6 +304,19 @@ impl Browser {
         page(res).await
     }
 
+    /// A GET with headers of its own (a proxy's `X-Forwarded-*`, `Accept`,
+    /// `Authorization`) besides the browser's.
+    pub async fn get_with(&self, path: &str, extra: &[(&str, &str)]) -> Page {
+        let mut req = self.client.get(path.to_string()).remote(self.remote());
+        for h in self.headers() {
+            req = req.header(h);
+        }
+        for (name, value) in extra {
+            req = req.header(Header::new(name.to_string(), value.to_string()));
+        }
+        page(req.dispatch().await).await
+    }
+
     /// Posts a form as-is (no CSRF token added).
     pub async fn post_raw(&self, path: &str, body: &str) -> Page {
         let mut req = self

@@ -1,0 +1,315 @@
+//! Real reverse proxies in front of a real app, with Latchkey deciding who gets in:
+//! Debian's nginx (`auth_request` → `/auth/nginx`) walked through by Chromium, and
+//! Debian's Caddy (`forward_auth` → `/auth/forward`) walked through over plain HTTP.
+//! Both run the configuration README.md shows, read from README.md itself.
+//! scripts/test installs both packages.
+
+use std::process::{Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use crate::browser::{fill, path, serve_behind, sign_out_device, submit, text, Chromedriver};
+use crate::common::*;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+
+/// The README's fenced block after `<!-- marker -->`.
+fn readme_block(marker: &str) -> String {
+    let readme = include_str!("../README.md");
+    let after = readme
+        .split_once(&format!("<!-- {marker} -->"))
+        .map(|(_, a)| a)
+        .unwrap_or_else(|| panic!("README.md has no {marker} block"));
+    let body = after
+        .split_once("```")
+        .and_then(|(_, b)| b.split_once('\n'))
+        .map(|(_, b)| b);
+    let body = body.and_then(|b| b.split_once("\n```")).map(|(b, _)| b);
+    body.unwrap_or_else(|| panic!("README.md's {marker} block is not fenced"))
+        .to_string()
+}
+
+/// The protected app: answers every request with the `Remote-User` it was given, and
+/// records each one.
+struct Upstream {
+    port: u16,
+    seen: Arc<Mutex<Vec<String>>>,
+}
+
+impl Upstream {
+    async fn start() -> Upstream {
+        let listener = TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("upstream port");
+        let port = listener.local_addr().expect("address").port();
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let record = seen.clone();
+        tokio::spawn(async move {
+            while let Ok((conn, _)) = listener.accept().await {
+                tokio::spawn(answer(conn, record.clone()));
+            }
+        });
+        Upstream { port, seen }
+    }
+
+    fn seen(&self) -> Vec<String> {
+        self.seen.lock().map(|s| s.clone()).unwrap_or_default()
+    }
+}
+
+/// One request on `conn` (the proxies close or reuse nothing we rely on).
+async fn answer(mut conn: TcpStream, seen: Arc<Mutex<Vec<String>>>) {
+    let mut head = Vec::new();
+    let mut buf = [0u8; 4096];
+    while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+        match conn.read(&mut buf).await {
+            Ok(0) | Err(_) => return,
+            Ok(n) => head.extend_from_slice(&buf[..n]),
+        }
+    }
+    let head = String::from_utf8_lossy(&head).to_string();
+    let user = head
+        .lines()
+        .find_map(|l| {
+            l.split_once(':')
+                .filter(|(k, _)| k.eq_ignore_ascii_case("Remote-User"))
+        })
+        .map(|(_, v)| v.trim().to_string())
+        .unwrap_or_default();
+    if let Ok(mut s) = seen.lock() {
+        s.push(user.clone());
+    }
+    let body = format!("the protected app\nRemote-User: {user}\n");
+    let reply = format!(
+        "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    let _ = conn.write_all(reply.as_bytes()).await;
+}
+
+/// Debian's nginx running the README's server block, as this test's own process.
+fn start_nginx(port: u16, latchkey: u16, app: u16) -> Spawned {
+    let dir = test_dir().join("nginx");
+    std::fs::create_dir_all(dir.join("temp")).expect("nginx dir");
+    let server = readme_block("forward-auth-nginx")
+        .replace("127.0.0.1:8080", &format!("127.0.0.1:{port}"))
+        .replace("127.0.0.1:8000", &format!("127.0.0.1:{latchkey}"))
+        .replace("127.0.0.1:3000", &format!("127.0.0.1:{app}"));
+    let d = dir.display();
+    // Test-only: in the foreground, one process (so killing it stops it all, and it
+    // runs as whoever runs the tests), every path under the test's directory.
+    let conf = format!(
+        "daemon off;\nmaster_process off;\npid {d}/nginx.pid;\nerror_log {d}/error.log info;\n\
+         events {{ worker_connections 64; }}\n\
+         http {{\n access_log {d}/access.log;\n client_body_temp_path {d}/temp/body;\n\
+         proxy_temp_path {d}/temp/proxy;\n fastcgi_temp_path {d}/temp/fastcgi;\n\
+         uwsgi_temp_path {d}/temp/uwsgi;\n scgi_temp_path {d}/temp/scgi;\n{server}\n}}\n"
+    );
+    std::fs::write(dir.join("nginx.conf"), conf).expect("nginx.conf");
+    let child = Spawned::start(
+        Command::new("nginx")
+            .arg("-e")
+            .arg(dir.join("error.log"))
+            .arg("-p")
+            .arg(&dir)
+            .arg("-c")
+            .arg(dir.join("nginx.conf"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit()),
+        "nginx (scripts/test installs it)",
+    );
+    wait_for_port(port, Duration::from_secs(10), "nginx did not start");
+    child
+}
+
+/// Latchkey behind a proxy on `proxy_port` of 127.0.0.1, serving `email`'s account.
+async fn latchkey_behind(proxy_port: u16, email: &str) -> (TestConfig, u16) {
+    let cfg = TestConfig::new()
+        .set("trusted_proxies", "127.0.0.1")
+        .set("forward_auth_domains", "127.0.0.1:*")
+        .set("cookie_secure", false);
+    assert_eq!(cfg.browser().await.register(email).await.status.code, 303);
+    let public_url = format!("http://127.0.0.1:{proxy_port}");
+    let base = serve_behind(&cfg, Some(public_url.as_str())).await;
+    let port = base
+        .rsplit(':')
+        .next()
+        .and_then(|p| p.parse().ok())
+        .expect("port");
+    (cfg, port)
+}
+
+async fn session_cookie(c: &fantoccini::Client) -> String {
+    c.get_all_cookies()
+        .await
+        .expect("cookies")
+        .into_iter()
+        .find(|k| k.name() == "latchkey")
+        .map(|k| k.value().to_string())
+        .expect("the session cookie")
+}
+
+#[tokio::test]
+async fn chromium_through_nginx_signs_in_reaches_the_app_and_is_refused_once_signed_out() {
+    let email = email();
+    let nginx_port = spare_port();
+    let (_cfg, latchkey) = latchkey_behind(nginx_port, &email).await;
+    let app = Upstream::start().await;
+    let _nginx = start_nginx(nginx_port, latchkey, app.port);
+    let base = format!("http://127.0.0.1:{nginx_port}");
+    let protected = format!("{base}/app/notes");
+    let driver = Chromedriver::start();
+    let laptop = driver.browser(None).await;
+
+    // The protected URL → the sign-in page, with the way back in the form.
+    laptop.goto(&protected).await.expect("goto");
+    assert_eq!(path(&laptop).await, "/login");
+    assert!(app.seen().is_empty(), "the app saw a signed-out request");
+    fill(&laptop, "email", &email).await;
+    fill(&laptop, "password", PASSWORD).await;
+    submit(&laptop).await;
+
+    // Back on the protected URL; the app was told who it is.
+    assert_eq!(laptop.current_url().await.expect("url").as_str(), protected);
+    let cookie = session_cookie(&laptop).await;
+    let user_id = cookie.split('.').next().unwrap_or("").to_string();
+    assert!(text(&laptop)
+        .await
+        .contains(&format!("Remote-User: {user_id}")));
+    assert_eq!(app.seen(), vec![user_id.clone()]);
+
+    // Another browser signs the laptop out on its devices page...
+    let phone = driver.browser(Some(SAFARI_IOS)).await;
+    phone.goto(&format!("{base}/login")).await.expect("goto");
+    fill(&phone, "email", &email).await;
+    fill(&phone, "password", PASSWORD).await;
+    submit(&phone).await;
+    assert_eq!(path(&phone).await, "/devices");
+    sign_out_device(&phone, &sid_of(&cookie)).await;
+    assert_eq!(path(&phone).await, "/devices");
+
+    // ...and the laptop's next request to the app is refused: the sign-in page again.
+    laptop.goto(&protected).await.expect("goto");
+    assert_eq!(path(&laptop).await, "/login");
+    assert_eq!(app.seen().len(), 1, "the app saw the signed-out request");
+    let _ = phone.close().await;
+    let _ = laptop.close().await;
+}
+
+/// One plain HTTP/1.1 GET: (status, headers, body).
+async fn http_get(
+    port: u16,
+    path: &str,
+    cookie: Option<&str>,
+) -> (u16, Vec<(String, String)>, String) {
+    let mut conn = TcpStream::connect(("127.0.0.1", port))
+        .await
+        .expect("connect");
+    let cookie = cookie
+        .map(|c| format!("Cookie: latchkey={c}\r\n"))
+        .unwrap_or_default();
+    let req = format!("GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nAccept: text/html\r\n{cookie}Connection: close\r\n\r\n");
+    conn.write_all(req.as_bytes()).await.expect("send");
+    let mut raw = Vec::new();
+    tokio::time::timeout(Duration::from_secs(10), conn.read_to_end(&mut raw))
+        .await
+        .expect("an answer in time")
+        .expect("read");
+    let raw = String::from_utf8_lossy(&raw).to_string();
+    let (head, body) = raw.split_once("\r\n\r\n").unwrap_or((&raw, ""));
+    let mut lines = head.lines();
+    let status = lines
+        .next()
+        .and_then(|l| l.split(' ').nth(1))
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    let headers = lines
+        .filter_map(|l| l.split_once(':'))
+        .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_string()))
+        .collect();
+    (status, headers, body.to_string())
+}
+
+fn header<'a>(headers: &'a [(String, String)], name: &str) -> Option<&'a str> {
+    headers
+        .iter()
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v.as_str())
+}
+
+fn start_caddy(port: u16, latchkey: u16, app: u16) -> Spawned {
+    let dir = test_dir().join("caddy");
+    std::fs::create_dir_all(&dir).expect("caddy dir");
+    let site = readme_block("forward-auth-caddy")
+        .replace("app.example.com", &format!("http://127.0.0.1:{port}"))
+        .replace("127.0.0.1:8000", &format!("127.0.0.1:{latchkey}"))
+        .replace("127.0.0.1:3000", &format!("127.0.0.1:{app}"));
+    let conf = dir.join("Caddyfile");
+    std::fs::write(&conf, format!("{{\n\tadmin off\n}}\n\n{site}\n")).expect("Caddyfile");
+    let child = Spawned::start(
+        Command::new("caddy")
+            .args(["run", "--adapter", "caddyfile", "--config"])
+            .arg(&conf)
+            .env("HOME", &dir)
+            .env("XDG_DATA_HOME", dir.join("data"))
+            .env("XDG_CONFIG_HOME", dir.join("config"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null()),
+        "caddy (scripts/test installs it)",
+    );
+    wait_for_port(port, Duration::from_secs(15), "caddy did not start");
+    child
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn caddy_forward_auth_redirects_signs_in_passes_the_user_and_refuses_once_signed_out() {
+    let email = email();
+    let caddy_port = spare_port();
+    let (cfg, latchkey) = latchkey_behind(caddy_port, &email).await;
+    let app = Upstream::start().await;
+    let _caddy = tokio::task::block_in_place(|| start_caddy(caddy_port, latchkey, app.port));
+    let protected = format!("http://127.0.0.1:{caddy_port}/app/notes");
+
+    // Signed out: Caddy passes Latchkey's 302 on, with the way back.
+    let (status, headers, _) = http_get(caddy_port, "/app/notes", None).await;
+    assert_eq!(status, 302);
+    let expected = format!(
+        "http://127.0.0.1:{caddy_port}/login?rd={}",
+        urlencode(&protected)
+    );
+    assert_eq!(header(&headers, "location"), Some(expected.as_str()));
+    assert!(app.seen().is_empty());
+
+    // Signed in (the cookie of a sign-in with that rd): the app sees the user.
+    let b = cfg.browser().await;
+    let form = b.get(&format!("/login?rd={}", urlencode(&protected))).await;
+    let signed = b
+        .post_form(
+            "/login",
+            &form.csrf(),
+            &[
+                ("email", &email),
+                ("password", PASSWORD),
+                ("rd", &protected),
+            ],
+        )
+        .await;
+    assert_eq!(signed.location.as_deref(), Some(protected.as_str()));
+    let cookie = b.session_cookie().expect("signed in");
+    let user_id = cookie.split('.').next().unwrap_or("").to_string();
+    let (status, _, body) = http_get(caddy_port, "/app/notes", Some(&cookie)).await;
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains(&format!("Remote-User: {user_id}")), "{body}");
+    assert_eq!(app.seen(), vec![user_id]);
+
+    // Signed out on the devices page of another browser: refused at the next request.
+    let other = cfg.browser().await.with_agent(SAFARI_IOS);
+    other.login(&email, PASSWORD).await;
+    let token = other.get("/devices").await.csrf();
+    other
+        .post_form(&format!("/devices/{}/revoke", sid_of(&cookie)), &token, &[])
+        .await;
+    let (status, _, _) = http_get(caddy_port, "/app/notes", Some(&cookie)).await;
+    assert_eq!(status, 302);
+    assert_eq!(app.seen().len(), 1, "the app saw the signed-out request");
+}
