@@ -1,10 +1,15 @@
 //! Redis memory per browser session: creates N sessions (default 100,000; four per
 //! user, as people have a few devices) through the real `session_create` script under
-//! the default key prefix (`lk`), reads `INFO memory` before and after, and
-//! `MEMORY USAGE` and `OBJECT ENCODING` of one session hash; prints the figures, then
-//! deletes exactly the keys it made. The delta covers everything the sessions cost:
-//! the hashes, their expiry entries and their share of each user hash (the SID entries
-//! and the email). Run by `scripts/bench`; prints numbers, asserts nothing about them.
+//! the default key prefix (`lk`), and measures them two ways:
+//!
+//! - `INFO memory` before and after: everything the sessions cost, the hashes, their
+//!   expiry entries and their share of each user hash (the SID entries and the email);
+//!   other clients writing to the same Redis meanwhile would show up here too;
+//! - `MEMORY USAGE` of every key made (session hashes and user hashes, summed): the
+//!   same cost without the expiry entries, and unaffected by other clients.
+//!
+//! It also prints `OBJECT ENCODING` of a session hash and a user hash, then deletes
+//! exactly the keys it made. Run by `scripts/bench`; prints numbers, asserts nothing.
 
 use std::time::Instant;
 
@@ -53,7 +58,37 @@ fn browser_session(user: Uuid, n: usize) -> NewSession {
     }
 }
 
-/// Creates the sessions, 256 at a time; answers every key made.
+/// `MEMORY USAGE` (every element counted) of each key, summed; 1,000 keys a pipeline.
+async fn memory_usage(conn: &MultiplexedConnection, keys: &[String]) -> i64 {
+    let mut total = 0;
+    for chunk in keys.chunks(1000) {
+        let mut pipe = redis::pipe();
+        for key in chunk {
+            pipe.cmd("MEMORY")
+                .arg("USAGE")
+                .arg(key)
+                .arg("SAMPLES")
+                .arg(0);
+        }
+        let sizes: Vec<Option<i64>> = pipe
+            .query_async(&mut conn.clone())
+            .await
+            .expect("MEMORY USAGE");
+        total += sizes.into_iter().flatten().sum::<i64>();
+    }
+    total
+}
+
+async fn encoding(conn: &MultiplexedConnection, key: &str) -> String {
+    redis::cmd("OBJECT")
+        .arg("ENCODING")
+        .arg(key)
+        .query_async(&mut conn.clone())
+        .await
+        .unwrap_or_default()
+}
+
+/// Creates the sessions, 256 at a time; answers every key made, user hashes first.
 async fn create_all(store: &Store, n: usize) -> Vec<String> {
     let users: Vec<Uuid> = (0..n.div_ceil(SESSIONS_PER_USER))
         .map(|_| Uuid::now_v7())
@@ -107,18 +142,8 @@ async fn main() {
     let elapsed = started.elapsed();
     let after = info(&conn).await;
     let one = keys.last().expect("a session key");
-    let hash_bytes: i64 = redis::cmd("MEMORY")
-        .arg("USAGE")
-        .arg(one)
-        .query_async(&mut conn.clone())
-        .await
-        .unwrap_or(0);
-    let encoding: String = redis::cmd("OBJECT")
-        .arg("ENCODING")
-        .arg(one)
-        .query_async(&mut conn.clone())
-        .await
-        .unwrap_or_default();
+    let hash_bytes = memory_usage(&conn, std::slice::from_ref(one)).await;
+    let summed = memory_usage(&conn, &keys).await;
     println!("sessions_created {n}");
     println!("create_rate_per_s {:.0}", n as f64 / elapsed.as_secs_f64());
     println!("used_memory_delta_bytes {}", after - before);
@@ -126,8 +151,13 @@ async fn main() {
         "bytes_per_session {:.0}",
         (after - before) as f64 / n as f64
     );
+    println!(
+        "memory_usage_per_session_bytes {:.0}",
+        summed as f64 / n as f64
+    );
     println!("memory_usage_one_hash_bytes {hash_bytes}");
-    println!("encoding_one_hash {encoding}");
+    println!("encoding_one_hash {}", encoding(&conn, one).await);
+    println!("encoding_user_hash {}", encoding(&conn, &keys[0]).await);
 
     // Clean up: exactly the keys made (the prefix is the default one).
     for chunk in keys.chunks(1000) {

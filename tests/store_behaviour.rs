@@ -53,6 +53,7 @@ on_both_stores!(
     one_call_checks_the_session_and_lists_them_all,
     a_closed_account_has_no_live_session_and_no_late_one,
     refresh_history_keeps_five_earlier_secrets,
+    a_session_kept_in_use_stays_listed_past_its_first_expiry,
 );
 
 fn session(user: Uuid, idle_ms: i64, absolute_in_ms: i64) -> NewSession {
@@ -742,4 +743,57 @@ async fn session_hashes_stay_listpacks() {
         .await
         .unwrap();
     assert!(fields.iter().all(|f| f.len() <= 2), "{fields:?}");
+}
+
+/// The hot path slides only the session hash's TTL; the user hash's entry is rewritten
+/// at most once a minute. A session kept in use past its first idle expiry must still
+/// be listed (by the devices page's one call and by the plain listing) and counted,
+/// and the user hash (with the email) must outlive it.
+async fn a_session_kept_in_use_stays_listed_past_its_first_expiry(store: Store) {
+    let user = Uuid::now_v7();
+    let s = session(user, 1000, 60_000);
+    create(&store, &s, 50).await;
+    for _ in 0..8 {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let (_, listed) = store
+            .touch_and_list(&user, &s.sid, None, now_ms())
+            .await
+            .unwrap()
+            .expect("live");
+        assert_eq!(listed.len(), 1);
+        let listed = store.list_sessions(&user, now_ms()).await.unwrap();
+        assert_eq!(
+            listed.len(),
+            1,
+            "2.4 s in, a 1 s idle session in use is listed"
+        );
+    }
+    if let Store::Redis(_) = store {
+        let mut conn = redis_conn().await;
+        let pttl = |key: String| redis::cmd("PTTL").arg(key).to_owned();
+        let session_ttl: i64 = pttl(store.keys().session(&user, &s.sid))
+            .query_async(&mut conn)
+            .await
+            .unwrap();
+        let user_ttl: i64 = pttl(store.keys().user(&user))
+            .query_async(&mut conn)
+            .await
+            .unwrap();
+        let entry: i64 = redis::cmd("HGET")
+            .arg(store.keys().user(&user))
+            .arg(&s.sid)
+            .query_async(&mut conn)
+            .await
+            .unwrap();
+        assert!(session_ttl > 0 && session_ttl <= 1000, "{session_ttl}");
+        assert!(user_ttl >= session_ttl, "{user_ttl} < {session_ttl}");
+        assert!(
+            entry >= now_ms() + session_ttl,
+            "the entry is behind the session"
+        );
+    }
+    // A newer session at a cap of 2 leaves it alone: it is counted as live.
+    let t = session(user, 600_000, 600_000);
+    assert!(create(&store, &t, 2).await.is_empty());
+    assert!(alive(&store, &s).await);
 }

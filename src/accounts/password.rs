@@ -1,7 +1,8 @@
 //! Argon2id password hashing, off the async workers: each hash runs on the blocking
-//! pool, on at most half the cores at a time (one on two cores), so a sign-in flood
-//! leaves the other cores to page views and API reads. An unknown account verifies a
-//! fixed dummy hash, so it answers in the same time.
+//! pool, on at most half the cores at a time (one on two cores), on a thread whose
+//! scheduling priority is lowered (nice [`HASHING_NICE`]), so a sign-in flood leaves
+//! the cores to page views and API reads first and hashes with what they leave. An
+//! unknown account verifies a fixed dummy hash, so it answers in the same time.
 //!
 //! A hash runs in a [`Slot`], and getting one is bounded three ways:
 //! - a request waits at most [`SLOT_WAIT`] for it, then gets `HashError::Busy` (503
@@ -222,6 +223,27 @@ pub enum HashError {
     ClientGone,
 }
 
+/// The nice value a thread runs Argon2 at: under contention the kernel gives it about a
+/// tenth of what a thread at nice 0 (the async workers, Redis) gets, and all of an idle
+/// core. Raising one's own nice value needs no privilege.
+pub const HASHING_NICE: i32 = 10;
+
+/// Lowers the calling thread's priority to [`HASHING_NICE`] (Linux: nice is per
+/// thread), once per thread; a blocking-pool thread keeps it for later hashes.
+/// Failing to is logged and changes nothing else.
+fn lower_this_threads_priority() {
+    use rustix::process::{getpriority_process, setpriority_process};
+    let tid = Some(rustix::thread::gettid());
+    match getpriority_process(tid) {
+        Ok(nice) if nice >= HASHING_NICE => {}
+        _ => {
+            if let Err(e) = setpriority_process(tid, HASHING_NICE) {
+                tracing::debug!(error = %e, "could not lower the hashing thread's priority");
+            }
+        }
+    }
+}
+
 /// Hashes that may run at once: half the cores, at least one. Each holds a core and
 /// 19 MiB of working memory while it runs.
 pub fn hashing_permits(cores: usize) -> usize {
@@ -284,7 +306,11 @@ impl Slot {
         &self,
         f: impl FnOnce() -> T + Send + 'static,
     ) -> Result<T, HashError> {
-        Ok(tokio::task::spawn_blocking(f).await?)
+        Ok(tokio::task::spawn_blocking(move || {
+            lower_this_threads_priority();
+            f()
+        })
+        .await?)
     }
 
     pub async fn hash(&self, password: &str) -> Result<String, HashError> {
@@ -314,6 +340,22 @@ impl Slot {
 mod tests {
     use super::*;
     use argon2::password_hash::{PasswordHasher, PasswordVerifier};
+
+    #[test]
+    fn a_hashing_thread_runs_at_a_lower_priority_and_others_do_not() {
+        use rustix::process::getpriority_process;
+        let nice_of_this_thread = || getpriority_process(Some(rustix::thread::gettid()));
+        let before = nice_of_this_thread().expect("getpriority");
+        let hashed = std::thread::spawn(move || {
+            lower_this_threads_priority();
+            lower_this_threads_priority();
+            nice_of_this_thread().expect("getpriority")
+        })
+        .join()
+        .expect("thread");
+        assert_eq!(hashed, HASHING_NICE.max(before));
+        assert_eq!(nice_of_this_thread().expect("getpriority"), before);
+    }
 
     #[test]
     fn hashing_leaves_half_the_cores_to_requests() {

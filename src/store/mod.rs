@@ -240,7 +240,9 @@ pub enum Rotated {
 /// - A user's keys are built from the user id the caller passes, never from input
 ///   alone: another user's session id names nothing.
 /// - A session lives until `min(last use + idle, absolute expiry)`; reading it past
-///   either ends it. Its entry in the user hash carries the same expiry.
+///   either ends it. Its entry in the user hash says a time no earlier than that
+///   (rewritten with `seen`, at most once per `SEEN_REFRESH_MS`: the expiry plus that
+///   interval), so a listing never misses a live session.
 /// - A session is live only while its account's email is recorded beside it (every
 ///   `create_session` records it, `close_account` removes it).
 /// - `Err` means the store did not answer (503 for a request); nothing was changed

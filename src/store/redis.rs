@@ -317,7 +317,9 @@ impl Backend for RedisStore {
             .arg(max_sessions)
             .arg(password_version)
             .arg(self.keys.session_prefix(uid))
-            .arg(&new.email);
+            .arg(&new.email)
+            .arg(SEEN_REFRESH_MS)
+            .arg(new.absolute_expiry_ms);
         for (k, v) in new.fields(now_ms) {
             inv.arg(k).arg(v);
         }
@@ -427,7 +429,8 @@ impl Backend for RedisStore {
             .arg(now_ms)
             .arg(presented_hash)
             .arg(new_hash)
-            .arg(REFRESH_HISTORY);
+            .arg(REFRESH_HISTORY)
+            .arg(SEEN_REFRESH_MS);
         let n: i64 = self.run(&inv, Resend::IfNotSent).await?;
         Ok(match n {
             1 => Rotated::Yes,

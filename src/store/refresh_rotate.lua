@@ -2,9 +2,11 @@
 -- KEYS[1] session hash P:{UID}:s:SID   KEYS[2] user hash P:{UID}:u
 -- ARGV[1] SID   ARGV[2] now (ms)   ARGV[3] hash of the presented secret
 -- ARGV[4] hash of the new secret   ARGV[5] how many earlier hashes to remember (n)
+-- ARGV[6] how often "last seen" is written (ms): `s` is written here, so the user
+-- hash's entry is too
 -- The current hash is field r, the earlier ones p1 (the latest) .. pn: one hash per
 -- field, so every field stays within hash-max-listpack-value.
--- slide() comes from slide.lua, prepended when the script is loaded.
+-- slide() and record() come from slide.lua, prepended when the script is loaded.
 -- Returns 1 when rotated, -1 when an earlier secret was replayed (the session is
 -- ended: theft detection), 0 when there is no such session or secret.
 local n = tonumber(ARGV[5])
@@ -33,7 +35,9 @@ if h[2] == ARGV[3] then
     end
   end
   redis.call('HSET', KEYS[1], unpack(set))
-  slide(KEYS[1], KEYS[2], ARGV[1], now, math.min(now + tonumber(h[4]), abs))
+  local expiry = math.min(now + tonumber(h[4]), abs)
+  slide(KEYS[1], now, expiry)
+  record(KEYS[2], ARGV[1], now, math.min(expiry + tonumber(ARGV[6]), abs))
   return 1
 end
 for j = 1, n do

@@ -6,8 +6,9 @@
 -- ARGV[1] SID   ARGV[2] now (ms)   ARGV[3] expiry (ms)   ARGV[4] max sessions
 -- ARGV[5] password version the credentials were checked against
 -- ARGV[6] session key prefix P:{UID}:s:  (same hash tag, same slot)
--- ARGV[7] the account's email   ARGV[8..] field, value pairs of the new hash
--- slide() comes from slide.lua, prepended when the script is loaded.
+-- ARGV[7] the account's email   ARGV[8] how often "last seen" is written (ms)
+-- ARGV[9] absolute expiry (ms)   ARGV[10..] field, value pairs of the new hash
+-- slide() and record() come from slide.lua, prepended when the script is loaded.
 -- Returns -1 when the password changed (or the account was closed) after the
 -- credentials were checked: the sign-in is stale. Else the SIDs ended to make room.
 local pwv = redis.call('GET', KEYS[3])
@@ -52,7 +53,9 @@ if #live >= max then
   end
 end
 redis.call('DEL', KEYS[1])
-redis.call('HSET', KEYS[1], unpack(ARGV, 8))
+redis.call('HSET', KEYS[1], unpack(ARGV, 10))
 redis.call('HSET', KEYS[2], '@', ARGV[7])
-slide(KEYS[1], KEYS[2], ARGV[1], now, tonumber(ARGV[3]))
+local expiry = tonumber(ARGV[3])
+slide(KEYS[1], now, expiry)
+record(KEYS[2], ARGV[1], now, math.min(expiry + tonumber(ARGV[8]), tonumber(ARGV[9])))
 return evicted

@@ -3,10 +3,11 @@
 -- KEYS[1] session hash P:{UID}:s:SID
 -- KEYS[2] user hash    P:{UID}:u   (SID -> expiry ms, '@' -> the account's email)
 -- KEYS[3] revoked access token P:{UID}:jti:JTI (only read when ARGV[4] == '1')
--- ARGV[1] SID   ARGV[2] now (ms)   ARGV[3] how often "last seen" is written (ms)
+-- ARGV[1] SID   ARGV[2] now (ms)   ARGV[3] how often "last seen" (and the user hash's
+-- entry) is written (ms)
 -- ARGV[4] '1' to refuse when KEYS[3] exists   ARGV[5] '1' to list
 -- ARGV[6] session key prefix P:{UID}:s:  (for the list; same hash tag, same slot)
--- slide() and list() come from slide.lua and list.lua, prepended when loaded.
+-- slide(), record() and list() come from slide.lua and list.lua, prepended when loaded.
 -- Returns false when there is no live session (or the account was closed: its user
 -- hash has no email), else {kind, email} and, when listing, the list as a third item.
 local h = redis.call('HMGET', KEYS[1], 'a', 'i', 's', 'k')
@@ -27,9 +28,12 @@ local email = redis.call('HGET', KEYS[2], '@')
 if not email then
   return false
 end
-slide(KEYS[1], KEYS[2], ARGV[1], now, math.min(now + tonumber(h[2]), abs))
-if now - tonumber(h[3]) >= tonumber(ARGV[3]) then
+local expiry = math.min(now + tonumber(h[2]), abs)
+slide(KEYS[1], now, expiry)
+local refresh = tonumber(ARGV[3])
+if now - tonumber(h[3]) >= refresh then
   redis.call('HSET', KEYS[1], 's', now)
+  record(KEYS[2], ARGV[1], now, math.min(expiry + refresh, abs))
 end
 local out = { h[4] or 'b', email }
 if ARGV[5] == '1' then
