@@ -1,8 +1,8 @@
 //! Argon2id password hashing, off the async workers: each hash runs on the blocking
 //! pool, on at most half the cores at a time (one on two cores), on a thread whose
 //! scheduling priority is lowered (nice [`HASHING_NICE`]), so a sign-in flood leaves
-//! the cores to page views and API reads first and hashes with what they leave. An unknown account verifies a
-//! fixed dummy hash, so it answers in the same time.
+//! the cores to page views and API reads first and hashes with what they leave. An
+//! unknown account verifies a fixed dummy hash, so it answers in the same time.
 //!
 //! A hash runs in a [`Slot`], and getting one is bounded three ways:
 //! - a request waits at most [`SLOT_WAIT`] for it, then gets `HashError::Busy` (503
