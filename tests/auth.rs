@@ -47,6 +47,10 @@ async fn signing_in_and_out() {
     assert_eq!(res.location.as_deref(), Some("/devices"));
     assert!(b.is_signed_in().await);
     let cookie = b.session_cookie().expect("a session cookie");
+    // Before the sign-out the same value, replayed by another browser, is signed in.
+    let thief = cfg.browser().await;
+    thief.set_session_cookie(&cookie).await;
+    assert!(thief.is_signed_in().await);
 
     let token = b.get("/devices").await.csrf();
     let out = b.post_form("/logout", &token, &[]).await;
@@ -55,8 +59,10 @@ async fn signing_in_and_out() {
     assert!(!b.is_signed_in().await);
 
     // The cookie from before the sign-out no longer works, replayed by anyone.
-    let thief = cfg.browser().await;
-    thief.set_session_cookie(&cookie);
+    let stranger = cfg.browser().await;
+    stranger.set_session_cookie(&cookie).await;
+    assert!(!stranger.is_signed_in().await);
+    thief.set_session_cookie(&cookie).await;
     assert!(!thief.is_signed_in().await);
 }
 
@@ -112,7 +118,7 @@ async fn every_sign_in_issues_a_new_cookie_value() {
 
     // A value planted before sign-in (session fixation) is never kept.
     let planted = format!("{}.{}", uuid::Uuid::now_v7(), "A".repeat(43));
-    b.set_session_cookie(&planted);
+    b.set_session_cookie(&planted).await;
     b.login(&email, PASSWORD).await;
     let first = b.session_cookie().expect("cookie");
     assert_ne!(first, planted);
@@ -128,7 +134,7 @@ async fn every_sign_in_issues_a_new_cookie_value() {
     assert_ne!(first, second);
     // Signing in again ends the session the browser had.
     let old = cfg.browser().await;
-    old.set_session_cookie(&first);
+    old.set_session_cookie(&first).await;
     assert!(!old.is_signed_in().await);
 }
 

@@ -215,3 +215,58 @@ async fn an_odd_next_never_fails_a_sign_in_or_leaves_a_session_behind() {
         "{mails} mails, {cookies} cookies"
     );
 }
+
+/// A browser signed in as a new account.
+async fn signed_in_browser(cfg: &TestConfig) -> Browser {
+    let email = email();
+    cfg.browser().await.register(&email).await;
+    let b = cfg.browser().await;
+    b.login(&email, PASSWORD).await;
+    assert!(b.is_signed_in().await);
+    b
+}
+
+// The harness itself: `set_session_cookie` and `clear_cookies` change what the browser
+// sends next (Rocket's `Client::cookies()` is a copy, so editing it would not).
+#[tokio::test]
+async fn set_session_cookie_changes_the_cookie_the_browser_sends() {
+    let cfg = TestConfig::new();
+    let b = signed_in_browser(&cfg).await;
+    let cookie = b.session_cookie().expect("a session cookie");
+
+    let other = cfg.browser().await;
+    assert!(!other.is_signed_in().await);
+    other.set_session_cookie(&cookie).await;
+    assert!(other.is_signed_in().await, "the copied cookie is sent");
+
+    b.set_session_cookie("garbage").await;
+    assert_eq!(b.session_cookie().as_deref(), Some("garbage"));
+    assert!(
+        !b.is_signed_in().await,
+        "the garbage value replaced the real one"
+    );
+}
+
+#[tokio::test]
+async fn clear_cookies_leaves_the_browser_sending_none() {
+    let cfg = TestConfig::new();
+    let b = signed_in_browser(&cfg).await;
+    let cookie = b.session_cookie().expect("a session cookie");
+
+    b.clear_cookies().await;
+    assert_eq!(b.session_cookie(), None);
+    assert!(!b.is_signed_in().await, "no cookie is sent after clearing");
+
+    // Clearing changed the browser only: the session itself is still there.
+    let other = cfg.browser().await;
+    other.set_session_cookie(&cookie).await;
+    assert!(other.is_signed_in().await);
+}
+
+#[tokio::test]
+async fn the_session_cookie_name_follows_cookie_secure() {
+    let plain = TestConfig::new().browser().await;
+    assert_eq!(plain.session_cookie_name(), "latchkey");
+    let secure = TestConfig::new().set("cookie_secure", true).browser().await;
+    assert_eq!(secure.session_cookie_name(), "__Host-latchkey");
+}

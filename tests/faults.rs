@@ -78,10 +78,17 @@ async fn redis_killed_under_load_gives_only_503s_and_no_mixed_up_sessions() {
         assert!(Instant::now() < deadline, "service did not resume");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    // Everyone signs in again and sees only their own account.
+    // Everyone signs in again and sees only their own account. Each person's instance
+    // has connections that have not been used since Redis died; a sign-in (not resent:
+    // it is not safe to run twice) that finds one answers 503, changing nothing, and
+    // that call sets off the reconnect, so a second try goes through.
     for (e, b) in &people {
-        b.clear_cookies();
-        assert_eq!(b.login(e, PASSWORD).await.status, Status::SeeOther);
+        b.clear_cookies().await;
+        let mut res = b.login(e, PASSWORD).await;
+        if res.status == Status::ServiceUnavailable {
+            res = b.login(e, PASSWORD).await;
+        }
+        assert_eq!(res.status, Status::SeeOther, "{}", res.body);
     }
     for t in load(&people) {
         let seen = t.await.expect("no panic");

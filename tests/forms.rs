@@ -285,7 +285,9 @@ async fn a_signed_out_browser_with_its_own_token_may_drop_a_stale_cookie() {
     let token = b.get("/devices").await.csrf();
     let sid = own_sid(&b);
     let other = cfg.browser().await;
-    other.set_session_cookie(&b.session_cookie().expect("cookie"));
+    other
+        .set_session_cookie(&b.session_cookie().expect("cookie"))
+        .await;
     // The session ends elsewhere; the browser now shows signed-out pages.
     b.post_form(&format!("/devices/{sid}/revoke"), &token, &[])
         .await;

@@ -355,7 +355,7 @@ async fn reset_requests_are_limited_per_account_and_per_ip_without_a_different_p
     // One app registers them all (twelve app starts were twelve SQLite pools on one file).
     let registrar = cfg.browser().await;
     for a in &accounts {
-        registrar.clear_cookies();
+        registrar.clear_cookies().await;
         assert_eq!(registrar.register(a).await.status, Status::SeeOther);
     }
     let b = cfg.browser().await.with_ip("198.51.100.32");

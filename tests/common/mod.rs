@@ -362,29 +362,57 @@ impl Browser {
         .await
     }
 
+    /// The session cookie's name as this instance names it (`latchkey`, or a `__Host-` /
+    /// `__Secure-` name when `cookie_secure` is on).
+    pub fn session_cookie_name(&self) -> &'static str {
+        self.client
+            .rocket()
+            .state::<latchkey::config::Settings>()
+            .expect("the app manages its settings")
+            .sessions
+            .cookie_name()
+    }
+
     pub fn session_cookie(&self) -> Option<String> {
         self.client
             .cookies()
-            .get("latchkey")
+            .get(self.session_cookie_name())
             .map(|c| c.value().to_string())
     }
 
-    pub fn set_session_cookie(&self, value: &str) {
-        self.client
-            .cookies()
-            .add(Cookie::new("latchkey", value.to_string()));
+    /// From now on this browser sends `value` as its session cookie.
+    pub async fn set_session_cookie(&self, value: &str) {
+        let cookie = Cookie::new(self.session_cookie_name(), value.to_string());
+        self.change_jar(|jar| jar.add(cookie)).await;
+        assert_eq!(self.session_cookie().as_deref(), Some(value), "cookie set");
     }
 
-    pub fn clear_cookies(&self) {
+    /// From now on this browser sends no cookies (until the app sets new ones).
+    pub async fn clear_cookies(&self) {
         let names: Vec<String> = self
             .client
             .cookies()
             .iter()
             .map(|c| c.name().to_string())
             .collect();
-        for n in names {
-            self.client.cookies().remove(Cookie::from(n));
-        }
+        self.change_jar(|jar| names.into_iter().for_each(|n| jar.remove(n)))
+            .await;
+        assert_eq!(self.client.cookies().iter().count(), 0, "cookies cleared");
+    }
+
+    /// Changes the cookies the client keeps. `Client::cookies()` is only a copy, so
+    /// changing it changes nothing sent; instead the change is made in the jar of a
+    /// request for a page that touches no cookies, Rocket answers it with the matching
+    /// `Set-Cookie` headers, and the tracking client applies them like a browser.
+    async fn change_jar(&self, change: impl FnOnce(&rocket::http::CookieJar<'_>)) {
+        let req = self.client.get("/api/v1/openapi.json");
+        change(req.inner().cookies());
+        let status = req.dispatch().await.status();
+        assert_eq!(
+            status,
+            Status::Ok,
+            "the cookie-changing request is answered"
+        );
     }
 
     /// True when `/devices` shows the signed-in page.
