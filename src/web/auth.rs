@@ -218,39 +218,61 @@ async fn login(
         .with("rd", &rd)
         .with("remember", f.remember);
     // Known before a session starts: a session exists only if this answer carries it.
-    let target = match (rd, next) {
-        (Some(rd), _) => rd.redirect(),
-        (None, Some(next)) => next.redirect(),
-        (None, None) => Redirect::to(uri!(super::devices::devices)),
-    };
+    let target = sign_in_target(rd, next);
     let (email, password) = match f.for_sign_in() {
         Ok(input) => input,
         Err(msg) => return Ok(Err(page.error(msg, Status::BadRequest))),
     };
     let device = cookie.device();
-    let request = SignIn {
-        credentials: signin::Credentials {
-            email: &email,
-            password,
-            ip: &origin.0.ip,
-            device: device.as_ref(),
-        },
+    let credentials = signin::Credentials {
+        email: &email,
+        password,
+        ip: &origin.0.ip,
+        device: device.as_ref(),
+    };
+    let request = browser_sign_in(credentials, &origin, f.remember, previous);
+    match signin::sign_in(app, request).await {
+        Ok(signed) => {
+            set_sign_in_cookies(&cookie, signed, f.remember);
+            Ok(Ok(target))
+        }
+        Err(e) => sign_in_refused(page, e),
+    }
+}
+
+/// Where a sign-in goes once it succeeds: a followable `rd`, else a local `next`, else
+/// the devices page.
+fn sign_in_target(rd: Option<ReturnTo>, next: Option<NextPath>) -> Redirect {
+    match (rd, next) {
+        (Some(rd), _) => rd.redirect(),
+        (None, Some(next)) => next.redirect(),
+        (None, None) => Redirect::to(uri!(super::devices::devices)),
+    }
+}
+
+/// A browser's sign-in: it starts a browser session and ends the one it had (never
+/// reused: no fixation).
+fn browser_sign_in<'a>(
+    credentials: signin::Credentials<'a>,
+    origin: &'a RequestOrigin,
+    remember: bool,
+    previous: Option<CurrentSession>,
+) -> SignIn<'a> {
+    SignIn {
+        credentials,
         origin: &origin.0,
-        session: SessionSpec::Browser {
-            remember: f.remember,
-        },
+        session: SessionSpec::Browser { remember },
         replaces: previous.map(|p| (p.user_id, p.sid)),
-    };
-    let signed = match signin::sign_in(app, request).await {
-        Ok(signed) => signed,
-        Err(e) => return sign_in_refused(page, e),
-    };
+    }
+}
+
+/// The session cookie (persistent with "keep me signed in") and the device cookie.
+fn set_sign_in_cookies(cookie: &SessionCookieJar<'_>, signed: signin::SignedIn, remember: bool) {
     let session = signed.session;
-    cookie.set(session.cookie_value, f.remember.then_some(session.lifetime));
+    cookie.set(session.cookie_value, remember.then_some(session.lifetime));
     if let Some(claim) = &signed.device {
         cookie.set_device(claim);
     }
-    Ok(Ok(target))
 }
 
 /// The sign-in form again, saying why not.
