@@ -1,6 +1,6 @@
 -- Checks a password-reset code and counts a wrong try in the same step.
 -- The comparison runs over the whole stored value whatever the input (constant time).
--- KEYS[1] P:{u:UID}:reset   ARGV[1] keyed hash of the presented code (hex)
+-- KEYS[1] P:{UID}:reset   ARGV[1] keyed hash of the presented code (hex)
 -- ARGV[2] wrong tries that burn the code
 -- Returns 1 right (the code is used up), 0 wrong, -2 wrong and now burned, -1 no code.
 local stored = redis.call('HGET', KEYS[1], 'mac')
