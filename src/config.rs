@@ -123,7 +123,14 @@ pub struct TokenSettings {
     pub jwt_secret: SecretSlice<u8>,
     pub access_ttl: Duration,
     pub refresh_ttl: Duration,
+    /// How long after a rotation the previous refresh token still answers (with the
+    /// same successor); zero turns the window off.
+    pub refresh_grace: Duration,
 }
+
+/// The longest grace window a refresh token may have: every second of it is a
+/// second in which a stolen previous token is answered instead of ending the session.
+pub const MAX_REFRESH_GRACE_SECS: i64 = 300;
 
 #[derive(Debug)]
 pub struct SettingError {
@@ -178,6 +185,23 @@ impl Reader<'_> {
             return Err(bad(
                 name,
                 format!("must be a positive number of seconds, got {v}"),
+            ));
+        }
+        Ok(Duration::from_secs(v as u64))
+    }
+
+    /// Whole seconds from 0 (off) to `max`.
+    fn seconds_up_to(
+        &self,
+        name: &'static str,
+        default: i64,
+        max: i64,
+    ) -> Result<Duration, SettingError> {
+        let v: i64 = self.get(name)?.unwrap_or(default);
+        if !(0..=max).contains(&v) {
+            return Err(bad(
+                name,
+                format!("must be a whole number of seconds from 0 to {max}, got {v}"),
             ));
         }
         Ok(Duration::from_secs(v as u64))
@@ -483,6 +507,7 @@ impl TokenSettings {
             jwt_secret: jwt_secret.into(),
             access_ttl: r.seconds("access_token_ttl", 900)?,
             refresh_ttl: r.seconds("refresh_token_ttl", 2_592_000)?,
+            refresh_grace: r.seconds_up_to("refresh_grace_seconds", 30, MAX_REFRESH_GRACE_SECS)?,
         };
         s.validate()?;
         Ok(s)
@@ -654,10 +679,31 @@ mod tests {
             ("forward_auth_domains", serde_json::json!(["*.example.com"])),
             ("forward_auth_domains", serde_json::json!("good.com/path")),
             ("forward_auth_domains", serde_json::json!(["user@good.com"])),
+            ("refresh_grace_seconds", serde_json::json!(-1)),
+            ("refresh_grace_seconds", serde_json::json!(301)),
+            ("refresh_grace_seconds", serde_json::json!(2.5)),
+            ("refresh_grace_seconds", serde_json::json!("soon")),
         ] {
             let figment = rocket::Config::figment().merge((name, value));
             let e = Settings::from_figment(&figment).expect_err(name);
             assert_eq!(e.name, name, "{e}");
         }
+    }
+
+    #[test]
+    fn the_refresh_grace_window_is_30_seconds_unless_set_and_zero_turns_it_off() {
+        let at = |v: Option<i64>| {
+            let mut figment = rocket::Config::figment();
+            if let Some(v) = v {
+                figment = figment.merge(("refresh_grace_seconds", v));
+            }
+            Settings::from_figment(&figment)
+                .expect("settings")
+                .tokens
+                .refresh_grace
+        };
+        assert_eq!(at(None), Duration::from_secs(30));
+        assert_eq!(at(Some(0)), Duration::ZERO);
+        assert_eq!(at(Some(300)), Duration::from_secs(300));
     }
 }

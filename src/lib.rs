@@ -17,6 +17,7 @@ pub mod mail;
 pub mod metrics;
 pub mod notices;
 pub mod presence;
+pub mod refresh;
 pub mod report;
 pub mod services;
 pub mod sessions;

@@ -556,12 +556,29 @@ async fn a_refresh_rotates_both_tokens_within_the_same_session() {
     );
 }
 
+/// A grace window short enough to wait out in a test, and a wait past it.
+fn short_grace() -> TestConfig {
+    TestConfig::new().set("refresh_grace_seconds", 1)
+}
+const PAST_SHORT_GRACE: Duration = Duration::from_millis(1100);
+
+/// Both tokens work: `/api/v1/me` with the access token, and a refresh with the
+/// refresh token (whose answer is returned).
+async fn assert_signed_in(b: &Browser, t: &Tokens) -> Tokens {
+    let me = bearer(b, Method::Get, "/api/v1/me", &t.access).await;
+    assert_eq!(me.status, Status::Ok, "{}", me.body);
+    let next = Tokens::from(&refresh(b, &t.refresh).await);
+    assert_eq!(next.session_id, t.session_id);
+    next
+}
+
 #[tokio::test]
-async fn replaying_a_rotated_refresh_token_ends_the_whole_session() {
-    let cfg = TestConfig::new();
+async fn replaying_a_rotated_refresh_token_after_the_grace_window_ends_the_whole_session() {
+    let cfg = short_grace();
     let (browser, email) = user(&cfg).await;
     let stolen = password_grant(&browser, &email, Some("phone app")).await;
     let legit = Tokens::from(&refresh(&browser, &stolen.refresh).await);
+    tokio::time::sleep(PAST_SHORT_GRACE).await;
 
     let replay = refresh(&browser, &stolen.refresh).await;
 
@@ -573,7 +590,7 @@ async fn replaying_a_rotated_refresh_token_ends_the_whole_session() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn two_concurrent_refreshes_with_one_token_let_exactly_one_through() {
+async fn two_concurrent_refreshes_with_one_token_both_get_the_same_successor() {
     let cfg = TestConfig::new();
     let (b, email) = user(&cfg).await;
     for _ in 0..5 {
@@ -582,7 +599,7 @@ async fn two_concurrent_refreshes_with_one_token_let_exactly_one_through() {
             ("grant_type", "refresh_token"),
             ("refresh_token", &t.refresh),
         ]);
-        // Two tasks on different worker threads, released together.
+        // Two tasks on different worker threads, released together: two tabs.
         let barrier = std::sync::Arc::new(tokio::sync::Barrier::new(2));
         let racers: Vec<_> = (0..2)
             .map(|_| {
@@ -600,24 +617,137 @@ async fn two_concurrent_refreshes_with_one_token_let_exactly_one_through() {
                 })
             })
             .collect();
-        let mut replies = Vec::new();
+        let mut tabs = Vec::new();
         for r in racers {
-            replies.push(r.await.expect("task"));
+            tabs.push(Tokens::from(&r.await.expect("task")));
         }
 
-        let winners = replies.iter().filter(|r| r.status == Status::Ok).count();
-        assert_eq!(
-            winners,
-            1,
-            "{:?}",
-            replies.iter().map(|r| r.status).collect::<Vec<_>>()
-        );
-        let loser = replies
-            .iter()
-            .find(|r| r.status != Status::Ok)
-            .expect("a loser");
-        loser.assert_json_error(Status::Unauthorized, "invalid_grant");
+        assert_eq!(tabs[0].refresh, tabs[1].refresh, "one successor for both");
+        assert_ne!(tabs[0].refresh, t.refresh);
+        assert_eq!(tabs[0].session_id, t.session_id);
+        assert_eq!(tabs[1].session_id, t.session_id);
+        // The session survives: both tabs' access tokens work, and the one
+        // successor refreshes.
+        let me = bearer(&b, Method::Get, "/api/v1/me", &tabs[1].access).await;
+        assert_eq!(me.status, Status::Ok, "{}", me.body);
+        assert_signed_in(&b, &tabs[0]).await;
+        assert!(b.device_ids().await.contains(&t.session_id));
     }
+}
+
+#[tokio::test]
+async fn the_previous_refresh_token_within_the_window_gets_the_same_successor() {
+    let cfg = TestConfig::new();
+    let (b, email) = user(&cfg).await;
+    let first = password_grant(&b, &email, None).await;
+    let second = Tokens::from(&refresh(&b, &first.refresh).await);
+
+    let again = Tokens::from(&refresh(&b, &first.refresh).await);
+
+    assert_eq!(again.refresh, second.refresh);
+    assert_eq!(again.session_id, first.session_id);
+    assert_ne!(
+        claims_of(&again.access)["jti"],
+        claims_of(&second.access)["jti"],
+        "a new access token each time"
+    );
+    // The successor from the grace answer works, and rotates as usual.
+    let third = assert_signed_in(&b, &again).await;
+    assert_ne!(third.refresh, second.refresh);
+    assert_signed_in(&b, &third).await;
+}
+
+#[tokio::test]
+async fn a_refresh_token_two_generations_old_ends_the_session_even_within_the_window() {
+    let cfg = TestConfig::new();
+    let (b, email) = user(&cfg).await;
+    let first = password_grant(&b, &email, None).await;
+    let second = Tokens::from(&refresh(&b, &first.refresh).await);
+    // The successor is used at once: `first` is now older than the previous token.
+    let third = Tokens::from(&refresh(&b, &second.refresh).await);
+
+    let replay = refresh(&b, &first.refresh).await;
+
+    replay.assert_json_error(Status::Unauthorized, "invalid_grant");
+    assert_signed_out(&b, &third).await;
+    assert!(!b.device_ids().await.contains(&first.session_id));
+}
+
+#[tokio::test]
+async fn the_window_counts_from_the_rotation_not_from_the_last_grace_answer() {
+    let cfg = short_grace();
+    let (b, email) = user(&cfg).await;
+    let first = password_grant(&b, &email, None).await;
+    let second = Tokens::from(&refresh(&b, &first.refresh).await);
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    let again = Tokens::from(&refresh(&b, &first.refresh).await);
+    assert_eq!(again.refresh, second.refresh);
+    tokio::time::sleep(Duration::from_millis(600)).await;
+
+    let late = refresh(&b, &first.refresh).await;
+
+    late.assert_json_error(Status::Unauthorized, "invalid_grant");
+    assert_signed_out(&b, &second).await;
+}
+
+#[tokio::test]
+async fn with_the_window_off_a_second_refresh_with_one_token_ends_the_session() {
+    let cfg = TestConfig::new().set("refresh_grace_seconds", 0);
+    let (b, email) = user(&cfg).await;
+    let first = password_grant(&b, &email, None).await;
+    let second = Tokens::from(&refresh(&b, &first.refresh).await);
+
+    let retry = refresh(&b, &first.refresh).await;
+
+    retry.assert_json_error(Status::Unauthorized, "invalid_grant");
+    assert_signed_out(&b, &second).await;
+}
+
+#[tokio::test]
+async fn a_made_up_secret_for_a_real_session_is_refused_and_ends_nothing() {
+    let cfg = TestConfig::new();
+    let (b, email) = user(&cfg).await;
+    let mine = password_grant(&b, &email, None).await;
+    let theirs = password_grant(&b, &email, None).await;
+    let rotated = Tokens::from(&refresh(&b, &mine.refresh).await);
+    let parts: Vec<&str> = mine.refresh.split('.').collect();
+    let (uid, sid, secret) = (parts[0], parts[1], parts[2]);
+
+    // Whoever knows a session's id (it is in every token answer) guesses a secret;
+    // and the previous secret of one session is tried on another session.
+    let guessed = format!("{uid}.{sid}.{}", "A".repeat(43));
+    let crossed = format!("{uid}.{}.{secret}", theirs.session_id);
+    for forged in [guessed, crossed] {
+        refresh(&b, &forged)
+            .await
+            .assert_json_error(Status::Unauthorized, "invalid_grant");
+    }
+
+    assert_signed_in(&b, &rotated).await;
+    assert_signed_in(&b, &theirs).await;
+}
+
+#[tokio::test]
+async fn an_ended_session_gives_no_grace_answer() {
+    let cfg = TestConfig::new();
+    let (browser, email) = user(&cfg).await;
+    let first = password_grant(&browser, &email, Some("Sync tool")).await;
+    let second = Tokens::from(&refresh(&browser, &first.refresh).await);
+    let page = browser.get("/devices").await;
+    let res = browser
+        .post_form(
+            &format!("/devices/{}/revoke", first.session_id),
+            &page.csrf(),
+            &[],
+        )
+        .await;
+    assert_eq!(res.status, Status::SeeOther);
+
+    // The previous token, well within its window, and the current one: both refused.
+    refresh(&browser, &first.refresh)
+        .await
+        .assert_json_error(Status::Unauthorized, "invalid_grant");
+    assert_signed_out(&browser, &second).await;
 }
 
 #[tokio::test]

@@ -9,7 +9,8 @@ use std::time::Duration;
 use crate::common::*;
 use latchkey::clock::now_ms;
 use latchkey::store::{
-    CodeCheck, Created, NewSession, RateDecision, RateKey, RedisStore, Rotated, SessionKind, Store,
+    CodeCheck, Created, NewSession, RateDecision, RateKey, RedisStore, Rotated, Rotation,
+    SessionKind, Store,
 };
 use uuid::Uuid;
 
@@ -31,6 +32,27 @@ async fn cluster_store() -> Store {
             .await
             .expect("the test Redis Cluster (scripts/test starts it on 7101-7103)"),
     )
+}
+
+/// A refresh without a grace window: the strict rule, where any earlier secret ends
+/// the session.
+fn strict<'a>(presented: &'a str, successor: &'a str) -> Rotation<'a> {
+    Rotation {
+        presented_hash: presented,
+        successor_hash: successor,
+        grace_ms: 0,
+    }
+}
+
+/// The grace window of the `graced` refreshes below.
+const GRACE_MS: i64 = 30_000;
+
+/// A refresh with the default 30 s grace window.
+fn graced<'a>(presented: &'a str, successor: &'a str) -> Rotation<'a> {
+    Rotation {
+        grace_ms: GRACE_MS,
+        ..strict(presented, successor)
+    }
 }
 
 /// A single Redis, whose keys the test can read with one connection.
@@ -80,6 +102,12 @@ on_both_stores!(
     a_closed_account_has_no_live_session_and_no_late_one,
     refresh_history_keeps_five_earlier_secrets,
     a_session_kept_in_use_stays_listed_past_its_first_expiry,
+    the_previous_secret_within_the_window_names_the_current_successor,
+    two_racing_refreshes_with_one_secret_both_keep_the_session,
+    the_previous_secret_after_the_window_ends_the_session,
+    a_secret_two_rotations_old_ends_the_session_within_the_window,
+    a_retry_naming_another_successor_is_refused_and_ends_nothing,
+    without_a_window_the_previous_secret_ends_the_session,
 );
 
 fn session(user: Uuid, idle_ms: i64, absolute_in_ms: i64) -> NewSession {
@@ -515,14 +543,14 @@ async fn refresh_secrets_rotate_and_a_replay_ends_the_session(store: Store) {
     let now = now_ms();
     assert_eq!(
         store
-            .rotate_refresh(&user, &s.sid, "h1", "h2", now)
+            .rotate_refresh(&user, &s.sid, &strict("h1", "h2"), now)
             .await
             .unwrap(),
         Rotated::Yes
     );
     assert_eq!(
         store
-            .rotate_refresh(&user, &s.sid, "unknown", "h3", now)
+            .rotate_refresh(&user, &s.sid, &strict("unknown", "h3"), now)
             .await
             .unwrap(),
         Rotated::Invalid
@@ -531,10 +559,11 @@ async fn refresh_secrets_rotate_and_a_replay_ends_the_session(store: Store) {
         alive(&store, &s).await,
         "an unknown secret does not end the session"
     );
-    // Two racing refreshes with the same secret: exactly one wins.
+    // Two racing refreshes with the same secret and no grace window: exactly one wins.
+    let (first, second) = (strict("h2", "h3a"), strict("h2", "h3b"));
     let (a, b) = tokio::join!(
-        store.rotate_refresh(&user, &s.sid, "h2", "h3a", now),
-        store.rotate_refresh(&user, &s.sid, "h2", "h3b", now)
+        store.rotate_refresh(&user, &s.sid, &first, now),
+        store.rotate_refresh(&user, &s.sid, &second, now)
     );
     let results = [a.unwrap(), b.unwrap()];
     assert_eq!(results.iter().filter(|r| **r == Rotated::Yes).count(), 1);
@@ -714,7 +743,7 @@ async fn a_closed_account_has_no_live_session_and_no_late_one(store: Store) {
         .is_none());
     assert_eq!(
         store
-            .rotate_refresh(&user, &b.sid, "h1", "h2", now_ms())
+            .rotate_refresh(&user, &b.sid, &strict("h1", "h2"), now_ms())
             .await
             .unwrap(),
         Rotated::Invalid
@@ -766,7 +795,7 @@ async fn refresh_history_keeps_five_earlier_secrets(store: Store) {
         let (old, new) = (format!("h{}", i - 1), format!("h{i}"));
         assert_eq!(
             store
-                .rotate_refresh(&user, &s.sid, &old, &new, now_ms())
+                .rotate_refresh(&user, &s.sid, &strict(&old, &new), now_ms())
                 .await
                 .unwrap(),
             Rotated::Yes
@@ -776,7 +805,7 @@ async fn refresh_history_keeps_five_earlier_secrets(store: Store) {
     for forgotten in ["h0", "h1"] {
         assert_eq!(
             store
-                .rotate_refresh(&user, &s.sid, forgotten, "x", now_ms())
+                .rotate_refresh(&user, &s.sid, &strict(forgotten, "x"), now_ms())
                 .await
                 .unwrap(),
             Rotated::Invalid,
@@ -786,7 +815,7 @@ async fn refresh_history_keeps_five_earlier_secrets(store: Store) {
     assert!(alive(&store, &s).await);
     assert_eq!(
         store
-            .rotate_refresh(&user, &s.sid, "h2", "x", now_ms())
+            .rotate_refresh(&user, &s.sid, &strict("h2", "x"), now_ms())
             .await
             .unwrap(),
         Rotated::Reused
@@ -812,7 +841,7 @@ async fn session_hashes_stay_listpacks() {
     for i in 1..=8 {
         assert_eq!(
             store
-                .rotate_refresh(&user, &s.sid, &hash(i - 1), &hash(i), now_ms())
+                .rotate_refresh(&user, &s.sid, &strict(&hash(i - 1), &hash(i)), now_ms())
                 .await
                 .unwrap(),
             Rotated::Yes
@@ -833,6 +862,10 @@ async fn session_hashes_stay_listpacks() {
         .await
         .unwrap();
     assert!(fields.iter().all(|f| f.len() <= 2), "{fields:?}");
+    assert!(
+        fields.iter().any(|f| f == "g"),
+        "the rotation time: {fields:?}"
+    );
 }
 
 /// The hot path slides only the session hash's TTL; the user hash's entry is rewritten
@@ -888,4 +921,173 @@ async fn a_session_kept_in_use_stays_listed_past_its_first_expiry(store: Store) 
     let t = session(user, 600_000, 600_000);
     assert!(create(&store, &t, 2).await.is_empty());
     assert!(alive(&store, &s).await);
+}
+
+/// An API session with refresh hash `h1`, rotated once to `h2` at the returned time.
+async fn rotated_once(store: &Store) -> (Uuid, NewSession, i64) {
+    let user = Uuid::now_v7();
+    let mut s = session(user, 600_000, 600_000);
+    s.kind = SessionKind::Api;
+    s.refresh_hash = Some("h1".into());
+    create(store, &s, 50).await;
+    let at = now_ms();
+    assert_eq!(
+        store
+            .rotate_refresh(&user, &s.sid, &graced("h1", "h2"), at)
+            .await
+            .unwrap(),
+        Rotated::Yes
+    );
+    (user, s, at)
+}
+
+async fn the_previous_secret_within_the_window_names_the_current_successor(store: Store) {
+    let (user, s, at) = rotated_once(&store).await;
+
+    for later in [0, 1, GRACE_MS / 2, GRACE_MS - 1] {
+        assert_eq!(
+            store
+                .rotate_refresh(&user, &s.sid, &graced("h1", "h2"), at + later)
+                .await
+                .unwrap(),
+            Rotated::Again,
+            "{later} ms after the rotation"
+        );
+    }
+
+    assert!(alive(&store, &s).await);
+    // Nothing moved: h2 is still the current secret and rotates as usual, and the
+    // retries did not make h1 current again.
+    assert_eq!(
+        store
+            .rotate_refresh(&user, &s.sid, &graced("h2", "h3"), at + 2)
+            .await
+            .unwrap(),
+        Rotated::Yes
+    );
+    assert_eq!(
+        store
+            .rotate_refresh(&user, &s.sid, &graced("h3", "h4"), at + 3)
+            .await
+            .unwrap(),
+        Rotated::Yes
+    );
+}
+
+async fn two_racing_refreshes_with_one_secret_both_keep_the_session(store: Store) {
+    let user = Uuid::now_v7();
+    let mut s = session(user, 600_000, 600_000);
+    s.kind = SessionKind::Api;
+    s.refresh_hash = Some("h1".into());
+    create(&store, &s, 50).await;
+    let now = now_ms();
+
+    let tab = graced("h1", "h2");
+    let (a, b) = tokio::join!(
+        store.rotate_refresh(&user, &s.sid, &tab, now),
+        store.rotate_refresh(&user, &s.sid, &tab, now)
+    );
+
+    let mut results = [a.unwrap(), b.unwrap()];
+    results.sort_by_key(|r| format!("{r:?}"));
+    assert_eq!(results, [Rotated::Again, Rotated::Yes]);
+    assert!(alive(&store, &s).await, "the race did not end the session");
+    assert_eq!(
+        store
+            .rotate_refresh(&user, &s.sid, &graced("h2", "h3"), now)
+            .await
+            .unwrap(),
+        Rotated::Yes,
+        "the one successor both got is current"
+    );
+}
+
+async fn the_previous_secret_after_the_window_ends_the_session(store: Store) {
+    let (user, s, at) = rotated_once(&store).await;
+
+    assert_eq!(
+        store
+            .rotate_refresh(&user, &s.sid, &graced("h1", "h2"), at + GRACE_MS)
+            .await
+            .unwrap(),
+        Rotated::Reused
+    );
+
+    assert!(!alive(&store, &s).await);
+    assert_eq!(
+        store
+            .rotate_refresh(&user, &s.sid, &graced("h2", "h3"), at + GRACE_MS)
+            .await
+            .unwrap(),
+        Rotated::Invalid,
+        "the successor ended with the session"
+    );
+}
+
+async fn a_secret_two_rotations_old_ends_the_session_within_the_window(store: Store) {
+    let (user, s, at) = rotated_once(&store).await;
+    // The successor is used at once, so h1 is two rotations old a millisecond later.
+    assert_eq!(
+        store
+            .rotate_refresh(&user, &s.sid, &graced("h2", "h3"), at + 1)
+            .await
+            .unwrap(),
+        Rotated::Yes
+    );
+    // h2 is now the previous one: still answered within its window...
+    assert_eq!(
+        store
+            .rotate_refresh(&user, &s.sid, &graced("h2", "h3"), at + 2)
+            .await
+            .unwrap(),
+        Rotated::Again
+    );
+
+    // ...but h1, presented with the successor it derives, is a replay.
+    assert_eq!(
+        store
+            .rotate_refresh(&user, &s.sid, &graced("h1", "h2"), at + 3)
+            .await
+            .unwrap(),
+        Rotated::Reused
+    );
+
+    assert!(!alive(&store, &s).await);
+}
+
+async fn a_retry_naming_another_successor_is_refused_and_ends_nothing(store: Store) {
+    let (user, s, at) = rotated_once(&store).await;
+
+    // The previous secret, but a successor that is not the current one (the key that
+    // derives successors changed since): no answer to give, and no sign of theft.
+    assert_eq!(
+        store
+            .rotate_refresh(&user, &s.sid, &graced("h1", "other"), at + 1)
+            .await
+            .unwrap(),
+        Rotated::Invalid
+    );
+
+    assert!(alive(&store, &s).await);
+    assert_eq!(
+        store
+            .rotate_refresh(&user, &s.sid, &graced("h2", "h3"), at + 2)
+            .await
+            .unwrap(),
+        Rotated::Yes
+    );
+}
+
+async fn without_a_window_the_previous_secret_ends_the_session(store: Store) {
+    let (user, s, at) = rotated_once(&store).await;
+
+    assert_eq!(
+        store
+            .rotate_refresh(&user, &s.sid, &strict("h1", "h2"), at)
+            .await
+            .unwrap(),
+        Rotated::Reused
+    );
+
+    assert!(!alive(&store, &s).await);
 }

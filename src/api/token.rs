@@ -1,6 +1,6 @@
 //! `POST /api/v1/token`: the OAuth 2.0 token endpoint (RFC 6749 §4.3 password grant,
-//! §6 refresh with rotation per RFC 9700 §4.14.2). The body may be form-encoded or
-//! JSON; both carry the same parameters.
+//! §6 refresh with rotation per RFC 9700 §4.14.2, and a grace window for the previous
+//! token). The body may be form-encoded or JSON; both carry the same parameters.
 
 use rocket::data::{self, Data, FromData, Limits};
 use rocket::form::{Form, FromForm};
@@ -14,14 +14,13 @@ use uuid::Uuid;
 
 use super::error::ApiError;
 use crate::clock::now_ms;
-use crate::crypto::random_token;
 use crate::domain::{ClientName, Email};
 use crate::error::AppError;
+use crate::refresh::{self, Refreshed};
 use crate::request::RequestOrigin;
 use crate::services::Services;
-use crate::sessions::{secret_hash, Origin, SessionSpec};
+use crate::sessions::{Origin, SessionSpec};
 use crate::signin::{self, Credentials, SignIn, SignInError};
-use crate::store::{Rotated, Store};
 use crate::tokens::{AccessTokens, RefreshToken};
 
 /// The token request's parameters, however they were sent.
@@ -190,7 +189,7 @@ pub async fn token(
             "The parameter grant_type is required.".into(),
         )),
         Some("password") => password_grant(p, &origin.0, app, tokens).await,
-        Some("refresh_token") => refresh_grant(p, app.store, tokens).await,
+        Some("refresh_token") => refresh_grant(p, &app, tokens).await,
         Some(_) => Err(ApiError::UnsupportedGrantType),
     }
 }
@@ -238,35 +237,24 @@ async fn password_grant(
     )
 }
 
+/// RFC 6749 §6 with rotation (`crate::refresh`): the current token and, within the
+/// grace window, the previous one get the session's current successor; an older one
+/// ends the session.
 async fn refresh_grant(
     p: TokenParams,
-    store: &Store,
+    app: &Services<'_>,
     tokens: &AccessTokens,
 ) -> Result<TokenAnswer, ApiError> {
     let presented = required(p.refresh_token, "refresh_token")?;
     let Some(old) = RefreshToken::parse(&presented) else {
         return Err(ApiError::InvalidGrant);
     };
-    let new_secret = random_token();
-    let rotated = store
-        .rotate_refresh(
-            &old.user_id,
-            &old.sid,
-            &old.hash(),
-            &secret_hash(&new_secret),
-            now_ms(),
-        )
-        .await?;
-    match rotated {
-        Rotated::Yes => answer(
-            tokens,
-            &old.user_id,
-            RefreshToken::new(old.user_id, old.sid, new_secret),
-        ),
-        Rotated::Reused => {
-            tracing::warn!(user = %old.user_id, sid = %old.sid, "a rotated refresh token was replayed: session ended");
+    match refresh::refresh(app.store, app.settings, &old, now_ms()).await? {
+        Refreshed::Current(next) => answer(tokens, &old.user_id, next),
+        Refreshed::Replayed => {
+            tracing::warn!(user = %old.user_id, sid = %old.sid, "a spent refresh token was replayed: session ended");
             Err(ApiError::InvalidGrant)
         }
-        Rotated::Invalid => Err(ApiError::InvalidGrant),
+        Refreshed::Refused => Err(ApiError::InvalidGrant),
     }
 }

@@ -10,8 +10,8 @@ use uuid::Uuid;
 
 use super::{
     field, Backend, CodeCheck, Created, Keys, LiveSession, NewSession, RateDecision, RateKey,
-    Rotated, SessionKind, SessionRecord, StoreError, StoreResult, PASSWORD_VERSION_TTL_MS,
-    REFRESH_HISTORY, SEEN_REFRESH_MS,
+    Rotated, Rotation, SessionKind, SessionRecord, StoreError, StoreResult,
+    PASSWORD_VERSION_TTL_MS, REFRESH_HISTORY, SEEN_REFRESH_MS,
 };
 use crate::metrics::StoreMetrics;
 
@@ -373,8 +373,7 @@ impl Backend for MemoryStore {
         &self,
         user_id: &Uuid,
         sid: &str,
-        presented_hash: &str,
-        new_hash: &str,
+        rotation: &Rotation<'_>,
         now: i64,
     ) -> StoreResult<Rotated> {
         let (skey, ukey) = (self.keys.session(user_id, sid), self.keys.user(user_id));
@@ -391,21 +390,36 @@ impl Backend for MemoryStore {
             st.end_session(&skey, &ukey, sid);
             return Ok(Rotated::Invalid);
         }
+        let presented = rotation.presented_hash;
         let current = f.get(field::REFRESH).cloned().unwrap_or_default();
         let earlier: Vec<String> = (1..=REFRESH_HISTORY)
             .filter_map(|j| f.get(&format!("p{j}")).cloned())
             .collect();
-        if current == presented_hash {
+        let expiry = (now + idle).min(abs);
+        if current == presented {
             let history = std::iter::once(current).chain(earlier);
             for (j, h) in history.take(REFRESH_HISTORY).enumerate() {
                 f.insert(format!("p{}", j + 1), h);
             }
-            f.insert(field::REFRESH.into(), new_hash.to_string());
+            f.insert(field::REFRESH.into(), rotation.successor_hash.to_string());
+            f.insert(field::ROTATED.into(), now.to_string());
             f.insert(field::SEEN.into(), now.to_string());
-            st.slide(&skey, &ukey, sid, (now + idle).min(abs));
+            st.slide(&skey, &ukey, sid, expiry);
             return Ok(Rotated::Yes);
         }
-        if earlier.iter().any(|h| h == presented_hash) {
+        let rotated_at = f.get(field::ROTATED).and_then(|v| v.parse::<i64>().ok());
+        let in_window = rotated_at.is_some_and(|at| now - at < rotation.grace_ms);
+        if in_window && earlier.first().map(String::as_str) == Some(presented) {
+            if current != rotation.successor_hash {
+                // Not the successor this secret derives (the key changed): refused,
+                // but no sign of theft.
+                return Ok(Rotated::Invalid);
+            }
+            f.insert(field::SEEN.into(), now.to_string());
+            st.slide(&skey, &ukey, sid, expiry);
+            return Ok(Rotated::Again);
+        }
+        if earlier.iter().any(|h| h == presented) {
             st.end_session(&skey, &ukey, sid);
             return Ok(Rotated::Reused);
         }

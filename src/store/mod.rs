@@ -107,6 +107,9 @@ pub mod field {
     /// API sessions: SHA-256 (hex) of the current refresh secret; `p1`..`p5` hold the
     /// earlier ones, one per field.
     pub const REFRESH: &str = "r";
+    /// API sessions: when `r` became current (unix ms), which starts `p1`'s grace
+    /// window; absent until the first rotation.
+    pub const ROTATED: &str = "g";
 }
 
 /// Everything a new session hash holds.
@@ -228,9 +231,24 @@ pub enum CodeCheck {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Rotated {
     Yes,
-    /// An earlier secret was presented: the session has been ended.
+    /// The previous secret came again within the grace window, and the successor it
+    /// derives is still current: nothing changed but the expiry.
+    Again,
+    /// An earlier secret was presented (or the previous one after the window): the
+    /// session has been ended.
     Reused,
     Invalid,
+}
+
+/// One refresh of an API session: the hash of the secret presented, the hash of the
+/// successor it derives (`crate::refresh`: the same for every presentation of one
+/// secret, so a retry within the window is answered with the same successor and the
+/// store never holds it), and the grace window (0: none).
+#[derive(Debug, Clone, Copy)]
+pub struct Rotation<'a> {
+    pub presented_hash: &'a str,
+    pub successor_hash: &'a str,
+    pub grace_ms: i64,
 }
 
 /// The store handle the app manages. Cheap to clone.
@@ -314,8 +332,7 @@ trait Backend {
         &self,
         user_id: &Uuid,
         sid: &str,
-        presented_hash: &str,
-        new_hash: &str,
+        rotation: &Rotation<'_>,
         now_ms: i64,
     ) -> impl Future<Output = StoreResult<Rotated>> + Send;
     fn api_logout(
@@ -543,20 +560,22 @@ impl Store {
         Ok(ended)
     }
 
-    /// API refresh: when `presented_hash` is its
-    /// current refresh hash, replaces it with `new_hash` (keeping `REFRESH_HISTORY`
-    /// earlier ones), slides the expiry and answers `Yes`; when it is an earlier one,
-    /// ends the session (a replayed secret: theft) and answers `Reused`; else `Invalid`.
-    /// Only API sessions of an open account rotate.
+    /// API refresh (see `Rotation`): when `presented_hash` is the session's current
+    /// refresh hash, replaces it with `successor_hash` (keeping `REFRESH_HISTORY`
+    /// earlier ones), records when, slides the expiry and answers `Yes`. When it is
+    /// the immediately previous one, less than `grace_ms` after its rotation, and
+    /// `successor_hash` is current, slides the expiry and answers `Again`. When it is
+    /// an earlier one, or the previous one after the window, ends the session (a
+    /// replayed secret: theft) and answers `Reused`; else `Invalid`. Only API sessions
+    /// of an open account rotate.
     pub async fn rotate_refresh(
         &self,
         user_id: &Uuid,
         sid: &str,
-        presented_hash: &str,
-        new_hash: &str,
+        rotation: &Rotation<'_>,
         now_ms: i64,
     ) -> StoreResult<Rotated> {
-        let rotated = timed!(self, s => s.rotate_refresh(user_id, sid, presented_hash, new_hash, now_ms).await)?;
+        let rotated = timed!(self, s => s.rotate_refresh(user_id, sid, rotation, now_ms).await)?;
         self.count_ended(matches!(rotated, Rotated::Reused) as u64);
         Ok(rotated)
     }

@@ -27,8 +27,8 @@ use crate::metrics::StoreMetrics;
 
 use super::{
     field, Backend, CodeCheck, ConnectError, Created, Keys, LiveSession, NewSession, RateDecision,
-    RateKey, Rotated, SessionKind, SessionRecord, StoreError, StoreResult, PASSWORD_VERSION_TTL_MS,
-    REFRESH_HISTORY, SEEN_REFRESH_MS,
+    RateKey, Rotated, Rotation, SessionKind, SessionRecord, StoreError, StoreResult,
+    PASSWORD_VERSION_TTL_MS, REFRESH_HISTORY, SEEN_REFRESH_MS,
 };
 
 /// Connections to Redis, used in turn. Two keep both cores' requests pipelined
@@ -547,8 +547,7 @@ impl Backend for RedisStore {
         &self,
         user_id: &Uuid,
         sid: &str,
-        presented_hash: &str,
-        new_hash: &str,
+        rotation: &Rotation<'_>,
         now_ms: i64,
     ) -> StoreResult<Rotated> {
         let mut inv = self.scripts.rotate.prepare_invoke();
@@ -556,13 +555,15 @@ impl Backend for RedisStore {
             .key(self.keys.user(user_id))
             .arg(sid)
             .arg(now_ms)
-            .arg(presented_hash)
-            .arg(new_hash)
+            .arg(rotation.presented_hash)
+            .arg(rotation.successor_hash)
             .arg(REFRESH_HISTORY)
-            .arg(SEEN_REFRESH_MS);
+            .arg(SEEN_REFRESH_MS)
+            .arg(rotation.grace_ms.max(0));
         let n: i64 = self.run(&inv, Resend::IfNotSent).await?;
         Ok(match n {
             1 => Rotated::Yes,
+            2 => Rotated::Again,
             -1 => Rotated::Reused,
             _ => Rotated::Invalid,
         })
