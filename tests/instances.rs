@@ -190,6 +190,71 @@ fn two_servers_on_a_redis_cluster_and_postgres_share_sessions_sign_outs_and_limi
     sessions_and_sign_outs_are_shared(cfg, Database::Postgres);
 }
 
+/// `POST /api/v1/token` on `server` with a form body: (status, JSON answer).
+fn token_request(server: &AppProcess, pairs: &[(&str, &str)]) -> (u16, serde_json::Value) {
+    let reply = server.request(
+        "POST",
+        "/api/v1/token",
+        &[("Content-Type", "application/x-www-form-urlencoded")],
+        &encode(pairs),
+    );
+    let body = serde_json::from_str(&reply.body).unwrap_or(serde_json::Value::Null);
+    (reply.status, body)
+}
+
+fn refresh_on(server: &AppProcess, token: &str) -> (u16, serde_json::Value) {
+    token_request(
+        server,
+        &[("grant_type", "refresh_token"), ("refresh_token", token)],
+    )
+}
+
+/// Two tabs of one program, their refreshes answered by two servers on a Redis
+/// Cluster: the retry on B of the token A just rotated gets A's successor (the
+/// servers share the key it is derived with), and the session goes on.
+#[test]
+fn a_refresh_retried_on_the_other_server_gets_the_same_successor() {
+    let cfg = TestConfig::new().on_cluster();
+    let (a, b) = two_servers(&cfg);
+    let email = email();
+    let reg = a.submit(
+        &mut Jar::default(),
+        "/register",
+        "/register",
+        &[("email", &email), ("password", PASSWORD)],
+    );
+    assert_eq!(reg.status, 303, "{}", reg.body);
+    let (status, first) = token_request(
+        &a,
+        &[
+            ("grant_type", "password"),
+            ("username", &email),
+            ("password", PASSWORD),
+        ],
+    );
+    assert_eq!(status, 200, "{first}");
+    let first = first["refresh_token"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+
+    let (on_a, by_a) = refresh_on(&a, &first);
+    let (on_b, by_b) = refresh_on(&b, &first);
+
+    assert_eq!((on_a, on_b), (200, 200), "{by_a} {by_b}");
+    let successor = by_a["refresh_token"].as_str().unwrap_or_default();
+    assert!(!successor.is_empty(), "{by_a}");
+    assert_eq!(by_b["refresh_token"].as_str(), Some(successor));
+    assert_eq!(by_a["session_id"], by_b["session_id"]);
+    let (next, answer) = refresh_on(&b, successor);
+    assert_eq!(next, 200, "{answer}");
+    // Now `first` is two rotations old: on either server, a replay.
+    let (late, _) = refresh_on(&a, &first);
+    assert_eq!(late, 401);
+    let (ended, _) = refresh_on(&b, answer["refresh_token"].as_str().unwrap_or_default());
+    assert_eq!(ended, 401, "the replay ended the session");
+}
+
 /// A 3-master cluster of this test's own (ports 7111-7113, bus ports +10000), with
 /// append-only files so a master's data survives it being killed.
 struct PrivateCluster {
