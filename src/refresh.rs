@@ -48,17 +48,30 @@ pub fn successor(settings: &Settings, presented: &RefreshToken) -> RefreshToken 
 
 /// One refresh, atomically in the store: the current token rotates; the previous one
 /// within the grace window answers the same successor; an older one, or the previous
-/// one after the window, ends the session.
+/// one after the window, ends the session. The store knows a secret by
+/// `RefreshToken::hash` (SHA-256).
 pub async fn refresh(
     store: &Store,
     settings: &Settings,
     presented: &RefreshToken,
     now_ms: i64,
 ) -> StoreResult<Refreshed> {
+    refresh_hashed(store, settings, presented, RefreshToken::hash, now_ms).await
+}
+
+/// `refresh` for tokens whose secret the store knows by another hash (`stored_hash`
+/// of a token; an app's binds its client, ARCHITECTURE.md "OpenID Connect provider").
+pub async fn refresh_hashed(
+    store: &Store,
+    settings: &Settings,
+    presented: &RefreshToken,
+    stored_hash: impl Fn(&RefreshToken) -> String,
+    now_ms: i64,
+) -> StoreResult<Refreshed> {
     let next = successor(settings, presented);
     let rotation = Rotation {
-        presented_hash: &presented.hash(),
-        successor_hash: &next.hash(),
+        presented_hash: &stored_hash(presented),
+        successor_hash: &stored_hash(&next),
         grace_ms: settings.tokens.refresh_grace.as_millis() as i64,
     };
     let rotated = store
