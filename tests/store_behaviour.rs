@@ -108,6 +108,8 @@ on_both_stores!(
     a_secret_two_rotations_old_ends_the_session_within_the_window,
     a_retry_naming_another_successor_is_refused_and_ends_nothing,
     without_a_window_the_previous_secret_ends_the_session,
+    revoking_a_refresh_token_ends_its_session_and_only_the_current_one_is_active,
+    revoking_an_access_token_stops_it_alone,
 );
 
 fn session(user: Uuid, idle_ms: i64, absolute_in_ms: i64) -> NewSession {
@@ -1090,4 +1092,126 @@ async fn without_a_window_the_previous_secret_ends_the_session(store: Store) {
     );
 
     assert!(!alive(&store, &s).await);
+}
+
+async fn revoking_a_refresh_token_ends_its_session_and_only_the_current_one_is_active(
+    store: Store,
+) {
+    let user = Uuid::now_v7();
+    let mut s = session(user, 600_000, 600_000);
+    s.kind = SessionKind::Api;
+    s.refresh_hash = Some("h1".into());
+    create(&store, &s, 50).await;
+    let browser = session(user, 600_000, 600_000);
+    create(&store, &browser, 50).await;
+    let signed_in = now_ms();
+    let issued = store
+        .refresh_status(&user, &s.sid, "h1", now_ms())
+        .await
+        .unwrap()
+        .expect("the first secret is active");
+    assert!(
+        (signed_in - 5_000..=signed_in).contains(&issued),
+        "{issued}"
+    );
+    let rotated_at = now_ms() + 10;
+    assert_eq!(
+        store
+            .rotate_refresh(&user, &s.sid, &graced("h1", "h2"), rotated_at)
+            .await
+            .unwrap(),
+        Rotated::Yes
+    );
+
+    // Only the current secret is active, issued at its rotation; looking changes nothing.
+    for _ in 0..2 {
+        assert_eq!(
+            store
+                .refresh_status(&user, &s.sid, "h1", now_ms())
+                .await
+                .unwrap(),
+            None
+        );
+        assert_eq!(
+            store
+                .refresh_status(&user, &s.sid, "h2", now_ms())
+                .await
+                .unwrap(),
+            Some(rotated_at)
+        );
+    }
+    assert_eq!(
+        store
+            .refresh_status(&user, &browser.sid, "", now_ms())
+            .await
+            .unwrap(),
+        None,
+        "a browser session has no refresh token"
+    );
+    // An unknown secret ends nothing; a remembered earlier one ends the session.
+    assert!(!store
+        .revoke_refresh(&user, &s.sid, "unknown", now_ms())
+        .await
+        .unwrap());
+    assert!(alive(&store, &s).await);
+    assert!(store
+        .revoke_refresh(&user, &s.sid, "h1", now_ms())
+        .await
+        .unwrap());
+
+    assert!(!alive(&store, &s).await);
+    assert!(alive(&store, &browser).await, "other sessions go on");
+    assert_eq!(
+        store
+            .refresh_status(&user, &s.sid, "h2", now_ms())
+            .await
+            .unwrap(),
+        None
+    );
+    assert!(!store
+        .revoke_refresh(&user, &s.sid, "h2", now_ms())
+        .await
+        .unwrap());
+    let listed: Vec<String> = store
+        .list_sessions(&user, now_ms())
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|r| r.sid)
+        .collect();
+    assert_eq!(listed, vec![browser.sid.clone()]);
+}
+
+async fn revoking_an_access_token_stops_it_alone(store: Store) {
+    let user = Uuid::now_v7();
+    let mut s = session(user, 600_000, 600_000);
+    s.kind = SessionKind::Api;
+    s.refresh_hash = Some("h1".into());
+    create(&store, &s, 50).await;
+    let token_a = "jti-aaaaaaaaaaaaaaaa";
+    let token_b = "jti-bbbbbbbbbbbbbbbb";
+
+    store
+        .revoke_access(&user, token_a, 60_000, now_ms())
+        .await
+        .unwrap();
+
+    assert!(store
+        .touch_session(&user, &s.sid, Some(token_a), now_ms())
+        .await
+        .unwrap()
+        .is_none());
+    assert!(store
+        .touch_session(&user, &s.sid, Some(token_b), now_ms())
+        .await
+        .unwrap()
+        .is_some());
+    assert!(
+        store
+            .refresh_status(&user, &s.sid, "h1", now_ms())
+            .await
+            .unwrap()
+            .is_some(),
+        "the session and its refresh token go on"
+    );
 }

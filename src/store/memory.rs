@@ -446,6 +446,63 @@ impl Backend for MemoryStore {
         Ok(existed)
     }
 
+    async fn revoke_access(
+        &self,
+        user_id: &Uuid,
+        jti: &str,
+        token_ttl_ms: i64,
+        now: i64,
+    ) -> StoreResult<()> {
+        let mut st = self.lock()?;
+        st.sweep(now);
+        st.strings
+            .insert(self.keys.revoked_jti(user_id, jti), (1, now + token_ttl_ms));
+        Ok(())
+    }
+
+    async fn revoke_refresh(
+        &self,
+        user_id: &Uuid,
+        sid: &str,
+        presented_hash: &str,
+        now: i64,
+    ) -> StoreResult<bool> {
+        let (skey, ukey) = (self.keys.session(user_id, sid), self.keys.user(user_id));
+        let mut st = self.lock()?;
+        let Some(f) = st.session(&skey, now) else {
+            return Ok(false);
+        };
+        let known = std::iter::once(field::REFRESH.to_string())
+            .chain((1..=REFRESH_HISTORY).map(|j| format!("p{j}")))
+            .any(|name| f.get(&name).map(String::as_str) == Some(presented_hash));
+        if known {
+            st.end_session(&skey, &ukey, sid);
+        }
+        Ok(known)
+    }
+
+    async fn refresh_status(
+        &self,
+        user_id: &Uuid,
+        sid: &str,
+        presented_hash: &str,
+        now: i64,
+    ) -> StoreResult<Option<i64>> {
+        let (skey, ukey) = (self.keys.session(user_id, sid), self.keys.user(user_id));
+        let mut st = self.lock()?;
+        let open = st.email(&ukey).is_some();
+        let Some(f) = st.session(&skey, now) else {
+            return Ok(None);
+        };
+        let refreshes = matches!(f.get(field::KIND).map(String::as_str), Some("a" | "o"));
+        let current = f.get(field::REFRESH).map(String::as_str) == Some(presented_hash);
+        if !(open && refreshes && current) || now >= num(f, field::ABSOLUTE) {
+            return Ok(None);
+        }
+        let issued = f.get(field::ROTATED).or_else(|| f.get(field::CREATED));
+        Ok(issued.and_then(|v| v.parse().ok()))
+    }
+
     async fn rate_acquire(
         &self,
         quotas: &[RateKey],

@@ -343,6 +343,27 @@ trait Backend {
         token_ttl_ms: i64,
         now_ms: i64,
     ) -> impl Future<Output = StoreResult<bool>> + Send;
+    fn revoke_access(
+        &self,
+        user_id: &Uuid,
+        jti: &str,
+        token_ttl_ms: i64,
+        now_ms: i64,
+    ) -> impl Future<Output = StoreResult<()>> + Send;
+    fn revoke_refresh(
+        &self,
+        user_id: &Uuid,
+        sid: &str,
+        presented_hash: &str,
+        now_ms: i64,
+    ) -> impl Future<Output = StoreResult<bool>> + Send;
+    fn refresh_status(
+        &self,
+        user_id: &Uuid,
+        sid: &str,
+        presented_hash: &str,
+        now_ms: i64,
+    ) -> impl Future<Output = StoreResult<Option<i64>>> + Send;
     fn rate_acquire(
         &self,
         quotas: &[RateKey],
@@ -593,6 +614,50 @@ impl Store {
         let ended = timed!(self, s => s.api_logout(user_id, sid, jti, token_ttl_ms, now_ms).await)?;
         self.count_ended(ended as u64);
         Ok(ended)
+    }
+
+    /// Marks one access token (its `jti`) revoked for `token_ttl_ms`, its remaining
+    /// life; its session goes on (RFC 7009 revocation of an access token).
+    pub async fn revoke_access(
+        &self,
+        user_id: &Uuid,
+        jti: &str,
+        token_ttl_ms: i64,
+        now_ms: i64,
+    ) -> StoreResult<()> {
+        if token_ttl_ms <= 0 {
+            return Ok(());
+        }
+        timed!(self, s => s.revoke_access(user_id, jti, token_ttl_ms, now_ms).await)
+    }
+
+    /// Ends the session `sid` when `presented_hash` is its current refresh hash or
+    /// one of the `REFRESH_HISTORY` before it (RFC 7009 revocation of a refresh
+    /// token); true when a session ended.
+    pub async fn revoke_refresh(
+        &self,
+        user_id: &Uuid,
+        sid: &str,
+        presented_hash: &str,
+        now_ms: i64,
+    ) -> StoreResult<bool> {
+        let ended =
+            timed!(self, s => s.revoke_refresh(user_id, sid, presented_hash, now_ms).await)?;
+        self.count_ended(ended as u64);
+        Ok(ended)
+    }
+
+    /// When `presented_hash` is the current refresh hash of the live API or app
+    /// session `sid` of an open account, the time (ms) it was issued; else `None`.
+    /// Changes nothing (RFC 7662 introspection).
+    pub async fn refresh_status(
+        &self,
+        user_id: &Uuid,
+        sid: &str,
+        presented_hash: &str,
+        now_ms: i64,
+    ) -> StoreResult<Option<i64>> {
+        timed!(self, s => s.refresh_status(user_id, sid, presented_hash, now_ms).await)
     }
 
     /// The sliding-window limiter: forgets attempts older than each quota's window;

@@ -49,6 +49,8 @@ struct Scripts {
     revoke_all: Script,
     rotate: Script,
     api_logout: Script,
+    refresh_revoke: Script,
+    refresh_status: Script,
     rate_acquire: Script,
     reset_store: Script,
     reset_check: Script,
@@ -173,6 +175,8 @@ impl RedisStore {
                 revoke_all: Script::new(include_str!("session_revoke_all.lua")),
                 rotate: script_with!("slide.lua", "refresh_rotate.lua"),
                 api_logout: Script::new(include_str!("api_logout.lua")),
+                refresh_revoke: Script::new(include_str!("refresh_revoke.lua")),
+                refresh_status: Script::new(include_str!("refresh_status.lua")),
                 rate_acquire: Script::new(include_str!("rate_acquire.lua")),
                 reset_store: Script::new(include_str!("reset_store.lua")),
                 reset_check: Script::new(include_str!("reset_check.lua")),
@@ -585,6 +589,55 @@ impl Backend for RedisStore {
             .arg(token_ttl_ms);
         let n: i64 = self.run(&inv, Resend::Idempotent).await?;
         Ok(n > 0)
+    }
+
+    async fn revoke_access(
+        &self,
+        user_id: &Uuid,
+        jti: &str,
+        token_ttl_ms: i64,
+        _now: i64,
+    ) -> StoreResult<()> {
+        let mut cmd = redis::cmd("SET");
+        cmd.arg(self.keys.revoked_jti(user_id, jti))
+            .arg(1)
+            .arg("PX")
+            .arg(token_ttl_ms);
+        let _: Value = self.query(&cmd, Resend::Idempotent).await?;
+        Ok(())
+    }
+
+    async fn revoke_refresh(
+        &self,
+        user_id: &Uuid,
+        sid: &str,
+        presented_hash: &str,
+        _now: i64,
+    ) -> StoreResult<bool> {
+        let mut inv = self.scripts.refresh_revoke.prepare_invoke();
+        inv.key(self.keys.session(user_id, sid))
+            .key(self.keys.user(user_id))
+            .arg(sid)
+            .arg(presented_hash)
+            .arg(REFRESH_HISTORY);
+        let n: i64 = self.run(&inv, Resend::Idempotent).await?;
+        Ok(n > 0)
+    }
+
+    async fn refresh_status(
+        &self,
+        user_id: &Uuid,
+        sid: &str,
+        presented_hash: &str,
+        now_ms: i64,
+    ) -> StoreResult<Option<i64>> {
+        let mut inv = self.scripts.refresh_status.prepare_invoke();
+        inv.key(self.keys.session(user_id, sid))
+            .key(self.keys.user(user_id))
+            .arg(presented_hash)
+            .arg(now_ms);
+        let issued: i64 = self.run(&inv, Resend::Idempotent).await?;
+        Ok((issued > 0).then_some(issued))
     }
 
     async fn rate_acquire(
