@@ -1,4 +1,4 @@
--- Rotates an API session's refresh secret, or detects the reuse of an old one.
+-- Rotates an API or app session's refresh secret, or detects the reuse of an old one.
 -- KEYS[1] session hash P:{UID}:s:SID   KEYS[2] user hash P:{UID}:u
 -- ARGV[1] SID   ARGV[2] now (ms)   ARGV[3] hash of the presented secret
 -- ARGV[4] hash of the new secret   ARGV[5] how many earlier hashes to remember (n)
@@ -15,7 +15,7 @@ for j = 1, n do
   fields[#fields + 1] = 'p' .. j
 end
 local h = redis.call('HMGET', KEYS[1], unpack(fields))
-if h[1] ~= 'a' or redis.call('HEXISTS', KEYS[2], '@') == 0 then
+if (h[1] ~= 'a' and h[1] ~= 'o') or redis.call('HEXISTS', KEYS[2], '@') == 0 then
   return 0
 end
 local now = tonumber(ARGV[2])
