@@ -51,6 +51,7 @@ async fn target(url: &str, prefix: &str) -> Target {
         mobile: false,
         ip: "127.0.0.1".into(),
         refresh_hash: Some(latchkey::crypto::sha256_hex(b"x")),
+        client_id: None,
         idle_ms: 3_600_000,
         absolute_expiry_ms: now_ms() + 3_600_000,
     };

@@ -53,6 +53,7 @@ fn browser_session(user: Uuid, n: usize) -> NewSession {
         mobile: false,
         ip: "203.0.113.5".into(),
         refresh_hash: None,
+        client_id: None,
         idle_ms: 1_800_000,
         absolute_expiry_ms: now_ms() + 86_400_000,
     }

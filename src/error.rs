@@ -145,9 +145,13 @@ fn status_text(status: Status) -> &'static StatusText {
         })
 }
 
-/// Whether a path is the JSON API's: its errors are JSON, never a page.
+/// Whether a path is the JSON API's: its errors are JSON, never a page. The OpenID
+/// Connect endpoints an app calls (`/oauth2/token`, `/userinfo`, …) are too; the two a
+/// browser visits (`/oauth2/authorize`, `/oauth2/logout`) are pages.
 pub fn is_api_path(path: &str) -> bool {
-    path == "/api" || path.starts_with("/api/")
+    path == "/api"
+        || path.starts_with("/api/")
+        || (path.starts_with("/oauth2/") && !matches!(path, "/oauth2/authorize" | "/oauth2/logout"))
 }
 
 /// An error answer: a row of the table, with what the failure adds to it.

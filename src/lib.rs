@@ -16,6 +16,7 @@ pub mod limits;
 pub mod mail;
 pub mod metrics;
 pub mod notices;
+pub mod oidc;
 pub mod presence;
 pub mod refresh;
 pub mod report;
@@ -56,5 +57,6 @@ pub fn app_with(figment: Figment) -> Rocket<Build> {
         .attach(mail::stage())
         .attach(web::stage())
         .attach(api::stage())
+        .attach(api::oauth::stage())
         .attach(health::stage())
 }

@@ -96,6 +96,16 @@ pub enum SessionSpec {
     Api {
         client_name: Option<String>,
     },
+    /// An app's session (OpenID Connect), labelled with the app's name. With
+    /// `offline` (the `offline_access` scope) it lives like an API session; without,
+    /// it ends with its access token.
+    App {
+        client_id: String,
+        name: String,
+        offline: bool,
+        /// What the refresh secret's stored hash also covers (`app_secret_hash`).
+        bound_to: String,
+    },
 }
 
 /// The parts of a new session that depend on its kind.
@@ -105,6 +115,7 @@ struct Shape {
     absolute: Duration,
     label: String,
     refresh_hash: Option<String>,
+    client_id: Option<String>,
 }
 
 impl SessionSpec {
@@ -116,6 +127,7 @@ impl SessionSpec {
             absolute,
             label: origin.label.clone(),
             refresh_hash: None,
+            client_id: None,
         };
         match self {
             SessionSpec::Browser { remember: false } => browser(s.idle_timeout, s.absolute_timeout),
@@ -132,7 +144,35 @@ impl SessionSpec {
                     .max(Duration::from_secs(365 * 86400)),
                 label: client_name.unwrap_or_else(|| origin.label.clone()),
                 refresh_hash: Some(secret_hash(secret)),
+                client_id: None,
             },
+            SessionSpec::App {
+                client_id,
+                name,
+                offline,
+                bound_to,
+            } => {
+                let t = &settings.tokens;
+                // Without offline_access: as long as its access token is accepted.
+                let life = if offline {
+                    t.refresh_ttl
+                } else {
+                    t.access_ttl + Duration::from_secs(crate::tokens::LEEWAY_SECS)
+                };
+                let absolute = if offline {
+                    life.max(Duration::from_secs(365 * 86400))
+                } else {
+                    life
+                };
+                Shape {
+                    kind: SessionKind::App,
+                    idle: life,
+                    absolute,
+                    label: name,
+                    refresh_hash: Some(app_secret_hash(&bound_to, secret)),
+                    client_id: Some(client_id),
+                }
+            }
         }
     }
 }
@@ -140,6 +180,13 @@ impl SessionSpec {
 /// What the store keeps of a refresh secret: SHA-256, hex.
 pub fn secret_hash(secret: &str) -> String {
     sha256_hex(secret.as_bytes())
+}
+
+/// What the store keeps of an app's refresh secret: SHA-256 of what it is bound to
+/// (the client id and its scopes) and the secret, so the token is worth nothing to
+/// another client or to the API's grant.
+pub fn app_secret_hash(bound_to: &str, secret: &str) -> String {
+    sha256_hex(format!("{bound_to}\n{secret}").as_bytes())
 }
 
 /// Starts a new session with a fresh secret (never one the client sent). `None` when
@@ -164,6 +211,7 @@ pub async fn start(
         mobile: crate::device::is_mobile(&origin.user_agent),
         ip: origin.ip.clone(),
         refresh_hash: shape.refresh_hash,
+        client_id: shape.client_id,
         idle_ms: shape.idle.as_millis() as i64,
         absolute_expiry_ms: now + shape.absolute.as_millis() as i64,
     };

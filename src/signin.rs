@@ -140,6 +140,7 @@ async fn sign_in_steps(app: Services<'_>, req: SignIn<'_>) -> Result<SignedIn, S
     let client_name = match &req.session {
         SessionSpec::Api { client_name } => client_name.clone(),
         SessionSpec::Browser { .. } => None,
+        SessionSpec::App { name, .. } => Some(name.clone()),
     };
     let browser = matches!(req.session, SessionSpec::Browser { .. });
     let started = sessions::start(app.store, app.settings, &user, req.origin, req.session).await?;

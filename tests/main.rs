@@ -23,6 +23,7 @@ mod instances;
 mod limits;
 mod lockout;
 mod metrics;
+mod oidc;
 mod operator;
 mod proxies;
 mod reset;

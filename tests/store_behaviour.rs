@@ -123,6 +123,7 @@ fn session(user: Uuid, idle_ms: i64, absolute_in_ms: i64) -> NewSession {
         mobile: false,
         ip: "203.0.113.5".into(),
         refresh_hash: None,
+        client_id: None,
         idle_ms,
         absolute_expiry_ms: now_ms() + absolute_in_ms,
     }

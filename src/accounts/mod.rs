@@ -2,6 +2,7 @@
 //! created and migrated at start) and the password hasher.
 
 mod database;
+mod oidc;
 mod password;
 
 use rocket::fairing::AdHoc;
@@ -10,6 +11,7 @@ use thiserror::Error;
 use uuid::Uuid;
 
 use self::database::{on_pool, Pool};
+pub use self::oidc::{ClientRecord, SigningKeyRow};
 pub use self::password::{HashError, Hasher, Slot, Work, SLOT_WAIT};
 use crate::clock::now_ms;
 use crate::config::Settings;

@@ -6,6 +6,7 @@
 mod account;
 mod error;
 mod guard;
+pub mod oauth;
 mod token;
 
 use rocket::fairing::AdHoc;

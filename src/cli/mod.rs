@@ -5,6 +5,7 @@
 //! Results go to stdout (text, or one JSON object a line with `--json`); errors to
 //! stderr as `latchkey: …`, with exit code 1.
 
+mod clients;
 mod users;
 
 use std::io::Write;
@@ -40,6 +41,22 @@ pub enum Command {
         json: bool,
         #[command(subcommand)]
         action: users::Action,
+    },
+    /// Apps that sign users in with Latchkey (OpenID Connect).
+    Clients {
+        /// Print one JSON object a line instead of text.
+        #[arg(long, global = true)]
+        json: bool,
+        #[command(subcommand)]
+        action: clients::Action,
+    },
+    /// The keys that sign the apps' tokens.
+    Keys {
+        /// Print one JSON object a line instead of text.
+        #[arg(long, global = true)]
+        json: bool,
+        #[command(subcommand)]
+        action: clients::KeyAction,
     },
 }
 
@@ -92,7 +109,27 @@ async fn execute(command: Command) -> Result<(), CliError> {
             let parts = Parts::open().await?;
             users::run(&parts, action, Output { json }).await
         }
+        Command::Clients { json, action } => {
+            let (_, accounts) = open_accounts().await?;
+            clients::run(&accounts, action, Output { json }).await
+        }
+        Command::Keys {
+            json,
+            action: clients::KeyAction::Rotate,
+        } => {
+            let (settings, accounts) = open_accounts().await?;
+            clients::rotate(&accounts, &settings, Output { json }).await
+        }
     }
+}
+
+/// The settings and the account database alone (the apps and keys live there).
+async fn open_accounts() -> Result<(Settings, Accounts), CliError> {
+    let settings = Settings::from_figment(&crate::config::figment())
+        .map_err(|e| CliError::Start(e.to_string()))?;
+    let url = secrecy::ExposeSecret::expose_secret(&settings.storage.database_url);
+    let accounts = Accounts::open(url).await.map_err(CliError::Start)?;
+    Ok((settings, accounts))
 }
 
 /// What a command works with: the server's store and account database.

@@ -65,6 +65,11 @@ impl Keys {
         format!("{}:dev", self.user_base(user_id))
     }
 
+    /// An authorization code (`ID`: the first 128 bits of SHA-256 of its secret).
+    pub fn auth_code(&self, user_id: &Uuid, id: &str) -> String {
+        format!("{}:ac:{}", self.user_base(user_id), id)
+    }
+
     pub fn rate(&self, scope: &str, key: &str) -> String {
         format!("{}:rl:{}:{}", self.prefix, scope, key)
     }
@@ -87,6 +92,7 @@ mod tests {
             keys.reset(&user),
             keys.password_version(&user),
             keys.devices(&user),
+            keys.auth_code(&user, "c"),
         ] {
             assert!(key.starts_with(&format!("lk:{tag}:")), "{key}");
             assert_eq!(key.matches('{').count(), 1, "{key}");

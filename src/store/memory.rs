@@ -9,9 +9,9 @@ use std::time::Duration;
 use uuid::Uuid;
 
 use super::{
-    field, Backend, CodeCheck, Created, Keys, LiveSession, NewSession, RateDecision, RateKey,
-    Rotated, Rotation, SessionKind, SessionRecord, StoreError, StoreResult,
-    PASSWORD_VERSION_TTL_MS, REFRESH_HISTORY, SEEN_REFRESH_MS,
+    field, Backend, CodeCheck, CodeState, Created, Keys, LiveSession, NewSession, RateDecision,
+    RateKey, Redeemed, Rotated, Rotation, SessionKind, SessionRecord, StoreError, StoreResult,
+    PASSWORD_VERSION_TTL_MS, REFRESH_HISTORY, SEEN_REFRESH_MS, USED_CODE_TTL_MS,
 };
 use crate::metrics::StoreMetrics;
 
@@ -31,6 +31,8 @@ struct State {
     sessions: HashMap<String, (HashMap<String, String>, i64)>,
     /// user key -> its sessions and email
     users: HashMap<String, UserEntry>,
+    /// authorization codes: key -> (value, expiry ms), as code_redeem.lua keeps them
+    codes: HashMap<String, (String, i64)>,
     /// revoked tokens and password versions: key -> (value, expiry ms)
     strings: HashMap<String, (i64, i64)>,
     /// reset key -> (mac, wrong tries, expiry ms)
@@ -54,6 +56,7 @@ impl State {
         }
         self.users.retain(|_, user| !user.sessions.is_empty());
         self.strings.retain(|_, (_, exp)| *exp > now);
+        self.codes.retain(|_, (_, exp)| *exp > now);
         self.resets.retain(|_, (_, _, exp)| *exp > now);
         self.rates
             .retain(|_, log| log.iter().any(|(t, _)| *t > now - 24 * 3600 * 1000));
@@ -382,7 +385,7 @@ impl Backend for MemoryStore {
         let Some(f) = st.session(&skey, now) else {
             return Ok(Rotated::Invalid);
         };
-        if f.get(field::KIND).map(String::as_str) != Some("a") || !open {
+        if !matches!(f.get(field::KIND).map(String::as_str), Some("a" | "o")) || !open {
             return Ok(Rotated::Invalid);
         }
         let (abs, idle) = (num(f, field::ABSOLUTE), num(f, field::IDLE));
@@ -503,6 +506,72 @@ impl Backend for MemoryStore {
         Ok(issued.and_then(|v| v.parse().ok()))
     }
 
+    async fn put_code(
+        &self,
+        user_id: &Uuid,
+        id: &str,
+        request: &str,
+        ttl_ms: i64,
+        now: i64,
+    ) -> StoreResult<()> {
+        let mut st = self.lock()?;
+        st.sweep(now);
+        st.codes.insert(
+            self.keys.auth_code(user_id, id),
+            (request.to_string(), now + ttl_ms),
+        );
+        Ok(())
+    }
+
+    async fn get_code(&self, user_id: &Uuid, id: &str, now: i64) -> StoreResult<Option<CodeState>> {
+        let st = self.lock()?;
+        Ok(match st.codes.get(&self.keys.auth_code(user_id, id)) {
+            Some((v, exp)) if *exp > now => Some(code_state(v)),
+            _ => None,
+        })
+    }
+
+    async fn redeem_code(
+        &self,
+        user_id: &Uuid,
+        id: &str,
+        new_sid: Option<&str>,
+        now: i64,
+    ) -> StoreResult<Redeemed> {
+        let (ckey, ukey) = (self.keys.auth_code(user_id, id), self.keys.user(user_id));
+        let mut st = self.lock()?;
+        let end = |st: &mut State, sid: &str| {
+            st.end_session(&self.keys.session(user_id, sid), &ukey, sid);
+        };
+        let state = match st.codes.get(&ckey) {
+            Some((v, exp)) if *exp > now => Some(code_state(v)),
+            _ => None,
+        };
+        match state {
+            None => {
+                if let Some(sid) = new_sid {
+                    end(&mut st, sid);
+                }
+                Ok(Redeemed::Gone)
+            }
+            Some(CodeState::Used(first)) => {
+                end(&mut st, &first);
+                if let Some(sid) = new_sid {
+                    end(&mut st, sid);
+                }
+                Ok(Redeemed::Replayed)
+            }
+            Some(CodeState::Unused(_)) => match new_sid {
+                None => Ok(Redeemed::Gone),
+                Some(sid) => {
+                    st.codes
+                        .insert(ckey, (format!("u:{sid}"), now + USED_CODE_TTL_MS));
+                    Ok(Redeemed::Yes)
+                }
+            },
+        }
+    }
+
     async fn rate_acquire(
         &self,
         quotas: &[RateKey],
@@ -618,5 +687,13 @@ impl Backend for MemoryStore {
             .get(&self.keys.devices(user_id))
             .and_then(|set| set.get(nonce))
             .is_some_and(|until| *until > now))
+    }
+}
+
+/// A code's stored value as code_redeem.lua reads it: `u:SID` once used.
+fn code_state(v: &str) -> CodeState {
+    match v.strip_prefix("u:") {
+        Some(sid) => CodeState::Used(sid.to_string()),
+        None => CodeState::Unused(v.to_string()),
     }
 }

@@ -64,6 +64,8 @@ pub type StoreResult<T> = Result<T, StoreError>;
 pub enum SessionKind {
     Browser,
     Api,
+    /// An app signed in through OpenID Connect.
+    App,
 }
 
 impl SessionKind {
@@ -71,16 +73,26 @@ impl SessionKind {
         match self {
             SessionKind::Browser => "browser",
             SessionKind::Api => "api",
+            SessionKind::App => "app",
         }
     }
 
-    /// The kind as a session hash records it: field `k`, `a` for an API session,
-    /// absent (or `b`) for a browser.
+    /// The kind as a session hash records it: field `k`, `a` for an API session, `o`
+    /// for an app (OpenID Connect), absent (or `b`) for a browser.
     fn from_field(k: Option<&str>) -> Option<Self> {
         match k {
             None | Some("b") => Some(SessionKind::Browser),
             Some("a") => Some(SessionKind::Api),
+            Some("o") => Some(SessionKind::App),
             Some(_) => None,
+        }
+    }
+
+    fn field_value(self) -> Option<&'static str> {
+        match self {
+            SessionKind::Browser => None,
+            SessionKind::Api => Some("a"),
+            SessionKind::App => Some("o"),
         }
     }
 }
@@ -89,8 +101,10 @@ impl SessionKind {
 /// within Redis's `hash-max-listpack-value` (64 bytes), so the hash is kept as a
 /// compact listpack: only what the devices page shows and what expiry needs.
 pub mod field {
-    /// `a` for an API session; absent for a browser.
+    /// `a` for an API session, `o` for an app; absent for a browser.
     pub const KIND: &str = "k";
+    /// Apps: the client id of the app the session belongs to.
+    pub const CLIENT: &str = "c";
     /// The device label (at most [`crate::device::MAX_LABEL_BYTES`]).
     pub const LABEL: &str = "l";
     /// `1` for a phone or tablet; absent otherwise.
@@ -126,6 +140,8 @@ pub struct NewSession {
     pub mobile: bool,
     pub ip: String,
     pub refresh_hash: Option<String>,
+    /// Apps: the client id.
+    pub client_id: Option<String>,
     /// Sliding idle timeout.
     pub idle_ms: i64,
     /// Absolute expiry (unix ms): the session never outlives it.
@@ -142,8 +158,11 @@ impl NewSession {
             (field::ABSOLUTE, self.absolute_expiry_ms.to_string()),
             (field::IDLE, self.idle_ms.to_string()),
         ];
-        if self.kind == SessionKind::Api {
-            f.push((field::KIND, "a".into()));
+        if let Some(k) = self.kind.field_value() {
+            f.push((field::KIND, k.into()));
+        }
+        if let Some(c) = &self.client_id {
+            f.push((field::CLIENT, c.clone()));
         }
         if self.mobile {
             f.push((field::MOBILE, "1".into()));
@@ -227,6 +246,29 @@ pub enum CodeCheck {
     /// No code: never asked for, expired, used or burned.
     Missing,
 }
+
+/// An authorization code as the store holds it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CodeState {
+    /// Not used yet: the request it answers (JSON).
+    Unused(String),
+    /// Used once, by this app session.
+    Used(String),
+}
+
+/// What `redeem_code` did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Redeemed {
+    /// The first use: the code now names the new session.
+    Yes,
+    /// Used before: the session of the first use and the new one are ended.
+    Replayed,
+    /// No such code (expired, never issued): the new session is ended.
+    Gone,
+}
+
+/// How long a used authorization code is remembered, to recognise its replay.
+pub const USED_CODE_TTL_MS: i64 = 10 * 60 * 1000;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Rotated {
@@ -364,6 +406,27 @@ trait Backend {
         presented_hash: &str,
         now_ms: i64,
     ) -> impl Future<Output = StoreResult<Option<i64>>> + Send;
+    fn put_code(
+        &self,
+        user_id: &Uuid,
+        id: &str,
+        request: &str,
+        ttl_ms: i64,
+        now_ms: i64,
+    ) -> impl Future<Output = StoreResult<()>> + Send;
+    fn get_code(
+        &self,
+        user_id: &Uuid,
+        id: &str,
+        now_ms: i64,
+    ) -> impl Future<Output = StoreResult<Option<CodeState>>> + Send;
+    fn redeem_code(
+        &self,
+        user_id: &Uuid,
+        id: &str,
+        new_sid: Option<&str>,
+        now_ms: i64,
+    ) -> impl Future<Output = StoreResult<Redeemed>> + Send;
     fn rate_acquire(
         &self,
         quotas: &[RateKey],
@@ -581,14 +644,14 @@ impl Store {
         Ok(ended)
     }
 
-    /// API refresh (see `Rotation`): when `presented_hash` is the session's current
-    /// refresh hash, replaces it with `successor_hash` (keeping `REFRESH_HISTORY`
-    /// earlier ones), records when, slides the expiry and answers `Yes`. When it is
-    /// the immediately previous one, less than `grace_ms` after its rotation, and
-    /// `successor_hash` is current, slides the expiry and answers `Again`. When it is
-    /// an earlier one, or the previous one after the window, ends the session (a
-    /// replayed secret: theft) and answers `Reused`; else `Invalid`. Only API sessions
-    /// of an open account rotate.
+    /// API and app refresh (see `Rotation`): when `presented_hash` is the session's
+    /// current refresh hash, replaces it with `successor_hash` (keeping
+    /// `REFRESH_HISTORY` earlier ones), records when, slides the expiry and answers
+    /// `Yes`. When it is the immediately previous one, less than `grace_ms` after its
+    /// rotation, and `successor_hash` is current, slides the expiry and answers
+    /// `Again`. When it is an earlier one, or the previous one after the window, ends
+    /// the session (a replayed secret: theft) and answers `Reused`; else `Invalid`.
+    /// Only API and app sessions of an open account rotate.
     pub async fn rotate_refresh(
         &self,
         user_id: &Uuid,
@@ -658,6 +721,46 @@ impl Store {
         now_ms: i64,
     ) -> StoreResult<Option<i64>> {
         timed!(self, s => s.refresh_status(user_id, sid, presented_hash, now_ms).await)
+    }
+
+    /// Stores an unused authorization code (its request as JSON) for `ttl_ms`.
+    pub async fn put_code(
+        &self,
+        user_id: &Uuid,
+        id: &str,
+        request: &str,
+        ttl_ms: i64,
+        now_ms: i64,
+    ) -> StoreResult<()> {
+        timed!(self, s => s.put_code(user_id, id, request, ttl_ms, now_ms).await)
+    }
+
+    /// An authorization code: unused (its request), used (by which session), or none.
+    pub async fn get_code(
+        &self,
+        user_id: &Uuid,
+        id: &str,
+        now_ms: i64,
+    ) -> StoreResult<Option<CodeState>> {
+        timed!(self, s => s.get_code(user_id, id, now_ms).await)
+    }
+
+    /// Uses a code, in one step: unused → it now names `new_sid` (remembered
+    /// `USED_CODE_TTL_MS`) and `Yes`; used before → the session of its first use and
+    /// `new_sid` are ended, `Replayed`; no code → `new_sid` is ended, `Gone`. With
+    /// `new_sid` `None` an unused code is left as it is (`Gone`).
+    pub async fn redeem_code(
+        &self,
+        user_id: &Uuid,
+        id: &str,
+        new_sid: Option<&str>,
+        now_ms: i64,
+    ) -> StoreResult<Redeemed> {
+        let r = timed!(self, s => s.redeem_code(user_id, id, new_sid, now_ms).await)?;
+        if r == Redeemed::Replayed {
+            self.count_ended(1);
+        }
+        Ok(r)
     }
 
     /// The sliding-window limiter: forgets attempts older than each quota's window;

@@ -26,9 +26,9 @@ use uuid::Uuid;
 use crate::metrics::StoreMetrics;
 
 use super::{
-    field, Backend, CodeCheck, ConnectError, Created, Keys, LiveSession, NewSession, RateDecision,
-    RateKey, Rotated, Rotation, SessionKind, SessionRecord, StoreError, StoreResult,
-    PASSWORD_VERSION_TTL_MS, REFRESH_HISTORY, SEEN_REFRESH_MS,
+    field, Backend, CodeCheck, CodeState, ConnectError, Created, Keys, LiveSession, NewSession,
+    RateDecision, RateKey, Redeemed, Rotated, Rotation, SessionKind, SessionRecord, StoreError,
+    StoreResult, PASSWORD_VERSION_TTL_MS, REFRESH_HISTORY, SEEN_REFRESH_MS, USED_CODE_TTL_MS,
 };
 
 /// Connections to Redis, used in turn. Two keep both cores' requests pipelined
@@ -55,6 +55,7 @@ struct Scripts {
     reset_store: Script,
     reset_check: Script,
     device_trust: Script,
+    code_redeem: Script,
 }
 
 /// One connection: to a single Redis, or to a whole Redis Cluster.
@@ -181,6 +182,7 @@ impl RedisStore {
                 reset_store: Script::new(include_str!("reset_store.lua")),
                 reset_check: Script::new(include_str!("reset_check.lua")),
                 device_trust: Script::new(include_str!("device_trust.lua")),
+                code_redeem: Script::new(include_str!("code_redeem.lua")),
             }),
         }
     }
@@ -638,6 +640,59 @@ impl Backend for RedisStore {
             .arg(now_ms);
         let issued: i64 = self.run(&inv, Resend::Idempotent).await?;
         Ok((issued > 0).then_some(issued))
+    }
+
+    async fn put_code(
+        &self,
+        user_id: &Uuid,
+        id: &str,
+        request: &str,
+        ttl_ms: i64,
+        _now: i64,
+    ) -> StoreResult<()> {
+        let mut cmd = redis::cmd("SET");
+        cmd.arg(self.keys.auth_code(user_id, id))
+            .arg(request)
+            .arg("PX")
+            .arg(ttl_ms);
+        let _: () = self.query(&cmd, Resend::Idempotent).await?;
+        Ok(())
+    }
+
+    async fn get_code(
+        &self,
+        user_id: &Uuid,
+        id: &str,
+        _now: i64,
+    ) -> StoreResult<Option<CodeState>> {
+        let mut cmd = redis::cmd("GET");
+        cmd.arg(self.keys.auth_code(user_id, id));
+        let v: Option<String> = self.query(&cmd, Resend::Idempotent).await?;
+        Ok(v.map(|v| match v.strip_prefix("u:") {
+            Some(sid) => CodeState::Used(sid.to_string()),
+            None => CodeState::Unused(v),
+        }))
+    }
+
+    async fn redeem_code(
+        &self,
+        user_id: &Uuid,
+        id: &str,
+        new_sid: Option<&str>,
+        _now: i64,
+    ) -> StoreResult<Redeemed> {
+        let mut inv = self.scripts.code_redeem.prepare_invoke();
+        inv.key(self.keys.auth_code(user_id, id))
+            .key(self.keys.user(user_id))
+            .arg(self.keys.session_prefix(user_id))
+            .arg(new_sid.unwrap_or(""))
+            .arg(USED_CODE_TTL_MS);
+        let n: i64 = self.run(&inv, Resend::IfNotSent).await?;
+        Ok(match n {
+            1 => Redeemed::Yes,
+            -1 => Redeemed::Replayed,
+            _ => Redeemed::Gone,
+        })
     }
 
     async fn rate_acquire(

@@ -1,5 +1,5 @@
--- Rotates an API session's refresh secret, answers a retry of the previous secret
--- within the grace window, or detects the reuse of an older one.
+-- Rotates an API or app session's refresh secret, answers a retry of the previous
+-- secret within the grace window, or detects the reuse of an older one.
 -- KEYS[1] session hash P:{UID}:s:SID   KEYS[2] user hash P:{UID}:u
 -- ARGV[1] SID   ARGV[2] now (ms)   ARGV[3] hash of the presented secret
 -- ARGV[4] hash of its successor (derived from the presented secret by the caller, so
@@ -23,7 +23,7 @@ for j = 1, n do
   fields[#fields + 1] = 'p' .. j
 end
 local h = redis.call('HMGET', KEYS[1], unpack(fields))
-if h[1] ~= 'a' or redis.call('HEXISTS', KEYS[2], '@') == 0 then
+if (h[1] ~= 'a' and h[1] ~= 'o') or redis.call('HEXISTS', KEYS[2], '@') == 0 then
   return 0
 end
 local now = tonumber(ARGV[2])

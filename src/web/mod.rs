@@ -8,6 +8,7 @@ mod devices;
 mod flash;
 mod forward;
 pub mod guards;
+mod oauth;
 mod password;
 
 use std::time::Duration;
@@ -171,10 +172,13 @@ impl FromUriParam<Query, NextPath> for NextPath {
 fn security_headers() -> AdHoc {
     AdHoc::on_response("Security headers", |req, res| {
         Box::pin(async move {
-            res.set_header(Header::new(
-                "Content-Security-Policy",
-                CONTENT_SECURITY_POLICY,
-            ));
+            // A page that set its own policy (the consent page's `form-action`) keeps it.
+            if !res.headers().contains("Content-Security-Policy") {
+                res.set_header(Header::new(
+                    "Content-Security-Policy",
+                    CONTENT_SECURITY_POLICY,
+                ));
+            }
             if !req.uri().path().starts_with("/static/") {
                 res.set_header(Header::new("Cache-Control", "no-store"));
             }
@@ -215,6 +219,7 @@ pub fn stage() -> AdHoc {
             .mount("/", devices::routes())
             .mount("/", password::routes())
             .mount("/", forward::routes())
+            .mount("/", oauth::routes())
             .register("/", crate::error::catchers()))
     })
 }

@@ -1,0 +1,374 @@
+//! The OpenID Connect provider's machine endpoints: discovery, JWKS, the token
+//! endpoint and userinfo. Errors are JSON (RFC 6749 §5.2, RFC 6750 §3.1) and every
+//! answer is `no-store` (the security-headers fairing), discovery and JWKS included
+//! (a rotation is then seen at once).
+
+use rocket::fairing::AdHoc;
+use rocket::form::{Form, FromForm};
+use rocket::http::{Header, Status};
+use rocket::request::{self, FromRequest, Request};
+use rocket::response::{self, Responder};
+use rocket::serde::json::Json;
+use rocket::{get, post, routes, Route, State};
+use serde_json::{json, Value};
+
+use crate::accounts::{AccountError, Accounts};
+use crate::config::Settings;
+use crate::oidc::clients::{self, AuthError, Credentials};
+use crate::oidc::grants::{self, AccessError, GrantError};
+use crate::oidc::keys::{KeyError, ALG};
+use crate::oidc::Keyring;
+use crate::report::Report;
+use crate::services::Services;
+use crate::store::StoreError;
+use crate::tokens::TokenError;
+
+/// An OAuth error answer: `{"error", "error_description"}` with its status and, for
+/// 401, its challenge.
+#[derive(Debug)]
+pub struct OAuthError {
+    pub status: Status,
+    pub code: &'static str,
+    pub description: String,
+    pub challenge: Option<String>,
+}
+
+impl OAuthError {
+    pub fn new(status: Status, code: &'static str, description: impl Into<String>) -> Self {
+        OAuthError {
+            status,
+            code,
+            description: description.into(),
+            challenge: None,
+        }
+    }
+
+    pub fn invalid_request(description: impl Into<String>) -> Self {
+        OAuthError::new(Status::BadRequest, "invalid_request", description)
+    }
+
+    /// RFC 6749 §5.2: 401 with a challenge for the scheme the client tried.
+    pub fn invalid_client() -> Self {
+        OAuthError {
+            challenge: Some("Basic realm=\"latchkey\"".into()),
+            ..OAuthError::new(
+                Status::Unauthorized,
+                "invalid_client",
+                "Client authentication failed.",
+            )
+        }
+    }
+
+    /// RFC 6750 §3.1: a bad or ended token at a resource (userinfo).
+    pub fn invalid_token(description: impl Into<String>) -> Self {
+        let description = description.into();
+        OAuthError {
+            challenge: Some(format!(
+                "Bearer realm=\"latchkey\", error=\"invalid_token\", error_description=\"{}\"",
+                description.replace(['"', '\\'], "")
+            )),
+            ..OAuthError::new(Status::Unauthorized, "invalid_token", description)
+        }
+    }
+
+    /// Our failure, not the client's: 503 (logged once here).
+    pub fn unavailable(cause: &(dyn std::error::Error + 'static)) -> Self {
+        tracing::warn!(error = %Report(cause), "OpenID Connect endpoint answering 503");
+        OAuthError::new(
+            Status::ServiceUnavailable,
+            "temporarily_unavailable",
+            "Latchkey cannot answer right now; please try again.",
+        )
+    }
+}
+
+impl From<StoreError> for OAuthError {
+    fn from(e: StoreError) -> Self {
+        OAuthError::unavailable(&e)
+    }
+}
+
+impl From<AccountError> for OAuthError {
+    fn from(e: AccountError) -> Self {
+        OAuthError::unavailable(&e)
+    }
+}
+
+impl From<KeyError> for OAuthError {
+    fn from(e: KeyError) -> Self {
+        tracing::error!(error = %Report(&e), "signing a token failed");
+        OAuthError::new(
+            Status::InternalServerError,
+            "server_error",
+            "The token could not be signed.",
+        )
+    }
+}
+
+impl From<AuthError> for OAuthError {
+    fn from(e: AuthError) -> Self {
+        match e {
+            AuthError::Failed => OAuthError::invalid_client(),
+            AuthError::Accounts(e) => e.into(),
+        }
+    }
+}
+
+impl From<GrantError> for OAuthError {
+    fn from(e: GrantError) -> Self {
+        match e {
+            GrantError::InvalidGrant(m) => OAuthError::new(Status::BadRequest, "invalid_grant", m),
+            GrantError::InvalidRequest(m) => OAuthError::invalid_request(m),
+            GrantError::Store(e) => e.into(),
+            GrantError::Accounts(e) => e.into(),
+            GrantError::Keys(e) => e.into(),
+        }
+    }
+}
+
+impl<'r> Responder<'r, 'static> for OAuthError {
+    fn respond_to(self, req: &'r Request<'_>) -> response::Result<'static> {
+        let body = json!({ "error": self.code, "error_description": self.description });
+        let mut res = Json(body).respond_to(req)?;
+        res.set_status(self.status);
+        res.set_header(Header::new("Pragma", "no-cache"));
+        if let Some(c) = self.challenge {
+            res.set_header(Header::new("WWW-Authenticate", c));
+        }
+        Ok(res)
+    }
+}
+
+/// The issuer: `public_url` as configured (no trailing slash).
+pub fn issuer(settings: &Settings) -> String {
+    settings.server.public_url.trim_end_matches('/').to_string()
+}
+
+#[get("/.well-known/openid-configuration")]
+fn discovery(settings: &State<Settings>) -> Json<Value> {
+    let iss = issuer(settings);
+    Json(json!({
+        "issuer": iss,
+        "authorization_endpoint": format!("{iss}/oauth2/authorize"),
+        "token_endpoint": format!("{iss}/oauth2/token"),
+        "userinfo_endpoint": format!("{iss}/oauth2/userinfo"),
+        "jwks_uri": format!("{iss}/oauth2/jwks"),
+        "revocation_endpoint": format!("{iss}/oauth2/revoke"),
+        "introspection_endpoint": format!("{iss}/oauth2/introspect"),
+        "end_session_endpoint": format!("{iss}/oauth2/logout"),
+        "response_types_supported": ["code"],
+        "response_modes_supported": ["query"],
+        "grant_types_supported": ["authorization_code", "refresh_token"],
+        "subject_types_supported": ["public"],
+        "id_token_signing_alg_values_supported": [ALG],
+        "scopes_supported": grants::SCOPES,
+        "claims_supported": ["iss", "sub", "aud", "exp", "iat", "auth_time", "nonce", "amr", "sid", "email", "email_verified"],
+        "code_challenge_methods_supported": ["S256"],
+        "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post", "none"],
+        "revocation_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post", "none"],
+        "introspection_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
+        "claims_parameter_supported": false,
+        "request_parameter_supported": false,
+        "request_uri_parameter_supported": false,
+        "authorization_response_iss_parameter_supported": false,
+    }))
+}
+
+#[get("/oauth2/jwks")]
+async fn jwks(keyring: &State<Keyring>) -> Json<Value> {
+    Json(keyring.jwks().await)
+}
+
+/// The `Authorization` header as it came (client authentication, Bearer tokens).
+pub struct AuthorizationHeader(pub Option<String>);
+
+#[rocket::async_trait]
+impl<'r> FromRequest<'r> for AuthorizationHeader {
+    type Error = ();
+
+    async fn from_request(req: &'r Request<'_>) -> request::Outcome<Self, ()> {
+        request::Outcome::Success(AuthorizationHeader(
+            req.headers().get_one("Authorization").map(str::to_string),
+        ))
+    }
+}
+
+/// The token request, every value of a field kept so a repeated one is refused
+/// (RFC 6749 §3.2).
+#[derive(FromForm)]
+pub struct TokenForm {
+    grant_type: Vec<String>,
+    code: Vec<String>,
+    redirect_uri: Vec<String>,
+    code_verifier: Vec<String>,
+    refresh_token: Vec<String>,
+    client_id: Vec<String>,
+    client_secret: Vec<String>,
+}
+
+/// One value of a form field: none, or one; repeated is an error.
+pub fn one(name: &str, mut values: Vec<String>) -> Result<Option<String>, OAuthError> {
+    match values.len() {
+        0 => Ok(None),
+        1 => Ok(values.pop().filter(|v| !v.is_empty())),
+        _ => Err(OAuthError::invalid_request(format!(
+            "The parameter {name} is repeated."
+        ))),
+    }
+}
+
+/// The client's credentials from the header and the form (client_id, client_secret).
+pub fn credentials(
+    header: &AuthorizationHeader,
+    client_id: Vec<String>,
+    client_secret: Vec<String>,
+) -> Result<Credentials, OAuthError> {
+    let mut creds = Credentials::from_header(header.0.as_deref());
+    creds.form_id = one("client_id", client_id)?;
+    creds.form_secret = one("client_secret", client_secret)?;
+    Ok(creds)
+}
+
+#[post("/oauth2/token", data = "<form>")]
+async fn token(
+    s: Services<'_>,
+    keyring: &State<Keyring>,
+    header: AuthorizationHeader,
+    form: Form<TokenForm>,
+) -> Result<Json<grants::Tokens>, OAuthError> {
+    let f = form.into_inner();
+    let grant_type = one("grant_type", f.grant_type)?;
+    let code = one("code", f.code)?;
+    let redirect_uri = one("redirect_uri", f.redirect_uri)?;
+    let verifier = one("code_verifier", f.code_verifier)?;
+    let refresh_token = one("refresh_token", f.refresh_token)?;
+    let creds = credentials(&header, f.client_id, f.client_secret)?;
+    let grant = match grant_type.as_deref() {
+        None => return Err(OAuthError::invalid_request("grant_type is required.")),
+        Some(g @ ("authorization_code" | "refresh_token")) => g.to_string(),
+        Some(_) => {
+            return Err(OAuthError::new(
+                Status::BadRequest,
+                "unsupported_grant_type",
+                "grant_type must be authorization_code or refresh_token.",
+            ))
+        }
+    };
+    let client = clients::authenticate(s.accounts, &creds).await?;
+    let tokens = if grant == "authorization_code" {
+        let code = code.ok_or_else(|| OAuthError::invalid_request("code is required."))?;
+        grants::exchange_code(
+            s,
+            keyring,
+            &client,
+            &code,
+            redirect_uri.as_deref(),
+            verifier.as_deref(),
+        )
+        .await?
+    } else {
+        let rt = refresh_token
+            .ok_or_else(|| OAuthError::invalid_request("refresh_token is required."))?;
+        grants::refresh(s, keyring, &client, &rt).await?
+    };
+    Ok(Json(tokens))
+}
+
+/// A token request whose body is not a form.
+#[post("/oauth2/token", rank = 2)]
+fn token_not_form() -> OAuthError {
+    OAuthError::invalid_request("The body must be application/x-www-form-urlencoded.")
+}
+
+/// The Bearer token of a resource request (RFC 6750 §2.1).
+fn bearer(header: &AuthorizationHeader) -> Result<&str, OAuthError> {
+    let Some(h) = header.0.as_deref() else {
+        return Err(OAuthError {
+            challenge: Some("Bearer realm=\"latchkey\"".into()),
+            ..OAuthError::new(
+                Status::Unauthorized,
+                "invalid_token",
+                "An access token is required.",
+            )
+        });
+    };
+    h.strip_prefix("Bearer ")
+        .map(str::trim)
+        .filter(|t| !t.is_empty())
+        .ok_or_else(|| OAuthError::invalid_token("Not a Bearer token."))
+}
+
+async fn userinfo_answer(
+    s: Services<'_>,
+    keyring: &Keyring,
+    header: AuthorizationHeader,
+) -> Result<Json<Value>, OAuthError> {
+    let token = bearer(&header)?;
+    let access = grants::check_access(s.store, keyring, &issuer(s.settings), token)
+        .await
+        .map_err(|e| match e {
+            AccessError::Store(e) => e.into(),
+            AccessError::Ended => OAuthError::invalid_token("The session has ended."),
+            AccessError::Token(TokenError::Expired) => {
+                OAuthError::invalid_token("The access token has expired.")
+            }
+            AccessError::Token(_) => OAuthError::invalid_token("The access token is invalid."),
+        })?;
+    let mut body = json!({ "sub": access.claims.sub });
+    if access.claims.has_scope("email") {
+        body["email"] = json!(access.email);
+        body["email_verified"] = json!(false);
+    }
+    Ok(Json(body))
+}
+
+#[get("/oauth2/userinfo")]
+async fn userinfo(
+    s: Services<'_>,
+    keyring: &State<Keyring>,
+    header: AuthorizationHeader,
+) -> Result<Json<Value>, OAuthError> {
+    userinfo_answer(s, keyring, header).await
+}
+
+#[post("/oauth2/userinfo")]
+async fn userinfo_post(
+    s: Services<'_>,
+    keyring: &State<Keyring>,
+    header: AuthorizationHeader,
+) -> Result<Json<Value>, OAuthError> {
+    userinfo_answer(s, keyring, header).await
+}
+
+pub fn routes() -> Vec<Route> {
+    routes![
+        discovery,
+        jwks,
+        token,
+        token_not_form,
+        userinfo,
+        userinfo_post
+    ]
+}
+
+/// Opens the keyring (making the first key on a new database) and mounts the
+/// endpoints.
+pub fn stage() -> AdHoc {
+    AdHoc::try_on_ignite("OpenID Connect", |rocket| async move {
+        let (Some(settings), Some(accounts)) =
+            (rocket.state::<Settings>(), rocket.state::<Accounts>())
+        else {
+            tracing::error!("OpenID Connect needs the settings and accounts stages first");
+            return Err(rocket);
+        };
+        match Keyring::open(accounts.clone(), settings).await {
+            Ok(keyring) => Ok(rocket.manage(keyring).mount("/", routes())),
+            Err(e) => {
+                let msg = format!("signing keys: {}", Report(&e));
+                tracing::error!("{msg}");
+                eprintln!("latchkey: {msg}");
+                Err(rocket)
+            }
+        }
+    })
+}

@@ -1,0 +1,172 @@
+//! `latchkey clients add|list|remove`: the apps that may sign users in (OpenID
+//! Connect), and `latchkey keys rotate`: a new token-signing key.
+
+use clap::Subcommand;
+use serde::Serialize;
+
+use super::{CliError, Line, Output};
+use crate::accounts::{Accounts, ClientRecord};
+use crate::clock::iso_time;
+use crate::config::Settings;
+use crate::oidc::clients::{self, ClientError, NewClient};
+use crate::oidc::keys;
+
+#[derive(Debug, Subcommand)]
+pub enum Action {
+    /// Register an app; prints {"client_id": ..., "client_secret": ...} as one JSON
+    /// line (the secret is shown only now and stored only hashed).
+    Add {
+        /// The app's name, shown on the consent and devices pages.
+        #[arg(long)]
+        name: String,
+        /// Where the app may be sent back with a code (exact match; repeatable).
+        #[arg(long = "redirect-uri", required = true)]
+        redirect_uris: Vec<String>,
+        /// A public client (a single-page or native app): no secret, PKCE required.
+        #[arg(long)]
+        public: bool,
+        /// Where the app may send users after signing out (repeatable).
+        #[arg(long = "post-logout-uri")]
+        post_logout_uris: Vec<String>,
+    },
+    /// Every registered app, oldest first.
+    List,
+    /// Remove an app: it can no longer sign anyone in or refresh its tokens.
+    Remove { client_id: String },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum KeyAction {
+    /// Make a new current signing key; the old one stays published until every token
+    /// it signed has expired. Running servers pick it up within a minute.
+    Rotate,
+}
+
+impl Line for NewClient {
+    fn text(&self) -> String {
+        serde_json::to_string(self).unwrap_or_default()
+    }
+}
+
+#[derive(Serialize)]
+struct ClientLine {
+    client_id: String,
+    name: String,
+    public: bool,
+    redirect_uris: Vec<String>,
+    post_logout_uris: Vec<String>,
+    created_at: String,
+}
+
+impl ClientLine {
+    fn new(c: &ClientRecord) -> ClientLine {
+        ClientLine {
+            client_id: c.client_id.clone(),
+            name: c.name.clone(),
+            public: c.secret_hash.is_none(),
+            redirect_uris: c.redirect_uris.clone(),
+            post_logout_uris: c.post_logout_uris.clone(),
+            created_at: iso_time(c.created_at),
+        }
+    }
+}
+
+impl Line for ClientLine {
+    fn text(&self) -> String {
+        format!(
+            "{}  {}  {}  {}  {}",
+            self.client_id,
+            self.created_at,
+            if self.public {
+                "public"
+            } else {
+                "confidential"
+            },
+            self.name,
+            self.redirect_uris.join(" ")
+        )
+    }
+}
+
+#[derive(Serialize)]
+struct Removed {
+    client_id: String,
+    removed: bool,
+}
+
+impl Line for Removed {
+    fn text(&self) -> String {
+        format!("{} removed", self.client_id)
+    }
+}
+
+#[derive(Serialize)]
+struct Rotated {
+    kid: String,
+}
+
+impl Line for Rotated {
+    fn text(&self) -> String {
+        format!("new signing key {}", self.kid)
+    }
+}
+
+impl From<ClientError> for CliError {
+    fn from(e: ClientError) -> Self {
+        match e {
+            ClientError::Invalid(m) => CliError::Start(m),
+            ClientError::Accounts(e) => e.into(),
+        }
+    }
+}
+
+pub(super) async fn run(accounts: &Accounts, action: Action, out: Output) -> Result<(), CliError> {
+    match action {
+        Action::Add {
+            name,
+            redirect_uris,
+            public,
+            post_logout_uris,
+        } => {
+            let new =
+                clients::add(accounts, &name, &redirect_uris, public, &post_logout_uris).await?;
+            // Always one JSON line: a program reads the secret from it.
+            Output { json: true }.print(&new);
+            Ok(())
+        }
+        Action::List => {
+            out.header("CLIENT_ID  CREATED  TYPE  NAME  REDIRECT_URIS");
+            for c in accounts.list_clients().await? {
+                out.print(&ClientLine::new(&c));
+            }
+            Ok(())
+        }
+        Action::Remove { client_id } => {
+            if !accounts.delete_client(&client_id).await? {
+                return Err(CliError::Start(format!(
+                    "no app has the client id {client_id}"
+                )));
+            }
+            out.print(&Removed {
+                client_id,
+                removed: true,
+            });
+            Ok(())
+        }
+    }
+}
+
+pub(super) async fn rotate(
+    accounts: &Accounts,
+    settings: &Settings,
+    out: Output,
+) -> Result<(), CliError> {
+    let kid = keys::rotate(accounts, settings).await.map_err(|e| {
+        CliError::Start(format!(
+            "rotating the signing key: {}",
+            crate::report::Report(&e)
+        ))
+    })?;
+    out.print(&Rotated { kid });
+    Ok(())
+}

@@ -1,0 +1,11 @@
+//! The OpenID Connect provider's services (ARCHITECTURE.md, "OpenID Connect
+//! provider"): the keyring, registered apps and client authentication, codes, app
+//! sessions and their tokens. The pages and endpoints are in `web::oauth` and
+//! `api::oauth`; the operator's commands in `cli`.
+
+pub mod claims;
+pub mod clients;
+pub mod grants;
+pub mod keys;
+
+pub use keys::Keyring;

@@ -1,0 +1,394 @@
+//! `GET /oauth2/authorize` and the consent page (`POST /oauth2/authorize`): the
+//! browser half of the authorization code flow.
+//!
+//! The request is checked in RFC 6749 §4.1.2.1's order: an unknown client or a
+//! `redirect_uri` that is not registered exactly gets an error page (never a redirect
+//! to an unchecked URI); every other problem is sent back to the redirect URI as
+//! `error=…&state=…`. The consent answer's 303 goes to another origin, so the consent
+//! page's `form-action` names the app's redirect origin besides `'self'` (a browser
+//! blocks a form whose redirect leaves `form-action`).
+
+use rocket::form::FromForm;
+use rocket::http::{Header, Status};
+use rocket::request::Request;
+use rocket::response::{self, Redirect, Responder};
+use rocket::{get, post, routes, Route};
+use url::Url;
+
+use super::guards::{CsrfForm, CurrentSession};
+use super::{NextPath, Page, CONTENT_SECURITY_POLICY};
+use crate::accounts::ClientRecord;
+use crate::clock::now_ms;
+use crate::error::AppError;
+use crate::oidc::clients::origin_of;
+use crate::oidc::grants::{self, CodeRequest};
+use crate::request::ClientIp;
+use crate::services::Services;
+
+pub fn routes() -> Vec<Route> {
+    routes![authorize, consent]
+}
+
+/// The authorization request's parameters (query, or the consent form's hidden
+/// fields).
+#[derive(Debug, Clone, Default, FromForm)]
+pub struct AuthorizeParams {
+    response_type: Option<String>,
+    client_id: Option<String>,
+    redirect_uri: Option<String>,
+    scope: Option<String>,
+    state: Option<String>,
+    nonce: Option<String>,
+    code_challenge: Option<String>,
+    code_challenge_method: Option<String>,
+    prompt: Option<String>,
+    request: Option<String>,
+    request_uri: Option<String>,
+}
+
+/// The consent form: the request again, and the answer.
+#[derive(Debug, FromForm)]
+pub struct ConsentForm {
+    decision: String,
+    #[field(default = <AuthorizeParams as Default>::default())]
+    req: AuthorizeParams,
+}
+
+/// A checked request: the app and everything its code will carry.
+struct Checked {
+    client: ClientRecord,
+    redirect_uri: String,
+    scopes: Vec<&'static str>,
+    state: Option<String>,
+    nonce: Option<String>,
+    challenge: Option<String>,
+    prompt: Option<String>,
+}
+
+/// What the authorize endpoint answers.
+pub enum Outcome {
+    /// Back to the app (a code or an error).
+    Back(Redirect),
+    /// A page: the consent page (with its own `form-action`), or an error.
+    Page(Page, Option<String>),
+}
+
+impl<'r> Responder<'r, 'static> for Outcome {
+    fn respond_to(self, req: &'r Request<'_>) -> response::Result<'static> {
+        match self {
+            Outcome::Back(r) => r.respond_to(req),
+            Outcome::Page(page, form_origin) => {
+                let mut res = page.respond_to(req)?;
+                if let Some(origin) = form_origin {
+                    // The one page whose form may end at the app (the 303 after it).
+                    let csp = CONTENT_SECURITY_POLICY.replace(
+                        "form-action 'self'",
+                        &format!("form-action 'self' {origin}"),
+                    );
+                    res.set_header(Header::new("Content-Security-Policy", csp));
+                }
+                Ok(res)
+            }
+        }
+    }
+}
+
+const MAX_PARAM: usize = 512;
+
+fn error_page(message: &str) -> Outcome {
+    Outcome::Page(
+        Page::new("error", "")
+            .with("status", 400)
+            .with("title", "This sign-in link does not work")
+            .with("message", message)
+            .status(Status::BadRequest),
+        None,
+    )
+}
+
+/// `redirect_uri?error=…&error_description=…&state=…` (RFC 6749 §4.1.2.1).
+fn back_with_error(c: &Checked, error: &str, description: &str) -> Outcome {
+    let mut pairs = vec![("error", error), ("error_description", description)];
+    if let Some(s) = &c.state {
+        pairs.push(("state", s));
+    }
+    Outcome::Back(to_app(&c.redirect_uri, &pairs))
+}
+
+/// The redirect URI (registered, so it parses) with our parameters appended.
+fn to_app(redirect_uri: &str, pairs: &[(&str, &str)]) -> Redirect {
+    let mut url = match Url::parse(redirect_uri) {
+        Ok(u) => u,
+        Err(_) => return Redirect::to("/"),
+    };
+    url.query_pairs_mut().extend_pairs(pairs);
+    Redirect::to(url.to_string())
+}
+
+/// The client and redirect URI first (an error page when either is wrong), then the
+/// rest (an error sent back to the app).
+async fn check(s: Services<'_>, p: &AuthorizeParams) -> Result<Result<Checked, Outcome>, AppError> {
+    let too_long = [
+        &p.client_id,
+        &p.redirect_uri,
+        &p.scope,
+        &p.state,
+        &p.nonce,
+        &p.code_challenge,
+    ]
+    .iter()
+    .any(|v| v.as_ref().is_some_and(|v| v.len() > MAX_PARAM));
+    let Some(client_id) = p
+        .client_id
+        .as_deref()
+        .filter(|c| !c.is_empty() && c.len() <= 64)
+    else {
+        return Ok(Err(error_page(
+            "The request does not name a registered app (client_id).",
+        )));
+    };
+    let Some(client) = s.accounts.find_client(client_id).await? else {
+        return Ok(Err(error_page(
+            "The app that sent you here is not registered with Latchkey.",
+        )));
+    };
+    let Some(redirect_uri) = p
+        .redirect_uri
+        .as_deref()
+        .filter(|r| client.redirect_uris.iter().any(|u| u == r))
+        .map(str::to_string)
+    else {
+        return Ok(Err(error_page(
+            "The app asked to send you back to an address it has not registered (redirect_uri), so Latchkey will not send you there.",
+        )));
+    };
+    let mut c = Checked {
+        client,
+        redirect_uri,
+        scopes: Vec::new(),
+        state: p.state.clone().filter(|s| s.len() <= MAX_PARAM),
+        nonce: p.nonce.clone().filter(|n| !n.is_empty()),
+        challenge: p.code_challenge.clone(),
+        prompt: p.prompt.clone(),
+    };
+    let fail = |c: &Checked, e: &str, d: &str| Ok(Err(back_with_error(c, e, d)));
+    if too_long {
+        return fail(&c, "invalid_request", "A parameter is too long.");
+    }
+    if p.request.is_some() || p.request_uri.is_some() {
+        return fail(
+            &c,
+            "request_not_supported",
+            "Request objects are not supported.",
+        );
+    }
+    if p.response_type.as_deref() != Some("code") {
+        return fail(
+            &c,
+            "unsupported_response_type",
+            "Only response_type=code is supported.",
+        );
+    }
+    c.scopes = match grants::parse_scope(p.scope.as_deref().unwrap_or("")) {
+        Ok(s) => s,
+        Err(e) => return fail(&c, "invalid_scope", &e),
+    };
+    match (p.code_challenge_method.as_deref(), &c.challenge) {
+        (Some("S256"), Some(ch)) if is_challenge(ch) => {}
+        (None, None) if c.client.secret_hash.is_some() => {}
+        (None, None) => {
+            return fail(
+                &c,
+                "invalid_request",
+                "PKCE (code_challenge with S256) is required.",
+            )
+        }
+        (Some("S256") | None, _) => return fail(
+            &c,
+            "invalid_request",
+            "code_challenge must be 43 characters of BASE64URL with code_challenge_method=S256.",
+        ),
+        (Some(_), _) => {
+            return fail(
+                &c,
+                "invalid_request",
+                "Only code_challenge_method=S256 is supported.",
+            )
+        }
+    }
+    Ok(Ok(c))
+}
+
+/// A S256 challenge: 43 characters of BASE64URL (RFC 7636 §4.2).
+fn is_challenge(c: &str) -> bool {
+    c.len() == 43
+        && c.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+}
+
+/// The scopes in words, for the consent page.
+fn scope_words(scopes: &[&str]) -> Vec<&'static str> {
+    scopes
+        .iter()
+        .filter_map(|s| match *s {
+            "openid" => Some("Who you are: an identifier for your Latchkey account"),
+            "email" => Some("Your email address"),
+            "profile" => Some("Your basic profile (the name of your account)"),
+            "offline_access" => Some(
+                "Stay connected while you are away, until you sign it out on your devices page",
+            ),
+            _ => None,
+        })
+        .collect()
+}
+
+/// Issues the code and sends the browser back to the app with it.
+async fn grant(
+    s: Services<'_>,
+    session: &CurrentSession,
+    c: &Checked,
+    ip: &ClientIp,
+) -> Result<Outcome, AppError> {
+    let sessions = s.store.list_sessions(&session.user_id, now_ms()).await?;
+    let signed_in_ms = sessions
+        .iter()
+        .find(|x| x.sid == session.sid)
+        .map_or(now_ms(), |x| x.created_ms);
+    let req = CodeRequest {
+        client_id: c.client.client_id.clone(),
+        redirect_uri: c.redirect_uri.clone(),
+        scope: c.scopes.join(" "),
+        nonce: c.nonce.clone(),
+        challenge: c.challenge.clone(),
+        auth_time: (signed_in_ms / 1000).max(0) as u64,
+        amr: vec!["pwd".into()],
+        ip: ip.text(),
+        issued_ms: now_ms(),
+    };
+    let code = grants::issue_code(s.store, &session.user_id, &req).await?;
+    let mut pairs = vec![("code", code.as_str())];
+    if let Some(st) = &c.state {
+        pairs.push(("state", st));
+    }
+    Ok(Outcome::Back(to_app(&c.redirect_uri, &pairs)))
+}
+
+fn consent_page(session: &CurrentSession, c: &Checked) -> Outcome {
+    let page = Page::new("consent", &session.csrf)
+        .with("signed_in", true)
+        .with("user_email", &session.email)
+        .with("app_name", &c.client.name)
+        .with(
+            "app_host",
+            Url::parse(&c.redirect_uri)
+                .ok()
+                .and_then(|u| u.host_str().map(str::to_string)),
+        )
+        .with("scopes", scope_words(&c.scopes))
+        .with(
+            "req",
+            serde_json::json!({
+                "response_type": "code",
+                "client_id": c.client.client_id,
+                "redirect_uri": c.redirect_uri,
+                "scope": c.scopes.join(" "),
+                "state": c.state,
+                "nonce": c.nonce,
+                "code_challenge": c.challenge,
+                "code_challenge_method": c.challenge.as_ref().map(|_| "S256"),
+            }),
+        );
+    Outcome::Page(page, origin_of(&c.redirect_uri))
+}
+
+/// The path and query of this request, to come back to after signing in.
+fn this_request(req_uri: &rocket::http::uri::Origin<'_>) -> Option<NextPath> {
+    NextPath::parse(&req_uri.to_string())
+}
+
+#[get("/oauth2/authorize?<p..>")]
+async fn authorize(
+    p: AuthorizeParams,
+    session: Option<CurrentSession>,
+    s: Services<'_>,
+    ip: ClientIp,
+    uri: &rocket::http::uri::Origin<'_>,
+) -> Result<Outcome, AppError> {
+    let c = match check(s, &p).await? {
+        Ok(c) => c,
+        Err(answer) => return Ok(answer),
+    };
+    let Some(session) = session else {
+        if c.prompt.as_deref() == Some("none") {
+            return Ok(back_with_error(
+                &c,
+                "login_required",
+                "You are not signed in to Latchkey.",
+            ));
+        }
+        let Some(next) = this_request(uri) else {
+            return Ok(back_with_error(
+                &c,
+                "invalid_request",
+                "The request is too long to come back to after signing in.",
+            ));
+        };
+        return Ok(Outcome::Back(Redirect::to(rocket::uri!(
+            super::auth::login_page(Some(next), _)
+        ))));
+    };
+    let granted = s
+        .accounts
+        .consent(&session.user_id, &c.client.client_id)
+        .await?;
+    let remembered = granted.is_some_and(|g| {
+        let g: Vec<&str> = g.split(' ').collect();
+        c.scopes.iter().all(|x| g.contains(x))
+    });
+    match c.prompt.as_deref() {
+        Some("none") if !remembered => Ok(back_with_error(
+            &c,
+            "consent_required",
+            "The app has not been allowed yet.",
+        )),
+        Some(p) if p.split(' ').any(|x| x == "consent" || x == "login") => {
+            Ok(consent_page(&session, &c))
+        }
+        _ if remembered => grant(s, &session, &c, &ip).await,
+        _ => Ok(consent_page(&session, &c)),
+    }
+}
+
+/// The consent answer: the request is checked again (the form is whatever the browser
+/// sent), then `allow` remembers the consent and sends a code, `deny` sends
+/// `access_denied`.
+#[post("/oauth2/authorize", data = "<form>")]
+async fn consent(
+    form: CsrfForm<ConsentForm>,
+    session: CurrentSession,
+    s: Services<'_>,
+    ip: ClientIp,
+) -> Result<Outcome, AppError> {
+    let ConsentForm { decision, req } = form.0;
+    let c = match check(s, &req).await? {
+        Ok(c) => c,
+        Err(answer) => return Ok(answer),
+    };
+    match decision.as_str() {
+        "allow" => {
+            let scopes = c.scopes.join(" ");
+            s.accounts
+                .save_consent(&session.user_id, &c.client.client_id, &scopes)
+                .await?;
+            grant(s, &session, &c, &ip).await
+        }
+        "deny" => Ok(back_with_error(
+            &c,
+            "access_denied",
+            "You did not allow the app.",
+        )),
+        _ => Err(AppError::BadRequest(
+            "decision must be allow or deny".into(),
+        )),
+    }
+}
