@@ -58,5 +58,6 @@ pub fn app_with(figment: Figment) -> Rocket<Build> {
         .attach(web::stage())
         .attach(api::stage())
         .attach(api::oauth::stage())
+        .attach(api::oauth_ends::stage())
         .attach(health::stage())
 }

@@ -23,6 +23,7 @@ mod instances;
 mod limits;
 mod lockout;
 mod metrics;
+mod oauth_ends;
 mod oidc;
 mod operator;
 mod proxies;

@@ -7,6 +7,7 @@ mod account;
 mod error;
 mod guard;
 pub mod oauth;
+pub mod oauth_ends;
 mod token;
 
 use rocket::fairing::AdHoc;

@@ -131,7 +131,7 @@ fn scope_letters(scope: &str) -> String {
         .collect()
 }
 
-fn scope_from_letters(letters: &str) -> Option<String> {
+pub fn scope_from_letters(letters: &str) -> Option<String> {
     let mut out = Vec::new();
     for c in letters.chars() {
         out.push(match c {
@@ -143,6 +143,17 @@ fn scope_from_letters(letters: &str) -> Option<String> {
         });
     }
     Some(out.join(" "))
+}
+
+/// What an app's refresh secret's stored hash is bound to: its client and its scopes.
+pub fn refresh_binding(client_id: &str, letters: &str) -> String {
+    format!("{client_id}\n{letters}")
+}
+
+/// An app's refresh token, read: the `UID.SID.SECRET` part and the scope letters.
+pub fn parse_refresh_token(token: &str) -> Option<(RefreshToken, &str)> {
+    let (base, letters) = token.rsplit_once('.')?;
+    Some((RefreshToken::parse(base)?, letters))
 }
 
 /// An app's refresh token: `UID.SID.SECRET.SCOPES`.
@@ -226,7 +237,7 @@ pub async fn exchange_code(
         name: client.name.clone(),
         offline,
         // The refresh token is bound to the client and its scopes.
-        bound_to: format!("{}\n{letters}", client.client_id),
+        bound_to: refresh_binding(&client.client_id, &letters),
     };
     let started = sessions::start(s.store, s.settings, &user, &origin, spec)
         .await?
@@ -324,13 +335,13 @@ pub async fn refresh(
     token: &str,
 ) -> Result<Tokens, GrantError> {
     let invalid = GrantError::InvalidGrant("the refresh token is invalid or was revoked");
-    let Some((base, letters)) = token.rsplit_once('.') else {
+    let Some((rt, letters)) = parse_refresh_token(token) else {
         return Err(invalid);
     };
-    let (Some(rt), Some(scope)) = (RefreshToken::parse(base), scope_from_letters(letters)) else {
+    let Some(scope) = scope_from_letters(letters) else {
         return Err(invalid);
     };
-    let client_key = format!("{}\n{letters}", client.client_id);
+    let client_key = refresh_binding(&client.client_id, letters);
     let stored_hash = |t: &RefreshToken| app_secret_hash(&client_key, &t.secret);
     let next = match refresh::refresh_hashed(s.store, s.settings, &rt, stored_hash, now_ms())
         .await?

@@ -7,5 +7,7 @@ pub mod claims;
 pub mod clients;
 pub mod grants;
 pub mod keys;
+pub mod logout;
+pub mod revocation;
 
 pub use keys::Keyring;

@@ -9,6 +9,7 @@ mod flash;
 mod forward;
 pub mod guards;
 mod oauth;
+mod oauth_logout;
 mod password;
 
 use std::time::Duration;
@@ -220,6 +221,7 @@ pub fn stage() -> AdHoc {
             .mount("/", password::routes())
             .mount("/", forward::routes())
             .mount("/", oauth::routes())
+            .mount("/", oauth_logout::routes())
             .register("/", crate::error::catchers()))
     })
 }

@@ -1,0 +1,187 @@
+//! `GET /oauth2/logout`: RP-initiated logout (OpenID Connect RP-Initiated Logout 1.0),
+//! and `POST /oauth2/logout`, the confirmation it asks for when the app did not say
+//! who it signs out.
+//!
+//! With a valid `id_token_hint` (`oidc::logout::verify_id_token_hint`) the app session
+//! it names ends, and so does this browser's Latchkey session when it belongs to the
+//! same account, at once. Without one, anyone could have sent the browser here (an
+//! `<img src>` on any site), so nothing ends until the user confirms with the page's
+//! CSRF-protected form. A hint that is not ours (forged, altered, another issuer's)
+//! answers 400 and ends nothing. The browser goes back to `post_logout_redirect_uri`
+//! only when it is registered for the app, character for character
+//! (`oidc::logout::post_logout_target`); otherwise it stays on our "signed out" page.
+
+use rocket::form::FromForm;
+use rocket::http::Status;
+use rocket::response::Redirect;
+use rocket::{get, post, routes, Route, State};
+
+use super::guards::{CsrfForm, CurrentSession, SessionCookieJar};
+use super::oauth::Outcome;
+use super::Page;
+use crate::accounts::ClientRecord;
+use crate::api::oauth::issuer;
+use crate::error::AppError;
+use crate::oidc::clients::origin_of;
+use crate::oidc::logout::{post_logout_target, verify_id_token_hint};
+use crate::oidc::Keyring;
+use crate::services::Services;
+use crate::sessions;
+
+pub fn routes() -> Vec<Route> {
+    routes![logout, confirm]
+}
+
+/// The logout request (query), and the confirmation form's hidden fields.
+#[derive(Debug, Clone, Default, FromForm)]
+pub struct LogoutParams {
+    id_token_hint: Option<String>,
+    post_logout_redirect_uri: Option<String>,
+    state: Option<String>,
+    client_id: Option<String>,
+}
+
+const MAX_PARAM: usize = 512;
+const MAX_HINT: usize = 4096;
+
+fn error_page(message: &str) -> Outcome {
+    Outcome::Page(
+        Page::new("error", "")
+            .with("status", 400)
+            .with("title", "This sign-out link does not work")
+            .with("message", message)
+            .status(Status::BadRequest),
+        None,
+    )
+}
+
+/// After signing out: back to the app when it may be sent there, else our page.
+fn done(target: Option<String>, app: Option<&ClientRecord>) -> Outcome {
+    match target {
+        Some(t) => Outcome::Back(Redirect::to(t)),
+        None => Outcome::Page(
+            Page::new("signed_out", "").with("app_name", app.map(|c| c.name.as_str())),
+            None,
+        ),
+    }
+}
+
+/// The app a request names by `client_id`: `Ok(None)` when it names none.
+async fn named_app(
+    s: &Services<'_>,
+    p: &LogoutParams,
+) -> Result<Result<Option<ClientRecord>, Outcome>, AppError> {
+    let Some(id) = p.client_id.as_deref().filter(|c| !c.is_empty()) else {
+        return Ok(Ok(None));
+    };
+    match s.accounts.find_client(id).await? {
+        Some(c) => Ok(Ok(Some(c))),
+        None => Ok(Err(error_page(
+            "The app that sent you here is not registered with Latchkey.",
+        ))),
+    }
+}
+
+#[get("/oauth2/logout?<p..>")]
+async fn logout(
+    p: LogoutParams,
+    browser: Option<CurrentSession>,
+    s: Services<'_>,
+    keyring: &State<Keyring>,
+    cookie: SessionCookieJar<'_>,
+) -> Result<Outcome, AppError> {
+    let too_long = [&p.post_logout_redirect_uri, &p.state, &p.client_id]
+        .iter()
+        .any(|v| v.as_ref().is_some_and(|v| v.len() > MAX_PARAM))
+        || p.id_token_hint.as_ref().is_some_and(|h| h.len() > MAX_HINT);
+    if too_long {
+        return Ok(error_page("A parameter of the sign-out link is too long."));
+    }
+    let named = match named_app(&s, &p).await? {
+        Ok(app) => app,
+        Err(page) => return Ok(page),
+    };
+    let Some(hint) = p.id_token_hint.as_deref().filter(|h| !h.is_empty()) else {
+        return Ok(unconfirmed(&p, browser.as_ref(), named.as_ref()));
+    };
+    let Ok(claims) = verify_id_token_hint(keyring, &issuer(s.settings), hint).await else {
+        tracing::info!("RP-initiated logout refused: an id_token_hint that is not ours");
+        return Ok(error_page(
+            "The sign-out link carries a sign-in token (id_token_hint) that Latchkey did not issue, so nothing was signed out.",
+        ));
+    };
+    if named.as_ref().is_some_and(|c| c.client_id != claims.aud) {
+        return Ok(error_page(
+            "The sign-out link names one app (client_id) and carries another app's sign-in token.",
+        ));
+    }
+    let app = match named {
+        Some(app) => Some(app),
+        None => s.accounts.find_client(&claims.aud).await?,
+    };
+    // The app's own session ends (its tokens with it); the browser's ends only when it
+    // is the same account's: another account signed in since is not the app's to end.
+    sessions::end(s.store, &claims.sub, &claims.sid).await?;
+    if let Some(b) = browser.filter(|b| b.user_id == claims.sub) {
+        sessions::end(s.store, &b.user_id, &b.sid).await?;
+        cookie.clear();
+    }
+    let target = app.as_ref().and_then(|c| {
+        post_logout_target(c, p.post_logout_redirect_uri.as_deref(), p.state.as_deref())
+    });
+    Ok(done(target, app.as_ref()))
+}
+
+/// No hint: a signed-in browser is asked first; a signed-out one has nothing to end.
+fn unconfirmed(
+    p: &LogoutParams,
+    browser: Option<&CurrentSession>,
+    app: Option<&ClientRecord>,
+) -> Outcome {
+    let target = app.and_then(|c| {
+        post_logout_target(c, p.post_logout_redirect_uri.as_deref(), p.state.as_deref())
+    });
+    let Some(session) = browser else {
+        return done(target, app);
+    };
+    let page = Page::new("logout", &session.csrf)
+        .with("signed_in", true)
+        .with("user_email", &session.email)
+        .with("app_name", app.map(|c| c.name.as_str()))
+        .with(
+            "req",
+            serde_json::json!({
+                "client_id": app.map(|c| c.client_id.as_str()),
+                "post_logout_redirect_uri": target.as_ref().and(p.post_logout_redirect_uri.as_deref()),
+                "state": target.as_ref().and(p.state.as_deref()),
+            }),
+        );
+    // The form's answer (a 303) may leave for the app: `form-action` must allow it.
+    let origin = target.as_deref().and_then(origin_of);
+    Outcome::Page(page, origin)
+}
+
+/// The confirmation: ends this browser's session (when it has one) and goes back to
+/// the app when it may. The form is whatever the browser sent: the target is checked
+/// again.
+#[post("/oauth2/logout", data = "<form>")]
+async fn confirm(
+    form: CsrfForm<LogoutParams>,
+    browser: Option<CurrentSession>,
+    s: Services<'_>,
+    cookie: SessionCookieJar<'_>,
+) -> Result<Outcome, AppError> {
+    let p = form.0;
+    let app = match named_app(&s, &p).await? {
+        Ok(app) => app,
+        Err(page) => return Ok(page),
+    };
+    if let Some(b) = browser {
+        sessions::end(s.store, &b.user_id, &b.sid).await?;
+    }
+    cookie.clear();
+    let target = app.as_ref().and_then(|c| {
+        post_logout_target(c, p.post_logout_redirect_uri.as_deref(), p.state.as_deref())
+    });
+    Ok(done(target, app.as_ref()))
+}

@@ -1,0 +1,660 @@
+//! The ends of an app's access, against the real server binary, Redis and a database:
+//! revocation (RFC 7009), introspection (RFC 7662), RP-initiated logout, and the
+//! refresh grace window for an app's refresh tokens. Attacker cases: another client's
+//! tokens, unauthenticated or public-client introspection, an unregistered
+//! post_logout_redirect_uri, forged id_token_hints, a logout link with no hint.
+
+use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+use base64::Engine;
+use jsonwebtoken::{encode as jwt_encode, Algorithm, EncodingKey, Header};
+use serde_json::{json, Value};
+
+use crate::common::*;
+use crate::oidc::{code_for, exchange, header, App, Provider, VERIFIER};
+
+const BYE: &str = "http://localhost:9/signed-out";
+
+/// How a client authenticates at revocation and introspection.
+#[derive(Clone, Copy)]
+enum As<'a> {
+    /// `Authorization: Basic` (client_secret_basic).
+    Basic(&'a App),
+    /// `client_id` (and `client_secret` when it has one) in the form.
+    Form(&'a App),
+    Nobody,
+}
+
+/// POST `path` with `pairs` as `who`: (status, JSON body or Null, the reply).
+fn ask(p: &Provider, path: &str, who: As<'_>, pairs: &[(&str, &str)]) -> (u16, Value, Reply) {
+    let mut pairs = pairs.to_vec();
+    let mut headers = vec![("Content-Type", "application/x-www-form-urlencoded")];
+    let basic;
+    match who {
+        As::Basic(app) => {
+            basic = format!(
+                "Basic {}",
+                STANDARD.encode(format!(
+                    "{}:{}",
+                    app.id,
+                    app.secret.clone().unwrap_or_default()
+                ))
+            );
+            headers.push(("Authorization", &basic));
+        }
+        As::Form(app) => {
+            pairs.push(("client_id", &app.id));
+            if let Some(secret) = &app.secret {
+                pairs.push(("client_secret", secret));
+            }
+        }
+        As::Nobody => {}
+    }
+    let r = p.server.request("POST", path, &headers, &encode(&pairs));
+    let v = serde_json::from_str(&r.body).unwrap_or(Value::Null);
+    (r.status, v, r)
+}
+
+fn revoke(p: &Provider, who: As<'_>, token: &str) -> (u16, Value, Reply) {
+    ask(p, "/oauth2/revoke", who, &[("token", token)])
+}
+
+fn introspect(p: &Provider, who: As<'_>, token: &str) -> Value {
+    let (status, v, r) = ask(p, "/oauth2/introspect", who, &[("token", token)]);
+    assert_eq!(status, 200, "{}", r.body);
+    v
+}
+
+fn inactive() -> Value {
+    json!({"active": false})
+}
+
+/// A signed-in browser (its jar, the account's email) and an app's tokens for it.
+fn signed_in_app(p: &Provider, app: &App, scope: &str) -> (Jar, String, Value) {
+    let mut jar = Jar::default();
+    let email = format!("{}@example.com", unique("ends"));
+    p.account(&mut jar, &email);
+    let tokens = tokens_for(p, &mut jar, app, scope);
+    (jar, email, tokens)
+}
+
+/// An app's tokens through a signed-in `jar` (consent given).
+fn tokens_for(p: &Provider, jar: &mut Jar, app: &App, scope: &str) -> Value {
+    let code = code_for(p, jar, app, scope);
+    let (status, tokens) = if app.secret.is_some() {
+        exchange(p, app, &code, VERIFIER)
+    } else {
+        let (s, v, _) = ask(
+            p,
+            "/oauth2/token",
+            As::Form(app),
+            &[
+                ("grant_type", "authorization_code"),
+                ("code", &code),
+                ("redirect_uri", "http://localhost:9/callback"),
+                ("code_verifier", VERIFIER),
+            ],
+        );
+        (s, v)
+    };
+    assert_eq!(status, 200, "{tokens}");
+    tokens
+}
+
+fn field(v: &Value, name: &str) -> String {
+    v[name]
+        .as_str()
+        .unwrap_or_else(|| panic!("{name} in {v}"))
+        .to_string()
+}
+
+fn refresh(p: &Provider, app: &App, token: &str) -> (u16, Value) {
+    let (s, v, _) = p.token(
+        Some(app),
+        &[("grant_type", "refresh_token"), ("refresh_token", token)],
+    );
+    (s, v)
+}
+
+fn userinfo_status(p: &Provider, access: &str) -> u16 {
+    p.userinfo(access).status
+}
+
+#[tokio::test]
+async fn revoking_a_refresh_token_ends_the_app_session_and_every_token_of_it() {
+    let p = Provider::start(Database::Sqlite).await;
+    let app = p.add_app("Wiki", &[]);
+    let (mut jar, _, tokens) = signed_in_app(&p, &app, "openid email offline_access");
+    let (access, rt) = (
+        field(&tokens, "access_token"),
+        field(&tokens, "refresh_token"),
+    );
+    assert_eq!(userinfo_status(&p, &access), 200);
+    let devices = p.server.send(&mut jar, "GET", "/devices", None);
+    assert!(devices.body.contains("Wiki"), "{}", devices.body);
+
+    let (status, _, reply) = revoke(&p, As::Basic(&app), &rt);
+
+    assert_eq!(status, 200, "{}", reply.body);
+    assert!(reply.body.is_empty(), "{}", reply.body);
+    assert_eq!(userinfo_status(&p, &access), 401);
+    let (refused, body) = refresh(&p, &app, &rt);
+    assert_eq!(
+        (refused, field(&body, "error")),
+        (400, "invalid_grant".into())
+    );
+    assert_eq!(introspect(&p, As::Basic(&app), &access), inactive());
+    let devices = p.server.send(&mut jar, "GET", "/devices", None);
+    assert!(
+        !devices.body.contains("Wiki"),
+        "the app is gone from the devices page"
+    );
+    assert!(p.server.signed_in(&mut jar), "the browser stays signed in");
+    // Revoking it again, or a token never issued, still answers 200 (RFC 7009 §2.2).
+    assert_eq!(revoke(&p, As::Basic(&app), &rt).0, 200);
+    assert_eq!(revoke(&p, As::Basic(&app), "not-a-token").0, 200);
+}
+
+#[tokio::test]
+async fn revoking_an_access_token_stops_it_at_once_and_the_session_goes_on() {
+    let p = Provider::start(Database::Sqlite).await;
+    let app = p.add_app("Wiki", &[]);
+    let (_, _, tokens) = signed_in_app(&p, &app, "openid email offline_access");
+    let (access, rt) = (
+        field(&tokens, "access_token"),
+        field(&tokens, "refresh_token"),
+    );
+
+    let (status, _, reply) = revoke(&p, As::Form(&app), &access);
+
+    assert_eq!(status, 200, "{}", reply.body);
+    assert_eq!(userinfo_status(&p, &access), 401);
+    assert_eq!(introspect(&p, As::Basic(&app), &access), inactive());
+    let (ok, next) = refresh(&p, &app, &rt);
+    assert_eq!(ok, 200, "{next}");
+    assert_eq!(userinfo_status(&p, &field(&next, "access_token")), 200);
+}
+
+#[tokio::test]
+async fn another_clients_tokens_are_neither_revoked_nor_described() {
+    let p = Provider::start(Database::Sqlite).await;
+    let wiki = p.add_app("Wiki", &[]);
+    let attacker = p.add_app("Attacker", &[]);
+    let (_, _, tokens) = signed_in_app(&p, &wiki, "openid email offline_access");
+    let (access, rt) = (
+        field(&tokens, "access_token"),
+        field(&tokens, "refresh_token"),
+    );
+
+    for token in [&access, &rt] {
+        assert_eq!(introspect(&p, As::Basic(&attacker), token), inactive());
+        let (status, _, reply) = revoke(&p, As::Basic(&attacker), token);
+        assert_eq!(status, 200, "{}", reply.body);
+    }
+
+    // Nothing of the wiki's changed, and its owner sees both tokens active.
+    assert_eq!(userinfo_status(&p, &access), 200);
+    assert_eq!(introspect(&p, As::Basic(&wiki), &access)["active"], true);
+    assert_eq!(introspect(&p, As::Basic(&wiki), &rt)["active"], true);
+    let (ok, _) = refresh(&p, &wiki, &rt);
+    assert_eq!(ok, 200);
+}
+
+#[tokio::test]
+async fn revocation_and_introspection_need_a_client_that_proves_itself() {
+    let p = Provider::start(Database::Sqlite).await;
+    let wiki = p.add_app("Wiki", &[]);
+    let cli = p.add_app("Command line", &["--public"]);
+    assert!(cli.secret.is_none());
+    let (_, _, tokens) = signed_in_app(&p, &wiki, "openid email offline_access");
+    let access = field(&tokens, "access_token");
+    let wrong = App {
+        id: wiki.id.clone(),
+        secret: Some("A".repeat(43)),
+    };
+    let unknown = App {
+        id: "B".repeat(22),
+        secret: Some("C".repeat(43)),
+    };
+
+    for path in ["/oauth2/revoke", "/oauth2/introspect"] {
+        for who in [
+            As::Nobody,
+            As::Basic(&wrong),
+            As::Form(&wrong),
+            As::Basic(&unknown),
+        ] {
+            let (status, body, reply) = ask(&p, path, who, &[("token", &access)]);
+            assert_eq!(status, 401, "{path}: {}", reply.body);
+            assert_eq!(body["error"], "invalid_client", "{path}");
+            assert!(body.get("active").is_none(), "{path}: {body}");
+            assert!(header(&reply, "WWW-Authenticate").is_some(), "{path}");
+        }
+    }
+    // A public client has no secret to prove itself with: no introspection for it.
+    let (status, body, _) = ask(
+        &p,
+        "/oauth2/introspect",
+        As::Form(&cli),
+        &[("token", &access)],
+    );
+    assert_eq!(
+        (status, body["error"].clone()),
+        (401, json!("invalid_client"))
+    );
+    // Nothing was revoked on the way.
+    assert_eq!(userinfo_status(&p, &access), 200);
+    // Bad requests from a good client: no token, a repeated token, not a form.
+    let (status, body, _) = ask(&p, "/oauth2/revoke", As::Basic(&wiki), &[]);
+    assert_eq!(
+        (status, body["error"].clone()),
+        (400, json!("invalid_request"))
+    );
+    let (status, body, _) = ask(
+        &p,
+        "/oauth2/introspect",
+        As::Basic(&wiki),
+        &[("token", &access), ("token", "x")],
+    );
+    assert_eq!(
+        (status, body["error"].clone()),
+        (400, json!("invalid_request"))
+    );
+    let auth = format!(
+        "Basic {}",
+        STANDARD.encode(format!(
+            "{}:{}",
+            wiki.id,
+            wiki.secret.clone().unwrap_or_default()
+        ))
+    );
+    let json_body = p.server.request(
+        "POST",
+        "/oauth2/introspect",
+        &[
+            ("Content-Type", "application/json"),
+            ("Authorization", &auth),
+        ],
+        &json!({ "token": access }).to_string(),
+    );
+    assert_eq!(json_body.status, 400, "{}", json_body.body);
+}
+
+#[tokio::test]
+async fn a_public_client_revokes_its_own_refresh_token_with_its_client_id() {
+    let p = Provider::start(Database::Sqlite).await;
+    let cli = p.add_app("Command line", &["--public"]);
+    let (_, _, tokens) = signed_in_app(&p, &cli, "openid offline_access");
+    let (access, rt) = (
+        field(&tokens, "access_token"),
+        field(&tokens, "refresh_token"),
+    );
+    assert_eq!(userinfo_status(&p, &access), 200);
+
+    let (status, _, reply) = revoke(&p, As::Form(&cli), &rt);
+
+    assert_eq!(status, 200, "{}", reply.body);
+    assert_eq!(userinfo_status(&p, &access), 401);
+}
+
+#[tokio::test]
+async fn introspection_describes_a_live_token_and_nothing_once_it_ended() {
+    let p = Provider::start(Database::Sqlite).await;
+    let app = p.add_app("Wiki", &[]);
+    let (mut jar, _, tokens) = signed_in_app(&p, &app, "openid email offline_access");
+    let (access, first) = (
+        field(&tokens, "access_token"),
+        field(&tokens, "refresh_token"),
+    );
+
+    let live = introspect(&p, As::Basic(&app), &access);
+    assert_eq!(live["active"], true, "{live}");
+    assert_eq!(live["client_id"], json!(app.id));
+    assert_eq!(live["token_type"], "Bearer");
+    assert_eq!(live["scope"], "openid email offline_access");
+    assert_eq!(live["iss"], json!(p.issuer()));
+    let (exp, iat) = (live["exp"].as_u64(), live["iat"].as_u64());
+    assert!(matches!((exp, iat), (Some(e), Some(i)) if e > i), "{live}");
+    let sid = field(&live, "sid");
+    let userinfo: Value = serde_json::from_str(&p.userinfo(&access).body).expect("JSON");
+    assert_eq!(live["sub"], userinfo["sub"]);
+
+    let refresh_live = introspect(&p, As::Form(&app), &first);
+    assert_eq!(refresh_live["active"], true, "{refresh_live}");
+    assert_eq!(refresh_live["token_type"], "refresh_token");
+    assert_eq!(refresh_live["scope"], "openid email offline_access");
+    assert_eq!(refresh_live["sid"], json!(sid));
+    // Looking changed nothing: the token still refreshes. Then it is spent: inactive,
+    // and its successor is the active one.
+    let (ok, next) = refresh(&p, &app, &first);
+    assert_eq!(ok, 200, "{next}");
+    assert_eq!(introspect(&p, As::Basic(&app), &first), inactive());
+    let second = field(&next, "refresh_token");
+    assert_eq!(introspect(&p, As::Basic(&app), &second)["active"], true);
+
+    // The user signs the app out on the devices page: every token of it is inactive.
+    let page = p.server.send(&mut jar, "GET", "/devices", None);
+    let csrf = csrf_from(&page.body);
+    let ended = p.server.send(
+        &mut jar,
+        "POST",
+        &format!("/devices/{sid}/revoke"),
+        Some(&encode(&[("csrf_token", &csrf)])),
+    );
+    assert_eq!(ended.status, 303, "{}", ended.body);
+    for token in [&access, &second, &field(&next, "access_token")] {
+        assert_eq!(introspect(&p, As::Basic(&app), token), inactive());
+    }
+}
+
+#[tokio::test]
+async fn forged_access_tokens_are_inactive() {
+    let p = Provider::start(Database::Sqlite).await;
+    let app = p.add_app("Wiki", &[]);
+    let (_, _, tokens) = signed_in_app(&p, &app, "openid email");
+    let access = field(&tokens, "access_token");
+    let parts: Vec<&str> = access.split('.').collect();
+    let mut claims: Value =
+        serde_json::from_slice(&URL_SAFE_NO_PAD.decode(parts[1]).expect("b64")).expect("JSON");
+    claims["scope"] = json!("openid email profile offline_access");
+    let altered = format!(
+        "{}.{}.{}",
+        parts[0],
+        URL_SAFE_NO_PAD.encode(claims.to_string()),
+        parts[2]
+    );
+    let none = format!(
+        "{}.{}.",
+        URL_SAFE_NO_PAD.encode(r#"{"alg":"none","typ":"at+jwt"}"#),
+        parts[1]
+    );
+    let hs256 = jwt_encode(
+        &Header::new(Algorithm::HS256),
+        &claims,
+        &EncodingKey::from_secret(app.secret.clone().unwrap_or_default().as_bytes()),
+    )
+    .expect("signed");
+
+    for forged in [altered, none, hs256, format!("{access}x")] {
+        assert_eq!(
+            introspect(&p, As::Basic(&app), &forged),
+            inactive(),
+            "{forged}"
+        );
+        assert_eq!(revoke(&p, As::Basic(&app), &forged).0, 200);
+    }
+    assert_eq!(userinfo_status(&p, &access), 200);
+}
+
+#[tokio::test]
+async fn an_app_refresh_retried_within_the_grace_window_gets_the_same_successor() {
+    let p = Provider::start(Database::Sqlite).await;
+    let app = p.add_app("Wiki", &[]);
+    let (_, _, tokens) = signed_in_app(&p, &app, "openid offline_access");
+    let first = field(&tokens, "refresh_token");
+
+    let (a, by_a) = refresh(&p, &app, &first);
+    let (b, by_b) = refresh(&p, &app, &first);
+
+    assert_eq!((a, b), (200, 200), "{by_a} {by_b}");
+    assert_eq!(by_a["refresh_token"], by_b["refresh_token"]);
+    let second = field(&by_a, "refresh_token");
+    assert!(second.ends_with(".of"), "the scopes ride along: {second}");
+    let (ok, third) = refresh(&p, &app, &second);
+    assert_eq!(ok, 200, "{third}");
+    // `first` is two rotations old now: a replay, and the session ends.
+    let (late, body) = refresh(&p, &app, &first);
+    assert_eq!((late, field(&body, "error")), (400, "invalid_grant".into()));
+    assert_eq!(userinfo_status(&p, &field(&third, "access_token")), 401);
+}
+
+/// An app that may send users back to `BYE` after signing out, a signed-in browser,
+/// and the app's tokens (with an id_token) for that account.
+fn logout_setup(p: &Provider) -> (App, Jar, Value) {
+    let app = p.add_app("Wiki", &["--post-logout-uri", BYE]);
+    let (jar, _, tokens) = signed_in_app(p, &app, "openid email offline_access");
+    (app, jar, tokens)
+}
+
+fn logout_path(pairs: &[(&str, &str)]) -> String {
+    format!("/oauth2/logout?{}", encode(pairs))
+}
+
+#[tokio::test]
+async fn logout_with_a_valid_hint_ends_both_sessions_and_goes_back_with_the_state() {
+    let p = Provider::start(Database::Sqlite).await;
+    let (_, mut jar, tokens) = logout_setup(&p);
+    let (id_token, access) = (field(&tokens, "id_token"), field(&tokens, "access_token"));
+
+    let r = p.server.send(
+        &mut jar,
+        "GET",
+        &logout_path(&[
+            ("id_token_hint", &id_token),
+            ("post_logout_redirect_uri", BYE),
+            ("state", "x y&z"),
+        ]),
+        None,
+    );
+
+    assert_eq!(r.status, 303, "{}", r.body);
+    assert_eq!(r.location(), Some(format!("{BYE}?state=x+y%26z").as_str()));
+    assert!(!p.server.signed_in(&mut jar), "the browser is signed out");
+    assert_eq!(userinfo_status(&p, &access), 401, "so is the app");
+}
+
+#[tokio::test]
+async fn an_unregistered_post_logout_uri_is_never_followed() {
+    let p = Provider::start(Database::Sqlite).await;
+    let (app, _, _) = logout_setup(&p);
+    for evil in [
+        "https://evil.example/",
+        "http://localhost:9/signed-out/",
+        "http://localhost:9/signed-out?next=https://evil.example",
+        "http://localhost:9/Signed-out",
+        "http://localhost:9/callback",
+        "//evil.example",
+    ] {
+        let mut jar = Jar::default();
+        p.account(&mut jar, &format!("{}@example.com", unique("evil")));
+        let tokens = tokens_for(&p, &mut jar, &app, "openid");
+        let hint = field(&tokens, "id_token");
+
+        let r = p.server.send(
+            &mut jar,
+            "GET",
+            &logout_path(&[
+                ("id_token_hint", &hint),
+                ("post_logout_redirect_uri", evil),
+                ("state", "s"),
+            ]),
+            None,
+        );
+
+        assert_eq!(r.status, 200, "{evil}: {}", r.body);
+        assert!(r.location().is_none(), "{evil}");
+        assert!(!r.body.contains("evil.example"), "{evil}");
+        assert!(r.body.contains("You are signed out"), "{}", r.body);
+        assert!(
+            !p.server.signed_in(&mut jar),
+            "{evil}: signed out all the same"
+        );
+    }
+}
+
+/// A key of the attacker's own (PKCS#1 DER).
+fn attacker_key() -> EncodingKey {
+    use rsa::pkcs1::EncodeRsaPrivateKey;
+    let key = rsa::RsaPrivateKey::new(&mut rsa::rand_core::OsRng, 2048).expect("a key");
+    let der = key.to_pkcs1_der().expect("DER");
+    EncodingKey::from_rsa_der(der.as_bytes())
+}
+
+#[tokio::test]
+async fn a_forged_id_token_hint_ends_nothing_and_sends_nowhere() {
+    let p = Provider::start(Database::Sqlite).await;
+    let (_, mut jar, tokens) = logout_setup(&p);
+    let (id_token, access) = (field(&tokens, "id_token"), field(&tokens, "access_token"));
+    let parts: Vec<&str> = id_token.split('.').collect();
+    let real_header: Value =
+        serde_json::from_slice(&URL_SAFE_NO_PAD.decode(parts[0]).expect("b64")).expect("JSON");
+    let claims: Value =
+        serde_json::from_slice(&URL_SAFE_NO_PAD.decode(parts[1]).expect("b64")).expect("JSON");
+    let mut other_user = claims.clone();
+    other_user["sub"] = json!(uuid::Uuid::now_v7());
+    let altered = format!(
+        "{}.{}.{}",
+        parts[0],
+        URL_SAFE_NO_PAD.encode(other_user.to_string()),
+        parts[2]
+    );
+    let none = format!(
+        "{}.{}.",
+        URL_SAFE_NO_PAD.encode(r#"{"alg":"none","typ":"JWT"}"#),
+        parts[1]
+    );
+    let hs256 = jwt_encode(
+        &Header::new(Algorithm::HS256),
+        &claims,
+        &EncodingKey::from_secret(b"guessed"),
+    )
+    .expect("signed");
+    // The right algorithm and our kid, signed with the attacker's own key.
+    let mut header = Header::new(Algorithm::RS256);
+    header.kid = real_header["kid"].as_str().map(str::to_string);
+    let own_key = jwt_encode(&header, &claims, &attacker_key()).expect("signed");
+    // An access token is not an id_token.
+    let access_as_hint = access.clone();
+
+    for forged in [
+        altered,
+        none,
+        hs256,
+        own_key,
+        access_as_hint,
+        "x.y.z".into(),
+    ] {
+        let r = p.server.send(
+            &mut jar,
+            "GET",
+            &logout_path(&[
+                ("id_token_hint", &forged),
+                ("post_logout_redirect_uri", BYE),
+            ]),
+            None,
+        );
+        assert_eq!(r.status, 400, "{forged}: {}", r.body);
+        assert!(r.location().is_none());
+        assert!(
+            p.server.signed_in(&mut jar),
+            "{forged}: the browser is signed in"
+        );
+        assert_eq!(userinfo_status(&p, &access), 200, "{forged}: so is the app");
+    }
+}
+
+#[tokio::test]
+async fn without_a_hint_the_user_confirms_with_a_form_no_other_site_can_send() {
+    let p = Provider::start(Database::Sqlite).await;
+    let (app, mut jar, tokens) = logout_setup(&p);
+    let access = field(&tokens, "access_token");
+    let path = logout_path(&[
+        ("client_id", &app.id),
+        ("post_logout_redirect_uri", BYE),
+        ("state", "s1"),
+    ]);
+
+    // A link (or an <img> on another site) ends nothing by itself.
+    let page = p.server.send(&mut jar, "GET", &path, None);
+    assert_eq!(page.status, 200, "{}", page.body);
+    assert!(page.body.contains("Sign out of Latchkey?"), "{}", page.body);
+    assert!(page.body.contains("Wiki"));
+    assert!(p.server.signed_in(&mut jar));
+    let csp = header(&page, "Content-Security-Policy").unwrap_or_default();
+    assert!(csp.contains("frame-ancestors 'none'"), "{csp}");
+    assert!(
+        csp.contains("form-action 'self' http://localhost:9"),
+        "{csp}"
+    );
+    // A forged confirmation (no token, or a made-up one) is refused.
+    for token in ["", "forged-token"] {
+        let forged = p.server.send(
+            &mut jar,
+            "POST",
+            "/oauth2/logout",
+            Some(&encode(&[("csrf_token", token), ("client_id", &app.id)])),
+        );
+        assert_eq!(forged.status, 403, "{}", forged.body);
+        assert!(p.server.signed_in(&mut jar));
+    }
+
+    let mut fields = crate::oidc::hidden_fields(&page.body);
+    assert!(fields.iter().any(|(k, _)| k == "csrf_token"));
+    fields.retain(|(k, _)| k != "id_token_hint");
+    let pairs: Vec<(&str, &str)> = fields
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
+    let confirmed = p
+        .server
+        .send(&mut jar, "POST", "/oauth2/logout", Some(&encode(&pairs)));
+
+    assert_eq!(confirmed.status, 303, "{}", confirmed.body);
+    assert_eq!(
+        confirmed.location(),
+        Some(format!("{BYE}?state=s1").as_str())
+    );
+    assert!(!p.server.signed_in(&mut jar));
+    // Without a hint Latchkey cannot tell which app session to end: the app's stays.
+    assert_eq!(userinfo_status(&p, &access), 200);
+}
+
+#[tokio::test]
+async fn a_hint_for_another_account_ends_its_app_session_but_not_this_browsers() {
+    let p = Provider::start(Database::Sqlite).await;
+    let (app, _, first) = logout_setup(&p);
+    // This browser is now someone else's.
+    let mut jar = Jar::default();
+    p.account(&mut jar, &format!("{}@example.com", unique("other")));
+
+    let r = p.server.send(
+        &mut jar,
+        "GET",
+        &logout_path(&[
+            ("id_token_hint", &field(&first, "id_token")),
+            ("client_id", &app.id),
+            ("post_logout_redirect_uri", BYE),
+        ]),
+        None,
+    );
+
+    assert_eq!(r.status, 303, "{}", r.body);
+    assert_eq!(r.location(), Some(BYE));
+    assert!(
+        p.server.signed_in(&mut jar),
+        "another account's browser session stays"
+    );
+    assert_eq!(userinfo_status(&p, &field(&first, "access_token")), 401);
+}
+
+#[tokio::test]
+async fn a_hint_and_a_client_id_that_disagree_end_nothing() {
+    let p = Provider::start(Database::Sqlite).await;
+    let (_, mut jar, tokens) = logout_setup(&p);
+    let other = p.add_app("Other", &["--post-logout-uri", "http://localhost:9/other"]);
+
+    let r = p.server.send(
+        &mut jar,
+        "GET",
+        &logout_path(&[
+            ("id_token_hint", &field(&tokens, "id_token")),
+            ("client_id", &other.id),
+            ("post_logout_redirect_uri", "http://localhost:9/other"),
+        ]),
+        None,
+    );
+
+    assert_eq!(r.status, 400, "{}", r.body);
+    assert!(r.location().is_none());
+    assert!(p.server.signed_in(&mut jar));
+    assert_eq!(userinfo_status(&p, &field(&tokens, "access_token")), 200);
+}
