@@ -658,3 +658,57 @@ async fn a_hint_and_a_client_id_that_disagree_end_nothing() {
     assert!(p.server.signed_in(&mut jar));
     assert_eq!(userinfo_status(&p, &field(&tokens, "access_token")), 200);
 }
+
+/// The browser pages of the flow: HTML and redirects, described in docs/api.md.
+const PAGES: [(&str, &str); 4] = [
+    ("/oauth2/authorize", "get"),
+    ("/oauth2/authorize", "post"),
+    ("/oauth2/logout", "get"),
+    ("/oauth2/logout", "post"),
+];
+
+#[tokio::test]
+async fn the_oauth2_openapi_description_matches_the_mounted_json_endpoints() {
+    let cfg = TestConfig::new();
+    let rocket = latchkey::app_with(cfg.figment())
+        .ignite()
+        .await
+        .expect("ignites");
+    let mounted: std::collections::BTreeSet<(String, String)> = rocket
+        .routes()
+        .map(|r| (r.uri.path().to_string(), r.method.as_str().to_lowercase()))
+        .filter(|(path, _)| path.starts_with("/oauth2/") || path.starts_with("/.well-known/"))
+        .filter(|(path, method)| !PAGES.contains(&(path.as_str(), method.as_str())))
+        .collect();
+    let spec: Value = serde_json::from_str(latchkey::api::oauth_ends::OPENAPI).expect("valid JSON");
+    let described: std::collections::BTreeSet<(String, String)> = spec["paths"]
+        .as_object()
+        .expect("paths")
+        .iter()
+        .flat_map(|(path, ops)| {
+            ops.as_object()
+                .expect("operations")
+                .keys()
+                .map(move |m| (path.clone(), m.clone()))
+        })
+        .collect();
+
+    assert_eq!(mounted, described);
+    let text = latchkey::api::oauth_ends::OPENAPI;
+    for (i, _) in text.match_indices("\"$ref\": \"#/") {
+        let rest = &text[i + "\"$ref\": \"".len()..];
+        let target = &rest[..rest.find('"').expect("closing quote")];
+        let found = target
+            .trim_start_matches("#/")
+            .split('/')
+            .try_fold(&spec, |v, part| v.get(part));
+        assert!(found.is_some(), "dangling {target}");
+    }
+    let b = cfg.browser().await;
+    let served = b.get("/oauth2/openapi.json").await;
+    assert_eq!(served.status, rocket::http::Status::Ok);
+    assert_eq!(
+        serde_json::from_str::<Value>(&served.body).expect("JSON"),
+        spec
+    );
+}

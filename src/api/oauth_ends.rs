@@ -3,12 +3,14 @@
 //! The client authenticates as at the token endpoint (`clients::authenticate`);
 //! introspection takes confidential clients only. What a token is and whose it is is
 //! decided in `oidc::revocation`; errors are the token endpoint's (`OAuthError`).
+//! Also `GET /oauth2/openapi.json`, the OpenAPI description of every JSON endpoint of
+//! the provider (discovery, JWKS, token, userinfo and these two).
 
 use rocket::fairing::AdHoc;
 use rocket::form::{Form, FromForm};
-use rocket::http::Status;
+use rocket::http::{ContentType, Status};
 use rocket::serde::json::Json;
-use rocket::{post, routes, Route, State};
+use rocket::{get, post, routes, Route, State};
 
 use super::oauth::{credentials, issuer, one, AuthorizationHeader, OAuthError};
 use crate::accounts::ClientRecord;
@@ -101,8 +103,22 @@ fn not_form() -> OAuthError {
     )
 }
 
+/// The OpenAPI 3 description of the provider's JSON endpoints.
+pub const OPENAPI: &str = include_str!("oauth2.openapi.json");
+
+#[get("/oauth2/openapi.json")]
+fn openapi() -> (ContentType, &'static str) {
+    (ContentType::JSON, OPENAPI)
+}
+
 pub fn routes() -> Vec<Route> {
-    routes![revoke, revoke_not_form, introspect, introspect_not_form]
+    routes![
+        revoke,
+        revoke_not_form,
+        introspect,
+        introspect_not_form,
+        openapi
+    ]
 }
 
 /// Mounts the endpoints; the keyring they check tokens with is `api::oauth::stage`'s.
