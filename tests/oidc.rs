@@ -418,7 +418,15 @@ async fn a_relying_party_that_knows_only_the_issuer_signs_in_calls_userinfo_and_
     let devices = p.server.send(&mut jar, "GET", "/devices", None);
     assert!(devices.body.contains("Grafana"), "{}", devices.body);
 
-    // Reusing the rotated refresh token is theft: the session ends.
+    // Once more, then the first token again: older than the one before the current
+    // one, so a replay whatever the grace window, and the session ends.
+    let again = client
+        .exchange_refresh_token(&RefreshToken::new(next))
+        .expect("token endpoint")
+        .request_async(&http)
+        .await
+        .expect("refreshed again");
+    assert!(again.refresh_token().is_some());
     let replay = client
         .exchange_refresh_token(&RefreshToken::new(refresh.secret().clone()))
         .expect("token endpoint")
