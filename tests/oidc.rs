@@ -435,3 +435,427 @@ async fn a_relying_party_that_knows_only_the_issuer_signs_in_calls_userinfo_and_
     assert!(replay.is_err());
     assert_eq!(p.userinfo(refreshed.access_token().secret()).status, 401);
 }
+
+/// A provider with one app and one signed-in account.
+async fn setup(db: Database) -> (Provider, App, Jar, String) {
+    let p = Provider::start(db).await;
+    let app = p.add_app("Wiki", &[]);
+    let mut jar = Jar::default();
+    let email = format!("{}@example.com", unique("u"));
+    p.account(&mut jar, &email);
+    (p, app, jar, email)
+}
+
+fn refresh_grant(p: &Provider, app: &App, rt: &str) -> (u16, Value) {
+    let (s, v, _) = p.token(
+        Some(app),
+        &[("grant_type", "refresh_token"), ("refresh_token", rt)],
+    );
+    (s, v)
+}
+
+fn assert_invalid_grant(status: u16, v: &Value) {
+    assert_eq!(status, 400, "{v}");
+    assert_eq!(v["error"], "invalid_grant", "{v}");
+}
+
+#[tokio::test]
+async fn a_second_use_of_a_code_is_refused_and_revokes_what_the_first_gave() {
+    let (p, app, mut jar, _) = setup(Database::Sqlite).await;
+    let code = code_for(&p, &mut jar, &app, "openid email offline_access");
+    let (s, first) = exchange(&p, &app, &code, VERIFIER);
+    assert_eq!(s, 200, "{first}");
+    let access = first["access_token"].as_str().expect("access");
+    assert_eq!(p.userinfo(access).status, 200);
+    let (s, second) = exchange(&p, &app, &code, VERIFIER);
+    assert_invalid_grant(s, &second);
+    let refused = p.userinfo(access);
+    assert_eq!(refused.status, 401);
+    assert!(header(&refused, "www-authenticate").is_some_and(|h| h.contains("invalid_token")));
+    let (s, v) = refresh_grant(&p, &app, first["refresh_token"].as_str().expect("rt"));
+    assert_invalid_grant(s, &v);
+}
+
+#[tokio::test]
+async fn a_code_works_only_for_its_client_redirect_uri_and_verifier() {
+    let (p, app, mut jar, _) = setup(Database::Sqlite).await;
+    let other = p.add_app("Other", &[]);
+    let public = p.add_app("Phone", &["--public"]);
+    assert!(public.secret.is_none());
+    let code = code_for(&p, &mut jar, &app, "openid");
+    // Another client, even one with a valid secret of its own.
+    let (s, v) = exchange(&p, &other, &code, VERIFIER);
+    assert_invalid_grant(s, &v);
+    // The wrong secret for the right client.
+    let wrong = App {
+        secret: Some("x".repeat(43)),
+        ..app.clone()
+    };
+    let (s, v, r) = p.token(
+        Some(&wrong),
+        &[
+            ("grant_type", "authorization_code"),
+            ("code", &code),
+            ("redirect_uri", REDIRECT),
+            ("code_verifier", VERIFIER),
+        ],
+    );
+    assert_eq!(
+        (s, v["error"].as_str()),
+        (401, Some("invalid_client")),
+        "{v}"
+    );
+    assert!(header(&r, "www-authenticate").is_some());
+    assert_eq!(header(&r, "cache-control"), Some("no-store"));
+    // Another redirect_uri, none, no verifier, a wrong one.
+    for (redirect, verifier) in [
+        (Some("http://localhost:9/other"), Some(VERIFIER)),
+        (None, Some(VERIFIER)),
+        (Some(REDIRECT), None),
+        (Some(REDIRECT), Some("A".repeat(43).as_str())),
+        (Some(REDIRECT), Some("short")),
+    ] {
+        let mut pairs = vec![
+            ("grant_type", "authorization_code"),
+            ("code", code.as_str()),
+        ];
+        if let Some(r) = redirect {
+            pairs.push(("redirect_uri", r));
+        }
+        if let Some(v) = verifier {
+            pairs.push(("code_verifier", v));
+        }
+        let (s, v, r) = p.token(Some(&app), &pairs);
+        assert_invalid_grant(s, &v);
+        assert_eq!(header(&r, "cache-control"), Some("no-store"));
+    }
+    // None of that used the code up: its rightful holder still gets tokens.
+    let (s, v) = exchange(&p, &app, &code, VERIFIER);
+    assert_eq!(s, 200, "{v}");
+    assert!(
+        v.get("refresh_token").is_none(),
+        "no offline_access, no refresh token"
+    );
+    assert_eq!(v["token_type"], "Bearer");
+    assert!(v["expires_in"].as_u64().is_some());
+}
+
+#[tokio::test]
+async fn a_public_client_needs_pkce_and_plain_is_refused() {
+    let (p, _, mut jar, _) = setup(Database::Sqlite).await;
+    let public = p.add_app("Phone", &["--public"]);
+    let base = [
+        ("response_type", "code"),
+        ("client_id", public.id.as_str()),
+        ("redirect_uri", REDIRECT),
+        ("scope", "openid"),
+        ("state", "s1"),
+    ];
+    let without = p.server.send(
+        &mut jar,
+        "GET",
+        &format!("/oauth2/authorize?{}", encode(&base)),
+        None,
+    );
+    assert_eq!(without.status, 303);
+    let loc = without.location().expect("back to the app");
+    assert_eq!(param(loc, "error").as_deref(), Some("invalid_request"));
+    assert_eq!(param(loc, "state").as_deref(), Some("s1"));
+    let mut plain = base.to_vec();
+    plain.push(("code_challenge", VERIFIER));
+    plain.push(("code_challenge_method", "plain"));
+    let r = p.server.send(
+        &mut jar,
+        "GET",
+        &format!("/oauth2/authorize?{}", encode(&plain)),
+        None,
+    );
+    let loc = r.location().expect("back to the app");
+    assert_eq!(param(loc, "error").as_deref(), Some("invalid_request"));
+    assert!(param(loc, "error_description").is_some_and(|d| d.contains("S256")));
+    // With S256 and no secret at the token endpoint: client_id in the form.
+    let code = code_for(&p, &mut jar, &public, "openid");
+    let (s, v, _) = p.token(
+        None,
+        &[
+            ("grant_type", "authorization_code"),
+            ("code", &code),
+            ("redirect_uri", REDIRECT),
+            ("client_id", &public.id),
+        ],
+    );
+    assert_invalid_grant(s, &v);
+    let (s, v, _) = p.token(
+        None,
+        &[
+            ("grant_type", "authorization_code"),
+            ("code", &code),
+            ("redirect_uri", REDIRECT),
+            ("client_id", &public.id),
+            ("code_verifier", VERIFIER),
+        ],
+    );
+    assert_eq!(s, 200, "{v}");
+}
+
+#[tokio::test]
+async fn unregistered_redirects_get_an_error_page_never_a_redirect() {
+    let (p, app, mut jar, _) = setup(Database::Sqlite).await;
+    for (client, redirect) in [
+        ("unknown-client", REDIRECT),
+        (app.id.as_str(), "https://evil.example/callback"),
+        (app.id.as_str(), "http://localhost:9/callback/../x"),
+        (app.id.as_str(), "http://localhost:9/callbackx"),
+        (app.id.as_str(), "http://localhost:9/callback#frag"),
+        (app.id.as_str(), "http://localhost:10/callback"),
+        (app.id.as_str(), "//evil.example/callback"),
+        (app.id.as_str(), ""),
+    ] {
+        let q = encode(&[
+            ("response_type", "code"),
+            ("client_id", client),
+            ("redirect_uri", redirect),
+            ("scope", "openid"),
+            (
+                "code_challenge",
+                "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM",
+            ),
+            ("code_challenge_method", "S256"),
+        ]);
+        let r = p
+            .server
+            .send(&mut jar, "GET", &format!("/oauth2/authorize?{q}"), None);
+        assert_eq!(r.status, 400, "{client} {redirect}");
+        assert_eq!(r.location(), None, "{client} {redirect}");
+        assert!(r.body.contains("sign-in link does not work"), "{}", r.body);
+    }
+    // The redirect URI is fine but the rest is not: errors go back to the app.
+    for (name, value, error) in [
+        ("response_type", "token", "unsupported_response_type"),
+        ("scope", "email", "invalid_scope"),
+    ] {
+        let mut pairs = vec![
+            ("client_id", app.id.as_str()),
+            ("redirect_uri", REDIRECT),
+            ("state", "xyz"),
+        ];
+        if name != "response_type" {
+            pairs.push(("response_type", "code"));
+        }
+        if name != "scope" {
+            pairs.push(("scope", "openid"));
+        }
+        pairs.push((name, value));
+        let r = p.server.send(
+            &mut jar,
+            "GET",
+            &format!("/oauth2/authorize?{}", encode(&pairs)),
+            None,
+        );
+        assert_eq!(r.status, 303);
+        let loc = r.location().expect("to the app");
+        assert!(loc.starts_with(REDIRECT), "{loc}");
+        assert_eq!(param(loc, "error").as_deref(), Some(error));
+        assert_eq!(param(loc, "state").as_deref(), Some("xyz"));
+    }
+}
+
+#[tokio::test]
+async fn the_consent_page_cannot_be_framed_refuses_forged_csrf_and_remembers_the_answer() {
+    let (p, app, mut jar, _) = setup(Database::Sqlite).await;
+    let q = auth_query(&app, "openid email", VERIFIER, "s");
+    let page = p
+        .server
+        .send(&mut jar, "GET", &format!("/oauth2/authorize?{q}"), None);
+    assert_eq!(page.status, 200);
+    let csp = header(&page, "content-security-policy").expect("CSP");
+    assert!(csp.contains("frame-ancestors 'none'"), "{csp}");
+    assert_eq!(header(&page, "x-frame-options"), Some("DENY"));
+    assert_eq!(header(&page, "cache-control"), Some("no-store"));
+    // A forged (or missing) token changes nothing and gives no code.
+    let mut fields = hidden_fields(&page.body);
+    for (k, v) in fields.iter_mut() {
+        if k == "csrf_token" {
+            *v = "forged".into();
+        }
+    }
+    fields.push(("decision".into(), "allow".into()));
+    let pairs: Vec<(&str, &str)> = fields
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
+    let forged = p
+        .server
+        .send(&mut jar, "POST", "/oauth2/authorize", Some(&encode(&pairs)));
+    assert_eq!(forged.status, 403);
+    assert_eq!(forged.location(), None);
+    // Another browser (the attacker's own session) cannot answer for this one either.
+    let mut other = Jar::default();
+    p.account(&mut other, &format!("{}@example.com", unique("evil")));
+    let mut fields = hidden_fields(&page.body);
+    fields.push(("decision".into(), "allow".into()));
+    let pairs: Vec<(&str, &str)> = fields
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
+    let cross = p.server.send(
+        &mut other,
+        "POST",
+        "/oauth2/authorize",
+        Some(&encode(&pairs)),
+    );
+    assert_eq!(cross.status, 403);
+    // Still asked: the forged answers remembered nothing.
+    let again = p
+        .server
+        .send(&mut jar, "GET", &format!("/oauth2/authorize?{q}"), None);
+    assert_eq!(again.status, 200);
+    let denied = p.consent(&mut jar, &again.body, "deny");
+    let loc = denied.location().expect("to the app");
+    assert_eq!(param(loc, "error").as_deref(), Some("access_denied"));
+    let again = p
+        .server
+        .send(&mut jar, "GET", &format!("/oauth2/authorize?{q}"), None);
+    assert_eq!(again.status, 200, "a denial is not remembered");
+    let allowed = p.consent(&mut jar, &again.body, "allow");
+    assert!(param(allowed.location().expect("to the app"), "code").is_some());
+    // Remembered: straight back with a code; more scopes ask again.
+    let direct = p
+        .server
+        .send(&mut jar, "GET", &format!("/oauth2/authorize?{q}"), None);
+    assert_eq!(direct.status, 303);
+    assert!(param(direct.location().expect("to the app"), "code").is_some());
+    let more = auth_query(&app, "openid email offline_access", VERIFIER, "s");
+    let asked = p
+        .server
+        .send(&mut jar, "GET", &format!("/oauth2/authorize?{more}"), None);
+    assert_eq!(asked.status, 200);
+}
+
+/// The Redis key of a code (`P:{UID}:ac:ID`), as the store names it.
+fn code_key(prefix: &str, code: &str) -> String {
+    let (uid, secret) = code.split_once('.').expect("UID.SECRET");
+    let uid = uuid::Uuid::parse_str(uid).expect("uid");
+    let id =
+        URL_SAFE_NO_PAD.encode(&<sha2::Sha256 as sha2::Digest>::digest(secret.as_bytes())[..16]);
+    format!(
+        "{prefix}:{{{}}}:ac:{id}",
+        URL_SAFE_NO_PAD.encode(uid.as_bytes())
+    )
+}
+
+#[tokio::test]
+async fn an_expired_code_is_refused() {
+    let (p, app, mut jar, _) = setup(Database::Sqlite).await;
+    let code = code_for(&p, &mut jar, &app, "openid");
+    let mut conn = redis::Client::open(redis_url())
+        .and_then(|c| c.get_connection())
+        .expect("a Redis connection");
+    let key = code_key(&p.cfg.prefix, &code);
+    let ttl: i64 = redis::cmd("PTTL").arg(&key).query(&mut conn).expect("PTTL");
+    assert!((1..=60_000).contains(&ttl), "a code lives 60 s: {ttl}");
+    // Its 60 seconds pass.
+    let _: i64 = redis::cmd("PEXPIRE")
+        .arg(&key)
+        .arg(1)
+        .query(&mut conn)
+        .expect("PEXPIRE");
+    tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    let (s, v) = exchange(&p, &app, &code, VERIFIER);
+    assert_invalid_grant(s, &v);
+}
+
+/// A JWT with `header` and `claims`, signed with HS256 under `key` (or unsigned).
+fn forge(header: &Value, claims: &Value, key: Option<&[u8]>) -> String {
+    let input = format!(
+        "{}.{}",
+        URL_SAFE_NO_PAD.encode(header.to_string()),
+        URL_SAFE_NO_PAD.encode(claims.to_string())
+    );
+    let sig = match key {
+        Some(k) => {
+            use hmac::Mac;
+            let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(k).expect("hmac");
+            mac.update(input.as_bytes());
+            URL_SAFE_NO_PAD.encode(mac.finalize().into_bytes())
+        }
+        None => String::new(),
+    };
+    format!("{input}.{sig}")
+}
+
+fn jwt_part(token: &str, i: usize) -> Value {
+    serde_json::from_slice(
+        &URL_SAFE_NO_PAD
+            .decode(token.split('.').nth(i).expect("part"))
+            .expect("b64"),
+    )
+    .expect("json")
+}
+
+#[tokio::test]
+async fn forged_tokens_are_refused_at_userinfo() {
+    let (p, app, mut jar, _) = setup(Database::Sqlite).await;
+    let code = code_for(&p, &mut jar, &app, "openid email");
+    let (_, v) = exchange(&p, &app, &code, VERIFIER);
+    let access = v["access_token"].as_str().expect("access").to_string();
+    let id_token = v["id_token"].as_str().expect("id").to_string();
+    assert_eq!(p.userinfo(&access).status, 200);
+    let header_v = jwt_part(&access, 0);
+    assert_eq!(header_v["alg"], "RS256");
+    assert_eq!(header_v["typ"], "at+jwt");
+    let claims = jwt_part(&access, 1);
+    let jwks: Value =
+        serde_json::from_str(&p.server.get("/oauth2/jwks").expect("jwks").body).expect("json");
+    let jwk = &jwks["keys"][0];
+    let n = URL_SAFE_NO_PAD
+        .decode(jwk["n"].as_str().expect("n"))
+        .expect("n");
+    let kid = header_v["kid"].clone();
+    let mut other_user = claims.clone();
+    other_user["sub"] = serde_json::json!(uuid::Uuid::now_v7());
+    let forged = [
+        forge(
+            &serde_json::json!({"alg": "none", "typ": "at+jwt", "kid": kid}),
+            &claims,
+            None,
+        ),
+        forge(
+            &serde_json::json!({"alg": "HS256", "typ": "at+jwt", "kid": kid}),
+            &claims,
+            Some(&n),
+        ),
+        forge(
+            &serde_json::json!({"alg": "HS256", "typ": "at+jwt", "kid": kid}),
+            &claims,
+            Some(jwk.to_string().as_bytes()),
+        ),
+        forge(
+            &serde_json::json!({"alg": "HS256", "typ": "at+jwt", "kid": kid}),
+            &claims,
+            Some(JWT_SECRET.as_bytes()),
+        ),
+        // The right signature over other claims.
+        format!(
+            "{}.{}.{}",
+            access.split('.').next().expect("h"),
+            URL_SAFE_NO_PAD.encode(other_user.to_string()),
+            access.split('.').nth(2).expect("s")
+        ),
+        // An id_token is not an access token.
+        id_token,
+        format!("{access}x"),
+        String::new(),
+    ];
+    for token in forged {
+        let r = p.userinfo(&token);
+        assert_eq!(r.status, 401, "{token}: {}", r.body);
+        assert!(header(&r, "www-authenticate").is_some_and(|h| h.starts_with("Bearer")));
+    }
+    let none = p.server.request("GET", "/oauth2/userinfo", &[], "");
+    assert_eq!(none.status, 401);
+    assert_eq!(
+        header(&none, "www-authenticate"),
+        Some("Bearer realm=\"latchkey\"")
+    );
+}

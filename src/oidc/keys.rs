@@ -34,6 +34,9 @@ const RSA_BITS: usize = 2048;
 const RELOAD_AFTER: Duration = Duration::from_secs(60);
 /// How often an unknown `kid` may make a server read the keyring again.
 const UNKNOWN_KID_RELOAD: Duration = Duration::from_secs(10);
+/// How old the JWKS a server publishes may be: a relying party that meets a new `kid`
+/// fetches JWKS again, from whichever server, and must find it there.
+const JWKS_RELOAD: Duration = Duration::from_secs(1);
 /// Beyond a token's lifetime, how long a retired key stays published.
 const PUBLISH_MARGIN_MS: i64 = 5 * 60 * 1000;
 
@@ -239,7 +242,12 @@ impl Keyring {
             sealing,
             publish_ms: publish,
             loaded: RwLock::new(Arc::new(loaded)),
-            reload: Mutex::new(Instant::now()),
+            // The first unknown kid may reload at once.
+            reload: Mutex::new(
+                Instant::now()
+                    .checked_sub(RELOAD_AFTER)
+                    .unwrap_or_else(Instant::now),
+            ),
         })
     }
 
@@ -250,8 +258,8 @@ impl Keyring {
         }
     }
 
-    /// Reads the keys again when the copy is older than `max_age`; a failed read keeps
-    /// the copy (and is logged).
+    /// Reads the keys again when the copy is older than `max_age` (and no read was
+    /// tried within `max_age`); a failed read keeps the copy (and is logged).
     async fn refresh(&self, max_age: Duration) -> Arc<Loaded> {
         let current = self.snapshot();
         if current.at.elapsed() < max_age {
@@ -259,7 +267,7 @@ impl Keyring {
         }
         let mut last = self.reload.lock().await;
         let current = self.snapshot();
-        if current.at.elapsed() < max_age || last.elapsed() < UNKNOWN_KID_RELOAD.min(max_age) {
+        if current.at.elapsed() < max_age || last.elapsed() < max_age {
             return current;
         }
         *last = Instant::now();
@@ -325,7 +333,7 @@ impl Keyring {
 
     /// `{"keys": [...]}`: the current key and the retired ones still published.
     pub async fn jwks(&self) -> Value {
-        let loaded = self.refresh(RELOAD_AFTER).await;
+        let loaded = self.refresh(JWKS_RELOAD).await;
         json!({ "keys": loaded.public.iter().map(|k| k.jwk.clone()).collect::<Vec<_>>() })
     }
 
