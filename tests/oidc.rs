@@ -859,3 +859,208 @@ async fn forged_tokens_are_refused_at_userinfo() {
         Some("Bearer realm=\"latchkey\"")
     );
 }
+
+/// Tokens for `app` (with offline_access) through `jar`.
+fn app_tokens(p: &Provider, jar: &mut Jar, app: &App) -> (String, String) {
+    let code = code_for(p, jar, app, "openid email offline_access");
+    let (s, v) = exchange(p, app, &code, VERIFIER);
+    assert_eq!(s, 200, "{v}");
+    (
+        v["access_token"].as_str().expect("access").to_string(),
+        v["refresh_token"].as_str().expect("refresh").to_string(),
+    )
+}
+
+/// Both the app's access token and its refresh token are refused.
+fn assert_ended(p: &Provider, app: &App, access: &str, refresh: &str) {
+    assert_eq!(p.userinfo(access).status, 401);
+    let (s, v) = refresh_grant(p, app, refresh);
+    assert_invalid_grant(s, &v);
+}
+
+crate::on_both_databases!(an_app_is_a_session_that_the_devices_page_lists_and_ends,);
+
+async fn an_app_is_a_session_that_the_devices_page_lists_and_ends(db: Database) {
+    let (p, app, mut jar, email) = setup(db).await;
+    let (access, refresh) = app_tokens(&p, &mut jar, &app);
+    let devices = p.server.send(&mut jar, "GET", "/devices", None);
+    assert!(devices.body.contains("Wiki"), "{}", devices.body);
+    assert!(devices.body.contains("signed in with Latchkey"));
+    // The sessions API says so too.
+    let grant = p.server.request(
+        "POST",
+        "/api/v1/token",
+        &[("Content-Type", "application/x-www-form-urlencoded")],
+        &encode(&[
+            ("grant_type", "password"),
+            ("username", &email),
+            ("password", PASSWORD),
+        ]),
+    );
+    let api: Value = serde_json::from_str(&grant.body).expect("json");
+    let bearer = format!("Bearer {}", api["access_token"].as_str().expect("access"));
+    let list = p
+        .server
+        .request("GET", "/api/v1/sessions", &[("Authorization", &bearer)], "");
+    let sessions: Value = serde_json::from_str(&list.body).expect("json");
+    let app_session = sessions
+        .as_array()
+        .expect("a list")
+        .iter()
+        .find(|s| s["kind"] == "app")
+        .unwrap_or_else(|| panic!("an app session in {sessions}"))
+        .clone();
+    assert_eq!(app_session["label"], "Wiki");
+    assert_eq!(app_session["id"], jwt_part(&access, 1)["sid"]);
+    // Sign it out on the devices page: its tokens end at once.
+    let id = app_session["id"].as_str().expect("id");
+    let token = csrf_from(&devices.body);
+    let ended = p.server.send(
+        &mut jar,
+        "POST",
+        &format!("/devices/{id}/revoke"),
+        Some(&encode(&[("csrf_token", &token)])),
+    );
+    assert_eq!(ended.status, 303);
+    assert_ended(&p, &app, &access, &refresh);
+}
+
+#[tokio::test]
+async fn every_way_of_ending_sessions_ends_the_apps_tokens() {
+    let (p, app, mut jar, email) = setup(Database::Sqlite).await;
+    // Signing out of the browser leaves the app signed in (as for API sessions).
+    let (access, refresh) = app_tokens(&p, &mut jar, &app);
+    let devices = p.server.send(&mut jar, "GET", "/devices", None);
+    let out = p.server.send(
+        &mut jar,
+        "POST",
+        "/logout",
+        Some(&encode(&[("csrf_token", &csrf_from(&devices.body))])),
+    );
+    assert_eq!(out.status, 303);
+    assert_eq!(p.userinfo(&access).status, 200);
+    // Sign-out everywhere else (from another browser of the account).
+    let mut other = Jar::default();
+    let r = p.server.submit(
+        &mut other,
+        "/login",
+        "/login",
+        &[("email", &email), ("password", PASSWORD)],
+    );
+    assert_eq!(r.status, 303);
+    let page = p.server.send(&mut other, "GET", "/devices", None);
+    let r = p.server.send(
+        &mut other,
+        "POST",
+        "/devices/revoke-others",
+        Some(&encode(&[("csrf_token", &csrf_from(&page.body))])),
+    );
+    assert_eq!(r.status, 303);
+    assert_ended(&p, &app, &access, &refresh);
+    // The operator's end-sessions.
+    let (access, refresh) = app_tokens(&p, &mut other, &app);
+    let (code, _, err) = cli(&p.cfg, &["users", "end-sessions", &email]);
+    assert_eq!(code, Some(0), "{err}");
+    assert_ended(&p, &app, &access, &refresh);
+    // A password change.
+    let mut third = Jar::default();
+    p.server.submit(
+        &mut third,
+        "/login",
+        "/login",
+        &[("email", &email), ("password", PASSWORD)],
+    );
+    let (access, refresh) = app_tokens(&p, &mut third, &app);
+    let r = p.server.submit(
+        &mut third,
+        "/account/password",
+        "/account/password",
+        &[
+            ("current_password", PASSWORD),
+            ("new_password", "a different long passphrase 42"),
+        ],
+    );
+    assert!(r.status == 303 || r.status == 200, "{}", r.status);
+    assert_ended(&p, &app, &access, &refresh);
+    // Disabling the account.
+    let mut fourth = Jar::default();
+    let r = p.server.submit(
+        &mut fourth,
+        "/login",
+        "/login",
+        &[
+            ("email", &email),
+            ("password", "a different long passphrase 42"),
+        ],
+    );
+    assert_eq!(r.status, 303);
+    let (access, refresh) = app_tokens(&p, &mut fourth, &app);
+    let (code, _, err) = cli(&p.cfg, &["users", "disable", &email]);
+    assert_eq!(code, Some(0), "{err}");
+    assert_ended(&p, &app, &access, &refresh);
+}
+
+crate::on_both_databases!(keys_rotate_and_the_old_key_stays_published_while_its_tokens_live,);
+
+async fn keys_rotate_and_the_old_key_stays_published_while_its_tokens_live(db: Database) {
+    let (p, app, mut jar, _) = setup(db).await;
+    let (access, _) = app_tokens(&p, &mut jar, &app);
+    let old_kid = jwt_part(&access, 0)["kid"]
+        .as_str()
+        .expect("kid")
+        .to_string();
+    let kids = |server: &AppProcess| -> Vec<String> {
+        let jwks: Value =
+            serde_json::from_str(&server.get("/oauth2/jwks").expect("jwks").body).expect("json");
+        jwks["keys"]
+            .as_array()
+            .expect("keys")
+            .iter()
+            .map(|k| {
+                assert_eq!(k["kty"], "RSA");
+                assert_eq!(k["alg"], "RS256");
+                assert!(k.get("d").is_none(), "no private part: {k}");
+                k["kid"].as_str().expect("kid").to_string()
+            })
+            .collect()
+    };
+    assert_eq!(kids(&p.server), vec![old_kid.clone()]);
+    let (code, out, err) = cli(&p.cfg, &["keys", "rotate", "--json"]);
+    assert_eq!(code, Some(0), "{err}");
+    let new_kid = serde_json::from_str::<Value>(out.trim()).expect("json")["kid"]
+        .as_str()
+        .expect("kid")
+        .to_string();
+    assert_ne!(new_kid, old_kid);
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    let published = kids(&p.server);
+    assert!(
+        published.contains(&old_kid) && published.contains(&new_kid),
+        "{published:?}"
+    );
+    // A server started now (behind the same public URL) signs with the new key; the
+    // old token verifies everywhere.
+    let sibling = p.cfg.sibling().spawn_server_behind(&p.issuer());
+    let p2 = Provider {
+        cfg: p.cfg.clone(),
+        server: Arc::new(sibling),
+    };
+    let (access2, _) = app_tokens(&p2, &mut jar, &app);
+    assert_eq!(
+        jwt_part(&access2, 0)["kid"].as_str(),
+        Some(new_kid.as_str())
+    );
+    let r = p2.userinfo(&access);
+    assert!(kids(&p2.server).contains(&old_kid));
+    assert_eq!(
+        r.status, 200,
+        "the old key's token at the new server: {}",
+        r.body
+    );
+    assert_eq!(
+        p.userinfo(&access2).status,
+        200,
+        "the new key's token at the old server"
+    );
+    assert_eq!(p.userinfo(&access).status, 200);
+}
