@@ -1064,3 +1064,181 @@ async fn keys_rotate_and_the_old_key_stays_published_while_its_tokens_live(db: D
     );
     assert_eq!(p.userinfo(&access).status, 200);
 }
+
+#[tokio::test]
+async fn clients_add_list_and_remove_from_the_command_line() {
+    let (p, app, mut jar, _) = setup(Database::Sqlite).await;
+    assert_eq!(app.id.len(), 22);
+    assert_eq!(app.secret.as_deref().map(str::len), Some(43));
+    // Only the secret's hash is stored.
+    let db = std::fs::read(p.cfg.dir.join("accounts.db")).expect("the SQLite file");
+    let secret = app.secret.clone().expect("secret");
+    assert!(
+        !db.windows(secret.len()).any(|w| w == secret.as_bytes()),
+        "the secret is not stored"
+    );
+    // Bad registrations are refused with one line and exit 1, and store nothing.
+    for bad in [
+        vec!["--name", "X", "--redirect-uri", "http://app.example.com/cb"],
+        vec![
+            "--name",
+            "X",
+            "--redirect-uri",
+            "https://app.example.com/cb#f",
+        ],
+        vec!["--name", "X", "--redirect-uri", "/relative"],
+        vec!["--name", "", "--redirect-uri", "https://app.example.com/cb"],
+        vec![
+            "--name",
+            "X",
+            "--redirect-uri",
+            "https://app.example.com/cb",
+            "--post-logout-uri",
+            "javascript:x",
+        ],
+    ] {
+        let mut args = vec!["clients", "add"];
+        args.extend(bad.iter());
+        let (code, out, err) = cli(&p.cfg, &args);
+        assert_eq!(code, Some(1), "{args:?}: {out} {err}");
+        assert_eq!(out, "");
+        assert!(
+            err.starts_with("latchkey: ") && err.lines().count() == 1,
+            "{err}"
+        );
+    }
+    let (code, _, err) = cli(&p.cfg, &["clients", "add", "--name", "X"]);
+    assert_eq!(code, Some(2), "a usage error: {err}");
+    let public = p.add_app(
+        "Phone app",
+        &[
+            "--public",
+            "--redirect-uri",
+            "http://127.0.0.1:8765/cb",
+            "--post-logout-uri",
+            "https://phone.example.com/bye",
+        ],
+    );
+    assert_eq!(public.secret, None);
+    let (code, out, err) = cli(&p.cfg, &["clients", "list", "--json"]);
+    assert_eq!(code, Some(0), "{err}");
+    let lines: Vec<Value> = out
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("json"))
+        .collect();
+    assert_eq!(lines.len(), 2, "{out}");
+    assert_eq!(lines[0]["client_id"], app.id.as_str());
+    assert_eq!(lines[0]["name"], "Wiki");
+    assert_eq!(lines[0]["public"], false);
+    assert_eq!(lines[1]["public"], true);
+    assert_eq!(
+        lines[1]["redirect_uris"],
+        serde_json::json!([REDIRECT, "http://127.0.0.1:8765/cb"])
+    );
+    assert_eq!(
+        lines[1]["post_logout_uris"],
+        serde_json::json!(["https://phone.example.com/bye"])
+    );
+    assert!(lines.iter().all(|l| l.get("client_secret").is_none()));
+    let (code, out, _) = cli(&p.cfg, &["clients", "list"]);
+    assert_eq!(code, Some(0));
+    assert!(out.contains("Wiki") && out.contains("Phone app"), "{out}");
+    // Removed: it can no longer get tokens or send anyone to sign in.
+    let code_before = code_for(&p, &mut jar, &app, "openid");
+    let (code, out, err) = cli(&p.cfg, &["clients", "remove", &app.id]);
+    assert_eq!(code, Some(0), "{err}");
+    assert!(out.contains(&app.id));
+    let (s, v) = exchange(&p, &app, &code_before, VERIFIER);
+    assert_eq!(
+        (s, v["error"].as_str()),
+        (401, Some("invalid_client")),
+        "{v}"
+    );
+    let r = p.server.send(
+        &mut jar,
+        "GET",
+        &format!(
+            "/oauth2/authorize?{}",
+            auth_query(&app, "openid", VERIFIER, "s")
+        ),
+        None,
+    );
+    assert_eq!(r.status, 400);
+    let (code, _, err) = cli(&p.cfg, &["clients", "remove", &app.id]);
+    assert_eq!(code, Some(1), "{err}");
+}
+
+#[tokio::test]
+async fn discovery_names_every_endpoint_and_only_what_is_supported() {
+    let p = Provider::start(Database::Sqlite).await;
+    let r = p
+        .server
+        .get("/.well-known/openid-configuration")
+        .expect("discovery");
+    assert_eq!(r.status, 200);
+    let d: Value = serde_json::from_str(&r.body).expect("json");
+    let iss = p.issuer();
+    assert_eq!(d["issuer"], iss.as_str());
+    for (k, path) in [
+        ("authorization_endpoint", "/oauth2/authorize"),
+        ("token_endpoint", "/oauth2/token"),
+        ("userinfo_endpoint", "/oauth2/userinfo"),
+        ("jwks_uri", "/oauth2/jwks"),
+        ("revocation_endpoint", "/oauth2/revoke"),
+        ("introspection_endpoint", "/oauth2/introspect"),
+        ("end_session_endpoint", "/oauth2/logout"),
+    ] {
+        assert_eq!(d[k], format!("{iss}{path}"), "{k}");
+    }
+    assert_eq!(d["response_types_supported"], serde_json::json!(["code"]));
+    assert_eq!(
+        d["code_challenge_methods_supported"],
+        serde_json::json!(["S256"])
+    );
+    assert_eq!(
+        d["scopes_supported"],
+        serde_json::json!(["openid", "email", "profile", "offline_access"])
+    );
+    assert!(d["id_token_signing_alg_values_supported"]
+        .as_array()
+        .expect("algs")
+        .contains(&Value::from("RS256")));
+    assert_eq!(
+        d["token_endpoint_auth_methods_supported"],
+        serde_json::json!(["client_secret_basic", "client_secret_post", "none"])
+    );
+    // Token endpoint errors are JSON, no-store, per RFC 6749 §5.2.
+    for (body, error) in [
+        (
+            "grant_type=password&username=a&password=b",
+            "unsupported_grant_type",
+        ),
+        ("code=x", "invalid_request"),
+        (
+            "grant_type=authorization_code&grant_type=authorization_code",
+            "invalid_request",
+        ),
+        (
+            "grant_type=authorization_code&code=x&client_id=nobody",
+            "invalid_client",
+        ),
+    ] {
+        let r = p.server.request(
+            "POST",
+            "/oauth2/token",
+            &[("Content-Type", "application/x-www-form-urlencoded")],
+            body,
+        );
+        let v: Value =
+            serde_json::from_str(&r.body).unwrap_or_else(|_| panic!("{body}: {}", r.body));
+        assert_eq!(v["error"], error, "{body}");
+        assert_eq!(header(&r, "cache-control"), Some("no-store"));
+    }
+    let r = p.server.request(
+        "POST",
+        "/oauth2/token",
+        &[("Content-Type", "application/json")],
+        "{}",
+    );
+    assert_eq!(r.status, 400, "{}", r.body);
+}
