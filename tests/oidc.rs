@@ -1242,3 +1242,206 @@ async fn discovery_names_every_endpoint_and_only_what_is_supported() {
     );
     assert_eq!(r.status, 400, "{}", r.body);
 }
+
+/// A tiny relying party's callback: answers every request with a page and reports
+/// each request line.
+fn rp_callback() -> (u16, std::sync::mpsc::Receiver<String>) {
+    use std::io::{Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = listener.local_addr().expect("addr").port();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut s) = stream else { continue };
+            let mut buf = [0u8; 8192];
+            let n = s.read(&mut buf).unwrap_or(0);
+            let head = String::from_utf8_lossy(&buf[..n]).into_owned();
+            let line = head.lines().next().unwrap_or("").to_string();
+            if line.starts_with("GET /favicon") {
+                let _ = s.write_all(
+                    b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+                );
+                continue;
+            }
+            let body =
+                "<!doctype html><title>Example app</title><h1>Signed in to the example app</h1>";
+            let _ = s.write_all(
+                format!(
+                    "HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                    body.len()
+                )
+                .as_bytes(),
+            );
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    (port, rx)
+}
+
+/// Saves the current page at desktop and phone width under docs/screenshots/.
+async fn shoot_docs(c: &fantoccini::Client, name: &str) {
+    let dir = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("docs/screenshots");
+    std::fs::create_dir_all(&dir).expect("docs/screenshots");
+    for (suffix, (w, h)) in [("desktop", (1280, 900)), ("phone", (390, 844))] {
+        c.set_window_size(w, h).await.expect("resize");
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        let png = c.screenshot().await.expect("screenshot");
+        assert!(png.starts_with(b"\x89PNG"), "a PNG");
+        std::fs::write(dir.join(format!("{name}-{suffix}.png")), png).expect("write");
+    }
+    c.set_window_size(1280, 900).await.expect("resize");
+}
+
+async fn click(c: &fantoccini::Client, css: &str) {
+    let el = c
+        .find(fantoccini::Locator::Css(css))
+        .await
+        .unwrap_or_else(|_| panic!("{css}"));
+    el.click().await.expect("click");
+}
+
+/// Waits until the browser is at the app's callback; answers the URL.
+async fn wait_for_app(c: &fantoccini::Client, rp: u16) -> url::Url {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let url = c.current_url().await.expect("url");
+        if url.port() == Some(rp) {
+            return url;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the browser stayed at {url}: {}",
+            crate::browser::text(c).await
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test]
+async fn in_chromium_sign_in_and_consent_send_the_browser_back_to_the_app_with_a_code() {
+    use crate::browser::{fill, path, serve, submit, Chromedriver};
+    let driver = Chromedriver::start();
+    let cfg = TestConfig::new();
+    let base = serve(&cfg).await;
+    let (rp, calls) = rp_callback();
+    let redirect = format!("http://127.0.0.1:{rp}/callback");
+    let (code, out, err) = cli(
+        &cfg,
+        &[
+            "clients",
+            "add",
+            "--name",
+            "Example app",
+            "--redirect-uri",
+            &redirect,
+        ],
+    );
+    assert_eq!(code, Some(0), "{err}");
+    let registered: Value = serde_json::from_str(out.trim()).expect("json");
+    let client_id = registered["client_id"].as_str().expect("id").to_string();
+    let client_secret = registered["client_secret"]
+        .as_str()
+        .expect("secret")
+        .to_string();
+    let challenge = URL_SAFE_NO_PAD.encode(<sha2::Sha256 as sha2::Digest>::digest(VERIFIER));
+    let authorize = format!(
+        "{base}/oauth2/authorize?{}",
+        encode(&[
+            ("response_type", "code"),
+            ("client_id", &client_id),
+            ("redirect_uri", &redirect),
+            ("scope", "openid email offline_access"),
+            ("state", "chromium-state"),
+            ("nonce", "chromium-nonce"),
+            ("code_challenge", &challenge),
+            ("code_challenge_method", "S256"),
+        ])
+    );
+    let email = format!("{}@example.com", unique("chromium"));
+    let c = driver.browser(None).await;
+    c.goto(&format!("{base}/register")).await.expect("goto");
+    fill(&c, "email", &email).await;
+    fill(&c, "password", PASSWORD).await;
+    submit(&c).await;
+    c.delete_all_cookies().await.expect("signed out");
+
+    // Signed out: the app's link leads to the sign-in page, then to the consent page.
+    c.goto(&authorize).await.expect("goto");
+    assert_eq!(path(&c).await, "/login");
+    fill(&c, "email", &email).await;
+    fill(&c, "password", PASSWORD).await;
+    submit(&c).await;
+    assert_eq!(path(&c).await, "/oauth2/authorize");
+    let page = crate::browser::text(&c).await;
+    assert!(
+        page.contains("Example app wants to use your account"),
+        "{page}"
+    );
+    assert!(page.contains("Your email address"), "{page}");
+    shoot_docs(&c, "consent").await;
+
+    // Allow: the form's 303 takes Chromium to the app (form-action allows its origin).
+    click(&c, "button[value=allow]").await;
+    let at = wait_for_app(&c, rp).await;
+    assert_eq!(at.path(), "/callback");
+    let q: Vec<(String, String)> = at.query_pairs().into_owned().collect();
+    assert!(
+        q.iter().any(|(k, v)| k == "state" && v == "chromium-state"),
+        "{at}"
+    );
+    let code = q
+        .iter()
+        .find_map(|(k, v)| (k == "code").then(|| v.clone()))
+        .expect("a code");
+    let line = calls
+        .recv_timeout(std::time::Duration::from_secs(5))
+        .expect("the app was called");
+    assert!(line.starts_with("GET /callback?code="), "{line}");
+
+    // The code works at the token endpoint.
+    let port: u16 = base
+        .rsplit(':')
+        .next()
+        .and_then(|p| p.parse().ok())
+        .expect("port");
+    let body = encode(&[
+        ("grant_type", "authorization_code"),
+        ("code", &code),
+        ("redirect_uri", &redirect),
+        ("code_verifier", VERIFIER),
+        ("client_id", &client_id),
+        ("client_secret", &client_secret),
+    ]);
+    let reply = tokio::task::spawn_blocking(move || {
+        use std::io::Write;
+        let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).expect("connect");
+        s.set_read_timeout(Some(std::time::Duration::from_secs(5))).expect("timeout");
+        let head = format!(
+            "POST /oauth2/token HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
+        );
+        s.write_all(head.as_bytes()).expect("write");
+        read_reply(&mut s).expect("an answer")
+    })
+    .await
+    .expect("request");
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    assert!(reply.body.contains("\"id_token\""), "{}", reply.body);
+
+    // Consent remembered: after signing in again, the sign-in form's redirect chain
+    // ends at the app without a consent page.
+    c.delete_all_cookies().await.expect("signed out");
+    c.goto(&authorize).await.expect("goto");
+    assert_eq!(path(&c).await, "/login");
+    fill(&c, "email", &email).await;
+    fill(&c, "password", PASSWORD).await;
+    let button = c
+        .find(fantoccini::Locator::Css("form.form button[type=submit]"))
+        .await
+        .expect("button");
+    button.click().await.expect("click");
+    let at = wait_for_app(&c, rp).await;
+    assert!(at.query_pairs().any(|(k, _)| k == "code"), "{at}");
+}

@@ -9,14 +9,14 @@
 //! blocks a form whose redirect leaves `form-action`).
 
 use rocket::form::FromForm;
-use rocket::http::{Header, Status};
+use rocket::http::Status;
 use rocket::request::Request;
 use rocket::response::{self, Redirect, Responder};
 use rocket::{get, post, routes, Route};
 use url::Url;
 
 use super::guards::{CsrfForm, CurrentSession};
-use super::{NextPath, Page, CONTENT_SECURITY_POLICY};
+use super::{NextPath, Page};
 use crate::accounts::ClientRecord;
 use crate::clock::now_ms;
 use crate::error::AppError;
@@ -70,25 +70,14 @@ pub enum Outcome {
     /// Back to the app (a code or an error).
     Back(Redirect),
     /// A page: the consent page (with its own `form-action`), or an error.
-    Page(Page, Option<String>),
+    Page(Page),
 }
 
 impl<'r> Responder<'r, 'static> for Outcome {
     fn respond_to(self, req: &'r Request<'_>) -> response::Result<'static> {
         match self {
             Outcome::Back(r) => r.respond_to(req),
-            Outcome::Page(page, form_origin) => {
-                let mut res = page.respond_to(req)?;
-                if let Some(origin) = form_origin {
-                    // The one page whose form may end at the app (the 303 after it).
-                    let csp = CONTENT_SECURITY_POLICY.replace(
-                        "form-action 'self'",
-                        &format!("form-action 'self' {origin}"),
-                    );
-                    res.set_header(Header::new("Content-Security-Policy", csp));
-                }
-                Ok(res)
-            }
+            Outcome::Page(page) => page.respond_to(req),
         }
     }
 }
@@ -102,7 +91,6 @@ fn error_page(message: &str) -> Outcome {
             .with("title", "This sign-in link does not work")
             .with("message", message)
             .status(Status::BadRequest),
-        None,
     )
 }
 
@@ -298,7 +286,32 @@ fn consent_page(session: &CurrentSession, c: &Checked) -> Outcome {
                 "code_challenge_method": c.challenge.as_ref().map(|_| "S256"),
             }),
         );
-    Outcome::Page(page, origin_of(&c.redirect_uri))
+    // The answer's 303 goes to the app: its origin may end this page's form.
+    Outcome::Page(page.form_action(origin_of(&c.redirect_uri)))
+}
+
+/// The app origin a sign-in form whose `next` is an authorization request may end at:
+/// with consent remembered, the sign-in's 303 chain ends at the app, and a browser
+/// checks the sign-in page's `form-action` against every step. Only a registered
+/// client's registered redirect URI counts.
+pub async fn next_form_action(s: Services<'_>, next: Option<&NextPath>) -> Option<String> {
+    let next = serde_json::to_value(next?).ok()?;
+    let url = Url::parse("http://local").ok()?.join(next.as_str()?).ok()?;
+    if url.path() != "/oauth2/authorize" {
+        return None;
+    }
+    let get = |name: &str| {
+        url.query_pairs()
+            .find_map(|(k, v)| (k == name).then(|| v.into_owned()))
+    };
+    let (client_id, redirect) = (get("client_id")?, get("redirect_uri")?);
+    let client = s.accounts.find_client(&client_id).await.ok()??;
+    client
+        .redirect_uris
+        .iter()
+        .any(|u| *u == redirect)
+        .then(|| origin_of(&redirect))
+        .flatten()
 }
 
 /// The path and query of this request, to come back to after signing in.
