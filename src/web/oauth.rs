@@ -308,8 +308,7 @@ pub async fn next_form_action(s: Services<'_>, next: Option<&NextPath>) -> Optio
     let client = s.accounts.find_client(&client_id).await.ok()??;
     client
         .redirect_uris
-        .iter()
-        .any(|u| *u == redirect)
+        .contains(&redirect)
         .then(|| origin_of(&redirect))
         .flatten()
 }
