@@ -139,10 +139,7 @@ impl<'r> Responder<'r, 'static> for OAuthError {
     }
 }
 
-/// The issuer: `public_url` as configured (no trailing slash).
-pub fn issuer(settings: &Settings) -> String {
-    settings.server.public_url.trim_end_matches('/').to_string()
-}
+pub use crate::oidc::grants::issuer;
 
 #[get("/.well-known/openid-configuration")]
 fn discovery(settings: &State<Settings>) -> Json<Value> {

@@ -116,16 +116,6 @@ fn to_app(redirect_uri: &str, pairs: &[(&str, &str)]) -> Redirect {
 /// The client and redirect URI first (an error page when either is wrong), then the
 /// rest (an error sent back to the app).
 async fn check(s: Services<'_>, p: &AuthorizeParams) -> Result<Result<Checked, Outcome>, AppError> {
-    let too_long = [
-        &p.client_id,
-        &p.redirect_uri,
-        &p.scope,
-        &p.state,
-        &p.nonce,
-        &p.code_challenge,
-    ]
-    .iter()
-    .any(|v| v.as_ref().is_some_and(|v| v.len() > MAX_PARAM));
     let Some(client_id) = p
         .client_id
         .as_deref()
@@ -159,52 +149,51 @@ async fn check(s: Services<'_>, p: &AuthorizeParams) -> Result<Result<Checked, O
         challenge: p.code_challenge.clone(),
         prompt: p.prompt.clone(),
     };
-    let fail = |c: &Checked, e: &str, d: &str| Ok(Err(back_with_error(c, e, d)));
+    Ok(match check_request(&mut c, p) {
+        Ok(()) => Ok(c),
+        Err((error, description)) => Err(back_with_error(&c, error, description)),
+    })
+}
+
+/// What RFC 6749 §4.1.2.1 sends back to a valid redirect URI: everything but the
+/// client and the redirect URI. Fills in the scopes.
+fn check_request(c: &mut Checked, p: &AuthorizeParams) -> Result<(), (&'static str, &'static str)> {
+    let too_long = [&p.scope, &p.state, &p.nonce, &p.code_challenge]
+        .iter()
+        .any(|v| v.as_ref().is_some_and(|v| v.len() > MAX_PARAM));
     if too_long {
-        return fail(&c, "invalid_request", "A parameter is too long.");
+        return Err(("invalid_request", "A parameter is too long."));
     }
     if p.request.is_some() || p.request_uri.is_some() {
-        return fail(
-            &c,
+        return Err((
             "request_not_supported",
             "Request objects are not supported.",
-        );
+        ));
     }
     if p.response_type.as_deref() != Some("code") {
-        return fail(
-            &c,
+        return Err((
             "unsupported_response_type",
             "Only response_type=code is supported.",
-        );
+        ));
     }
-    c.scopes = match grants::parse_scope(p.scope.as_deref().unwrap_or("")) {
-        Ok(s) => s,
-        Err(e) => return fail(&c, "invalid_scope", &e),
-    };
+    c.scopes = grants::parse_scope(p.scope.as_deref().unwrap_or(""))
+        .map_err(|_| ("invalid_scope", "The scope must include openid."))?;
     match (p.code_challenge_method.as_deref(), &c.challenge) {
-        (Some("S256"), Some(ch)) if is_challenge(ch) => {}
-        (None, None) if c.client.secret_hash.is_some() => {}
-        (None, None) => {
-            return fail(
-                &c,
-                "invalid_request",
-                "PKCE (code_challenge with S256) is required.",
-            )
-        }
-        (Some("S256") | None, _) => return fail(
-            &c,
+        (Some("S256"), Some(ch)) if is_challenge(ch) => Ok(()),
+        (None, None) if c.client.secret_hash.is_some() => Ok(()),
+        (None, None) => Err((
+            "invalid_request",
+            "PKCE (code_challenge with S256) is required.",
+        )),
+        (Some("S256") | None, _) => Err((
             "invalid_request",
             "code_challenge must be 43 characters of BASE64URL with code_challenge_method=S256.",
-        ),
-        (Some(_), _) => {
-            return fail(
-                &c,
-                "invalid_request",
-                "Only code_challenge_method=S256 is supported.",
-            )
-        }
+        )),
+        (Some(_), _) => Err((
+            "invalid_request",
+            "Only code_challenge_method=S256 is supported.",
+        )),
     }
-    Ok(Ok(c))
 }
 
 /// A S256 challenge: 43 characters of BASE64URL (RFC 7636 §4.2).
