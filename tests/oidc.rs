@@ -1445,3 +1445,43 @@ async fn in_chromium_sign_in_and_consent_send_the_browser_back_to_the_app_with_a
     let at = wait_for_app(&c, rp).await;
     assert!(at.query_pairs().any(|(k, _)| k == "code"), "{at}");
 }
+
+#[tokio::test]
+async fn the_sign_in_page_lets_its_form_end_only_at_a_registered_apps_origin() {
+    let p = Provider::start(Database::Sqlite).await;
+    let app = p.add_app("Wiki", &[]);
+    let csp_of = |next: &str| {
+        let r = p
+            .server
+            .get(&format!("/login?next={}", urlencode(next)))
+            .expect("page");
+        assert_eq!(r.status, 200);
+        header(&r, "content-security-policy")
+            .expect("CSP")
+            .to_string()
+    };
+    let good = format!(
+        "/oauth2/authorize?{}",
+        auth_query(&app, "openid", VERIFIER, "s")
+    );
+    assert!(
+        csp_of(&good).contains("form-action 'self' http://localhost:9;"),
+        "{}",
+        csp_of(&good)
+    );
+    for next in [
+        // Not registered for this client, or no client at all: 'self' only.
+        good.replace("localhost%3A9", "evil.example"),
+        format!(
+            "/oauth2/authorize?client_id={}&redirect_uri=https%3A%2F%2Fevil.example%2Fcb",
+            app.id
+        ),
+        "/oauth2/authorize?client_id=nobody&redirect_uri=http%3A%2F%2Flocalhost%3A9%2Fcallback"
+            .to_string(),
+        "/devices".to_string(),
+    ] {
+        let csp = csp_of(&next);
+        assert!(csp.contains("form-action 'self';"), "{next}: {csp}");
+        assert!(csp.contains("frame-ancestors 'none'"));
+    }
+}

@@ -172,8 +172,8 @@ fn discovery(settings: &State<Settings>) -> Json<Value> {
 }
 
 #[get("/oauth2/jwks")]
-async fn jwks(keyring: &State<Keyring>) -> Json<Value> {
-    Json(keyring.jwks().await)
+async fn jwks(keyring: &State<Keyring>) -> Result<Json<Value>, OAuthError> {
+    Ok(Json(keyring.jwks().await?))
 }
 
 /// The `Authorization` header as it came (client authentication, Bearer tokens).
@@ -348,7 +348,7 @@ pub fn routes() -> Vec<Route> {
     ]
 }
 
-/// Opens the keyring (making the first key on a new database) and mounts the
+/// Opens the keyring (its first key is made when first needed) and mounts the
 /// endpoints.
 pub fn stage() -> AdHoc {
     AdHoc::try_on_ignite("OpenID Connect", |rocket| async move {

@@ -332,6 +332,17 @@ fn check_code(
     }
 }
 
+/// An app's refresh token as `client` presents it: the token, its scopes, and the hash
+/// the session stores for it (what `refresh`, revocation and introspection compare).
+/// `None` when it is not one of ours at all.
+pub fn parse_app_refresh(client_id: &str, token: &str) -> Option<(RefreshToken, String, String)> {
+    let (base, letters) = token.rsplit_once('.')?;
+    let rt = RefreshToken::parse(base)?;
+    let scope = scope_from_letters(letters)?;
+    let hash = app_secret_hash(&format!("{client_id}\n{letters}"), &rt.secret);
+    Some((rt, scope, hash))
+}
+
 /// The `refresh_token` grant for an authenticated `client`: rotates through the same
 /// store step as the API's refresh tokens (`Store::rotate_refresh`): a spent token
 /// ends the session.
@@ -342,16 +353,12 @@ pub async fn refresh(
     token: &str,
 ) -> Result<Tokens, GrantError> {
     let invalid = GrantError::InvalidGrant("the refresh token is invalid or was revoked");
-    let Some((base, letters)) = token.rsplit_once('.') else {
+    let Some((rt, scope, presented)) = parse_app_refresh(&client.client_id, token) else {
         return Err(invalid);
     };
-    let (Some(rt), Some(scope)) = (RefreshToken::parse(base), scope_from_letters(letters)) else {
-        return Err(invalid);
-    };
-    let client_key = format!("{}\n{letters}", client.client_id);
-    let presented = app_secret_hash(&client_key, &rt.secret);
+    let letters = scope_letters(&scope);
     let secret = random_token();
-    let next = app_secret_hash(&client_key, &secret);
+    let next = app_secret_hash(&format!("{}\n{letters}", client.client_id), &secret);
     match s
         .store
         .rotate_refresh(&rt.user_id, &rt.sid, &presented, &next, now_ms())
@@ -372,7 +379,7 @@ pub async fn refresh(
         expires_in,
         scope,
         id_token: None,
-        refresh_token: Some(refresh_token(rt.user_id, &rt.sid, &secret, letters)),
+        refresh_token: Some(refresh_token(rt.user_id, &rt.sid, &secret, &letters)),
     })
 }
 
