@@ -418,15 +418,15 @@ async fn a_relying_party_that_knows_only_the_issuer_signs_in_calls_userinfo_and_
     let devices = p.server.send(&mut jar, "GET", "/devices", None);
     assert!(devices.body.contains("Grafana"), "{}", devices.body);
 
-    // Within the grace window the rotated token would still answer (with `next`);
-    // once `next` has been used too, the first token is two rotations old and its
-    // reuse is theft: the session ends.
-    client
+    // Once more, then the first token again: older than the one before the current
+    // one, so a replay whatever the grace window, and the session ends.
+    let again = client
         .exchange_refresh_token(&RefreshToken::new(next))
         .expect("token endpoint")
         .request_async(&http)
         .await
-        .expect("the successor refreshes");
+        .expect("refreshed again");
+    assert!(again.refresh_token().is_some());
     let replay = client
         .exchange_refresh_token(&RefreshToken::new(refresh.secret().clone()))
         .expect("token endpoint")
@@ -434,4 +434,1054 @@ async fn a_relying_party_that_knows_only_the_issuer_signs_in_calls_userinfo_and_
         .await;
     assert!(replay.is_err());
     assert_eq!(p.userinfo(refreshed.access_token().secret()).status, 401);
+}
+
+/// A provider with one app and one signed-in account.
+async fn setup(db: Database) -> (Provider, App, Jar, String) {
+    let p = Provider::start(db).await;
+    let app = p.add_app("Wiki", &[]);
+    let mut jar = Jar::default();
+    let email = format!("{}@example.com", unique("u"));
+    p.account(&mut jar, &email);
+    (p, app, jar, email)
+}
+
+fn refresh_grant(p: &Provider, app: &App, rt: &str) -> (u16, Value) {
+    let (s, v, _) = p.token(
+        Some(app),
+        &[("grant_type", "refresh_token"), ("refresh_token", rt)],
+    );
+    (s, v)
+}
+
+fn assert_invalid_grant(status: u16, v: &Value) {
+    assert_eq!(status, 400, "{v}");
+    assert_eq!(v["error"], "invalid_grant", "{v}");
+}
+
+#[tokio::test]
+async fn a_second_use_of_a_code_is_refused_and_revokes_what_the_first_gave() {
+    let (p, app, mut jar, _) = setup(Database::Sqlite).await;
+    let code = code_for(&p, &mut jar, &app, "openid email offline_access");
+    let (s, first) = exchange(&p, &app, &code, VERIFIER);
+    assert_eq!(s, 200, "{first}");
+    let access = first["access_token"].as_str().expect("access");
+    assert_eq!(p.userinfo(access).status, 200);
+    let (s, second) = exchange(&p, &app, &code, VERIFIER);
+    assert_invalid_grant(s, &second);
+    let refused = p.userinfo(access);
+    assert_eq!(refused.status, 401);
+    assert!(header(&refused, "www-authenticate").is_some_and(|h| h.contains("invalid_token")));
+    let (s, v) = refresh_grant(&p, &app, first["refresh_token"].as_str().expect("rt"));
+    assert_invalid_grant(s, &v);
+}
+
+#[tokio::test]
+async fn a_code_works_only_for_its_client_redirect_uri_and_verifier() {
+    let (p, app, mut jar, _) = setup(Database::Sqlite).await;
+    let other = p.add_app("Other", &[]);
+    let public = p.add_app("Phone", &["--public"]);
+    assert!(public.secret.is_none());
+    let code = code_for(&p, &mut jar, &app, "openid");
+    // Another client, even one with a valid secret of its own.
+    let (s, v) = exchange(&p, &other, &code, VERIFIER);
+    assert_invalid_grant(s, &v);
+    // The wrong secret for the right client.
+    let wrong = App {
+        secret: Some("x".repeat(43)),
+        ..app.clone()
+    };
+    let (s, v, r) = p.token(
+        Some(&wrong),
+        &[
+            ("grant_type", "authorization_code"),
+            ("code", &code),
+            ("redirect_uri", REDIRECT),
+            ("code_verifier", VERIFIER),
+        ],
+    );
+    assert_eq!(
+        (s, v["error"].as_str()),
+        (401, Some("invalid_client")),
+        "{v}"
+    );
+    assert!(header(&r, "www-authenticate").is_some());
+    assert_eq!(header(&r, "cache-control"), Some("no-store"));
+    // Another redirect_uri, none, no verifier, a wrong one.
+    for (redirect, verifier) in [
+        (Some("http://localhost:9/other"), Some(VERIFIER)),
+        (None, Some(VERIFIER)),
+        (Some(REDIRECT), None),
+        (Some(REDIRECT), Some("A".repeat(43).as_str())),
+        (Some(REDIRECT), Some("short")),
+    ] {
+        let mut pairs = vec![
+            ("grant_type", "authorization_code"),
+            ("code", code.as_str()),
+        ];
+        if let Some(r) = redirect {
+            pairs.push(("redirect_uri", r));
+        }
+        if let Some(v) = verifier {
+            pairs.push(("code_verifier", v));
+        }
+        let (s, v, r) = p.token(Some(&app), &pairs);
+        assert_invalid_grant(s, &v);
+        assert_eq!(header(&r, "cache-control"), Some("no-store"));
+    }
+    // None of that used the code up: its rightful holder still gets tokens.
+    let (s, v) = exchange(&p, &app, &code, VERIFIER);
+    assert_eq!(s, 200, "{v}");
+    assert!(
+        v.get("refresh_token").is_none(),
+        "no offline_access, no refresh token"
+    );
+    assert_eq!(v["token_type"], "Bearer");
+    assert!(v["expires_in"].as_u64().is_some());
+}
+
+#[tokio::test]
+async fn a_public_client_needs_pkce_and_plain_is_refused() {
+    let (p, _, mut jar, _) = setup(Database::Sqlite).await;
+    let public = p.add_app("Phone", &["--public"]);
+    let base = [
+        ("response_type", "code"),
+        ("client_id", public.id.as_str()),
+        ("redirect_uri", REDIRECT),
+        ("scope", "openid"),
+        ("state", "s1"),
+    ];
+    let without = p.server.send(
+        &mut jar,
+        "GET",
+        &format!("/oauth2/authorize?{}", encode(&base)),
+        None,
+    );
+    assert_eq!(without.status, 303);
+    let loc = without.location().expect("back to the app");
+    assert_eq!(param(loc, "error").as_deref(), Some("invalid_request"));
+    assert_eq!(param(loc, "state").as_deref(), Some("s1"));
+    let mut plain = base.to_vec();
+    plain.push(("code_challenge", VERIFIER));
+    plain.push(("code_challenge_method", "plain"));
+    let r = p.server.send(
+        &mut jar,
+        "GET",
+        &format!("/oauth2/authorize?{}", encode(&plain)),
+        None,
+    );
+    let loc = r.location().expect("back to the app");
+    assert_eq!(param(loc, "error").as_deref(), Some("invalid_request"));
+    assert!(param(loc, "error_description").is_some_and(|d| d.contains("S256")));
+    // With S256 and no secret at the token endpoint: client_id in the form.
+    let code = code_for(&p, &mut jar, &public, "openid");
+    let (s, v, _) = p.token(
+        None,
+        &[
+            ("grant_type", "authorization_code"),
+            ("code", &code),
+            ("redirect_uri", REDIRECT),
+            ("client_id", &public.id),
+        ],
+    );
+    assert_invalid_grant(s, &v);
+    let (s, v, _) = p.token(
+        None,
+        &[
+            ("grant_type", "authorization_code"),
+            ("code", &code),
+            ("redirect_uri", REDIRECT),
+            ("client_id", &public.id),
+            ("code_verifier", VERIFIER),
+        ],
+    );
+    assert_eq!(s, 200, "{v}");
+}
+
+#[tokio::test]
+async fn unregistered_redirects_get_an_error_page_never_a_redirect() {
+    let (p, app, mut jar, _) = setup(Database::Sqlite).await;
+    for (client, redirect) in [
+        ("unknown-client", REDIRECT),
+        (app.id.as_str(), "https://evil.example/callback"),
+        (app.id.as_str(), "http://localhost:9/callback/../x"),
+        (app.id.as_str(), "http://localhost:9/callbackx"),
+        (app.id.as_str(), "http://localhost:9/callback#frag"),
+        (app.id.as_str(), "http://localhost:10/callback"),
+        (app.id.as_str(), "//evil.example/callback"),
+        (app.id.as_str(), ""),
+    ] {
+        let q = encode(&[
+            ("response_type", "code"),
+            ("client_id", client),
+            ("redirect_uri", redirect),
+            ("scope", "openid"),
+            (
+                "code_challenge",
+                "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM",
+            ),
+            ("code_challenge_method", "S256"),
+        ]);
+        let r = p
+            .server
+            .send(&mut jar, "GET", &format!("/oauth2/authorize?{q}"), None);
+        assert_eq!(r.status, 400, "{client} {redirect}");
+        assert_eq!(r.location(), None, "{client} {redirect}");
+        assert!(r.body.contains("sign-in link does not work"), "{}", r.body);
+    }
+    // The redirect URI is fine but the rest is not: errors go back to the app.
+    for (name, value, error) in [
+        ("response_type", "token", "unsupported_response_type"),
+        ("scope", "email", "invalid_scope"),
+    ] {
+        let mut pairs = vec![
+            ("client_id", app.id.as_str()),
+            ("redirect_uri", REDIRECT),
+            ("state", "xyz"),
+        ];
+        if name != "response_type" {
+            pairs.push(("response_type", "code"));
+        }
+        if name != "scope" {
+            pairs.push(("scope", "openid"));
+        }
+        pairs.push((name, value));
+        let r = p.server.send(
+            &mut jar,
+            "GET",
+            &format!("/oauth2/authorize?{}", encode(&pairs)),
+            None,
+        );
+        assert_eq!(r.status, 303);
+        let loc = r.location().expect("to the app");
+        assert!(loc.starts_with(REDIRECT), "{loc}");
+        assert_eq!(param(loc, "error").as_deref(), Some(error));
+        assert_eq!(param(loc, "state").as_deref(), Some("xyz"));
+    }
+}
+
+#[tokio::test]
+async fn the_consent_page_cannot_be_framed_refuses_forged_csrf_and_remembers_the_answer() {
+    let (p, app, mut jar, _) = setup(Database::Sqlite).await;
+    let q = auth_query(&app, "openid email", VERIFIER, "s");
+    let page = p
+        .server
+        .send(&mut jar, "GET", &format!("/oauth2/authorize?{q}"), None);
+    assert_eq!(page.status, 200);
+    let csp = header(&page, "content-security-policy").expect("CSP");
+    assert!(csp.contains("frame-ancestors 'none'"), "{csp}");
+    assert_eq!(header(&page, "x-frame-options"), Some("DENY"));
+    assert_eq!(header(&page, "cache-control"), Some("no-store"));
+    // A forged (or missing) token changes nothing and gives no code.
+    let mut fields = hidden_fields(&page.body);
+    for (k, v) in fields.iter_mut() {
+        if k == "csrf_token" {
+            *v = "forged".into();
+        }
+    }
+    fields.push(("decision".into(), "allow".into()));
+    let pairs: Vec<(&str, &str)> = fields
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
+    let forged = p
+        .server
+        .send(&mut jar, "POST", "/oauth2/authorize", Some(&encode(&pairs)));
+    assert_eq!(forged.status, 403);
+    assert_eq!(forged.location(), None);
+    // Another browser (the attacker's own session) cannot answer for this one either.
+    let mut other = Jar::default();
+    p.account(&mut other, &format!("{}@example.com", unique("evil")));
+    let mut fields = hidden_fields(&page.body);
+    fields.push(("decision".into(), "allow".into()));
+    let pairs: Vec<(&str, &str)> = fields
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
+    let cross = p.server.send(
+        &mut other,
+        "POST",
+        "/oauth2/authorize",
+        Some(&encode(&pairs)),
+    );
+    assert_eq!(cross.status, 403);
+    // Still asked: the forged answers remembered nothing.
+    let again = p
+        .server
+        .send(&mut jar, "GET", &format!("/oauth2/authorize?{q}"), None);
+    assert_eq!(again.status, 200);
+    let denied = p.consent(&mut jar, &again.body, "deny");
+    let loc = denied.location().expect("to the app");
+    assert_eq!(param(loc, "error").as_deref(), Some("access_denied"));
+    let again = p
+        .server
+        .send(&mut jar, "GET", &format!("/oauth2/authorize?{q}"), None);
+    assert_eq!(again.status, 200, "a denial is not remembered");
+    let allowed = p.consent(&mut jar, &again.body, "allow");
+    assert!(param(allowed.location().expect("to the app"), "code").is_some());
+    // Remembered: straight back with a code; more scopes ask again.
+    let direct = p
+        .server
+        .send(&mut jar, "GET", &format!("/oauth2/authorize?{q}"), None);
+    assert_eq!(direct.status, 303);
+    assert!(param(direct.location().expect("to the app"), "code").is_some());
+    let more = auth_query(&app, "openid email offline_access", VERIFIER, "s");
+    let asked = p
+        .server
+        .send(&mut jar, "GET", &format!("/oauth2/authorize?{more}"), None);
+    assert_eq!(asked.status, 200);
+}
+
+/// The Redis key of a code (`P:{UID}:ac:ID`), as the store names it.
+fn code_key(prefix: &str, code: &str) -> String {
+    let (uid, secret) = code.split_once('.').expect("UID.SECRET");
+    let uid = uuid::Uuid::parse_str(uid).expect("uid");
+    let id =
+        URL_SAFE_NO_PAD.encode(&<sha2::Sha256 as sha2::Digest>::digest(secret.as_bytes())[..16]);
+    format!(
+        "{prefix}:{{{}}}:ac:{id}",
+        URL_SAFE_NO_PAD.encode(uid.as_bytes())
+    )
+}
+
+#[tokio::test]
+async fn an_expired_code_is_refused() {
+    let (p, app, mut jar, _) = setup(Database::Sqlite).await;
+    let code = code_for(&p, &mut jar, &app, "openid");
+    let mut conn = redis::Client::open(redis_url())
+        .and_then(|c| c.get_connection())
+        .expect("a Redis connection");
+    let key = code_key(&p.cfg.prefix, &code);
+    let ttl: i64 = redis::cmd("PTTL").arg(&key).query(&mut conn).expect("PTTL");
+    assert!((1..=60_000).contains(&ttl), "a code lives 60 s: {ttl}");
+    // Its 60 seconds pass.
+    let _: i64 = redis::cmd("PEXPIRE")
+        .arg(&key)
+        .arg(1)
+        .query(&mut conn)
+        .expect("PEXPIRE");
+    tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    let (s, v) = exchange(&p, &app, &code, VERIFIER);
+    assert_invalid_grant(s, &v);
+}
+
+/// A JWT with `header` and `claims`, signed with HS256 under `key` (or unsigned).
+fn forge(header: &Value, claims: &Value, key: Option<&[u8]>) -> String {
+    let input = format!(
+        "{}.{}",
+        URL_SAFE_NO_PAD.encode(header.to_string()),
+        URL_SAFE_NO_PAD.encode(claims.to_string())
+    );
+    let sig = match key {
+        Some(k) => {
+            use hmac::Mac;
+            let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(k).expect("hmac");
+            mac.update(input.as_bytes());
+            URL_SAFE_NO_PAD.encode(mac.finalize().into_bytes())
+        }
+        None => String::new(),
+    };
+    format!("{input}.{sig}")
+}
+
+fn jwt_part(token: &str, i: usize) -> Value {
+    serde_json::from_slice(
+        &URL_SAFE_NO_PAD
+            .decode(token.split('.').nth(i).expect("part"))
+            .expect("b64"),
+    )
+    .expect("json")
+}
+
+#[tokio::test]
+async fn forged_tokens_are_refused_at_userinfo() {
+    let (p, app, mut jar, _) = setup(Database::Sqlite).await;
+    let code = code_for(&p, &mut jar, &app, "openid email");
+    let (_, v) = exchange(&p, &app, &code, VERIFIER);
+    let access = v["access_token"].as_str().expect("access").to_string();
+    let id_token = v["id_token"].as_str().expect("id").to_string();
+    assert_eq!(p.userinfo(&access).status, 200);
+    let header_v = jwt_part(&access, 0);
+    assert_eq!(header_v["alg"], "RS256");
+    assert_eq!(header_v["typ"], "at+jwt");
+    let claims = jwt_part(&access, 1);
+    let jwks: Value =
+        serde_json::from_str(&p.server.get("/oauth2/jwks").expect("jwks").body).expect("json");
+    let jwk = &jwks["keys"][0];
+    let n = URL_SAFE_NO_PAD
+        .decode(jwk["n"].as_str().expect("n"))
+        .expect("n");
+    let kid = header_v["kid"].clone();
+    let mut other_user = claims.clone();
+    other_user["sub"] = serde_json::json!(uuid::Uuid::now_v7());
+    let forged = [
+        forge(
+            &serde_json::json!({"alg": "none", "typ": "at+jwt", "kid": kid}),
+            &claims,
+            None,
+        ),
+        forge(
+            &serde_json::json!({"alg": "HS256", "typ": "at+jwt", "kid": kid}),
+            &claims,
+            Some(&n),
+        ),
+        forge(
+            &serde_json::json!({"alg": "HS256", "typ": "at+jwt", "kid": kid}),
+            &claims,
+            Some(jwk.to_string().as_bytes()),
+        ),
+        forge(
+            &serde_json::json!({"alg": "HS256", "typ": "at+jwt", "kid": kid}),
+            &claims,
+            Some(JWT_SECRET.as_bytes()),
+        ),
+        // The right signature over other claims.
+        format!(
+            "{}.{}.{}",
+            access.split('.').next().expect("h"),
+            URL_SAFE_NO_PAD.encode(other_user.to_string()),
+            access.split('.').nth(2).expect("s")
+        ),
+        // An id_token is not an access token.
+        id_token,
+        format!("{access}x"),
+        String::new(),
+    ];
+    for token in forged {
+        let r = p.userinfo(&token);
+        assert_eq!(r.status, 401, "{token}: {}", r.body);
+        assert!(header(&r, "www-authenticate").is_some_and(|h| h.starts_with("Bearer")));
+    }
+    let none = p.server.request("GET", "/oauth2/userinfo", &[], "");
+    assert_eq!(none.status, 401);
+    assert_eq!(
+        header(&none, "www-authenticate"),
+        Some("Bearer realm=\"latchkey\"")
+    );
+}
+
+/// Tokens for `app` (with offline_access) through `jar`.
+fn app_tokens(p: &Provider, jar: &mut Jar, app: &App) -> (String, String) {
+    let code = code_for(p, jar, app, "openid email offline_access");
+    let (s, v) = exchange(p, app, &code, VERIFIER);
+    assert_eq!(s, 200, "{v}");
+    (
+        v["access_token"].as_str().expect("access").to_string(),
+        v["refresh_token"].as_str().expect("refresh").to_string(),
+    )
+}
+
+/// Both the app's access token and its refresh token are refused.
+fn assert_ended(p: &Provider, app: &App, access: &str, refresh: &str) {
+    assert_eq!(p.userinfo(access).status, 401);
+    let (s, v) = refresh_grant(p, app, refresh);
+    assert_invalid_grant(s, &v);
+}
+
+crate::on_both_databases!(an_app_is_a_session_that_the_devices_page_lists_and_ends,);
+
+async fn an_app_is_a_session_that_the_devices_page_lists_and_ends(db: Database) {
+    let (p, app, mut jar, email) = setup(db).await;
+    let (access, refresh) = app_tokens(&p, &mut jar, &app);
+    let devices = p.server.send(&mut jar, "GET", "/devices", None);
+    assert!(devices.body.contains("Wiki"), "{}", devices.body);
+    assert!(devices.body.contains("signed in with Latchkey"));
+    // The sessions API says so too.
+    let grant = p.server.request(
+        "POST",
+        "/api/v1/token",
+        &[("Content-Type", "application/x-www-form-urlencoded")],
+        &encode(&[
+            ("grant_type", "password"),
+            ("username", &email),
+            ("password", PASSWORD),
+        ]),
+    );
+    let api: Value = serde_json::from_str(&grant.body).expect("json");
+    let bearer = format!("Bearer {}", api["access_token"].as_str().expect("access"));
+    let list = p
+        .server
+        .request("GET", "/api/v1/sessions", &[("Authorization", &bearer)], "");
+    let sessions: Value = serde_json::from_str(&list.body).expect("json");
+    let app_session = sessions
+        .as_array()
+        .expect("a list")
+        .iter()
+        .find(|s| s["kind"] == "app")
+        .unwrap_or_else(|| panic!("an app session in {sessions}"))
+        .clone();
+    assert_eq!(app_session["label"], "Wiki");
+    assert_eq!(app_session["id"], jwt_part(&access, 1)["sid"]);
+    // Sign it out on the devices page: its tokens end at once.
+    let id = app_session["id"].as_str().expect("id");
+    let token = csrf_from(&devices.body);
+    let ended = p.server.send(
+        &mut jar,
+        "POST",
+        &format!("/devices/{id}/revoke"),
+        Some(&encode(&[("csrf_token", &token)])),
+    );
+    assert_eq!(ended.status, 303);
+    assert_ended(&p, &app, &access, &refresh);
+}
+
+#[tokio::test]
+async fn every_way_of_ending_sessions_ends_the_apps_tokens() {
+    let (p, app, mut jar, email) = setup(Database::Sqlite).await;
+    // Signing out of the browser leaves the app signed in (as for API sessions).
+    let (access, refresh) = app_tokens(&p, &mut jar, &app);
+    let devices = p.server.send(&mut jar, "GET", "/devices", None);
+    let out = p.server.send(
+        &mut jar,
+        "POST",
+        "/logout",
+        Some(&encode(&[("csrf_token", &csrf_from(&devices.body))])),
+    );
+    assert_eq!(out.status, 303);
+    assert_eq!(p.userinfo(&access).status, 200);
+    // Sign-out everywhere else (from another browser of the account).
+    let mut other = Jar::default();
+    let r = p.server.submit(
+        &mut other,
+        "/login",
+        "/login",
+        &[("email", &email), ("password", PASSWORD)],
+    );
+    assert_eq!(r.status, 303);
+    let page = p.server.send(&mut other, "GET", "/devices", None);
+    let r = p.server.send(
+        &mut other,
+        "POST",
+        "/devices/revoke-others",
+        Some(&encode(&[("csrf_token", &csrf_from(&page.body))])),
+    );
+    assert_eq!(r.status, 303);
+    assert_ended(&p, &app, &access, &refresh);
+    // The operator's end-sessions.
+    let (access, refresh) = app_tokens(&p, &mut other, &app);
+    let (code, _, err) = cli(&p.cfg, &["users", "end-sessions", &email]);
+    assert_eq!(code, Some(0), "{err}");
+    assert_ended(&p, &app, &access, &refresh);
+    // A password change.
+    let mut third = Jar::default();
+    p.server.submit(
+        &mut third,
+        "/login",
+        "/login",
+        &[("email", &email), ("password", PASSWORD)],
+    );
+    let (access, refresh) = app_tokens(&p, &mut third, &app);
+    let r = p.server.submit(
+        &mut third,
+        "/account/password",
+        "/account/password",
+        &[
+            ("current_password", PASSWORD),
+            ("new_password", "a different long passphrase 42"),
+        ],
+    );
+    assert!(r.status == 303 || r.status == 200, "{}", r.status);
+    assert_ended(&p, &app, &access, &refresh);
+    // Disabling the account.
+    let mut fourth = Jar::default();
+    let r = p.server.submit(
+        &mut fourth,
+        "/login",
+        "/login",
+        &[
+            ("email", &email),
+            ("password", "a different long passphrase 42"),
+        ],
+    );
+    assert_eq!(r.status, 303);
+    let (access, refresh) = app_tokens(&p, &mut fourth, &app);
+    let (code, _, err) = cli(&p.cfg, &["users", "disable", &email]);
+    assert_eq!(code, Some(0), "{err}");
+    assert_ended(&p, &app, &access, &refresh);
+}
+
+crate::on_both_databases!(keys_rotate_and_the_old_key_stays_published_while_its_tokens_live,);
+
+async fn keys_rotate_and_the_old_key_stays_published_while_its_tokens_live(db: Database) {
+    let (p, app, mut jar, _) = setup(db).await;
+    let (access, _) = app_tokens(&p, &mut jar, &app);
+    let old_kid = jwt_part(&access, 0)["kid"]
+        .as_str()
+        .expect("kid")
+        .to_string();
+    let kids = |server: &AppProcess| -> Vec<String> {
+        let jwks: Value =
+            serde_json::from_str(&server.get("/oauth2/jwks").expect("jwks").body).expect("json");
+        jwks["keys"]
+            .as_array()
+            .expect("keys")
+            .iter()
+            .map(|k| {
+                assert_eq!(k["kty"], "RSA");
+                assert_eq!(k["alg"], "RS256");
+                assert!(k.get("d").is_none(), "no private part: {k}");
+                k["kid"].as_str().expect("kid").to_string()
+            })
+            .collect()
+    };
+    assert_eq!(kids(&p.server), vec![old_kid.clone()]);
+    let (code, out, err) = cli(&p.cfg, &["keys", "rotate", "--json"]);
+    assert_eq!(code, Some(0), "{err}");
+    let new_kid = serde_json::from_str::<Value>(out.trim()).expect("json")["kid"]
+        .as_str()
+        .expect("kid")
+        .to_string();
+    assert_ne!(new_kid, old_kid);
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    let published = kids(&p.server);
+    assert!(
+        published.contains(&old_kid) && published.contains(&new_kid),
+        "{published:?}"
+    );
+    // A server started now (behind the same public URL) signs with the new key; the
+    // old token verifies everywhere.
+    let sibling = p.cfg.sibling().spawn_server_behind(&p.issuer());
+    let p2 = Provider {
+        cfg: p.cfg.clone(),
+        server: Arc::new(sibling),
+    };
+    let (access2, _) = app_tokens(&p2, &mut jar, &app);
+    assert_eq!(
+        jwt_part(&access2, 0)["kid"].as_str(),
+        Some(new_kid.as_str())
+    );
+    let r = p2.userinfo(&access);
+    assert!(kids(&p2.server).contains(&old_kid));
+    assert_eq!(
+        r.status, 200,
+        "the old key's token at the new server: {}",
+        r.body
+    );
+    assert_eq!(
+        p.userinfo(&access2).status,
+        200,
+        "the new key's token at the old server"
+    );
+    assert_eq!(p.userinfo(&access).status, 200);
+}
+
+#[tokio::test]
+async fn clients_add_list_and_remove_from_the_command_line() {
+    let (p, app, mut jar, _) = setup(Database::Sqlite).await;
+    assert_eq!(app.id.len(), 22);
+    assert_eq!(app.secret.as_deref().map(str::len), Some(43));
+    // Only the secret's hash is stored.
+    let db = std::fs::read(p.cfg.dir.join("accounts.db")).expect("the SQLite file");
+    let secret = app.secret.clone().expect("secret");
+    assert!(
+        !db.windows(secret.len()).any(|w| w == secret.as_bytes()),
+        "the secret is not stored"
+    );
+    // Bad registrations are refused with one line and exit 1, and store nothing.
+    for bad in [
+        vec!["--name", "X", "--redirect-uri", "http://app.example.com/cb"],
+        vec![
+            "--name",
+            "X",
+            "--redirect-uri",
+            "https://app.example.com/cb#f",
+        ],
+        vec!["--name", "X", "--redirect-uri", "/relative"],
+        vec!["--name", "", "--redirect-uri", "https://app.example.com/cb"],
+        vec![
+            "--name",
+            "X",
+            "--redirect-uri",
+            "https://app.example.com/cb",
+            "--post-logout-uri",
+            "javascript:x",
+        ],
+    ] {
+        let mut args = vec!["clients", "add"];
+        args.extend(bad.iter());
+        let (code, out, err) = cli(&p.cfg, &args);
+        assert_eq!(code, Some(1), "{args:?}: {out} {err}");
+        assert_eq!(out, "");
+        assert!(
+            err.starts_with("latchkey: ") && err.lines().count() == 1,
+            "{err}"
+        );
+    }
+    let (code, _, err) = cli(&p.cfg, &["clients", "add", "--name", "X"]);
+    assert_eq!(code, Some(2), "a usage error: {err}");
+    let public = p.add_app(
+        "Phone app",
+        &[
+            "--public",
+            "--redirect-uri",
+            "http://127.0.0.1:8765/cb",
+            "--post-logout-uri",
+            "https://phone.example.com/bye",
+        ],
+    );
+    assert_eq!(public.secret, None);
+    let (code, out, err) = cli(&p.cfg, &["clients", "list", "--json"]);
+    assert_eq!(code, Some(0), "{err}");
+    let lines: Vec<Value> = out
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("json"))
+        .collect();
+    assert_eq!(lines.len(), 2, "{out}");
+    assert_eq!(lines[0]["client_id"], app.id.as_str());
+    assert_eq!(lines[0]["name"], "Wiki");
+    assert_eq!(lines[0]["public"], false);
+    assert_eq!(lines[1]["public"], true);
+    assert_eq!(
+        lines[1]["redirect_uris"],
+        serde_json::json!([REDIRECT, "http://127.0.0.1:8765/cb"])
+    );
+    assert_eq!(
+        lines[1]["post_logout_uris"],
+        serde_json::json!(["https://phone.example.com/bye"])
+    );
+    assert!(lines.iter().all(|l| l.get("client_secret").is_none()));
+    let (code, out, _) = cli(&p.cfg, &["clients", "list"]);
+    assert_eq!(code, Some(0));
+    assert!(out.contains("Wiki") && out.contains("Phone app"), "{out}");
+    // Removed: it can no longer get tokens or send anyone to sign in.
+    let code_before = code_for(&p, &mut jar, &app, "openid");
+    let (code, out, err) = cli(&p.cfg, &["clients", "remove", &app.id]);
+    assert_eq!(code, Some(0), "{err}");
+    assert!(out.contains(&app.id));
+    let (s, v) = exchange(&p, &app, &code_before, VERIFIER);
+    assert_eq!(
+        (s, v["error"].as_str()),
+        (401, Some("invalid_client")),
+        "{v}"
+    );
+    let r = p.server.send(
+        &mut jar,
+        "GET",
+        &format!(
+            "/oauth2/authorize?{}",
+            auth_query(&app, "openid", VERIFIER, "s")
+        ),
+        None,
+    );
+    assert_eq!(r.status, 400);
+    let (code, _, err) = cli(&p.cfg, &["clients", "remove", &app.id]);
+    assert_eq!(code, Some(1), "{err}");
+}
+
+#[tokio::test]
+async fn discovery_names_every_endpoint_and_only_what_is_supported() {
+    let p = Provider::start(Database::Sqlite).await;
+    let r = p
+        .server
+        .get("/.well-known/openid-configuration")
+        .expect("discovery");
+    assert_eq!(r.status, 200);
+    let d: Value = serde_json::from_str(&r.body).expect("json");
+    let iss = p.issuer();
+    assert_eq!(d["issuer"], iss.as_str());
+    for (k, path) in [
+        ("authorization_endpoint", "/oauth2/authorize"),
+        ("token_endpoint", "/oauth2/token"),
+        ("userinfo_endpoint", "/oauth2/userinfo"),
+        ("jwks_uri", "/oauth2/jwks"),
+        ("revocation_endpoint", "/oauth2/revoke"),
+        ("introspection_endpoint", "/oauth2/introspect"),
+        ("end_session_endpoint", "/oauth2/logout"),
+    ] {
+        assert_eq!(d[k], format!("{iss}{path}"), "{k}");
+    }
+    assert_eq!(d["response_types_supported"], serde_json::json!(["code"]));
+    assert_eq!(
+        d["code_challenge_methods_supported"],
+        serde_json::json!(["S256"])
+    );
+    assert_eq!(
+        d["scopes_supported"],
+        serde_json::json!(["openid", "email", "profile", "offline_access"])
+    );
+    assert!(d["id_token_signing_alg_values_supported"]
+        .as_array()
+        .expect("algs")
+        .contains(&Value::from("RS256")));
+    assert_eq!(
+        d["token_endpoint_auth_methods_supported"],
+        serde_json::json!(["client_secret_basic", "client_secret_post", "none"])
+    );
+    // Token endpoint errors are JSON, no-store, per RFC 6749 §5.2.
+    for (body, error) in [
+        (
+            "grant_type=password&username=a&password=b",
+            "unsupported_grant_type",
+        ),
+        ("code=x", "invalid_request"),
+        (
+            "grant_type=authorization_code&grant_type=authorization_code",
+            "invalid_request",
+        ),
+        (
+            "grant_type=authorization_code&code=x&client_id=nobody",
+            "invalid_client",
+        ),
+    ] {
+        let r = p.server.request(
+            "POST",
+            "/oauth2/token",
+            &[("Content-Type", "application/x-www-form-urlencoded")],
+            body,
+        );
+        let v: Value =
+            serde_json::from_str(&r.body).unwrap_or_else(|_| panic!("{body}: {}", r.body));
+        assert_eq!(v["error"], error, "{body}");
+        assert_eq!(header(&r, "cache-control"), Some("no-store"));
+    }
+    let r = p.server.request(
+        "POST",
+        "/oauth2/token",
+        &[("Content-Type", "application/json")],
+        "{}",
+    );
+    assert_eq!(r.status, 400, "{}", r.body);
+}
+
+/// A tiny relying party's callback: answers every request with a page and reports
+/// each request line.
+fn rp_callback() -> (u16, std::sync::mpsc::Receiver<String>) {
+    use std::io::{Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = listener.local_addr().expect("addr").port();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut s) = stream else { continue };
+            let mut buf = [0u8; 8192];
+            let n = s.read(&mut buf).unwrap_or(0);
+            let head = String::from_utf8_lossy(&buf[..n]).into_owned();
+            let line = head.lines().next().unwrap_or("").to_string();
+            if line.starts_with("GET /favicon") {
+                let _ = s.write_all(
+                    b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+                );
+                continue;
+            }
+            let body =
+                "<!doctype html><title>Example app</title><h1>Signed in to the example app</h1>";
+            let _ = s.write_all(
+                format!(
+                    "HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                    body.len()
+                )
+                .as_bytes(),
+            );
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    (port, rx)
+}
+
+/// Saves the current page at desktop and phone width under docs/screenshots/.
+async fn shoot_docs(c: &fantoccini::Client, name: &str) {
+    let dir = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("docs/screenshots");
+    std::fs::create_dir_all(&dir).expect("docs/screenshots");
+    for (suffix, (w, h)) in [("desktop", (1280, 900)), ("phone", (390, 844))] {
+        c.set_window_size(w, h).await.expect("resize");
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        let png = c.screenshot().await.expect("screenshot");
+        assert!(png.starts_with(b"\x89PNG"), "a PNG");
+        std::fs::write(dir.join(format!("{name}-{suffix}.png")), png).expect("write");
+    }
+    c.set_window_size(1280, 900).await.expect("resize");
+}
+
+async fn click(c: &fantoccini::Client, css: &str) {
+    let el = c
+        .find(fantoccini::Locator::Css(css))
+        .await
+        .unwrap_or_else(|_| panic!("{css}"));
+    el.click().await.expect("click");
+}
+
+/// Waits until the browser is at the app's callback; answers the URL.
+async fn wait_for_app(c: &fantoccini::Client, rp: u16) -> url::Url {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let url = c.current_url().await.expect("url");
+        if url.port() == Some(rp) {
+            return url;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the browser stayed at {url}: {}",
+            crate::browser::text(c).await
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test]
+async fn in_chromium_sign_in_and_consent_send_the_browser_back_to_the_app_with_a_code() {
+    use crate::browser::{fill, path, serve, submit, Chromedriver};
+    let driver = Chromedriver::start();
+    let cfg = TestConfig::new();
+    let base = serve(&cfg).await;
+    let (rp, calls) = rp_callback();
+    let redirect = format!("http://127.0.0.1:{rp}/callback");
+    let (code, out, err) = cli(
+        &cfg,
+        &[
+            "clients",
+            "add",
+            "--name",
+            "Example app",
+            "--redirect-uri",
+            &redirect,
+        ],
+    );
+    assert_eq!(code, Some(0), "{err}");
+    let registered: Value = serde_json::from_str(out.trim()).expect("json");
+    let client_id = registered["client_id"].as_str().expect("id").to_string();
+    let client_secret = registered["client_secret"]
+        .as_str()
+        .expect("secret")
+        .to_string();
+    let challenge = URL_SAFE_NO_PAD.encode(<sha2::Sha256 as sha2::Digest>::digest(VERIFIER));
+    let authorize = format!(
+        "{base}/oauth2/authorize?{}",
+        encode(&[
+            ("response_type", "code"),
+            ("client_id", &client_id),
+            ("redirect_uri", &redirect),
+            ("scope", "openid email offline_access"),
+            ("state", "chromium-state"),
+            ("nonce", "chromium-nonce"),
+            ("code_challenge", &challenge),
+            ("code_challenge_method", "S256"),
+        ])
+    );
+    let email = format!("{}@example.com", unique("chromium"));
+    let c = driver.browser(None).await;
+    c.goto(&format!("{base}/register")).await.expect("goto");
+    fill(&c, "email", &email).await;
+    fill(&c, "password", PASSWORD).await;
+    submit(&c).await;
+    c.delete_all_cookies().await.expect("signed out");
+
+    // Signed out: the app's link leads to the sign-in page, then to the consent page.
+    c.goto(&authorize).await.expect("goto");
+    assert_eq!(path(&c).await, "/login");
+    fill(&c, "email", &email).await;
+    fill(&c, "password", PASSWORD).await;
+    submit(&c).await;
+    assert_eq!(path(&c).await, "/oauth2/authorize");
+    let page = crate::browser::text(&c).await;
+    assert!(
+        page.contains("Example app wants to use your account"),
+        "{page}"
+    );
+    assert!(page.contains("Your email address"), "{page}");
+    shoot_docs(&c, "consent").await;
+
+    // Allow: the form's 303 takes Chromium to the app (form-action allows its origin).
+    click(&c, "button[value=allow]").await;
+    let at = wait_for_app(&c, rp).await;
+    assert_eq!(at.path(), "/callback");
+    let q: Vec<(String, String)> = at.query_pairs().into_owned().collect();
+    assert!(
+        q.iter().any(|(k, v)| k == "state" && v == "chromium-state"),
+        "{at}"
+    );
+    let code = q
+        .iter()
+        .find_map(|(k, v)| (k == "code").then(|| v.clone()))
+        .expect("a code");
+    let line = calls
+        .recv_timeout(std::time::Duration::from_secs(5))
+        .expect("the app was called");
+    assert!(line.starts_with("GET /callback?code="), "{line}");
+
+    // The code works at the token endpoint.
+    let port: u16 = base
+        .rsplit(':')
+        .next()
+        .and_then(|p| p.parse().ok())
+        .expect("port");
+    let body = encode(&[
+        ("grant_type", "authorization_code"),
+        ("code", &code),
+        ("redirect_uri", &redirect),
+        ("code_verifier", VERIFIER),
+        ("client_id", &client_id),
+        ("client_secret", &client_secret),
+    ]);
+    let reply = tokio::task::spawn_blocking(move || {
+        use std::io::Write;
+        let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).expect("connect");
+        s.set_read_timeout(Some(std::time::Duration::from_secs(5))).expect("timeout");
+        let head = format!(
+            "POST /oauth2/token HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
+        );
+        s.write_all(head.as_bytes()).expect("write");
+        read_reply(&mut s).expect("an answer")
+    })
+    .await
+    .expect("request");
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    assert!(reply.body.contains("\"id_token\""), "{}", reply.body);
+
+    // Consent remembered: after signing in again, the sign-in form's redirect chain
+    // ends at the app without a consent page.
+    c.delete_all_cookies().await.expect("signed out");
+    c.goto(&authorize).await.expect("goto");
+    assert_eq!(path(&c).await, "/login");
+    fill(&c, "email", &email).await;
+    fill(&c, "password", PASSWORD).await;
+    let button = c
+        .find(fantoccini::Locator::Css("form.form button[type=submit]"))
+        .await
+        .expect("button");
+    button.click().await.expect("click");
+    let at = wait_for_app(&c, rp).await;
+    assert!(at.query_pairs().any(|(k, _)| k == "code"), "{at}");
+}
+
+#[tokio::test]
+async fn the_sign_in_page_lets_its_form_end_only_at_a_registered_apps_origin() {
+    let p = Provider::start(Database::Sqlite).await;
+    let app = p.add_app("Wiki", &[]);
+    let csp_of = |next: &str| {
+        let r = p
+            .server
+            .get(&format!("/login?next={}", urlencode(next)))
+            .expect("page");
+        assert_eq!(r.status, 200);
+        header(&r, "content-security-policy")
+            .expect("CSP")
+            .to_string()
+    };
+    let good = format!(
+        "/oauth2/authorize?{}",
+        auth_query(&app, "openid", VERIFIER, "s")
+    );
+    assert!(
+        csp_of(&good).contains("form-action 'self' http://localhost:9;"),
+        "{}",
+        csp_of(&good)
+    );
+    for next in [
+        // Not registered for this client, or no client at all: 'self' only.
+        good.replace("localhost%3A9", "evil.example"),
+        format!(
+            "/oauth2/authorize?client_id={}&redirect_uri=https%3A%2F%2Fevil.example%2Fcb",
+            app.id
+        ),
+        "/oauth2/authorize?client_id=nobody&redirect_uri=http%3A%2F%2Flocalhost%3A9%2Fcallback"
+            .to_string(),
+        "/devices".to_string(),
+    ] {
+        let csp = csp_of(&next);
+        assert!(csp.contains("form-action 'self';"), "{next}: {csp}");
+        assert!(csp.contains("frame-ancestors 'none'"));
+    }
 }

@@ -9,8 +9,8 @@ use std::time::Duration;
 use crate::common::*;
 use latchkey::clock::now_ms;
 use latchkey::store::{
-    CodeCheck, Created, NewSession, RateDecision, RateKey, RedisStore, Rotated, Rotation,
-    SessionKind, Store,
+    CodeCheck, CodeState, Created, NewSession, RateDecision, RateKey, Redeemed, RedisStore,
+    Rotated, Rotation, SessionKind, Store,
 };
 use uuid::Uuid;
 
@@ -97,6 +97,8 @@ on_both_stores!(
     refresh_secrets_rotate_and_a_replay_ends_the_session,
     a_logged_out_access_token_is_refused,
     trusted_devices_are_capped_expire_and_end_with_a_new_password,
+    authorization_codes_are_used_once_and_a_second_use_ends_both_sessions,
+    app_sessions_rotate_their_refresh_secrets_and_list_as_apps,
     a_new_password_ends_the_reset_code,
     one_call_checks_the_session_and_lists_them_all,
     a_closed_account_has_no_live_session_and_no_late_one,
@@ -1214,5 +1216,168 @@ async fn revoking_an_access_token_stops_it_alone(store: Store) {
             .unwrap()
             .is_some(),
         "the session and its refresh token go on"
+    );
+}
+
+/// An app session (OpenID Connect) for `user`.
+fn app_session(user: Uuid) -> NewSession {
+    let mut s = session(user, 600_000, 600_000);
+    s.kind = SessionKind::App;
+    s.label = "Grafana".into();
+    s.client_id = Some("client-1".into());
+    s.refresh_hash = Some("r1".into());
+    s
+}
+
+async fn authorization_codes_are_used_once_and_a_second_use_ends_both_sessions(store: Store) {
+    let user = Uuid::now_v7();
+    let now = now_ms();
+    store
+        .put_code(&user, "code1", "{\"x\":1}", 60_000, now)
+        .await
+        .expect("stored");
+    assert_eq!(
+        store.get_code(&user, "code1", now).await.expect("store"),
+        Some(CodeState::Unused("{\"x\":1}".into()))
+    );
+    assert_eq!(
+        store.get_code(&user, "other", now).await.expect("store"),
+        None
+    );
+    // Another user's id names nothing.
+    assert_eq!(
+        store
+            .get_code(&Uuid::now_v7(), "code1", now)
+            .await
+            .expect("store"),
+        None
+    );
+    // Looking without a session leaves an unused code as it is.
+    assert_eq!(
+        store
+            .redeem_code(&user, "code1", None, now)
+            .await
+            .expect("store"),
+        Redeemed::Gone
+    );
+    let first = app_session(user);
+    create(&store, &first, 50).await;
+    assert_eq!(
+        store
+            .redeem_code(&user, "code1", Some(&first.sid), now)
+            .await
+            .expect("store"),
+        Redeemed::Yes
+    );
+    assert_eq!(
+        store.get_code(&user, "code1", now).await.expect("store"),
+        Some(CodeState::Used(first.sid.clone()))
+    );
+    assert!(alive(&store, &first).await);
+    // The second use: its own new session and the first one both end.
+    let second = app_session(user);
+    create(&store, &second, 50).await;
+    assert_eq!(
+        store
+            .redeem_code(&user, "code1", Some(&second.sid), now)
+            .await
+            .expect("store"),
+        Redeemed::Replayed
+    );
+    assert!(
+        !alive(&store, &first).await,
+        "the first use's session ended"
+    );
+    assert!(!alive(&store, &second).await, "the replay's session ended");
+    // A code that is gone ends the session started for it.
+    let third = app_session(user);
+    create(&store, &third, 50).await;
+    assert_eq!(
+        store
+            .redeem_code(&user, "missing", Some(&third.sid), now)
+            .await
+            .expect("store"),
+        Redeemed::Gone
+    );
+    assert!(!alive(&store, &third).await);
+    // Racing first uses: one wins, the other ends both.
+    store
+        .put_code(&user, "code2", "{}", 60_000, now)
+        .await
+        .expect("stored");
+    let (a, b) = (app_session(user), app_session(user));
+    create(&store, &a, 50).await;
+    create(&store, &b, 50).await;
+    let (ra, rb) = tokio::join!(
+        store.redeem_code(&user, "code2", Some(&a.sid), now),
+        store.redeem_code(&user, "code2", Some(&b.sid), now)
+    );
+    let mut results = [ra.expect("store"), rb.expect("store")];
+    results.sort_by_key(|r| format!("{r:?}"));
+    assert_eq!(results, [Redeemed::Replayed, Redeemed::Yes]);
+    assert!(!alive(&store, &a).await && !alive(&store, &b).await);
+    // An unused code expires after its time.
+    store
+        .put_code(&user, "code3", "{}", 50, now_ms())
+        .await
+        .expect("stored");
+    tokio::time::sleep(Duration::from_millis(80)).await;
+    assert_eq!(
+        store
+            .get_code(&user, "code3", now_ms())
+            .await
+            .expect("store"),
+        None
+    );
+}
+
+async fn app_sessions_rotate_their_refresh_secrets_and_list_as_apps(store: Store) {
+    let user = Uuid::now_v7();
+    let s = app_session(user);
+    create(&store, &s, 50).await;
+    let listed = store.list_sessions(&user, now_ms()).await.expect("store");
+    assert_eq!(listed.len(), 1);
+    assert_eq!(listed[0].kind, SessionKind::App);
+    assert_eq!(listed[0].label, "Grafana");
+    let live = store
+        .touch_session(&user, &s.sid, None, now_ms())
+        .await
+        .expect("store")
+        .expect("live");
+    assert_eq!(live.kind, SessionKind::App);
+    let now = now_ms();
+    assert_eq!(
+        store
+            .rotate_refresh(&user, &s.sid, &strict("r1", "r2"), now)
+            .await
+            .expect("store"),
+        Rotated::Yes
+    );
+    assert_eq!(
+        store
+            .rotate_refresh(&user, &s.sid, &strict("r2", "r3"), now)
+            .await
+            .expect("store"),
+        Rotated::Yes
+    );
+    // An older secret again: theft, the app session ends.
+    assert_eq!(
+        store
+            .rotate_refresh(&user, &s.sid, &strict("r1", "r4"), now)
+            .await
+            .expect("store"),
+        Rotated::Reused
+    );
+    assert!(!alive(&store, &s).await);
+    // A browser session never rotates.
+    let mut b = session(user, 600_000, 600_000);
+    b.refresh_hash = Some("x".into());
+    create(&store, &b, 50).await;
+    assert_eq!(
+        store
+            .rotate_refresh(&user, &b.sid, &strict("x", "y"), now)
+            .await
+            .expect("store"),
+        Rotated::Invalid
     );
 }

@@ -139,10 +139,7 @@ impl<'r> Responder<'r, 'static> for OAuthError {
     }
 }
 
-/// The issuer: `public_url` as configured (no trailing slash).
-pub fn issuer(settings: &Settings) -> String {
-    settings.server.public_url.trim_end_matches('/').to_string()
-}
+pub use crate::oidc::grants::issuer;
 
 #[get("/.well-known/openid-configuration")]
 fn discovery(settings: &State<Settings>) -> Json<Value> {
@@ -175,8 +172,8 @@ fn discovery(settings: &State<Settings>) -> Json<Value> {
 }
 
 #[get("/oauth2/jwks")]
-async fn jwks(keyring: &State<Keyring>) -> Json<Value> {
-    Json(keyring.jwks().await)
+async fn jwks(keyring: &State<Keyring>) -> Result<Json<Value>, OAuthError> {
+    Ok(Json(keyring.jwks().await?))
 }
 
 /// The `Authorization` header as it came (client authentication, Bearer tokens).
@@ -351,7 +348,7 @@ pub fn routes() -> Vec<Route> {
     ]
 }
 
-/// Opens the keyring (making the first key on a new database) and mounts the
+/// Opens the keyring (its first key is made when first needed) and mounts the
 /// endpoints.
 pub fn stage() -> AdHoc {
     AdHoc::try_on_ignite("OpenID Connect", |rocket| async move {

@@ -131,7 +131,7 @@ fn scope_letters(scope: &str) -> String {
         .collect()
 }
 
-pub fn scope_from_letters(letters: &str) -> Option<String> {
+fn scope_from_letters(letters: &str) -> Option<String> {
     let mut out = Vec::new();
     for c in letters.chars() {
         out.push(match c {
@@ -143,17 +143,6 @@ pub fn scope_from_letters(letters: &str) -> Option<String> {
         });
     }
     Some(out.join(" "))
-}
-
-/// What an app's refresh secret's stored hash is bound to: its client and its scopes.
-pub fn refresh_binding(client_id: &str, letters: &str) -> String {
-    format!("{client_id}\n{letters}")
-}
-
-/// An app's refresh token, read: the `UID.SID.SECRET` part and the scope letters.
-pub fn parse_refresh_token(token: &str) -> Option<(RefreshToken, &str)> {
-    let (base, letters) = token.rsplit_once('.')?;
-    Some((RefreshToken::parse(base)?, letters))
 }
 
 /// An app's refresh token: `UID.SID.SECRET.SCOPES`.
@@ -175,7 +164,7 @@ async fn access_token(
     let iat = (now_ms() / 1000).max(0) as u64;
     let ttl = s.settings.tokens.access_ttl.as_secs();
     let claims = AppAccessClaims {
-        iss: s.settings.server.public_url.clone(),
+        iss: issuer(s.settings),
         sub: user_id,
         aud: client_id.to_string(),
         client_id: client_id.to_string(),
@@ -187,6 +176,17 @@ async fn access_token(
     };
     Ok((keyring.sign(ACCESS_TYP, &claims).await?, ttl))
 }
+
+/// The issuer every token names and discovery publishes: `public_url` without a
+/// trailing slash.
+pub fn issuer(settings: &crate::config::Settings) -> String {
+    settings.server.public_url.trim_end_matches('/').to_string()
+}
+
+const USED: GrantError =
+    GrantError::InvalidGrant("the code was used already; what it gave is revoked");
+const GONE: GrantError = GrantError::InvalidGrant("the code is unknown or expired");
+const NO_LONGER: GrantError = GrantError::InvalidGrant("the authorization is no longer valid");
 
 /// The `authorization_code` grant for an authenticated `client`: the code must be
 /// this client's, for this `redirect_uri`, with the right PKCE verifier (a mismatch
@@ -201,83 +201,92 @@ pub async fn exchange_code(
     redirect_uri: Option<&str>,
     verifier: Option<&str>,
 ) -> Result<Tokens, GrantError> {
-    let (user_id, secret) = parse_code(code).ok_or(GrantError::InvalidGrant("unknown code"))?;
+    let (user_id, secret) = parse_code(code).ok_or(GONE)?;
     let id = sid_for(&secret);
-    let now = now_ms();
-    let req = match s.store.get_code(&user_id, &id, now).await? {
-        None => return Err(GrantError::InvalidGrant("the code is unknown or expired")),
-        Some(CodeState::Used(_)) => {
-            s.store.redeem_code(&user_id, &id, None, now).await?;
-            tracing::warn!(user = %user_id, client = %client.client_id, "an authorization code was used twice: its app session is ended");
-            return Err(GrantError::InvalidGrant(
-                "the code was used already; what it gave is revoked",
-            ));
-        }
-        Some(CodeState::Unused(json)) => serde_json::from_str::<CodeRequest>(&json)
-            .map_err(|_| GrantError::InvalidGrant("the code is unknown or expired"))?,
-    };
+    let req = read_code(s, client, &user_id, &id).await?;
     check_code(&req, client, redirect_uri, verifier)?;
     let user = s
         .accounts
         .find_by_id(&user_id)
         .await?
         .filter(|u| u.disabled_at.is_none() && u.password_changed_at <= req.issued_ms)
-        .ok_or(GrantError::InvalidGrant(
-            "the authorization is no longer valid",
-        ))?;
+        .ok_or(NO_LONGER)?;
+    let letters = scope_letters(&req.scope);
     let offline = req.scope.split(' ').any(|x| x == "offline_access");
     let origin = Origin {
         label: client.name.clone(),
         user_agent: String::new(),
         ip: req.ip.clone(),
     };
-    let letters = scope_letters(&req.scope);
     let spec = SessionSpec::App {
         client_id: client.client_id.clone(),
         name: client.name.clone(),
         offline,
         // The refresh token is bound to the client and its scopes.
-        bound_to: refresh_binding(&client.client_id, &letters),
+        bound_to: format!("{}\n{letters}", client.client_id),
     };
     let started = sessions::start(s.store, s.settings, &user, &origin, spec)
         .await?
-        .ok_or(GrantError::InvalidGrant(
-            "the authorization is no longer valid",
-        ))?;
+        .ok_or(NO_LONGER)?;
     match s
         .store
         .redeem_code(&user_id, &id, Some(&started.sid), now_ms())
         .await?
     {
         Redeemed::Yes => {}
-        Redeemed::Replayed => {
-            return Err(GrantError::InvalidGrant(
-                "the code was used already; what it gave is revoked",
-            ))
-        }
-        Redeemed::Gone => return Err(GrantError::InvalidGrant("the code is unknown or expired")),
+        Redeemed::Replayed => return Err(USED),
+        Redeemed::Gone => return Err(GONE),
     }
-    let (access, expires_in) = access_token(
-        keyring,
-        s,
-        &client.client_id,
-        user_id,
-        &started.sid,
-        &req.scope,
-    )
-    .await?;
+    let refresh = offline.then(|| refresh_token(user_id, &started.sid, &started.secret, &letters));
+    code_tokens(s, keyring, client, &user, &started.sid, req, refresh).await
+}
+
+/// The request an unused code stands for; a used one ends what its first use
+/// started (and is refused), a missing one is refused.
+async fn read_code(
+    s: Services<'_>,
+    client: &ClientRecord,
+    user_id: &Uuid,
+    id: &str,
+) -> Result<CodeRequest, GrantError> {
+    let now = now_ms();
+    match s.store.get_code(user_id, id, now).await? {
+        None => Err(GONE),
+        Some(CodeState::Used(_)) => {
+            s.store.redeem_code(user_id, id, None, now).await?;
+            tracing::warn!(user = %user_id, client = %client.client_id, "an authorization code was used twice: its app session is ended");
+            Err(USED)
+        }
+        Some(CodeState::Unused(json)) => {
+            serde_json::from_str::<CodeRequest>(&json).map_err(|_| GONE)
+        }
+    }
+}
+
+/// The access token and id_token of a code's first use.
+async fn code_tokens(
+    s: Services<'_>,
+    keyring: &Keyring,
+    client: &ClientRecord,
+    user: &crate::accounts::User,
+    sid: &str,
+    req: CodeRequest,
+    refresh_token: Option<String>,
+) -> Result<Tokens, GrantError> {
+    let (access, expires_in) =
+        access_token(keyring, s, &client.client_id, user.id, sid, &req.scope).await?;
     let iat = (now_ms() / 1000).max(0) as u64;
     let with_email = req.scope.split(' ').any(|x| x == "email");
     let id_claims = IdClaims {
-        iss: s.settings.server.public_url.clone(),
-        sub: user_id,
+        iss: issuer(s.settings),
+        sub: user.id,
         aud: client.client_id.clone(),
         exp: iat + expires_in,
         iat,
         auth_time: req.auth_time,
-        nonce: req.nonce.clone(),
-        amr: req.amr.clone(),
-        sid: started.sid.clone(),
+        nonce: req.nonce,
+        amr: req.amr,
+        sid: sid.to_string(),
         email: with_email.then(|| user.email.clone()),
         email_verified: with_email.then_some(false),
     };
@@ -286,8 +295,7 @@ pub async fn exchange_code(
         token_type: "Bearer",
         expires_in,
         id_token: Some(keyring.sign("JWT", &id_claims).await?),
-        refresh_token: offline
-            .then(|| refresh_token(user_id, &started.sid, &started.secret, &letters)),
+        refresh_token,
         scope: req.scope,
     })
 }
@@ -325,6 +333,17 @@ fn check_code(
     }
 }
 
+/// An app's refresh token as `client` presents it: the token, its scopes, and the hash
+/// the session stores for it (what `refresh`, revocation and introspection compare).
+/// `None` when it is not one of ours at all.
+pub fn parse_app_refresh(client_id: &str, token: &str) -> Option<(RefreshToken, String, String)> {
+    let (base, letters) = token.rsplit_once('.')?;
+    let rt = RefreshToken::parse(base)?;
+    let scope = scope_from_letters(letters)?;
+    let hash = app_secret_hash(&format!("{client_id}\n{letters}"), &rt.secret);
+    Some((rt, scope, hash))
+}
+
 /// The `refresh_token` grant for an authenticated `client`: rotates through the same
 /// step as the API's refresh tokens (`refresh::refresh_hashed`, with the grace window):
 /// a spent token ends the session.
@@ -335,14 +354,14 @@ pub async fn refresh(
     token: &str,
 ) -> Result<Tokens, GrantError> {
     let invalid = GrantError::InvalidGrant("the refresh token is invalid or was revoked");
-    let Some((rt, letters)) = parse_refresh_token(token) else {
+    let Some((rt, scope, _)) = parse_app_refresh(&client.client_id, token) else {
         return Err(invalid);
     };
-    let Some(scope) = scope_from_letters(letters) else {
-        return Err(invalid);
-    };
-    let client_key = refresh_binding(&client.client_id, letters);
-    let stored_hash = |t: &RefreshToken| app_secret_hash(&client_key, &t.secret);
+    let letters = scope_letters(&scope);
+    // The successor is derived from the presented secret (`refresh`), so a retry
+    // within the grace window is answered with the same one.
+    let bound_to = format!("{}\n{letters}", client.client_id);
+    let stored_hash = |t: &RefreshToken| app_secret_hash(&bound_to, &t.secret);
     let next = match refresh::refresh_hashed(s.store, s.settings, &rt, stored_hash, now_ms())
         .await?
     {
@@ -361,7 +380,7 @@ pub async fn refresh(
         expires_in,
         scope,
         id_token: None,
-        refresh_token: Some(refresh_token(rt.user_id, &rt.sid, &next.secret, letters)),
+        refresh_token: Some(refresh_token(rt.user_id, &rt.sid, &next.secret, &letters)),
     })
 }
 

@@ -34,6 +34,9 @@ const RSA_BITS: usize = 2048;
 const RELOAD_AFTER: Duration = Duration::from_secs(60);
 /// How often an unknown `kid` may make a server read the keyring again.
 const UNKNOWN_KID_RELOAD: Duration = Duration::from_secs(10);
+/// How old the JWKS a server publishes may be: a relying party that meets a new `kid`
+/// fetches JWKS again, from whichever server, and must find it there.
+const JWKS_RELOAD: Duration = Duration::from_secs(1);
 /// Beyond a token's lifetime, how long a retired key stays published.
 const PUBLISH_MARGIN_MS: i64 = 5 * 60 * 1000;
 
@@ -74,6 +77,7 @@ pub struct Keyring {
     sealing: [u8; 32],
     /// How long a retired key stays published (ms).
     publish_ms: i64,
+    settings: Settings,
     loaded: RwLock<Arc<Loaded>>,
     reload: Mutex<Instant>,
 }
@@ -212,35 +216,68 @@ fn load(rows: &[SigningKeyRow], sealing: &[u8; 32], publish_ms: i64) -> Loaded {
 }
 
 impl Keyring {
-    /// Loads the keys, making the first one (or a new current one, when the current
-    /// one does not decrypt) when needed.
+    /// Loads the keys. The first key (or a new current one, when the current one does
+    /// not decrypt) is made when first needed (`current`), not here: an RSA key takes a
+    /// few hundred milliseconds of a core, which a server that no app uses, and every
+    /// server start, need not spend.
     pub async fn open(accounts: Accounts, settings: &Settings) -> Result<Keyring, KeyError> {
         let sealing = sealing_key(settings);
         let publish = publish_ms(settings);
-        let rows = accounts.signing_keys().await?;
-        let mut loaded = load(&rows, &sealing, publish);
-        if loaded.signer.is_none() {
-            let has_current = rows.iter().any(|r| r.retired_at.is_none());
-            let s = settings.clone();
-            let row = tokio::task::spawn_blocking(move || generate(&s))
-                .await
-                .map_err(|e| KeyError::Generate(e.to_string()))??;
-            // Two servers starting on a new database at once store one key, not two.
-            accounts
-                .add_signing_key(&row, !has_current, now_ms() - publish)
-                .await?;
-            loaded = load(&accounts.signing_keys().await?, &sealing, publish);
-            if loaded.signer.is_none() {
-                return Err(KeyError::NoKey);
-            }
-        }
+        let loaded = load(&accounts.signing_keys().await?, &sealing, publish);
         Ok(Keyring {
             accounts,
             sealing,
             publish_ms: publish,
+            settings: settings.clone(),
             loaded: RwLock::new(Arc::new(loaded)),
-            reload: Mutex::new(Instant::now()),
+            // The first unknown kid may reload at once.
+            reload: Mutex::new(
+                Instant::now()
+                    .checked_sub(RELOAD_AFTER)
+                    .unwrap_or_else(Instant::now),
+            ),
         })
+    }
+
+    fn store(&self, fresh: Arc<Loaded>) {
+        match self.loaded.write() {
+            Ok(mut l) => *l = fresh,
+            Err(poisoned) => *poisoned.into_inner() = fresh,
+        }
+    }
+
+    /// The keyring with a key to sign with: made (once, whichever server or request
+    /// asks first: the database keeps one current key) when there is none.
+    async fn current(&self) -> Result<Arc<Loaded>, KeyError> {
+        let loaded = self.refresh(RELOAD_AFTER).await;
+        if loaded.signer.is_some() {
+            return Ok(loaded);
+        }
+        let _one_at_a_time = self.reload.lock().await;
+        let rows = self.accounts.signing_keys().await?;
+        let mut fresh = load(&rows, &self.sealing, self.publish_ms);
+        if fresh.signer.is_none() {
+            let has_current = rows.iter().any(|r| r.retired_at.is_none());
+            let s = self.settings.clone();
+            let row = tokio::task::spawn_blocking(move || generate(&s))
+                .await
+                .map_err(|e| KeyError::Generate(e.to_string()))??;
+            // Two servers making the first key at once store one, not two.
+            self.accounts
+                .add_signing_key(&row, !has_current, now_ms() - self.publish_ms)
+                .await?;
+            fresh = load(
+                &self.accounts.signing_keys().await?,
+                &self.sealing,
+                self.publish_ms,
+            );
+        }
+        let fresh = Arc::new(fresh);
+        self.store(fresh.clone());
+        if fresh.signer.is_none() {
+            return Err(KeyError::NoKey);
+        }
+        Ok(fresh)
     }
 
     fn snapshot(&self) -> Arc<Loaded> {
@@ -250,8 +287,8 @@ impl Keyring {
         }
     }
 
-    /// Reads the keys again when the copy is older than `max_age`; a failed read keeps
-    /// the copy (and is logged).
+    /// Reads the keys again when the copy is older than `max_age` (and no read was
+    /// tried within `max_age`); a failed read keeps the copy (and is logged).
     async fn refresh(&self, max_age: Duration) -> Arc<Loaded> {
         let current = self.snapshot();
         if current.at.elapsed() < max_age {
@@ -259,7 +296,7 @@ impl Keyring {
         }
         let mut last = self.reload.lock().await;
         let current = self.snapshot();
-        if current.at.elapsed() < max_age || last.elapsed() < UNKNOWN_KID_RELOAD.min(max_age) {
+        if current.at.elapsed() < max_age || last.elapsed() < max_age {
             return current;
         }
         *last = Instant::now();
@@ -271,10 +308,7 @@ impl Keyring {
                     fresh.signer = current.signer.clone();
                 }
                 let fresh = Arc::new(fresh);
-                match self.loaded.write() {
-                    Ok(mut l) => *l = fresh.clone(),
-                    Err(poisoned) => *poisoned.into_inner() = fresh.clone(),
-                }
+                self.store(fresh.clone());
                 fresh
             }
             Err(e) => {
@@ -286,7 +320,7 @@ impl Keyring {
 
     /// Signs `claims` as a compact JWS (RS256) with the current key and `typ`.
     pub async fn sign(&self, typ: &str, claims: &impl Serialize) -> Result<String, KeyError> {
-        let loaded = self.refresh(RELOAD_AFTER).await;
+        let loaded = self.current().await?;
         let signer = loaded.signer.as_ref().ok_or(KeyError::NoKey)?;
         let header = json!({"alg": ALG, "typ": typ, "kid": signer.kid});
         let payload = serde_json::to_vec(claims).map_err(|_| KeyError::Sign)?;
@@ -323,10 +357,14 @@ impl Keyring {
         find(&*self.refresh(UNKNOWN_KID_RELOAD).await)
     }
 
-    /// `{"keys": [...]}`: the current key and the retired ones still published.
-    pub async fn jwks(&self) -> Value {
-        let loaded = self.refresh(RELOAD_AFTER).await;
-        json!({ "keys": loaded.public.iter().map(|k| k.jwk.clone()).collect::<Vec<_>>() })
+    /// `{"keys": [...]}`: the current key and the retired ones still published (the
+    /// first key is made if there is none yet).
+    pub async fn jwks(&self) -> Result<Value, KeyError> {
+        let mut loaded = self.refresh(JWKS_RELOAD).await;
+        if loaded.signer.is_none() {
+            loaded = self.current().await?;
+        }
+        Ok(json!({ "keys": loaded.public.iter().map(|k| k.jwk.clone()).collect::<Vec<_>>() }))
     }
 
     /// The `kid` signing now.

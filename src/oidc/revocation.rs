@@ -6,8 +6,9 @@
 //! `UID.SID.SECRET.SCOPES`, an access token a JWS. One client never ends, nor learns
 //! anything about, another's tokens: a token issued to another client is answered as
 //! an unknown one (`active: false`; a revocation that changes nothing). For a refresh
-//! token this needs no lookup: its stored hash binds the client (`grants::refresh_binding`),
-//! so the hash made with another client's id matches nothing.
+//! token this needs no lookup: its stored hash binds the client
+//! (`grants::parse_app_refresh`), so the hash made with another client's id matches
+//! nothing.
 
 use serde::Serialize;
 use uuid::Uuid;
@@ -17,39 +18,35 @@ use super::grants::{self, AccessError};
 use super::keys::Keyring;
 use crate::accounts::ClientRecord;
 use crate::clock::now_ms;
-use crate::sessions::app_secret_hash;
 use crate::store::{Store, StoreError};
 use crate::tokens::RefreshToken;
 
 /// The longest token looked at; anything longer is no token of ours.
 const MAX_TOKEN_LEN: usize = 4096;
 
-/// A presented token, by its shape.
+/// A presented token, by its shape; a refresh token with its scope and the hash the
+/// store knows it by, for the asking client.
 enum Presented<'t> {
-    Refresh(RefreshToken, &'t str),
+    Refresh {
+        token: RefreshToken,
+        scope: String,
+        hash: String,
+    },
     Access(&'t str),
     Unknown,
 }
 
-fn classify(token: &str) -> Presented<'_> {
+fn classify<'t>(client: &ClientRecord, token: &'t str) -> Presented<'t> {
     if token.is_empty() || token.len() > MAX_TOKEN_LEN {
         return Presented::Unknown;
     }
-    if let Some((rt, letters)) = grants::parse_refresh_token(token) {
-        return Presented::Refresh(rt, letters);
+    if let Some((token, scope, hash)) = grants::parse_app_refresh(&client.client_id, token) {
+        return Presented::Refresh { token, scope, hash };
     }
     if token.split('.').count() == 3 {
         return Presented::Access(token);
     }
     Presented::Unknown
-}
-
-/// What the store knows an app's refresh token by, for `client`.
-fn stored_hash(client: &ClientRecord, rt: &RefreshToken, letters: &str) -> String {
-    app_secret_hash(
-        &grants::refresh_binding(&client.client_id, letters),
-        &rt.secret,
-    )
 }
 
 /// An access token of `client`, checked (signature, `iss`, expiry: `claims::verify_access`)
@@ -84,11 +81,10 @@ pub async fn revoke(
     client: &ClientRecord,
     token: &str,
 ) -> Result<Revoked, StoreError> {
-    match classify(token) {
-        Presented::Refresh(rt, letters) => {
-            let hash = stored_hash(client, &rt, letters);
+    match classify(client, token) {
+        Presented::Refresh { token, hash, .. } => {
             let ended = store
-                .revoke_refresh(&rt.user_id, &rt.sid, &hash, now_ms())
+                .revoke_refresh(&token.user_id, &token.sid, &hash, now_ms())
                 .await?;
             Ok(if ended {
                 Revoked::Session
@@ -151,14 +147,10 @@ pub async fn introspect(
     client: &ClientRecord,
     token: &str,
 ) -> Result<Introspection, StoreError> {
-    match classify(token) {
-        Presented::Refresh(rt, letters) => {
-            let Some(scope) = grants::scope_from_letters(letters) else {
-                return Ok(Introspection::inactive());
-            };
-            let hash = stored_hash(client, &rt, letters);
+    match classify(client, token) {
+        Presented::Refresh { token, scope, hash } => {
             let issued = store
-                .refresh_status(&rt.user_id, &rt.sid, &hash, now_ms())
+                .refresh_status(&token.user_id, &token.sid, &hash, now_ms())
                 .await?;
             Ok(match issued {
                 Some(ms) => Introspection {
@@ -167,9 +159,9 @@ pub async fn introspect(
                     client_id: Some(client.client_id.clone()),
                     token_type: Some("refresh_token"),
                     iat: Some((ms / 1000).max(0) as u64),
-                    sub: Some(rt.user_id),
+                    sub: Some(token.user_id),
                     iss: Some(issuer.to_string()),
-                    sid: Some(rt.sid),
+                    sid: Some(token.sid),
                     ..Introspection::default()
                 },
                 None => Introspection::inactive(),

@@ -180,16 +180,19 @@ fn login_page_signed_in(
 // `uri!(login_page(..))` names `NextPath` where it is written: modules that use it
 // import `NextPath`.
 #[get("/login?<next>&<rd>", rank = 2)]
-fn login_page(
+async fn login_page(
     next: Option<NextPath>,
     rd: Option<&str>,
     csrf: CsrfToken,
     flash: Option<FlashMessage>,
-    settings: &State<Settings>,
+    app: Services<'_>,
 ) -> Page {
+    // Signing in for an app whose consent is remembered ends at the app.
+    let form_action = super::oauth::next_form_action(app, next.as_ref()).await;
     Page::new("login", &csrf.0)
+        .with("rd", return_to(app.settings, rd))
         .with("next", next)
-        .with("rd", return_to(settings, rd))
+        .form_action(form_action)
         .flash(flash)
 }
 
@@ -216,7 +219,8 @@ async fn login(
         .with("email", f.typed_email())
         .with("next", &next)
         .with("rd", &rd)
-        .with("remember", f.remember);
+        .with("remember", f.remember)
+        .form_action(super::oauth::next_form_action(app, next.as_ref()).await);
     // Known before a session starts: a session exists only if this answer carries it.
     let target = sign_in_target(rd, next);
     let (email, password) = match f.for_sign_in() {

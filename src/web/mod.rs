@@ -8,7 +8,7 @@ mod devices;
 mod flash;
 mod forward;
 pub mod guards;
-mod oauth;
+pub(crate) mod oauth;
 mod oauth_logout;
 mod password;
 
@@ -41,6 +41,8 @@ pub struct Page {
     status: Status,
     ctx: Map<String, Value>,
     retry_after: Option<Duration>,
+    /// Another origin this page's forms may end at (`form-action`), besides ours.
+    form_action: Option<String>,
 }
 
 impl Page {
@@ -52,7 +54,15 @@ impl Page {
             status: Status::Ok,
             ctx,
             retry_after: None,
+            form_action: None,
         }
+    }
+
+    /// Lets this page's forms end at `origin` (a redirect to an app after the POST):
+    /// Chromium applies `form-action` to every redirect that follows a form.
+    pub fn form_action(mut self, origin: Option<String>) -> Page {
+        self.form_action = origin;
+        self
     }
 
     pub fn with(mut self, key: &str, value: impl Serialize) -> Page {
@@ -100,6 +110,13 @@ impl<'r> Responder<'r, 'static> for Page {
                 "Retry-After",
                 retry_after_secs(wait).to_string(),
             ));
+        }
+        if let Some(origin) = self.form_action {
+            let csp = CONTENT_SECURITY_POLICY.replace(
+                "form-action 'self'",
+                &format!("form-action 'self' {origin}"),
+            );
+            res.set_header(Header::new("Content-Security-Policy", csp));
         }
         Ok(res)
     }

@@ -9,14 +9,14 @@
 //! blocks a form whose redirect leaves `form-action`).
 
 use rocket::form::FromForm;
-use rocket::http::{Header, Status};
+use rocket::http::Status;
 use rocket::request::Request;
 use rocket::response::{self, Redirect, Responder};
 use rocket::{get, post, routes, Route};
 use url::Url;
 
 use super::guards::{CsrfForm, CurrentSession};
-use super::{NextPath, Page, CONTENT_SECURITY_POLICY};
+use super::{NextPath, Page};
 use crate::accounts::ClientRecord;
 use crate::clock::now_ms;
 use crate::error::AppError;
@@ -70,25 +70,14 @@ pub enum Outcome {
     /// Back to the app (a code or an error).
     Back(Redirect),
     /// A page: the consent page (with its own `form-action`), or an error.
-    Page(Page, Option<String>),
+    Page(Page),
 }
 
 impl<'r> Responder<'r, 'static> for Outcome {
     fn respond_to(self, req: &'r Request<'_>) -> response::Result<'static> {
         match self {
             Outcome::Back(r) => r.respond_to(req),
-            Outcome::Page(page, form_origin) => {
-                let mut res = page.respond_to(req)?;
-                if let Some(origin) = form_origin {
-                    // The one page whose form may end at the app (the 303 after it).
-                    let csp = CONTENT_SECURITY_POLICY.replace(
-                        "form-action 'self'",
-                        &format!("form-action 'self' {origin}"),
-                    );
-                    res.set_header(Header::new("Content-Security-Policy", csp));
-                }
-                Ok(res)
-            }
+            Outcome::Page(page) => page.respond_to(req),
         }
     }
 }
@@ -102,7 +91,6 @@ fn error_page(message: &str) -> Outcome {
             .with("title", "This sign-in link does not work")
             .with("message", message)
             .status(Status::BadRequest),
-        None,
     )
 }
 
@@ -128,16 +116,6 @@ fn to_app(redirect_uri: &str, pairs: &[(&str, &str)]) -> Redirect {
 /// The client and redirect URI first (an error page when either is wrong), then the
 /// rest (an error sent back to the app).
 async fn check(s: Services<'_>, p: &AuthorizeParams) -> Result<Result<Checked, Outcome>, AppError> {
-    let too_long = [
-        &p.client_id,
-        &p.redirect_uri,
-        &p.scope,
-        &p.state,
-        &p.nonce,
-        &p.code_challenge,
-    ]
-    .iter()
-    .any(|v| v.as_ref().is_some_and(|v| v.len() > MAX_PARAM));
     let Some(client_id) = p
         .client_id
         .as_deref()
@@ -171,52 +149,51 @@ async fn check(s: Services<'_>, p: &AuthorizeParams) -> Result<Result<Checked, O
         challenge: p.code_challenge.clone(),
         prompt: p.prompt.clone(),
     };
-    let fail = |c: &Checked, e: &str, d: &str| Ok(Err(back_with_error(c, e, d)));
+    Ok(match check_request(&mut c, p) {
+        Ok(()) => Ok(c),
+        Err((error, description)) => Err(back_with_error(&c, error, description)),
+    })
+}
+
+/// What RFC 6749 §4.1.2.1 sends back to a valid redirect URI: everything but the
+/// client and the redirect URI. Fills in the scopes.
+fn check_request(c: &mut Checked, p: &AuthorizeParams) -> Result<(), (&'static str, &'static str)> {
+    let too_long = [&p.scope, &p.state, &p.nonce, &p.code_challenge]
+        .iter()
+        .any(|v| v.as_ref().is_some_and(|v| v.len() > MAX_PARAM));
     if too_long {
-        return fail(&c, "invalid_request", "A parameter is too long.");
+        return Err(("invalid_request", "A parameter is too long."));
     }
     if p.request.is_some() || p.request_uri.is_some() {
-        return fail(
-            &c,
+        return Err((
             "request_not_supported",
             "Request objects are not supported.",
-        );
+        ));
     }
     if p.response_type.as_deref() != Some("code") {
-        return fail(
-            &c,
+        return Err((
             "unsupported_response_type",
             "Only response_type=code is supported.",
-        );
+        ));
     }
-    c.scopes = match grants::parse_scope(p.scope.as_deref().unwrap_or("")) {
-        Ok(s) => s,
-        Err(e) => return fail(&c, "invalid_scope", &e),
-    };
+    c.scopes = grants::parse_scope(p.scope.as_deref().unwrap_or(""))
+        .map_err(|_| ("invalid_scope", "The scope must include openid."))?;
     match (p.code_challenge_method.as_deref(), &c.challenge) {
-        (Some("S256"), Some(ch)) if is_challenge(ch) => {}
-        (None, None) if c.client.secret_hash.is_some() => {}
-        (None, None) => {
-            return fail(
-                &c,
-                "invalid_request",
-                "PKCE (code_challenge with S256) is required.",
-            )
-        }
-        (Some("S256") | None, _) => return fail(
-            &c,
+        (Some("S256"), Some(ch)) if is_challenge(ch) => Ok(()),
+        (None, None) if c.client.secret_hash.is_some() => Ok(()),
+        (None, None) => Err((
+            "invalid_request",
+            "PKCE (code_challenge with S256) is required.",
+        )),
+        (Some("S256") | None, _) => Err((
             "invalid_request",
             "code_challenge must be 43 characters of BASE64URL with code_challenge_method=S256.",
-        ),
-        (Some(_), _) => {
-            return fail(
-                &c,
-                "invalid_request",
-                "Only code_challenge_method=S256 is supported.",
-            )
-        }
+        )),
+        (Some(_), _) => Err((
+            "invalid_request",
+            "Only code_challenge_method=S256 is supported.",
+        )),
     }
-    Ok(Ok(c))
 }
 
 /// A S256 challenge: 43 characters of BASE64URL (RFC 7636 §4.2).
@@ -298,7 +275,31 @@ fn consent_page(session: &CurrentSession, c: &Checked) -> Outcome {
                 "code_challenge_method": c.challenge.as_ref().map(|_| "S256"),
             }),
         );
-    Outcome::Page(page, origin_of(&c.redirect_uri))
+    // The answer's 303 goes to the app: its origin may end this page's form.
+    Outcome::Page(page.form_action(origin_of(&c.redirect_uri)))
+}
+
+/// The app origin a sign-in form whose `next` is an authorization request may end at:
+/// with consent remembered, the sign-in's 303 chain ends at the app, and a browser
+/// checks the sign-in page's `form-action` against every step. Only a registered
+/// client's registered redirect URI counts.
+pub async fn next_form_action(s: Services<'_>, next: Option<&NextPath>) -> Option<String> {
+    let next = serde_json::to_value(next?).ok()?;
+    let url = Url::parse("http://local").ok()?.join(next.as_str()?).ok()?;
+    if url.path() != "/oauth2/authorize" {
+        return None;
+    }
+    let get = |name: &str| {
+        url.query_pairs()
+            .find_map(|(k, v)| (k == name).then(|| v.into_owned()))
+    };
+    let (client_id, redirect) = (get("client_id")?, get("redirect_uri")?);
+    let client = s.accounts.find_client(&client_id).await.ok()??;
+    client
+        .redirect_uris
+        .contains(&redirect)
+        .then(|| origin_of(&redirect))
+        .flatten()
 }
 
 /// The path and query of this request, to come back to after signing in.

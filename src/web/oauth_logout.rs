@@ -2,7 +2,7 @@
 //! and `POST /oauth2/logout`, the confirmation it asks for when the app did not say
 //! who it signs out.
 //!
-//! With a valid `id_token_hint` (`oidc::logout::verify_id_token_hint`) the app session
+//! With a valid `id_token_hint` (`oidc::claims::verify_id_token_hint`) the app session
 //! it names ends, and so does this browser's Latchkey session when it belongs to the
 //! same account, at once. Without one, anyone could have sent the browser here (an
 //! `<img src>` on any site), so nothing ends until the user confirms with the page's
@@ -22,8 +22,9 @@ use super::Page;
 use crate::accounts::ClientRecord;
 use crate::api::oauth::issuer;
 use crate::error::AppError;
+use crate::oidc::claims::verify_id_token_hint;
 use crate::oidc::clients::origin_of;
-use crate::oidc::logout::{post_logout_target, verify_id_token_hint};
+use crate::oidc::logout::post_logout_target;
 use crate::oidc::Keyring;
 use crate::services::Services;
 use crate::sessions;
@@ -51,7 +52,6 @@ fn error_page(message: &str) -> Outcome {
             .with("title", "This sign-out link does not work")
             .with("message", message)
             .status(Status::BadRequest),
-        None,
     )
 }
 
@@ -61,7 +61,6 @@ fn done(target: Option<String>, app: Option<&ClientRecord>) -> Outcome {
         Some(t) => Outcome::Back(Redirect::to(t)),
         None => Outcome::Page(
             Page::new("signed_out", "").with("app_name", app.map(|c| c.name.as_str())),
-            None,
         ),
     }
 }
@@ -158,7 +157,7 @@ fn unconfirmed(
         );
     // The form's answer (a 303) may leave for the app: `form-action` must allow it.
     let origin = target.as_deref().and_then(origin_of);
-    Outcome::Page(page, origin)
+    Outcome::Page(page.form_action(origin))
 }
 
 /// The confirmation: ends this browser's session (when it has one) and goes back to

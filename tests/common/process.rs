@@ -150,15 +150,29 @@ impl TestConfig {
         self.spawn_server_in(std::path::Path::new(env!("CARGO_MANIFEST_DIR")))
     }
 
+    /// The same, answering as `public_url` (one of several servers behind one address).
+    pub fn spawn_server_behind(&self, public_url: &str) -> AppProcess {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+        self.spawn_with(dir, Some(public_url))
+    }
+
     /// The same, started in `dir` (where there may be no `Rocket.toml`).
     pub fn spawn_server_in(&self, dir: &std::path::Path) -> AppProcess {
+        self.spawn_with(dir, None)
+    }
+
+    fn spawn_with(&self, dir: &std::path::Path, public_url: Option<&str>) -> AppProcess {
         let port = spare_port();
+        let mut cfg = self.clone().served_at(port);
+        if let Some(url) = public_url {
+            cfg = cfg.set("public_url", url);
+        }
         let log = self.dir.join("server.log");
         let stderr = std::fs::File::create(&log).expect("server log");
         let child = Spawned::start(
             Command::new(env!("CARGO_BIN_EXE_latchkey"))
                 .current_dir(dir)
-                .envs(self.clone().served_at(port).env())
+                .envs(cfg.env())
                 .env("RUST_LOG", "warn")
                 .stdout(Stdio::null())
                 .stderr(stderr),
