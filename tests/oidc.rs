@@ -1485,3 +1485,72 @@ async fn the_sign_in_page_lets_its_form_end_only_at_a_registered_apps_origin() {
         assert!(csp.contains("frame-ancestors 'none'"));
     }
 }
+
+#[tokio::test]
+async fn id_token_hints_and_app_refresh_tokens_are_read_back_for_the_other_endpoints() {
+    use latchkey::oidc::{claims, grants, Keyring};
+    let cfg = TestConfig::new();
+    let settings = latchkey::config::Settings::from_figment(&cfg.figment()).expect("settings");
+    let accounts = latchkey::accounts::Accounts::open(&cfg.database_url)
+        .await
+        .expect("database");
+    let keyring = Keyring::open(accounts, &settings).await.expect("keyring");
+    let sid = latchkey::sessions::sid_for(&latchkey::crypto::random_token());
+    let id = claims::IdClaims {
+        iss: "https://login.example.com".into(),
+        sub: uuid::Uuid::now_v7(),
+        aud: "client-1".into(),
+        // Long expired: a hint may be.
+        exp: 1,
+        iat: 0,
+        auth_time: 0,
+        nonce: None,
+        amr: vec!["pwd".into()],
+        sid: sid.clone(),
+        email: None,
+        email_verified: None,
+    };
+    let token = keyring.sign("JWT", &id).await.expect("signed");
+    let back = claims::verify_id_token_hint(&keyring, "https://login.example.com", &token)
+        .await
+        .expect("our id_token");
+    assert_eq!(
+        (back.sub, back.sid, back.aud),
+        (id.sub, sid, id.aud.clone())
+    );
+    assert!(
+        claims::verify_id_token_hint(&keyring, "https://other.example.com", &token)
+            .await
+            .is_err()
+    );
+    let tampered = format!("{token}A");
+    assert!(
+        claims::verify_id_token_hint(&keyring, "https://login.example.com", &tampered)
+            .await
+            .is_err()
+    );
+    let none = forge(
+        &serde_json::json!({"alg": "none"}),
+        &serde_json::to_value(&id).expect("json"),
+        None,
+    );
+    assert!(
+        claims::verify_id_token_hint(&keyring, "https://login.example.com", &none)
+            .await
+            .is_err()
+    );
+    // An app refresh token: its scopes, and a hash that differs per client.
+    let secret = latchkey::crypto::random_token();
+    let user = uuid::Uuid::now_v7();
+    let rt = format!(
+        "{user}.{}.{secret}.oef",
+        latchkey::sessions::sid_for(&secret)
+    );
+    let (parsed, scope, hash) = grants::parse_app_refresh("client-1", &rt).expect("ours");
+    assert_eq!(parsed.user_id, user);
+    assert_eq!(scope, "openid email offline_access");
+    let (_, _, other) = grants::parse_app_refresh("client-2", &rt).expect("ours");
+    assert_ne!(hash, other);
+    assert!(grants::parse_app_refresh("client-1", &format!("{rt}x")).is_none());
+    assert!(grants::parse_app_refresh("client-1", "nonsense").is_none());
+}
