@@ -14,7 +14,7 @@
 use std::time::Instant;
 
 use latchkey::clock::now_ms;
-use latchkey::store::{Keys, NewSession, RedisStore, SessionKind, Store};
+use latchkey::store::{Amr, Keys, NewSession, RedisStore, SessionKind, Store};
 use redis::aio::MultiplexedConnection;
 use uuid::Uuid;
 
@@ -53,6 +53,7 @@ fn browser_session(user: Uuid, n: usize) -> NewSession {
         mobile: false,
         ip: "203.0.113.5".into(),
         refresh_hash: None,
+        amr: Amr::Password,
         idle_ms: 1_800_000,
         absolute_expiry_ms: now_ms() + 86_400_000,
     }
