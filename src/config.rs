@@ -106,6 +106,8 @@ pub struct LimitSettings {
 pub struct CodeSettings {
     pub ttl: Duration,
     pub max_tries: u32,
+    /// How long a sign-in waits for its second factor after the right password.
+    pub second_factor_timeout: Duration,
 }
 
 #[derive(Debug, Clone)]
@@ -433,6 +435,7 @@ impl CodeSettings {
         Ok(CodeSettings {
             ttl: r.seconds("reset_code_ttl", 600)?,
             max_tries: r.count("reset_code_max_tries", 5)?,
+            second_factor_timeout: r.seconds("second_factor_timeout", 300)?,
         })
     }
 }

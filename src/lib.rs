@@ -24,6 +24,7 @@ pub mod signin;
 pub mod store;
 pub mod tokens;
 pub mod trusted_devices;
+pub mod two_step;
 
 // The edge: what a request says about its client, errors as answers, the two faces
 // of the app, the server loop that holds the sockets in front of them; and the

@@ -27,3 +27,4 @@ mod operator;
 mod proxies;
 mod reset;
 mod store_behaviour;
+// mod two_step;

@@ -9,6 +9,8 @@ mod flash;
 mod forward;
 pub mod guards;
 mod password;
+mod pending_cookie;
+mod two_step;
 
 use std::time::Duration;
 
@@ -130,6 +132,12 @@ impl NextPath {
     }
 }
 
+impl std::fmt::Display for NextPath {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
 impl Serialize for NextPath {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         s.collect_str(&self.0)
@@ -214,6 +222,7 @@ pub fn stage() -> AdHoc {
             .mount("/", auth::routes())
             .mount("/", devices::routes())
             .mount("/", password::routes())
+            .mount("/", two_step::routes())
             .mount("/", forward::routes())
             .register("/", crate::error::catchers()))
     })

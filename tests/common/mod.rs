@@ -387,6 +387,13 @@ impl Browser {
         assert_eq!(self.session_cookie().as_deref(), Some(value), "cookie set");
     }
 
+    /// From now on this browser sends `value` as its cookie `name`, as a client can
+    /// (a made-up or copied cookie).
+    pub async fn set_cookie(&self, name: &str, value: &str) {
+        let cookie = Cookie::new(name.to_string(), value.to_string());
+        self.change_jar(|jar| jar.add(cookie)).await;
+    }
+
     /// From now on this browser sends no cookies (until the app sets new ones).
     pub async fn clear_cookies(&self) {
         let names: Vec<String> = self

@@ -1,0 +1,588 @@
+//! Signing in with a second factor, against the real app on Redis and SQLite: the
+//! password alone leaves a pending sign-in and no session; a current authenticator code
+//! or an unused recovery code starts the session (`amr` pwd + otp, shown on the devices
+//! page); replays, made-up cookies, other browsers, expiry, five wrong codes and the
+//! sign-in limiter all refuse as they should; the API's password grant needs `otp`. The
+//! account's second factor is turned on through its own pages (the contract's
+//! `GET`/`POST /account/totp`), with codes computed here from the secret the page shows.
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use crate::browser::{fill, navigate_by, path, serve, sign_in, submit, text, Chromedriver};
+use crate::common::*;
+use fantoccini::Locator;
+use rocket::http::Status;
+use serde_json::json;
+
+const CODE_PAGE: &str = "/login/second-factor";
+/// The one answer to a wrong code, mistyped or replayed alike.
+const WRONG_CODE: &str = "That code is not right, or it has already been used.";
+const PENDING_COOKIE: &str = "latchkey_2fa";
+
+/// An account with its second factor on: the authenticator secret and the recovery codes.
+struct Enrolled {
+    email: String,
+    secret: Vec<u8>,
+    recovery: Vec<String>,
+}
+
+fn unix_now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .expect("clock")
+        .as_secs()
+}
+
+impl Enrolled {
+    /// The code the app shows one step from now: later than the step the set-up used
+    /// up, and within the one step of drift the server allows.
+    fn next_code(&self) -> String {
+        latchkey::second_factor::code_at(&self.secret, unix_now() + 30)
+    }
+}
+
+/// The `otpauth://` URI the set-up page shows as text, and the secret in it.
+fn secret_on(setup_page: &str) -> Vec<u8> {
+    let start = setup_page
+        .find("otpauth://totp/")
+        .expect("the otpauth URI as text");
+    let uri = setup_page[start..]
+        .split(['<', '"'])
+        .next()
+        .expect("the URI")
+        .replace("&amp;", "&");
+    let secret = uri
+        .split(['?', '&'])
+        .find_map(|p| p.strip_prefix("secret="))
+        .expect("a secret parameter");
+    base32::decode(base32::Alphabet::Rfc4648 { padding: false }, secret).expect("base32")
+}
+
+fn recovery_codes_on(page: &str) -> Vec<String> {
+    page.split("class=\"recovery-code\">")
+        .skip(1)
+        .filter_map(|rest| rest.split('<').next())
+        .map(|c| c.trim().to_string())
+        .collect()
+}
+
+/// Registers an account in `b` and turns its second factor on through the pages.
+async fn enrolled_account(b: &Browser) -> Enrolled {
+    let email = email();
+    assert_eq!(b.register(&email).await.status, Status::SeeOther);
+    let setup = b.get("/account/totp").await;
+    assert_eq!(setup.status, Status::Ok, "{}", setup.body);
+    let secret = secret_on(&setup.body);
+    let code = latchkey::second_factor::code_at(&secret, unix_now());
+    let shown = b
+        .post_form(
+            "/account/totp",
+            &setup.csrf(),
+            &[("code", &code), ("current_password", PASSWORD)],
+        )
+        .await;
+    assert_eq!(shown.status, Status::Ok, "{}", shown.body);
+    let recovery = recovery_codes_on(&shown.body);
+    assert_eq!(recovery.len(), 10, "{}", shown.body);
+    Enrolled {
+        email,
+        secret,
+        recovery,
+    }
+}
+
+/// The password step in `b`; answers the `POST /login`.
+async fn password_step(b: &Browser, email: &str, query: &str) -> Page {
+    let token = b.get(&format!("/login{query}")).await.csrf();
+    b.post_form(
+        &format!("/login{query}"),
+        &token,
+        &[("email", email), ("password", PASSWORD)],
+    )
+    .await
+}
+
+/// The code step in `b`, from the code page's own form.
+async fn code_step(b: &Browser, code: &str) -> Page {
+    let form = b.get(CODE_PAGE).await;
+    assert_eq!(form.status, Status::Ok, "the code page: {:?}", form.location);
+    b.post_form(CODE_PAGE, &form.csrf(), &[("code", code)]).await
+}
+
+fn pending_cookie(b: &Browser) -> Option<String> {
+    b.client
+        .cookies()
+        .get(PENDING_COOKIE)
+        .map(|c| c.value().to_string())
+}
+
+#[tokio::test]
+async fn a_right_password_alone_starts_no_session_only_a_pending_sign_in() {
+    let cfg = TestConfig::new();
+    let owner = cfg.browser().await;
+    let account = enrolled_account(&owner).await;
+
+    let b = cfg.browser().await;
+    let answer = password_step(&b, &account.email, "").await;
+    assert_eq!(answer.status, Status::SeeOther);
+    assert_eq!(answer.location.as_deref(), Some(CODE_PAGE));
+    let cookies = answer.set_cookies();
+    assert!(
+        !cookies.iter().any(|c| c.starts_with("latchkey=")),
+        "no session cookie: {cookies:?}"
+    );
+    let pending = cookies
+        .iter()
+        .find(|c| c.starts_with("latchkey_2fa="))
+        .expect("the pending sign-in's cookie");
+    for attribute in ["HttpOnly", "SameSite=Lax", "Path=/", "Max-Age=300"] {
+        assert!(pending.contains(attribute), "{attribute}: {pending}");
+    }
+    assert!(!pending.contains("Domain"), "{pending}");
+    // Encrypted: the cookie does not carry the account id in the clear.
+    let user_id = uuid_in_store(&cfg, &account.email).await;
+    assert!(!pending.contains(&user_id), "{pending}");
+    assert_eq!(b.session_cookie(), None);
+    assert!(!b.is_signed_in().await, "the devices page wants a sign-in");
+    let page = b.get(CODE_PAGE).await;
+    assert_eq!(page.status, Status::Ok);
+    assert!(page.body.contains("name=\"code\""), "{}", page.body);
+    assert!(page.body.contains("autocomplete=\"one-time-code\""));
+    // No session in the store either: only the owner's own.
+    let sessions = keys_under(&cfg.prefix)
+        .await
+        .into_iter()
+        .filter(|k| k.contains(":s:"))
+        .count();
+    assert_eq!(sessions, 1, "only the owner's registration session");
+}
+
+/// The account's user id, from its pending sign-in's key prefix (via the database).
+async fn uuid_in_store(cfg: &TestConfig, email: &str) -> String {
+    let accounts = latchkey::accounts::Accounts::open(&cfg.database_url)
+        .await
+        .expect("the accounts database");
+    let email = latchkey::domain::Email::parse(email).expect("email");
+    accounts
+        .find_by_email(&email)
+        .await
+        .expect("lookup")
+        .expect("the account")
+        .id
+        .to_string()
+}
+
+#[tokio::test]
+async fn a_current_code_signs_in_and_the_devices_page_says_how() {
+    let cfg = TestConfig::new();
+    let owner = cfg.browser().await;
+    let account = enrolled_account(&owner).await;
+
+    let b = cfg.browser().await.with_agent(CHROME_WINDOWS);
+    password_step(&b, &account.email, "").await;
+    let signed = code_step(&b, &account.next_code()).await;
+    assert_eq!(signed.status, Status::SeeOther, "{}", signed.body);
+    assert_eq!(signed.location.as_deref(), Some("/devices"));
+    assert!(b.session_cookie().is_some(), "the session cookie is set");
+    assert_eq!(pending_cookie(&b), None, "the pending cookie is removed");
+    assert!(b.is_signed_in().await);
+
+    // Each session says how it signed in: this one with the app, the owner's with a
+    // password (it registered).
+    let devices = b.get("/devices").await.body;
+    let entry = |label: &str| {
+        devices
+            .split("<li class=\"device")
+            .find(|entry| entry.contains(label))
+            .unwrap_or_else(|| panic!("{label} on {devices}"))
+            .to_string()
+    };
+    assert!(
+        entry("Chrome on Windows").contains("with password + authenticator</span>"),
+        "{devices}"
+    );
+    assert!(entry("Firefox on Linux").contains("with password</span>"), "{devices}");
+
+    // The pending sign-in is used up: the code page now sends back to the sign-in page.
+    let again = b.get(CODE_PAGE).await;
+    assert_eq!(again.status, Status::SeeOther);
+    assert_eq!(again.location.as_deref(), Some("/login"));
+}
+
+#[tokio::test]
+async fn a_recovery_code_signs_in_once_and_never_again() {
+    let cfg = TestConfig::new();
+    let owner = cfg.browser().await;
+    let account = enrolled_account(&owner).await;
+    let code = &account.recovery[0];
+
+    let b = cfg.browser().await;
+    password_step(&b, &account.email, "").await;
+    // Typed as people type: lower case, without the dashes.
+    let typed = code.replace('-', "").to_lowercase();
+    let signed = code_step(&b, &typed).await;
+    assert_eq!(signed.status, Status::SeeOther, "{}", signed.body);
+    assert!(b.is_signed_in().await);
+    let devices = b.get("/devices").await.body;
+    assert!(devices.contains("with password + authenticator"));
+
+    // The same code a second time, from another browser: refused as any wrong code.
+    let c = cfg.browser().await;
+    password_step(&c, &account.email, "").await;
+    let refused = code_step(&c, code).await;
+    assert_eq!(refused.status, Status::Unauthorized);
+    assert!(refused.body.contains(WRONG_CODE), "{}", refused.body);
+    assert_eq!(c.session_cookie(), None);
+    // Another unused one still works in that same pending sign-in.
+    let other = code_step(&c, &account.recovery[1]).await;
+    assert_eq!(other.status, Status::SeeOther, "{}", other.body);
+    assert!(c.is_signed_in().await);
+}
+
+#[tokio::test]
+async fn a_code_accepted_once_is_refused_again_with_the_wrong_code_answer() {
+    let cfg = TestConfig::new();
+    let owner = cfg.browser().await;
+    let account = enrolled_account(&owner).await;
+    let code = account.next_code();
+
+    let b = cfg.browser().await;
+    password_step(&b, &account.email, "").await;
+    assert_eq!(code_step(&b, &code).await.status, Status::SeeOther);
+
+    // An attacker who saw the code uses it at once, with the password: refused.
+    let attacker = cfg.browser().await.with_ip("198.51.100.7");
+    password_step(&attacker, &account.email, "").await;
+    let replayed = code_step(&attacker, &code).await;
+    assert_eq!(replayed.status, Status::Unauthorized);
+    assert_eq!(attacker.session_cookie(), None);
+    // Word for word what a made-up code gets.
+    let made_up = code_step(&attacker, "000000").await;
+    assert_eq!(made_up.status, Status::Unauthorized);
+    let message = |p: &Page| {
+        let start = p.body.find("role=\"alert\"").expect("an error");
+        p.body[start..].split("</p>").next().unwrap_or("").to_string()
+    };
+    assert!(replayed.body.contains(WRONG_CODE), "{}", replayed.body);
+    assert_eq!(message(&replayed), message(&made_up));
+}
+
+#[tokio::test]
+async fn a_pending_sign_in_ends_after_its_timeout() {
+    let cfg = TestConfig::new().set("second_factor_timeout", 1);
+    let owner = cfg.browser().await;
+    let account = enrolled_account(&owner).await;
+
+    let b = cfg.browser().await;
+    password_step(&b, &account.email, "").await;
+    let form = b.get(CODE_PAGE).await;
+    assert_eq!(form.status, Status::Ok);
+    tokio::time::sleep(Duration::from_millis(1300)).await;
+    // Even the right code, sent with the form the page gave, is too late.
+    let late = b
+        .post_form(CODE_PAGE, &form.csrf(), &[("code", &account.next_code())])
+        .await;
+    assert_eq!(late.status, Status::SeeOther);
+    assert_eq!(late.location.as_deref(), Some("/login"));
+    assert_eq!(b.session_cookie(), None);
+    let login = b.get("/login").await;
+    assert!(
+        login.body.contains("Your sign-in timed out or was already used."),
+        "{}",
+        login.body
+    );
+    // Nothing of it is left in the store.
+    let pending = keys_under(&cfg.prefix)
+        .await
+        .into_iter()
+        .filter(|k| k.contains(":2fa:"))
+        .count();
+    assert_eq!(pending, 0);
+}
+
+#[tokio::test]
+async fn five_wrong_codes_end_the_pending_sign_in() {
+    let cfg = TestConfig::new()
+        .set("login_limit_account", 50)
+        .set("login_limit_ip", 50)
+        .set("login_limit_network", 50);
+    let owner = cfg.browser().await;
+    let account = enrolled_account(&owner).await;
+    let b = cfg.browser().await;
+    password_step(&b, &account.email, "").await;
+    let right = account.next_code();
+    let wrong = if right == "123456" { "654321" } else { "123456" };
+    for left in (1..=4).rev() {
+        let p = code_step(&b, wrong).await;
+        assert_eq!(p.status, Status::Unauthorized);
+        assert!(p.body.contains(WRONG_CODE), "{}", p.body);
+        assert!(p.body.contains(&format!("{left} more wrong code")), "{}", p.body);
+    }
+    let fifth = code_step(&b, wrong).await;
+    assert_eq!(fifth.status, Status::Unauthorized);
+    assert!(fifth.body.contains("Too many wrong codes."), "{}", fifth.body);
+    assert!(!fifth.body.contains("name=\"code\""), "no form: {}", fifth.body);
+    assert_eq!(pending_cookie(&b), None, "the pending cookie is removed");
+    // The right code is of no use now: back to the password.
+    let after = code_step_from_last_form(&b, &fifth, &right).await;
+    assert_eq!(after.status, Status::SeeOther);
+    assert_eq!(after.location.as_deref(), Some("/login"));
+    assert_eq!(b.session_cookie(), None);
+}
+
+/// Posts a code with the CSRF token of a page already in hand (the code page itself
+/// may no longer be shown).
+async fn code_step_from_last_form(b: &Browser, last: &Page, code: &str) -> Page {
+    let token = last.csrf();
+    b.post_form(CODE_PAGE, &token, &[("code", code)]).await
+}
+
+#[tokio::test]
+async fn wrong_codes_count_against_the_sign_in_limiter() {
+    let cfg = TestConfig::new()
+        .set("login_limit_account", 3)
+        .set("login_limit_ip", 50)
+        .set("login_limit_network", 50);
+    let owner = cfg.browser().await;
+    let account = enrolled_account(&owner).await;
+    let b = cfg.browser().await;
+    let right = account.next_code();
+    let wrong = if right == "123456" { "654321" } else { "123456" };
+    // The right password is not a failure; three wrong codes are, the account's quota.
+    password_step(&b, &account.email, "").await;
+    for _ in 0..3 {
+        assert_eq!(code_step(&b, wrong).await.status, Status::Unauthorized);
+    }
+    let throttled = code_step(&b, &right).await;
+    assert_eq!(throttled.status, Status::TooManyRequests, "{}", throttled.body);
+    let wait: u64 = throttled
+        .header("Retry-After")
+        .expect("Retry-After")
+        .parse()
+        .expect("seconds");
+    assert!(wait > 0 && wait <= 900, "{wait}");
+    assert_eq!(b.session_cookie(), None, "not even the right code passes");
+    // The same quota a password counts against: a stranger's right password is
+    // throttled too.
+    let other = cfg.browser().await.with_ip("198.51.100.9");
+    let p = password_step(&other, &account.email, "").await;
+    assert_eq!(p.status, Status::TooManyRequests);
+}
+
+#[tokio::test]
+async fn a_pending_sign_in_cannot_be_continued_from_another_browser_or_a_made_up_cookie() {
+    let cfg = TestConfig::new();
+    let owner = cfg.browser().await;
+    let account = enrolled_account(&owner).await;
+    let b = cfg.browser().await;
+    password_step(&b, &account.email, "").await;
+    let stolen = pending_cookie(&b).expect("b's pending cookie");
+
+    // Another browser without the cookie has nothing to continue.
+    let other = cfg.browser().await;
+    let lost = other.get(CODE_PAGE).await;
+    assert_eq!(lost.status, Status::SeeOther);
+    assert_eq!(lost.location.as_deref(), Some("/login"));
+    let token = other.get("/login").await.csrf();
+    let tried = other
+        .post_form(CODE_PAGE, &token, &[("code", &account.next_code())])
+        .await;
+    assert_eq!(tried.status, Status::SeeOther);
+    assert_eq!(tried.location.as_deref(), Some("/login"));
+    assert_eq!(other.session_cookie(), None);
+
+    // A cookie made up in the clear (`UID.TOKEN`, not sealed by the server) is none.
+    let user_id = uuid_in_store(&cfg, &account.email).await;
+    let forger = cfg.browser().await;
+    let made_up = format!("{user_id}.{}", latchkey::crypto::random_token());
+    forger.set_cookie(PENDING_COOKIE, &made_up).await;
+    let page = forger.get(CODE_PAGE).await;
+    assert_eq!(page.status, Status::SeeOther);
+    let token = forger.get("/login").await.csrf();
+    let tried = forger
+        .post_form(CODE_PAGE, &token, &[("code", &account.next_code())])
+        .await;
+    assert_eq!(tried.location.as_deref(), Some("/login"));
+    assert_eq!(forger.session_cookie(), None);
+
+    // The sealed cookie itself, copied into another browser, still needs that
+    // browser's own CSRF token: a cross-site post with b's cookie and no token is 403.
+    let thief = cfg.browser().await;
+    thief.set_cookie(PENDING_COOKIE, &stolen).await;
+    let no_token = thief
+        .post_raw(CODE_PAGE, &encode(&[("code", &account.next_code())]))
+        .await;
+    assert_eq!(no_token.status, Status::Forbidden);
+    // And b's pending sign-in was not touched by any of it.
+    let finished = code_step(&b, &account.next_code()).await;
+    assert_eq!(finished.status, Status::SeeOther, "{}", finished.body);
+    assert!(b.is_signed_in().await);
+}
+
+#[tokio::test]
+async fn next_and_rd_are_carried_through_the_code_step() {
+    let cfg = TestConfig::new().set("forward_auth_domains", "app.example.com");
+    let owner = cfg.browser().await;
+    let account = enrolled_account(&owner).await;
+
+    let b = cfg.browser().await;
+    let p = password_step(&b, &account.email, "?next=/account/password").await;
+    assert_eq!(p.location.as_deref(), Some(CODE_PAGE));
+    let signed = code_step(&b, &account.recovery[0]).await;
+    assert_eq!(signed.location.as_deref(), Some("/account/password"));
+
+    // rd, from a reverse proxy, goes in the form's hidden field.
+    let c = cfg.browser().await;
+    let rd = "http://app.example.com/reports?q=1";
+    let token = c.get(&format!("/login?rd={}", urlencode(rd))).await.csrf();
+    c.post_form(
+        "/login",
+        &token,
+        &[("email", &account.email), ("password", PASSWORD), ("rd", rd)],
+    )
+    .await;
+    let signed = code_step(&c, &account.recovery[1]).await;
+    assert_eq!(signed.location.as_deref(), Some(rd));
+
+    // An open redirect is not smuggled through: `next` off-site is ignored.
+    let d = cfg.browser().await;
+    let p = password_step(&d, &account.email, "?next=//evil.example/").await;
+    assert_eq!(p.location.as_deref(), Some(CODE_PAGE));
+    let signed = code_step(&d, &account.recovery[2]).await;
+    assert_eq!(signed.location.as_deref(), Some("/devices"));
+}
+
+#[tokio::test]
+async fn the_api_password_grant_needs_the_one_time_code() {
+    let cfg = TestConfig::new()
+        .set("login_limit_account", 4)
+        .set("login_limit_ip", 50)
+        .set("login_limit_network", 50);
+    let owner = cfg.browser().await;
+    let account = enrolled_account(&owner).await;
+    let api = cfg.browser().await;
+    let grant = |otp: Option<&str>| {
+        let mut pairs = vec![
+            ("grant_type", "password"),
+            ("username", account.email.as_str()),
+            ("password", PASSWORD),
+        ];
+        if let Some(otp) = otp {
+            pairs.push(("otp", otp));
+        }
+        pairs
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect::<Vec<_>>()
+    };
+    let send = |pairs: Vec<(String, String)>| {
+        let api = &api;
+        async move {
+            let refs: Vec<(&str, &str)> = pairs.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+            token_form(api, &refs).await
+        }
+    };
+
+    // The password alone: 401 invalid_grant, saying a one-time code is required.
+    let missing = send(grant(None)).await;
+    missing.assert_json_error(Status::Unauthorized, "invalid_grant");
+    let said = missing.str("error_description");
+    assert!(said.contains("one-time code is required"), "{said}");
+    // A wrong one: the same error, and it counts as a failed sign-in.
+    let wrong = send(grant(Some("000000"))).await;
+    wrong.assert_json_error(Status::Unauthorized, "invalid_grant");
+    assert!(wrong.str("error_description").contains("one-time code"));
+
+    // The right code (form): tokens; the session says pwd + otp.
+    let ok = send(grant(Some(&account.next_code()))).await;
+    assert_eq!(ok.status, Status::Ok, "{}", ok.body);
+    let tokens = Tokens::from(&ok);
+    let sessions = bearer(&api, rocket::http::Method::Get, "/api/v1/sessions", &tokens.access).await;
+    let mine = sessions
+        .json
+        .as_array()
+        .expect("a list")
+        .iter()
+        .find(|s| s["current"] == json!(true))
+        .expect("the caller's session")
+        .clone();
+    assert_eq!(mine["amr"], json!(["pwd", "otp"]));
+    let others: Vec<_> = sessions.json.as_array().unwrap().iter().filter(|s| s["current"] != json!(true)).collect();
+    assert!(others.iter().all(|s| s["amr"] == json!(["pwd"])), "{others:?}");
+
+    // JSON works the same, with a recovery code.
+    let body = json!({
+        "grant_type": "password",
+        "username": account.email,
+        "password": PASSWORD,
+        "otp": account.recovery[0],
+    });
+    let ok = token_json(&api, &body).await;
+    assert_eq!(ok.status, Status::Ok, "{}", ok.body);
+    // Replayed, that recovery code is a wrong code.
+    let again = token_json(&api, &body).await;
+    again.assert_json_error(Status::Unauthorized, "invalid_grant");
+
+    // Wrong codes fill the account's failure quota (4): 000000 and the replay are 2;
+    // two more, and then even a right code is throttled.
+    send(grant(Some("111111"))).await.assert_json_error(Status::Unauthorized, "invalid_grant");
+    send(grant(Some("222222"))).await.assert_json_error(Status::Unauthorized, "invalid_grant");
+    let throttled = send(grant(Some(&account.recovery[1]))).await;
+    assert_eq!(throttled.status, Status::TooManyRequests, "{}", throttled.body);
+    assert!(throttled.header("Retry-After").is_some());
+}
+
+/// Saves the page at desktop and phone width in `docs/screenshots/`.
+async fn shoot_docs(c: &fantoccini::Client, name: &str) {
+    let dir = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("docs/screenshots");
+    std::fs::create_dir_all(&dir).expect("docs/screenshots");
+    for (suffix, (w, h)) in [("1280", (1280, 900)), ("390", (390, 844))] {
+        c.set_window_size(w, h).await.expect("resize");
+        tokio::time::sleep(Duration::from_millis(150)).await;
+        let png = c.screenshot().await.expect("screenshot");
+        assert!(png.starts_with(b"\x89PNG"), "a PNG");
+        std::fs::write(dir.join(format!("{name}-{suffix}.png")), png).expect("write screenshot");
+    }
+    c.set_window_size(1280, 900).await.expect("resize");
+}
+
+#[tokio::test]
+async fn in_chromium_the_password_then_the_code_lead_to_the_devices_page() {
+    let driver = Chromedriver::start();
+    let cfg = TestConfig::new();
+    let base = serve(&cfg).await;
+    let owner = cfg.browser().await;
+    let account = enrolled_account(&owner).await;
+
+    let c = driver.browser(None).await;
+    sign_in(&c, &base, &account.email, PASSWORD).await;
+    assert_eq!(path(&c).await, CODE_PAGE);
+    let page = text(&c).await;
+    assert!(page.contains("Two-step sign-in"), "{page}");
+    shoot_docs(&c, "second-factor").await;
+
+    // A wrong code: the same page, saying so, the field empty again.
+    fill(&c, "code", "000000").await;
+    submit(&c).await;
+    assert_eq!(path(&c).await, CODE_PAGE);
+    assert!(text(&c).await.contains(WRONG_CODE));
+    shoot_docs(&c, "second-factor-wrong").await;
+
+    // The code the app shows: the devices page, which says how this browser signed in.
+    fill(&c, "code", &account.next_code()).await;
+    let button = c
+        .find(Locator::Css("form.form button[type=submit]"))
+        .await
+        .expect("the button");
+    navigate_by(&c, button).await;
+    assert_eq!(path(&c).await, "/devices");
+    let current = c
+        .find(Locator::Css("li.device-current"))
+        .await
+        .expect("this device")
+        .text()
+        .await
+        .expect("text");
+    assert!(current.contains("password + authenticator"), "{current}");
+    c.close().await.expect("close");
+}
