@@ -26,4 +26,5 @@ mod metrics;
 mod operator;
 mod proxies;
 mod reset;
+mod second_factor;
 mod store_behaviour;

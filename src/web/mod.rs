@@ -9,6 +9,7 @@ mod flash;
 mod forward;
 pub mod guards;
 mod password;
+mod security;
 
 use std::time::Duration;
 
@@ -214,6 +215,7 @@ pub fn stage() -> AdHoc {
             .mount("/", auth::routes())
             .mount("/", devices::routes())
             .mount("/", password::routes())
+            .mount("/", security::routes())
             .mount("/", forward::routes())
             .register("/", crate::error::catchers()))
     })
