@@ -18,6 +18,7 @@ pub mod metrics;
 pub mod notices;
 pub mod presence;
 pub mod report;
+pub mod second_factor;
 pub mod services;
 pub mod sessions;
 pub mod signin;
@@ -53,6 +54,7 @@ pub fn app_with(figment: Figment) -> Rocket<Build> {
         .attach(exporter::stage())
         .attach(store::stage())
         .attach(accounts::stage())
+        .attach(second_factor::stage())
         .attach(mail::stage())
         .attach(web::stage())
         .attach(api::stage())

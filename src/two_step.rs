@@ -27,6 +27,7 @@ use crate::crypto::random_token;
 use crate::domain::Email;
 use crate::limits::{self, Source, Throttled};
 use crate::metrics::SignInOutcome;
+use crate::second_factor::{self, SecondFactorError};
 use crate::services::{ServiceError, Services};
 use crate::sessions::{sid_for, Origin, SessionSpec};
 use crate::signin::{self, SessionStart, SignInError, SignedIn};
@@ -73,20 +74,34 @@ impl PendingCookie {
 
 /// Whether the account has a second factor turned on.
 pub async fn has_second_factor(app: Services<'_>, user: &User) -> Result<bool, ServiceError> {
-    // SEAM: `second_factor::enrolled` once the 2fa-factor branch is merged.
-    let _ = (app, user);
-    Ok(false)
+    match second_factor::enrolled(&app, &user.id).await {
+        Ok(status) => Ok(status.is_some()),
+        Err(SecondFactorError::Failed(e)) => Err(e),
+        // `enrolled` answers nothing else; an answer it cannot give is "off".
+        Err(e) => {
+            tracing::warn!(error = %e, "unexpected answer from second_factor::enrolled");
+            Ok(false)
+        }
+    }
 }
 
-/// Whether `code` is a right one-time code of the account (used up if so).
+/// Whether `code` is a right one-time code of the account: an authenticator code for
+/// a time step later than the last accepted one, or an unused recovery code (used up
+/// now, and the owner mailed). Wrong, replayed and malformed codes are all `false`.
 async fn code_is_right(
     app: Services<'_>,
     user_id: &Uuid,
     code: &str,
 ) -> Result<bool, ServiceError> {
-    // SEAM: `second_factor::verify` once the 2fa-factor branch is merged.
-    let _ = (app, user_id, code);
-    Ok(false)
+    match second_factor::verify(&app, user_id, code).await {
+        Ok(verified) => {
+            tracing::info!(user = %user_id, ?verified, "sign-in: second factor passed");
+            Ok(true)
+        }
+        Err(SecondFactorError::Failed(e)) => Err(e),
+        // Wrong, replayed, malformed, or the factor turned off meanwhile.
+        Err(_) => Ok(false),
+    }
 }
 
 /// Why a one-time code was not taken.

@@ -26,5 +26,6 @@ mod metrics;
 mod operator;
 mod proxies;
 mod reset;
+mod second_factor;
 mod store_behaviour;
-// mod two_step;
+mod two_step;

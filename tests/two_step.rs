@@ -34,23 +34,21 @@ fn unix_now() -> u64 {
 }
 
 impl Enrolled {
-    /// The code the app shows one step from now: later than the step the set-up used
-    /// up, and within the one step of drift the server allows.
+    /// The code the app shows now: later than the step the set-up used up (the one
+    /// before), so accepted once.
     fn next_code(&self) -> String {
-        latchkey::second_factor::code_at(&self.secret, unix_now() + 30)
+        latchkey::second_factor::code_at(&self.secret, unix_now())
     }
 }
 
-/// The `otpauth://` URI the set-up page shows as text, and the secret in it.
+/// The `otpauth://` URI the set-up page shows as text (HTML-escaped), and the secret
+/// in it.
 fn secret_on(setup_page: &str) -> Vec<u8> {
-    let start = setup_page
+    let text = setup_page.replace("&#x2F;", "/").replace("&amp;", "&");
+    let start = text
         .find("otpauth://totp/")
         .expect("the otpauth URI as text");
-    let uri = setup_page[start..]
-        .split(['<', '"'])
-        .next()
-        .expect("the URI")
-        .replace("&amp;", "&");
+    let uri = text[start..].split(['<', '"']).next().expect("the URI");
     let secret = uri
         .split(['?', '&'])
         .find_map(|p| p.strip_prefix("secret="))
@@ -73,7 +71,8 @@ async fn enrolled_account(b: &Browser) -> Enrolled {
     let setup = b.get("/account/totp").await;
     assert_eq!(setup.status, Status::Ok, "{}", setup.body);
     let secret = secret_on(&setup.body);
-    let code = latchkey::second_factor::code_at(&secret, unix_now());
+    // The code of the step before: the current one stays unused for the sign-in.
+    let code = latchkey::second_factor::code_at(&secret, unix_now() - 30);
     let shown = b
         .post_form(
             "/account/totp",
@@ -105,8 +104,14 @@ async fn password_step(b: &Browser, email: &str, query: &str) -> Page {
 /// The code step in `b`, from the code page's own form.
 async fn code_step(b: &Browser, code: &str) -> Page {
     let form = b.get(CODE_PAGE).await;
-    assert_eq!(form.status, Status::Ok, "the code page: {:?}", form.location);
-    b.post_form(CODE_PAGE, &form.csrf(), &[("code", code)]).await
+    assert_eq!(
+        form.status,
+        Status::Ok,
+        "the code page: {:?}",
+        form.location
+    );
+    b.post_form(CODE_PAGE, &form.csrf(), &[("code", code)])
+        .await
 }
 
 fn pending_cookie(b: &Browser) -> Option<String> {
@@ -201,7 +206,10 @@ async fn a_current_code_signs_in_and_the_devices_page_says_how() {
         entry("Chrome on Windows").contains("with password + authenticator</span>"),
         "{devices}"
     );
-    assert!(entry("Firefox on Linux").contains("with password</span>"), "{devices}");
+    assert!(
+        entry("Firefox on Linux").contains("with password</span>"),
+        "{devices}"
+    );
 
     // The pending sign-in is used up: the code page now sends back to the sign-in page.
     let again = b.get(CODE_PAGE).await;
@@ -261,7 +269,11 @@ async fn a_code_accepted_once_is_refused_again_with_the_wrong_code_answer() {
     assert_eq!(made_up.status, Status::Unauthorized);
     let message = |p: &Page| {
         let start = p.body.find("role=\"alert\"").expect("an error");
-        p.body[start..].split("</p>").next().unwrap_or("").to_string()
+        p.body[start..]
+            .split("</p>")
+            .next()
+            .unwrap_or("")
+            .to_string()
     };
     assert!(replayed.body.contains(WRONG_CODE), "{}", replayed.body);
     assert_eq!(message(&replayed), message(&made_up));
@@ -287,7 +299,9 @@ async fn a_pending_sign_in_ends_after_its_timeout() {
     assert_eq!(b.session_cookie(), None);
     let login = b.get("/login").await;
     assert!(
-        login.body.contains("Your sign-in timed out or was already used."),
+        login
+            .body
+            .contains("Your sign-in timed out or was already used."),
         "{}",
         login.body
     );
@@ -311,30 +325,40 @@ async fn five_wrong_codes_end_the_pending_sign_in() {
     let b = cfg.browser().await;
     password_step(&b, &account.email, "").await;
     let right = account.next_code();
-    let wrong = if right == "123456" { "654321" } else { "123456" };
+    let wrong = if right == "123456" {
+        "654321"
+    } else {
+        "123456"
+    };
     for left in (1..=4).rev() {
         let p = code_step(&b, wrong).await;
         assert_eq!(p.status, Status::Unauthorized);
         assert!(p.body.contains(WRONG_CODE), "{}", p.body);
-        assert!(p.body.contains(&format!("{left} more wrong code")), "{}", p.body);
+        assert!(
+            p.body.contains(&format!("{left} more wrong code")),
+            "{}",
+            p.body
+        );
     }
     let fifth = code_step(&b, wrong).await;
     assert_eq!(fifth.status, Status::Unauthorized);
-    assert!(fifth.body.contains("Too many wrong codes."), "{}", fifth.body);
-    assert!(!fifth.body.contains("name=\"code\""), "no form: {}", fifth.body);
+    assert!(
+        fifth.body.contains("Too many wrong codes."),
+        "{}",
+        fifth.body
+    );
+    assert!(
+        !fifth.body.contains("name=\"code\""),
+        "no form: {}",
+        fifth.body
+    );
     assert_eq!(pending_cookie(&b), None, "the pending cookie is removed");
     // The right code is of no use now: back to the password.
-    let after = code_step_from_last_form(&b, &fifth, &right).await;
+    let token = b.get("/login").await.csrf();
+    let after = b.post_form(CODE_PAGE, &token, &[("code", &right)]).await;
     assert_eq!(after.status, Status::SeeOther);
     assert_eq!(after.location.as_deref(), Some("/login"));
     assert_eq!(b.session_cookie(), None);
-}
-
-/// Posts a code with the CSRF token of a page already in hand (the code page itself
-/// may no longer be shown).
-async fn code_step_from_last_form(b: &Browser, last: &Page, code: &str) -> Page {
-    let token = last.csrf();
-    b.post_form(CODE_PAGE, &token, &[("code", code)]).await
 }
 
 #[tokio::test]
@@ -347,14 +371,23 @@ async fn wrong_codes_count_against_the_sign_in_limiter() {
     let account = enrolled_account(&owner).await;
     let b = cfg.browser().await;
     let right = account.next_code();
-    let wrong = if right == "123456" { "654321" } else { "123456" };
+    let wrong = if right == "123456" {
+        "654321"
+    } else {
+        "123456"
+    };
     // The right password is not a failure; three wrong codes are, the account's quota.
     password_step(&b, &account.email, "").await;
     for _ in 0..3 {
         assert_eq!(code_step(&b, wrong).await.status, Status::Unauthorized);
     }
     let throttled = code_step(&b, &right).await;
-    assert_eq!(throttled.status, Status::TooManyRequests, "{}", throttled.body);
+    assert_eq!(
+        throttled.status,
+        Status::TooManyRequests,
+        "{}",
+        throttled.body
+    );
     let wait: u64 = throttled
         .header("Retry-After")
         .expect("Retry-After")
@@ -438,7 +471,11 @@ async fn next_and_rd_are_carried_through_the_code_step() {
     c.post_form(
         "/login",
         &token,
-        &[("email", &account.email), ("password", PASSWORD), ("rd", rd)],
+        &[
+            ("email", &account.email),
+            ("password", PASSWORD),
+            ("rd", rd),
+        ],
     )
     .await;
     let signed = code_step(&c, &account.recovery[1]).await;
@@ -478,7 +515,10 @@ async fn the_api_password_grant_needs_the_one_time_code() {
     let send = |pairs: Vec<(String, String)>| {
         let api = &api;
         async move {
-            let refs: Vec<(&str, &str)> = pairs.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+            let refs: Vec<(&str, &str)> = pairs
+                .iter()
+                .map(|(k, v)| (k.as_str(), v.as_str()))
+                .collect();
             token_form(api, &refs).await
         }
     };
@@ -497,7 +537,13 @@ async fn the_api_password_grant_needs_the_one_time_code() {
     let ok = send(grant(Some(&account.next_code()))).await;
     assert_eq!(ok.status, Status::Ok, "{}", ok.body);
     let tokens = Tokens::from(&ok);
-    let sessions = bearer(&api, rocket::http::Method::Get, "/api/v1/sessions", &tokens.access).await;
+    let sessions = bearer(
+        &api,
+        rocket::http::Method::Get,
+        "/api/v1/sessions",
+        &tokens.access,
+    )
+    .await;
     let mine = sessions
         .json
         .as_array()
@@ -507,8 +553,17 @@ async fn the_api_password_grant_needs_the_one_time_code() {
         .expect("the caller's session")
         .clone();
     assert_eq!(mine["amr"], json!(["pwd", "otp"]));
-    let others: Vec<_> = sessions.json.as_array().unwrap().iter().filter(|s| s["current"] != json!(true)).collect();
-    assert!(others.iter().all(|s| s["amr"] == json!(["pwd"])), "{others:?}");
+    let others: Vec<_> = sessions
+        .json
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|s| s["current"] != json!(true))
+        .collect();
+    assert!(
+        others.iter().all(|s| s["amr"] == json!(["pwd"])),
+        "{others:?}"
+    );
 
     // JSON works the same, with a recovery code.
     let body = json!({
@@ -525,10 +580,19 @@ async fn the_api_password_grant_needs_the_one_time_code() {
 
     // Wrong codes fill the account's failure quota (4): 000000 and the replay are 2;
     // two more, and then even a right code is throttled.
-    send(grant(Some("111111"))).await.assert_json_error(Status::Unauthorized, "invalid_grant");
-    send(grant(Some("222222"))).await.assert_json_error(Status::Unauthorized, "invalid_grant");
+    send(grant(Some("111111")))
+        .await
+        .assert_json_error(Status::Unauthorized, "invalid_grant");
+    send(grant(Some("222222")))
+        .await
+        .assert_json_error(Status::Unauthorized, "invalid_grant");
     let throttled = send(grant(Some(&account.recovery[1]))).await;
-    assert_eq!(throttled.status, Status::TooManyRequests, "{}", throttled.body);
+    assert_eq!(
+        throttled.status,
+        Status::TooManyRequests,
+        "{}",
+        throttled.body
+    );
     assert!(throttled.header("Retry-After").is_some());
 }
 

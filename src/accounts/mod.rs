@@ -1,8 +1,10 @@
-//! User accounts: the `users` and `known_devices` tables (in SQLite or PostgreSQL,
-//! created and migrated at start) and the password hasher.
+//! User accounts: the `users` and `known_devices` tables and the second factor's
+//! (`second_factor.rs`), in SQLite or PostgreSQL, created and migrated at start; and
+//! the password hasher.
 
 mod database;
 mod password;
+mod second_factor;
 
 use rocket::fairing::AdHoc;
 use secrecy::ExposeSecret;
@@ -11,6 +13,7 @@ use uuid::Uuid;
 
 use self::database::{on_pool, Pool};
 pub use self::password::{HashError, Hasher, Slot, Work, SLOT_WAIT};
+pub use self::second_factor::FactorRow;
 use crate::clock::now_ms;
 use crate::config::Settings;
 use crate::domain::Email;

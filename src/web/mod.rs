@@ -10,6 +10,7 @@ mod forward;
 pub mod guards;
 mod password;
 mod pending_cookie;
+mod security;
 mod two_step;
 
 use std::time::Duration;
@@ -222,6 +223,7 @@ pub fn stage() -> AdHoc {
             .mount("/", auth::routes())
             .mount("/", devices::routes())
             .mount("/", password::routes())
+            .mount("/", security::routes())
             .mount("/", two_step::routes())
             .mount("/", forward::routes())
             .register("/", crate::error::catchers()))
