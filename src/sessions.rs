@@ -56,13 +56,8 @@ impl SessionCookie {
         if value.len() > MAX_COOKIE_LEN {
             return None;
         }
-        let (uid, token) = value.split_once('.')?;
-        let user_id = Uuid::parse_str(uid).ok()?;
-        let well_formed = token.len() == 43
-            && token
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
-        well_formed.then(|| SessionCookie {
+        let (user_id, token) = crate::crypto::uid_and_token(value)?;
+        Some(SessionCookie {
             user_id,
             sid: sid_for(token),
         })

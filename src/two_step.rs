@@ -50,13 +50,8 @@ pub struct PendingCookie {
 impl PendingCookie {
     /// Parses `UID.TOKEN` (the decrypted cookie value); anything else is none.
     pub fn parse(value: &str) -> Option<PendingCookie> {
-        let (uid, token) = value.split_once('.')?;
-        let well_formed = token.len() == 43
-            && token
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
-        let user_id = Uuid::parse_str(uid).ok()?;
-        well_formed.then(|| PendingCookie {
+        let (user_id, token) = crate::crypto::uid_and_token(value)?;
+        Some(PendingCookie {
             user_id,
             token: token.to_string(),
         })
@@ -325,29 +320,7 @@ async fn complete_steps(app: Services<'_>, step: CodeStep<'_>) -> Result<Complet
         app.store.take_pending(user_id, &pid, now_ms()).await?;
         return Err(StepError::NoPending);
     };
-    let email = Email::parse(&user.email).map_err(|_| StepError::NoPending)?;
-    let source =
-        trusted_devices::source(app.store, step.device, Some(&user), &email, &step.origin.ip)
-            .await?;
-    match check_code(app, &user, step.code, source).await {
-        Ok(()) => {}
-        Err(CodeError::Wrong) => {
-            return Err(
-                match app
-                    .store
-                    .fail_pending(user_id, &pid, MAX_WRONG_CODES, now_ms())
-                    .await?
-                {
-                    PendingFailure::Counted { left } => StepError::Wrong { left },
-                    PendingFailure::Ended => StepError::Ended,
-                    PendingFailure::Missing => StepError::NoPending,
-                },
-            );
-        }
-        Err(CodeError::Throttled(t)) => return Err(StepError::Throttled(t)),
-        Err(CodeError::Stale) => return Err(StepError::NoPending),
-        Err(CodeError::Failed(e)) => return Err(StepError::Failed(e)),
-    }
+    pending_code(app, &step, &user, &pid).await?;
     // Used once: of two right codes sent together, one takes it.
     let Some(pending) = app.store.take_pending(user_id, &pid, now_ms()).await? else {
         return Err(StepError::NoPending);
@@ -363,7 +336,6 @@ async fn complete_steps(app: Services<'_>, step: CodeStep<'_>) -> Result<Complet
     };
     let signed = match signin::start_session(app, user, start).await {
         Ok(signed) => signed,
-        // The password changed between the check above and the session.
         Err(SignInError::Failed(e)) => return Err(StepError::Failed(e)),
         // Refused as stale: the password changed between the check above and now.
         Err(_) => return Err(StepError::NoPending),
@@ -372,6 +344,40 @@ async fn complete_steps(app: Services<'_>, step: CodeStep<'_>) -> Result<Complet
         signed,
         target: pending.target,
     })
+}
+
+/// The code of a pending sign-in, counted as a sign-in failure for whoever this
+/// browser counts as (its device cookie, or a stranger) and, when wrong, against the
+/// pending sign-in's own five tries.
+async fn pending_code(
+    app: Services<'_>,
+    step: &CodeStep<'_>,
+    user: &User,
+    pid: &str,
+) -> Result<(), StepError> {
+    let email = Email::parse(&user.email).map_err(|_| StepError::NoPending)?;
+    let ip = &step.origin.ip;
+    let source = trusted_devices::source(app.store, step.device, Some(user), &email, ip).await?;
+    match check_code(app, user, step.code, source).await {
+        Ok(()) => Ok(()),
+        Err(CodeError::Wrong) => {
+            let now = now_ms();
+            Err(
+                match app
+                    .store
+                    .fail_pending(&user.id, pid, MAX_WRONG_CODES, now)
+                    .await?
+                {
+                    PendingFailure::Counted { left } => StepError::Wrong { left },
+                    PendingFailure::Ended => StepError::Ended,
+                    PendingFailure::Missing => StepError::NoPending,
+                },
+            )
+        }
+        Err(CodeError::Throttled(t)) => Err(StepError::Throttled(t)),
+        Err(CodeError::Stale) => Err(StepError::NoPending),
+        Err(CodeError::Failed(e)) => Err(StepError::Failed(e)),
+    }
 }
 
 /// The account a pending sign-in was for, if it still stands as it did at the

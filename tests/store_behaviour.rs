@@ -931,15 +931,15 @@ async fn how_a_session_signed_in_is_kept_checked_and_listed(store: Store) {
         let key = store.keys().session(&user, &two_step.sid);
         let am: Option<String> = redis::cmd("HGET")
             .arg(&key)
-            .arg("am")
+            .arg("o")
             .query_async(&mut conn)
             .await
             .unwrap();
-        assert_eq!(am.as_deref(), Some("pwd otp"));
+        assert_eq!(am.as_deref(), Some("1"));
         let key = store.keys().session(&user, &password_only.sid);
         let am: Option<String> = redis::cmd("HGET")
             .arg(&key)
-            .arg("am")
+            .arg("o")
             .query_async(&mut conn)
             .await
             .unwrap();

@@ -13,6 +13,7 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use super::error::ApiError;
+use crate::accounts::User;
 use crate::clock::now_ms;
 use crate::crypto::random_token;
 use crate::domain::{ClientName, Email};
@@ -20,7 +21,7 @@ use crate::error::AppError;
 use crate::request::RequestOrigin;
 use crate::services::Services;
 use crate::sessions::{secret_hash, Origin, SessionSpec};
-use crate::signin::{self, Credentials, Passed, SignIn, SignInError};
+use crate::signin::{self, Credentials, Passed, SignIn, SignInError, SignedIn};
 use crate::store::{Rotated, Store};
 use crate::tokens::{AccessTokens, RefreshToken};
 use crate::two_step::{self, CodeError};
@@ -239,18 +240,9 @@ async fn password_grant(
     let signed = match signin::sign_in(app, request).await {
         Ok(Passed::SignedIn(signed)) => signed,
         Ok(Passed::CodeNext(user)) => {
-            let otp = p.otp.as_deref().map(str::trim).filter(|o| !o.is_empty());
-            let Some(otp) = otp else {
-                return Err(ApiError::CodeRequired(OTP_MISSING));
-            };
             let session = SessionSpec::Api { client_name };
-            match two_step::sign_in_with_code(app, user, otp, &email, origin, session).await {
-                Ok(signed) => signed,
-                Err(CodeError::Wrong) => return Err(ApiError::CodeRequired(OTP_WRONG)),
-                Err(CodeError::Stale) => return Err(ApiError::InvalidGrant),
-                Err(CodeError::Throttled(t)) => return Err(AppError::from(t).into()),
-                Err(CodeError::Failed(e)) => return Err(e.into()),
-            }
+            let otp = p.otp.as_deref().map(str::trim).filter(|o| !o.is_empty());
+            with_code(app, user, otp, &email, origin, session).await?
         }
         Err(SignInError::WrongCredentials) => {
             tracing::info!("API sign-in refused: wrong credentials");
@@ -265,6 +257,28 @@ async fn password_grant(
         &user_id,
         RefreshToken::new(user_id, session.sid, session.secret),
     )
+}
+
+/// The password was right and the account has a second factor: the grant's `otp`
+/// decides.
+async fn with_code(
+    app: Services<'_>,
+    user: User,
+    otp: Option<&str>,
+    email: &Email,
+    origin: &Origin,
+    session: SessionSpec,
+) -> Result<SignedIn, ApiError> {
+    let Some(otp) = otp else {
+        return Err(ApiError::CodeRequired(OTP_MISSING));
+    };
+    match two_step::sign_in_with_code(app, user, otp, email, origin, session).await {
+        Ok(signed) => Ok(signed),
+        Err(CodeError::Wrong) => Err(ApiError::CodeRequired(OTP_WRONG)),
+        Err(CodeError::Stale) => Err(ApiError::InvalidGrant),
+        Err(CodeError::Throttled(t)) => Err(AppError::from(t).into()),
+        Err(CodeError::Failed(e)) => Err(e.into()),
+    }
 }
 
 async fn refresh_grant(

@@ -389,7 +389,7 @@ const LISTED: [&str; 7] = [
     field::AMR,
 ];
 
-/// `list()`'s reply: `{sid, {k, l, m, ip, t, s, am}, ...}`.
+/// `list()`'s reply: `{sid, {k, l, m, ip, t, s, o}, ...}`.
 fn parse_list(reply: Value) -> StoreResult<Vec<SessionRecord>> {
     let items: Vec<Value> = redis::from_redis_value(reply)?;
     let mut out = Vec::with_capacity(items.len() / 2);

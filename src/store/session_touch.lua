@@ -9,9 +9,9 @@
 -- ARGV[6] session key prefix P:{UID}:s:  (for the list; same hash tag, same slot)
 -- slide(), record() and list() come from slide.lua and list.lua, prepended when loaded.
 -- Returns false when there is no live session (or the account was closed: its user
--- hash has no email), else {kind, email, amr} ('' for a password alone) and, when
+-- hash has no email), else {kind, email, amr} (amr: the `o` field, '' for a password alone) and, when
 -- listing, the list as a fourth item.
-local h = redis.call('HMGET', KEYS[1], 'a', 'i', 's', 'k', 'am')
+local h = redis.call('HMGET', KEYS[1], 'a', 'i', 's', 'k', 'o')
 if not h[1] then
   return false
 end
