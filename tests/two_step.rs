@@ -650,3 +650,66 @@ async fn in_chromium_the_password_then_the_code_lead_to_the_devices_page() {
     assert!(current.contains("password + authenticator"), "{current}");
     c.close().await.expect("close");
 }
+
+#[tokio::test]
+async fn a_new_password_ends_a_pending_sign_in_made_with_the_old_one() {
+    let cfg = TestConfig::new();
+    let owner = cfg.browser().await;
+    let account = enrolled_account(&owner).await;
+    // Someone has the password and a pending sign-in; the owner changes the password.
+    let attacker = cfg.browser().await.with_ip("198.51.100.7");
+    password_step(&attacker, &account.email, "").await;
+    let changed = owner
+        .submit(
+            "/account/password",
+            "/account/password",
+            &[
+                ("current_password", PASSWORD),
+                ("new_password", "a whole new passphrase for this"),
+            ],
+        )
+        .await;
+    assert_eq!(changed.status, Status::SeeOther, "{}", changed.body);
+    // Even with a right code, the old password's pending sign-in is over.
+    let token = attacker.get("/login").await.csrf();
+    let tried = attacker
+        .post_form(CODE_PAGE, &token, &[("code", &account.recovery[0])])
+        .await;
+    assert_eq!(tried.status, Status::SeeOther);
+    assert_eq!(tried.location.as_deref(), Some("/login"));
+    assert_eq!(attacker.session_cookie(), None);
+}
+
+#[tokio::test]
+async fn in_secure_mode_the_pending_cookie_is_host_only_and_secure() {
+    let cfg = TestConfig::new().set("cookie_secure", true);
+    let owner = cfg.browser().await;
+    let account = enrolled_account(&owner).await;
+    let b = cfg.browser().await;
+    let answer = password_step(&b, &account.email, "").await;
+    assert_eq!(answer.location.as_deref(), Some(CODE_PAGE));
+    let cookies = answer.set_cookies();
+    let pending = cookies
+        .iter()
+        .find(|c| c.starts_with("__Host-latchkey_2fa="))
+        .unwrap_or_else(|| panic!("the __Host- pending cookie: {cookies:?}"));
+    for attribute in ["Secure", "HttpOnly", "SameSite=Lax", "Path=/"] {
+        assert!(pending.contains(attribute), "{attribute}: {pending}");
+    }
+    assert!(
+        !cookies.iter().any(|c| c.starts_with("__Host-latchkey=")),
+        "{cookies:?}"
+    );
+    // Its removal, when the code is right, carries `Secure` too (or browsers keep it).
+    let signed = code_step(&b, &account.next_code()).await;
+    assert_eq!(signed.status, Status::SeeOther, "{}", signed.body);
+    let removal = signed
+        .set_cookies()
+        .into_iter()
+        .find(|c| c.starts_with("__Host-latchkey_2fa="))
+        .expect("the pending cookie's removal");
+    assert!(
+        removal.contains("Secure") && removal.contains("Max-Age=0"),
+        "{removal}"
+    );
+}
