@@ -415,13 +415,10 @@ pub async fn verify(
     }
 }
 
-/// A stored secret the key does not open: the start checks the key, so only a row
-/// altered by hand gets here.
+/// A stored secret the key does not open (or a secret that could not be sealed): the
+/// start checks the key, so only a row changed by hand gets here. A 500, logged.
 fn unreadable() -> SecondFactorError {
-    tracing::error!("a stored second-factor secret does not open with `second_factor_key`");
-    SecondFactorError::Failed(ServiceError::Accounts(AccountError::Unavailable(
-        sqlx::Error::Protocol("second-factor secret unreadable".into()),
-    )))
+    SecondFactorError::Failed(ServiceError::Accounts(AccountError::Unsealable))
 }
 
 /// Turns the second factor on with `enrolment`'s secret, confirmed by `code` (a

@@ -1105,3 +1105,40 @@ async fn two_browsers_turning_it_off_with_one_code_at_once_do_it_once() {
         );
     }
 }
+
+#[tokio::test]
+async fn a_sealed_secret_copied_into_another_accounts_row_does_not_open() {
+    let cfg = TestConfig::new();
+    let b = cfg.browser().await;
+    let (alice, _, _) = enrolled_by_service(&b).await;
+    let (mallory, mallory_secret, _) = enrolled_by_service(&b).await;
+    // Someone with write access to the database copies her sealed secret into
+    // Alice's row, hoping her own app's codes then pass for Alice.
+    let mut conn = sqlx::SqliteConnection::connect(&cfg.database_url)
+        .await
+        .expect("sqlite");
+    let copied = sqlx::query(
+        "UPDATE second_factors SET secret_sealed = \
+         (SELECT secret_sealed FROM second_factors WHERE user_id = $1) WHERE user_id = $2",
+    )
+    .bind(mallory.id.to_string())
+    .bind(alice.id.to_string())
+    .execute(&mut conn)
+    .await
+    .expect("the update")
+    .rows_affected();
+    assert_eq!(copied, 1);
+
+    let r = second_factor::verify(&services(&b), &alice.id, &code(&mallory_secret, 0)).await;
+    assert!(
+        matches!(
+            r,
+            Err(SecondFactorError::Failed(
+                latchkey::services::ServiceError::Accounts(
+                    latchkey::accounts::AccountError::Unsealable
+                )
+            ))
+        ),
+        "{r:?}"
+    );
+}
