@@ -310,7 +310,8 @@ fn matching_step(secret: &[u8], code: &str, now_ms: i64) -> Option<i64> {
 }
 
 /// What a typed code is: six digits, or a recovery code (16 base32 characters, in
-/// any case, with or without the dashes and spaces it is shown with).
+/// any case, with or without the dashes and spaces it is shown with, 0/1/8 read as
+/// O/I/B).
 enum Typed {
     Totp(String),
     Recovery(String),
@@ -324,7 +325,17 @@ fn parse_code(input: &str) -> Option<Typed> {
     if cleaned.len() == 6 && cleaned.chars().all(|c| c.is_ascii_digit()) {
         return Some(Typed::Totp(cleaned));
     }
-    let upper = cleaned.to_ascii_uppercase();
+    // 0, 1 and 8 are not in the base32 alphabet: read as the letters they look like.
+    let upper: String = cleaned
+        .to_ascii_uppercase()
+        .chars()
+        .map(|c| match c {
+            '0' => 'O',
+            '1' => 'I',
+            '8' => 'B',
+            c => c,
+        })
+        .collect();
     let base32 = |c: char| c.is_ascii_uppercase() || ('2'..='7').contains(&c);
     (upper.len() == RECOVERY_CODE_CHARS && upper.chars().all(base32))
         .then_some(Typed::Recovery(upper))
@@ -404,13 +415,10 @@ pub async fn verify(
     }
 }
 
-/// A stored secret the key does not open: the start checks the key, so only a row
-/// altered by hand gets here.
+/// A stored secret the key does not open (or a secret that could not be sealed): the
+/// start checks the key, so only a row changed by hand gets here. A 500, logged.
 fn unreadable() -> SecondFactorError {
-    tracing::error!("a stored second-factor secret does not open with `second_factor_key`");
-    SecondFactorError::Failed(ServiceError::Accounts(AccountError::Unavailable(
-        sqlx::Error::Protocol("second-factor secret unreadable".into()),
-    )))
+    SecondFactorError::Failed(ServiceError::Accounts(AccountError::Unsealable))
 }
 
 /// Turns the second factor on with `enrolment`'s secret, confirmed by `code` (a
@@ -689,7 +697,12 @@ mod tests {
         assert!(matches!(parse_code(" 123 456 "), Some(Typed::Totp(_))));
         assert!(parse_code("12345").is_none());
         assert!(parse_code("1234567").is_none());
-        assert!(parse_code("ABCD-EFGH-IJKL-MNO1").is_none());
+        assert!(parse_code("ABCD-EFGH-IJKL-MNO9").is_none());
+        // Digits that look like letters are read as those letters.
+        let Some(Typed::Recovery(read)) = parse_code("ab0d-efgh-1jkl-mn8p") else {
+            panic!("a look-alike digit is refused");
+        };
+        assert_eq!(read, "ABODEFGHIJKLMNBP");
         assert!(parse_code("").is_none());
     }
 

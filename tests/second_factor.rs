@@ -961,18 +961,13 @@ async fn in_chromium_a_person_sets_up_the_app_from_the_page_and_sees_the_codes_o
         size.2 >= 150.0 && size.3 >= 150.0,
         "the QR code is drawn: {size:?}"
     );
-    let manual = c
-        .find(Locator::Css("details.manual summary"))
-        .await
-        .expect("manual entry");
-    manual.click().await.expect("open");
-    let uri = c
-        .find(Locator::Css(".otpauth-uri"))
-        .await
-        .expect("the URI")
-        .text()
-        .await
-        .expect("its text");
+    // The URI is shown as text without a click (no script needed to see it).
+    let shown = c.find(Locator::Css(".otpauth-uri")).await.expect("the URI");
+    assert!(
+        shown.is_displayed().await.expect("visibility"),
+        "the URI is visible"
+    );
+    let uri = shown.text().await.expect("its text");
     assert!(uri.starts_with("otpauth://totp/"), "{uri}");
     shoot(&c, "totp-setup").await;
     let secret = secret_of(&uri);
@@ -1006,4 +1001,144 @@ async fn in_chromium_a_person_sets_up_the_app_from_the_page_and_sees_the_codes_o
     turn_off.click().await.expect("open");
     shoot(&c, "security-on").await;
     c.close().await.expect("close");
+}
+
+#[tokio::test]
+async fn in_secure_mode_the_set_up_cookie_is_a_secure_host_cookie_removed_when_done() {
+    let cfg = TestConfig::new().set("cookie_secure", true);
+    let b = cfg.browser().await;
+    b.register(&email()).await;
+    let attribute = |c: &str, a: &str| {
+        c.split(';')
+            .skip(1)
+            .any(|x| x.trim().eq_ignore_ascii_case(a))
+    };
+
+    let setup = b.get("/account/totp").await;
+    let set = setup
+        .set_cookies()
+        .into_iter()
+        .find(|c| c.starts_with("__Host-latchkey_totp_setup="))
+        .expect("the set-up cookie");
+    for a in [
+        "Secure",
+        "HttpOnly",
+        "SameSite=Lax",
+        "Path=/",
+        "Max-Age=900",
+    ] {
+        assert!(attribute(&set, a), "{a} missing: {set}");
+    }
+    assert!(!set.contains("Domain"), "{set}");
+
+    let secret = secret_of(&otpauth_uri_in(&setup.body));
+    let done = b
+        .post_form(
+            "/account/totp",
+            &setup.csrf(),
+            &[("code", &code(&secret, 0)), ("current_password", PASSWORD)],
+        )
+        .await;
+    assert_eq!(done.status, Status::Ok);
+    let removed = done
+        .set_cookies()
+        .into_iter()
+        .find(|c| c.starts_with("__Host-latchkey_totp_setup="))
+        .expect("the set-up cookie's removal");
+    assert!(
+        removed.contains("Max-Age=0") && attribute(&removed, "Secure"),
+        "{removed}"
+    );
+}
+
+#[tokio::test]
+async fn two_browsers_turning_it_off_with_one_code_at_once_do_it_once() {
+    let cfg = TestConfig::new();
+    let first = cfg.browser().await;
+    let email = email();
+    first.register(&email).await;
+    let second = cfg.browser().await;
+    second.login(&email, PASSWORD).await;
+    let setup = first.get("/account/totp").await;
+    let secret = secret_of(&otpauth_uri_in(&setup.body));
+    let on = first
+        .post_form(
+            "/account/totp",
+            &setup.csrf(),
+            &[("code", &code(&secret, -1)), ("current_password", PASSWORD)],
+        )
+        .await;
+    assert_eq!(on.status, Status::Ok);
+
+    let now = code(&secret, 0);
+    let fields = [("current_password", PASSWORD), ("code", now.as_str())];
+    let (t1, t2) = (
+        first.get("/account/security").await.csrf(),
+        second.get("/account/security").await.csrf(),
+    );
+    let (a, b) = tokio::join!(
+        first.post_form("/account/totp/disable", &t1, &fields),
+        second.post_form("/account/totp/disable", &t2, &fields),
+    );
+    let turned_off = |p: &Page| {
+        p.status == Status::SeeOther && p.location.as_deref() == Some("/account/security")
+    };
+    assert_eq!(
+        [&a, &b].iter().filter(|p| turned_off(p)).count(),
+        1,
+        "exactly one turned it off: {} {}",
+        a.status,
+        b.status
+    );
+    // The other was refused: the code was spent (400), the factor already off (409),
+    // or its session already ended by the first (sent to sign in).
+    for p in [&a, &b].into_iter().filter(|p| !turned_off(p)) {
+        let to_sign_in = p
+            .location
+            .as_deref()
+            .is_some_and(|l| l.starts_with("/login"));
+        assert!(
+            [Status::BadRequest, Status::Conflict].contains(&p.status) || to_sign_in,
+            "{} {:?}",
+            p.status,
+            p.location
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_sealed_secret_copied_into_another_accounts_row_does_not_open() {
+    let cfg = TestConfig::new();
+    let b = cfg.browser().await;
+    let (alice, _, _) = enrolled_by_service(&b).await;
+    let (mallory, mallory_secret, _) = enrolled_by_service(&b).await;
+    // Someone with write access to the database copies her sealed secret into
+    // Alice's row, hoping her own app's codes then pass for Alice.
+    let mut conn = sqlx::SqliteConnection::connect(&cfg.database_url)
+        .await
+        .expect("sqlite");
+    let copied = sqlx::query(
+        "UPDATE second_factors SET secret_sealed = \
+         (SELECT secret_sealed FROM second_factors WHERE user_id = $1) WHERE user_id = $2",
+    )
+    .bind(mallory.id.to_string())
+    .bind(alice.id.to_string())
+    .execute(&mut conn)
+    .await
+    .expect("the update")
+    .rows_affected();
+    assert_eq!(copied, 1);
+
+    let r = second_factor::verify(&services(&b), &alice.id, &code(&mallory_secret, 0)).await;
+    assert!(
+        matches!(
+            r,
+            Err(SecondFactorError::Failed(
+                latchkey::services::ServiceError::Accounts(
+                    latchkey::accounts::AccountError::Unsealable
+                )
+            ))
+        ),
+        "{r:?}"
+    );
 }

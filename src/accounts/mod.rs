@@ -29,6 +29,10 @@ pub enum AccountError {
     ReadOnly(#[source] sqlx::Error),
     #[error("the account database is unavailable")]
     Unavailable(#[source] sqlx::Error),
+    /// A stored second-factor secret that `second_factor_key` does not open: the start
+    /// checks the key, so only a row changed by hand gets here.
+    #[error("a stored second-factor secret does not open with `second_factor_key`")]
+    Unsealable,
 }
 
 impl From<sqlx::Error> for AccountError {

@@ -234,14 +234,14 @@ async fn disable(
     app: Services<'_>,
     jar: SessionCookieJar<'_>,
 ) -> FormAnswer {
-    let page = overview(app, &session).await?;
+    let page = overview(app, &session).await?.with("open", "disable");
     let user = signed_in_user(&session, app).await?;
     let typed = form.0.current_password.as_deref();
     let device = jar.device();
     let page = match check_current(app, &user, typed, &origin.0.ip, device.as_ref(), page).await? {
         Ok(slot) => {
             drop(slot);
-            overview(app, &session).await?
+            overview(app, &session).await?.with("open", "disable")
         }
         Err(page) => return Ok(Err(page)),
     };
@@ -285,7 +285,7 @@ async fn recovery_codes(
     app: Services<'_>,
     jar: SessionCookieJar<'_>,
 ) -> AppResult<Page> {
-    let page = overview(app, &session).await?;
+    let page = overview(app, &session).await?.with("open", "codes");
     let user = signed_in_user(&session, app).await?;
     let typed = form.0.current_password.as_deref();
     let device = jar.device();

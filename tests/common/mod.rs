@@ -524,12 +524,32 @@ pub fn unfold(mail: &str) -> String {
         .replace("=3D", "=")
 }
 
-/// The 6-digit code in a reset mail's text.
-pub fn code_in(mail: &str) -> String {
+/// The 6-digit code in a reset mail's text, if it has one.
+pub fn try_code_in(mail: &str) -> Option<String> {
     unfold(mail)
         .lines()
         .map(str::trim)
         .find(|l| l.len() == 6 && l.bytes().all(|b| b.is_ascii_digit()))
         .map(str::to_string)
-        .expect("a 6-digit code in the mail")
+}
+
+/// The 6-digit code in a reset mail's text.
+pub fn code_in(mail: &str) -> String {
+    try_code_in(mail).expect("a 6-digit code in the mail")
+}
+
+/// The code of the first reset mail in `dir`, waiting (bounded) for it: other mails
+/// (the notice of a password change) may be there before it.
+pub async fn wait_for_reset_code(dir: &std::path::Path) -> String {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        if let Some(code) = mails_in(dir).iter().find_map(|m| try_code_in(m)) {
+            return code;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no reset code arrived"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
 }
