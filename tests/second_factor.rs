@@ -390,6 +390,13 @@ async fn another_account_cannot_use_a_set_up_or_act_on_this_factor() {
     // Alice's set-up cookie, copied into Mallory's browser, opens only for Alice.
     let alice2 = cfg.browser().await;
     alice2.login(&alice_email, PASSWORD).await;
+    // With the second factor on, the password leads to the code page (2fa-signin).
+    let form = alice2.get("/login/second-factor").await;
+    let code_now = code(&alice_secret, 0);
+    alice2
+        .post_form("/login/second-factor", &form.csrf(), &[("code", &code_now)])
+        .await;
+    assert!(alice2.is_signed_in().await, "Alice signs in with her code");
     let mallory_setup = mallory.get("/account/totp").await;
     let mallory_secret = secret_of(&otpauth_uri_in(&mallory_setup.body));
     let setup_cookie = mallory
