@@ -111,8 +111,21 @@ fn recovery_codes_in(html: &str) -> Vec<String> {
 /// for the previous time step (so the current and the next stay usable). Answers the
 /// address, the secret and the recovery codes.
 async fn enrolled_browser(b: &Browser) -> (String, Vec<u8>, Vec<String>) {
+    enrolled_browser_and(b, None).await
+}
+
+/// `enrolled_browser`, with `also` signed in to the account (by password) before the
+/// second factor is turned on.
+async fn enrolled_browser_and(
+    b: &Browser,
+    also: Option<&Browser>,
+) -> (String, Vec<u8>, Vec<String>) {
     let email = email();
     b.register(&email).await;
+    if let Some(other) = also {
+        other.login(&email, PASSWORD).await;
+        assert!(other.is_signed_in().await);
+    }
     let setup = b.get("/account/totp").await;
     assert_eq!(setup.status, Status::Ok, "{}", setup.body);
     let secret = secret_of(&otpauth_uri_in(&setup.body));
@@ -355,7 +368,9 @@ async fn a_forged_csrf_token_is_403_and_changes_nothing() {
 async fn another_account_cannot_use_a_set_up_or_act_on_this_factor() {
     let cfg = TestConfig::new();
     let alice = cfg.browser().await;
-    let (alice_email, alice_secret, alice_codes) = enrolled_browser(&alice).await;
+    let alice2 = cfg.browser().await;
+    let (alice_email, alice_secret, alice_codes) =
+        enrolled_browser_and(&alice, Some(&alice2)).await;
 
     // Mallory, signed in to her own account, sends Alice's codes to every form.
     let mallory = cfg.browser().await;
@@ -388,8 +403,6 @@ async fn another_account_cannot_use_a_set_up_or_act_on_this_factor() {
     assert_eq!(r.status, Status::Conflict);
 
     // Alice's set-up cookie, copied into Mallory's browser, opens only for Alice.
-    let alice2 = cfg.browser().await;
-    alice2.login(&alice_email, PASSWORD).await;
     let mallory_setup = mallory.get("/account/totp").await;
     let mallory_secret = secret_of(&otpauth_uri_in(&mallory_setup.body));
     let setup_cookie = mallory
