@@ -453,33 +453,42 @@ async fn a_code_passes_once_and_concurrent_submissions_of_one_code_let_exactly_o
 ) {
     let cfg = TestConfig::on(db).await;
     let b = cfg.browser().await;
-    let (user, secret, _) = enrolled_by_service(&b).await;
     let app = services(&b);
 
-    // The code that confirmed the set-up (step -1) is spent; so is anything older.
-    let spent = second_factor::verify(&app, &user.id, &code(&secret, -1)).await;
+    // Confirmed with the current code: replayed at once (still within the window of
+    // one step either way) it is refused, as is the next code the second time.
+    let email = email();
+    b.register(&email).await;
+    let user = user(&b, &email).await;
+    let enrolment = Enrolment::new();
+    let secret = enrolment.secret().to_vec();
+    let confirm = code(&secret, 0);
+    second_factor::enable(&app, &user.id, &enrolment, &confirm)
+        .await
+        .expect("turned on");
+    let spent = second_factor::verify(&app, &user.id, &confirm).await;
     assert!(
         matches!(spent, Err(SecondFactorError::Replayed)),
         "{spent:?}"
     );
-
-    let now = code(&secret, 0);
+    let next = code(&secret, 1);
     assert_eq!(
-        second_factor::verify(&app, &user.id, &now)
+        second_factor::verify(&app, &user.id, &next)
             .await
             .expect("right"),
         Verified::Totp
     );
-    let again = second_factor::verify(&app, &user.id, &now).await;
+    let again = second_factor::verify(&app, &user.id, &next).await;
     assert!(
         matches!(again, Err(SecondFactorError::Replayed)),
         "{again:?}"
     );
     assert!(again.as_ref().err().is_some_and(|e| e.is_wrong_code()));
 
-    // Twenty concurrent submissions of the next code: one passes.
-    let next = code(&secret, 1);
-    let results = concurrently(&b, user.id, &next, 20).await;
+    // Another account, confirmed with the previous step's code: twenty concurrent
+    // submissions of its next code, and one passes.
+    let (other, other_secret, _) = enrolled_by_service(&b).await;
+    let results = concurrently(&b, other.id, &code(&other_secret, 1), 20).await;
     let passed = results.iter().filter(|r| r.is_ok()).count();
     assert_eq!(passed, 1, "{results:?}");
     assert!(results
@@ -678,7 +687,9 @@ async fn turning_off_needs_the_password_and_a_fresh_code_and_ends_every_other_se
 
     let setup = b.get("/account/totp").await;
     let secret = secret_of(&otpauth_uri_in(&setup.body));
-    let confirm = code(&secret, -1);
+    // Confirmed with the current code: its step is then spent, and still in the window
+    // when it is replayed below (the next code is the fresh one).
+    let confirm = code(&secret, 0);
     let done = b
         .post_form(
             "/account/totp",
@@ -710,7 +721,7 @@ async fn turning_off_needs_the_password_and_a_fresh_code_and_ends_every_other_se
         .post_form(
             "/account/totp/disable",
             &token,
-            &[("current_password", "wrong"), ("code", &code(&secret, 0))],
+            &[("current_password", "wrong"), ("code", &code(&secret, 1))],
         )
         .await;
     assert_eq!(r.status, Status::Unauthorized);
@@ -720,7 +731,7 @@ async fn turning_off_needs_the_password_and_a_fresh_code_and_ends_every_other_se
         .post_form(
             "/account/totp/disable",
             &token,
-            &[("current_password", PASSWORD), ("code", &code(&secret, 0))],
+            &[("current_password", PASSWORD), ("code", &code(&secret, 1))],
         )
         .await;
     assert_eq!(r.status, Status::SeeOther, "{}", r.body);
