@@ -111,8 +111,21 @@ fn recovery_codes_in(html: &str) -> Vec<String> {
 /// for the previous time step (so the current and the next stay usable). Answers the
 /// address, the secret and the recovery codes.
 async fn enrolled_browser(b: &Browser) -> (String, Vec<u8>, Vec<String>) {
+    enrolled_browser_and(b, None).await
+}
+
+/// `enrolled_browser`, with `also` signed in to the account (by password) before the
+/// second factor is turned on.
+async fn enrolled_browser_and(
+    b: &Browser,
+    also: Option<&Browser>,
+) -> (String, Vec<u8>, Vec<String>) {
     let email = email();
     b.register(&email).await;
+    if let Some(other) = also {
+        other.login(&email, PASSWORD).await;
+        assert!(other.is_signed_in().await);
+    }
     let setup = b.get("/account/totp").await;
     assert_eq!(setup.status, Status::Ok, "{}", setup.body);
     let secret = secret_of(&otpauth_uri_in(&setup.body));
@@ -355,7 +368,9 @@ async fn a_forged_csrf_token_is_403_and_changes_nothing() {
 async fn another_account_cannot_use_a_set_up_or_act_on_this_factor() {
     let cfg = TestConfig::new();
     let alice = cfg.browser().await;
-    let (alice_email, alice_secret, alice_codes) = enrolled_browser(&alice).await;
+    let alice2 = cfg.browser().await;
+    let (alice_email, alice_secret, alice_codes) =
+        enrolled_browser_and(&alice, Some(&alice2)).await;
 
     // Mallory, signed in to her own account, sends Alice's codes to every form.
     let mallory = cfg.browser().await;
@@ -388,15 +403,6 @@ async fn another_account_cannot_use_a_set_up_or_act_on_this_factor() {
     assert_eq!(r.status, Status::Conflict);
 
     // Alice's set-up cookie, copied into Mallory's browser, opens only for Alice.
-    let alice2 = cfg.browser().await;
-    alice2.login(&alice_email, PASSWORD).await;
-    // With the second factor on, the password leads to the code page (2fa-signin).
-    let form = alice2.get("/login/second-factor").await;
-    let code_now = code(&alice_secret, 0);
-    alice2
-        .post_form("/login/second-factor", &form.csrf(), &[("code", &code_now)])
-        .await;
-    assert!(alice2.is_signed_in().await, "Alice signs in with her code");
     let mallory_setup = mallory.get("/account/totp").await;
     let mallory_secret = secret_of(&otpauth_uri_in(&mallory_setup.body));
     let setup_cookie = mallory
@@ -447,33 +453,42 @@ async fn a_code_passes_once_and_concurrent_submissions_of_one_code_let_exactly_o
 ) {
     let cfg = TestConfig::on(db).await;
     let b = cfg.browser().await;
-    let (user, secret, _) = enrolled_by_service(&b).await;
     let app = services(&b);
 
-    // The code that confirmed the set-up (step -1) is spent; so is anything older.
-    let spent = second_factor::verify(&app, &user.id, &code(&secret, -1)).await;
+    // Confirmed with the current code: replayed at once (still within the window of
+    // one step either way) it is refused, as is the next code the second time.
+    let email = email();
+    b.register(&email).await;
+    let user = user(&b, &email).await;
+    let enrolment = Enrolment::new();
+    let secret = enrolment.secret().to_vec();
+    let confirm = code(&secret, 0);
+    second_factor::enable(&app, &user.id, &enrolment, &confirm)
+        .await
+        .expect("turned on");
+    let spent = second_factor::verify(&app, &user.id, &confirm).await;
     assert!(
         matches!(spent, Err(SecondFactorError::Replayed)),
         "{spent:?}"
     );
-
-    let now = code(&secret, 0);
+    let next = code(&secret, 1);
     assert_eq!(
-        second_factor::verify(&app, &user.id, &now)
+        second_factor::verify(&app, &user.id, &next)
             .await
             .expect("right"),
         Verified::Totp
     );
-    let again = second_factor::verify(&app, &user.id, &now).await;
+    let again = second_factor::verify(&app, &user.id, &next).await;
     assert!(
         matches!(again, Err(SecondFactorError::Replayed)),
         "{again:?}"
     );
     assert!(again.as_ref().err().is_some_and(|e| e.is_wrong_code()));
 
-    // Twenty concurrent submissions of the next code: one passes.
-    let next = code(&secret, 1);
-    let results = concurrently(&b, user.id, &next, 20).await;
+    // Another account, confirmed with the previous step's code: twenty concurrent
+    // submissions of its next code, and one passes.
+    let (other, other_secret, _) = enrolled_by_service(&b).await;
+    let results = concurrently(&b, other.id, &code(&other_secret, 1), 20).await;
     let passed = results.iter().filter(|r| r.is_ok()).count();
     assert_eq!(passed, 1, "{results:?}");
     assert!(results
@@ -672,7 +687,9 @@ async fn turning_off_needs_the_password_and_a_fresh_code_and_ends_every_other_se
 
     let setup = b.get("/account/totp").await;
     let secret = secret_of(&otpauth_uri_in(&setup.body));
-    let confirm = code(&secret, -1);
+    // Confirmed with the current code: its step is then spent, and still in the window
+    // when it is replayed below (the next code is the fresh one).
+    let confirm = code(&secret, 0);
     let done = b
         .post_form(
             "/account/totp",
@@ -704,7 +721,7 @@ async fn turning_off_needs_the_password_and_a_fresh_code_and_ends_every_other_se
         .post_form(
             "/account/totp/disable",
             &token,
-            &[("current_password", "wrong"), ("code", &code(&secret, 0))],
+            &[("current_password", "wrong"), ("code", &code(&secret, 1))],
         )
         .await;
     assert_eq!(r.status, Status::Unauthorized);
@@ -714,7 +731,7 @@ async fn turning_off_needs_the_password_and_a_fresh_code_and_ends_every_other_se
         .post_form(
             "/account/totp/disable",
             &token,
-            &[("current_password", PASSWORD), ("code", &code(&secret, 0))],
+            &[("current_password", PASSWORD), ("code", &code(&secret, 1))],
         )
         .await;
     assert_eq!(r.status, Status::SeeOther, "{}", r.body);
