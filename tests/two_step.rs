@@ -713,3 +713,71 @@ async fn in_secure_mode_the_pending_cookie_is_host_only_and_secure() {
         "{removal}"
     );
 }
+
+#[tokio::test]
+async fn two_right_codes_sent_at_once_sign_in_once() {
+    let cfg = TestConfig::new();
+    let owner = cfg.browser().await;
+    let account = enrolled_account(&owner).await;
+    let b = cfg.browser().await;
+    password_step(&b, &account.email, "").await;
+    let token = b.get(CODE_PAGE).await.csrf();
+    let (recovery, current) = (account.recovery[0].clone(), account.next_code());
+    let (one, other) = ([("code", recovery.as_str())], [("code", current.as_str())]);
+    let (first, second) = tokio::join!(
+        b.post_form(CODE_PAGE, &token, &one),
+        b.post_form(CODE_PAGE, &token, &other),
+    );
+    let mut places: Vec<_> = [first.location, second.location]
+        .into_iter()
+        .map(|l| l.unwrap_or_default())
+        .collect();
+    places.sort();
+    assert_eq!(
+        places,
+        ["/devices", "/login"],
+        "one signs in, one finds it used"
+    );
+    let sessions = keys_under(&cfg.prefix)
+        .await
+        .into_iter()
+        .filter(|k| k.contains(":s:"))
+        .count();
+    assert_eq!(sessions, 2, "the owner's and one new session");
+    assert!(b.is_signed_in().await);
+}
+
+#[tokio::test]
+async fn a_two_step_sign_in_is_counted_once_when_its_code_step_ends() {
+    const TOKEN: &str = "scrape-two-step";
+    let cfg = TestConfig::new().set("metrics_token", TOKEN);
+    let owner = cfg.browser().await;
+    let account = enrolled_account(&owner).await;
+    let b = cfg.browser().await;
+    let count = |outcome: &'static str| {
+        let b = &b;
+        async move {
+            let page = bearer(b, rocket::http::Method::Get, "/metrics", TOKEN).await;
+            let series = format!("latchkey_sign_ins_total{{outcome=\"{outcome}\"}} ");
+            page.body
+                .lines()
+                .find_map(|l| l.strip_prefix(&series))
+                .map(|v| v.trim().parse::<f64>().expect("a number"))
+                .unwrap_or(0.0)
+        }
+    };
+    password_step(&b, &account.email, "").await;
+    assert_eq!(
+        (count("ok").await, count("wrong").await),
+        (0.0, 0.0),
+        "not yet"
+    );
+    assert_eq!(code_step(&b, "000000").await.status, Status::Unauthorized);
+    assert_eq!(
+        count("wrong").await,
+        1.0,
+        "a wrong code is a failed sign-in"
+    );
+    code_step(&b, &account.next_code()).await;
+    assert_eq!(count("ok").await, 1.0, "the sign-in, once");
+}
