@@ -246,14 +246,6 @@ pub async fn pending(
         .await?)
 }
 
-/// Ends a pending sign-in, whatever state it is in (the browser asked to start over).
-pub async fn cancel(app: Services<'_>, cookie: &PendingCookie) -> Result<(), ServiceError> {
-    app.store
-        .take_pending(&cookie.user_id, &cookie.pid(), now_ms())
-        .await?;
-    Ok(())
-}
-
 /// The code step, as the browser sends it.
 pub struct CodeStep<'a> {
     pub cookie: &'a PendingCookie,

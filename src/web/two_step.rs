@@ -26,8 +26,20 @@ const START_AGAIN: &str =
 /// The one answer to a wrong code, whether it was mistyped, already used or made up.
 const WRONG_CODE: &str =
     "That code is not right, or it has already been used. Check your authenticator app and try again.";
+const SIGN_IN_FIRST: &str = "Sign in with your email and password first.";
+const NO_CODE: &str =
+    "Enter the 6-digit code from your authenticator app, or one of your recovery codes.";
 const TOO_MANY: &str =
     "Too many wrong codes. For your security this sign-in has ended: enter your email and password again.";
+
+/// What the code page answers: the redirect of a finished sign-in, the page (the
+/// form, or why not), or back to the sign-in page with a notice.
+#[derive(rocket::Responder)]
+pub enum CodeAnswer {
+    SignedIn(Redirect),
+    Page(Page),
+    StartAgain(Flash<Redirect>),
+}
 
 #[derive(FromForm)]
 pub struct CodeForm {
@@ -44,19 +56,18 @@ async fn code_page(
     flash: Option<FlashMessage>,
     app: Services<'_>,
     cookie: SessionCookieJar<'_>,
-) -> AppResult<Result<Page, Flash<Redirect>>> {
+) -> AppResult<CodeAnswer> {
     let Some(pending_cookie) = cookie.pending() else {
-        return Ok(Err(start_again(
-            &cookie,
-            "Sign in with your email and password first.",
-        )));
+        return Ok(start_again(&cookie, SIGN_IN_FIRST));
     };
-    match two_step::pending(app, &pending_cookie).await? {
-        Some(pending) => Ok(Ok(code_form(&csrf.0, pending.remember)
-            .with("left", MAX_WRONG_CODES.saturating_sub(pending.wrong))
-            .flash(flash))),
-        None => Ok(Err(start_again(&cookie, START_AGAIN))),
-    }
+    Ok(match two_step::pending(app, &pending_cookie).await? {
+        Some(pending) => CodeAnswer::Page(
+            code_form(&csrf.0, pending.remember)
+                .with("left", MAX_WRONG_CODES.saturating_sub(pending.wrong))
+                .flash(flash),
+        ),
+        None => start_again(&cookie, START_AGAIN),
+    })
 }
 
 fn code_form(csrf: &str, remember: bool) -> Page {
@@ -64,9 +75,10 @@ fn code_form(csrf: &str, remember: bool) -> Page {
 }
 
 /// Back to the sign-in page with `notice`; the pending cookie goes.
-fn start_again(cookie: &SessionCookieJar<'_>, notice: &str) -> Flash<Redirect> {
+fn start_again(cookie: &SessionCookieJar<'_>, notice: &str) -> CodeAnswer {
     cookie.clear_pending();
-    Flash::success(Redirect::to(uri!(super::auth::login_page(_, _))), notice)
+    let to_sign_in = Redirect::to(uri!(super::auth::login_page(_, _)));
+    CodeAnswer::StartAgain(Flash::success(to_sign_in, notice))
 }
 
 /// A right code: the session cookies, and 303 to where the sign-in was going. Wrong:
@@ -79,17 +91,15 @@ async fn submit_code(
     origin: RequestOrigin,
     app: Services<'_>,
     cookie: SessionCookieJar<'_>,
-) -> AppResult<Result<Redirect, Result<Page, Flash<Redirect>>>> {
+) -> AppResult<CodeAnswer> {
     let f = form.0;
     let page = code_form(&csrf.0, f.remember);
     let Some(pending_cookie) = cookie.pending() else {
-        return Ok(Err(Err(start_again(&cookie, START_AGAIN))));
+        return Ok(start_again(&cookie, START_AGAIN));
     };
     let code = f.code.as_deref().unwrap_or("").trim();
     if code.is_empty() {
-        let msg =
-            "Enter the 6-digit code from your authenticator app, or one of your recovery codes.";
-        return Ok(Err(Ok(page.error(msg, Status::BadRequest))));
+        return Ok(CodeAnswer::Page(page.error(NO_CODE, Status::BadRequest)));
     }
     let device = cookie.device();
     let step = CodeStep {
@@ -100,25 +110,20 @@ async fn submit_code(
         remember: f.remember,
         replaces: previous.map(|p| (p.user_id, p.sid)),
     };
-    let refused = match two_step::complete(app, step).await {
+    match two_step::complete(app, step).await {
         Ok(done) => {
             cookie.clear_pending();
             set_sign_in_cookies(&cookie, done.signed, f.remember);
             let target = SignInTarget::from_text(app.settings, &done.target);
-            return Ok(Ok(target.redirect()));
+            Ok(CodeAnswer::SignedIn(target.redirect()))
         }
-        Err(e) => e,
-    };
-    Ok(Err(code_refused(page, refused, &cookie)?))
+        Err(e) => code_refused(page, e, &cookie),
+    }
 }
 
 /// The answer to a code step that did not sign in.
-fn code_refused(
-    page: Page,
-    e: StepError,
-    cookie: &SessionCookieJar<'_>,
-) -> AppResult<Result<Page, Flash<Redirect>>> {
-    Ok(Ok(match e {
+fn code_refused(page: Page, e: StepError, cookie: &SessionCookieJar<'_>) -> AppResult<CodeAnswer> {
+    Ok(CodeAnswer::Page(match e {
         StepError::Wrong { left } => page
             .with("left", left)
             .error(WRONG_CODE, Status::Unauthorized),
@@ -132,7 +137,7 @@ fn code_refused(
                 "Too many sign-in attempts. For your security, please wait {wait} and try again."
             )
         }),
-        StepError::NoPending => return Ok(Err(start_again(cookie, START_AGAIN))),
+        StepError::NoPending => return Ok(start_again(cookie, START_AGAIN)),
         StepError::Failed(e) => return Err(e.into()),
     }))
 }
