@@ -611,7 +611,7 @@ async fn shoot_docs(c: &fantoccini::Client, name: &str) {
 }
 
 #[tokio::test]
-async fn in_chromium_the_password_then_the_code_lead_to_the_devices_page() {
+async fn in_chromium_the_password_then_a_code_or_a_recovery_code_lead_to_the_devices_page() {
     let driver = Chromedriver::start();
     let cfg = TestConfig::new();
     let base = serve(&cfg).await;
@@ -633,7 +633,8 @@ async fn in_chromium_the_password_then_the_code_lead_to_the_devices_page() {
     shoot_docs(&c, "second-factor-wrong").await;
 
     // The code the app shows: the devices page, which says how this browser signed in.
-    fill(&c, "code", &account.next_code()).await;
+    let code = account.next_code();
+    fill(&c, "code", &code).await;
     let button = c
         .find(Locator::Css("form.form button[type=submit]"))
         .await
@@ -648,6 +649,27 @@ async fn in_chromium_the_password_then_the_code_lead_to_the_devices_page() {
         .await
         .expect("text");
     assert!(current.contains("password + authenticator"), "{current}");
+
+    // Signed out and in again: the same code is refused as used, a recovery code works.
+    let sign_out = c
+        .find(Locator::Css("form.inline-form button[type=submit]"))
+        .await
+        .expect("the sign-out button");
+    navigate_by(&c, sign_out).await;
+    assert_eq!(path(&c).await, "/login");
+    sign_in(&c, &base, &account.email, PASSWORD).await;
+    assert_eq!(path(&c).await, CODE_PAGE);
+    fill(&c, "code", &code).await;
+    submit(&c).await;
+    assert_eq!(path(&c).await, CODE_PAGE);
+    assert!(
+        text(&c).await.contains(WRONG_CODE),
+        "a replayed code is refused"
+    );
+    fill(&c, "code", &account.recovery[0]).await;
+    submit(&c).await;
+    assert_eq!(path(&c).await, "/devices");
+    assert!(text(&c).await.contains("password + authenticator"));
     c.close().await.expect("close");
 }
 
