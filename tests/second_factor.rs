@@ -3,10 +3,9 @@
 //! page shows, no replay (also under concurrent submissions), recovery codes used once
 //! and replaced as a set, turning it off with password and code, the mails the owner
 //! gets, what the database holds (never the secret or a code in the clear), the key
-//! check at start, and the pages in Chromium (screenshots in `docs/screenshots/`).
+//! check at start, and the pages in Chromium (screenshots in `target/screenshots/`).
 //! The storage cases run on SQLite and on PostgreSQL.
 
-use std::path::PathBuf;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use fantoccini::Locator;
@@ -922,15 +921,7 @@ async fn mail_saying(dir: &std::path::Path, words: &str) -> String {
     }
 }
 
-fn screenshots_dir() -> PathBuf {
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("docs")
-        .join("screenshots");
-    std::fs::create_dir_all(&dir).expect("docs/screenshots");
-    dir
-}
-
-/// Saves the page at 1280 and 390 px width, whole length, in `docs/screenshots/`.
+/// Saves the page at 1280 and 390 px width, whole length, in `target/screenshots/`.
 async fn shoot(c: &fantoccini::Client, name: &str) {
     for (suffix, width) in [("desktop", 1280u32), ("phone", 390u32)] {
         c.set_window_size(width, 900).await.expect("resize");

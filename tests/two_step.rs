@@ -596,10 +596,9 @@ async fn the_api_password_grant_needs_the_one_time_code() {
     assert!(throttled.header("Retry-After").is_some());
 }
 
-/// Saves the page at desktop and phone width in `docs/screenshots/`.
+/// Saves the page at desktop and phone width in `target/screenshots/`.
 async fn shoot_docs(c: &fantoccini::Client, name: &str) {
-    let dir = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("docs/screenshots");
-    std::fs::create_dir_all(&dir).expect("docs/screenshots");
+    let dir = screenshots_dir();
     for (suffix, (w, h)) in [("1280", (1280, 900)), ("390", (390, 844))] {
         c.set_window_size(w, h).await.expect("resize");
         tokio::time::sleep(Duration::from_millis(150)).await;
