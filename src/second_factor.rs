@@ -371,14 +371,35 @@ pub async fn enrolled(
     }))
 }
 
+/// A right code, checked. An authenticator code's time step is already spent (no
+/// replay); a recovery code is still unused until [`use_up`]: a caller that may yet
+/// refuse the sign-in (the code page, whose pending sign-in another request may take
+/// first) uses it up only once the sign-in is certain, so a recovery code is never
+/// spent on a sign-in that does not happen.
+#[derive(Debug)]
+pub enum Accepted {
+    Totp,
+    Recovery { mac: String },
+}
+
+/// What a code is checked for. A recovery code used to sign in mails the owner; one
+/// used to turn the second factor off does not (the turning-off mail says it all, and
+/// the other codes go with it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Purpose {
+    SignIn,
+    TurnOff,
+}
+
 /// Checks a code an account's owner typed: a current authenticator code for a time
 /// step later than the last accepted one (recorded atomically, so a code passes
-/// once), or an unused recovery code (used up atomically, and the owner is mailed).
-pub async fn verify(
+/// once), or one of the account's unused recovery codes (not yet used up: see
+/// [`Accepted`]).
+pub async fn check(
     services: &Services<'_>,
     user_id: &Uuid,
     code: &str,
-) -> Result<Verified, SecondFactorError> {
+) -> Result<Accepted, SecondFactorError> {
     let typed = parse_code(code).ok_or(SecondFactorError::Malformed)?;
     let row = services
         .accounts
@@ -401,18 +422,49 @@ pub async fn verify(
             {
                 return Err(SecondFactorError::Replayed);
             }
-            Ok(Verified::Totp)
+            Ok(Accepted::Totp)
         }
         Typed::Recovery(code) => {
             let mac = keys.recovery_mac(user_id, &code);
-            if !services.accounts.use_recovery_code(user_id, &mac).await? {
+            if !services.accounts.has_recovery_code(user_id, &mac).await? {
                 return Err(SecondFactorError::WrongCode);
             }
-            let left = services.accounts.recovery_codes_left(user_id).await?;
-            tell_owner(services, user_id, Notice::RecoveryCodeUsed { left }).await;
-            Ok(Verified::RecoveryCode { left })
+            Ok(Accepted::Recovery { mac })
         }
     }
+}
+
+/// Finishes an accepted code: a recovery code is used up now (atomically: of two
+/// requests with one code, one passes; the other is `WrongCode`), and the owner is
+/// mailed when it signed in.
+pub async fn use_up(
+    services: &Services<'_>,
+    user_id: &Uuid,
+    accepted: Accepted,
+    purpose: Purpose,
+) -> Result<Verified, SecondFactorError> {
+    let Accepted::Recovery { mac } = accepted else {
+        return Ok(Verified::Totp);
+    };
+    if !services.accounts.use_recovery_code(user_id, &mac).await? {
+        return Err(SecondFactorError::WrongCode);
+    }
+    let left = services.accounts.recovery_codes_left(user_id).await?;
+    if purpose == Purpose::SignIn {
+        tell_owner(services, user_id, Notice::RecoveryCodeUsed { left }).await;
+    }
+    Ok(Verified::RecoveryCode { left })
+}
+
+/// [`check`] and [`use_up`] at once, for a caller with nothing left to refuse.
+pub async fn verify(
+    services: &Services<'_>,
+    user_id: &Uuid,
+    code: &str,
+    purpose: Purpose,
+) -> Result<Verified, SecondFactorError> {
+    let accepted = check(services, user_id, code).await?;
+    use_up(services, user_id, accepted, purpose).await
 }
 
 /// A stored secret the key does not open (or a secret that could not be sealed): the
@@ -484,7 +536,7 @@ pub async fn disable(
     code: &str,
     keep: Option<&str>,
 ) -> Result<u32, SecondFactorError> {
-    verify(services, user_id, code).await?;
+    verify(services, user_id, code, Purpose::TurnOff).await?;
     if !services.accounts.disable_second_factor(user_id).await? {
         return Err(SecondFactorError::NotEnrolled);
     }
@@ -500,10 +552,20 @@ pub async fn disable(
 /// A change to the account's sign-in the owner is told about by mail.
 pub enum Notice {
     Enabled,
-    Disabled { ended: u32 },
+    Disabled {
+        ended: u32,
+    },
+    /// Turned off by the operator (`latchkey users reset-second-factor`).
+    Reset {
+        ended: u32,
+    },
     RecoveryCodesReplaced,
-    RecoveryCodeUsed { left: u32 },
-    PasswordChanged { ended: u32 },
+    RecoveryCodeUsed {
+        left: u32,
+    },
+    PasswordChanged {
+        ended: u32,
+    },
 }
 
 /// Mails the owner about `notice` (in the background; a failure is logged, the change
@@ -522,12 +584,28 @@ pub async fn tell_owner(services: &Services<'_>, user_id: &Uuid, notice: Notice)
 
 /// Mails `user` about `notice`.
 pub fn mail_owner(services: &Services<'_>, user: &User, notice: Notice) {
-    let public_url = &services.settings.server.public_url;
+    let (subject, template, ctx) = notice_mail(services.settings, notice);
+    services
+        .mailer
+        .compose_and_send(&user.email, subject, template, &ctx);
+}
+
+/// The subject, template and context of the mail about `notice`.
+pub fn notice_mail(
+    settings: &Settings,
+    notice: Notice,
+) -> (&'static str, &'static str, serde_json::Value) {
+    let public_url = &settings.server.public_url;
     let (subject, template, extra) = match notice {
         Notice::Enabled => ("Two-step sign-in turned on", "second_factor_on", json!({})),
         Notice::Disabled { ended } => (
             "Two-step sign-in turned off",
             "second_factor_off",
+            json!({ "ended": ended }),
+        ),
+        Notice::Reset { ended } => (
+            "Two-step sign-in turned off by an administrator",
+            "second_factor_reset",
             json!({ "ended": ended }),
         ),
         Notice::RecoveryCodesReplaced => (
@@ -555,9 +633,7 @@ pub fn mail_owner(services: &Services<'_>, user: &User, notice: Notice) {
     if let (Some(ctx), Some(extra)) = (ctx.as_object_mut(), extra.as_object()) {
         ctx.extend(extra.clone());
     }
-    services
-        .mailer
-        .compose_and_send(&user.email, subject, template, &ctx);
+    (subject, template, ctx)
 }
 
 /// Checks at start that `second_factor_key` is the key the stored secrets were

@@ -11,7 +11,8 @@
 //!   dump of Redis nor another browser can continue it.
 //! - **Ends** after [`CodeSettings::second_factor_timeout`] (5 minutes), after
 //!   [`MAX_WRONG_CODES`] wrong codes, when it is used (taken atomically: of two
-//!   concurrent right codes, one signs in), and when the password changed, the account
+//!   concurrent right codes, one signs in; a recovery code is used up only after its
+//!   request took the pending sign-in, so the losing one keeps its code), and when the password changed, the account
 //!   was disabled or the second factor turned off since the password step.
 //! - **Codes count** against the sign-in failure quotas (`limits::second_factor`):
 //!   the account, the client IP and its network, or this browser's device budget,
@@ -27,7 +28,7 @@ use crate::crypto::random_token;
 use crate::domain::Email;
 use crate::limits::{self, Source, Throttled};
 use crate::metrics::SignInOutcome;
-use crate::second_factor::{self, SecondFactorError};
+use crate::second_factor::{self, Accepted, Purpose, SecondFactorError};
 use crate::services::{ServiceError, Services};
 use crate::sessions::{sid_for, Origin, SessionSpec};
 use crate::signin::{self, SessionStart, SignInError, SignedIn};
@@ -81,21 +82,32 @@ pub async fn has_second_factor(app: Services<'_>, user: &User) -> Result<bool, S
 }
 
 /// Whether `code` is a right one-time code of the account: an authenticator code for
-/// a time step later than the last accepted one, or an unused recovery code (used up
-/// now, and the owner mailed). Wrong, replayed and malformed codes are all `false`.
+/// a time step later than the last accepted one (that step now spent), or an unused
+/// recovery code (not used up yet: `second_factor::use_up`). Wrong, replayed and
+/// malformed codes are all `None`.
 async fn code_is_right(
     app: Services<'_>,
     user_id: &Uuid,
     code: &str,
-) -> Result<bool, ServiceError> {
-    match second_factor::verify(&app, user_id, code).await {
-        Ok(verified) => {
-            tracing::info!(user = %user_id, ?verified, "sign-in: second factor passed");
-            Ok(true)
-        }
+) -> Result<Option<Accepted>, ServiceError> {
+    match second_factor::check(&app, user_id, code).await {
+        Ok(accepted) => Ok(Some(accepted)),
         Err(SecondFactorError::Failed(e)) => Err(e),
         // Wrong, replayed, malformed, or the factor turned off meanwhile.
-        Err(_) => Ok(false),
+        Err(_) => Ok(None),
+    }
+}
+
+/// Uses up an accepted code (a recovery code goes, the owner is mailed). `Wrong`
+/// when another request used the same recovery code first.
+async fn use_up(app: Services<'_>, user_id: &Uuid, accepted: Accepted) -> Result<(), CodeError> {
+    match second_factor::use_up(&app, user_id, accepted, Purpose::SignIn).await {
+        Ok(verified) => {
+            tracing::info!(user = %user_id, ?verified, "sign-in: second factor passed");
+            Ok(())
+        }
+        Err(SecondFactorError::Failed(e)) => Err(CodeError::Failed(e)),
+        Err(_) => Err(CodeError::Wrong),
     }
 }
 
@@ -130,25 +142,26 @@ failed_from!(CodeError: ServiceError, StoreError);
 
 /// Checks a one-time code of `user` (an authenticator-app code or an unused recovery
 /// code) under the sign-in failure quotas of `source`: a wrong one counts as a failed
-/// sign-in, a right one is taken back. A code accepted once is never accepted again.
-pub async fn check_code(
+/// sign-in, a right one is taken back. A code accepted once is never accepted again;
+/// a recovery code is used up only by [`use_up`], once the sign-in is certain.
+async fn check_code(
     app: Services<'_>,
     user: &User,
     code: &str,
     source: Source<'_>,
-) -> Result<(), CodeError> {
+) -> Result<Accepted, CodeError> {
     let attempt = limits::second_factor(app.store, &app.settings.limits, source)
         .await?
         .map_err(CodeError::Throttled)?;
     if code.len() > MAX_CODE_INPUT {
         return Err(CodeError::Wrong);
     }
-    if !code_is_right(app, &user.id, code).await? {
+    let Some(accepted) = code_is_right(app, &user.id, code).await? else {
         tracing::info!(user = %user.id, "sign-in: wrong one-time code");
         return Err(CodeError::Wrong);
-    }
+    };
     attempt.succeeded(app.store).await;
-    Ok(())
+    Ok(accepted)
 }
 
 /// The API's password grant for an account with a second factor, once the password
@@ -166,7 +179,11 @@ pub async fn sign_in_with_code(
         email,
         ip: &origin.ip,
     };
-    let result = match check_code(app, &user, code, source).await {
+    let checked = match check_code(app, &user, code, source).await {
+        Ok(accepted) => use_up(app, &user.id, accepted).await,
+        Err(e) => Err(e),
+    };
+    let result = match checked {
         Ok(()) => {
             let start = SessionStart {
                 origin,
@@ -312,11 +329,19 @@ async fn complete_steps(app: Services<'_>, step: CodeStep<'_>) -> Result<Complet
         app.store.take_pending(user_id, &pid, now_ms()).await?;
         return Err(StepError::NoPending);
     };
-    pending_code(app, &step, &user, &pid).await?;
-    // Used once: of two right codes sent together, one takes it.
+    let accepted = pending_code(app, &step, &user, &pid).await?;
+    // Used once: of two right codes sent together, one takes it. Only then is a
+    // recovery code used up, so the one that lost keeps its code.
     let Some(pending) = app.store.take_pending(user_id, &pid, now_ms()).await? else {
         return Err(StepError::NoPending);
     };
+    match use_up(app, user_id, accepted).await {
+        Ok(()) => {}
+        Err(CodeError::Failed(e)) => return Err(StepError::Failed(e)),
+        // The same recovery code used by another request meanwhile: this pending
+        // sign-in was taken, so the browser starts again.
+        Err(_) => return Err(StepError::NoPending),
+    }
     let start = SessionStart {
         origin: step.origin,
         session: SessionSpec::Browser {
@@ -346,12 +371,12 @@ async fn pending_code(
     step: &CodeStep<'_>,
     user: &User,
     pid: &str,
-) -> Result<(), StepError> {
+) -> Result<Accepted, StepError> {
     let email = Email::parse(&user.email).map_err(|_| StepError::NoPending)?;
     let ip = &step.origin.ip;
     let source = trusted_devices::source(app.store, step.device, Some(user), &email, ip).await?;
     match check_code(app, user, step.code, source).await {
-        Ok(()) => Ok(()),
+        Ok(accepted) => Ok(accepted),
         Err(CodeError::Wrong) => {
             let now = now_ms();
             Err(

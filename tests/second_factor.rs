@@ -14,7 +14,9 @@ use latchkey::config::Settings;
 use latchkey::domain::Email;
 use latchkey::mail::Mailer;
 use latchkey::metrics::Metrics;
-use latchkey::second_factor::{self, code_at, Enrolment, SecondFactorError, Verified};
+use latchkey::second_factor::{self, code_at, Enrolment, Purpose, SecondFactorError, Verified};
+
+const SIGN_IN: Purpose = Purpose::SignIn;
 use latchkey::services::Services;
 use latchkey::store::Store;
 use rocket::http::Status;
@@ -359,7 +361,7 @@ async fn a_forged_csrf_token_is_403_and_changes_nothing() {
         .expect("still on");
     assert_eq!(status.recovery_codes_left, 10, "no code used or replaced");
     // And the current code is still unused: no form took it.
-    let fresh = second_factor::verify(&services(&b), &user.id, &code(&secret, 0)).await;
+    let fresh = second_factor::verify(&services(&b), &user.id, &code(&secret, 0), SIGN_IN).await;
     assert_eq!(fresh.expect("unused"), Verified::Totp);
 }
 
@@ -465,19 +467,19 @@ async fn a_code_passes_once_and_concurrent_submissions_of_one_code_let_exactly_o
     second_factor::enable(&app, &user.id, &enrolment, &confirm)
         .await
         .expect("turned on");
-    let spent = second_factor::verify(&app, &user.id, &confirm).await;
+    let spent = second_factor::verify(&app, &user.id, &confirm, SIGN_IN).await;
     assert!(
         matches!(spent, Err(SecondFactorError::Replayed)),
         "{spent:?}"
     );
     let next = code(&secret, 1);
     assert_eq!(
-        second_factor::verify(&app, &user.id, &next)
+        second_factor::verify(&app, &user.id, &next, SIGN_IN)
             .await
             .expect("right"),
         Verified::Totp
     );
-    let again = second_factor::verify(&app, &user.id, &next).await;
+    let again = second_factor::verify(&app, &user.id, &next, SIGN_IN).await;
     assert!(
         matches!(again, Err(SecondFactorError::Replayed)),
         "{again:?}"
@@ -496,7 +498,7 @@ async fn a_code_passes_once_and_concurrent_submissions_of_one_code_let_exactly_o
         .all(|e| matches!(e, SecondFactorError::Replayed)));
 
     for bad in ["", "12345", "12345a", "0000000", "not a code"] {
-        let r = second_factor::verify(&app, &user.id, bad).await;
+        let r = second_factor::verify(&app, &user.id, bad, SIGN_IN).await;
         assert!(
             matches!(r, Err(SecondFactorError::Malformed)),
             "{bad:?}: {r:?}"
@@ -507,7 +509,7 @@ async fn a_code_passes_once_and_concurrent_submissions_of_one_code_let_exactly_o
     } else {
         "000000"
     };
-    let r = second_factor::verify(&app, &user.id, wrong).await;
+    let r = second_factor::verify(&app, &user.id, wrong, SIGN_IN).await;
     assert!(
         matches!(
             r,
@@ -515,7 +517,7 @@ async fn a_code_passes_once_and_concurrent_submissions_of_one_code_let_exactly_o
         ),
         "{r:?}"
     );
-    let nobody = second_factor::verify(&app, &uuid::Uuid::now_v7(), "123456").await;
+    let nobody = second_factor::verify(&app, &uuid::Uuid::now_v7(), "123456", SIGN_IN).await;
     assert!(
         matches!(nobody, Err(SecondFactorError::NotEnrolled)),
         "{nobody:?}"
@@ -534,7 +536,9 @@ async fn concurrently(
         .map(|_| {
             let app = owned.clone();
             let code = code.to_string();
-            tokio::spawn(async move { second_factor::verify(&app.borrow(), &user_id, &code).await })
+            tokio::spawn(async move {
+                second_factor::verify(&app.borrow(), &user_id, &code, SIGN_IN).await
+            })
         })
         .collect();
     let mut results = Vec::with_capacity(n);
@@ -553,11 +557,11 @@ async fn a_recovery_code_works_once_even_concurrently_and_a_new_set_replaces_the
 
     // Typed in lower case, without dashes: the same code.
     let typed = codes[0].to_lowercase().replace('-', " ");
-    let used = second_factor::verify(&app, &user.id, &typed)
+    let used = second_factor::verify(&app, &user.id, &typed, SIGN_IN)
         .await
         .expect("a recovery code");
     assert_eq!(used, Verified::RecoveryCode { left: 9 });
-    let again = second_factor::verify(&app, &user.id, &codes[0]).await;
+    let again = second_factor::verify(&app, &user.id, &codes[0], SIGN_IN).await;
     assert!(
         matches!(again, Err(SecondFactorError::WrongCode)),
         "{again:?}"
@@ -580,14 +584,14 @@ async fn a_recovery_code_works_once_even_concurrently_and_a_new_set_replaces_the
         .await
         .expect("replaced");
     assert_eq!(fresh.len(), 10);
-    let old = second_factor::verify(&app, &user.id, &codes[2]).await;
+    let old = second_factor::verify(&app, &user.id, &codes[2], SIGN_IN).await;
     assert!(matches!(old, Err(SecondFactorError::WrongCode)), "{old:?}");
     let status = second_factor::enrolled(&app, &user.id)
         .await
         .expect("db")
         .expect("on");
     assert_eq!(status.recovery_codes_left, 10);
-    assert!(second_factor::verify(&app, &user.id, &fresh[9])
+    assert!(second_factor::verify(&app, &user.id, &fresh[9], SIGN_IN)
         .await
         .is_ok());
 
@@ -784,12 +788,12 @@ async fn new_recovery_codes_need_the_password_and_are_shown_once() {
     assert!(fresh.iter().all(|c| !old.contains(c)));
     let user = user(&b, &email).await;
     let app = services(&b);
-    let stale = second_factor::verify(&app, &user.id, &old[0]).await;
+    let stale = second_factor::verify(&app, &user.id, &old[0], SIGN_IN).await;
     assert!(
         matches!(stale, Err(SecondFactorError::WrongCode)),
         "{stale:?}"
     );
-    assert!(second_factor::verify(&app, &user.id, &fresh[0])
+    assert!(second_factor::verify(&app, &user.id, &fresh[0], SIGN_IN)
         .await
         .is_ok());
     mail_saying(&cfg.outbox(), "New recovery codes were made").await;
@@ -1144,7 +1148,8 @@ async fn a_sealed_secret_copied_into_another_accounts_row_does_not_open() {
     .rows_affected();
     assert_eq!(copied, 1);
 
-    let r = second_factor::verify(&services(&b), &alice.id, &code(&mallory_secret, 0)).await;
+    let r =
+        second_factor::verify(&services(&b), &alice.id, &code(&mallory_secret, 0), SIGN_IN).await;
     assert!(
         matches!(
             r,

@@ -14,16 +14,16 @@ use fantoccini::Locator;
 use rocket::http::Status;
 use serde_json::json;
 
-const CODE_PAGE: &str = "/login/second-factor";
+pub(crate) const CODE_PAGE: &str = "/login/second-factor";
 /// The one answer to a wrong code, mistyped or replayed alike.
 const WRONG_CODE: &str = "That code is not right, or it has already been used.";
 const PENDING_COOKIE: &str = "latchkey_2fa";
 
 /// An account with its second factor on: the authenticator secret and the recovery codes.
-struct Enrolled {
-    email: String,
-    secret: Vec<u8>,
-    recovery: Vec<String>,
+pub(crate) struct Enrolled {
+    pub(crate) email: String,
+    pub(crate) secret: Vec<u8>,
+    pub(crate) recovery: Vec<String>,
 }
 
 fn unix_now() -> u64 {
@@ -36,7 +36,7 @@ fn unix_now() -> u64 {
 impl Enrolled {
     /// The code the app shows now: later than the step the set-up used up (the one
     /// before), so accepted once.
-    fn next_code(&self) -> String {
+    pub(crate) fn next_code(&self) -> String {
         latchkey::second_factor::code_at(&self.secret, unix_now())
     }
 }
@@ -65,7 +65,7 @@ fn recovery_codes_on(page: &str) -> Vec<String> {
 }
 
 /// Registers an account in `b` and turns its second factor on through the pages.
-async fn enrolled_account(b: &Browser) -> Enrolled {
+pub(crate) async fn enrolled_account(b: &Browser) -> Enrolled {
     let email = email();
     assert_eq!(b.register(&email).await.status, Status::SeeOther);
     let setup = b.get("/account/totp").await;
@@ -91,7 +91,7 @@ async fn enrolled_account(b: &Browser) -> Enrolled {
 }
 
 /// The password step in `b`; answers the `POST /login`.
-async fn password_step(b: &Browser, email: &str, query: &str) -> Page {
+pub(crate) async fn password_step(b: &Browser, email: &str, query: &str) -> Page {
     let token = b.get(&format!("/login{query}")).await.csrf();
     b.post_form(
         &format!("/login{query}"),
@@ -102,7 +102,7 @@ async fn password_step(b: &Browser, email: &str, query: &str) -> Page {
 }
 
 /// The code step in `b`, from the code page's own form.
-async fn code_step(b: &Browser, code: &str) -> Page {
+pub(crate) async fn code_step(b: &Browser, code: &str) -> Page {
     let form = b.get(CODE_PAGE).await;
     assert_eq!(
         form.status,
@@ -114,7 +114,7 @@ async fn code_step(b: &Browser, code: &str) -> Page {
         .await
 }
 
-fn pending_cookie(b: &Browser) -> Option<String> {
+pub(crate) fn pending_cookie(b: &Browser) -> Option<String> {
     b.client
         .cookies()
         .get(PENDING_COOKIE)
@@ -801,4 +801,227 @@ async fn a_two_step_sign_in_is_counted_once_when_its_code_step_ends() {
     );
     code_step(&b, &account.next_code()).await;
     assert_eq!(count("ok").await, 1.0, "the sign-in, once");
+}
+
+/// Two different right recovery codes sent at once on one pending sign-in: one signs
+/// in, and only its code is spent. The other code, whose request found the pending
+/// sign-in already taken, still works afterwards; the owner gets one mail, not two.
+#[tokio::test]
+async fn two_recovery_codes_sent_at_once_spend_only_the_one_that_signed_in() {
+    let cfg = TestConfig::new();
+    let owner = cfg.browser().await;
+    let account = enrolled_account(&owner).await;
+    let b = cfg.browser().await;
+    password_step(&b, &account.email, "").await;
+    let token = b.get(CODE_PAGE).await.csrf();
+    let (one, other) = (&account.recovery[0], &account.recovery[1]);
+    let (one_form, other_form) = ([("code", one.as_str())], [("code", other.as_str())]);
+    let (first, second) = tokio::join!(
+        b.post_form(CODE_PAGE, &token, &one_form),
+        b.post_form(CODE_PAGE, &token, &other_form),
+    );
+    let signed_in = |p: &Page| p.location.as_deref() == Some("/devices");
+    assert!(
+        signed_in(&first) != signed_in(&second),
+        "exactly one signs in: {:?} / {:?}",
+        first.location,
+        second.location
+    );
+    let (spent, kept) = if signed_in(&first) {
+        (one, other)
+    } else {
+        (other, one)
+    };
+    // The code that lost is still unused: it signs in elsewhere; the winner does not.
+    let c = cfg.browser().await;
+    password_step(&c, &account.email, "").await;
+    let refused = code_step(&c, spent).await;
+    assert_eq!(refused.status, Status::Unauthorized, "{}", refused.body);
+    let again = code_step(&c, kept).await;
+    assert_eq!(
+        again.location.as_deref(),
+        Some("/devices"),
+        "{}",
+        again.body
+    );
+    let security = owner.get("/account/security").await.body;
+    assert!(
+        security.contains("8 left"),
+        "two codes used in all: {security}"
+    );
+}
+
+/// An attacker with the password starts many pending sign-ins, from many addresses,
+/// and tries one wrong code in each: the wrong codes add up on the account's sign-in
+/// quota (not per pending sign-in), so a fresh pending sign-in buys no fresh guesses.
+#[tokio::test]
+async fn wrong_codes_across_many_pending_sign_ins_add_up_on_the_account_quota() {
+    let cfg = TestConfig::new()
+        .set("login_limit_account", 4)
+        .set("login_limit_ip", 100)
+        .set("login_limit_network", 100);
+    let owner = cfg.browser().await;
+    let account = enrolled_account(&owner).await;
+    let right = account.next_code();
+    let wrong = if right == "000000" {
+        "111111"
+    } else {
+        "000000"
+    };
+    // One pending sign-in kept aside, started while the quota was still empty.
+    let late = cfg.browser().await.with_ip("203.0.113.99");
+    password_step(&late, &account.email, "").await;
+    for i in 0..4 {
+        // Each from another network: the address quotas never fill.
+        let b = cfg.browser().await.with_ip(&format!("198.51.{i}.7"));
+        let p = password_step(&b, &account.email, "").await;
+        assert_eq!(p.location.as_deref(), Some(CODE_PAGE), "{}", p.body);
+        let r = code_step(&b, wrong).await;
+        assert_eq!(r.status, Status::Unauthorized, "{}", r.body);
+        // Each pending sign-in counts its own tries too (one of five used).
+        assert!(r.body.contains("4 more wrong codes"), "{}", r.body);
+    }
+    // The one kept aside: its first code, even the right one, is refused, the
+    // account's quota being spent; so is a new password step, from yet another network.
+    let throttled = code_step(&late, &right).await;
+    assert_eq!(
+        throttled.status,
+        Status::TooManyRequests,
+        "{}",
+        throttled.body
+    );
+    assert!(late.session_cookie().is_none());
+    let b = cfg.browser().await.with_ip("203.0.113.77");
+    let p = password_step(&b, &account.email, "").await;
+    assert_eq!(p.status, Status::TooManyRequests, "{}", p.body);
+    assert!(b.session_cookie().is_none());
+}
+
+/// Someone who does not know the password cannot tell whether an account has a second
+/// factor: a wrong password gets the same answer, byte for byte (the form token
+/// aside), the same cookies and no pending sign-in, on the page and the API alike.
+#[tokio::test]
+async fn a_wrong_password_answers_the_same_with_or_without_a_second_factor() {
+    let cfg = TestConfig::new();
+    let enrolled = enrolled_account(&cfg.browser().await).await;
+    let plain = email();
+    assert_eq!(
+        cfg.browser().await.register(&plain).await.status,
+        Status::SeeOther
+    );
+    let attempt = |who: String| {
+        let cfg = &cfg;
+        async move {
+            let b = cfg.browser().await;
+            let token = b.get("/login").await.csrf();
+            let page = b
+                .post_form(
+                    "/login",
+                    &token,
+                    &[("email", &who), ("password", "not the password")],
+                )
+                .await;
+            let cookies: Vec<String> = page
+                .set_cookies()
+                .iter()
+                .map(|c| c.split('=').next().unwrap_or("").to_string())
+                .collect();
+            let body = page.body.replace(&who, "EMAIL").replace(&token, "TOKEN");
+            let body = body.replace(&page.csrf(), "TOKEN");
+            let api = password_attempt(&b, &who, "not the password").await;
+            (
+                page.status,
+                body,
+                cookies,
+                pending_cookie(&b),
+                api.status,
+                api.json,
+            )
+        }
+    };
+    let with = attempt(enrolled.email.clone()).await;
+    let without = attempt(plain).await;
+    assert_eq!(with.0, Status::Unauthorized);
+    assert_eq!(with.3, None, "no pending sign-in");
+    assert_eq!(with, without);
+}
+
+/// Whatever is typed as a code, the answer is a 4xx with the page, never a 500:
+/// very long input, letters, other scripts' digits, emoji, control characters. None
+/// of it signs in, and the right code still does afterwards.
+#[tokio::test]
+async fn malformed_codes_are_wrong_codes_never_errors() {
+    let cfg = TestConfig::new()
+        .set("login_limit_account", 100)
+        .set("login_limit_ip", 100)
+        .set("login_limit_network", 100);
+    let owner = cfg.browser().await;
+    let account = enrolled_account(&owner).await;
+    let long = "1".repeat(20_000);
+    let inputs = [
+        long.as_str(),
+        "12345a",
+        "１２３４５６",
+        "١٢٣٤٥٦",
+        "🔑🔑🔑🔑🔑🔑",
+        "12\u{0}456",
+        "ABCD-EFGH-IJKL-MNOPQ",
+        "ÄBCD-EFGH-IJKL-MNOP",
+        "--------",
+        "' OR 1=1 --",
+    ];
+    let b = cfg.browser().await;
+    let api = cfg.browser().await;
+    for (i, input) in inputs.iter().enumerate() {
+        if i % 4 == 0 {
+            // A new pending sign-in before five wrong codes end it.
+            password_step(&b, &account.email, "").await;
+        }
+        let r = code_step(&b, input).await;
+        assert_eq!(r.status, Status::Unauthorized, "{input:?}: {}", r.body);
+        assert!(r.body.contains(WRONG_CODE), "{input:?}");
+        let grant = token_form(
+            &api,
+            &[
+                ("grant_type", "password"),
+                ("username", &account.email),
+                ("password", PASSWORD),
+                ("otp", input),
+            ],
+        )
+        .await;
+        grant.assert_json_error(Status::Unauthorized, "invalid_grant");
+    }
+    // Longer than a form may be: refused before any code is looked at, not a 500.
+    password_step(&b, &account.email, "").await;
+    let huge = "7".repeat(200_000);
+    let r = code_step(&b, &huge).await;
+    assert!(r.status.code >= 400 && r.status.code < 500, "{}", r.status);
+    let grant = token_form(
+        &api,
+        &[
+            ("grant_type", "password"),
+            ("username", &account.email),
+            ("password", PASSWORD),
+            ("otp", &huge),
+        ],
+    )
+    .await;
+    assert!(
+        grant.status.code >= 400 && grant.status.code < 500,
+        "{}",
+        grant.status
+    );
+    // Only blanks: asked for a code, the pending sign-in untouched.
+    password_step(&b, &account.email, "").await;
+    let blank = code_step(&b, " \t ").await;
+    assert_eq!(blank.status, Status::BadRequest, "{}", blank.body);
+    assert!(b.session_cookie().is_none());
+    let signed = code_step(&b, &account.next_code()).await;
+    assert_eq!(
+        signed.location.as_deref(),
+        Some("/devices"),
+        "{}",
+        signed.body
+    );
 }

@@ -105,6 +105,17 @@ impl Accounts {
         Ok(changed == 1)
     }
 
+    /// Whether `mac` is one of the account's unused recovery codes (nothing changes).
+    pub async fn has_recovery_code(&self, user_id: &Uuid, mac: &str) -> Result<bool, AccountError> {
+        let sql = "SELECT COUNT(*) FROM recovery_codes WHERE user_id = $1 AND code_mac = $2";
+        let n: i64 = on_pool!(&self.pool, |p| sqlx::query_scalar(sql)
+            .bind(user_id.to_string())
+            .bind(mac)
+            .fetch_one(p)
+            .await)?;
+        Ok(n > 0)
+    }
+
     /// Uses up a recovery code: true for exactly one of any number of concurrent
     /// calls with one code, false when it is not (or no longer) the account's.
     pub async fn use_recovery_code(&self, user_id: &Uuid, mac: &str) -> Result<bool, AccountError> {
