@@ -527,16 +527,17 @@ pub async fn replace_recovery_codes(
     Ok(shown)
 }
 
-/// Turns the second factor off after a right `code` (an authenticator code or a
-/// recovery code), ends every session of the account but `keep`, and mails the
-/// owner. Answers how many sessions ended. The caller re-checks the password first.
+/// Turns the second factor off after a right code (`accepted`: an authenticator code or
+/// a recovery code, checked under the sign-in quotas by `two_step::check_account_code`),
+/// ends every session of the account but `keep`, and mails the owner. Answers how many
+/// sessions ended. The caller re-checks the password first.
 pub async fn disable(
     services: &Services<'_>,
     user_id: &Uuid,
-    code: &str,
+    accepted: Accepted,
     keep: Option<&str>,
 ) -> Result<u32, SecondFactorError> {
-    verify(services, user_id, code, Purpose::TurnOff).await?;
+    use_up(services, user_id, accepted, Purpose::TurnOff).await?;
     if !services.accounts.disable_second_factor(user_id).await? {
         return Err(SecondFactorError::NotEnrolled);
     }

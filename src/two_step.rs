@@ -164,6 +164,23 @@ async fn check_code(
     Ok(accepted)
 }
 
+/// A code typed on an account page (turning the second factor off, after the current
+/// password): under the same sign-in failure quotas as at sign-in (this browser's
+/// device cookie, or a stranger's account, address and network quotas), so a stolen
+/// session whose password is known cannot guess the code there instead, where no
+/// pending sign-in counts its tries.
+pub async fn check_account_code(
+    app: Services<'_>,
+    user: &User,
+    code: &str,
+    device: Option<&DeviceClaim>,
+    ip: &str,
+) -> Result<Accepted, CodeError> {
+    let email = Email::parse(&user.email).map_err(|_| CodeError::Wrong)?;
+    let source = trusted_devices::source(app.store, device, Some(user), &email, ip).await?;
+    check_code(app, user, code, source).await
+}
+
 /// The API's password grant for an account with a second factor, once the password
 /// was right: the grant's `otp` under a stranger's quotas (a program has no device
 /// cookie), then the session, with `amr` `pwd otp`. Counted for `/metrics`.

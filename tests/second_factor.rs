@@ -1162,3 +1162,57 @@ async fn a_sealed_secret_copied_into_another_accounts_row_does_not_open() {
         "{r:?}"
     );
 }
+
+/// A stolen session whose password is also known cannot guess the code on the
+/// turning-off form instead of at sign-in: each wrong code there is a failed sign-in
+/// on the same quota, so after the quota even the right code is 429 and the second
+/// factor stays on. A blank code asks for one and counts nothing.
+#[tokio::test]
+async fn wrong_codes_on_the_turning_off_form_count_as_failed_sign_ins() {
+    let cfg = TestConfig::new()
+        .set("login_limit_account", 3)
+        .set("login_limit_ip", 50)
+        .set("login_limit_network", 50);
+    let b = cfg.browser().await;
+    let (_, secret, _) = enrolled_browser(&b).await;
+    let right = code(&secret, 0);
+    let wrong = if right == "000000" {
+        "111111"
+    } else {
+        "000000"
+    };
+    let token = b.get("/account/security").await.csrf();
+    let turn_off = |code: &'static str| {
+        let (b, token) = (&b, token.clone());
+        async move {
+            b.post_form(
+                "/account/totp/disable",
+                &token,
+                &[("current_password", PASSWORD), ("code", code)],
+            )
+            .await
+        }
+    };
+    let blank = turn_off("  ").await;
+    assert_eq!(blank.status, Status::BadRequest, "{}", blank.body);
+    for _ in 0..3 {
+        let r = turn_off(wrong).await;
+        assert_eq!(r.status, Status::BadRequest, "{}", r.body);
+        assert!(
+            r.body.contains("not right or was already used"),
+            "{}",
+            r.body
+        );
+    }
+    let right: &'static str = Box::leak(right.into_boxed_str());
+    let throttled = turn_off(right).await;
+    assert_eq!(
+        throttled.status,
+        Status::TooManyRequests,
+        "{}",
+        throttled.body
+    );
+    assert!(throttled.header("Retry-After").is_some());
+    let security = b.get("/account/security").await.body;
+    assert!(security.contains("10 left"), "still on: {security}");
+}

@@ -36,7 +36,7 @@ pub fn routes() -> Vec<Route> {
 /// A form answer: done (a redirect with a notice), or the form again.
 type FormAnswer = AppResult<Result<Flash<Redirect>, Page>>;
 
-fn try_again(wait: &str) -> String {
+pub(super) fn try_again(wait: &str) -> String {
     format!("Too many attempts. Please wait {wait} and try again.")
 }
 

@@ -14,13 +14,14 @@ use rocket::{get, post, routes, uri, Route};
 
 use super::flash::{Flash, FlashMessage};
 use super::guards::{site_cookie, CsrfForm, CurrentSession, NoFields, SessionCookieJar};
-use super::password::{check_current, signed_in_user};
+use super::password::{check_current, signed_in_user, try_again};
 use super::Page;
 use crate::clock::exact_time;
 use crate::error::{AppError, AppResult};
 use crate::request::RequestOrigin;
 use crate::second_factor::{self, Enrolment, Keys, SecondFactorError, SETUP_TTL_MS};
 use crate::services::Services;
+use crate::two_step::{self, CodeError};
 
 pub fn routes() -> Vec<Route> {
     routes![
@@ -245,9 +246,34 @@ async fn disable(
         }
         Err(page) => return Ok(Err(page)),
     };
-    let code = form.0.code.as_deref().unwrap_or("");
+    let code = form.0.code.as_deref().unwrap_or("").trim();
+    if code.is_empty() {
+        let msg = "Enter the 6-digit code your app shows now, or one of your recovery codes.";
+        return Ok(Err(page.error(msg, Status::BadRequest)));
+    }
+    if second_factor::enrolled(&app, &session.user_id)
+        .await
+        .map_err(service_failure)?
+        .is_none()
+    {
+        return Ok(Err(
+            page.error("Two-step sign-in is not on.", Status::Conflict)
+        ));
+    }
+    // Wrong codes count as failed sign-ins, as on the sign-in's code page.
+    let checked =
+        two_step::check_account_code(app, &user, code, device.as_ref(), &origin.0.ip).await;
+    let accepted = match checked {
+        Ok(accepted) => accepted,
+        Err(CodeError::Throttled(t)) => return Ok(Err(page.throttled(t, try_again))),
+        Err(CodeError::Failed(e)) => return Err(e.into()),
+        Err(CodeError::Wrong | CodeError::Stale) => {
+            let msg = "That code is not right or was already used. Enter the 6-digit code your app shows now (a code works once), or one of your recovery codes.";
+            return Ok(Err(page.error(msg, Status::BadRequest)));
+        }
+    };
     let keep = Some(session.sid.as_str());
-    let ended = match second_factor::disable(&app, &session.user_id, code, keep).await {
+    let ended = match second_factor::disable(&app, &session.user_id, accepted, keep).await {
         Ok(ended) => ended,
         Err(SecondFactorError::Failed(e)) => return Err(e.into()),
         Err(SecondFactorError::NotEnrolled) => {
@@ -255,11 +281,8 @@ async fn disable(
                 page.error("Two-step sign-in is not on.", Status::Conflict)
             ))
         }
-        Err(e) => {
-            let msg = match e {
-                SecondFactorError::Replayed => "That code was already used. Wait for the next code from your app.",
-                _ => "That code is not right. Enter the 6-digit code your app shows now, or one of your recovery codes.",
-            };
+        Err(_) => {
+            let msg = "That recovery code was just used. Enter the code your app shows now.";
             return Ok(Err(page.error(msg, Status::BadRequest)));
         }
     };
