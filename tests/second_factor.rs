@@ -232,6 +232,10 @@ async fn setting_up_with_a_code_from_the_shown_secret_turns_it_on_and_shows_ten_
 
     let mail = mail_saying(&cfg.outbox(), "Two-step sign-in was turned on").await;
     assert!(mail.contains(&email));
+    // It says what stays signed in, and what to do if it was someone else.
+    assert!(mail.contains("already signed in stay signed in"), "{mail}");
+    assert!(mail.contains("/devices"), "{mail}");
+    assert!(mail.contains("ask the administrator"), "{mail}");
 }
 
 #[tokio::test]

@@ -1025,3 +1025,66 @@ async fn malformed_codes_are_wrong_codes_never_errors() {
         signed.body
     );
 }
+
+/// Turning the second factor on leaves the account's other sessions signed in (as
+/// GitHub and Google do): a browser and an API refresh token made with the password
+/// alone keep working, and the devices page shows them as "with password" so the owner
+/// can end them. Only new sign-ins need the code (turning it off ends the others).
+#[tokio::test]
+async fn sessions_and_refresh_tokens_from_before_the_factor_was_on_keep_working() {
+    let cfg = TestConfig::new();
+    let owner = cfg.browser().await;
+    let email = email();
+    owner.register(&email).await;
+    let old_browser = cfg.browser().await.with_agent(SAFARI_IOS);
+    old_browser.login(&email, PASSWORD).await;
+    let api = cfg.browser().await;
+    let tokens = password_grant(&api, &email, Some("backup-script")).await;
+
+    // On, through the pages.
+    let setup = owner.get("/account/totp").await;
+    let secret = secret_on(&setup.body);
+    let code = latchkey::second_factor::code_at(&secret, unix_now() - 30);
+    let on = owner
+        .post_form(
+            "/account/totp",
+            &setup.csrf(),
+            &[("code", &code), ("current_password", PASSWORD)],
+        )
+        .await;
+    assert_eq!(on.status, Status::Ok, "{}", on.body);
+
+    assert!(old_browser.is_signed_in().await);
+    let rotated = refresh(&api, &tokens.refresh).await;
+    assert_eq!(rotated.status, Status::Ok, "{}", rotated.body);
+    let devices = owner.get("/devices").await.body;
+    assert!(devices.contains("Safari on iOS"), "{devices}");
+    assert!(devices.contains("backup-script"), "{devices}");
+    assert!(devices.contains("with password<"), "{devices}");
+    // A new password grant, though, needs the code now.
+    let fresh = password_attempt(&api, &email, PASSWORD).await;
+    fresh.assert_json_error(Status::Unauthorized, "invalid_grant");
+}
+
+/// The code page's form with a forged token (holding the real pending cookie): 403,
+/// and the pending sign-in is untouched: no try used, the right code still signs in.
+#[tokio::test]
+async fn a_forged_form_token_on_the_code_page_is_403_and_uses_no_try() {
+    let cfg = TestConfig::new();
+    let account = enrolled_account(&cfg.browser().await).await;
+    let b = cfg.browser().await;
+    password_step(&b, &account.email, "").await;
+    let forged = "x".repeat(43);
+    let r = b.post_form(CODE_PAGE, &forged, &[("code", "000000")]).await;
+    assert_eq!(r.status, Status::Forbidden);
+    let page = b.get(CODE_PAGE).await;
+    assert_eq!(page.status, Status::Ok);
+    assert!(!page.body.contains("more wrong code"), "{}", page.body);
+    let signed = code_step(&b, &account.next_code()).await;
+    assert_eq!(
+        signed.location.as_deref(),
+        Some("/devices"),
+        "{}",
+        signed.body
+    );
+}
