@@ -1012,6 +1012,24 @@ async fn malformed_codes_are_wrong_codes_never_errors() {
         "{}",
         grant.status
     );
+    // The JSON body with an `otp` that is not a string: a 4xx saying so.
+    for otp in [
+        json!(123456),
+        json!(["123456"]),
+        json!(null),
+        json!({"code": 1}),
+    ] {
+        let r = token_json(
+            &api,
+            &json!({"grant_type": "password", "username": account.email, "password": PASSWORD, "otp": otp}),
+        )
+        .await;
+        assert!(
+            r.status.code >= 400 && r.status.code < 500,
+            "{otp}: {}",
+            r.status
+        );
+    }
     // Only blanks: asked for a code, the pending sign-in untouched.
     password_step(&b, &account.email, "").await;
     let blank = code_step(&b, " \t ").await;
