@@ -235,54 +235,33 @@ async fn disable(
     app: Services<'_>,
     jar: SessionCookieJar<'_>,
 ) -> FormAnswer {
-    let page = overview(app, &session).await?.with("open", "disable");
+    let page = disable_form(app, &session).await?;
     let user = signed_in_user(&session, app).await?;
     let typed = form.0.current_password.as_deref();
     let device = jar.device();
-    let page = match check_current(app, &user, typed, &origin.0.ip, device.as_ref(), page).await? {
+    let (ip, device) = (&origin.0.ip, device.as_ref());
+    let page = match check_current(app, &user, typed, ip, device, page).await? {
         Ok(slot) => {
             drop(slot);
-            overview(app, &session).await?.with("open", "disable")
+            disable_form(app, &session).await?
         }
         Err(page) => return Ok(Err(page)),
     };
     let code = form.0.code.as_deref().unwrap_or("").trim();
-    if code.is_empty() {
-        let msg = "Enter the 6-digit code your app shows now, or one of your recovery codes.";
-        return Ok(Err(page.error(msg, Status::BadRequest)));
-    }
-    if second_factor::enrolled(&app, &session.user_id)
-        .await
-        .map_err(service_failure)?
-        .is_none()
-    {
-        return Ok(Err(
-            page.error("Two-step sign-in is not on.", Status::Conflict)
-        ));
-    }
-    // Wrong codes count as failed sign-ins, as on the sign-in's code page.
-    let checked =
-        two_step::check_account_code(app, &user, code, device.as_ref(), &origin.0.ip).await;
-    let accepted = match checked {
+    let accepted = match turning_off_code(app, &user, code, device, ip, page).await? {
         Ok(accepted) => accepted,
-        Err(CodeError::Throttled(t)) => return Ok(Err(page.throttled(t, try_again))),
-        Err(CodeError::Failed(e)) => return Err(e.into()),
-        Err(CodeError::Wrong | CodeError::Stale) => {
-            let msg = "That code is not right or was already used. Enter the 6-digit code your app shows now (a code works once), or one of your recovery codes.";
-            return Ok(Err(page.error(msg, Status::BadRequest)));
-        }
+        Err(page) => return Ok(Err(page)),
     };
     let keep = Some(session.sid.as_str());
     let ended = match second_factor::disable(&app, &session.user_id, accepted, keep).await {
         Ok(ended) => ended,
         Err(SecondFactorError::Failed(e)) => return Err(e.into()),
         Err(SecondFactorError::NotEnrolled) => {
-            return Ok(Err(
-                page.error("Two-step sign-in is not on.", Status::Conflict)
-            ))
+            return Ok(Err(not_on(disable_form(app, &session).await?)))
         }
         Err(_) => {
             let msg = "That recovery code was just used. Enter the code your app shows now.";
+            let page = disable_form(app, &session).await?;
             return Ok(Err(page.error(msg, Status::BadRequest)));
         }
     };
@@ -292,6 +271,48 @@ async fn disable(
         n => format!("Two-step sign-in is off, and {n} other devices were signed out."),
     };
     Ok(Ok(Flash::success(Redirect::to(uri!(security)), msg)))
+}
+
+/// The overview with the turning-off form open.
+async fn disable_form(app: Services<'_>, session: &CurrentSession) -> AppResult<Page> {
+    Ok(overview(app, session).await?.with("open", "disable"))
+}
+
+fn not_on(page: Page) -> Page {
+    page.error("Two-step sign-in is not on.", Status::Conflict)
+}
+
+/// The code typed to turn the second factor off, checked as at sign-in: a wrong one
+/// counts as a failed sign-in (`two_step::check_account_code`). `Err(page)` says why not.
+async fn turning_off_code(
+    app: Services<'_>,
+    user: &crate::accounts::User,
+    code: &str,
+    device: Option<&crate::trusted_devices::DeviceClaim>,
+    ip: &str,
+    page: Page,
+) -> AppResult<Result<second_factor::Accepted, Page>> {
+    if code.is_empty() {
+        let msg = "Enter the 6-digit code your app shows now, or one of your recovery codes.";
+        return Ok(Err(page.error(msg, Status::BadRequest)));
+    }
+    let on = second_factor::enrolled(&app, &user.id)
+        .await
+        .map_err(service_failure)?;
+    if on.is_none() {
+        return Ok(Err(not_on(page)));
+    }
+    Ok(
+        match two_step::check_account_code(app, user, code, device, ip).await {
+            Ok(accepted) => Ok(accepted),
+            Err(CodeError::Throttled(t)) => Err(page.throttled(t, try_again)),
+            Err(CodeError::Failed(e)) => return Err(e.into()),
+            Err(CodeError::Wrong | CodeError::Stale) => {
+                let msg = "That code is not right or was already used. Enter the 6-digit code your app shows now (a code works once), or one of your recovery codes.";
+                Err(page.error(msg, Status::BadRequest))
+            }
+        },
+    )
 }
 
 #[derive(FromForm)]
