@@ -68,17 +68,11 @@ impl PendingCookie {
     }
 }
 
-/// Whether the account has a second factor turned on.
+/// Whether the account has a second factor turned on: one read of its row (not the
+/// recovery-code count `second_factor::enrolled` adds), at every right password. A
+/// database failure is an error, never "off".
 pub async fn has_second_factor(app: Services<'_>, user: &User) -> Result<bool, ServiceError> {
-    match second_factor::enrolled(&app, &user.id).await {
-        Ok(status) => Ok(status.is_some()),
-        Err(SecondFactorError::Failed(e)) => Err(e),
-        // `enrolled` answers nothing else; an answer it cannot give is "off".
-        Err(e) => {
-            tracing::warn!(error = %e, "unexpected answer from second_factor::enrolled");
-            Ok(false)
-        }
-    }
+    Ok(app.accounts.second_factor(&user.id).await?.is_some())
 }
 
 /// Whether `code` is a right one-time code of the account: an authenticator code for
