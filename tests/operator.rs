@@ -311,6 +311,38 @@ async fn reset_second_factor_turns_it_off_signs_the_account_out_and_mails_the_ow
     );
 }
 
+/// A mail server that does not answer does not undo the reset: the command still turns
+/// the factor off and ends the sessions, says on stderr that the owner could not be
+/// mailed, prints `owner_mailed: false`, and exits 0.
+#[tokio::test]
+async fn reset_second_factor_stands_when_the_owner_cannot_be_mailed() {
+    let cfg = TestConfig::new();
+    let owner = cfg.browser().await;
+    let account = enrolled_account(&owner).await;
+    let dead = cfg
+        .clone()
+        .set("smtp_url", format!("smtp://127.0.0.1:{}", spare_port()));
+    let run = latchkey(
+        &dead,
+        &["users", "reset-second-factor", &account.email, "--json"],
+    )
+    .await;
+    let line = &run.json_lines()[0];
+    assert_eq!(line["second_factor"], false);
+    assert_eq!(line["sessions_ended"], 1);
+    assert_eq!(line["owner_mailed"], false);
+    assert!(
+        run.stderr
+            .starts_with("latchkey: warning: the owner could not be mailed"),
+        "{}",
+        run.stderr
+    );
+    assert!(!owner.is_signed_in().await);
+    let back = cfg.browser().await;
+    let signed_in = back.login(&account.email, PASSWORD).await;
+    assert_eq!(signed_in.location.as_deref(), Some("/devices"));
+}
+
 /// Unknown addresses, non-addresses, wrong arguments and wrong settings: a clear line
 /// on stderr and a non-zero exit, never a panic; the database and Redis unchanged.
 #[tokio::test]
