@@ -597,7 +597,7 @@ async fn the_api_password_grant_needs_the_one_time_code() {
 }
 
 /// Saves the page at desktop and phone width in `target/screenshots/`.
-async fn shoot_docs(c: &fantoccini::Client, name: &str) {
+async fn shoot(c: &fantoccini::Client, name: &str) {
     let dir = screenshots_dir();
     for (suffix, (w, h)) in [("1280", (1280, 900)), ("390", (390, 844))] {
         c.set_window_size(w, h).await.expect("resize");
@@ -622,14 +622,14 @@ async fn in_chromium_the_password_then_a_code_or_a_recovery_code_lead_to_the_dev
     assert_eq!(path(&c).await, CODE_PAGE);
     let page = text(&c).await;
     assert!(page.contains("Two-step sign-in"), "{page}");
-    shoot_docs(&c, "second-factor").await;
+    shoot(&c, "second-factor").await;
 
     // A wrong code: the same page, saying so, the field empty again.
     fill(&c, "code", "000000").await;
     submit(&c).await;
     assert_eq!(path(&c).await, CODE_PAGE);
     assert!(text(&c).await.contains(WRONG_CODE));
-    shoot_docs(&c, "second-factor-wrong").await;
+    shoot(&c, "second-factor-wrong").await;
 
     // The code the app shows: the devices page, which says how this browser signed in.
     let code = account.next_code();
