@@ -15,7 +15,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use latchkey::clock::now_ms;
-use latchkey::store::{Keys, NewSession, RedisStore, SessionKind, Store, SEEN_REFRESH_MS};
+use latchkey::store::{Amr, Keys, NewSession, RedisStore, SessionKind, Store, SEEN_REFRESH_MS};
 use redis::aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig};
 use redis::Script;
 use uuid::Uuid;
@@ -52,6 +52,7 @@ async fn target(url: &str, prefix: &str) -> Target {
         ip: "127.0.0.1".into(),
         refresh_hash: Some(latchkey::crypto::sha256_hex(b"x")),
         client_id: None,
+        amr: Amr::Password,
         idle_ms: 3_600_000,
         absolute_expiry_ms: now_ms() + 3_600_000,
     };

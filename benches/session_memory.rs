@@ -10,11 +10,13 @@
 //!
 //! It also prints `OBJECT ENCODING` of a session hash and a user hash, then deletes
 //! exactly the keys it made. Run by `scripts/bench`; prints numbers, asserts nothing.
+//! `AMR=otp` makes every session one that signed in with a second factor (its hash
+//! has the `am` field); by default they signed in with a password alone.
 
 use std::time::Instant;
 
 use latchkey::clock::now_ms;
-use latchkey::store::{Keys, NewSession, RedisStore, SessionKind, Store};
+use latchkey::store::{Amr, Keys, NewSession, RedisStore, SessionKind, Store};
 use redis::aio::MultiplexedConnection;
 use uuid::Uuid;
 
@@ -41,6 +43,14 @@ async fn info(conn: &MultiplexedConnection) -> i64 {
     used_memory(&s)
 }
 
+/// How the sessions signed in: `AMR=otp` for a password and a second factor.
+fn amr() -> Amr {
+    match std::env::var("AMR").as_deref() {
+        Ok("otp") => Amr::PasswordAndOtp,
+        _ => Amr::Password,
+    }
+}
+
 /// A browser session as a desktop Firefox starts it.
 fn browser_session(user: Uuid, n: usize) -> NewSession {
     let secret = latchkey::crypto::random_token();
@@ -54,6 +64,7 @@ fn browser_session(user: Uuid, n: usize) -> NewSession {
         ip: "203.0.113.5".into(),
         refresh_hash: None,
         client_id: None,
+        amr: amr(),
         idle_ms: 1_800_000,
         absolute_expiry_ms: now_ms() + 86_400_000,
     }

@@ -1,5 +1,7 @@
 //! What an operator does to an account: disable it, enable it (`latchkey users
-//! disable|enable`, `src/cli/`), delete it (no command yet). Disabling or deleting
+//! disable|enable`, `src/cli/`), turn its second factor off for an owner who lost
+//! both the authenticator and the recovery codes (`reset-second-factor`), delete it
+//! (no command yet). Disabling or deleting
 //! ends every session and API token of the account at once, and forgets the email
 //! kept beside its sessions, so no request of it passes the session check again
 //! (which is why `GET /api/v1/me` can answer from the session check without reading
@@ -31,6 +33,25 @@ pub async fn enable(accounts: &Accounts, user: &User) -> Result<(), ServiceError
     accounts.set_disabled(user, false).await?;
     tracing::info!(user = %user.id, "account enabled");
     Ok(())
+}
+
+/// Turns the account's second factor off (the authenticator secret and every recovery
+/// code are deleted) and ends every session of it, so the password alone signs in
+/// again and nothing signed in before stays. Answers how many live sessions ended;
+/// `None` when the second factor was not on (nothing changes). A pending sign-in of
+/// the account ends too (the code step finds the factor off). Should the store fail
+/// after the database changed, `latchkey users end-sessions` finishes it.
+pub async fn reset_second_factor(
+    store: &Store,
+    accounts: &Accounts,
+    user: &User,
+) -> Result<Option<u32>, ServiceError> {
+    if !accounts.disable_second_factor(&user.id).await? {
+        return Ok(None);
+    }
+    let ended = crate::sessions::end_all(store, &user.id).await?;
+    tracing::info!(user = %user.id, ended, "second factor reset by the operator; sessions ended");
+    Ok(Some(ended))
 }
 
 /// Deletes the account and ends every session of it now. Answers how many live

@@ -2,7 +2,7 @@
 //! start. A wrong setting stops the server with one line naming it and the problem.
 //!
 //! `Settings` is one section per concern (storage, server, sessions, limits, reset
-//! codes, mail, API tokens). A rule about one value's kind (positive seconds, a count
+//! codes, mail, API tokens, the second factor). A rule about one value's kind (positive seconds, a count
 //! above zero) is checked as it is read; a section's other rules (URL schemes, lengths,
 //! one value against another) in its `validate()`. Every setting's name is written
 //! once: on the line that reads it. Secrets (`jwt_secret`,
@@ -37,6 +37,7 @@ pub struct Settings {
     pub codes: CodeSettings,
     pub mail: MailSettings,
     pub tokens: TokenSettings,
+    pub second_factor: SecondFactorSettings,
 }
 
 /// Where state lives: Redis (or the embedded store) and the account database.
@@ -106,6 +107,8 @@ pub struct LimitSettings {
 pub struct CodeSettings {
     pub ttl: Duration,
     pub max_tries: u32,
+    /// How long a sign-in waits for its second factor after the right password.
+    pub second_factor_timeout: Duration,
 }
 
 #[derive(Debug, Clone)]
@@ -131,6 +134,21 @@ pub struct TokenSettings {
 /// The longest grace window a refresh token may have: every second of it is a
 /// second in which a stolen previous token is answered instead of ending the session.
 pub const MAX_REFRESH_GRACE_SECS: i64 = 300;
+/// The second factor: `second_factor_key` seals the authenticator secrets (AES-256-GCM)
+/// and keys the recovery-code hashes (HMAC-SHA256), each under its own key derived
+/// from it (`crate::second_factor::Keys`).
+#[derive(Debug, Clone)]
+pub struct SecondFactorSettings {
+    /// 32 bytes. Debug profile without the setting: [`DEVELOPMENT_SECOND_FACTOR_KEY`].
+    pub key: SecretSlice<u8>,
+    /// The key is the published development key (debug profile only).
+    pub development_key: bool,
+}
+
+/// The debug profile's `second_factor_key` when none is set: fixed, so a restart
+/// never makes enrolled secrets unreadable, and public (it is in the source), so it
+/// protects nothing. The release profile refuses to start without a key of its own.
+pub const DEVELOPMENT_SECOND_FACTOR_KEY: &[u8; 32] = b"latchkey-development-2fa-key-v1!";
 
 #[derive(Debug)]
 pub struct SettingError {
@@ -231,6 +249,7 @@ impl Settings {
             codes: CodeSettings::read(&r)?,
             mail: MailSettings::read(&r)?,
             tokens: TokenSettings::read(&r, debug)?,
+            second_factor: SecondFactorSettings::read(&r, debug)?,
         })
     }
 }
@@ -457,6 +476,7 @@ impl CodeSettings {
         Ok(CodeSettings {
             ttl: r.seconds("reset_code_ttl", 600)?,
             max_tries: r.count("reset_code_max_tries", 5)?,
+            second_factor_timeout: r.seconds("second_factor_timeout", 300)?,
         })
     }
 }
@@ -522,6 +542,46 @@ impl TokenSettings {
             ));
         }
         Ok(())
+    }
+}
+
+impl SecondFactorSettings {
+    fn read(r: &Reader, debug: bool) -> Result<Self, SettingError> {
+        use base64::engine::general_purpose::{STANDARD, URL_SAFE};
+        use base64::Engine;
+        const NAME: &str = "second_factor_key";
+        const HOW: &str = "make one with `openssl rand -base64 32`";
+        let Some(text) = r.optional_text(NAME)? else {
+            if debug {
+                return Ok(SecondFactorSettings {
+                    key: DEVELOPMENT_SECOND_FACTOR_KEY.to_vec().into(),
+                    development_key: true,
+                });
+            }
+            return Err(bad(
+                NAME,
+                format!("is required in the release profile (32 random bytes in base64: {HOW})"),
+            ));
+        };
+        // Checked before it becomes a secret: the message never quotes it.
+        let text = text.trim();
+        let key = STANDARD
+            .decode(text)
+            .or_else(|_| URL_SAFE.decode(text))
+            .map_err(|_| bad(NAME, format!("must be 32 bytes in base64 ({HOW})")))?;
+        if key.len() != 32 {
+            return Err(bad(
+                NAME,
+                format!(
+                    "must be 32 bytes in base64, got {} bytes ({HOW})",
+                    key.len()
+                ),
+            ));
+        }
+        Ok(SecondFactorSettings {
+            key: key.into(),
+            development_key: false,
+        })
     }
 }
 
@@ -653,6 +713,29 @@ mod tests {
     }
 
     #[test]
+    fn the_second_factor_key_is_required_in_release_and_fixed_in_debug() {
+        let release = rocket::Config::figment()
+            .select("release")
+            .merge(("jwt_secret", JWT_SECRET));
+        let e = Settings::from_figment(&release).expect_err("release without a key");
+        assert_eq!(e.name, "second_factor_key", "{e}");
+        let key = [7u8; 32];
+        let b64 = base64::Engine::encode(&base64::engine::general_purpose::STANDARD, key);
+        let with_key = release.merge(("second_factor_key", b64));
+        let settings = Settings::from_figment(&with_key).expect("release with a key");
+        assert_eq!(settings.second_factor.key.expose_secret(), &key);
+        assert!(!settings.second_factor.development_key);
+        // Debug: the same development key at every start, never a random one.
+        let a = Settings::from_figment(&rocket::Config::figment()).expect("debug");
+        let b = Settings::from_figment(&rocket::Config::figment()).expect("debug");
+        assert_eq!(
+            a.second_factor.key.expose_secret(),
+            b.second_factor.key.expose_secret()
+        );
+        assert!(a.second_factor.development_key);
+    }
+
+    #[test]
     fn a_wrong_value_is_named_with_its_setting() {
         for (name, value) in [
             ("session_idle_timeout", serde_json::json!(-5)),
@@ -683,6 +766,8 @@ mod tests {
             ("refresh_grace_seconds", serde_json::json!(301)),
             ("refresh_grace_seconds", serde_json::json!(2.5)),
             ("refresh_grace_seconds", serde_json::json!("soon")),
+            ("second_factor_key", serde_json::json!("not base64!")),
+            ("second_factor_key", serde_json::json!("c2hvcnQ=")),
         ] {
             let figment = rocket::Config::figment().merge((name, value));
             let e = Settings::from_figment(&figment).expect_err(name);

@@ -18,6 +18,19 @@ pub fn random_token() -> String {
     URL_SAFE_NO_PAD.encode(random_bytes(32))
 }
 
+/// `UID.TOKEN`, the shape of every value that names a user and a secret of theirs (the
+/// session, device and pending-sign-in cookies): a UUID, a dot, and a `random_token`
+/// (43 characters of URL-safe base64). Anything else is `None`.
+pub fn uid_and_token(value: &str) -> Option<(uuid::Uuid, &str)> {
+    let (uid, token) = value.split_once('.')?;
+    let well_formed = token.len() == 43
+        && token
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+    let user_id = uuid::Uuid::parse_str(uid).ok()?;
+    well_formed.then_some((user_id, token))
+}
+
 pub fn sha256_hex(data: &[u8]) -> String {
     hex::encode(Sha256::digest(data))
 }

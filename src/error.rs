@@ -254,7 +254,10 @@ impl AppError {
             AppError::Hash(e @ (HashError::Busy(_) | HashError::ClientGone)) => {
                 no_hashing_slot(e, path)
             }
-            AppError::Hash(_) | AppError::Token(_) | AppError::Internal(_) => {
+            AppError::Hash(_)
+            | AppError::Token(_)
+            | AppError::Internal(_)
+            | AppError::Accounts(AccountError::Unsealable) => {
                 tracing::error!(error = %Report(self), path, "answering 500");
                 Answer::new(Status::InternalServerError)
             }

@@ -20,12 +20,14 @@ pub mod oidc;
 pub mod presence;
 pub mod refresh;
 pub mod report;
+pub mod second_factor;
 pub mod services;
 pub mod sessions;
 pub mod signin;
 pub mod store;
 pub mod tokens;
 pub mod trusted_devices;
+pub mod two_step;
 
 // The edge: what a request says about its client, errors as answers, the two faces
 // of the app, the server loop that holds the sockets in front of them; and the
@@ -54,6 +56,7 @@ pub fn app_with(figment: Figment) -> Rocket<Build> {
         .attach(exporter::stage())
         .attach(store::stage())
         .attach(accounts::stage())
+        .attach(second_factor::stage())
         .attach(mail::stage())
         .attach(web::stage())
         .attach(api::stage())

@@ -13,6 +13,10 @@
 //!   failure budget instead, so strangers filling the account's quota do not lock it out;
 //! - both: every password verification, right or wrong, against the client IP's hashing
 //!   budget (`hash:ip`), which a right password does not take back.
+//!
+//! A second factor's one-time code counts against the same failure quotas as a
+//! password (`second_factor`): a wrong code is a failed sign-in, and a throttled
+//! account or address gets no more code guesses than password guesses.
 
 use std::net::IpAddr;
 use std::time::Duration;
@@ -102,9 +106,13 @@ pub enum Source<'a> {
     },
 }
 
-/// A sign-in's password check (page, change-password form or API).
-pub async fn sign_in(store: &Store, limits: &LimitSettings, source: Source<'_>) -> Checked {
-    let (failures, ip) = match source {
+/// The sign-in failure quotas `source` counts against, and its client IP.
+fn sign_in_failures<'a>(
+    store: &Store,
+    limits: &LimitSettings,
+    source: Source<'a>,
+) -> (Vec<RateKey>, &'a str) {
+    match source {
         Source::Stranger { email, ip } => (
             vec![
                 quota(
@@ -122,9 +130,22 @@ pub async fn sign_in(store: &Store, limits: &LimitSettings, source: Source<'_>) 
             vec![quota(store, "login:dev", nonce, limits.login_account)],
             ip,
         ),
-    };
+    }
+}
+
+/// A sign-in's password check (page, change-password form or API).
+pub async fn sign_in(store: &Store, limits: &LimitSettings, source: Source<'_>) -> Checked {
+    let (failures, ip) = sign_in_failures(store, limits, source);
     let hashing = vec![quota(store, "hash:ip", ip, limits.hash_ip)];
     acquire(store, failures, hashing).await
+}
+
+/// A sign-in's one-time code (the code page, or the API's `otp`): the same failure
+/// quotas as a password, taken back when the code is right. No hash, so no hashing
+/// budget.
+pub async fn second_factor(store: &Store, limits: &LimitSettings, source: Source<'_>) -> Checked {
+    let (failures, _) = sign_in_failures(store, limits, source);
+    acquire(store, failures, vec![]).await
 }
 
 /// A wrong reset code counts against the client IP's sign-in budget: guessing codes

@@ -18,7 +18,7 @@ use crate::accounts::User;
 use crate::clock::{iso_time, now_ms};
 use crate::config::Settings;
 use crate::crypto::{hmac, random_token, sha256_hex};
-use crate::store::{Created, NewSession, SessionKind, SessionRecord, Store, StoreResult};
+use crate::store::{Amr, Created, NewSession, SessionKind, SessionRecord, Store, StoreResult};
 
 /// The longest cookie value we read; anything longer is not ours.
 const MAX_COOKIE_LEN: usize = 128;
@@ -56,13 +56,8 @@ impl SessionCookie {
         if value.len() > MAX_COOKIE_LEN {
             return None;
         }
-        let (uid, token) = value.split_once('.')?;
-        let user_id = Uuid::parse_str(uid).ok()?;
-        let well_formed = token.len() == 43
-            && token
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
-        well_formed.then(|| SessionCookie {
+        let (user_id, token) = crate::crypto::uid_and_token(value)?;
+        Some(SessionCookie {
             user_id,
             sid: sid_for(token),
         })
@@ -189,14 +184,16 @@ pub fn app_secret_hash(bound_to: &str, secret: &str) -> String {
     sha256_hex(format!("{bound_to}\n{secret}").as_bytes())
 }
 
-/// Starts a new session with a fresh secret (never one the client sent). `None` when
-/// the password changed while the credentials were being checked.
+/// Starts a new session with a fresh secret (never one the client sent), recording
+/// how it signed in (`amr`). `None` when the password changed (or the account closed)
+/// after `password_version` was read with the password that was checked.
 pub async fn start(
     store: &Store,
     settings: &Settings,
     user: &User,
     origin: &Origin,
     spec: SessionSpec,
+    amr: Amr,
 ) -> StoreResult<Option<Started>> {
     let now = now_ms();
     let secret = random_token();
@@ -212,6 +209,7 @@ pub async fn start(
         ip: origin.ip.clone(),
         refresh_hash: shape.refresh_hash,
         client_id: shape.client_id,
+        amr,
         idle_ms: shape.idle.as_millis() as i64,
         absolute_expiry_ms: now + shape.absolute.as_millis() as i64,
     };
@@ -265,6 +263,8 @@ pub struct SessionView {
     pub created_at: String,
     pub last_seen_at: String,
     pub current: bool,
+    /// How it signed in: `["pwd"]`, or `["pwd", "otp"]` after a second factor.
+    pub amr: Amr,
 }
 
 impl SessionView {
@@ -277,6 +277,7 @@ impl SessionView {
             created_at: iso_time(s.created_ms),
             last_seen_at: iso_time(s.seen_ms),
             current: s.sid == current_sid,
+            amr: s.amr,
         }
     }
 }

@@ -5,6 +5,11 @@
 //! back the failure → a new session with a fresh secret → the new-device notice. And
 //! replacing a password, which ends the other sessions.
 //!
+//! An account with a second factor signs in in two steps: a right password is
+//! `Passed::CodeNext`, no session; `crate::two_step` checks the code (on the code page
+//! for a browser, from the password grant's `otp` for the API) and then starts the
+//! session through [`start_session`].
+//!
 //! The callers only turn the outcome into their own answer (a page, a redirect, an
 //! OAuth error); none of them repeats a step.
 
@@ -18,8 +23,9 @@ use crate::metrics::SignInOutcome;
 use crate::notices::{self, Device};
 use crate::services::{ServiceError, Services};
 use crate::sessions::{self, Origin, SessionSpec, Started};
-use crate::store::StoreError;
+use crate::store::{Amr, StoreError};
 use crate::trusted_devices::{self, DeviceClaim};
+use crate::two_step;
 
 /// Passwords longer than this are not worth hashing: no account has one.
 const MAX_PASSWORD_INPUT: usize = 1024;
@@ -64,6 +70,27 @@ pub struct SignIn<'a> {
     pub session: SessionSpec,
     /// The session this browser already had (ended, never reused: no fixation).
     pub replaces: Option<(Uuid, String)>,
+}
+
+/// A session to start for an account whose credentials passed.
+pub struct SessionStart<'a> {
+    pub origin: &'a Origin,
+    pub session: SessionSpec,
+    /// The session this browser already had: ended first.
+    pub replaces: Option<(Uuid, String)>,
+    /// This browser's device cookie, if it sent one (browser sessions only).
+    pub device: Option<&'a DeviceClaim>,
+    /// How the account proved itself.
+    pub amr: Amr,
+}
+
+/// What a right password leads to.
+pub enum Passed {
+    SignedIn(SignedIn),
+    /// The account has a second factor: no session yet. A browser goes on to the code
+    /// page (`two_step::begin`); the API checks the grant's `otp`
+    /// (`two_step::sign_in_with_code`).
+    CodeNext(User),
 }
 
 pub struct SignedIn {
@@ -114,16 +141,17 @@ pub async fn check_password(
     Ok(Verified { user, slot })
 }
 
-/// The whole sign-in: `check_password`, then the replaced session ends, a new one
-/// starts, a browser is trusted as this account's device, and the owner is told when
-/// the device is new. Each outcome is counted for `/metrics`.
-pub async fn sign_in(app: Services<'_>, req: SignIn<'_>) -> Result<SignedIn, SignInError> {
+/// The whole sign-in: `check_password`; for an account with a second factor, on to
+/// its code (`Passed::CodeNext`), else [`start_session`]. Each finished sign-in and
+/// each refusal is counted for `/metrics` (a right password that waits for its code
+/// is counted when the code step ends, by `two_step`).
+pub async fn sign_in(app: Services<'_>, req: SignIn<'_>) -> Result<Passed, SignInError> {
     let result = sign_in_steps(app, req).await;
     let outcome = match &result {
-        Ok(_) => Some(SignInOutcome::Ok),
+        Ok(Passed::SignedIn(_)) => Some(SignInOutcome::Ok),
+        Ok(Passed::CodeNext(_)) | Err(SignInError::Failed(_)) => None,
         Err(SignInError::WrongCredentials) => Some(SignInOutcome::Wrong),
         Err(SignInError::Throttled(_)) => Some(SignInOutcome::Throttled),
-        Err(SignInError::Failed(_)) => None,
     };
     if let Some(outcome) = outcome {
         app.metrics.sign_in(outcome);
@@ -131,32 +159,55 @@ pub async fn sign_in(app: Services<'_>, req: SignIn<'_>) -> Result<SignedIn, Sig
     result
 }
 
-async fn sign_in_steps(app: Services<'_>, req: SignIn<'_>) -> Result<SignedIn, SignInError> {
+async fn sign_in_steps(app: Services<'_>, req: SignIn<'_>) -> Result<Passed, SignInError> {
     let Verified { user, slot } = check_password(app, req.credentials).await?;
     drop(slot);
-    if let Some((user_id, sid)) = &req.replaces {
+    if two_step::has_second_factor(app, &user).await? {
+        return Ok(Passed::CodeNext(user));
+    }
+    let start = SessionStart {
+        origin: req.origin,
+        session: req.session,
+        replaces: req.replaces,
+        device: req.credentials.device,
+        amr: Amr::Password,
+    };
+    start_session(app, user, start).await.map(Passed::SignedIn)
+}
+
+/// After the credentials passed (a password, and a code where the account has a
+/// second factor): the replaced session ends, a new one starts (refused as stale when
+/// the password changed since it was checked), a browser is trusted as this account's
+/// device, and the owner is told when the device is new.
+pub async fn start_session(
+    app: Services<'_>,
+    user: User,
+    s: SessionStart<'_>,
+) -> Result<SignedIn, SignInError> {
+    if let Some((user_id, sid)) = &s.replaces {
         app.store.revoke_session(user_id, sid, now_ms()).await?;
     }
-    let client_name = match &req.session {
+    let client_name = match &s.session {
         SessionSpec::Api { client_name } => client_name.clone(),
         SessionSpec::Browser { .. } => None,
         SessionSpec::App { name, .. } => Some(name.clone()),
     };
-    let browser = matches!(req.session, SessionSpec::Browser { .. });
-    let started = sessions::start(app.store, app.settings, &user, req.origin, req.session).await?;
+    let browser = matches!(s.session, SessionSpec::Browser { .. });
+    let started =
+        sessions::start(app.store, app.settings, &user, s.origin, s.session, s.amr).await?;
     // None: the password changed while this one was being checked.
     let session = started.ok_or(SignInError::WrongCredentials)?;
     let device = if browser {
-        trusted_devices::remember(app.store, &user, req.credentials.device).await
+        trusted_devices::remember(app.store, &user, s.device).await
     } else {
         None
     };
     let seen = Device {
-        origin: req.origin,
+        origin: s.origin,
         client_name: client_name.as_deref(),
     };
     notices::after_sign_in(app, &user, &seen).await;
-    tracing::info!(user = %user.id, "signed in");
+    tracing::info!(user = %user.id, amr = ?s.amr.values(), "signed in");
     Ok(SignedIn {
         user,
         session,

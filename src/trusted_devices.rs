@@ -48,13 +48,8 @@ pub struct DeviceClaim {
 impl DeviceClaim {
     /// Parses `UID.NONCE` (the decrypted cookie value); anything else is no claim.
     pub fn parse(value: &str) -> Option<DeviceClaim> {
-        let (uid, nonce) = value.split_once('.')?;
-        let well_formed = nonce.len() == 43
-            && nonce
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
-        let user_id = Uuid::parse_str(uid).ok()?;
-        well_formed.then(|| DeviceClaim {
+        let (user_id, nonce) = crate::crypto::uid_and_token(value)?;
+        Some(DeviceClaim {
             user_id,
             nonce: nonce.to_string(),
         })

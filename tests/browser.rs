@@ -3,7 +3,6 @@
 //! own `--user-data-dir`. Screenshots of every page at desktop and phone width go to
 //! `target/screenshots/`.
 
-use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -114,14 +113,6 @@ pub(crate) async fn serve_behind(cfg: &TestConfig, public_url: Option<&str>) -> 
     format!("http://127.0.0.1:{port}")
 }
 
-fn screenshot_dir() -> PathBuf {
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("target")
-        .join("screenshots");
-    std::fs::create_dir_all(&dir).expect("screenshot dir");
-    dir
-}
-
 /// Saves the current page at desktop and phone width.
 async fn shoot(c: &Client, name: &str) {
     for (suffix, (w, h)) in [("desktop", DESKTOP), ("phone", PHONE)] {
@@ -129,7 +120,7 @@ async fn shoot(c: &Client, name: &str) {
         tokio::time::sleep(Duration::from_millis(150)).await;
         let png = c.screenshot().await.expect("screenshot");
         assert!(png.starts_with(b"\x89PNG"), "a PNG");
-        std::fs::write(screenshot_dir().join(format!("{name}-{suffix}.png")), png)
+        std::fs::write(screenshots_dir().join(format!("{name}-{suffix}.png")), png)
             .expect("write screenshot");
     }
     c.set_window_size(DESKTOP.0, DESKTOP.1)

@@ -73,7 +73,7 @@ async fn in_secure_mode_every_cookie_set_or_removed_is_secure() {
         b.submit("/password/forgot", "/password/forgot", &[("email", &email)])
             .await,
     );
-    let code = code_in(&wait_for_mails(&cfg.outbox(), 1).await[0]);
+    let code = wait_for_reset_code(&cfg.outbox()).await;
     answers.push(
         b.submit(
             "/password/reset",

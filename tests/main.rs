@@ -28,4 +28,6 @@ mod oidc;
 mod operator;
 mod proxies;
 mod reset;
+mod second_factor;
 mod store_behaviour;
+mod two_step;

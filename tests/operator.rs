@@ -8,11 +8,13 @@ use rocket::http::{Method, Status};
 use serde_json::Value;
 
 use crate::common::*;
+use crate::two_step::{code_step, enrolled_account, password_step, CODE_PAGE};
 
 crate::on_both_databases!(
     list_and_show_print_accounts_as_text_and_as_json_lines,
     disabling_signs_the_account_out_and_its_sign_in_answers_as_wrong_credentials,
     sessions_lists_the_devices_and_end_sessions_signs_them_all_out,
+    reset_second_factor_turns_it_off_signs_the_account_out_and_mails_the_owner,
 );
 
 /// What one run of the binary said.
@@ -234,6 +236,113 @@ async fn sessions_lists_the_devices_and_end_sessions_signs_them_all_out(db: Data
     assert_eq!(phone.login(&email, PASSWORD).await.status, Status::SeeOther);
 }
 
+/// An owner who lost both the authenticator and the recovery codes: the operator turns
+/// the second factor off. Every session and API token ends, a pending sign-in cannot
+/// be finished, the recovery codes are gone, the password alone signs in again, and
+/// the owner gets a mail saying so. Run again, it changes nothing and says why.
+async fn reset_second_factor_turns_it_off_signs_the_account_out_and_mails_the_owner(db: Database) {
+    let cfg = TestConfig::on(db).await;
+    let owner = cfg.browser().await;
+    let account = enrolled_account(&owner).await;
+    let email = account.email.clone();
+    // A second browser signed in with a code, and one waiting at the code page.
+    let laptop = cfg.browser().await.with_ip("192.0.2.44");
+    password_step(&laptop, &email, "").await;
+    let signed = code_step(&laptop, &account.next_code()).await;
+    assert_eq!(
+        signed.location.as_deref(),
+        Some("/devices"),
+        "{}",
+        signed.body
+    );
+    let waiting = cfg.browser().await;
+    let pending = password_step(&waiting, &email, "").await;
+    assert_eq!(pending.location.as_deref(), Some(CODE_PAGE));
+
+    let reset = latchkey(&cfg, &["users", "reset-second-factor", &email, "--json"]).await;
+    let line = &reset.json_lines()[0];
+    assert_eq!(line["email"], email.as_str());
+    assert_eq!(line["second_factor"], false);
+    assert_eq!(line["sessions_ended"], 2, "{line}");
+    assert_eq!(line["owner_mailed"], true, "{}", reset.stderr);
+
+    assert!(!owner.is_signed_in().await);
+    assert!(!laptop.is_signed_in().await);
+    // The pending sign-in cannot be finished, even with a recovery code.
+    let late = code_step(&waiting, &account.recovery[0]).await;
+    assert_eq!(late.location.as_deref(), Some("/login"), "{}", late.body);
+    assert!(waiting.session_cookie().is_none());
+    // The password alone signs in; the security page offers to set it up again.
+    let back = cfg.browser().await;
+    let signed_in = back.login(&email, PASSWORD).await;
+    assert_eq!(signed_in.status, Status::SeeOther);
+    assert_eq!(signed_in.location.as_deref(), Some("/devices"));
+    let setup = back.get("/account/totp").await;
+    assert_eq!(setup.status, Status::Ok, "{}", setup.body);
+    // The owner is told, in words that say who did it and what to do.
+    // (Sent before the command answered: no waiting.)
+    let told: Vec<String> = mails_in(&cfg.outbox())
+        .iter()
+        .map(|m| unfold(m))
+        .filter(|m| m.contains("turned off by an administrator"))
+        .collect();
+    assert_eq!(told.len(), 1, "one mail: {told:?}");
+    let mail = &told[0];
+    assert!(mail.contains(&email), "{mail}");
+    assert!(mail.contains("2 devices were signed out"), "{mail}");
+    assert!(mail.contains("/account/security"), "{mail}");
+
+    // Again: nothing to reset, nothing changes (the new session stays).
+    let again = latchkey(&cfg, &["users", "reset-second-factor", &email]).await;
+    assert_eq!(
+        again.refused().trim(),
+        format!("latchkey: {email} has no second factor turned on; nothing changed")
+    );
+    assert!(back.is_signed_in().await);
+    // The text form, on an account of its own.
+    let other = enrolled_account(&cfg.browser().await).await;
+    let text = latchkey(&cfg, &["users", "reset-second-factor", &other.email]).await;
+    assert_eq!(
+        text.ok().trim(),
+        format!(
+            "{}: second factor turned off; 1 session ended; owner mailed",
+            other.email
+        )
+    );
+}
+
+/// A mail server that does not answer does not undo the reset: the command still turns
+/// the factor off and ends the sessions, says on stderr that the owner could not be
+/// mailed, prints `owner_mailed: false`, and exits 0.
+#[tokio::test]
+async fn reset_second_factor_stands_when_the_owner_cannot_be_mailed() {
+    let cfg = TestConfig::new();
+    let owner = cfg.browser().await;
+    let account = enrolled_account(&owner).await;
+    let dead = cfg
+        .clone()
+        .set("smtp_url", format!("smtp://127.0.0.1:{}", spare_port()));
+    let run = latchkey(
+        &dead,
+        &["users", "reset-second-factor", &account.email, "--json"],
+    )
+    .await;
+    let line = &run.json_lines()[0];
+    assert_eq!(line["second_factor"], false);
+    assert_eq!(line["sessions_ended"], 1);
+    assert_eq!(line["owner_mailed"], false);
+    assert!(
+        run.stderr
+            .starts_with("latchkey: warning: the owner could not be mailed"),
+        "{}",
+        run.stderr
+    );
+    assert!(!owner.is_signed_in().await);
+    let back = cfg.browser().await;
+    let signed_in = back.login(&account.email, PASSWORD).await;
+    assert_eq!(signed_in.location.as_deref(), Some("/devices"));
+}
+
 /// Unknown addresses, non-addresses, wrong arguments and wrong settings: a clear line
 /// on stderr and a non-zero exit, never a panic; the database and Redis unchanged.
 #[tokio::test]
@@ -243,7 +352,14 @@ async fn mistakes_are_named_on_stderr_with_a_failing_exit_code() {
     let b = cfg.browser().await;
     b.register(&known).await;
     let nobody = email();
-    for command in ["show", "disable", "enable", "sessions", "end-sessions"] {
+    for command in [
+        "show",
+        "disable",
+        "enable",
+        "sessions",
+        "end-sessions",
+        "reset-second-factor",
+    ] {
         let run = latchkey(&cfg, &["users", command, &nobody]).await;
         assert_eq!(
             run.refused().trim(),
@@ -307,6 +423,7 @@ async fn help_names_every_users_command() {
         "enable",
         "sessions",
         "end-sessions",
+        "reset-second-factor",
         "--json",
     ] {
         assert!(help.ok().contains(command), "{command}: {}", help.stdout);

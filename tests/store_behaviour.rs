@@ -9,8 +9,8 @@ use std::time::Duration;
 use crate::common::*;
 use latchkey::clock::now_ms;
 use latchkey::store::{
-    CodeCheck, CodeState, Created, NewSession, RateDecision, RateKey, Redeemed, RedisStore,
-    Rotated, Rotation, SessionKind, Store,
+    Amr, CodeCheck, CodeState, Created, NewSession, PendingFailure, PendingSignIn, RateDecision,
+    RateKey, Redeemed, RedisStore, Rotated, Rotation, SessionKind, Store,
 };
 use uuid::Uuid;
 
@@ -112,6 +112,9 @@ on_both_stores!(
     without_a_window_the_previous_secret_ends_the_session,
     revoking_a_refresh_token_ends_its_session_and_only_the_current_one_is_active,
     revoking_an_access_token_stops_it_alone,
+    how_a_session_signed_in_is_kept_checked_and_listed,
+    a_pending_sign_in_ends_after_five_wrong_codes,
+    a_pending_sign_in_is_used_once_and_expires,
 );
 
 fn session(user: Uuid, idle_ms: i64, absolute_in_ms: i64) -> NewSession {
@@ -126,6 +129,7 @@ fn session(user: Uuid, idle_ms: i64, absolute_in_ms: i64) -> NewSession {
         ip: "203.0.113.5".into(),
         refresh_hash: None,
         client_id: None,
+        amr: Amr::Password,
         idle_ms,
         absolute_expiry_ms: now_ms() + absolute_in_ms,
     }
@@ -1379,5 +1383,171 @@ async fn app_sessions_rotate_their_refresh_secrets_and_list_as_apps(store: Store
             .await
             .expect("store"),
         Rotated::Invalid
+    );
+}
+
+async fn how_a_session_signed_in_is_kept_checked_and_listed(store: Store) {
+    let user = Uuid::now_v7();
+    let password_only = session(user, 600_000, 600_000);
+    let mut two_step = session(user, 600_000, 600_000);
+    two_step.amr = Amr::PasswordAndOtp;
+    create(&store, &password_only, 50).await;
+    create(&store, &two_step, 50).await;
+    // The hot path answers it, in the same one call.
+    let live = |s: &NewSession| {
+        let (store, s) = (store.clone(), s.clone());
+        async move {
+            store
+                .touch_session(&s.user_id, &s.sid, None, now_ms())
+                .await
+                .expect("store")
+                .expect("live")
+        }
+    };
+    assert_eq!(live(&password_only).await.amr, Amr::Password);
+    assert_eq!(live(&two_step).await.amr, Amr::PasswordAndOtp);
+    assert_eq!(Amr::PasswordAndOtp.values(), ["pwd", "otp"]);
+    let (checked, list) = store
+        .touch_and_list(&user, &two_step.sid, None, now_ms())
+        .await
+        .expect("store")
+        .expect("live");
+    assert_eq!(checked.amr, Amr::PasswordAndOtp);
+    let amr_of = |sid: &str| list.iter().find(|s| s.sid == sid).map(|s| s.amr);
+    assert_eq!(amr_of(&two_step.sid), Some(Amr::PasswordAndOtp));
+    assert_eq!(amr_of(&password_only.sid), Some(Amr::Password));
+    if single_redis(&store) {
+        // Kept in the session hash, a short field; nothing for a password alone.
+        let mut conn = redis_conn().await;
+        let key = store.keys().session(&user, &two_step.sid);
+        let am: Option<String> = redis::cmd("HGET")
+            .arg(&key)
+            .arg("o")
+            .query_async(&mut conn)
+            .await
+            .unwrap();
+        assert_eq!(am.as_deref(), Some("1"));
+        let key = store.keys().session(&user, &password_only.sid);
+        let am: Option<String> = redis::cmd("HGET")
+            .arg(&key)
+            .arg("o")
+            .query_async(&mut conn)
+            .await
+            .unwrap();
+        assert_eq!(am, None);
+    }
+}
+
+fn pending(now: i64, ttl_ms: i64) -> PendingSignIn {
+    PendingSignIn {
+        remember: true,
+        target: "/devices?tab=all".into(),
+        password_version: 42,
+        created_ms: now,
+        expires_ms: now + ttl_ms,
+        wrong: 0,
+    }
+}
+
+async fn a_pending_sign_in_ends_after_five_wrong_codes(store: Store) {
+    let user = Uuid::now_v7();
+    let pid = latchkey::sessions::sid_for(&latchkey::crypto::random_token());
+    let now = now_ms();
+    let p = pending(now, 300_000);
+    store.start_pending(&user, &pid, &p, now).await.unwrap();
+    assert_eq!(
+        store.read_pending(&user, &pid, now).await.unwrap(),
+        Some(p.clone())
+    );
+    for left in (1..=4).rev() {
+        assert_eq!(
+            store.fail_pending(&user, &pid, 5, now).await.unwrap(),
+            PendingFailure::Counted { left }
+        );
+    }
+    let read = store.read_pending(&user, &pid, now).await.unwrap();
+    assert_eq!(
+        read.map(|p| p.wrong),
+        Some(4),
+        "the wrong codes are counted"
+    );
+    assert_eq!(
+        store.fail_pending(&user, &pid, 5, now).await.unwrap(),
+        PendingFailure::Ended
+    );
+    assert_eq!(store.read_pending(&user, &pid, now).await.unwrap(), None);
+    assert_eq!(store.take_pending(&user, &pid, now).await.unwrap(), None);
+    assert_eq!(
+        store.fail_pending(&user, &pid, 5, now).await.unwrap(),
+        PendingFailure::Missing
+    );
+    // Another user's id names nothing, even with the same pending id.
+    store.start_pending(&user, &pid, &p, now).await.unwrap();
+    let other = Uuid::now_v7();
+    assert_eq!(store.read_pending(&other, &pid, now).await.unwrap(), None);
+    assert_eq!(
+        store.fail_pending(&other, &pid, 5, now).await.unwrap(),
+        PendingFailure::Missing
+    );
+    assert_eq!(store.take_pending(&other, &pid, now).await.unwrap(), None);
+    assert!(store
+        .read_pending(&user, &pid, now)
+        .await
+        .unwrap()
+        .is_some());
+}
+
+async fn a_pending_sign_in_is_used_once_and_expires(store: Store) {
+    let user = Uuid::now_v7();
+    let now = now_ms();
+    let pid = latchkey::sessions::sid_for(&latchkey::crypto::random_token());
+    store
+        .start_pending(&user, &pid, &pending(now, 300_000), now)
+        .await
+        .unwrap();
+    if single_redis(&store) {
+        let mut conn = redis_conn().await;
+        let ttl: i64 = redis::cmd("PTTL")
+            .arg(store.keys().pending(&user, &pid))
+            .query_async(&mut conn)
+            .await
+            .unwrap();
+        assert!(
+            ttl > 290_000 && ttl <= 300_000,
+            "expires with the sign-in: {ttl}"
+        );
+    }
+    // Of concurrent takes, exactly one gets it.
+    let takes = (0..8).map(|_| {
+        let (store, pid) = (store.clone(), pid.clone());
+        tokio::spawn(async move { store.take_pending(&user, &pid, now).await.unwrap() })
+    });
+    let mut got = 0;
+    for t in takes {
+        got += usize::from(t.await.unwrap().is_some());
+    }
+    assert_eq!(got, 1, "used once");
+    assert_eq!(store.read_pending(&user, &pid, now).await.unwrap(), None);
+
+    // Past its expiry it is gone for every operation, whatever the store's own TTL.
+    let pid = latchkey::sessions::sid_for(&latchkey::crypto::random_token());
+    store
+        .start_pending(&user, &pid, &pending(now, 300_000), now)
+        .await
+        .unwrap();
+    let later = now + 300_000;
+    assert_eq!(store.read_pending(&user, &pid, later).await.unwrap(), None);
+    assert_eq!(
+        store.fail_pending(&user, &pid, 5, later).await.unwrap(),
+        PendingFailure::Missing
+    );
+    assert_eq!(store.take_pending(&user, &pid, later).await.unwrap(), None);
+    assert!(
+        store
+            .read_pending(&user, &pid, now)
+            .await
+            .unwrap()
+            .is_none(),
+        "deleted"
     );
 }

@@ -1,9 +1,11 @@
-//! User accounts: the `users` and `known_devices` tables (in SQLite or PostgreSQL,
-//! created and migrated at start) and the password hasher.
+//! User accounts: the `users` and `known_devices` tables and the second factor's
+//! (`second_factor.rs`), in SQLite or PostgreSQL, created and migrated at start; and
+//! the password hasher.
 
 mod database;
 mod oidc;
 mod password;
+mod second_factor;
 
 use rocket::fairing::AdHoc;
 use secrecy::ExposeSecret;
@@ -13,6 +15,7 @@ use uuid::Uuid;
 use self::database::{on_pool, Pool};
 pub use self::oidc::{ClientRecord, SigningKeyRow};
 pub use self::password::{HashError, Hasher, Slot, Work, SLOT_WAIT};
+pub use self::second_factor::FactorRow;
 use crate::clock::now_ms;
 use crate::config::Settings;
 use crate::domain::Email;
@@ -28,6 +31,10 @@ pub enum AccountError {
     ReadOnly(#[source] sqlx::Error),
     #[error("the account database is unavailable")]
     Unavailable(#[source] sqlx::Error),
+    /// A stored second-factor secret that `second_factor_key` does not open: the start
+    /// checks the key, so only a row changed by hand gets here.
+    #[error("a stored second-factor secret does not open with `second_factor_key`")]
+    Unsealable,
 }
 
 impl From<sqlx::Error> for AccountError {

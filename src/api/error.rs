@@ -29,6 +29,10 @@ pub enum ApiError {
     /// 401: wrong credentials, or a refresh token that is unknown, rotated or ended.
     #[error("invalid grant")]
     InvalidGrant,
+    /// 401 `invalid_grant`: the password was right, but the account has a second
+    /// factor and the one-time code (`otp`) was missing or not right; the text says which.
+    #[error("one-time code required")]
+    CodeRequired(&'static str),
     /// 401: the Bearer credentials were refused.
     #[error("unauthorized: {0:?}")]
     Unauthorized(AuthFailure),
@@ -74,6 +78,10 @@ impl ApiError {
             ApiError::InvalidGrant => Answer::new(Status::Unauthorized)
                 .code("invalid_grant")
                 .message("The credentials or refresh token are invalid, expired or revoked.")
+                .challenge(format!("Bearer realm=\"{REALM}\"")),
+            ApiError::CodeRequired(why) => Answer::new(Status::Unauthorized)
+                .code("invalid_grant")
+                .message(why)
                 .challenge(format!("Bearer realm=\"{REALM}\"")),
             ApiError::Unauthorized(f) => Answer::new(Status::Unauthorized)
                 .message(f.description())

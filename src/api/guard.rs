@@ -14,7 +14,7 @@ use uuid::Uuid;
 
 use crate::clock::now_ms;
 use crate::report::Report;
-use crate::store::{SessionKind, Store, StoreError};
+use crate::store::{Amr, SessionKind, Store, StoreError};
 use crate::tokens::{AccessClaims, AccessTokens, TokenError};
 
 /// An authenticated API request.
@@ -24,6 +24,8 @@ pub struct ApiSession {
     pub sid: String,
     /// The account's email, from the session check itself (no database read).
     pub email: String,
+    /// How the session signed in, from the same check.
+    pub amr: Amr,
     pub claims: AccessClaims,
 }
 
@@ -115,6 +117,7 @@ async fn check(req: &Request<'_>) -> Result<ApiSession, AuthFailure> {
             user_id: claims.sub,
             sid: claims.sid.clone(),
             email: s.email,
+            amr: s.amr,
             claims,
         }),
         _ => Err(AuthFailure::Revoked),

@@ -13,6 +13,7 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use super::error::ApiError;
+use crate::accounts::User;
 use crate::clock::now_ms;
 use crate::domain::{ClientName, Email};
 use crate::error::AppError;
@@ -20,8 +21,9 @@ use crate::refresh::{self, Refreshed};
 use crate::request::RequestOrigin;
 use crate::services::Services;
 use crate::sessions::{Origin, SessionSpec};
-use crate::signin::{self, Credentials, SignIn, SignInError};
+use crate::signin::{self, Credentials, Passed, SignIn, SignInError, SignedIn};
 use crate::tokens::{AccessTokens, RefreshToken};
+use crate::two_step::{self, CodeError};
 
 /// The token request's parameters, however they were sent.
 /// Unknown parameters are ignored (RFC 6749 §3.2), in both encodings.
@@ -32,6 +34,8 @@ pub struct TokenParams {
     password: Option<String>,
     client_name: Option<String>,
     refresh_token: Option<String>,
+    /// The one-time code of an account with a second factor (password grant).
+    otp: Option<String>,
 }
 
 /// The form-encoded body: every value of a field is kept, so a repeated parameter
@@ -43,6 +47,7 @@ struct FormParams {
     password: Vec<String>,
     client_name: Vec<String>,
     refresh_token: Vec<String>,
+    otp: Vec<String>,
 }
 
 fn single(name: &str, mut values: Vec<String>) -> Result<Option<String>, ApiError> {
@@ -65,6 +70,7 @@ impl TryFrom<FormParams> for TokenParams {
             password: single("password", f.password)?,
             client_name: single("client_name", f.client_name)?,
             refresh_token: single("refresh_token", f.refresh_token)?,
+            otp: single("otp", f.otp)?,
         })
     }
 }
@@ -121,6 +127,12 @@ impl<'r> FromData<'r> for TokenParams {
         }
     }
 }
+
+/// `invalid_grant` descriptions for an account with a second factor: the password was
+/// right, the one-time code missing or not right (or already used).
+const OTP_MISSING: &str = "A one-time code is required: send otp with a current code from your authenticator app, or a recovery code.";
+const OTP_WRONG: &str =
+    "A one-time code is required: the otp sent is not right or has already been used.";
 
 const UNREAD_TYPE: &str = "send it as application/x-www-form-urlencoded or application/json.";
 
@@ -195,7 +207,9 @@ pub async fn token(
 }
 
 /// The sign-in page's sequence (`signin::sign_in`), answered with tokens: a wrong
-/// password and an unknown account get the same `invalid_grant`.
+/// password and an unknown account get the same `invalid_grant`. An account with a
+/// second factor also needs `otp` (an authenticator-app code or a recovery code): one
+/// missing or wrong is `invalid_grant` too, saying a one-time code is required.
 async fn password_grant(
     p: TokenParams,
     origin: &Origin,
@@ -217,11 +231,18 @@ async fn password_grant(
             device: None,
         },
         origin,
-        session: SessionSpec::Api { client_name },
+        session: SessionSpec::Api {
+            client_name: client_name.clone(),
+        },
         replaces: None,
     };
     let signed = match signin::sign_in(app, request).await {
-        Ok(signed) => signed,
+        Ok(Passed::SignedIn(signed)) => signed,
+        Ok(Passed::CodeNext(user)) => {
+            let session = SessionSpec::Api { client_name };
+            let otp = p.otp.as_deref().map(str::trim).filter(|o| !o.is_empty());
+            with_code(app, user, otp, &email, origin, session).await?
+        }
         Err(SignInError::WrongCredentials) => {
             tracing::info!("API sign-in refused: wrong credentials");
             return Err(ApiError::InvalidGrant);
@@ -235,6 +256,28 @@ async fn password_grant(
         &user_id,
         RefreshToken::new(user_id, session.sid, session.secret),
     )
+}
+
+/// The password was right and the account has a second factor: the grant's `otp`
+/// decides.
+async fn with_code(
+    app: Services<'_>,
+    user: User,
+    otp: Option<&str>,
+    email: &Email,
+    origin: &Origin,
+    session: SessionSpec,
+) -> Result<SignedIn, ApiError> {
+    let Some(otp) = otp else {
+        return Err(ApiError::CodeRequired(OTP_MISSING));
+    };
+    match two_step::sign_in_with_code(app, user, otp, email, origin, session).await {
+        Ok(signed) => Ok(signed),
+        Err(CodeError::Wrong) => Err(ApiError::CodeRequired(OTP_WRONG)),
+        Err(CodeError::Stale) => Err(ApiError::InvalidGrant),
+        Err(CodeError::Throttled(t)) => Err(AppError::from(t).into()),
+        Err(CodeError::Failed(e)) => Err(e.into()),
+    }
 }
 
 /// RFC 6749 §6 with rotation (`crate::refresh`): the current token and, within the

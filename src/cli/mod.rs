@@ -69,6 +69,8 @@ pub enum CliError {
     NotAnAddress(String, &'static str),
     #[error("no account has the address {0}")]
     NoSuchAccount(String),
+    #[error("{0} has no second factor turned on; nothing changed")]
+    NoSecondFactor(String),
     #[error(transparent)]
     Service(#[from] ServiceError),
 }
@@ -132,8 +134,9 @@ async fn open_accounts() -> Result<(Settings, Accounts), CliError> {
     Ok((settings, accounts))
 }
 
-/// What a command works with: the server's store and account database.
+/// What a command works with: the server's settings, store and account database.
 pub struct Parts {
+    pub settings: Settings,
     pub store: Store,
     pub accounts: Accounts,
 }
@@ -154,7 +157,11 @@ impl Parts {
         }
         let url = secrecy::ExposeSecret::expose_secret(&settings.storage.database_url);
         let accounts = Accounts::open(url).await.map_err(CliError::Start)?;
-        Ok(Parts { store, accounts })
+        Ok(Parts {
+            settings,
+            store,
+            accounts,
+        })
     }
 }
 

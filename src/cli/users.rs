@@ -1,7 +1,7 @@
-//! `latchkey users list|show|disable|enable|sessions|end-sessions`: accounts as the
-//! operator sees them, and the two things done to one (disable or enable it, sign it
-//! out everywhere), through the same services the server uses (`account_admin`,
-//! `sessions`). Times are RFC 3339, UTC, in text and JSON alike.
+//! `latchkey users list|show|disable|enable|sessions|end-sessions|reset-second-factor`:
+//! accounts as the operator sees them, and what is done to one (disable or enable it,
+//! sign it out everywhere, turn its second factor off for an owner who lost it),
+//! through the same services the server uses (`account_admin`, `sessions`). Times are RFC 3339, UTC, in text and JSON alike.
 
 use clap::Subcommand;
 use serde::Serialize;
@@ -27,6 +27,11 @@ pub enum Action {
     Sessions { email: String },
     /// Sign the account out everywhere (it can sign in again).
     EndSessions { email: String },
+    /// For an owner who lost both the authenticator app and the recovery codes: turn
+    /// the account's second factor off (its recovery codes are deleted), sign it out
+    /// everywhere and mail the owner. The password alone signs in afterwards. Check
+    /// who is asking first: this undoes what the second factor protects against.
+    ResetSecondFactor { email: String },
 }
 
 pub(super) async fn run(parts: &Parts, action: Action, out: Output) -> Result<(), CliError> {
@@ -57,7 +62,42 @@ pub(super) async fn run(parts: &Parts, action: Action, out: Output) -> Result<()
             out.print(&Changed::new(&user, None, Some(ended)));
             Ok(())
         }
+        Action::ResetSecondFactor { email } => reset_second_factor(parts, &email, out).await,
     }
+}
+
+async fn reset_second_factor(parts: &Parts, email: &str, out: Output) -> Result<(), CliError> {
+    let user = find(parts, email).await?;
+    let ended = crate::account_admin::reset_second_factor(&parts.store, &parts.accounts, &user)
+        .await?
+        .ok_or_else(|| CliError::NoSecondFactor(user.email.clone()))?;
+    let mailed = match mail_reset(parts, &user, ended).await {
+        Ok(()) => true,
+        Err(why) => {
+            // The reset stands; the operator tells the owner another way.
+            eprintln!("latchkey: warning: the owner could not be mailed: {why}");
+            false
+        }
+    };
+    let mut changed = Changed::new(&user, None, Some(ended));
+    changed.second_factor = Some(false);
+    changed.owner_mailed = Some(mailed);
+    out.print(&changed);
+    Ok(())
+}
+
+/// Mails the owner that the second factor was reset, now (the command ends next).
+async fn mail_reset(parts: &Parts, user: &User, ended: u32) -> Result<(), String> {
+    let notice = crate::second_factor::Notice::Reset { ended };
+    let (subject, template, ctx) = crate::second_factor::notice_mail(&parts.settings, notice);
+    let mailer = crate::mail::Mailer::new(&parts.settings.mail)?;
+    let message = mailer
+        .compose(&user.email, subject, template, &ctx)
+        .map_err(|e| crate::report::Report(&e).to_string())?;
+    mailer
+        .deliver_now(&message)
+        .await
+        .map_err(|e| crate::report::Report(&e).to_string())
 }
 
 /// How many accounts one query reads: the list streams page by page, so a large
@@ -161,15 +201,20 @@ impl Line for AccountLine {
     }
 }
 
-/// What `disable`, `enable` or `end-sessions` did to an account.
+/// What `disable`, `enable`, `end-sessions` or `reset-second-factor` did to an account.
 #[derive(Serialize)]
 struct Changed {
     id: String,
     email: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     disabled: Option<bool>,
+    /// `false` after `reset-second-factor`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    second_factor: Option<bool>,
     #[serde(skip_serializing_if = "Option::is_none")]
     sessions_ended: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    owner_mailed: Option<bool>,
 }
 
 impl Changed {
@@ -178,17 +223,20 @@ impl Changed {
             id: user.id.to_string(),
             email: user.email.clone(),
             disabled,
+            second_factor: None,
             sessions_ended,
+            owner_mailed: None,
         }
     }
 }
 
 impl Line for Changed {
     fn text(&self) -> String {
-        let state = match self.disabled {
-            Some(true) => " is disabled",
-            Some(false) => " is enabled",
-            None => "",
+        let state = match (self.disabled, self.second_factor) {
+            (Some(true), _) => " is disabled",
+            (Some(false), _) => " is enabled",
+            (None, Some(false)) => ": second factor turned off",
+            _ => "",
         };
         let joint = if state.is_empty() { ":" } else { ";" };
         let ended = match self.sessions_ended {
@@ -196,7 +244,12 @@ impl Line for Changed {
             Some(n) => format!("{joint} {n} sessions ended"),
             None => String::new(),
         };
-        format!("{}{state}{ended}", self.email)
+        let mailed = match self.owner_mailed {
+            Some(true) => "; owner mailed",
+            Some(false) => "; the owner could NOT be mailed",
+            None => "",
+        };
+        format!("{}{state}{ended}{mailed}", self.email)
     }
 }
 

@@ -181,6 +181,12 @@ impl Mailer {
         });
     }
 
+    /// Delivers now, once, and says how it went: for a command that ends right after
+    /// (the operator's command line), where a background task would not finish.
+    pub async fn deliver_now(&self, message: &Message) -> Result<(), MailError> {
+        self.inner.deliver(message).await
+    }
+
     /// Composes and sends; a message that cannot be composed is logged, not raised:
     /// no page answer depends on mail.
     pub fn compose_and_send(&self, to: &str, subject: &str, template: &str, ctx: &impl Serialize) {

@@ -15,7 +15,7 @@ use crate::crypto::{constant_time_eq, random_token};
 use crate::refresh::{self, Refreshed};
 use crate::services::Services;
 use crate::sessions::{self, app_secret_hash, sid_for, Origin, SessionSpec};
-use crate::store::{CodeState, Redeemed, SessionKind, Store, StoreError};
+use crate::store::{Amr, CodeState, Redeemed, SessionKind, Store, StoreError};
 use crate::tokens::{RefreshToken, TokenError};
 
 /// An authorization code is good for 60 seconds, once.
@@ -225,7 +225,9 @@ pub async fn exchange_code(
         // The refresh token is bound to the client and its scopes.
         bound_to: format!("{}\n{letters}", client.client_id),
     };
-    let started = sessions::start(s.store, s.settings, &user, &origin, spec)
+    // The app session signed in as the browser session did (its devices-page line).
+    let amr = Amr::from_values(&req.amr);
+    let started = sessions::start(s.store, s.settings, &user, &origin, spec, amr)
         .await?
         .ok_or(NO_LONGER)?;
     match s

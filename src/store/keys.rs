@@ -70,6 +70,12 @@ impl Keys {
         format!("{}:ac:{}", self.user_base(user_id), id)
     }
 
+    /// `P:{UID}:2fa:PID`: a pending sign-in, waiting for its second factor (PID: the
+    /// hash of the secret in the browser's cookie).
+    pub fn pending(&self, user_id: &Uuid, pid: &str) -> String {
+        format!("{}:2fa:{}", self.user_base(user_id), pid)
+    }
+
     pub fn rate(&self, scope: &str, key: &str) -> String {
         format!("{}:rl:{}:{}", self.prefix, scope, key)
     }
@@ -93,6 +99,7 @@ mod tests {
             keys.password_version(&user),
             keys.devices(&user),
             keys.auth_code(&user, "c"),
+            keys.pending(&user, "p"),
         ] {
             assert!(key.starts_with(&format!("lk:{tag}:")), "{key}");
             assert_eq!(key.matches('{').count(), 1, "{key}");

@@ -9,9 +9,10 @@ use std::time::Duration;
 use uuid::Uuid;
 
 use super::{
-    field, Backend, CodeCheck, CodeState, Created, Keys, LiveSession, NewSession, RateDecision,
-    RateKey, Redeemed, Rotated, Rotation, SessionKind, SessionRecord, StoreError, StoreResult,
-    PASSWORD_VERSION_TTL_MS, REFRESH_HISTORY, SEEN_REFRESH_MS, USED_CODE_TTL_MS,
+    field, Amr, Backend, CodeCheck, CodeState, Created, Keys, LiveSession, NewSession,
+    PendingFailure, PendingSignIn, RateDecision, RateKey, Redeemed, Rotated, Rotation, SessionKind,
+    SessionRecord, StoreError, StoreResult, PASSWORD_VERSION_TTL_MS, REFRESH_HISTORY,
+    SEEN_REFRESH_MS, USED_CODE_TTL_MS,
 };
 use crate::metrics::StoreMetrics;
 
@@ -41,6 +42,8 @@ struct State {
     rates: HashMap<String, Vec<(i64, String)>>,
     /// devices key -> nonce -> trusted until (ms)
     devices: HashMap<String, HashMap<String, i64>>,
+    /// pending sign-in key -> the pending sign-in (its `expires_ms` is its expiry)
+    pending: HashMap<String, PendingSignIn>,
     writes: u64,
 }
 
@@ -64,6 +67,7 @@ impl State {
             set.retain(|_, until| *until > now);
         }
         self.devices.retain(|_, set| !set.is_empty());
+        self.pending.retain(|_, p| p.expires_ms > now);
     }
 
     fn session(&mut self, key: &str, now: i64) -> Option<&mut HashMap<String, String>> {
@@ -175,6 +179,7 @@ impl MemoryStore {
             num(f, field::SEEN),
         );
         let kind = SessionKind::from_field(f.get(field::KIND).map(String::as_str))?;
+        let amr = Amr::from_field(f.get(field::AMR).map(String::as_str));
         if now >= abs {
             st.end_session(&skey, &ukey, sid);
             return None;
@@ -190,7 +195,7 @@ impl MemoryStore {
             }
         }
         st.slide(&skey, &ukey, sid, (now + idle).min(abs));
-        Some(LiveSession { kind, email })
+        Some(LiveSession { kind, email, amr })
     }
 
     /// session_revoke_all.lua without closing the account.
@@ -687,6 +692,72 @@ impl Backend for MemoryStore {
             .get(&self.keys.devices(user_id))
             .and_then(|set| set.get(nonce))
             .is_some_and(|until| *until > now))
+    }
+    async fn start_pending(
+        &self,
+        user_id: &Uuid,
+        pid: &str,
+        pending: &PendingSignIn,
+        now: i64,
+    ) -> StoreResult<()> {
+        let mut st = self.lock()?;
+        st.sweep(now);
+        st.pending
+            .insert(self.keys.pending(user_id, pid), pending.clone());
+        Ok(())
+    }
+
+    async fn read_pending(
+        &self,
+        user_id: &Uuid,
+        pid: &str,
+        now: i64,
+    ) -> StoreResult<Option<PendingSignIn>> {
+        let st = self.lock()?;
+        Ok(st
+            .pending
+            .get(&self.keys.pending(user_id, pid))
+            .filter(|p| p.expires_ms > now)
+            .cloned())
+    }
+
+    async fn fail_pending(
+        &self,
+        user_id: &Uuid,
+        pid: &str,
+        max_wrong: u32,
+        now: i64,
+    ) -> StoreResult<PendingFailure> {
+        let key = self.keys.pending(user_id, pid);
+        let mut st = self.lock()?;
+        let Some(p) = st.pending.get_mut(&key) else {
+            return Ok(PendingFailure::Missing);
+        };
+        if p.expires_ms <= now {
+            st.pending.remove(&key);
+            return Ok(PendingFailure::Missing);
+        }
+        p.wrong += 1;
+        match max_wrong.checked_sub(p.wrong) {
+            Some(left) if left > 0 => Ok(PendingFailure::Counted { left }),
+            _ => {
+                st.pending.remove(&key);
+                Ok(PendingFailure::Ended)
+            }
+        }
+    }
+
+    async fn take_pending(
+        &self,
+        user_id: &Uuid,
+        pid: &str,
+        now: i64,
+    ) -> StoreResult<Option<PendingSignIn>> {
+        let mut st = self.lock()?;
+        Ok(st
+            .pending
+            .remove(&self.keys.pending(user_id, pid))
+            .filter(|p| p.expires_ms > now))
     }
 }
 

@@ -124,6 +124,73 @@ pub mod field {
     /// API sessions: when `r` became current (unix ms), which starts `p1`'s grace
     /// window; absent until the first rotation.
     pub const ROTATED: &str = "g";
+    /// How the session signed in (`Amr::field`): `1` after a second factor (a one-time
+    /// code), absent for a password alone, so a password-only hash is no larger than
+    /// before and a two-step one only 4 bytes larger.
+    pub const AMR: &str = "o";
+}
+
+/// How a session signed in: the `amr` values of RFC 8176. A recovery code is a
+/// one-time password, so it counts as `otp` like an authenticator-app code.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Amr {
+    /// A password alone (`["pwd"]`).
+    #[default]
+    Password,
+    /// A password and a second factor: an authenticator-app code or a recovery code
+    /// (`["pwd", "otp"]`).
+    PasswordAndOtp,
+}
+
+impl Amr {
+    /// The RFC 8176 values, as an OpenID Connect `amr` claim lists them.
+    pub fn values(self) -> &'static [&'static str] {
+        match self {
+            Amr::Password => &["pwd"],
+            Amr::PasswordAndOtp => &["pwd", "otp"],
+        }
+    }
+
+    /// Read back from the values `values` gave (an authorization code keeps them as
+    /// its id_token will carry them). Anything without `otp` is `Password`.
+    pub fn from_values<S: AsRef<str>>(values: &[S]) -> Amr {
+        if values.iter().any(|v| v.as_ref() == "otp") {
+            Amr::PasswordAndOtp
+        } else {
+            Amr::Password
+        }
+    }
+
+    /// In words, for the devices page.
+    pub fn in_words(self) -> &'static str {
+        match self {
+            Amr::Password => "password",
+            Amr::PasswordAndOtp => "password + authenticator",
+        }
+    }
+
+    /// The session hash's `o` value; `None`: the field is left out.
+    fn field(self) -> Option<&'static str> {
+        match self {
+            Amr::Password => None,
+            Amr::PasswordAndOtp => Some("1"),
+        }
+    }
+
+    /// The `o` field as stored. Anything unknown reads as the weaker `Password`: a
+    /// session is never said to have passed a factor it did not record.
+    fn from_field(v: Option<&str>) -> Amr {
+        match v {
+            Some("1") => Amr::PasswordAndOtp,
+            _ => Amr::Password,
+        }
+    }
+}
+
+impl serde::Serialize for Amr {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        self.values().serialize(s)
+    }
 }
 
 /// Everything a new session hash holds.
@@ -142,6 +209,8 @@ pub struct NewSession {
     pub refresh_hash: Option<String>,
     /// Apps: the client id.
     pub client_id: Option<String>,
+    /// How it signed in.
+    pub amr: Amr,
     /// Sliding idle timeout.
     pub idle_ms: i64,
     /// Absolute expiry (unix ms): the session never outlives it.
@@ -170,6 +239,9 @@ impl NewSession {
         if let Some(h) = &self.refresh_hash {
             f.push((field::REFRESH, h.clone()));
         }
+        if let Some(a) = self.amr.field() {
+            f.push((field::AMR, a.into()));
+        }
         f
     }
 
@@ -188,6 +260,7 @@ pub struct SessionRecord {
     pub ip: String,
     pub created_ms: i64,
     pub seen_ms: i64,
+    pub amr: Amr,
 }
 
 impl SessionRecord {
@@ -203,6 +276,7 @@ impl SessionRecord {
             ip: get(field::IP).unwrap_or_default().to_string(),
             created_ms: num(field::CREATED)?,
             seen_ms: num(field::SEEN)?,
+            amr: Amr::from_field(get(field::AMR)),
         })
     }
 }
@@ -213,6 +287,80 @@ pub struct LiveSession {
     pub kind: SessionKind,
     /// The account's email, as it was when the session started.
     pub email: String,
+    /// How the session signed in.
+    pub amr: Amr,
+}
+
+/// A sign-in whose password was right, waiting for its second factor (a browser
+/// between `POST /login` and `POST /login/second-factor`). Its key is named by a
+/// secret only the browser's cookie holds.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PendingSignIn {
+    /// "Keep me signed in", as ticked on the password step.
+    pub remember: bool,
+    /// Where the sign-in goes once done: a checked local `next` path or `rd` URL;
+    /// empty for the devices page.
+    pub target: String,
+    /// The password version the password was checked against: a sign-in whose
+    /// password changed since is stale.
+    pub password_version: i64,
+    /// When the password step passed (ms).
+    pub created_ms: i64,
+    /// When it ends (ms), whatever happens.
+    pub expires_ms: i64,
+    /// Wrong codes so far.
+    pub wrong: u32,
+}
+
+/// The fields of a pending sign-in's hash (`P:{UID}:2fa:PID`).
+mod pending_field {
+    pub const REMEMBER: &str = "r";
+    pub const TARGET: &str = "to";
+    pub const PASSWORD_VERSION: &str = "v";
+    pub const CREATED: &str = "t";
+    pub const EXPIRES: &str = "x";
+    pub const WRONG: &str = "w";
+}
+
+impl PendingSignIn {
+    fn fields(&self) -> Vec<(&'static str, String)> {
+        use pending_field::*;
+        vec![
+            (REMEMBER, if self.remember { "1" } else { "0" }.into()),
+            (TARGET, self.target.clone()),
+            (PASSWORD_VERSION, self.password_version.to_string()),
+            (CREATED, self.created_ms.to_string()),
+            (EXPIRES, self.expires_ms.to_string()),
+            (WRONG, self.wrong.to_string()),
+        ]
+    }
+
+    /// The pending sign-in from its hash's fields; `None` when one is missing or it
+    /// has expired by `now_ms`.
+    fn read<'a>(get: impl Fn(&str) -> Option<&'a str>, now_ms: i64) -> Option<Self> {
+        use pending_field::*;
+        let num = |k: &str| get(k).and_then(|v| v.parse::<i64>().ok());
+        let p = PendingSignIn {
+            remember: get(REMEMBER)? == "1",
+            target: get(TARGET)?.to_string(),
+            password_version: num(PASSWORD_VERSION)?,
+            created_ms: num(CREATED)?,
+            expires_ms: num(EXPIRES)?,
+            wrong: u32::try_from(num(WRONG)?).ok()?,
+        };
+        (p.expires_ms > now_ms).then_some(p)
+    }
+}
+
+/// What a wrong code did to a pending sign-in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PendingFailure {
+    /// Counted; this many wrong codes are left before it ends.
+    Counted { left: u32 },
+    /// That was the last wrong code allowed: it has ended.
+    Ended,
+    /// There was none (expired, used, ended, or never started).
+    Missing,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -466,6 +614,32 @@ trait Backend {
         nonce: &str,
         now_ms: i64,
     ) -> impl Future<Output = StoreResult<bool>> + Send;
+    fn start_pending(
+        &self,
+        user_id: &Uuid,
+        pid: &str,
+        pending: &PendingSignIn,
+        now_ms: i64,
+    ) -> impl Future<Output = StoreResult<()>> + Send;
+    fn read_pending(
+        &self,
+        user_id: &Uuid,
+        pid: &str,
+        now_ms: i64,
+    ) -> impl Future<Output = StoreResult<Option<PendingSignIn>>> + Send;
+    fn fail_pending(
+        &self,
+        user_id: &Uuid,
+        pid: &str,
+        max_wrong: u32,
+        now_ms: i64,
+    ) -> impl Future<Output = StoreResult<PendingFailure>> + Send;
+    fn take_pending(
+        &self,
+        user_id: &Uuid,
+        pid: &str,
+        now_ms: i64,
+    ) -> impl Future<Output = StoreResult<Option<PendingSignIn>>> + Send;
 }
 
 macro_rules! dispatch {
@@ -827,6 +1001,50 @@ impl Store {
         now_ms: i64,
     ) -> StoreResult<bool> {
         dispatch!(self, s => s.device_trusted(user_id, nonce, now_ms).await)
+    }
+
+    /// Starts a pending sign-in under `pid` (replacing any of that id), to end at
+    /// `pending.expires_ms` whatever happens.
+    pub async fn start_pending(
+        &self,
+        user_id: &Uuid,
+        pid: &str,
+        pending: &PendingSignIn,
+        now_ms: i64,
+    ) -> StoreResult<()> {
+        timed!(self, s => s.start_pending(user_id, pid, pending, now_ms).await)
+    }
+
+    /// The pending sign-in `pid` of the user, while it lives.
+    pub async fn read_pending(
+        &self,
+        user_id: &Uuid,
+        pid: &str,
+        now_ms: i64,
+    ) -> StoreResult<Option<PendingSignIn>> {
+        timed!(self, s => s.read_pending(user_id, pid, now_ms).await)
+    }
+
+    /// Counts a wrong code against a live pending sign-in; the `max_wrong`th ends it.
+    pub async fn fail_pending(
+        &self,
+        user_id: &Uuid,
+        pid: &str,
+        max_wrong: u32,
+        now_ms: i64,
+    ) -> StoreResult<PendingFailure> {
+        timed!(self, s => s.fail_pending(user_id, pid, max_wrong, now_ms).await)
+    }
+
+    /// Ends the pending sign-in `pid` and answers it when it was live: of two
+    /// concurrent takes, one gets it. Used once, never again.
+    pub async fn take_pending(
+        &self,
+        user_id: &Uuid,
+        pid: &str,
+        now_ms: i64,
+    ) -> StoreResult<Option<PendingSignIn>> {
+        timed!(self, s => s.take_pending(user_id, pid, now_ms).await)
     }
 }
 

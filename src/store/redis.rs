@@ -26,9 +26,10 @@ use uuid::Uuid;
 use crate::metrics::StoreMetrics;
 
 use super::{
-    field, Backend, CodeCheck, CodeState, ConnectError, Created, Keys, LiveSession, NewSession,
-    RateDecision, RateKey, Redeemed, Rotated, Rotation, SessionKind, SessionRecord, StoreError,
-    StoreResult, PASSWORD_VERSION_TTL_MS, REFRESH_HISTORY, SEEN_REFRESH_MS, USED_CODE_TTL_MS,
+    field, Amr, Backend, CodeCheck, CodeState, ConnectError, Created, Keys, LiveSession,
+    NewSession, PendingFailure, PendingSignIn, RateDecision, RateKey, Redeemed, Rotated, Rotation,
+    SessionKind, SessionRecord, StoreError, StoreResult, PASSWORD_VERSION_TTL_MS, REFRESH_HISTORY,
+    SEEN_REFRESH_MS, USED_CODE_TTL_MS,
 };
 
 /// Connections to Redis, used in turn. Two keep both cores' requests pipelined
@@ -56,6 +57,9 @@ struct Scripts {
     reset_check: Script,
     device_trust: Script,
     code_redeem: Script,
+    pending_start: Script,
+    pending_fail: Script,
+    pending_take: Script,
 }
 
 /// One connection: to a single Redis, or to a whole Redis Cluster.
@@ -183,6 +187,9 @@ impl RedisStore {
                 reset_check: Script::new(include_str!("reset_check.lua")),
                 device_trust: Script::new(include_str!("device_trust.lua")),
                 code_redeem: Script::new(include_str!("code_redeem.lua")),
+                pending_start: Script::new(include_str!("pending_start.lua")),
+                pending_fail: Script::new(include_str!("pending_fail.lua")),
+                pending_take: Script::new(include_str!("pending_take.lua")),
             }),
         }
     }
@@ -354,8 +361,8 @@ fn rate_decision(wait_ms: i64) -> RateDecision {
     }
 }
 
-/// `session_touch`'s reply: nothing (no live session), or `{kind, email}` and, when
-/// asked, the list.
+/// `session_touch`'s reply: nothing (no live session), or `{kind, email, amr}` and,
+/// when asked, the list.
 fn parse_touch(reply: Value) -> StoreResult<Option<(LiveSession, Option<Vec<SessionRecord>>)>> {
     let items = match reply {
         Value::Nil => return Ok(None),
@@ -363,30 +370,33 @@ fn parse_touch(reply: Value) -> StoreResult<Option<(LiveSession, Option<Vec<Sess
         other => return Err(unexpected("session_touch", other)),
     };
     let mut it = items.into_iter();
-    let (Some(kind), Some(email)) = (it.next(), it.next()) else {
+    let (Some(kind), Some(email), Some(amr)) = (it.next(), it.next(), it.next()) else {
         return Err(unexpected("session_touch", "a short reply"));
     };
     let kind: String = redis::from_redis_value(kind)?;
+    let amr: String = redis::from_redis_value(amr)?;
     let live = LiveSession {
         kind: SessionKind::from_field(Some(&kind))
             .ok_or_else(|| unexpected("session_touch", &kind))?,
         email: redis::from_redis_value(email)?,
+        amr: Amr::from_field(Some(&amr)),
     };
     let list = it.next().map(parse_list).transpose()?;
     Ok(Some((live, list)))
 }
 
 /// The fields `list()` (list.lua) reads of each session, in its order.
-const LISTED: [&str; 6] = [
+const LISTED: [&str; 7] = [
     field::KIND,
     field::LABEL,
     field::MOBILE,
     field::IP,
     field::CREATED,
     field::SEEN,
+    field::AMR,
 ];
 
-/// `list()`'s reply: `{sid, {k, l, m, ip, t, s}, ...}`.
+/// `list()`'s reply: `{sid, {k, l, m, ip, t, s, o}, ...}`.
 fn parse_list(reply: Value) -> StoreResult<Vec<SessionRecord>> {
     let items: Vec<Value> = redis::from_redis_value(reply)?;
     let mut out = Vec::with_capacity(items.len() / 2);
@@ -780,5 +790,70 @@ impl Backend for RedisStore {
         cmd.arg(self.keys.devices(user_id)).arg(nonce);
         let until: Option<f64> = self.query(&cmd, Resend::Idempotent).await?;
         Ok(until.is_some_and(|t| t > now_ms as f64))
+    }
+    async fn start_pending(
+        &self,
+        user_id: &Uuid,
+        pid: &str,
+        pending: &PendingSignIn,
+        now_ms: i64,
+    ) -> StoreResult<()> {
+        let mut inv = self.scripts.pending_start.prepare_invoke();
+        inv.key(self.keys.pending(user_id, pid))
+            .arg((pending.expires_ms - now_ms).max(1));
+        for (k, v) in pending.fields() {
+            inv.arg(k).arg(v);
+        }
+        // The same fields again leave the same hash: safe to send twice.
+        let _: i64 = self.run(&inv, Resend::Idempotent).await?;
+        Ok(())
+    }
+
+    async fn read_pending(
+        &self,
+        user_id: &Uuid,
+        pid: &str,
+        now_ms: i64,
+    ) -> StoreResult<Option<PendingSignIn>> {
+        let mut cmd = redis::cmd("HGETALL");
+        cmd.arg(self.keys.pending(user_id, pid));
+        let h: std::collections::HashMap<String, String> =
+            self.query(&cmd, Resend::Idempotent).await?;
+        Ok(PendingSignIn::read(
+            |k| h.get(k).map(String::as_str),
+            now_ms,
+        ))
+    }
+
+    async fn fail_pending(
+        &self,
+        user_id: &Uuid,
+        pid: &str,
+        max_wrong: u32,
+        now_ms: i64,
+    ) -> StoreResult<PendingFailure> {
+        let mut inv = self.scripts.pending_fail.prepare_invoke();
+        inv.key(self.keys.pending(user_id, pid))
+            .arg(now_ms)
+            .arg(max_wrong);
+        let n: i64 = self.run(&inv, Resend::IfNotSent).await?;
+        Ok(match n {
+            n if n > 0 => PendingFailure::Counted { left: n as u32 },
+            0 => PendingFailure::Ended,
+            _ => PendingFailure::Missing,
+        })
+    }
+
+    async fn take_pending(
+        &self,
+        user_id: &Uuid,
+        pid: &str,
+        now_ms: i64,
+    ) -> StoreResult<Option<PendingSignIn>> {
+        let mut inv = self.scripts.pending_take.prepare_invoke();
+        inv.key(self.keys.pending(user_id, pid));
+        let h: Option<std::collections::HashMap<String, String>> =
+            self.run(&inv, Resend::IfNotSent).await?;
+        Ok(h.and_then(|h| PendingSignIn::read(|k| h.get(k).map(String::as_str), now_ms)))
     }
 }

@@ -19,8 +19,10 @@ use crate::notices;
 use crate::request::RequestOrigin;
 use crate::services::Services;
 use crate::sessions::{self, SessionSpec};
-use crate::signin::{self, SignIn, SignInError};
+use crate::signin::{self, Passed, SignIn, SignInError};
+use crate::store::Amr;
 use crate::trusted_devices;
+use crate::two_step;
 
 pub fn routes() -> Vec<Route> {
     routes![
@@ -143,9 +145,16 @@ async fn register(
     tracing::info!(user = %user.id, "account created");
     notices::first_device(app.accounts, &user, &origin.0).await;
     let spec = SessionSpec::Browser { remember: false };
-    let started = sessions::start(app.store, app.settings, &user, &origin.0, spec)
-        .await?
-        .ok_or(AppError::Internal("a new account's session was refused"))?;
+    let started = sessions::start(
+        app.store,
+        app.settings,
+        &user,
+        &origin.0,
+        spec,
+        Amr::Password,
+    )
+    .await?
+    .ok_or(AppError::Internal("a new account's session was refused"))?;
     cookie.set(started.cookie_value, None);
     let had = cookie.device();
     if let Some(claim) = trusted_devices::remember(app.store, &user, had.as_ref()).await {
@@ -222,7 +231,7 @@ async fn login(
         .with("remember", f.remember)
         .form_action(super::oauth::next_form_action(app, next.as_ref()).await);
     // Known before a session starts: a session exists only if this answer carries it.
-    let target = sign_in_target(rd, next);
+    let target = SignInTarget { rd, next };
     let (email, password) = match f.for_sign_in() {
         Ok(input) => input,
         Err(msg) => return Ok(Err(page.error(msg, Status::BadRequest))),
@@ -236,9 +245,14 @@ async fn login(
     };
     let request = browser_sign_in(credentials, &origin, f.remember, previous);
     match signin::sign_in(app, request).await {
-        Ok(signed) => {
+        Ok(Passed::SignedIn(signed)) => {
             set_sign_in_cookies(&cookie, signed, f.remember);
-            Ok(Ok(target))
+            Ok(Ok(target.redirect()))
+        }
+        Ok(Passed::CodeNext(user)) => {
+            let pending = two_step::begin(app, &user, f.remember, target.text()).await?;
+            cookie.set_pending(&pending);
+            Ok(Ok(Redirect::to(uri!(super::two_step::code_page))))
         }
         Err(e) => sign_in_refused(page, e),
     }
@@ -246,11 +260,43 @@ async fn login(
 
 /// Where a sign-in goes once it succeeds: a followable `rd`, else a local `next`, else
 /// the devices page.
-fn sign_in_target(rd: Option<ReturnTo>, next: Option<NextPath>) -> Redirect {
-    match (rd, next) {
-        (Some(rd), _) => rd.redirect(),
-        (None, Some(next)) => next.redirect(),
-        (None, None) => Redirect::to(uri!(super::devices::devices)),
+pub(super) struct SignInTarget {
+    pub rd: Option<ReturnTo>,
+    pub next: Option<NextPath>,
+}
+
+impl SignInTarget {
+    pub fn redirect(self) -> Redirect {
+        match (self.rd, self.next) {
+            (Some(rd), _) => rd.redirect(),
+            (None, Some(next)) => next.redirect(),
+            (None, None) => Redirect::to(uri!(super::devices::devices)),
+        }
+    }
+
+    /// As a pending sign-in keeps it: the URL, the path, or empty for the devices page.
+    fn text(&self) -> String {
+        match (&self.rd, &self.next) {
+            (Some(rd), _) => rd.as_str().to_string(),
+            (None, Some(next)) => next.to_string(),
+            (None, None) => String::new(),
+        }
+    }
+
+    /// The target a pending sign-in kept, checked again as when it was first given
+    /// (`rd` against the settings of now); anything else is the devices page.
+    pub fn from_text(settings: &Settings, text: &str) -> SignInTarget {
+        if text.starts_with('/') {
+            SignInTarget {
+                rd: None,
+                next: NextPath::parse(text),
+            }
+        } else {
+            SignInTarget {
+                rd: return_to(settings, Some(text)),
+                next: None,
+            }
+        }
     }
 }
 
@@ -271,7 +317,11 @@ fn browser_sign_in<'a>(
 }
 
 /// The session cookie (persistent with "keep me signed in") and the device cookie.
-fn set_sign_in_cookies(cookie: &SessionCookieJar<'_>, signed: signin::SignedIn, remember: bool) {
+pub(super) fn set_sign_in_cookies(
+    cookie: &SessionCookieJar<'_>,
+    signed: signin::SignedIn,
+    remember: bool,
+) {
     let session = signed.session;
     cookie.set(session.cookie_value, remember.then_some(session.lifetime));
     if let Some(claim) = &signed.device {

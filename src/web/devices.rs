@@ -33,6 +33,8 @@ pub struct DeviceView {
     mobile: bool,
     created_at_text: String,
     last_seen_text: String,
+    /// How it signed in, in words: "password", "password + authenticator".
+    amr_text: &'static str,
 }
 
 impl DeviceView {
@@ -42,6 +44,7 @@ impl DeviceView {
             mobile: s.mobile,
             created_at_text: exact_time(s.created_ms),
             last_seen_text: relative_time(s.seen_ms, now),
+            amr_text: s.amr.in_words(),
         }
     }
 }

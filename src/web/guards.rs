@@ -18,7 +18,7 @@ use crate::crypto::{constant_time_eq, random_token};
 use crate::error::AppError;
 use crate::report::Report;
 use crate::sessions::{csrf_token, SessionCookie};
-use crate::store::{SessionKind, SessionRecord, Store, StoreError};
+use crate::store::{Amr, SessionKind, SessionRecord, Store, StoreError};
 
 /// A signed-in browser session. A route that takes one cannot run without it: a
 /// signed-out request is forwarded (401), a store outage answers 503.
@@ -30,6 +30,8 @@ pub struct CurrentSession {
     pub csrf: String,
     /// The account's email, from the session check itself (no database read).
     pub email: String,
+    /// How this session signed in (`pwd`, or `pwd` and `otp`), from the same check.
+    pub amr: Amr,
 }
 
 /// A signed-in browser session and every session of its account: the devices page,
@@ -105,6 +107,7 @@ async fn lookup<'r>(req: &'r Request<'_>, with_list: bool) -> &'r Lookup {
                         user_id: cookie.user_id,
                         sid: cookie.sid,
                         email: live.email,
+                        amr: live.amr,
                     },
                     list,
                 })))

@@ -11,6 +11,9 @@ pub mod guards;
 pub(crate) mod oauth;
 mod oauth_logout;
 mod password;
+mod pending_cookie;
+mod security;
+mod two_step;
 
 use std::time::Duration;
 
@@ -149,6 +152,12 @@ impl NextPath {
     }
 }
 
+impl std::fmt::Display for NextPath {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
 impl Serialize for NextPath {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         s.collect_str(&self.0)
@@ -236,6 +245,8 @@ pub fn stage() -> AdHoc {
             .mount("/", auth::routes())
             .mount("/", devices::routes())
             .mount("/", password::routes())
+            .mount("/", security::routes())
+            .mount("/", two_step::routes())
             .mount("/", forward::routes())
             .mount("/", oauth::routes())
             .mount("/", oauth_logout::routes())

@@ -238,7 +238,8 @@ async fn grant(
         nonce: c.nonce.clone(),
         challenge: c.challenge.clone(),
         auth_time: (signed_in_ms / 1000).max(0) as u64,
-        amr: vec!["pwd".into()],
+        // As the browser session signed in: `pwd`, or `pwd` and `otp` after its code.
+        amr: session.amr.values().iter().map(|v| v.to_string()).collect(),
         ip: ip.text(),
         issued_ms: now_ms(),
     };

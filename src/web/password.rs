@@ -15,6 +15,7 @@ use crate::error::{AppError, AppResult};
 use crate::limits;
 use crate::report::Report;
 use crate::request::RequestOrigin;
+use crate::second_factor::{self, Notice};
 use crate::services::Services;
 use crate::signin::{self, SignInError};
 use crate::trusted_devices::{self, DeviceClaim};
@@ -35,7 +36,7 @@ pub fn routes() -> Vec<Route> {
 /// A form answer: done (a redirect with a notice), or the form again.
 type FormAnswer = AppResult<Result<Flash<Redirect>, Page>>;
 
-fn try_again(wait: &str) -> String {
+pub(super) fn try_again(wait: &str) -> String {
     format!("Too many attempts. Please wait {wait} and try again.")
 }
 
@@ -181,7 +182,7 @@ fn change_form(session: &CurrentSession, email: &str) -> Page {
         .with("user_email", email)
 }
 
-async fn signed_in_user(session: &CurrentSession, app: Services<'_>) -> AppResult<User> {
+pub(super) async fn signed_in_user(session: &CurrentSession, app: Services<'_>) -> AppResult<User> {
     app.accounts
         .find_by_id(&session.user_id)
         .await?
@@ -212,7 +213,7 @@ fn change_signed_out(_form: CsrfForm<NoFields>) -> Redirect {
 
 /// The current password, checked as a sign-in is (the same quotas; a wrong one
 /// counts as a failed sign-in): its hashing slot, or the form again saying why not.
-async fn check_current(
+pub(super) async fn check_current(
     app: Services<'_>,
     user: &User,
     typed: Option<&str>,
@@ -242,7 +243,7 @@ async fn check_current(
 }
 
 /// A new password ends every other session and the account's trusted devices; this
-/// browser stays signed in and is trusted again.
+/// browser stays signed in and is trusted again. The owner is mailed.
 #[post("/account/password", data = "<form>")]
 async fn change(
     session: CurrentSession,
@@ -267,6 +268,7 @@ async fn change(
     let keep = Some(session.sid.as_str());
     let ended = signin::replace_password(app, &slot, &user, &new_password, keep).await?;
     drop(slot);
+    second_factor::mail_owner(&app, &user, Notice::PasswordChanged { ended });
     if let Some(claim) = trusted_devices::remember(app.store, &user, device.as_ref()).await {
         cookie.set_device(&claim);
     }

@@ -48,6 +48,16 @@ pub fn unique(prefix: &str) -> String {
     format!("{prefix}-{}", uuid::Uuid::now_v7().simple())
 }
 
+/// Where the Chromium tests save their screenshots: `target/screenshots/` (ignored by
+/// git). `docs/screenshots/` holds committed copies, refreshed by hand (README, Tests).
+pub fn screenshots_dir() -> PathBuf {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("target")
+        .join("screenshots");
+    std::fs::create_dir_all(&dir).expect("target/screenshots");
+    dir
+}
+
 pub fn test_dir() -> PathBuf {
     let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
         .join("target")
@@ -387,6 +397,13 @@ impl Browser {
         assert_eq!(self.session_cookie().as_deref(), Some(value), "cookie set");
     }
 
+    /// From now on this browser sends `value` as its cookie `name`, as a client can
+    /// (a made-up or copied cookie).
+    pub async fn set_cookie(&self, name: &str, value: &str) {
+        let cookie = Cookie::new(name.to_string(), value.to_string());
+        self.change_jar(|jar| jar.add(cookie)).await;
+    }
+
     /// From now on this browser sends no cookies (until the app sets new ones).
     pub async fn clear_cookies(&self) {
         let names: Vec<String> = self
@@ -517,12 +534,32 @@ pub fn unfold(mail: &str) -> String {
         .replace("=3D", "=")
 }
 
-/// The 6-digit code in a reset mail's text.
-pub fn code_in(mail: &str) -> String {
+/// The 6-digit code in a reset mail's text, if it has one.
+pub fn try_code_in(mail: &str) -> Option<String> {
     unfold(mail)
         .lines()
         .map(str::trim)
         .find(|l| l.len() == 6 && l.bytes().all(|b| b.is_ascii_digit()))
         .map(str::to_string)
-        .expect("a 6-digit code in the mail")
+}
+
+/// The 6-digit code in a reset mail's text.
+pub fn code_in(mail: &str) -> String {
+    try_code_in(mail).expect("a 6-digit code in the mail")
+}
+
+/// The code of the first reset mail in `dir`, waiting (bounded) for it: other mails
+/// (the notice of a password change) may be there before it.
+pub async fn wait_for_reset_code(dir: &std::path::Path) -> String {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        if let Some(code) = mails_in(dir).iter().find_map(|m| try_code_in(m)) {
+            return code;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no reset code arrived"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
 }

@@ -1,0 +1,143 @@
+//! The second page of signing in to an account with a second factor:
+//! `GET`/`POST /login/second-factor`, where the pending sign-in the password left
+//! (`crate::two_step`) is finished with an authenticator-app code or a recovery code.
+
+use rocket::form::FromForm;
+use rocket::http::Status;
+use rocket::response::Redirect;
+use rocket::{get, post, routes, uri, Route};
+
+use super::auth::{set_sign_in_cookies, SignInTarget};
+use super::flash::{Flash, FlashMessage};
+use super::guards::{CsrfForm, CsrfToken, CurrentSession, SessionCookieJar};
+use super::{NextPath, Page}; // NextPath: for uri!(login_page(..))
+use crate::error::AppResult;
+use crate::request::RequestOrigin;
+use crate::services::Services;
+use crate::two_step::{self, CodeStep, StepError, MAX_WRONG_CODES};
+
+pub fn routes() -> Vec<Route> {
+    routes![code_page, submit_code]
+}
+
+/// What a browser whose pending sign-in has gone is told on the sign-in page.
+const START_AGAIN: &str =
+    "Your sign-in timed out or was already used. Enter your email and password again.";
+/// The one answer to a wrong code, whether it was mistyped, already used or made up.
+const WRONG_CODE: &str =
+    "That code is not right, or it has already been used. Check your authenticator app and try again.";
+const SIGN_IN_FIRST: &str = "Sign in with your email and password first.";
+const NO_CODE: &str =
+    "Enter the 6-digit code from your authenticator app, or one of your recovery codes.";
+const TOO_MANY: &str =
+    "Too many wrong codes. For your security this sign-in has ended: enter your email and password again.";
+
+/// What the code page answers: the redirect of a finished sign-in, the page (the
+/// form, or why not), or back to the sign-in page with a notice.
+#[derive(rocket::Responder)]
+pub enum CodeAnswer {
+    SignedIn(Redirect),
+    Page(Page),
+    StartAgain(Flash<Redirect>),
+}
+
+#[derive(FromForm)]
+pub struct CodeForm {
+    code: Option<String>,
+    #[field(default = false)]
+    remember: bool,
+}
+
+/// The code page of a live pending sign-in; anything else goes back to the sign-in
+/// page (with a notice when there was one that has ended).
+#[get("/login/second-factor")]
+async fn code_page(
+    csrf: CsrfToken,
+    flash: Option<FlashMessage>,
+    app: Services<'_>,
+    cookie: SessionCookieJar<'_>,
+) -> AppResult<CodeAnswer> {
+    let Some(pending_cookie) = cookie.pending() else {
+        return Ok(start_again(&cookie, SIGN_IN_FIRST));
+    };
+    Ok(match two_step::pending(app, &pending_cookie).await? {
+        Some(pending) => CodeAnswer::Page(
+            code_form(&csrf.0, pending.remember)
+                .with("left", MAX_WRONG_CODES.saturating_sub(pending.wrong))
+                .flash(flash),
+        ),
+        None => start_again(&cookie, START_AGAIN),
+    })
+}
+
+fn code_form(csrf: &str, remember: bool) -> Page {
+    Page::new("second_factor", csrf).with("remember", remember)
+}
+
+/// Back to the sign-in page with `notice`; the pending cookie goes.
+fn start_again(cookie: &SessionCookieJar<'_>, notice: &str) -> CodeAnswer {
+    cookie.clear_pending();
+    let to_sign_in = Redirect::to(uri!(super::auth::login_page(_, _)));
+    CodeAnswer::StartAgain(Flash::success(to_sign_in, notice))
+}
+
+/// A right code: the session cookies, and 303 to where the sign-in was going. Wrong:
+/// 401 with the form again, or, after the last wrong code allowed, 401 without it.
+#[post("/login/second-factor", data = "<form>")]
+async fn submit_code(
+    form: CsrfForm<CodeForm>,
+    csrf: CsrfToken,
+    previous: Option<CurrentSession>,
+    origin: RequestOrigin,
+    app: Services<'_>,
+    cookie: SessionCookieJar<'_>,
+) -> AppResult<CodeAnswer> {
+    let f = form.0;
+    let page = code_form(&csrf.0, f.remember);
+    let Some(pending_cookie) = cookie.pending() else {
+        return Ok(start_again(&cookie, START_AGAIN));
+    };
+    let code = f.code.as_deref().unwrap_or("").trim();
+    if code.is_empty() {
+        return Ok(CodeAnswer::Page(page.error(NO_CODE, Status::BadRequest)));
+    }
+    let device = cookie.device();
+    let step = CodeStep {
+        cookie: &pending_cookie,
+        code,
+        origin: &origin.0,
+        device: device.as_ref(),
+        remember: f.remember,
+        replaces: previous.map(|p| (p.user_id, p.sid)),
+    };
+    match two_step::complete(app, step).await {
+        Ok(done) => {
+            cookie.clear_pending();
+            set_sign_in_cookies(&cookie, done.signed, f.remember);
+            let target = SignInTarget::from_text(app.settings, &done.target);
+            Ok(CodeAnswer::SignedIn(target.redirect()))
+        }
+        Err(e) => code_refused(page, e, &cookie),
+    }
+}
+
+/// The answer to a code step that did not sign in.
+fn code_refused(page: Page, e: StepError, cookie: &SessionCookieJar<'_>) -> AppResult<CodeAnswer> {
+    Ok(CodeAnswer::Page(match e {
+        StepError::Wrong { left } => page
+            .with("left", left)
+            .error(WRONG_CODE, Status::Unauthorized),
+        StepError::Ended => {
+            cookie.clear_pending();
+            page.with("ended", true)
+                .error(TOO_MANY, Status::Unauthorized)
+        }
+        StepError::Throttled(t) => page.throttled(t, |wait| {
+            format!(
+                "Too many sign-in attempts. For your security, please wait {wait} and try again."
+            )
+        }),
+        StepError::NoPending => return Ok(start_again(cookie, START_AGAIN)),
+        StepError::Failed(e) => return Err(e.into()),
+    }))
+}
