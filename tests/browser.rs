@@ -113,11 +113,26 @@ pub(crate) async fn serve_behind(cfg: &TestConfig, public_url: Option<&str>) -> 
     format!("http://127.0.0.1:{port}")
 }
 
-/// Saves the current page at desktop and phone width.
-async fn shoot(c: &Client, name: &str) {
-    for (suffix, (w, h)) in [("desktop", DESKTOP), ("phone", PHONE)] {
-        c.set_window_size(w, h).await.expect("resize");
+/// Saves the current page, its whole length, at desktop (1280 px) and phone (390 px)
+/// width as `target/screenshots/NAME-desktop.png` and `NAME-phone.png`: the one
+/// screenshot helper of every Chromium test (README, "Screenshots", says how the
+/// committed copies in `docs/screenshots/` are refreshed from a run).
+pub(crate) async fn shoot(c: &Client, name: &str) {
+    for (suffix, (width, height)) in [("desktop", DESKTOP), ("phone", PHONE)] {
+        c.set_window_size(width, height).await.expect("resize");
         tokio::time::sleep(Duration::from_millis(150)).await;
+        let full = c
+            .execute("return document.documentElement.scrollHeight", vec![])
+            .await
+            .expect("the page's height")
+            .as_u64()
+            .map_or(height, |h| h as u32);
+        if full > height {
+            c.set_window_size(width, full.min(3000))
+                .await
+                .expect("resize");
+            tokio::time::sleep(Duration::from_millis(150)).await;
+        }
         let png = c.screenshot().await.expect("screenshot");
         assert!(png.starts_with(b"\x89PNG"), "a PNG");
         std::fs::write(screenshots_dir().join(format!("{name}-{suffix}.png")), png)

@@ -25,6 +25,7 @@ mod lockout;
 mod metrics;
 mod oauth_ends;
 mod oidc;
+mod oidc_two_step;
 mod operator;
 mod proxies;
 mod reset;

@@ -18,7 +18,7 @@ use serde_json::Value;
 
 use crate::common::*;
 
-const REDIRECT: &str = "http://localhost:9/callback";
+pub(crate) const REDIRECT: &str = "http://localhost:9/callback";
 
 /// A provider: the server binary on its own database and key prefix.
 pub(crate) struct Provider {
@@ -784,7 +784,7 @@ fn forge(header: &Value, claims: &Value, key: Option<&[u8]>) -> String {
     format!("{input}.{sig}")
 }
 
-fn jwt_part(token: &str, i: usize) -> Value {
+pub(crate) fn jwt_part(token: &str, i: usize) -> Value {
     serde_json::from_slice(
         &URL_SAFE_NO_PAD
             .decode(token.split('.').nth(i).expect("part"))
@@ -1245,7 +1245,7 @@ async fn discovery_names_every_endpoint_and_only_what_is_supported() {
 
 /// A tiny relying party's callback: answers every request with a page and reports
 /// each request line.
-fn rp_callback() -> (u16, std::sync::mpsc::Receiver<String>) {
+pub(crate) fn rp_callback() -> (u16, std::sync::mpsc::Receiver<String>) {
     use std::io::{Read, Write};
     let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
     let port = listener.local_addr().expect("addr").port();
@@ -1280,21 +1280,7 @@ fn rp_callback() -> (u16, std::sync::mpsc::Receiver<String>) {
     (port, rx)
 }
 
-/// Saves the current page at desktop and phone width under docs/screenshots/.
-async fn shoot_docs(c: &fantoccini::Client, name: &str) {
-    let dir = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("docs/screenshots");
-    std::fs::create_dir_all(&dir).expect("docs/screenshots");
-    for (suffix, (w, h)) in [("desktop", (1280, 900)), ("phone", (390, 844))] {
-        c.set_window_size(w, h).await.expect("resize");
-        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
-        let png = c.screenshot().await.expect("screenshot");
-        assert!(png.starts_with(b"\x89PNG"), "a PNG");
-        std::fs::write(dir.join(format!("{name}-{suffix}.png")), png).expect("write");
-    }
-    c.set_window_size(1280, 900).await.expect("resize");
-}
-
-async fn click(c: &fantoccini::Client, css: &str) {
+pub(crate) async fn click(c: &fantoccini::Client, css: &str) {
     let el = c
         .find(fantoccini::Locator::Css(css))
         .await
@@ -1303,7 +1289,7 @@ async fn click(c: &fantoccini::Client, css: &str) {
 }
 
 /// Waits until the browser is at the app's callback; answers the URL.
-async fn wait_for_app(c: &fantoccini::Client, rp: u16) -> url::Url {
+pub(crate) async fn wait_for_app(c: &fantoccini::Client, rp: u16) -> url::Url {
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
     loop {
         let url = c.current_url().await.expect("url");
@@ -1380,7 +1366,7 @@ async fn in_chromium_sign_in_and_consent_send_the_browser_back_to_the_app_with_a
         "{page}"
     );
     assert!(page.contains("Your email address"), "{page}");
-    shoot_docs(&c, "consent").await;
+    crate::browser::shoot(&c, "consent").await;
 
     // Allow: the form's 303 takes Chromium to the app (form-action allows its origin).
     click(&c, "button[value=allow]").await;

@@ -22,7 +22,7 @@ use latchkey::store::Store;
 use rocket::http::Status;
 use sqlx::{AssertSqlSafe, Connection};
 
-use crate::browser::{fill, navigate_by, path, serve, text, Chromedriver};
+use crate::browser::{fill, navigate_by, path, serve, shoot, text, Chromedriver};
 use crate::common::*;
 
 crate::on_both_databases!(
@@ -927,29 +927,6 @@ async fn mail_saying(dir: &std::path::Path, words: &str) -> String {
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-}
-
-/// Saves the page at 1280 and 390 px width, whole length, in `target/screenshots/`.
-async fn shoot(c: &fantoccini::Client, name: &str) {
-    for (suffix, width) in [("desktop", 1280u32), ("phone", 390u32)] {
-        c.set_window_size(width, 900).await.expect("resize");
-        tokio::time::sleep(Duration::from_millis(150)).await;
-        let height = c
-            .execute("return document.documentElement.scrollHeight", vec![])
-            .await
-            .expect("height")
-            .as_u64()
-            .unwrap_or(900) as u32;
-        c.set_window_size(width, height.clamp(600, 3000))
-            .await
-            .expect("resize");
-        tokio::time::sleep(Duration::from_millis(150)).await;
-        let png = c.screenshot().await.expect("screenshot");
-        assert!(png.starts_with(b"\x89PNG"));
-        std::fs::write(screenshots_dir().join(format!("{name}-{suffix}.png")), png)
-            .expect("write screenshot");
-    }
-    c.set_window_size(1280, 900).await.expect("resize");
 }
 
 #[tokio::test]

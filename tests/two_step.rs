@@ -8,7 +8,7 @@
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use crate::browser::{fill, navigate_by, path, serve, sign_in, submit, text, Chromedriver};
+use crate::browser::{fill, navigate_by, path, serve, shoot, sign_in, submit, text, Chromedriver};
 use crate::common::*;
 use fantoccini::Locator;
 use rocket::http::Status;
@@ -26,7 +26,7 @@ pub(crate) struct Enrolled {
     pub(crate) recovery: Vec<String>,
 }
 
-fn unix_now() -> u64 {
+pub(crate) fn unix_now() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .expect("clock")
@@ -43,7 +43,7 @@ impl Enrolled {
 
 /// The `otpauth://` URI the set-up page shows as text (HTML-escaped), and the secret
 /// in it.
-fn secret_on(setup_page: &str) -> Vec<u8> {
+pub(crate) fn secret_on(setup_page: &str) -> Vec<u8> {
     let text = setup_page.replace("&#x2F;", "/").replace("&amp;", "&");
     let start = text
         .find("otpauth://totp/")
@@ -56,7 +56,7 @@ fn secret_on(setup_page: &str) -> Vec<u8> {
     base32::decode(base32::Alphabet::Rfc4648 { padding: false }, secret).expect("base32")
 }
 
-fn recovery_codes_on(page: &str) -> Vec<String> {
+pub(crate) fn recovery_codes_on(page: &str) -> Vec<String> {
     page.split("class=\"recovery-code\">")
         .skip(1)
         .filter_map(|rest| rest.split('<').next())
@@ -594,19 +594,6 @@ async fn the_api_password_grant_needs_the_one_time_code() {
         throttled.body
     );
     assert!(throttled.header("Retry-After").is_some());
-}
-
-/// Saves the page at desktop and phone width in `target/screenshots/`.
-async fn shoot(c: &fantoccini::Client, name: &str) {
-    let dir = screenshots_dir();
-    for (suffix, (w, h)) in [("1280", (1280, 900)), ("390", (390, 844))] {
-        c.set_window_size(w, h).await.expect("resize");
-        tokio::time::sleep(Duration::from_millis(150)).await;
-        let png = c.screenshot().await.expect("screenshot");
-        assert!(png.starts_with(b"\x89PNG"), "a PNG");
-        std::fs::write(dir.join(format!("{name}-{suffix}.png")), png).expect("write screenshot");
-    }
-    c.set_window_size(1280, 900).await.expect("resize");
 }
 
 #[tokio::test]

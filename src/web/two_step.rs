@@ -14,7 +14,7 @@ use super::{NextPath, Page}; // NextPath: for uri!(login_page(..))
 use crate::error::AppResult;
 use crate::request::RequestOrigin;
 use crate::services::Services;
-use crate::two_step::{self, CodeStep, StepError, MAX_WRONG_CODES};
+use crate::two_step::{self, CodeStep, PendingCookie, StepError, MAX_WRONG_CODES};
 
 pub fn routes() -> Vec<Route> {
     routes![code_page, submit_code]
@@ -64,6 +64,7 @@ async fn code_page(
         Some(pending) => CodeAnswer::Page(
             code_form(&csrf.0, pending.remember)
                 .with("left", MAX_WRONG_CODES.saturating_sub(pending.wrong))
+                .form_action(target_form_action(app, &pending.target).await)
                 .flash(flash),
         ),
         None => start_again(&cookie, START_AGAIN),
@@ -72,6 +73,27 @@ async fn code_page(
 
 fn code_form(csrf: &str, remember: bool) -> Page {
     Page::new("second_factor", csrf).with("remember", remember)
+}
+
+/// The app origin this page's form may end at, as on the sign-in page
+/// (`oauth::next_form_action`): when the sign-in is going to an app's authorization
+/// request, a right code's 303 chain ends at the app, and Chromium checks the page's
+/// `form-action` against every step of it. Only a registered client's registered
+/// redirect URI counts; anything else (an `rd` URL, a page of ours) adds nothing.
+async fn target_form_action(app: Services<'_>, target: &str) -> Option<String> {
+    let next = NextPath::parse(target).filter(|_| target.starts_with('/'));
+    super::oauth::next_form_action(app, next.as_ref()).await
+}
+
+/// The form shown again after a code that did not sign in: its `form-action` from the
+/// pending sign-in, which is still there (a store read on this path only; without it,
+/// the form still works and ends on our own pages).
+async fn form_again(app: Services<'_>, page: Page, cookie: &PendingCookie) -> Page {
+    let target = match two_step::pending(app, cookie).await {
+        Ok(Some(pending)) => pending.target,
+        _ => return page,
+    };
+    page.form_action(target_form_action(app, &target).await)
 }
 
 /// Back to the sign-in page with `notice`; the pending cookie goes.
@@ -99,6 +121,7 @@ async fn submit_code(
     };
     let code = f.code.as_deref().unwrap_or("").trim();
     if code.is_empty() {
+        let page = form_again(app, page, &pending_cookie).await;
         return Ok(CodeAnswer::Page(page.error(NO_CODE, Status::BadRequest)));
     }
     let device = cookie.device();
@@ -116,6 +139,10 @@ async fn submit_code(
             set_sign_in_cookies(&cookie, done.signed, f.remember);
             let target = SignInTarget::from_text(app.settings, &done.target);
             Ok(CodeAnswer::SignedIn(target.redirect()))
+        }
+        Err(e @ (StepError::Wrong { .. } | StepError::Throttled(_))) => {
+            let page = form_again(app, page, &pending_cookie).await;
+            code_refused(page, e, &cookie)
         }
         Err(e) => code_refused(page, e, &cookie),
     }

@@ -1,0 +1,382 @@
+//! The OpenID Connect provider and two-step sign-in together: an account with a second
+//! factor signs in to an app through the password page, the code page, consent and the
+//! token endpoint, against the real server binary (and in Chromium against the app
+//! served on a socket). The id_token says how the person signed in (`amr` with `otp`,
+//! `auth_time` when the code step finished); a pending sign-in is no session, so
+//! nothing at `/oauth2/authorize` treats it as one; the code page lets its form end at
+//! the app, as the sign-in page does.
+
+use std::time::Duration;
+
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
+use latchkey::second_factor::code_at;
+use serde_json::Value;
+
+use crate::common::*;
+use crate::oidc::{
+    auth_query, code_for, exchange, header, jwt_part, param, Provider, REDIRECT, VERIFIER,
+};
+use crate::two_step::{recovery_codes_on, secret_on, unix_now, CODE_PAGE};
+
+/// Turns the second factor on for the account signed in in `jar`, through its pages;
+/// answers the secret and the recovery codes.
+fn enroll(p: &Provider, jar: &mut Jar) -> (Vec<u8>, Vec<String>) {
+    let setup = p.server.send(jar, "GET", "/account/totp", None);
+    assert_eq!(setup.status, 200, "{}", setup.body);
+    let secret = secret_on(&setup.body);
+    // The step before now: the current code stays unused for the sign-in.
+    let code = code_at(&secret, unix_now() - 30);
+    let form = encode(&[
+        ("code", code.as_str()),
+        ("current_password", PASSWORD),
+        ("csrf_token", &csrf_from(&setup.body)),
+    ]);
+    let shown = p.server.send(jar, "POST", "/account/totp", Some(&form));
+    assert_eq!(shown.status, 200, "{}", shown.body);
+    let recovery = recovery_codes_on(&shown.body);
+    assert_eq!(recovery.len(), 10, "{}", shown.body);
+    (secret, recovery)
+}
+
+/// The id_token's claims of a successful code exchange.
+fn id_claims(p: &Provider, app: &crate::oidc::App, code: &str) -> Value {
+    let (status, tokens) = exchange(p, app, code, VERIFIER);
+    assert_eq!(status, 200, "{tokens}");
+    jwt_part(tokens["id_token"].as_str().expect("an id_token"), 1)
+}
+
+/// The password page for `next` in `jar`: answers the `POST /login`.
+fn password_step(p: &Provider, jar: &mut Jar, login: &str, email: &str) -> Reply {
+    let page = p.server.send(jar, "GET", login, None);
+    assert_eq!(page.status, 200, "{}", page.body);
+    let form = encode(&[
+        ("email", email),
+        ("password", PASSWORD),
+        ("csrf_token", &csrf_from(&page.body)),
+    ]);
+    p.server.send(jar, "POST", login, Some(&form))
+}
+
+fn location(r: &Reply) -> String {
+    r.location().expect("a redirect").to_string()
+}
+
+#[tokio::test]
+async fn an_app_sign_in_through_the_code_page_gets_an_id_token_with_otp_and_its_auth_time() {
+    let p = Provider::start(Database::Sqlite).await;
+    let app = p.add_app("Wiki", &[]);
+    let email = format!("{}@example.com", unique("oidc2fa"));
+    let mut owner = Jar::default();
+    p.account(&mut owner, &email);
+    let (secret, _) = enroll(&p, &mut owner);
+
+    // A new browser follows the app's link: signed out, so the sign-in page.
+    let mut b = Jar::default();
+    let authorize = format!(
+        "/oauth2/authorize?{}",
+        auth_query(&app, "openid email", VERIFIER, "st")
+    );
+    let r = p.server.send(&mut b, "GET", &authorize, None);
+    assert_eq!(r.status, 303, "{}", r.body);
+    let login = location(&r);
+    assert!(login.starts_with("/login?next="), "{login}");
+
+    // The password: the code page next, and no session yet.
+    let r = password_step(&p, &mut b, &login, &email);
+    assert_eq!(r.status, 303, "{}", r.body);
+    assert_eq!(location(&r), CODE_PAGE);
+    let password_at = unix_now();
+    assert!(
+        !p.server.signed_in(&mut b),
+        "a password alone signs in nobody"
+    );
+
+    // The code page lets its form end at the app's origin (its next is the app's
+    // authorization), as the sign-in page does.
+    let page = p.server.send(&mut b, "GET", CODE_PAGE, None);
+    assert_eq!(page.status, 200, "{}", page.body);
+    let csp = header(&page, "content-security-policy").expect("CSP");
+    assert!(
+        csp.contains("form-action 'self' http://localhost:9;"),
+        "{csp}"
+    );
+
+    // A whole second later, the code: the browser goes on to the authorization
+    // request, which asks for consent; allowing it sends the code to the app.
+    tokio::time::sleep(Duration::from_millis(2100)).await;
+    let code_from = unix_now();
+    let form = encode(&[
+        ("code", code_at(&secret, unix_now()).as_str()),
+        ("csrf_token", &csrf_from(&page.body)),
+    ]);
+    let r = p.server.send(&mut b, "POST", CODE_PAGE, Some(&form));
+    let code_until = unix_now();
+    assert_eq!(r.status, 303, "{}", r.body);
+    assert_eq!(location(&r), authorize);
+    let consent = p.server.send(&mut b, "GET", &authorize, None);
+    assert_eq!(consent.status, 200, "{}", consent.body);
+    assert!(consent.body.contains("wants to use your account"));
+    let r = p.consent(&mut b, &consent.body, "allow");
+    assert_eq!(r.status, 303, "{}", r.body);
+    let back = location(&r);
+    assert!(back.starts_with(REDIRECT), "{back}");
+    let claims = id_claims(&p, &app, &param(&back, "code").expect("a code"));
+
+    // How the person signed in: a password and a one-time code, and when (the code
+    // step, which started the session; not the password step two seconds before).
+    assert_eq!(claims["amr"], serde_json::json!(["pwd", "otp"]), "{claims}");
+    let auth_time = claims["auth_time"].as_u64().expect("auth_time");
+    assert!(
+        (code_from..=code_until).contains(&auth_time) && auth_time > password_at,
+        "auth_time {auth_time}: password at {password_at}, code between {code_from} and {code_until}"
+    );
+    // The app's session is listed as signed in the same way as the browser's.
+    let devices = p.server.send(&mut b, "GET", "/devices", None);
+    assert_eq!(
+        devices
+            .body
+            .matches("with password + authenticator")
+            .count(),
+        2,
+        "the browser and the app: {}",
+        devices.body
+    );
+
+    // Later, consent remembered: a new code straight away, and the id_token still
+    // says when and how the browser signed in, not when the app asked.
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let again = id_claims(&p, &app, &code_for(&p, &mut b, &app, "openid email"));
+    assert_eq!(again["amr"], serde_json::json!(["pwd", "otp"]));
+    assert_eq!(again["auth_time"].as_u64(), Some(auth_time));
+    assert!(again["iat"].as_u64().expect("iat") > auth_time);
+
+    // An account without a second factor: `pwd` alone.
+    let mut plain = Jar::default();
+    p.account(&mut plain, &format!("{}@example.com", unique("oidcpwd")));
+    let claims = id_claims(&p, &app, &code_for(&p, &mut plain, &app, "openid"));
+    assert_eq!(claims["amr"], serde_json::json!(["pwd"]), "{claims}");
+}
+
+#[tokio::test]
+async fn a_pending_sign_in_is_no_session_at_the_authorization_endpoint() {
+    let p = Provider::start(Database::Sqlite).await;
+    let app = p.add_app("Wiki", &[]);
+    let email = format!("{}@example.com", unique("oidcpend"));
+    let mut owner = Jar::default();
+    p.account(&mut owner, &email);
+    let (secret, _) = enroll(&p, &mut owner);
+    // The owner allows the app once, so a remembered consent would answer at once.
+    let first = code_for(&p, &mut owner, &app, "openid email");
+    assert_eq!(
+        id_claims(&p, &app, &first)["amr"],
+        serde_json::json!(["pwd"]),
+        "a session from before the factor was on says so"
+    );
+
+    // An attacker who knows the password: the code page, a pending sign-in cookie.
+    let mut b = Jar::default();
+    let authorize = format!(
+        "/oauth2/authorize?{}",
+        auth_query(&app, "openid email", VERIFIER, "st")
+    );
+    let login = format!("/login?next={}", urlencode(&authorize));
+    let r = password_step(&p, &mut b, &login, &email);
+    assert_eq!(location(&r), CODE_PAGE);
+    let code_page = p.server.send(&mut b, "GET", CODE_PAGE, None);
+    assert_eq!(code_page.status, 200);
+
+    // The authorization request sends it to the sign-in page, consent remembered or not.
+    let r = p.server.send(&mut b, "GET", &authorize, None);
+    assert_eq!(r.status, 303, "{}", r.body);
+    assert!(location(&r).starts_with("/login?next="), "{}", location(&r));
+    // prompt=none: the app hears the user is not signed in.
+    let silent = format!("{authorize}&prompt=none");
+    let r = p.server.send(&mut b, "GET", &silent, None);
+    let back = location(&r);
+    assert!(back.starts_with(REDIRECT), "{back}");
+    assert_eq!(param(&back, "error").as_deref(), Some("login_required"));
+    assert_eq!(param(&back, "code"), None);
+    // A consent answer posted with the code page's form token, as if allowed: no
+    // session, so no code (refused, or sent to sign in).
+    let mut fields: Vec<(String, String)> =
+        url::form_urlencoded::parse(authorize.split_once('?').expect("a query").1.as_bytes())
+            .into_owned()
+            .map(|(k, v)| (format!("req.{k}"), v))
+            .collect();
+    fields.push(("csrf_token".into(), csrf_from(&code_page.body)));
+    fields.push(("decision".into(), "allow".into()));
+    let pairs: Vec<(&str, &str)> = fields
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
+    let r = p
+        .server
+        .send(&mut b, "POST", "/oauth2/authorize", Some(&encode(&pairs)));
+    let to_sign_in = r.status == 303 && r.location().is_some_and(|l| l.starts_with("/login"));
+    assert!(
+        (400..500).contains(&r.status) || to_sign_in,
+        "no code for a pending sign-in: {} {:?}",
+        r.status,
+        r.location()
+    );
+
+    // The app token endpoint has no password grant to go around the code with, and
+    // the API's password grant still asks for it.
+    let (status, v, _) = p.token(
+        Some(&app),
+        &[
+            ("grant_type", "password"),
+            ("username", &email),
+            ("password", PASSWORD),
+        ],
+    );
+    assert_eq!(status, 400, "{v}");
+    assert_eq!(v["error"], "unsupported_grant_type");
+    let r = p.server.request(
+        "POST",
+        "/api/v1/token",
+        &[("Content-Type", "application/x-www-form-urlencoded")],
+        &encode(&[
+            ("grant_type", "password"),
+            ("username", &email),
+            ("password", PASSWORD),
+        ]),
+    );
+    assert_eq!(r.status, 401, "{}", r.body);
+    assert!(r.body.contains("one-time code"), "{}", r.body);
+
+    // The attacker's browser is still only at the code page: no session, and the
+    // right code is what it takes.
+    assert!(!p.server.signed_in(&mut b));
+    let form = encode(&[
+        ("code", code_at(&secret, unix_now()).as_str()),
+        ("csrf_token", &csrf_from(&code_page.body)),
+    ]);
+    let r = p.server.send(&mut b, "POST", CODE_PAGE, Some(&form));
+    assert_eq!(location(&r), authorize);
+    let r = p.server.send(&mut b, "GET", &authorize, None);
+    let back = location(&r);
+    assert!(back.starts_with(REDIRECT), "remembered consent: {back}");
+    let claims = id_claims(&p, &app, &param(&back, "code").expect("a code"));
+    assert_eq!(claims["amr"], serde_json::json!(["pwd", "otp"]));
+}
+
+#[tokio::test]
+async fn in_chromium_the_code_page_sends_the_browser_on_to_the_app() {
+    use crate::browser::{fill, navigate_by, path, serve, shoot, submit, text, Chromedriver};
+    use crate::oidc::{cli, click, rp_callback, wait_for_app};
+    let driver = Chromedriver::start();
+    let cfg = TestConfig::new();
+    let base = serve(&cfg).await;
+    let (rp, calls) = rp_callback();
+    let redirect = format!("http://127.0.0.1:{rp}/callback");
+    let (status, out, err) = cli(
+        &cfg,
+        &[
+            "clients",
+            "add",
+            "--name",
+            "Example app",
+            "--redirect-uri",
+            &redirect,
+        ],
+    );
+    assert_eq!(status, Some(0), "{err}");
+    let registered: Value = serde_json::from_str(out.trim()).expect("json");
+    let client_id = registered["client_id"].as_str().expect("id").to_string();
+    let challenge = URL_SAFE_NO_PAD.encode(<sha2::Sha256 as sha2::Digest>::digest(VERIFIER));
+    let authorize = format!(
+        "{base}/oauth2/authorize?{}",
+        encode(&[
+            ("response_type", "code"),
+            ("client_id", &client_id),
+            ("redirect_uri", &redirect),
+            ("scope", "openid email"),
+            ("state", "two-step"),
+            ("nonce", "n"),
+            ("code_challenge", &challenge),
+            ("code_challenge_method", "S256"),
+        ])
+    );
+
+    // Registered, and the authenticator app set up from its page.
+    let email = format!("{}@example.com", unique("chromium2fa"));
+    let c = driver.browser(None).await;
+    c.goto(&format!("{base}/register")).await.expect("goto");
+    fill(&c, "email", &email).await;
+    fill(&c, "password", PASSWORD).await;
+    submit(&c).await;
+    c.goto(&format!("{base}/account/totp")).await.expect("goto");
+    let secret = secret_on(&c.source().await.expect("source"));
+    fill(&c, "code", &code_at(&secret, unix_now() - 30)).await;
+    fill(&c, "current_password", PASSWORD).await;
+    submit(&c).await;
+    let recovery = recovery_codes_on(&c.source().await.expect("source"));
+    assert_eq!(recovery.len(), 10);
+    c.delete_all_cookies().await.expect("signed out");
+
+    // The app's link: password, then the code page, then consent, then the app.
+    c.goto(&authorize).await.expect("goto");
+    assert_eq!(path(&c).await, "/login");
+    fill(&c, "email", &email).await;
+    fill(&c, "password", PASSWORD).await;
+    submit(&c).await;
+    assert_eq!(path(&c).await, CODE_PAGE);
+    shoot(&c, "second-factor-for-app").await;
+    fill(&c, "code", &code_at(&secret, unix_now())).await;
+    submit(&c).await;
+    assert_eq!(path(&c).await, "/oauth2/authorize");
+    let page = text(&c).await;
+    assert!(
+        page.contains("Example app wants to use your account"),
+        "{page}"
+    );
+    click(&c, "button[value=allow]").await;
+    let at = wait_for_app(&c, rp).await;
+    assert!(at
+        .query_pairs()
+        .any(|(k, v)| k == "state" && v == "two-step"));
+    let line = calls
+        .recv_timeout(Duration::from_secs(5))
+        .expect("the app was called");
+    assert!(line.starts_with("GET /callback?code="), "{line}");
+
+    // Consent remembered, signed in again with a recovery code: the code form's 303
+    // chain (authorization, then the app) ends at the app. Without the app's origin in
+    // the code page's form-action, Chromium stops on our page.
+    c.delete_all_cookies().await.expect("signed out");
+    c.goto(&authorize).await.expect("goto");
+    fill(&c, "email", &email).await;
+    fill(&c, "password", PASSWORD).await;
+    submit(&c).await;
+    assert_eq!(path(&c).await, CODE_PAGE);
+    fill(&c, "code", &recovery[0]).await;
+    let button = c
+        .find(fantoccini::Locator::Css("form.form button[type=submit]"))
+        .await
+        .expect("button");
+    button.click().await.expect("click");
+    let at = wait_for_app(&c, rp).await;
+    assert!(at.query_pairs().any(|(k, _)| k == "code"), "{at}");
+
+    // And after a wrong code the form shown again still may.
+    c.delete_all_cookies().await.expect("signed out");
+    c.goto(&authorize).await.expect("goto");
+    fill(&c, "email", &email).await;
+    fill(&c, "password", PASSWORD).await;
+    submit(&c).await;
+    fill(&c, "code", "000000").await;
+    submit(&c).await;
+    assert_eq!(path(&c).await, CODE_PAGE);
+    assert!(text(&c).await.contains("not right"));
+    fill(&c, "code", &recovery[1]).await;
+    let button = c
+        .find(fantoccini::Locator::Css("form.form button[type=submit]"))
+        .await
+        .expect("button");
+    navigate_by(&c, button).await;
+    let at = wait_for_app(&c, rp).await;
+    assert!(at.query_pairs().any(|(k, _)| k == "code"), "{at}");
+    c.close().await.expect("close");
+}
