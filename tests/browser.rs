@@ -121,16 +121,20 @@ pub(crate) async fn shoot(c: &Client, name: &str) {
     for (suffix, (width, height)) in [("desktop", DESKTOP), ("phone", PHONE)] {
         c.set_window_size(width, height).await.expect("resize");
         tokio::time::sleep(Duration::from_millis(150)).await;
-        let full = c
-            .execute("return document.documentElement.scrollHeight", vec![])
+        // The window's height includes the browser's own bars: the page gets what
+        // is left, so the window grows by the page's overflow.
+        let overflow = c
+            .execute(
+                "return document.documentElement.scrollHeight - window.innerHeight",
+                vec![],
+            )
             .await
             .expect("the page's height")
-            .as_u64()
-            .map_or(height, |h| h as u32);
-        if full > height {
-            c.set_window_size(width, full.min(3000))
-                .await
-                .expect("resize");
+            .as_i64()
+            .unwrap_or(0);
+        if overflow > 0 {
+            let taller = (height as i64 + overflow).min(4000) as u32;
+            c.set_window_size(width, taller).await.expect("resize");
             tokio::time::sleep(Duration::from_millis(150)).await;
         }
         let png = c.screenshot().await.expect("screenshot");

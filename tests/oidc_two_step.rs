@@ -341,6 +341,55 @@ async fn in_chromium_the_code_page_sends_the_browser_on_to_the_app() {
         .recv_timeout(Duration::from_secs(5))
         .expect("the app was called");
     assert!(line.starts_with("GET /callback?code="), "{line}");
+    // The app takes its tokens; the devices page then lists it beside this browser,
+    // both signed in with the code.
+    let code = at
+        .query_pairs()
+        .find_map(|(k, v)| (k == "code").then(|| v.into_owned()))
+        .expect("a code");
+    let port: u16 = base
+        .rsplit(':')
+        .next()
+        .and_then(|p| p.parse().ok())
+        .expect("port");
+    let body = encode(&[
+        ("grant_type", "authorization_code"),
+        ("code", &code),
+        ("redirect_uri", &redirect),
+        ("code_verifier", VERIFIER),
+        ("client_id", &client_id),
+        (
+            "client_secret",
+            registered["client_secret"].as_str().expect("secret"),
+        ),
+    ]);
+    let reply = tokio::task::spawn_blocking(move || {
+        use std::io::Write;
+        let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).expect("connect");
+        s.set_read_timeout(Some(Duration::from_secs(5)))
+            .expect("timeout");
+        let head = format!(
+            "POST /oauth2/token HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
+        );
+        s.write_all(head.as_bytes()).expect("write");
+        read_reply(&mut s).expect("an answer")
+    })
+    .await
+    .expect("request");
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    let tokens: Value = serde_json::from_str(&reply.body).expect("json");
+    let claims = jwt_part(tokens["id_token"].as_str().expect("id_token"), 1);
+    assert_eq!(claims["amr"], serde_json::json!(["pwd", "otp"]), "{claims}");
+    c.goto(&format!("{base}/devices")).await.expect("goto");
+    let listed = text(&c).await;
+    assert!(listed.contains("Example app"), "{listed}");
+    assert_eq!(
+        listed.matches("with password + authenticator").count(),
+        2,
+        "{listed}"
+    );
+    shoot(&c, "devices-two-step").await;
 
     // Consent remembered, signed in again with a recovery code: the code form's 303
     // chain (authorization, then the app) ends at the app. Without the app's origin in
