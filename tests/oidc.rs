@@ -1245,7 +1245,7 @@ async fn discovery_names_every_endpoint_and_only_what_is_supported() {
 
 /// A tiny relying party's callback: answers every request with a page and reports
 /// each request line.
-fn rp_callback() -> (u16, std::sync::mpsc::Receiver<String>) {
+pub(crate) fn rp_callback() -> (u16, std::sync::mpsc::Receiver<String>) {
     use std::io::{Read, Write};
     let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
     let port = listener.local_addr().expect("addr").port();
@@ -1294,7 +1294,7 @@ async fn shoot_docs(c: &fantoccini::Client, name: &str) {
     c.set_window_size(1280, 900).await.expect("resize");
 }
 
-async fn click(c: &fantoccini::Client, css: &str) {
+pub(crate) async fn click(c: &fantoccini::Client, css: &str) {
     let el = c
         .find(fantoccini::Locator::Css(css))
         .await
@@ -1303,7 +1303,7 @@ async fn click(c: &fantoccini::Client, css: &str) {
 }
 
 /// Waits until the browser is at the app's callback; answers the URL.
-async fn wait_for_app(c: &fantoccini::Client, rp: u16) -> url::Url {
+pub(crate) async fn wait_for_app(c: &fantoccini::Client, rp: u16) -> url::Url {
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
     loop {
         let url = c.current_url().await.expect("url");
