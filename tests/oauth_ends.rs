@@ -191,6 +191,35 @@ async fn another_clients_tokens_are_neither_revoked_nor_described() {
         assert_eq!(status, 200, "{}", reply.body);
     }
 
+    // Nor are the account's own API tokens an app's to end or look at.
+    let (_, email, _) = signed_in_app(&p, &wiki, "openid");
+    let api = p.server.request(
+        "POST",
+        "/api/v1/token",
+        &[("Content-Type", "application/x-www-form-urlencoded")],
+        &encode(&[
+            ("grant_type", "password"),
+            ("username", &email),
+            ("password", PASSWORD),
+        ]),
+    );
+    assert_eq!(api.status, 200, "{}", api.body);
+    let api: Value = serde_json::from_str(&api.body).expect("JSON");
+    for token in [field(&api, "access_token"), field(&api, "refresh_token")] {
+        assert_eq!(introspect(&p, As::Basic(&wiki), &token), inactive());
+        assert_eq!(revoke(&p, As::Basic(&wiki), &token).0, 200);
+    }
+    let me = p.server.request(
+        "GET",
+        "/api/v1/me",
+        &[(
+            "Authorization",
+            &format!("Bearer {}", field(&api, "access_token")),
+        )],
+        "",
+    );
+    assert_eq!(me.status, 200, "the API session goes on: {}", me.body);
+
     // Nothing of the wiki's changed, and its owner sees both tokens active.
     assert_eq!(userinfo_status(&p, &access), 200);
     assert_eq!(introspect(&p, As::Basic(&wiki), &access)["active"], true);
@@ -711,4 +740,69 @@ async fn the_oauth2_openapi_description_matches_the_mounted_json_endpoints() {
         serde_json::from_str::<Value>(&served.body).expect("JSON"),
         spec
     );
+}
+
+/// In Chromium: an app's sign-out link without a hint shows the confirmation; its form
+/// signs the browser out, and its 303 reaches the app (the page's `form-action` names
+/// the app's origin; a browser enforces it on the redirect too).
+#[tokio::test]
+async fn in_chromium_the_logout_confirmation_signs_out_and_returns_to_the_app() {
+    use crate::browser::{fill, path, serve, submit, text, Chromedriver};
+    use crate::oidc::{cli, click, rp_callback, wait_for_app};
+    let driver = Chromedriver::start();
+    let cfg = TestConfig::new();
+    let base = serve(&cfg).await;
+    let (rp, calls) = rp_callback();
+    let bye = format!("http://127.0.0.1:{rp}/bye");
+    let callback = format!("http://127.0.0.1:{rp}/callback");
+    let (code, out, err) = cli(
+        &cfg,
+        &[
+            "clients",
+            "add",
+            "--name",
+            "Example app",
+            "--redirect-uri",
+            &callback,
+            "--post-logout-uri",
+            &bye,
+        ],
+    );
+    assert_eq!(code, Some(0), "{err}");
+    let registered: Value = serde_json::from_str(out.trim()).expect("json");
+    let client_id = field(&registered, "client_id");
+    let c = driver.browser(None).await;
+    c.goto(&format!("{base}/register")).await.expect("goto");
+    fill(&c, "email", &format!("{}@example.com", unique("bye"))).await;
+    fill(&c, "password", PASSWORD).await;
+    submit(&c).await;
+    assert_eq!(path(&c).await, "/devices");
+
+    let link = format!(
+        "{base}/oauth2/logout?{}",
+        encode(&[
+            ("client_id", client_id.as_str()),
+            ("post_logout_redirect_uri", bye.as_str()),
+            ("state", "chromium-bye"),
+        ])
+    );
+    c.goto(&link).await.expect("goto");
+    let page = text(&c).await;
+    assert!(page.contains("Sign out of Latchkey?"), "{page}");
+    assert!(page.contains("Example app asked to sign you out"), "{page}");
+    click(&c, "form.form button[type=submit]").await;
+
+    let at = wait_for_app(&c, rp).await;
+    assert_eq!(at.path(), "/bye");
+    assert!(
+        at.query_pairs()
+            .any(|(k, v)| k == "state" && v == "chromium-bye"),
+        "{at}"
+    );
+    let line = calls
+        .recv_timeout(std::time::Duration::from_secs(5))
+        .expect("the app was called");
+    assert!(line.starts_with("GET /bye?state=chromium-bye"), "{line}");
+    c.goto(&format!("{base}/devices")).await.expect("goto");
+    assert_eq!(path(&c).await, "/login", "the browser is signed out");
 }

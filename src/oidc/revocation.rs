@@ -167,34 +167,42 @@ pub async fn introspect(
                 None => Introspection::inactive(),
             })
         }
-        Presented::Access(jwt) => {
-            if own_access_claims(keyring, issuer, client, jwt)
-                .await
-                .is_none()
-            {
-                return Ok(Introspection::inactive());
-            }
-            let claims = match grants::check_access(store, keyring, issuer, jwt).await {
-                Ok(access) => access.claims,
-                Err(AccessError::Store(e)) => return Err(e),
-                Err(AccessError::Token(_) | AccessError::Ended) => {
-                    return Ok(Introspection::inactive())
-                }
-            };
-            Ok(Introspection {
-                active: true,
-                scope: Some(claims.scope),
-                client_id: Some(claims.client_id),
-                token_type: Some("Bearer"),
-                exp: Some(claims.exp),
-                iat: Some(claims.iat),
-                sub: Some(claims.sub),
-                aud: Some(claims.aud),
-                iss: Some(claims.iss),
-                jti: Some(claims.jti),
-                sid: Some(claims.sid),
-            })
-        }
+        Presented::Access(jwt) => introspect_access(store, keyring, issuer, client, jwt).await,
         Presented::Unknown => Ok(Introspection::inactive()),
     }
+}
+
+/// An access token: `client`'s (checked before the store is asked), then the one
+/// check every use of it gets (`grants::check_access`).
+async fn introspect_access(
+    store: &Store,
+    keyring: &Keyring,
+    issuer: &str,
+    client: &ClientRecord,
+    jwt: &str,
+) -> Result<Introspection, StoreError> {
+    if own_access_claims(keyring, issuer, client, jwt)
+        .await
+        .is_none()
+    {
+        return Ok(Introspection::inactive());
+    }
+    let claims = match grants::check_access(store, keyring, issuer, jwt).await {
+        Ok(access) => access.claims,
+        Err(AccessError::Store(e)) => return Err(e),
+        Err(AccessError::Token(_) | AccessError::Ended) => return Ok(Introspection::inactive()),
+    };
+    Ok(Introspection {
+        active: true,
+        scope: Some(claims.scope),
+        client_id: Some(claims.client_id),
+        token_type: Some("Bearer"),
+        exp: Some(claims.exp),
+        iat: Some(claims.iat),
+        sub: Some(claims.sub),
+        aud: Some(claims.aud),
+        iss: Some(claims.iss),
+        jti: Some(claims.jti),
+        sid: Some(claims.sid),
+    })
 }
