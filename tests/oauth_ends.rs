@@ -747,7 +747,7 @@ async fn the_oauth2_openapi_description_matches_the_mounted_json_endpoints() {
 /// the app's origin; a browser enforces it on the redirect too).
 #[tokio::test]
 async fn in_chromium_the_logout_confirmation_signs_out_and_returns_to_the_app() {
-    use crate::browser::{fill, path, serve, submit, text, Chromedriver};
+    use crate::browser::{fill, path, serve, shoot, submit, text, Chromedriver};
     use crate::oidc::{cli, click, rp_callback, wait_for_app};
     let driver = Chromedriver::start();
     let cfg = TestConfig::new();
@@ -790,6 +790,7 @@ async fn in_chromium_the_logout_confirmation_signs_out_and_returns_to_the_app() 
     let page = text(&c).await;
     assert!(page.contains("Sign out of Latchkey?"), "{page}");
     assert!(page.contains("Example app asked to sign you out"), "{page}");
+    shoot(&c, "logout-confirm").await;
     click(&c, "form.form button[type=submit]").await;
 
     let at = wait_for_app(&c, rp).await;
