@@ -193,6 +193,12 @@ impl ReturnTo {
         self.0.as_str()
     }
 
+    /// Its origin (`https://app.example.com`, with a port when not the default), as a
+    /// page's `form-action` names it.
+    pub fn origin(&self) -> String {
+        self.0.origin().ascii_serialization()
+    }
+
     /// The 303 there: it cannot fail, Rocket parsed the URL already.
     pub fn redirect(&self) -> rocket::response::Redirect {
         rocket::response::Redirect::to(self.0.as_str().to_string())

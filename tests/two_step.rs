@@ -1093,3 +1093,80 @@ async fn a_forged_form_token_on_the_code_page_is_403_and_uses_no_try() {
         signed.body
     );
 }
+
+/// Forward authentication across hosts: the sign-in page's and the code page's forms
+/// end at the proxied app on another origin (`rd`), which their `form-action` names;
+/// without it Chromium stays on our page.
+#[tokio::test]
+async fn in_chromium_a_sign_in_with_rd_reaches_the_app_on_another_host_from_either_page() {
+    use crate::oidc::{rp_callback, wait_for_app};
+    let driver = Chromedriver::start();
+    // `*.localhost` is the loopback address in Chromium: another origin, same machine.
+    let cfg = TestConfig::new().set("forward_auth_domains", ".localhost:*");
+    let base = serve(&cfg).await;
+    let (rp, calls) = rp_callback();
+    let rd = format!("http://app.localhost:{rp}/notes");
+    let login = format!("{base}/login?rd={}", urlencode(&rd));
+    let owner = cfg.browser().await;
+    let plain = email();
+    assert_eq!(owner.register(&plain).await.status, Status::SeeOther);
+    let account = enrolled_account(&cfg.browser().await).await;
+    // Only a followable rd's origin is named; anything else leaves 'self' alone.
+    let csp = |page: &Page| {
+        page.header("Content-Security-Policy")
+            .expect("CSP")
+            .to_string()
+    };
+    let visitor = cfg.browser().await;
+    let allowed = visitor.get(&format!("/login?rd={}", urlencode(&rd))).await;
+    assert!(
+        csp(&allowed).contains(&format!("form-action 'self' http://app.localhost:{rp};")),
+        "{}",
+        csp(&allowed)
+    );
+    for other in [
+        "http://evil.example/notes",
+        "javascript:alert(1)",
+        "//app.localhost/x",
+    ] {
+        let page = visitor
+            .get(&format!("/login?rd={}", urlencode(other)))
+            .await;
+        assert!(
+            csp(&page).contains("form-action 'self';"),
+            "{other}: {}",
+            csp(&page)
+        );
+    }
+
+    // A password alone: the sign-in form's 303 goes straight to the app.
+    let c = driver.browser(None).await;
+    c.goto(&login).await.expect("goto");
+    fill(&c, "email", &plain).await;
+    fill(&c, "password", PASSWORD).await;
+    let button = c
+        .find(Locator::Css("form.form button[type=submit]"))
+        .await
+        .expect("button");
+    button.click().await.expect("click");
+    assert_eq!(wait_for_app(&c, rp).await.path(), "/notes");
+    let line = calls.recv_timeout(Duration::from_secs(5)).expect("called");
+    assert!(line.starts_with("GET /notes"), "{line}");
+    c.close().await.expect("close");
+
+    // With a second factor: the code form's 303 goes there.
+    let c = driver.browser(None).await;
+    c.goto(&login).await.expect("goto");
+    fill(&c, "email", &account.email).await;
+    fill(&c, "password", PASSWORD).await;
+    submit(&c).await;
+    assert_eq!(path(&c).await, CODE_PAGE);
+    fill(&c, "code", &account.next_code()).await;
+    let button = c
+        .find(Locator::Css("form.form button[type=submit]"))
+        .await
+        .expect("button");
+    button.click().await.expect("click");
+    assert_eq!(wait_for_app(&c, rp).await.path(), "/notes");
+    c.close().await.expect("close");
+}

@@ -196,11 +196,16 @@ async fn login_page(
     flash: Option<FlashMessage>,
     app: Services<'_>,
 ) -> Page {
-    // Signing in for an app whose consent is remembered ends at the app.
-    let form_action = super::oauth::next_form_action(app, next.as_ref()).await;
+    // Signing in for an app whose consent is remembered ends at the app; with `rd`, at
+    // the proxied app.
+    let target = SignInTarget {
+        rd: return_to(app.settings, rd),
+        next,
+    };
+    let form_action = target.form_action(app).await;
     Page::new("login", &csrf.0)
-        .with("rd", return_to(app.settings, rd))
-        .with("next", next)
+        .with("rd", target.rd)
+        .with("next", target.next)
         .form_action(form_action)
         .flash(flash)
 }
@@ -223,15 +228,17 @@ async fn login(
 ) -> AppResult<Result<Redirect, Page>> {
     let f = form.0;
     // Checked again: the hidden field is whatever the client sent.
-    let rd = return_to(app.settings, f.rd.as_deref());
+    // Known before a session starts: a session exists only if this answer carries it.
+    let target = SignInTarget {
+        rd: return_to(app.settings, f.rd.as_deref()),
+        next,
+    };
     let page = Page::new("login", &csrf.0)
         .with("email", f.typed_email())
-        .with("next", &next)
-        .with("rd", &rd)
+        .with("next", &target.next)
+        .with("rd", &target.rd)
         .with("remember", f.remember)
-        .form_action(super::oauth::next_form_action(app, next.as_ref()).await);
-    // Known before a session starts: a session exists only if this answer carries it.
-    let target = SignInTarget { rd, next };
+        .form_action(target.form_action(app).await);
     let (email, password) = match f.for_sign_in() {
         Ok(input) => input,
         Err(msg) => return Ok(Err(page.error(msg, Status::BadRequest))),
@@ -266,6 +273,17 @@ pub(super) struct SignInTarget {
 }
 
 impl SignInTarget {
+    /// The other origin the sign-in form's 303 chain may end at, for the page's
+    /// `form-action` (Chromium checks it against every redirect after a form): a
+    /// followable `rd`'s (forward authentication across hosts), or a registered app's
+    /// when `next` is its authorization request (`oauth::next_form_action`).
+    pub async fn form_action(&self, app: Services<'_>) -> Option<String> {
+        match &self.rd {
+            Some(rd) => Some(rd.origin()),
+            None => super::oauth::next_form_action(app, self.next.as_ref()).await,
+        }
+    }
+
     pub fn redirect(self) -> Redirect {
         match (self.rd, self.next) {
             (Some(rd), _) => rd.redirect(),

@@ -75,14 +75,15 @@ fn code_form(csrf: &str, remember: bool) -> Page {
     Page::new("second_factor", csrf).with("remember", remember)
 }
 
-/// The app origin this page's form may end at, as on the sign-in page
-/// (`oauth::next_form_action`): when the sign-in is going to an app's authorization
-/// request, a right code's 303 chain ends at the app, and Chromium checks the page's
-/// `form-action` against every step of it. Only a registered client's registered
-/// redirect URI counts; anything else (an `rd` URL, a page of ours) adds nothing.
+/// The other origin this page's form may end at, as on the sign-in page
+/// (`SignInTarget::form_action`): a right code's 303 chain ends at the pending sign-in's
+/// target, and Chromium checks the page's `form-action` against every step of it. An
+/// app's authorization request counts only for a registered client's registered
+/// redirect URI; an `rd` only when it is followable under today's settings.
 async fn target_form_action(app: Services<'_>, target: &str) -> Option<String> {
-    let next = NextPath::parse(target).filter(|_| target.starts_with('/'));
-    super::oauth::next_form_action(app, next.as_ref()).await
+    SignInTarget::from_text(app.settings, target)
+        .form_action(app)
+        .await
 }
 
 /// The form shown again after a code that did not sign in: its `form-action` from the
