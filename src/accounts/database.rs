@@ -156,7 +156,7 @@ mod tests {
     /// sqlx refuses to open a database whose applied migrations changed (checksum) or
     /// went missing (version). These are the migrations as shipped; a change here
     /// means existing SQLite databases would no longer start.
-    const SHIPPED_SQLITE: [(i64, &str); 2] = [
+    const SHIPPED_SQLITE: [(i64, &str); 4] = [
         (
             1,
             "dbf9aace7c53281886ce5ea51e85cb89d4ae92b80f5d6f0384d50b4fd4750e5f356c25eda4210d76d7c9e43b94d95d7b",
@@ -164,6 +164,14 @@ mod tests {
         (
             2,
             "e720b8c9158ad424a0458ed6e12e8d773a4445231961d53ecc3d336e34ca3f87738834c7c6c41bfcb05854e40f9577b5",
+        ),
+        (
+            3,
+            "4481ac19bb375595f56aae999face0f4ff0d7b87c7a65ba1bf71be5d4f3afa478220b7f344e47f12a66f561253f51ab8",
+        ),
+        (
+            4,
+            "2058a130e315832171a7d93714a8ff22500ea715987d883faeb35bb60ed7356688d26ad8fb36e1c5e9584b4bbb9b8bd6",
         ),
     ];
 
