@@ -476,6 +476,51 @@ async fn a_second_use_of_a_code_is_refused_and_revokes_what_the_first_gave() {
     assert_invalid_grant(s, &v);
 }
 
+/// A spent code that leaks is no weapon for another app: presented by another client
+/// (a public one needs only its id) it is a plain invalid_grant and the session its
+/// first use started lives on; only its own client's replay ends that session.
+#[tokio::test]
+async fn a_spent_code_from_another_client_ends_nothing() {
+    let (p, app, mut jar, _) = setup(Database::Sqlite).await;
+    let public = p.add_app("Phone", &["--public"]);
+    let other = p.add_app("Other", &[]);
+    let code = code_for(&p, &mut jar, &app, "openid offline_access");
+    let (s, first) = exchange(&p, &app, &code, VERIFIER);
+    assert_eq!(s, 200, "{first}");
+    let access = first["access_token"].as_str().expect("access");
+    // A public client: its id in the body is all it takes to ask.
+    let (s, v, _) = p.token(
+        None,
+        &[
+            ("grant_type", "authorization_code"),
+            ("client_id", &public.id),
+            ("code", &code),
+            ("redirect_uri", REDIRECT),
+            ("code_verifier", VERIFIER),
+        ],
+    );
+    assert_invalid_grant(s, &v);
+    assert_eq!(
+        p.userinfo(access).status,
+        200,
+        "the victim's app session lives"
+    );
+    let (s, v) = exchange(&p, &other, &code, VERIFIER);
+    assert_invalid_grant(s, &v);
+    assert_eq!(
+        p.userinfo(access).status,
+        200,
+        "the victim's app session lives"
+    );
+    let (s, v) = refresh_grant(&p, &app, first["refresh_token"].as_str().expect("rt"));
+    assert_eq!(s, 200, "{v}");
+    let access = v["access_token"].as_str().expect("access");
+    // Its own client's replay still ends it (RFC 6749 §4.1.2).
+    let (s, v) = exchange(&p, &app, &code, VERIFIER);
+    assert_invalid_grant(s, &v);
+    assert_eq!(p.userinfo(access).status, 401);
+}
+
 #[tokio::test]
 async fn a_code_works_only_for_its_client_redirect_uri_and_verifier() {
     let (p, app, mut jar, _) = setup(Database::Sqlite).await;
@@ -732,12 +777,14 @@ async fn the_consent_page_cannot_be_framed_refuses_forged_csrf_and_remembers_the
     assert_eq!(asked.status, 200);
 }
 
-/// The Redis key of a code (`P:{UID}:ac:ID`), as the store names it.
-fn code_key(prefix: &str, code: &str) -> String {
+/// The Redis key of a code (`P:{UID}:ac:ID`), as the store names it: the ID is bound
+/// to the client the code was issued to.
+fn code_key(prefix: &str, client_id: &str, code: &str) -> String {
     let (uid, secret) = code.split_once('.').expect("UID.SECRET");
     let uid = uuid::Uuid::parse_str(uid).expect("uid");
+    let bound = format!("{client_id}\n{secret}");
     let id =
-        URL_SAFE_NO_PAD.encode(&<sha2::Sha256 as sha2::Digest>::digest(secret.as_bytes())[..16]);
+        URL_SAFE_NO_PAD.encode(&<sha2::Sha256 as sha2::Digest>::digest(bound.as_bytes())[..16]);
     format!(
         "{prefix}:{{{}}}:ac:{id}",
         URL_SAFE_NO_PAD.encode(uid.as_bytes())
@@ -751,7 +798,7 @@ async fn an_expired_code_is_refused() {
     let mut conn = redis::Client::open(redis_url())
         .and_then(|c| c.get_connection())
         .expect("a Redis connection");
-    let key = code_key(&p.cfg.prefix, &code);
+    let key = code_key(&p.cfg.prefix, &app.id, &code);
     let ttl: i64 = redis::cmd("PTTL").arg(&key).query(&mut conn).expect("PTTL");
     assert!((1..=60_000).contains(&ttl), "a code lives 60 s: {ttl}");
     // Its 60 seconds pass.
