@@ -17,6 +17,7 @@ use openidconnect::{
 use serde_json::Value;
 
 use crate::common::*;
+use crate::two_step::unix_now;
 
 pub(crate) const REDIRECT: &str = "http://localhost:9/callback";
 
@@ -519,6 +520,90 @@ async fn a_spent_code_from_another_client_ends_nothing() {
     let (s, v) = exchange(&p, &app, &code, VERIFIER);
     assert_invalid_grant(s, &v);
     assert_eq!(p.userinfo(access).status, 401);
+}
+
+/// OpenID Connect Core §3.1.2.1: `prompt=login`, or `max_age` elapsed, sends a
+/// signed-in browser to sign in again before any code, and the id_token's auth_time is
+/// that new sign-in; one sign-in ends the loop; `prompt=none` then is login_required.
+#[tokio::test]
+async fn prompt_login_and_max_age_ask_for_a_new_sign_in_that_auth_time_names() {
+    let (p, app, mut jar, email) = setup(Database::Sqlite).await;
+    let code = code_for(&p, &mut jar, &app, "openid");
+    let (s, v) = exchange(&p, &app, &code, VERIFIER);
+    assert_eq!(s, 200, "{v}");
+    let first = jwt_part(v["id_token"].as_str().expect("id_token"), 1)["auth_time"]
+        .as_u64()
+        .expect("auth_time");
+    tokio::time::sleep(std::time::Duration::from_millis(2100)).await;
+    let query = auth_query(&app, "openid", VERIFIER, "st4te");
+    let get = |jar: &mut Jar, extra: &str| {
+        p.server.send(
+            jar,
+            "GET",
+            &format!("/oauth2/authorize?{query}{extra}"),
+            None,
+        )
+    };
+    // A max_age not yet elapsed: straight back with a code.
+    let r = get(&mut jar, "&max_age=3600");
+    assert_eq!(r.status, 303, "{}", r.body);
+    assert!(r.location().expect("loc").starts_with(REDIRECT));
+    // Elapsed, and the app asks for no page: login_required, with its state.
+    for extra in ["&max_age=1&prompt=none", "&max_age=0&prompt=none"] {
+        let r = get(&mut jar, extra);
+        let loc = r.location().expect("a redirect").to_string();
+        assert!(loc.starts_with(REDIRECT), "{loc}");
+        assert_eq!(param(&loc, "error").as_deref(), Some("login_required"));
+        assert_eq!(param(&loc, "state").as_deref(), Some("st4te"));
+    }
+    // A bad max_age is refused at the app.
+    let r = get(&mut jar, "&max_age=soon");
+    let loc = r.location().expect("a redirect").to_string();
+    assert_eq!(param(&loc, "error").as_deref(), Some("invalid_request"));
+    for extra in ["&prompt=login", "&max_age=1"] {
+        let r = get(&mut jar, extra);
+        assert_eq!(r.status, 303, "{}", r.body);
+        let login = r.location().expect("to sign in").to_string();
+        assert!(login.starts_with("/login?next="), "{login}");
+        // The sign-in form, though the browser is signed in.
+        let page = p.server.send(&mut jar, "GET", &login, None);
+        assert_eq!(page.status, 200, "{}", page.body);
+        assert!(page.body.contains("name=\"password\""), "{}", page.body);
+        let before = unix_now();
+        let form = encode(&[
+            ("email", email.as_str()),
+            ("password", PASSWORD),
+            ("csrf_token", &csrf_from(&page.body)),
+        ]);
+        let r = p.server.send(&mut jar, "POST", &login, Some(&form));
+        assert_eq!(r.status, 303, "{}", r.body);
+        let back = r.location().expect("back").to_string();
+        assert!(back.starts_with("/oauth2/authorize?"), "{back}");
+        assert!(
+            !back.contains("prompt=login") && !back.contains("max_age"),
+            "{back}"
+        );
+        // Once signed in again: a code (consent is remembered), not another sign-in.
+        let r = p.server.send(&mut jar, "GET", &back, None);
+        assert_eq!(r.status, 303, "{}", r.body);
+        let loc = r.location().expect("a redirect").to_string();
+        assert!(loc.starts_with(REDIRECT), "{loc}");
+        let (s, v) = exchange(&p, &app, &param(&loc, "code").expect("code"), VERIFIER);
+        assert_eq!(s, 200, "{v}");
+        let auth_time = jwt_part(v["id_token"].as_str().expect("id_token"), 1)["auth_time"]
+            .as_u64()
+            .expect("auth_time");
+        assert!(
+            auth_time >= before && auth_time > first,
+            "{auth_time} {before} {first}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    }
+    // A marker in the future would loop: refused.
+    let far = (unix_now() + 3600) * 1000;
+    let r = get(&mut jar, &format!("&signed_in_after={far}"));
+    let loc = r.location().expect("a redirect").to_string();
+    assert_eq!(param(&loc, "error").as_deref(), Some("invalid_request"));
 }
 
 #[tokio::test]

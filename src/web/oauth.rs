@@ -42,6 +42,12 @@ pub struct AuthorizeParams {
     code_challenge: Option<String>,
     code_challenge_method: Option<String>,
     prompt: Option<String>,
+    max_age: Option<String>,
+    /// Ours, not the app's: set when `prompt=login` or `max_age` sent the browser to
+    /// sign in again — the sign-in must be no older than this (unix ms). It replaces
+    /// both in the request the sign-in comes back to, so the loop ends after one
+    /// sign-in.
+    signed_in_after: Option<String>,
     request: Option<String>,
     request_uri: Option<String>,
 }
@@ -63,6 +69,12 @@ struct Checked {
     nonce: Option<String>,
     challenge: Option<String>,
     prompt: Option<String>,
+    /// `prompt=login`: sign in again whatever the session's age.
+    login: bool,
+    /// `max_age` (seconds).
+    max_age: Option<u64>,
+    /// `signed_in_after` (unix ms), checked to be in the past.
+    signed_in_after: Option<i64>,
 }
 
 /// What the authorize endpoint answers.
@@ -148,6 +160,9 @@ async fn check(s: Services<'_>, p: &AuthorizeParams) -> Result<Result<Checked, O
         nonce: p.nonce.clone().filter(|n| !n.is_empty()),
         challenge: p.code_challenge.clone(),
         prompt: p.prompt.clone(),
+        login: false,
+        max_age: None,
+        signed_in_after: None,
     };
     Ok(match check_request(&mut c, p) {
         Ok(()) => Ok(c),
@@ -175,6 +190,27 @@ fn check_request(c: &mut Checked, p: &AuthorizeParams) -> Result<(), (&'static s
             "unsupported_response_type",
             "Only response_type=code is supported.",
         ));
+    }
+    c.login = c
+        .prompt
+        .as_deref()
+        .is_some_and(|p| p.split(' ').any(|x| x == "login"));
+    if let Some(v) = p.max_age.as_deref() {
+        let age = v.parse::<u64>().map_err(|_| {
+            (
+                "invalid_request",
+                "max_age must be a whole number of seconds.",
+            )
+        })?;
+        c.max_age = Some(age);
+    }
+    if let Some(v) = p.signed_in_after.as_deref() {
+        let after = v
+            .parse::<i64>()
+            .ok()
+            .filter(|t| *t <= now_ms())
+            .ok_or(("invalid_request", "signed_in_after is not a past moment."))?;
+        c.signed_in_after = Some(after);
     }
     c.scopes = grants::parse_scope(p.scope.as_deref().unwrap_or(""))
         .map_err(|_| ("invalid_scope", "The scope must include openid."))?;
@@ -219,6 +255,52 @@ fn scope_words(scopes: &[&str]) -> Vec<&'static str> {
         .collect()
 }
 
+/// When the browser session signed in (unix ms); `None` when it is gone.
+async fn signed_in_at(s: Services<'_>, session: &CurrentSession) -> Result<Option<i64>, AppError> {
+    let sessions = s.store.list_sessions(&session.user_id, now_ms()).await?;
+    Ok(sessions
+        .iter()
+        .find(|x| x.sid == session.sid)
+        .map(|x| x.created_ms))
+}
+
+/// The moment the sign-in must be no older than (OpenID Connect Core §3.1.2.1):
+/// the one a re-sign-in was asked at (it alone counts once asked, so one sign-in ends
+/// the loop), now for `prompt=login`, or `max_age` ago.
+fn sign_in_needed_after(c: &Checked, now: i64) -> Option<i64> {
+    if let Some(t) = c.signed_in_after {
+        return Some(t);
+    }
+    if c.login {
+        return Some(now);
+    }
+    c.max_age
+        .map(|a| now.saturating_sub(i64::try_from(a).unwrap_or(i64::MAX).saturating_mul(1000)))
+}
+
+/// This request to come back to after signing in again: `prompt=login` and `max_age`
+/// replaced by `signed_in_after=now`.
+fn reauth_request(req_uri: &rocket::http::uri::Origin<'_>, now: i64) -> Option<NextPath> {
+    let query = req_uri.query().map(|q| q.as_str()).unwrap_or("");
+    let mut out = url::form_urlencoded::Serializer::new(String::new());
+    for (k, v) in url::form_urlencoded::parse(query.as_bytes()) {
+        match k.as_ref() {
+            "max_age" | "signed_in_after" => {}
+            "prompt" => {
+                let rest: Vec<&str> = v.split(' ').filter(|x| *x != "login").collect();
+                if !rest.is_empty() && rest.iter().any(|x| !x.is_empty()) {
+                    out.append_pair("prompt", &rest.join(" "));
+                }
+            }
+            _ => {
+                out.append_pair(&k, &v);
+            }
+        }
+    }
+    out.append_pair("signed_in_after", &now.to_string());
+    NextPath::parse(&format!("{}?{}", req_uri.path(), out.finish()))
+}
+
 /// Issues the code and sends the browser back to the app with it.
 async fn grant(
     s: Services<'_>,
@@ -226,11 +308,15 @@ async fn grant(
     c: &Checked,
     ip: &ClientIp,
 ) -> Result<Outcome, AppError> {
-    let sessions = s.store.list_sessions(&session.user_id, now_ms()).await?;
-    let signed_in_ms = sessions
-        .iter()
-        .find(|x| x.sid == session.sid)
-        .map_or(now_ms(), |x| x.created_ms);
+    // auth_time is the browser session's own sign-in; a session that ended since the
+    // guard checked it has none, and gets no code.
+    let Some(signed_in_ms) = signed_in_at(s, session).await? else {
+        return Ok(back_with_error(
+            c,
+            "login_required",
+            "You are not signed in to Latchkey.",
+        ));
+    };
     let req = CodeRequest {
         client_id: c.client.client_id.clone(),
         redirect_uri: c.redirect_uri.clone(),
@@ -339,6 +425,32 @@ async fn authorize(
             super::auth::login_page(Some(next), _)
         ))));
     };
+    let now = now_ms();
+    let signed_in = signed_in_at(s, &session).await?;
+    let stale = match (signed_in, sign_in_needed_after(&c, now)) {
+        (None, _) => true,
+        (Some(t), Some(after)) => t < after,
+        (Some(_), None) => false,
+    };
+    if stale {
+        if c.prompt.as_deref() == Some("none") {
+            return Ok(back_with_error(
+                &c,
+                "login_required",
+                "Signing in again is required.",
+            ));
+        }
+        let Some(next) = reauth_request(uri, now) else {
+            return Ok(back_with_error(
+                &c,
+                "invalid_request",
+                "The request is too long to come back to after signing in.",
+            ));
+        };
+        return Ok(Outcome::Back(Redirect::to(rocket::uri!(
+            super::auth::login_page(Some(next), _)
+        ))));
+    }
     let granted = s
         .accounts
         .consent(&session.user_id, &c.client.client_id)
@@ -353,9 +465,7 @@ async fn authorize(
             "consent_required",
             "The app has not been allowed yet.",
         )),
-        Some(p) if p.split(' ').any(|x| x == "consent" || x == "login") => {
-            Ok(consent_page(&session, &c))
-        }
+        Some(p) if p.split(' ').any(|x| x == "consent") => Ok(consent_page(&session, &c)),
         _ if remembered => grant(s, &session, &c, &ip).await,
         _ => Ok(consent_page(&session, &c)),
     }
