@@ -606,6 +606,59 @@ async fn prompt_login_and_max_age_ask_for_a_new_sign_in_that_auth_time_names() {
     assert_eq!(param(&loc, "error").as_deref(), Some("invalid_request"));
 }
 
+/// A signed-out browser following the longest valid authorization request (state,
+/// nonce and scope at 512 bytes, each byte percent-encoded) signs in and comes back to
+/// it, its state intact; unknown parameters are not carried.
+#[tokio::test]
+async fn a_long_valid_request_survives_signing_in_first() {
+    let (p, app, _, email) = setup(Database::Sqlite).await;
+    let state: String = "é~ &=".chars().cycle().take(500).collect::<String>();
+    let state = &state[..state.floor_char_boundary(512)];
+    assert!(state.len() > 500);
+    let nonce = "n/+".repeat(170);
+    let challenge = URL_SAFE_NO_PAD.encode(<sha2::Sha256 as sha2::Digest>::digest(VERIFIER));
+    let query = encode(&[
+        ("response_type", "code"),
+        ("client_id", &app.id),
+        ("redirect_uri", REDIRECT),
+        ("scope", "openid email"),
+        ("state", state),
+        ("nonce", &nonce),
+        ("code_challenge", &challenge),
+        ("code_challenge_method", "S256"),
+        ("prompt", "consent"),
+        ("ui_locales", &"x".repeat(4000)),
+    ]);
+    let mut jar = Jar::default();
+    let r = p
+        .server
+        .send(&mut jar, "GET", &format!("/oauth2/authorize?{query}"), None);
+    assert_eq!(r.status, 303, "{}", r.body);
+    let login = r.location().expect("to sign in").to_string();
+    assert!(login.starts_with("/login?next="), "{login}");
+    assert!(
+        !login.contains("ui_locales"),
+        "unknown parameters are not carried"
+    );
+    let page = p.server.send(&mut jar, "GET", &login, None);
+    assert_eq!(page.status, 200, "{}", page.body);
+    let form = encode(&[
+        ("email", email.as_str()),
+        ("password", PASSWORD),
+        ("csrf_token", &csrf_from(&page.body)),
+    ]);
+    let r = p.server.send(&mut jar, "POST", &login, Some(&form));
+    assert_eq!(r.status, 303, "{}", r.body);
+    let back = r.location().expect("back").to_string();
+    assert!(back.starts_with("/oauth2/authorize?"), "{back}");
+    let r = p.authorize(&mut jar, back.trim_start_matches("/oauth2/authorize?"));
+    assert_eq!(r.status, 303, "{}", r.body);
+    let loc = r.location().expect("to the app").to_string();
+    assert!(loc.starts_with(REDIRECT), "{loc}");
+    assert_eq!(param(&loc, "state").as_deref(), Some(state));
+    assert!(param(&loc, "code").is_some(), "{loc}");
+}
+
 #[tokio::test]
 async fn a_code_works_only_for_its_client_redirect_uri_and_verifier() {
     let (p, app, mut jar, _) = setup(Database::Sqlite).await;

@@ -175,7 +175,8 @@ async fn check(s: Services<'_>, p: &AuthorizeParams) -> Result<Result<Checked, O
 fn check_request(c: &mut Checked, p: &AuthorizeParams) -> Result<(), (&'static str, &'static str)> {
     let too_long = [&p.scope, &p.state, &p.nonce, &p.code_challenge]
         .iter()
-        .any(|v| v.as_ref().is_some_and(|v| v.len() > MAX_PARAM));
+        .any(|v| v.as_ref().is_some_and(|v| v.len() > MAX_PARAM))
+        || p.prompt.as_ref().is_some_and(|v| v.len() > MAX_PROMPT);
     if too_long {
         return Err(("invalid_request", "A parameter is too long."));
     }
@@ -278,27 +279,67 @@ fn sign_in_needed_after(c: &Checked, now: i64) -> Option<i64> {
         .map(|a| now.saturating_sub(i64::try_from(a).unwrap_or(i64::MAX).saturating_mul(1000)))
 }
 
-/// This request to come back to after signing in again: `prompt=login` and `max_age`
-/// replaced by `signed_in_after=now`.
-fn reauth_request(req_uri: &rocket::http::uri::Origin<'_>, now: i64) -> Option<NextPath> {
-    let query = req_uri.query().map(|q| q.as_str()).unwrap_or("");
+/// The longest `prompt` kept (every value OpenID Connect defines, space-separated).
+const MAX_PROMPT: usize = 64;
+
+/// The longest path an authorization request that passes `check` comes back to after
+/// signing in (`request_path`): its known parameters only, each at its cap and every
+/// byte percent-encoded (three bytes), so `NextPath` always takes it.
+pub(super) const MAX_REQUEST_PATH: usize = {
+    let pct = 3;
+    let digits = 20; // an i64 or u64
+    "/oauth2/authorize?".len()
+        + "response_type=code&".len()
+        + "client_id=&".len()
+        + pct * 64
+        + "redirect_uri=&".len()
+        + pct * crate::oidc::clients::MAX_URI
+        + "scope=&state=&nonce=&".len()
+        + 3 * pct * MAX_PARAM
+        + "code_challenge=&code_challenge_method=S256&".len()
+        + 43
+        + "prompt=&".len()
+        + pct * MAX_PROMPT
+        + "max_age=&signed_in_after=".len()
+        + 2 * digits
+};
+
+/// This request to come back to after signing in, from its known parameters only
+/// (bounded: `MAX_REQUEST_PATH`). For a new sign-in (`reauth_at`), `prompt=login` and
+/// `max_age` are replaced by `signed_in_after`.
+fn request_path(p: &AuthorizeParams, reauth_at: Option<i64>) -> Option<NextPath> {
     let mut out = url::form_urlencoded::Serializer::new(String::new());
-    for (k, v) in url::form_urlencoded::parse(query.as_bytes()) {
-        match k.as_ref() {
-            "max_age" | "signed_in_after" => {}
-            "prompt" => {
-                let rest: Vec<&str> = v.split(' ').filter(|x| *x != "login").collect();
-                if !rest.is_empty() && rest.iter().any(|x| !x.is_empty()) {
-                    out.append_pair("prompt", &rest.join(" "));
-                }
-            }
-            _ => {
-                out.append_pair(&k, &v);
-            }
+    let mut put = |k: &str, v: &Option<String>| {
+        if let Some(v) = v {
+            out.append_pair(k, v);
+        }
+    };
+    put("response_type", &p.response_type);
+    put("client_id", &p.client_id);
+    put("redirect_uri", &p.redirect_uri);
+    put("scope", &p.scope);
+    put("state", &p.state);
+    put("nonce", &p.nonce);
+    put("code_challenge", &p.code_challenge);
+    put("code_challenge_method", &p.code_challenge_method);
+    match reauth_at {
+        None => {
+            put("prompt", &p.prompt);
+            put("max_age", &p.max_age);
+            put("signed_in_after", &p.signed_in_after);
+        }
+        Some(now) => {
+            let rest = p.prompt.as_deref().map(|v| {
+                v.split(' ')
+                    .filter(|x| !x.is_empty() && *x != "login")
+                    .collect::<Vec<_>>()
+                    .join(" ")
+            });
+            put("prompt", &rest.filter(|r| !r.is_empty()));
+            put("signed_in_after", &Some(now.to_string()));
         }
     }
-    out.append_pair("signed_in_after", &now.to_string());
-    NextPath::parse(&format!("{}?{}", req_uri.path(), out.finish()))
+    NextPath::parse(&format!("/oauth2/authorize?{}", out.finish()))
 }
 
 /// Issues the code and sends the browser back to the app with it.
@@ -389,18 +430,12 @@ pub async fn next_form_action(s: Services<'_>, next: Option<&NextPath>) -> Optio
         .flatten()
 }
 
-/// The path and query of this request, to come back to after signing in.
-fn this_request(req_uri: &rocket::http::uri::Origin<'_>) -> Option<NextPath> {
-    NextPath::parse(&req_uri.to_string())
-}
-
 #[get("/oauth2/authorize?<p..>")]
 async fn authorize(
     p: AuthorizeParams,
     session: Option<CurrentSession>,
     s: Services<'_>,
     ip: ClientIp,
-    uri: &rocket::http::uri::Origin<'_>,
 ) -> Result<Outcome, AppError> {
     let c = match check(s, &p).await? {
         Ok(c) => c,
@@ -414,7 +449,7 @@ async fn authorize(
                 "You are not signed in to Latchkey.",
             ));
         }
-        let Some(next) = this_request(uri) else {
+        let Some(next) = request_path(&p, None) else {
             return Ok(back_with_error(
                 &c,
                 "invalid_request",
@@ -440,7 +475,7 @@ async fn authorize(
                 "Signing in again is required.",
             ));
         }
-        let Some(next) = reauth_request(uri, now) else {
+        let Some(next) = request_path(&p, Some(now)) else {
             return Ok(back_with_error(
                 &c,
                 "invalid_request",
