@@ -1328,11 +1328,36 @@ async fn clients_add_list_and_remove_from_the_command_line() {
     let (code, out, _) = cli(&p.cfg, &["clients", "list"]);
     assert_eq!(code, Some(0));
     assert!(out.contains("Wiki") && out.contains("Phone app"), "{out}");
-    // Removed: it can no longer get tokens or send anyone to sign in.
+    // Removed: it can no longer get tokens or send anyone to sign in, and what it
+    // holds ends: its access token at userinfo, its line on the devices page. Another
+    // app's session of the same user lives on.
+    let (s, tokens) = exchange(&p, &app, &code_for(&p, &mut jar, &app, "openid"), VERIFIER);
+    assert_eq!(s, 200, "{tokens}");
+    let access = tokens["access_token"].as_str().expect("access").to_string();
+    let other = p.add_app("Calendar", &[]);
+    let (s, kept) = exchange(
+        &p,
+        &other,
+        &code_for(&p, &mut jar, &other, "openid"),
+        VERIFIER,
+    );
+    assert_eq!(s, 200, "{kept}");
+    let kept = kept["access_token"].as_str().expect("access").to_string();
+    assert_eq!(p.userinfo(&access).status, 200);
+    let devices = p.server.send(&mut jar, "GET", "/devices", None);
+    assert!(devices.body.contains("Wiki") && devices.body.contains("Calendar"));
     let code_before = code_for(&p, &mut jar, &app, "openid");
-    let (code, out, err) = cli(&p.cfg, &["clients", "remove", &app.id]);
+    let (code, out, err) = cli(&p.cfg, &["clients", "remove", &app.id, "--json"]);
     assert_eq!(code, Some(0), "{err}");
-    assert!(out.contains(&app.id));
+    let removed: Value = serde_json::from_str(out.trim()).expect("one JSON line");
+    assert_eq!(removed["client_id"], app.id.as_str());
+    assert_eq!(removed["sessions_ended"], 1, "{out}");
+    assert_eq!(p.userinfo(&access).status, 401);
+    assert_eq!(p.userinfo(&kept).status, 200);
+    let devices = p.server.send(&mut jar, "GET", "/devices", None);
+    assert_eq!(devices.status, 200);
+    assert!(!devices.body.contains("Wiki"), "{}", devices.body);
+    assert!(devices.body.contains("Calendar"));
     let (s, v) = exchange(&p, &app, &code_before, VERIFIER);
     assert_eq!(
         (s, v["error"].as_str()),
