@@ -471,6 +471,53 @@ async fn logout_with_a_valid_hint_ends_both_sessions_and_goes_back_with_the_stat
     assert_eq!(userinfo_status(&p, &access), 401, "so is the app");
 }
 
+/// Logout CSRF: an id_token whose app session is over (the hint is checked without
+/// its expiry, so any one ever issued would do) ends nothing by a plain GET; the user
+/// is asked with the CSRF-protected form, and a forged answer is refused.
+#[tokio::test]
+async fn a_hint_to_a_session_already_over_asks_before_signing_out() {
+    let p = Provider::start(Database::Sqlite).await;
+    let (app, mut jar, tokens) = logout_setup(&p);
+    let id_token = field(&tokens, "id_token");
+    // The app session ends first (its refresh token revoked, as an app signing out).
+    let (status, _, revoked) = revoke(&p, As::Basic(&app), &field(&tokens, "refresh_token"));
+    assert_eq!(status, 200, "{}", revoked.body);
+    let path = logout_path(&[
+        ("id_token_hint", &id_token),
+        ("post_logout_redirect_uri", BYE),
+        ("state", "s2"),
+    ]);
+    let page = p.server.send(&mut jar, "GET", &path, None);
+    assert_eq!(page.status, 200, "{}", page.body);
+    assert!(page.body.contains("Sign out of Latchkey?"), "{}", page.body);
+    assert!(
+        p.server.signed_in(&mut jar),
+        "a stale hint signs nobody out"
+    );
+    let forged = p.server.send(
+        &mut jar,
+        "POST",
+        "/oauth2/logout",
+        Some(&encode(&[("csrf_token", "forged"), ("client_id", &app.id)])),
+    );
+    assert_eq!(forged.status, 403, "{}", forged.body);
+    assert!(p.server.signed_in(&mut jar));
+    let fields = crate::oidc::hidden_fields(&page.body);
+    let pairs: Vec<(&str, &str)> = fields
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
+    let confirmed = p
+        .server
+        .send(&mut jar, "POST", "/oauth2/logout", Some(&encode(&pairs)));
+    assert_eq!(confirmed.status, 303, "{}", confirmed.body);
+    assert_eq!(
+        confirmed.location(),
+        Some(format!("{BYE}?state=s2").as_str())
+    );
+    assert!(!p.server.signed_in(&mut jar));
+}
+
 #[tokio::test]
 async fn an_unregistered_post_logout_uri_is_never_followed() {
     let p = Provider::start(Database::Sqlite).await;
