@@ -308,6 +308,67 @@ async fn revocation_and_introspection_need_a_client_that_proves_itself() {
     assert_eq!(json_body.status, 400, "{}", json_body.body);
 }
 
+/// Guessing client secrets, codes or refresh tokens is throttled per address: the
+/// invalid_client and invalid_grant answers of token, revocation and introspection
+/// count against one quota (`login_limit_ip`, 20 by default); then 429 with
+/// `Retry-After` in the OAuth error shape, for every call from that address. Calls
+/// that do not fail are not counted.
+#[tokio::test]
+async fn failed_client_calls_are_throttled_per_address() {
+    let p = Provider::start(Database::Sqlite).await;
+    let app = p.add_app("Wiki", &[]);
+    for _ in 0..25 {
+        let (status, _, r) = revoke(&p, As::Basic(&app), "not-a-token-of-ours");
+        assert_eq!(status, 200, "{}", r.body);
+    }
+    let wrong = App {
+        secret: Some("x".repeat(43)),
+        ..app.clone()
+    };
+    for i in 0..20 {
+        let (status, v, _) = match i % 3 {
+            0 => ask(
+                &p,
+                "/oauth2/token",
+                As::Basic(&wrong),
+                &[("grant_type", "refresh_token"), ("refresh_token", "x")],
+            ),
+            1 => revoke(&p, As::Basic(&wrong), "t"),
+            _ => ask(
+                &p,
+                "/oauth2/introspect",
+                As::Basic(&wrong),
+                &[("token", "t")],
+            ),
+        };
+        assert_eq!(
+            (status, v["error"].as_str()),
+            (401, Some("invalid_client")),
+            "{i}: {v}"
+        );
+    }
+    let (status, v, r) = ask(
+        &p,
+        "/oauth2/token",
+        As::Basic(&wrong),
+        &[("grant_type", "refresh_token"), ("refresh_token", "x")],
+    );
+    assert_eq!(status, 429, "{v}");
+    assert_eq!(v["error"], "too_many_requests");
+    assert!(v["error_description"]
+        .as_str()
+        .is_some_and(|d| !d.is_empty()));
+    let wait: u64 = header(&r, "retry-after")
+        .and_then(|h| h.parse().ok())
+        .expect("Retry-After in seconds");
+    assert!(wait >= 1, "{wait}");
+    // The right client from the same address waits too.
+    let (status, _, _) = revoke(&p, As::Basic(&app), "t");
+    assert_eq!(status, 429);
+    let (status, _, _) = ask(&p, "/oauth2/introspect", As::Basic(&app), &[("token", "t")]);
+    assert_eq!(status, 429);
+}
+
 #[tokio::test]
 async fn a_public_client_revokes_its_own_refresh_token_with_its_client_id() {
     let p = Provider::start(Database::Sqlite).await;
