@@ -441,3 +441,50 @@ async fn in_chromium_the_code_page_sends_the_browser_on_to_the_app() {
     assert!(at.query_pairs().any(|(k, _)| k == "code"), "{at}");
     c.close().await.expect("close");
 }
+
+/// `prompt=login` for an account with a second factor: the new sign-in takes both
+/// steps, and the id_token says so (`otp`) with the code step's time as auth_time.
+#[tokio::test]
+async fn prompt_login_takes_both_steps_for_a_two_step_account() {
+    let p = Provider::start(Database::Sqlite).await;
+    let app = p.add_app("Wiki", &[]);
+    let email = format!("{}@example.com", unique("oidc2fa"));
+    let mut jar = Jar::default();
+    p.account(&mut jar, &email);
+    let (secret, _) = enroll(&p, &mut jar);
+    let _ = code_for(&p, &mut jar, &app, "openid");
+    let authorize = format!(
+        "/oauth2/authorize?{}&prompt=login",
+        auth_query(&app, "openid", VERIFIER, "st")
+    );
+    let r = p.server.send(&mut jar, "GET", &authorize, None);
+    assert_eq!(r.status, 303, "{}", r.body);
+    let login = location(&r);
+    assert!(login.starts_with("/login?next="), "{login}");
+    let r = password_step(&p, &mut jar, &login, &email);
+    assert_eq!(r.status, 303, "{}", r.body);
+    assert_eq!(
+        location(&r),
+        CODE_PAGE,
+        "the password alone is not the new sign-in"
+    );
+    let page = p.server.send(&mut jar, "GET", CODE_PAGE, None);
+    assert_eq!(page.status, 200, "{}", page.body);
+    let code_from = unix_now();
+    let form = encode(&[
+        ("code", code_at(&secret, unix_now()).as_str()),
+        ("csrf_token", &csrf_from(&page.body)),
+    ]);
+    let r = p.server.send(&mut jar, "POST", CODE_PAGE, Some(&form));
+    assert_eq!(r.status, 303, "{}", r.body);
+    let back = location(&r);
+    assert!(back.starts_with("/oauth2/authorize?"), "{back}");
+    let r = p.server.send(&mut jar, "GET", &back, None);
+    assert_eq!(r.status, 303, "{}", r.body);
+    let to_app = location(&r);
+    assert!(to_app.starts_with(REDIRECT), "{to_app}");
+    let claims = id_claims(&p, &app, &param(&to_app, "code").expect("a code"));
+    assert_eq!(claims["amr"], serde_json::json!(["pwd", "otp"]), "{claims}");
+    let auth_time = claims["auth_time"].as_u64().expect("auth_time");
+    assert!(auth_time >= code_from, "{auth_time} < {code_from}");
+}
