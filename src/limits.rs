@@ -63,6 +63,16 @@ fn quota(store: &Store, scope: &str, subject: &str, q: Quota) -> RateKey {
     }
 }
 
+/// An app's call to `/oauth2/token`, `/oauth2/revoke` or `/oauth2/introspect` from
+/// `ip`: its failures (invalid_client, invalid_grant) count against the same per-IP
+/// quota as failed sign-ins (`login_limit_ip` in its window), in a scope of their own,
+/// so guessing client secrets, codes or refresh tokens is as slow as guessing
+/// passwords. A call that did not fail is taken back (`Attempt::succeeded`).
+pub async fn oauth_client(store: &Store, limits: &LimitSettings, ip: &str) -> Checked {
+    let q = quota(store, "oauth:ip", ip, limits.login_ip);
+    acquire(store, vec![q], vec![]).await
+}
+
 /// Records one attempt in `failures` and `counted` together, or in none.
 async fn acquire(store: &Store, failures: Vec<RateKey>, counted: Vec<RateKey>) -> Checked {
     let member = random_token();

@@ -308,6 +308,67 @@ async fn revocation_and_introspection_need_a_client_that_proves_itself() {
     assert_eq!(json_body.status, 400, "{}", json_body.body);
 }
 
+/// Guessing client secrets, codes or refresh tokens is throttled per address: the
+/// invalid_client and invalid_grant answers of token, revocation and introspection
+/// count against one quota (`login_limit_ip`, 20 by default); then 429 with
+/// `Retry-After` in the OAuth error shape, for every call from that address. Calls
+/// that do not fail are not counted.
+#[tokio::test]
+async fn failed_client_calls_are_throttled_per_address() {
+    let p = Provider::start(Database::Sqlite).await;
+    let app = p.add_app("Wiki", &[]);
+    for _ in 0..25 {
+        let (status, _, r) = revoke(&p, As::Basic(&app), "not-a-token-of-ours");
+        assert_eq!(status, 200, "{}", r.body);
+    }
+    let wrong = App {
+        secret: Some("x".repeat(43)),
+        ..app.clone()
+    };
+    for i in 0..20 {
+        let (status, v, _) = match i % 3 {
+            0 => ask(
+                &p,
+                "/oauth2/token",
+                As::Basic(&wrong),
+                &[("grant_type", "refresh_token"), ("refresh_token", "x")],
+            ),
+            1 => revoke(&p, As::Basic(&wrong), "t"),
+            _ => ask(
+                &p,
+                "/oauth2/introspect",
+                As::Basic(&wrong),
+                &[("token", "t")],
+            ),
+        };
+        assert_eq!(
+            (status, v["error"].as_str()),
+            (401, Some("invalid_client")),
+            "{i}: {v}"
+        );
+    }
+    let (status, v, r) = ask(
+        &p,
+        "/oauth2/token",
+        As::Basic(&wrong),
+        &[("grant_type", "refresh_token"), ("refresh_token", "x")],
+    );
+    assert_eq!(status, 429, "{v}");
+    assert_eq!(v["error"], "too_many_requests");
+    assert!(v["error_description"]
+        .as_str()
+        .is_some_and(|d| !d.is_empty()));
+    let wait: u64 = header(&r, "retry-after")
+        .and_then(|h| h.parse().ok())
+        .expect("Retry-After in seconds");
+    assert!(wait >= 1, "{wait}");
+    // The right client from the same address waits too.
+    let (status, _, _) = revoke(&p, As::Basic(&app), "t");
+    assert_eq!(status, 429);
+    let (status, _, _) = ask(&p, "/oauth2/introspect", As::Basic(&app), &[("token", "t")]);
+    assert_eq!(status, 429);
+}
+
 #[tokio::test]
 async fn a_public_client_revokes_its_own_refresh_token_with_its_client_id() {
     let p = Provider::start(Database::Sqlite).await;
@@ -469,6 +530,53 @@ async fn logout_with_a_valid_hint_ends_both_sessions_and_goes_back_with_the_stat
     assert_eq!(r.location(), Some(format!("{BYE}?state=x+y%26z").as_str()));
     assert!(!p.server.signed_in(&mut jar), "the browser is signed out");
     assert_eq!(userinfo_status(&p, &access), 401, "so is the app");
+}
+
+/// Logout CSRF: an id_token whose app session is over (the hint is checked without
+/// its expiry, so any one ever issued would do) ends nothing by a plain GET; the user
+/// is asked with the CSRF-protected form, and a forged answer is refused.
+#[tokio::test]
+async fn a_hint_to_a_session_already_over_asks_before_signing_out() {
+    let p = Provider::start(Database::Sqlite).await;
+    let (app, mut jar, tokens) = logout_setup(&p);
+    let id_token = field(&tokens, "id_token");
+    // The app session ends first (its refresh token revoked, as an app signing out).
+    let (status, _, revoked) = revoke(&p, As::Basic(&app), &field(&tokens, "refresh_token"));
+    assert_eq!(status, 200, "{}", revoked.body);
+    let path = logout_path(&[
+        ("id_token_hint", &id_token),
+        ("post_logout_redirect_uri", BYE),
+        ("state", "s2"),
+    ]);
+    let page = p.server.send(&mut jar, "GET", &path, None);
+    assert_eq!(page.status, 200, "{}", page.body);
+    assert!(page.body.contains("Sign out of Latchkey?"), "{}", page.body);
+    assert!(
+        p.server.signed_in(&mut jar),
+        "a stale hint signs nobody out"
+    );
+    let forged = p.server.send(
+        &mut jar,
+        "POST",
+        "/oauth2/logout",
+        Some(&encode(&[("csrf_token", "forged"), ("client_id", &app.id)])),
+    );
+    assert_eq!(forged.status, 403, "{}", forged.body);
+    assert!(p.server.signed_in(&mut jar));
+    let fields = crate::oidc::hidden_fields(&page.body);
+    let pairs: Vec<(&str, &str)> = fields
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
+    let confirmed = p
+        .server
+        .send(&mut jar, "POST", "/oauth2/logout", Some(&encode(&pairs)));
+    assert_eq!(confirmed.status, 303, "{}", confirmed.body);
+    assert_eq!(
+        confirmed.location(),
+        Some(format!("{BYE}?state=s2").as_str())
+    );
+    assert!(!p.server.signed_in(&mut jar));
 }
 
 #[tokio::test]

@@ -17,6 +17,7 @@ use openidconnect::{
 use serde_json::Value;
 
 use crate::common::*;
+use crate::two_step::unix_now;
 
 pub(crate) const REDIRECT: &str = "http://localhost:9/callback";
 
@@ -476,6 +477,188 @@ async fn a_second_use_of_a_code_is_refused_and_revokes_what_the_first_gave() {
     assert_invalid_grant(s, &v);
 }
 
+/// A spent code that leaks is no weapon for another app: presented by another client
+/// (a public one needs only its id) it is a plain invalid_grant and the session its
+/// first use started lives on; only its own client's replay ends that session.
+#[tokio::test]
+async fn a_spent_code_from_another_client_ends_nothing() {
+    let (p, app, mut jar, _) = setup(Database::Sqlite).await;
+    let public = p.add_app("Phone", &["--public"]);
+    let other = p.add_app("Other", &[]);
+    let code = code_for(&p, &mut jar, &app, "openid offline_access");
+    let (s, first) = exchange(&p, &app, &code, VERIFIER);
+    assert_eq!(s, 200, "{first}");
+    let access = first["access_token"].as_str().expect("access");
+    // A public client: its id in the body is all it takes to ask.
+    let (s, v, _) = p.token(
+        None,
+        &[
+            ("grant_type", "authorization_code"),
+            ("client_id", &public.id),
+            ("code", &code),
+            ("redirect_uri", REDIRECT),
+            ("code_verifier", VERIFIER),
+        ],
+    );
+    assert_invalid_grant(s, &v);
+    assert_eq!(
+        p.userinfo(access).status,
+        200,
+        "the victim's app session lives"
+    );
+    let (s, v) = exchange(&p, &other, &code, VERIFIER);
+    assert_invalid_grant(s, &v);
+    assert_eq!(
+        p.userinfo(access).status,
+        200,
+        "the victim's app session lives"
+    );
+    let (s, v) = refresh_grant(&p, &app, first["refresh_token"].as_str().expect("rt"));
+    assert_eq!(s, 200, "{v}");
+    let access = v["access_token"].as_str().expect("access");
+    // Its own client's replay still ends it (RFC 6749 §4.1.2).
+    let (s, v) = exchange(&p, &app, &code, VERIFIER);
+    assert_invalid_grant(s, &v);
+    assert_eq!(p.userinfo(access).status, 401);
+}
+
+/// OpenID Connect Core §3.1.2.1: `prompt=login`, or `max_age` elapsed, sends a
+/// signed-in browser to sign in again before any code, and the id_token's auth_time is
+/// that new sign-in; one sign-in ends the loop; `prompt=none` then is login_required.
+#[tokio::test]
+async fn prompt_login_and_max_age_ask_for_a_new_sign_in_that_auth_time_names() {
+    let (p, app, mut jar, email) = setup(Database::Sqlite).await;
+    let code = code_for(&p, &mut jar, &app, "openid");
+    let (s, v) = exchange(&p, &app, &code, VERIFIER);
+    assert_eq!(s, 200, "{v}");
+    let first = jwt_part(v["id_token"].as_str().expect("id_token"), 1)["auth_time"]
+        .as_u64()
+        .expect("auth_time");
+    tokio::time::sleep(std::time::Duration::from_millis(2100)).await;
+    let query = auth_query(&app, "openid", VERIFIER, "st4te");
+    let get = |jar: &mut Jar, extra: &str| {
+        p.server.send(
+            jar,
+            "GET",
+            &format!("/oauth2/authorize?{query}{extra}"),
+            None,
+        )
+    };
+    // A max_age not yet elapsed: straight back with a code.
+    let r = get(&mut jar, "&max_age=3600");
+    assert_eq!(r.status, 303, "{}", r.body);
+    assert!(r.location().expect("loc").starts_with(REDIRECT));
+    // Elapsed, and the app asks for no page: login_required, with its state.
+    for extra in ["&max_age=1&prompt=none", "&max_age=0&prompt=none"] {
+        let r = get(&mut jar, extra);
+        let loc = r.location().expect("a redirect").to_string();
+        assert!(loc.starts_with(REDIRECT), "{loc}");
+        assert_eq!(param(&loc, "error").as_deref(), Some("login_required"));
+        assert_eq!(param(&loc, "state").as_deref(), Some("st4te"));
+    }
+    // A bad max_age is refused at the app.
+    let r = get(&mut jar, "&max_age=soon");
+    let loc = r.location().expect("a redirect").to_string();
+    assert_eq!(param(&loc, "error").as_deref(), Some("invalid_request"));
+    for extra in ["&prompt=login", "&max_age=1"] {
+        let r = get(&mut jar, extra);
+        assert_eq!(r.status, 303, "{}", r.body);
+        let login = r.location().expect("to sign in").to_string();
+        assert!(login.starts_with("/login?next="), "{login}");
+        // The sign-in form, though the browser is signed in.
+        let page = p.server.send(&mut jar, "GET", &login, None);
+        assert_eq!(page.status, 200, "{}", page.body);
+        assert!(page.body.contains("name=\"password\""), "{}", page.body);
+        let before = unix_now();
+        let form = encode(&[
+            ("email", email.as_str()),
+            ("password", PASSWORD),
+            ("csrf_token", &csrf_from(&page.body)),
+        ]);
+        let r = p.server.send(&mut jar, "POST", &login, Some(&form));
+        assert_eq!(r.status, 303, "{}", r.body);
+        let back = r.location().expect("back").to_string();
+        assert!(back.starts_with("/oauth2/authorize?"), "{back}");
+        assert!(
+            !back.contains("prompt=login") && !back.contains("max_age"),
+            "{back}"
+        );
+        // Once signed in again: a code (consent is remembered), not another sign-in.
+        let r = p.server.send(&mut jar, "GET", &back, None);
+        assert_eq!(r.status, 303, "{}", r.body);
+        let loc = r.location().expect("a redirect").to_string();
+        assert!(loc.starts_with(REDIRECT), "{loc}");
+        let (s, v) = exchange(&p, &app, &param(&loc, "code").expect("code"), VERIFIER);
+        assert_eq!(s, 200, "{v}");
+        let auth_time = jwt_part(v["id_token"].as_str().expect("id_token"), 1)["auth_time"]
+            .as_u64()
+            .expect("auth_time");
+        assert!(
+            auth_time >= before && auth_time > first,
+            "{auth_time} {before} {first}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    }
+    // A marker in the future would loop: refused.
+    let far = (unix_now() + 3600) * 1000;
+    let r = get(&mut jar, &format!("&signed_in_after={far}"));
+    let loc = r.location().expect("a redirect").to_string();
+    assert_eq!(param(&loc, "error").as_deref(), Some("invalid_request"));
+}
+
+/// A signed-out browser following the longest valid authorization request (state,
+/// nonce and scope at 512 bytes, each byte percent-encoded) signs in and comes back to
+/// it, its state intact; unknown parameters are not carried.
+#[tokio::test]
+async fn a_long_valid_request_survives_signing_in_first() {
+    let (p, app, _, email) = setup(Database::Sqlite).await;
+    let state: String = "é~ &=".chars().cycle().take(500).collect::<String>();
+    let state = &state[..state.floor_char_boundary(512)];
+    assert!(state.len() > 500);
+    let nonce = "n/+".repeat(170);
+    let challenge = URL_SAFE_NO_PAD.encode(<sha2::Sha256 as sha2::Digest>::digest(VERIFIER));
+    let query = encode(&[
+        ("response_type", "code"),
+        ("client_id", &app.id),
+        ("redirect_uri", REDIRECT),
+        ("scope", "openid email"),
+        ("state", state),
+        ("nonce", &nonce),
+        ("code_challenge", &challenge),
+        ("code_challenge_method", "S256"),
+        ("prompt", "consent"),
+        ("ui_locales", &"x".repeat(4000)),
+    ]);
+    let mut jar = Jar::default();
+    let r = p
+        .server
+        .send(&mut jar, "GET", &format!("/oauth2/authorize?{query}"), None);
+    assert_eq!(r.status, 303, "{}", r.body);
+    let login = r.location().expect("to sign in").to_string();
+    assert!(login.starts_with("/login?next="), "{login}");
+    assert!(
+        !login.contains("ui_locales"),
+        "unknown parameters are not carried"
+    );
+    let page = p.server.send(&mut jar, "GET", &login, None);
+    assert_eq!(page.status, 200, "{}", page.body);
+    let form = encode(&[
+        ("email", email.as_str()),
+        ("password", PASSWORD),
+        ("csrf_token", &csrf_from(&page.body)),
+    ]);
+    let r = p.server.send(&mut jar, "POST", &login, Some(&form));
+    assert_eq!(r.status, 303, "{}", r.body);
+    let back = r.location().expect("back").to_string();
+    assert!(back.starts_with("/oauth2/authorize?"), "{back}");
+    let r = p.authorize(&mut jar, back.trim_start_matches("/oauth2/authorize?"));
+    assert_eq!(r.status, 303, "{}", r.body);
+    let loc = r.location().expect("to the app").to_string();
+    assert!(loc.starts_with(REDIRECT), "{loc}");
+    assert_eq!(param(&loc, "state").as_deref(), Some(state));
+    assert!(param(&loc, "code").is_some(), "{loc}");
+}
+
 #[tokio::test]
 async fn a_code_works_only_for_its_client_redirect_uri_and_verifier() {
     let (p, app, mut jar, _) = setup(Database::Sqlite).await;
@@ -732,12 +915,14 @@ async fn the_consent_page_cannot_be_framed_refuses_forged_csrf_and_remembers_the
     assert_eq!(asked.status, 200);
 }
 
-/// The Redis key of a code (`P:{UID}:ac:ID`), as the store names it.
-fn code_key(prefix: &str, code: &str) -> String {
+/// The Redis key of a code (`P:{UID}:ac:ID`), as the store names it: the ID is bound
+/// to the client the code was issued to.
+fn code_key(prefix: &str, client_id: &str, code: &str) -> String {
     let (uid, secret) = code.split_once('.').expect("UID.SECRET");
     let uid = uuid::Uuid::parse_str(uid).expect("uid");
+    let bound = format!("{client_id}\n{secret}");
     let id =
-        URL_SAFE_NO_PAD.encode(&<sha2::Sha256 as sha2::Digest>::digest(secret.as_bytes())[..16]);
+        URL_SAFE_NO_PAD.encode(&<sha2::Sha256 as sha2::Digest>::digest(bound.as_bytes())[..16]);
     format!(
         "{prefix}:{{{}}}:ac:{id}",
         URL_SAFE_NO_PAD.encode(uid.as_bytes())
@@ -751,7 +936,7 @@ async fn an_expired_code_is_refused() {
     let mut conn = redis::Client::open(redis_url())
         .and_then(|c| c.get_connection())
         .expect("a Redis connection");
-    let key = code_key(&p.cfg.prefix, &code);
+    let key = code_key(&p.cfg.prefix, &app.id, &code);
     let ttl: i64 = redis::cmd("PTTL").arg(&key).query(&mut conn).expect("PTTL");
     assert!((1..=60_000).contains(&ttl), "a code lives 60 s: {ttl}");
     // Its 60 seconds pass.
@@ -1143,11 +1328,36 @@ async fn clients_add_list_and_remove_from_the_command_line() {
     let (code, out, _) = cli(&p.cfg, &["clients", "list"]);
     assert_eq!(code, Some(0));
     assert!(out.contains("Wiki") && out.contains("Phone app"), "{out}");
-    // Removed: it can no longer get tokens or send anyone to sign in.
+    // Removed: it can no longer get tokens or send anyone to sign in, and what it
+    // holds ends: its access token at userinfo, its line on the devices page. Another
+    // app's session of the same user lives on.
+    let (s, tokens) = exchange(&p, &app, &code_for(&p, &mut jar, &app, "openid"), VERIFIER);
+    assert_eq!(s, 200, "{tokens}");
+    let access = tokens["access_token"].as_str().expect("access").to_string();
+    let other = p.add_app("Calendar", &[]);
+    let (s, kept) = exchange(
+        &p,
+        &other,
+        &code_for(&p, &mut jar, &other, "openid"),
+        VERIFIER,
+    );
+    assert_eq!(s, 200, "{kept}");
+    let kept = kept["access_token"].as_str().expect("access").to_string();
+    assert_eq!(p.userinfo(&access).status, 200);
+    let devices = p.server.send(&mut jar, "GET", "/devices", None);
+    assert!(devices.body.contains("Wiki") && devices.body.contains("Calendar"));
     let code_before = code_for(&p, &mut jar, &app, "openid");
-    let (code, out, err) = cli(&p.cfg, &["clients", "remove", &app.id]);
+    let (code, out, err) = cli(&p.cfg, &["clients", "remove", &app.id, "--json"]);
     assert_eq!(code, Some(0), "{err}");
-    assert!(out.contains(&app.id));
+    let removed: Value = serde_json::from_str(out.trim()).expect("one JSON line");
+    assert_eq!(removed["client_id"], app.id.as_str());
+    assert_eq!(removed["sessions_ended"], 1, "{out}");
+    assert_eq!(p.userinfo(&access).status, 401);
+    assert_eq!(p.userinfo(&kept).status, 200);
+    let devices = p.server.send(&mut jar, "GET", "/devices", None);
+    assert_eq!(devices.status, 200);
+    assert!(!devices.body.contains("Wiki"), "{}", devices.body);
+    assert!(devices.body.contains("Calendar"));
     let (s, v) = exchange(&p, &app, &code_before, VERIFIER);
     assert_eq!(
         (s, v["error"].as_str()),

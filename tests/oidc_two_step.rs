@@ -58,6 +58,18 @@ fn password_step(p: &Provider, jar: &mut Jar, login: &str, email: &str) -> Reply
     p.server.send(jar, "POST", login, Some(&form))
 }
 
+/// The same authorization request (the provider writes a space in the query as `+`).
+fn assert_same_request(got: &str, want: &str) {
+    let pairs = |p: &str| {
+        let (path, query) = p.split_once('?').unwrap_or((p, ""));
+        let q: Vec<(String, String)> = url::form_urlencoded::parse(query.as_bytes())
+            .into_owned()
+            .collect();
+        (path.to_string(), q)
+    };
+    assert_eq!(pairs(got), pairs(want), "{got}");
+}
+
 fn location(r: &Reply) -> String {
     r.location().expect("a redirect").to_string()
 }
@@ -113,7 +125,7 @@ async fn an_app_sign_in_through_the_code_page_gets_an_id_token_with_otp_and_its_
     let r = p.server.send(&mut b, "POST", CODE_PAGE, Some(&form));
     let code_until = unix_now();
     assert_eq!(r.status, 303, "{}", r.body);
-    assert_eq!(location(&r), authorize);
+    assert_same_request(&location(&r), &authorize);
     let consent = p.server.send(&mut b, "GET", &authorize, None);
     assert_eq!(consent.status, 200, "{}", consent.body);
     assert!(consent.body.contains("wants to use your account"));
@@ -254,7 +266,7 @@ async fn a_pending_sign_in_is_no_session_at_the_authorization_endpoint() {
         ("csrf_token", &csrf_from(&code_page.body)),
     ]);
     let r = p.server.send(&mut b, "POST", CODE_PAGE, Some(&form));
-    assert_eq!(location(&r), authorize);
+    assert_same_request(&location(&r), &authorize);
     let r = p.server.send(&mut b, "GET", &authorize, None);
     let back = location(&r);
     assert!(back.starts_with(REDIRECT), "remembered consent: {back}");
@@ -428,4 +440,51 @@ async fn in_chromium_the_code_page_sends_the_browser_on_to_the_app() {
     let at = wait_for_app(&c, rp).await;
     assert!(at.query_pairs().any(|(k, _)| k == "code"), "{at}");
     c.close().await.expect("close");
+}
+
+/// `prompt=login` for an account with a second factor: the new sign-in takes both
+/// steps, and the id_token says so (`otp`) with the code step's time as auth_time.
+#[tokio::test]
+async fn prompt_login_takes_both_steps_for_a_two_step_account() {
+    let p = Provider::start(Database::Sqlite).await;
+    let app = p.add_app("Wiki", &[]);
+    let email = format!("{}@example.com", unique("oidc2fa"));
+    let mut jar = Jar::default();
+    p.account(&mut jar, &email);
+    let (secret, _) = enroll(&p, &mut jar);
+    let _ = code_for(&p, &mut jar, &app, "openid");
+    let authorize = format!(
+        "/oauth2/authorize?{}&prompt=login",
+        auth_query(&app, "openid", VERIFIER, "st")
+    );
+    let r = p.server.send(&mut jar, "GET", &authorize, None);
+    assert_eq!(r.status, 303, "{}", r.body);
+    let login = location(&r);
+    assert!(login.starts_with("/login?next="), "{login}");
+    let r = password_step(&p, &mut jar, &login, &email);
+    assert_eq!(r.status, 303, "{}", r.body);
+    assert_eq!(
+        location(&r),
+        CODE_PAGE,
+        "the password alone is not the new sign-in"
+    );
+    let page = p.server.send(&mut jar, "GET", CODE_PAGE, None);
+    assert_eq!(page.status, 200, "{}", page.body);
+    let code_from = unix_now();
+    let form = encode(&[
+        ("code", code_at(&secret, unix_now()).as_str()),
+        ("csrf_token", &csrf_from(&page.body)),
+    ]);
+    let r = p.server.send(&mut jar, "POST", CODE_PAGE, Some(&form));
+    assert_eq!(r.status, 303, "{}", r.body);
+    let back = location(&r);
+    assert!(back.starts_with("/oauth2/authorize?"), "{back}");
+    let r = p.server.send(&mut jar, "GET", &back, None);
+    assert_eq!(r.status, 303, "{}", r.body);
+    let to_app = location(&r);
+    assert!(to_app.starts_with(REDIRECT), "{to_app}");
+    let claims = id_claims(&p, &app, &param(&to_app, "code").expect("a code"));
+    assert_eq!(claims["amr"], serde_json::json!(["pwd", "otp"]), "{claims}");
+    let auth_time = claims["auth_time"].as_u64().expect("auth_time");
+    assert!(auth_time >= code_from, "{auth_time} < {code_from}");
 }

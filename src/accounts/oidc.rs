@@ -118,6 +118,17 @@ impl Accounts {
         Ok(n > 0)
     }
 
+    /// The users who allowed the app (an app session exists only after consent): whose
+    /// sessions to look through when the app is removed.
+    pub async fn consented_users(&self, client_id: &str) -> Result<Vec<Uuid>, AccountError> {
+        let sql = "SELECT user_id FROM oauth_consents WHERE client_id = $1";
+        let ids: Vec<String> = on_pool!(&self.pool, |p| sqlx::query_scalar(sql)
+            .bind(client_id)
+            .fetch_all(p)
+            .await)?;
+        Ok(ids.iter().filter_map(|i| Uuid::parse_str(i).ok()).collect())
+    }
+
     /// The scopes the user allowed the app, when they did.
     pub async fn consent(
         &self,

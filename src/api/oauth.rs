@@ -13,12 +13,15 @@ use rocket::{get, post, routes, Route, State};
 use serde_json::{json, Value};
 
 use crate::accounts::{AccountError, Accounts};
+use crate::clock::retry_after_secs;
 use crate::config::Settings;
+use crate::limits::{self, Throttled};
 use crate::oidc::clients::{self, AuthError, Credentials};
 use crate::oidc::grants::{self, AccessError, GrantError};
 use crate::oidc::keys::{KeyError, ALG};
 use crate::oidc::Keyring;
 use crate::report::Report;
+use crate::request::ClientIp;
 use crate::services::Services;
 use crate::store::StoreError;
 use crate::tokens::TokenError;
@@ -31,6 +34,8 @@ pub struct OAuthError {
     pub code: &'static str,
     pub description: String,
     pub challenge: Option<String>,
+    /// 429: seconds to wait (`Retry-After`).
+    pub retry_after: Option<u64>,
 }
 
 impl OAuthError {
@@ -40,6 +45,20 @@ impl OAuthError {
             code,
             description: description.into(),
             challenge: None,
+            retry_after: None,
+        }
+    }
+
+    /// 429 with `Retry-After`: this address failed too often (`counted`).
+    pub fn throttled(t: Throttled) -> Self {
+        let secs = retry_after_secs(t.retry_after);
+        OAuthError {
+            retry_after: Some(secs),
+            ..OAuthError::new(
+                Status::TooManyRequests,
+                "too_many_requests",
+                format!("Too many failed requests from this address; try again in {secs} seconds."),
+            )
         }
     }
 
@@ -135,6 +154,9 @@ impl<'r> Responder<'r, 'static> for OAuthError {
         if let Some(c) = self.challenge {
             res.set_header(Header::new("WWW-Authenticate", c));
         }
+        if let Some(secs) = self.retry_after {
+            res.set_header(Header::new("Retry-After", secs.to_string()));
+        }
         Ok(res)
     }
 }
@@ -161,6 +183,7 @@ fn discovery(settings: &State<Settings>) -> Json<Value> {
         "scopes_supported": grants::SCOPES,
         "claims_supported": ["iss", "sub", "aud", "exp", "iat", "auth_time", "nonce", "amr", "sid", "email", "email_verified"],
         "code_challenge_methods_supported": ["S256"],
+        "prompt_values_supported": ["none", "login", "consent"],
         "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post", "none"],
         "revocation_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post", "none"],
         "introspection_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
@@ -232,8 +255,17 @@ async fn token(
     keyring: &State<Keyring>,
     header: AuthorizationHeader,
     form: Form<TokenForm>,
+    ip: ClientIp,
 ) -> Result<Json<grants::Tokens>, OAuthError> {
-    let f = form.into_inner();
+    counted(&s, &ip, token_answer(s, keyring, header, form.into_inner())).await
+}
+
+async fn token_answer(
+    s: Services<'_>,
+    keyring: &Keyring,
+    header: AuthorizationHeader,
+    f: TokenForm,
+) -> Result<Json<grants::Tokens>, OAuthError> {
     let grant_type = one("grant_type", f.grant_type)?;
     let code = one("code", f.code)?;
     let redirect_uri = one("redirect_uri", f.redirect_uri)?;
@@ -269,6 +301,27 @@ async fn token(
         grants::refresh(s, keyring, &client, &rt).await?
     };
     Ok(Json(tokens))
+}
+
+/// `answer`, counted against `ip`'s failure quota (`limits::oauth_client`): refused
+/// with 429 before any work once the quota is full; an answer that is not
+/// invalid_client or invalid_grant is taken back.
+pub async fn counted<T>(
+    s: &Services<'_>,
+    ip: &ClientIp,
+    answer: impl std::future::Future<Output = Result<T, OAuthError>>,
+) -> Result<T, OAuthError> {
+    let attempt = match limits::oauth_client(s.store, &s.settings.limits, &ip.text()).await? {
+        Ok(a) => a,
+        Err(t) => return Err(OAuthError::throttled(t)),
+    };
+    let answer = answer.await;
+    let failed =
+        matches!(&answer, Err(e) if e.code == "invalid_client" || e.code == "invalid_grant");
+    if !failed {
+        attempt.succeeded(s.store).await;
+    }
+    answer
 }
 
 /// A token request whose body is not a form.

@@ -12,11 +12,12 @@ use rocket::http::{ContentType, Status};
 use rocket::serde::json::Json;
 use rocket::{get, post, routes, Route, State};
 
-use super::oauth::{credentials, issuer, one, AuthorizationHeader, OAuthError};
+use super::oauth::{counted, credentials, issuer, one, AuthorizationHeader, OAuthError};
 use crate::accounts::ClientRecord;
 use crate::oidc::clients;
 use crate::oidc::revocation::{self, Introspection, Revoked};
 use crate::oidc::Keyring;
+use crate::request::ClientIp;
 use crate::services::Services;
 
 /// The body of both endpoints; every value of a field kept so a repeated one is
@@ -52,8 +53,9 @@ async fn revoke(
     keyring: &State<Keyring>,
     header: AuthorizationHeader,
     form: Form<TokenQuestion>,
+    ip: ClientIp,
 ) -> Result<(), OAuthError> {
-    let (client, token) = read(&s, &header, form.into_inner()).await?;
+    let (client, token) = counted(&s, &ip, read(&s, &header, form.into_inner())).await?;
     let revoked =
         revocation::revoke(s.store, keyring, &issuer(s.settings), &client, &token).await?;
     if revoked != Revoked::Nothing {
@@ -70,15 +72,20 @@ async fn introspect(
     keyring: &State<Keyring>,
     header: AuthorizationHeader,
     form: Form<TokenQuestion>,
+    ip: ClientIp,
 ) -> Result<Json<Introspection>, OAuthError> {
-    let (client, token) = read(&s, &header, form.into_inner()).await?;
-    if client.secret_hash.is_none() {
-        // A public client holds no secret, so anyone can claim to be it.
-        return Err(OAuthError {
-            description: "Introspection is for confidential clients only.".into(),
-            ..OAuthError::invalid_client()
-        });
-    }
+    let checked = counted(&s, &ip, async {
+        let (client, token) = read(&s, &header, form.into_inner()).await?;
+        if client.secret_hash.is_none() {
+            // A public client holds no secret, so anyone can claim to be it.
+            return Err(OAuthError {
+                description: "Introspection is for confidential clients only.".into(),
+                ..OAuthError::invalid_client()
+            });
+        }
+        Ok((client, token))
+    });
+    let (client, token) = checked.await?;
     let answer =
         revocation::introspect(s.store, keyring, &issuer(s.settings), &client, &token).await?;
     Ok(Json(answer))

@@ -31,7 +31,8 @@ pub enum Action {
     },
     /// Every registered app, oldest first.
     List,
-    /// Remove an app: it can no longer sign anyone in or refresh its tokens.
+    /// Remove an app: it can no longer sign anyone in or refresh its tokens, and its
+    /// app sessions end (its access tokens stop working at once).
     Remove { client_id: String },
 }
 
@@ -92,11 +93,16 @@ impl Line for ClientLine {
 struct Removed {
     client_id: String,
     removed: bool,
+    /// The app sessions ended with it.
+    sessions_ended: u32,
 }
 
 impl Line for Removed {
     fn text(&self) -> String {
-        format!("{} removed", self.client_id)
+        format!(
+            "{} removed; {} app sessions ended",
+            self.client_id, self.sessions_ended
+        )
     }
 }
 
@@ -141,19 +147,46 @@ pub(super) async fn run(accounts: &Accounts, action: Action, out: Output) -> Res
             }
             Ok(())
         }
-        Action::Remove { client_id } => {
-            if !accounts.delete_client(&client_id).await? {
-                return Err(CliError::Start(format!(
-                    "no app has the client id {client_id}"
-                )));
+        Action::Remove { .. } => Err(CliError::Start(
+            "removing an app ends its sessions: run through `remove`".into(),
+        )),
+    }
+}
+
+/// Removes an app and ends its app sessions: the users who allowed it are read
+/// first (the consents go with the app), the app is deleted (no new tokens, no
+/// refresh), then each user's sessions of that app are ended through the store.
+pub(super) async fn remove(
+    accounts: &Accounts,
+    store: &crate::store::Store,
+    client_id: String,
+    out: Output,
+) -> Result<(), CliError> {
+    let users = accounts.consented_users(&client_id).await?;
+    if !accounts.delete_client(&client_id).await? {
+        return Err(CliError::Start(format!(
+            "no app has the client id {client_id}"
+        )));
+    }
+    let now = crate::clock::now_ms();
+    let mut ended = 0u32;
+    for user in users {
+        let sessions = store.list_sessions(&user, now).await?;
+        for s in sessions
+            .iter()
+            .filter(|s| s.client_id.as_deref() == Some(client_id.as_str()))
+        {
+            if store.revoke_session(&user, &s.sid, now).await? {
+                ended += 1;
             }
-            out.print(&Removed {
-                client_id,
-                removed: true,
-            });
-            Ok(())
         }
     }
+    out.print(&Removed {
+        client_id,
+        removed: true,
+        sessions_ended: ended,
+    });
+    Ok(())
 }
 
 pub(super) async fn rotate(

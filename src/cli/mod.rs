@@ -111,6 +111,13 @@ async fn execute(command: Command) -> Result<(), CliError> {
             let parts = Parts::open().await?;
             users::run(&parts, action, Output { json }).await
         }
+        Command::Clients {
+            json,
+            action: clients::Action::Remove { client_id },
+        } => {
+            let parts = Parts::open().await?;
+            clients::remove(&parts.accounts, &parts.store, client_id, Output { json }).await
+        }
         Command::Clients { json, action } => {
             let (_, accounts) = open_accounts().await?;
             clients::run(&accounts, action, Output { json }).await

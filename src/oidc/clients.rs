@@ -11,7 +11,7 @@ use crate::crypto::{constant_time_eq, random_bytes, random_token, sha256_hex};
 
 /// The longest app name kept (it labels sessions: at most 64 bytes).
 pub const MAX_NAME: usize = 64;
-const MAX_URI: usize = 512;
+pub const MAX_URI: usize = 512;
 
 /// A redirect (or post-logout) URI we accept at registration: absolute, no fragment,
 /// no user info, https, or http only to this machine (RFC 8252 §7.3 loopback, and

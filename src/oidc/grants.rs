@@ -61,7 +61,13 @@ pub async fn issue_code(
     let secret = random_token();
     let json = serde_json::to_string(req).unwrap_or_default();
     store
-        .put_code(user_id, &sid_for(&secret), &json, CODE_TTL_MS, now_ms())
+        .put_code(
+            user_id,
+            &code_id(&req.client_id, &secret),
+            &json,
+            CODE_TTL_MS,
+            now_ms(),
+        )
         .await?;
     Ok(format!("{user_id}.{secret}"))
 }
@@ -92,6 +98,13 @@ pub struct Tokens {
     pub id_token: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub refresh_token: Option<String>,
+}
+
+/// The key a code is stored under: bound to the client it was issued to, so another
+/// client presenting it (even a spent one) finds nothing and cannot end the session
+/// the code's first use started.
+fn code_id(client_id: &str, secret: &str) -> String {
+    sid_for(&format!("{client_id}\n{secret}"))
 }
 
 fn parse_code(code: &str) -> Option<(Uuid, String)> {
@@ -192,7 +205,9 @@ const NO_LONGER: GrantError = GrantError::InvalidGrant("the authorization is no 
 /// this client's, for this `redirect_uri`, with the right PKCE verifier (a mismatch
 /// is refused and leaves the code usable by its rightful holder); then an app session
 /// starts and the code is used up in one step with it (`Store::redeem_code`). A code
-/// used before ends what its first use started.
+/// used before ends what its first use started — only when presented by its own
+/// client: the code's key is bound to that client (`code_id`), so another client's
+/// attempt reads no code at all and is a plain invalid_grant.
 pub async fn exchange_code(
     s: Services<'_>,
     keyring: &Keyring,
@@ -202,7 +217,7 @@ pub async fn exchange_code(
     verifier: Option<&str>,
 ) -> Result<Tokens, GrantError> {
     let (user_id, secret) = parse_code(code).ok_or(GONE)?;
-    let id = sid_for(&secret);
+    let id = code_id(&client.client_id, &secret);
     let req = read_code(s, client, &user_id, &id).await?;
     check_code(&req, client, redirect_uri, verifier)?;
     let user = s

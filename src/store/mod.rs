@@ -261,6 +261,8 @@ pub struct SessionRecord {
     pub created_ms: i64,
     pub seen_ms: i64,
     pub amr: Amr,
+    /// Apps: the client id of the app the session belongs to.
+    pub client_id: Option<String>,
 }
 
 impl SessionRecord {
@@ -277,6 +279,7 @@ impl SessionRecord {
             created_ms: num(field::CREATED)?,
             seen_ms: num(field::SEEN)?,
             amr: Amr::from_field(get(field::AMR)),
+            client_id: get(field::CLIENT).map(str::to_string),
         })
     }
 }

@@ -386,7 +386,7 @@ fn parse_touch(reply: Value) -> StoreResult<Option<(LiveSession, Option<Vec<Sess
 }
 
 /// The fields `list()` (list.lua) reads of each session, in its order.
-const LISTED: [&str; 7] = [
+const LISTED: [&str; 8] = [
     field::KIND,
     field::LABEL,
     field::MOBILE,
@@ -394,9 +394,10 @@ const LISTED: [&str; 7] = [
     field::CREATED,
     field::SEEN,
     field::AMR,
+    field::CLIENT,
 ];
 
-/// `list()`'s reply: `{sid, {k, l, m, ip, t, s, o}, ...}`.
+/// `list()`'s reply: `{sid, {k, l, m, ip, t, s, o, c}, ...}`.
 fn parse_list(reply: Value) -> StoreResult<Vec<SessionRecord>> {
     let items: Vec<Value> = redis::from_redis_value(reply)?;
     let mut out = Vec::with_capacity(items.len() / 2);

@@ -4,7 +4,7 @@ use rocket::form::FromForm;
 use rocket::http::uri::Origin;
 use rocket::http::Status;
 use rocket::response::Redirect;
-use rocket::{get, post, routes, uri, Route, State};
+use rocket::{get, post, routes, uri, Route};
 
 use super::flash::{Flash, FlashMessage};
 use super::guards::{CsrfForm, CsrfToken, CurrentSession, NoFields, SessionCookieJar};
@@ -173,17 +173,28 @@ fn return_to(settings: &Settings, rd: Option<&str>) -> Option<ReturnTo> {
         .ok()
 }
 
-/// Signed in already: straight back to the proxied app, or to the devices page.
-#[get("/login?<rd>")]
-fn login_page_signed_in(
+/// Signed in already: straight back to the proxied app, or to the devices page —
+/// unless an app's authorization asks to sign in again (`prompt=login`, `max_age`:
+/// its `next` carries `signed_in_after`), which shows the sign-in form.
+#[get("/login?<rd>&<next>")]
+async fn login_page_signed_in(
     _session: CurrentSession,
     rd: Option<&str>,
-    settings: &State<Settings>,
-) -> Redirect {
-    match return_to(settings, rd) {
+    next: Option<NextPath>,
+    csrf: CsrfToken,
+    flash: Option<FlashMessage>,
+    app: Services<'_>,
+) -> Result<Redirect, Page> {
+    if next
+        .as_ref()
+        .is_some_and(|n| n.to_string().contains("signed_in_after="))
+    {
+        return Err(login_page(next, rd, csrf, flash, app).await);
+    }
+    Ok(match return_to(app.settings, rd) {
         Some(rd) => rd.redirect(),
         None => Redirect::to(uri!(super::devices::devices)),
-    }
+    })
 }
 
 // `uri!(login_page(..))` names `NextPath` where it is written: modules that use it

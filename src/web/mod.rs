@@ -133,12 +133,20 @@ impl<'r> Responder<'r, 'static> for Page {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NextPath(Origin<'static>);
 
+/// The longest `next`: every valid authorization request fits (`MAX_REQUEST_PATH`,
+/// computed from its parameters' caps), and a bound stays.
+pub const MAX_NEXT: usize = if oauth::MAX_REQUEST_PATH > 512 {
+    oauth::MAX_REQUEST_PATH
+} else {
+    512
+};
+
 impl NextPath {
     pub fn parse(n: &str) -> Option<NextPath> {
         let local = n.starts_with('/')
             && !n.starts_with("//")
             && !n.starts_with("/\\")
-            && n.len() <= 512
+            && n.len() <= MAX_NEXT
             && !n.chars().any(|c| c.is_control() || c == '\\');
         if !local {
             return None;
@@ -284,5 +292,9 @@ mod tests {
         ] {
             assert_eq!(NextPath::parse(refused), None, "{refused}");
         }
+        // Bounded: as long as the longest valid authorization request, no longer.
+        let long = format!("/{}", "a".repeat(super::MAX_NEXT - 1));
+        assert!(NextPath::parse(&long).is_some());
+        assert_eq!(NextPath::parse(&format!("{long}a")), None);
     }
 }

@@ -42,6 +42,12 @@ pub struct AuthorizeParams {
     code_challenge: Option<String>,
     code_challenge_method: Option<String>,
     prompt: Option<String>,
+    max_age: Option<String>,
+    /// Ours, not the app's: set when `prompt=login` or `max_age` sent the browser to
+    /// sign in again — the sign-in must be no older than this (unix ms). It replaces
+    /// both in the request the sign-in comes back to, so the loop ends after one
+    /// sign-in.
+    signed_in_after: Option<String>,
     request: Option<String>,
     request_uri: Option<String>,
 }
@@ -63,6 +69,12 @@ struct Checked {
     nonce: Option<String>,
     challenge: Option<String>,
     prompt: Option<String>,
+    /// `prompt=login`: sign in again whatever the session's age.
+    login: bool,
+    /// `max_age` (seconds).
+    max_age: Option<u64>,
+    /// `signed_in_after` (unix ms), checked to be in the past.
+    signed_in_after: Option<i64>,
 }
 
 /// What the authorize endpoint answers.
@@ -148,6 +160,9 @@ async fn check(s: Services<'_>, p: &AuthorizeParams) -> Result<Result<Checked, O
         nonce: p.nonce.clone().filter(|n| !n.is_empty()),
         challenge: p.code_challenge.clone(),
         prompt: p.prompt.clone(),
+        login: false,
+        max_age: None,
+        signed_in_after: None,
     };
     Ok(match check_request(&mut c, p) {
         Ok(()) => Ok(c),
@@ -160,7 +175,8 @@ async fn check(s: Services<'_>, p: &AuthorizeParams) -> Result<Result<Checked, O
 fn check_request(c: &mut Checked, p: &AuthorizeParams) -> Result<(), (&'static str, &'static str)> {
     let too_long = [&p.scope, &p.state, &p.nonce, &p.code_challenge]
         .iter()
-        .any(|v| v.as_ref().is_some_and(|v| v.len() > MAX_PARAM));
+        .any(|v| v.as_ref().is_some_and(|v| v.len() > MAX_PARAM))
+        || p.prompt.as_ref().is_some_and(|v| v.len() > MAX_PROMPT);
     if too_long {
         return Err(("invalid_request", "A parameter is too long."));
     }
@@ -175,6 +191,27 @@ fn check_request(c: &mut Checked, p: &AuthorizeParams) -> Result<(), (&'static s
             "unsupported_response_type",
             "Only response_type=code is supported.",
         ));
+    }
+    c.login = c
+        .prompt
+        .as_deref()
+        .is_some_and(|p| p.split(' ').any(|x| x == "login"));
+    if let Some(v) = p.max_age.as_deref() {
+        let age = v.parse::<u64>().map_err(|_| {
+            (
+                "invalid_request",
+                "max_age must be a whole number of seconds.",
+            )
+        })?;
+        c.max_age = Some(age);
+    }
+    if let Some(v) = p.signed_in_after.as_deref() {
+        let after = v
+            .parse::<i64>()
+            .ok()
+            .filter(|t| *t <= now_ms())
+            .ok_or(("invalid_request", "signed_in_after is not a past moment."))?;
+        c.signed_in_after = Some(after);
     }
     c.scopes = grants::parse_scope(p.scope.as_deref().unwrap_or(""))
         .map_err(|_| ("invalid_scope", "The scope must include openid."))?;
@@ -219,6 +256,92 @@ fn scope_words(scopes: &[&str]) -> Vec<&'static str> {
         .collect()
 }
 
+/// When the browser session signed in (unix ms); `None` when it is gone.
+async fn signed_in_at(s: Services<'_>, session: &CurrentSession) -> Result<Option<i64>, AppError> {
+    let sessions = s.store.list_sessions(&session.user_id, now_ms()).await?;
+    Ok(sessions
+        .iter()
+        .find(|x| x.sid == session.sid)
+        .map(|x| x.created_ms))
+}
+
+/// The moment the sign-in must be no older than (OpenID Connect Core §3.1.2.1):
+/// the one a re-sign-in was asked at (it alone counts once asked, so one sign-in ends
+/// the loop), now for `prompt=login`, or `max_age` ago.
+fn sign_in_needed_after(c: &Checked, now: i64) -> Option<i64> {
+    if let Some(t) = c.signed_in_after {
+        return Some(t);
+    }
+    if c.login {
+        return Some(now);
+    }
+    c.max_age
+        .map(|a| now.saturating_sub(i64::try_from(a).unwrap_or(i64::MAX).saturating_mul(1000)))
+}
+
+/// The longest `prompt` kept (every value OpenID Connect defines, space-separated).
+const MAX_PROMPT: usize = 64;
+
+/// The longest path an authorization request that passes `check` comes back to after
+/// signing in (`request_path`): its known parameters only, each at its cap and every
+/// byte percent-encoded (three bytes), so `NextPath` always takes it.
+pub(super) const MAX_REQUEST_PATH: usize = {
+    let pct = 3;
+    let digits = 20; // an i64 or u64
+    "/oauth2/authorize?".len()
+        + "response_type=code&".len()
+        + "client_id=&".len()
+        + pct * 64
+        + "redirect_uri=&".len()
+        + pct * crate::oidc::clients::MAX_URI
+        + "scope=&state=&nonce=&".len()
+        + 3 * pct * MAX_PARAM
+        + "code_challenge=&code_challenge_method=S256&".len()
+        + 43
+        + "prompt=&".len()
+        + pct * MAX_PROMPT
+        + "max_age=&signed_in_after=".len()
+        + 2 * digits
+};
+
+/// This request to come back to after signing in, from its known parameters only
+/// (bounded: `MAX_REQUEST_PATH`). For a new sign-in (`reauth_at`), `prompt=login` and
+/// `max_age` are replaced by `signed_in_after`.
+fn request_path(p: &AuthorizeParams, reauth_at: Option<i64>) -> Option<NextPath> {
+    let mut out = url::form_urlencoded::Serializer::new(String::new());
+    let mut put = |k: &str, v: &Option<String>| {
+        if let Some(v) = v {
+            out.append_pair(k, v);
+        }
+    };
+    put("response_type", &p.response_type);
+    put("client_id", &p.client_id);
+    put("redirect_uri", &p.redirect_uri);
+    put("scope", &p.scope);
+    put("state", &p.state);
+    put("nonce", &p.nonce);
+    put("code_challenge", &p.code_challenge);
+    put("code_challenge_method", &p.code_challenge_method);
+    match reauth_at {
+        None => {
+            put("prompt", &p.prompt);
+            put("max_age", &p.max_age);
+            put("signed_in_after", &p.signed_in_after);
+        }
+        Some(now) => {
+            let rest = p.prompt.as_deref().map(|v| {
+                v.split(' ')
+                    .filter(|x| !x.is_empty() && *x != "login")
+                    .collect::<Vec<_>>()
+                    .join(" ")
+            });
+            put("prompt", &rest.filter(|r| !r.is_empty()));
+            put("signed_in_after", &Some(now.to_string()));
+        }
+    }
+    NextPath::parse(&format!("/oauth2/authorize?{}", out.finish()))
+}
+
 /// Issues the code and sends the browser back to the app with it.
 async fn grant(
     s: Services<'_>,
@@ -226,11 +349,15 @@ async fn grant(
     c: &Checked,
     ip: &ClientIp,
 ) -> Result<Outcome, AppError> {
-    let sessions = s.store.list_sessions(&session.user_id, now_ms()).await?;
-    let signed_in_ms = sessions
-        .iter()
-        .find(|x| x.sid == session.sid)
-        .map_or(now_ms(), |x| x.created_ms);
+    // auth_time is the browser session's own sign-in; a session that ended since the
+    // guard checked it has none, and gets no code.
+    let Some(signed_in_ms) = signed_in_at(s, session).await? else {
+        return Ok(back_with_error(
+            c,
+            "login_required",
+            "You are not signed in to Latchkey.",
+        ));
+    };
     let req = CodeRequest {
         client_id: c.client.client_id.clone(),
         redirect_uri: c.redirect_uri.clone(),
@@ -303,18 +430,12 @@ pub async fn next_form_action(s: Services<'_>, next: Option<&NextPath>) -> Optio
         .flatten()
 }
 
-/// The path and query of this request, to come back to after signing in.
-fn this_request(req_uri: &rocket::http::uri::Origin<'_>) -> Option<NextPath> {
-    NextPath::parse(&req_uri.to_string())
-}
-
 #[get("/oauth2/authorize?<p..>")]
 async fn authorize(
     p: AuthorizeParams,
     session: Option<CurrentSession>,
     s: Services<'_>,
     ip: ClientIp,
-    uri: &rocket::http::uri::Origin<'_>,
 ) -> Result<Outcome, AppError> {
     let c = match check(s, &p).await? {
         Ok(c) => c,
@@ -328,7 +449,7 @@ async fn authorize(
                 "You are not signed in to Latchkey.",
             ));
         }
-        let Some(next) = this_request(uri) else {
+        let Some(next) = request_path(&p, None) else {
             return Ok(back_with_error(
                 &c,
                 "invalid_request",
@@ -339,6 +460,32 @@ async fn authorize(
             super::auth::login_page(Some(next), _)
         ))));
     };
+    let now = now_ms();
+    let signed_in = signed_in_at(s, &session).await?;
+    let stale = match (signed_in, sign_in_needed_after(&c, now)) {
+        (None, _) => true,
+        (Some(t), Some(after)) => t < after,
+        (Some(_), None) => false,
+    };
+    if stale {
+        if c.prompt.as_deref() == Some("none") {
+            return Ok(back_with_error(
+                &c,
+                "login_required",
+                "Signing in again is required.",
+            ));
+        }
+        let Some(next) = request_path(&p, Some(now)) else {
+            return Ok(back_with_error(
+                &c,
+                "invalid_request",
+                "The request is too long to come back to after signing in.",
+            ));
+        };
+        return Ok(Outcome::Back(Redirect::to(rocket::uri!(
+            super::auth::login_page(Some(next), _)
+        ))));
+    }
     let granted = s
         .accounts
         .consent(&session.user_id, &c.client.client_id)
@@ -353,9 +500,7 @@ async fn authorize(
             "consent_required",
             "The app has not been allowed yet.",
         )),
-        Some(p) if p.split(' ').any(|x| x == "consent" || x == "login") => {
-            Ok(consent_page(&session, &c))
-        }
+        Some(p) if p.split(' ').any(|x| x == "consent") => Ok(consent_page(&session, &c)),
         _ if remembered => grant(s, &session, &c, &ip).await,
         _ => Ok(consent_page(&session, &c)),
     }

@@ -4,7 +4,9 @@
 //!
 //! With a valid `id_token_hint` (`oidc::claims::verify_id_token_hint`) the app session
 //! it names ends, and so does this browser's Latchkey session when it belongs to the
-//! same account, at once. Without one, anyone could have sent the browser here (an
+//! same account, at once — only when that app session was live and ended now; a hint
+//! to a session already over is asked about as if there were none. Without one,
+//! anyone could have sent the browser here (an
 //! `<img src>` on any site), so nothing ends until the user confirms with the page's
 //! CSRF-protected form. A hint that is not ours (forged, altered, another issuer's)
 //! answers 400 and ends nothing. The browser goes back to `post_logout_redirect_uri`
@@ -118,9 +120,15 @@ async fn logout(
         Some(app) => Some(app),
         None => s.accounts.find_client(&claims.aud).await?,
     };
-    // The app's own session ends (its tokens with it); the browser's ends only when it
-    // is the same account's: another account signed in since is not the app's to end.
-    sessions::end(s.store, &claims.sub, &claims.sid).await?;
+    // The app's own session ends (its tokens with it). The browser's ends at once only
+    // when that app session was still live and ended now, and the browser is the same
+    // account's: a hint to a session that is over (any id_token ever issued, expiry
+    // not checked, found in a log or a history) proves no live app asks, so the user
+    // confirms with the CSRF-protected form, as without a hint.
+    let ended = sessions::end(s.store, &claims.sub, &claims.sid).await?;
+    if !ended {
+        return Ok(unconfirmed(&p, browser.as_ref(), app.as_ref()));
+    }
     if let Some(b) = browser.filter(|b| b.user_id == claims.sub) {
         sessions::end(s.store, &b.user_id, &b.sid).await?;
         cookie.clear();
