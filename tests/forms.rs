@@ -182,6 +182,24 @@ async fn every_form_route_refuses_what_is_not_its_own_form_and_changes_nothing()
         ),
         ("/password/forgot".into(), vec![("email", &email)]),
         (
+            "/account/totp".into(),
+            vec![("code", "123456"), ("current_password", PASSWORD)],
+        ),
+        (
+            "/account/totp/disable".into(),
+            vec![("code", "123456"), ("current_password", PASSWORD)],
+        ),
+        (
+            "/account/recovery-codes".into(),
+            vec![("current_password", PASSWORD)],
+        ),
+        (
+            "/login/second-factor".into(),
+            vec![("code", "123456"), ("remember", "on")],
+        ),
+        ("/oauth2/authorize".into(), vec![("decision", "allow")]),
+        ("/oauth2/logout".into(), vec![]),
+        (
             "/password/reset".into(),
             vec![
                 ("email", &email),

@@ -12,10 +12,10 @@ use rocket::form::FromForm;
 use rocket::http::Status;
 use rocket::request::Request;
 use rocket::response::{self, Redirect, Responder};
-use rocket::{get, post, routes, Route};
+use rocket::{get, post, routes, uri, Route};
 use url::Url;
 
-use super::guards::{CsrfForm, CurrentSession};
+use super::guards::{CsrfForm, CurrentSession, NoFields};
 use super::{NextPath, Page};
 use crate::accounts::ClientRecord;
 use crate::clock::now_ms;
@@ -26,7 +26,7 @@ use crate::request::ClientIp;
 use crate::services::Services;
 
 pub fn routes() -> Vec<Route> {
-    routes![authorize, consent]
+    routes![authorize, consent, consent_signed_out]
 }
 
 /// The authorization request's parameters (query, or the consent form's hidden
@@ -504,6 +504,14 @@ async fn authorize(
         _ if remembered => grant(s, &session, &c, &ip).await,
         _ => Ok(consent_page(&session, &c)),
     }
+}
+
+/// A signed-out browser posting the consent form with its own token (its session ended
+/// while the page was open): sent to sign in, and nothing is granted. A missing or
+/// wrong token is 403, as on every form.
+#[post("/oauth2/authorize", rank = 2, data = "<_form>")]
+fn consent_signed_out(_form: CsrfForm<NoFields>) -> Redirect {
+    super::auth::sign_in_first(uri!("/devices"))
 }
 
 /// The consent answer: the request is checked again (the form is whatever the browser
