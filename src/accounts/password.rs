@@ -1,8 +1,8 @@
-//! Argon2id password hashing, off the async workers: each hash runs on the blocking
-//! pool, on at most half the cores at a time (one on two cores), on a thread whose
-//! scheduling priority is lowered (nice [`HASHING_NICE`]), so a sign-in flood leaves
-//! the cores to page views and API reads first and hashes with what they leave. An
-//! unknown account verifies a fixed dummy hash, so it answers in the same time.
+//! Argon2id password hashing, off the async workers: each hash runs on a thread of its
+//! own, on at most half the cores at a time (one on two cores), at a lowered scheduling
+//! priority (nice [`HASHING_NICE`]), so a sign-in flood leaves the cores to page views
+//! and API reads first and hashes with what they leave. An unknown account verifies a
+//! fixed dummy hash, so it answers in the same time.
 //!
 //! A hash runs in a [`Slot`], and getting one is bounded three ways:
 //! - a request waits at most [`SLOT_WAIT`] for it, then gets `HashError::Busy` (503
@@ -211,8 +211,10 @@ fn verify_blocking(pool: &MemoryPool, password: &str, hash: &str) -> bool {
 pub enum HashError {
     #[error("the hashing pool is closed")]
     Closed(#[from] tokio::sync::AcquireError),
-    #[error("the hashing task did not finish")]
-    Task(#[from] tokio::task::JoinError),
+    #[error("could not start a hashing thread")]
+    Thread(#[source] std::io::Error),
+    #[error("the hashing thread ended without an answer")]
+    NoAnswer,
     #[error("Argon2 failed")]
     Argon2(#[from] argon2::Error),
     #[error("the hash could not be written as a PHC string")]
@@ -231,8 +233,7 @@ pub enum HashError {
 pub const HASHING_NICE: i32 = 10;
 
 /// Lowers the calling thread's priority to [`HASHING_NICE`] (Linux: nice is per
-/// thread), once per thread; a blocking-pool thread keeps it for later hashes.
-/// Failing to is logged and changes nothing else.
+/// thread). Failing to is logged and changes nothing else.
 fn lower_this_threads_priority() {
     use rustix::process::{getpriority_process, setpriority_process};
     let tid = Some(rustix::thread::gettid());
@@ -316,15 +317,24 @@ impl Hasher {
 }
 
 impl Slot {
+    /// Runs `f` at [`HASHING_NICE`] on a thread of its own, which ends with it. Not on
+    /// Tokio's blocking pool: a pool thread keeps its nice value, so whatever blocking
+    /// work it was given next (an RSA key's generation, a file written by the mailer)
+    /// ran at a tenth of a core under load. Starting a thread costs tens of
+    /// microseconds; the hash, tens of milliseconds.
     async fn run<T: Send + 'static>(
         &self,
         f: impl FnOnce() -> T + Send + 'static,
     ) -> Result<T, HashError> {
-        Ok(tokio::task::spawn_blocking(move || {
-            lower_this_threads_priority();
-            f()
-        })
-        .await?)
+        let (answer, answered) = tokio::sync::oneshot::channel();
+        std::thread::Builder::new()
+            .name("latchkey-argon2".into())
+            .spawn(move || {
+                lower_this_threads_priority();
+                let _ = answer.send(f());
+            })
+            .map_err(HashError::Thread)?;
+        answered.await.map_err(|_| HashError::NoAnswer)
     }
 
     pub async fn hash(&self, password: &str) -> Result<String, HashError> {
@@ -369,6 +379,35 @@ mod tests {
         .expect("thread");
         assert_eq!(hashed, HASHING_NICE.max(before));
         assert_eq!(nice_of_this_thread().expect("getpriority"), before);
+    }
+
+    #[test]
+    fn blocking_work_after_a_hash_keeps_its_own_priority() {
+        use rustix::process::getpriority_process;
+        let nice = || getpriority_process(Some(rustix::thread::gettid())).expect("getpriority");
+        // One blocking thread: a task after a hash gets the thread the hash had, if it ran
+        // there (an RSA key made after a sign-in then ran at nice 10).
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .max_blocking_threads(1)
+            .enable_all()
+            .build()
+            .expect("a runtime");
+        let before = nice();
+        runtime.block_on(async {
+            let hasher = Hasher::new().await;
+            let slot = hasher.slot(Work::SignIn).await.expect("a slot");
+            assert_eq!(slot.run(nice).await.expect("ran"), HASHING_NICE.max(before));
+            let hash = slot.hash("a password").await.expect("hashed");
+            assert!(slot
+                .verify("a password", Some(&hash))
+                .await
+                .expect("verified"));
+            let after = tokio::task::spawn_blocking(nice).await.expect("ran");
+            assert_eq!(
+                after, before,
+                "a blocking task after hashes runs at nice {after}"
+            );
+        });
     }
 
     #[test]
