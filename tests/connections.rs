@@ -8,8 +8,11 @@ use std::net::{SocketAddr, TcpStream};
 use std::time::{Duration, Instant};
 
 use crate::common::{
-    csrf_from, email, encode, read_reply, AppProcess, Reply, TestConfig, PASSWORD,
+    csrf_from, email, encode, read_reply, AppProcess, Reply, TestConfig, ANSWER_WITHIN, PASSWORD,
 };
+
+/// How long a write may block on a socket the server is expected to cut off.
+const CUT_OFF_WITHIN: Duration = Duration::from_secs(5);
 
 /// Method, path, extra headers and body of a request.
 struct Request<'a>(&'a str, &'a str, &'a [(&'a str, &'a str)], &'a str);
@@ -23,8 +26,7 @@ fn exchange_from(server: &AppProcess, from: &str, request: Request) -> Reply {
     let to: SocketAddr = ([127, 0, 0, 1], server.port).into();
     socket.connect(&to.into()).expect("connect");
     let mut s: TcpStream = socket.into();
-    s.set_read_timeout(Some(Duration::from_secs(10)))
-        .expect("timeout");
+    s.set_read_timeout(Some(ANSWER_WITHIN)).expect("timeout");
     let mut head = format!(
         "{} {} HTTP/1.1\r\nHost: 127.0.0.1\r\n",
         request.0, request.1
@@ -169,8 +171,9 @@ fn an_idle_keep_alive_connection_is_closed_after_keep_alive() {
 }
 
 /// Sends a header block of `size` bytes that never ends; stops early when the server
-/// refuses it (the write fails).
+/// refuses it (the write fails, or blocks past `CUT_OFF_WITHIN`).
 fn send_endless_header(s: &mut TcpStream, size: usize) -> usize {
+    s.set_write_timeout(Some(CUT_OFF_WITHIN)).expect("timeout");
     let line = format!("X-Fill: {}\r\n", "a".repeat(1000));
     let mut sent = 0;
     if s.write_all(b"GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\n")
@@ -288,6 +291,7 @@ fn a_header_full_of_cookies_is_refused_past_the_header_limit() {
     let cookies = cookie_flood(40_000);
     assert!(cookies.len() > 380_000);
     let mut s = server.connect();
+    s.set_write_timeout(Some(CUT_OFF_WITHIN)).expect("timeout");
     let req = format!("GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\nCookie: {cookies}\r\n\r\n");
     let start = Instant::now();
     let _ = s.write_all(req.as_bytes());

@@ -12,6 +12,13 @@ use std::time::{Duration, Instant};
 
 use super::{test_dir, TestConfig};
 
+/// How long a test's client waits for an answer the server must give (and to send its
+/// request): generous, since on a loaded two-core machine (eight tests at a time, debug
+/// builds) a request that makes the first RSA signing key or hashes a password can take
+/// seconds. A wait ends as soon as the answer is there. A test that expects no answer,
+/// or a cut-off, sets its own short timeout on the socket.
+pub const ANSWER_WITHIN: Duration = Duration::from_secs(30);
+
 /// A child process, killed and reaped when dropped.
 pub struct Spawned(Child);
 
@@ -194,20 +201,19 @@ impl TestConfig {
 }
 
 impl AppProcess {
-    /// A new connection, with 5 s read and write timeouts.
+    /// A new connection, with [`ANSWER_WITHIN`] as its read and write timeouts.
     pub fn connect(&self) -> TcpStream {
         let s = TcpStream::connect(("127.0.0.1", self.port)).expect("connect");
-        s.set_read_timeout(Some(Duration::from_secs(5)))
-            .expect("timeout");
-        s.set_write_timeout(Some(Duration::from_secs(5)))
-            .expect("timeout");
+        s.set_read_timeout(Some(ANSWER_WITHIN)).expect("timeout");
+        s.set_write_timeout(Some(ANSWER_WITHIN)).expect("timeout");
         s
     }
 
-    /// One request on a fresh connection (closed after), or None when refused.
+    /// One request on a fresh connection (closed after), or None when refused or not
+    /// answered within [`ANSWER_WITHIN`].
     pub fn get(&self, path: &str) -> Option<Reply> {
         let mut s = TcpStream::connect(("127.0.0.1", self.port)).ok()?;
-        s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+        s.set_read_timeout(Some(ANSWER_WITHIN)).ok()?;
         let req = format!("GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n");
         s.write_all(req.as_bytes()).ok()?;
         read_reply(&mut s)
