@@ -14,6 +14,12 @@ use serde_json::json;
 const DESKTOP: (u32, u32) = (1280, 900);
 const PHONE: (u32, u32) = (390, 844);
 
+/// How long a Chromium test waits for a page, or for chromedriver or the app to listen:
+/// generous, since on a loaded two-core machine (eight tests at a time, debug builds)
+/// one sign-in's Argon2 hash, at nice 10, can take seconds. A wait ends as soon as the
+/// page is there.
+pub(crate) const PAGE_WITHIN: Duration = Duration::from_secs(30);
+
 pub(crate) struct Chromedriver {
     port: u16,
     _child: Spawned,
@@ -29,7 +35,7 @@ impl Chromedriver {
                 .stderr(Stdio::null()),
             "chromedriver (scripts/test installs chromium-driver)",
         );
-        wait_for_port(port, Duration::from_secs(20), "chromedriver did not start");
+        wait_for_port(port, PAGE_WITHIN, "chromedriver did not start");
         Chromedriver {
             port,
             _child: child,
@@ -105,7 +111,7 @@ pub(crate) async fn serve_behind(cfg: &TestConfig, public_url: Option<&str>) -> 
             .expect("the app starts")
     });
     // Polled without blocking: the app is served by this test's own runtime.
-    let deadline = Instant::now() + Duration::from_secs(10);
+    let deadline = Instant::now() + PAGE_WITHIN;
     while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
         assert!(Instant::now() < deadline, "the app did not listen");
         tokio::time::sleep(Duration::from_millis(25)).await;
@@ -169,33 +175,36 @@ pub(crate) async fn submit(c: &Client) {
 /// least), and reading the page too early reads the old one or a stale element.
 pub(crate) async fn navigate_by(c: &Client, target: fantoccini::elements::Element) {
     let old = c.find(Locator::Css("html")).await.expect("the page");
+    let from = c.current_url().await.expect("url");
     target.click().await.expect("click");
-    let deadline = Instant::now() + Duration::from_secs(10);
+    let deadline = Instant::now() + PAGE_WITHIN;
     loop {
         match old.tag_name().await {
             Err(e) if e.is_stale_element_reference() => break,
             _ => {
-                assert!(Instant::now() < deadline, "the click loaded no new page");
+                if Instant::now() >= deadline {
+                    panic!(
+                        "a click on {from} loaded no new page in {PAGE_WITHIN:?}; the page says: {}",
+                        text_or_why(c).await
+                    );
+                }
                 tokio::time::sleep(Duration::from_millis(25)).await;
             }
         }
     }
-    while c
-        .execute("return document.readyState", vec![])
-        .await
-        .expect("readyState")
-        != json!("complete")
-    {
+    loop {
+        let state = c.execute("return document.readyState", vec![]).await;
+        if matches!(&state, Ok(s) if *s == json!("complete")) {
+            break;
+        }
+        // An error here is a document still being replaced: asked again.
         assert!(
             Instant::now() < deadline,
-            "the new page did not finish loading"
+            "the page after a click on {from} did not finish loading in {PAGE_WITHIN:?} \
+             (readyState: {state:?})"
         );
         tokio::time::sleep(Duration::from_millis(25)).await;
     }
-}
-
-pub(crate) async fn path(c: &Client) -> String {
-    c.current_url().await.expect("url").path().to_string()
 }
 
 pub(crate) async fn text(c: &Client) -> String {
@@ -205,6 +214,48 @@ pub(crate) async fn text(c: &Client) -> String {
         .text()
         .await
         .expect("text")
+}
+
+/// The page's text, or why there is none: for failure messages.
+pub(crate) async fn text_or_why(c: &Client) -> String {
+    match c.find(Locator::Css("body")).await {
+        Ok(body) => body
+            .text()
+            .await
+            .unwrap_or_else(|e| format!("(no text: {e})")),
+        Err(e) => format!("(no body: {e})"),
+    }
+}
+
+/// Waits (up to [`PAGE_WITHIN`]) until the browser's URL passes `wanted`: the URL then,
+/// or the last one seen. A navigation, or a chain of redirects, may still be ending
+/// when a click or a script returns, so a URL is waited for, never read once.
+pub(crate) async fn arrive(
+    c: &Client,
+    wanted: impl Fn(&url::Url) -> bool,
+) -> Result<url::Url, url::Url> {
+    let deadline = Instant::now() + PAGE_WITHIN;
+    loop {
+        let url = c.current_url().await.expect("url");
+        if wanted(&url) {
+            return Ok(url);
+        }
+        if Instant::now() >= deadline {
+            return Err(url);
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Waits until the browser is at a URL whose path is `expected`; panics with the URL
+/// and the page's text if it is not there within [`PAGE_WITHIN`].
+pub(crate) async fn expect_path(c: &Client, expected: &str) {
+    if let Err(url) = arrive(c, |u| u.path() == expected).await {
+        panic!(
+            "the browser is at {url}, not at the path {expected}; the page says: {}",
+            text_or_why(c).await
+        );
+    }
 }
 
 pub(crate) async fn sign_in(c: &Client, base: &str, email: &str, password: &str) {
@@ -228,14 +279,14 @@ async fn two_browsers_see_each_other_sign_each_other_out_and_a_reset_signs_out_e
     fill(&laptop, "email", &email).await;
     fill(&laptop, "password", PASSWORD).await;
     submit(&laptop).await;
-    assert_eq!(path(&laptop).await, "/devices");
+    expect_path(&laptop, "/devices").await;
 
     // Sign in from a second profile (a phone) and a third (Firefox).
     let phone = driver.browser(Some(SAFARI_IOS)).await;
     phone.goto(&format!("{base}/login")).await.unwrap();
     shoot(&phone, "login").await;
     sign_in(&phone, &base, &email, PASSWORD).await;
-    assert_eq!(path(&phone).await, "/devices");
+    expect_path(&phone, "/devices").await;
     let firefox = driver.browser(Some(FIREFOX_LINUX)).await;
     sign_in(&firefox, &base, &email, PASSWORD).await;
 
@@ -265,14 +316,14 @@ async fn two_browsers_see_each_other_sign_each_other_out_and_a_reset_signs_out_e
         .await
         .expect("the phone's sign-out button");
     navigate_by(&laptop, target).await;
-    assert_eq!(path(&laptop).await, "/devices");
+    expect_path(&laptop, "/devices").await;
     assert!(!text(&laptop).await.contains("Safari on iOS"));
     let target = phone
         .find(Locator::Css("a[href=\"/account/password\"]"))
         .await
         .expect("a link");
     navigate_by(&phone, target).await;
-    assert_eq!(path(&phone).await, "/login");
+    expect_path(&phone, "/login").await;
 
     // Change-password page, then forgot → code from the outbox → reset.
     laptop
@@ -302,7 +353,7 @@ async fn two_browsers_see_each_other_sign_each_other_out_and_a_reset_signs_out_e
         .await
         .expect("Enter the code");
     navigate_by(&helper, target).await;
-    assert_eq!(path(&helper).await, "/password/reset");
+    expect_path(&helper, "/password/reset").await;
     shoot(&helper, "reset").await;
     fill(&helper, "code", "000000").await;
     fill(&helper, "new_password", "the new and better passphrase").await;
@@ -317,7 +368,7 @@ async fn two_browsers_see_each_other_sign_each_other_out_and_a_reset_signs_out_e
         fill(&helper, "new_password", "the new and better passphrase").await;
         submit(&helper).await;
     }
-    assert_eq!(path(&helper).await, "/login");
+    expect_path(&helper, "/login").await;
     assert!(text(&helper)
         .await
         .contains("Sign in with your new password"));
@@ -326,10 +377,10 @@ async fn two_browsers_see_each_other_sign_each_other_out_and_a_reset_signs_out_e
     // Every window is signed out.
     for b in [&laptop, &firefox] {
         b.goto(&format!("{base}/devices")).await.unwrap();
-        assert_eq!(path(b).await, "/login");
+        expect_path(b, "/login").await;
     }
     sign_in(&laptop, &base, &email, "the new and better passphrase").await;
-    assert_eq!(path(&laptop).await, "/devices");
+    expect_path(&laptop, "/devices").await;
     shoot(&laptop, "devices-one").await;
 
     laptop.goto(&format!("{base}/no-such-page")).await.unwrap();
@@ -419,7 +470,7 @@ async fn in_secure_mode_signing_out_removes_the_cookie_from_the_browser() {
     fill(&b, "email", &email).await;
     fill(&b, "password", PASSWORD).await;
     submit(&b).await;
-    assert_eq!(path(&b).await, "/devices");
+    expect_path(&b, "/devices").await;
     assert!(
         host_cookie(&b).await.is_some(),
         "signed in with __Host-latchkey"
@@ -431,7 +482,7 @@ async fn in_secure_mode_signing_out_removes_the_cookie_from_the_browser() {
         .await
         .expect("the sign-out button");
     navigate_by(&b, button).await;
-    assert_eq!(path(&b).await, "/login");
+    expect_path(&b, "/login").await;
     assert!(text(&b).await.contains("You have been signed out"));
     assert_eq!(
         host_cookie(&b).await,
@@ -453,16 +504,16 @@ async fn in_secure_mode_signing_out_removes_the_cookie_from_the_browser() {
         .await
         .expect("tick");
     submit(&b).await;
-    assert_eq!(path(&b).await, "/devices");
+    expect_path(&b, "/devices").await;
     let cookie = host_cookie(&b).await.expect("signed in again");
     sign_out_device(&b, &sid_of(&cookie)).await;
-    assert_eq!(path(&b).await, "/login");
+    expect_path(&b, "/login").await;
     assert_eq!(
         host_cookie(&b).await,
         None,
         "the browser dropped the cookie"
     );
     b.goto(&format!("{base}/devices")).await.unwrap();
-    assert_eq!(path(&b).await, "/login");
+    expect_path(&b, "/login").await;
     let _ = b.close().await;
 }

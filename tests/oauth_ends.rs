@@ -855,7 +855,7 @@ async fn the_oauth2_openapi_description_matches_the_mounted_json_endpoints() {
 /// the app's origin; a browser enforces it on the redirect too).
 #[tokio::test]
 async fn in_chromium_the_logout_confirmation_signs_out_and_returns_to_the_app() {
-    use crate::browser::{fill, path, serve, shoot, submit, text, Chromedriver};
+    use crate::browser::{expect_path, fill, serve, shoot, submit, text, Chromedriver};
     use crate::oidc::{cli, click, rp_callback, wait_for_app};
     let driver = Chromedriver::start();
     let cfg = TestConfig::new();
@@ -884,7 +884,7 @@ async fn in_chromium_the_logout_confirmation_signs_out_and_returns_to_the_app() 
     fill(&c, "email", &format!("{}@example.com", unique("bye"))).await;
     fill(&c, "password", PASSWORD).await;
     submit(&c).await;
-    assert_eq!(path(&c).await, "/devices");
+    expect_path(&c, "/devices").await;
 
     let link = format!(
         "{base}/oauth2/logout?{}",
@@ -909,9 +909,9 @@ async fn in_chromium_the_logout_confirmation_signs_out_and_returns_to_the_app() 
         "{at}"
     );
     let line = calls
-        .recv_timeout(std::time::Duration::from_secs(5))
+        .recv_timeout(ANSWER_WITHIN)
         .expect("the app was called");
     assert!(line.starts_with("GET /bye?state=chromium-bye"), "{line}");
     c.goto(&format!("{base}/devices")).await.expect("goto");
-    assert_eq!(path(&c).await, "/login", "the browser is signed out");
+    expect_path(&c, "/login").await; // the browser is signed out
 }

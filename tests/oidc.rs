@@ -1473,6 +1473,9 @@ pub(crate) fn rp_callback() -> (u16, std::sync::mpsc::Receiver<String>) {
                 );
                 continue;
             }
+            // Reported before it is answered: a test that sees the browser at the app
+            // finds the request already there.
+            let reported = tx.send(line).is_ok();
             let body =
                 "<!doctype html><title>Example app</title><h1>Signed in to the example app</h1>";
             let _ = s.write_all(
@@ -1482,7 +1485,7 @@ pub(crate) fn rp_callback() -> (u16, std::sync::mpsc::Receiver<String>) {
                 )
                 .as_bytes(),
             );
-            if tx.send(line).is_err() {
+            if !reported {
                 break;
             }
         }
@@ -1498,26 +1501,21 @@ pub(crate) async fn click(c: &fantoccini::Client, css: &str) {
     el.click().await.expect("click");
 }
 
-/// Waits until the browser is at the app's callback; answers the URL.
+/// Waits (up to `browser::PAGE_WITHIN`) until the browser is at the app's callback;
+/// answers the URL.
 pub(crate) async fn wait_for_app(c: &fantoccini::Client, rp: u16) -> url::Url {
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-    loop {
-        let url = c.current_url().await.expect("url");
-        if url.port() == Some(rp) {
-            return url;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the browser stayed at {url}: {}",
-            crate::browser::text(c).await
-        );
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    match crate::browser::arrive(c, |u| u.port() == Some(rp)).await {
+        Ok(url) => url,
+        Err(url) => panic!(
+            "the browser stayed at {url}, not at the app on port {rp}: {}",
+            crate::browser::text_or_why(c).await
+        ),
     }
 }
 
 #[tokio::test]
 async fn in_chromium_sign_in_and_consent_send_the_browser_back_to_the_app_with_a_code() {
-    use crate::browser::{fill, path, serve, submit, Chromedriver};
+    use crate::browser::{expect_path, fill, serve, submit, Chromedriver};
     let driver = Chromedriver::start();
     let cfg = TestConfig::new();
     let base = serve(&cfg).await;
@@ -1565,11 +1563,11 @@ async fn in_chromium_sign_in_and_consent_send_the_browser_back_to_the_app_with_a
 
     // Signed out: the app's link leads to the sign-in page, then to the consent page.
     c.goto(&authorize).await.expect("goto");
-    assert_eq!(path(&c).await, "/login");
+    expect_path(&c, "/login").await;
     fill(&c, "email", &email).await;
     fill(&c, "password", PASSWORD).await;
     submit(&c).await;
-    assert_eq!(path(&c).await, "/oauth2/authorize");
+    expect_path(&c, "/oauth2/authorize").await;
     let page = crate::browser::text(&c).await;
     assert!(
         page.contains("Example app wants to use your account"),
@@ -1592,7 +1590,7 @@ async fn in_chromium_sign_in_and_consent_send_the_browser_back_to_the_app_with_a
         .find_map(|(k, v)| (k == "code").then(|| v.clone()))
         .expect("a code");
     let line = calls
-        .recv_timeout(std::time::Duration::from_secs(5))
+        .recv_timeout(ANSWER_WITHIN)
         .expect("the app was called");
     assert!(line.starts_with("GET /callback?code="), "{line}");
 
@@ -1613,7 +1611,7 @@ async fn in_chromium_sign_in_and_consent_send_the_browser_back_to_the_app_with_a
     let reply = tokio::task::spawn_blocking(move || {
         use std::io::Write;
         let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).expect("connect");
-        s.set_read_timeout(Some(std::time::Duration::from_secs(5))).expect("timeout");
+        s.set_read_timeout(Some(ANSWER_WITHIN)).expect("timeout");
         let head = format!(
             "POST /oauth2/token HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
             body.len()
@@ -1630,7 +1628,7 @@ async fn in_chromium_sign_in_and_consent_send_the_browser_back_to_the_app_with_a
     // ends at the app without a consent page.
     c.delete_all_cookies().await.expect("signed out");
     c.goto(&authorize).await.expect("goto");
-    assert_eq!(path(&c).await, "/login");
+    expect_path(&c, "/login").await;
     fill(&c, "email", &email).await;
     fill(&c, "password", PASSWORD).await;
     let button = c

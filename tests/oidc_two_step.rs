@@ -276,7 +276,9 @@ async fn a_pending_sign_in_is_no_session_at_the_authorization_endpoint() {
 
 #[tokio::test]
 async fn in_chromium_the_code_page_sends_the_browser_on_to_the_app() {
-    use crate::browser::{fill, navigate_by, path, serve, shoot, submit, text, Chromedriver};
+    use crate::browser::{
+        expect_path, fill, navigate_by, serve, shoot, submit, text, Chromedriver,
+    };
     use crate::oidc::{cli, click, rp_callback, wait_for_app};
     let driver = Chromedriver::start();
     let cfg = TestConfig::new();
@@ -330,15 +332,15 @@ async fn in_chromium_the_code_page_sends_the_browser_on_to_the_app() {
 
     // The app's link: password, then the code page, then consent, then the app.
     c.goto(&authorize).await.expect("goto");
-    assert_eq!(path(&c).await, "/login");
+    expect_path(&c, "/login").await;
     fill(&c, "email", &email).await;
     fill(&c, "password", PASSWORD).await;
     submit(&c).await;
-    assert_eq!(path(&c).await, CODE_PAGE);
+    expect_path(&c, CODE_PAGE).await;
     shoot(&c, "second-factor-for-app").await;
     fill(&c, "code", &code_at(&secret, unix_now())).await;
     submit(&c).await;
-    assert_eq!(path(&c).await, "/oauth2/authorize");
+    expect_path(&c, "/oauth2/authorize").await;
     let page = text(&c).await;
     assert!(
         page.contains("Example app wants to use your account"),
@@ -350,7 +352,7 @@ async fn in_chromium_the_code_page_sends_the_browser_on_to_the_app() {
         .query_pairs()
         .any(|(k, v)| k == "state" && v == "two-step"));
     let line = calls
-        .recv_timeout(Duration::from_secs(5))
+        .recv_timeout(ANSWER_WITHIN)
         .expect("the app was called");
     assert!(line.starts_with("GET /callback?code="), "{line}");
     // The app takes its tokens; the devices page then lists it beside this browser,
@@ -378,8 +380,7 @@ async fn in_chromium_the_code_page_sends_the_browser_on_to_the_app() {
     let reply = tokio::task::spawn_blocking(move || {
         use std::io::Write;
         let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).expect("connect");
-        s.set_read_timeout(Some(Duration::from_secs(5)))
-            .expect("timeout");
+        s.set_read_timeout(Some(ANSWER_WITHIN)).expect("timeout");
         let head = format!(
             "POST /oauth2/token HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
             body.len()
@@ -411,7 +412,7 @@ async fn in_chromium_the_code_page_sends_the_browser_on_to_the_app() {
     fill(&c, "email", &email).await;
     fill(&c, "password", PASSWORD).await;
     submit(&c).await;
-    assert_eq!(path(&c).await, CODE_PAGE);
+    expect_path(&c, CODE_PAGE).await;
     fill(&c, "code", &recovery[0]).await;
     let button = c
         .find(fantoccini::Locator::Css("form.form button[type=submit]"))
@@ -429,7 +430,7 @@ async fn in_chromium_the_code_page_sends_the_browser_on_to_the_app() {
     submit(&c).await;
     fill(&c, "code", "000000").await;
     submit(&c).await;
-    assert_eq!(path(&c).await, CODE_PAGE);
+    expect_path(&c, CODE_PAGE).await;
     assert!(text(&c).await.contains("not right"));
     fill(&c, "code", &recovery[1]).await;
     let button = c

@@ -6,9 +6,11 @@
 
 use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
-use crate::browser::{fill, path, serve_behind, sign_out_device, submit, text, Chromedriver};
+use crate::browser::{
+    arrive, expect_path, fill, serve_behind, sign_out_device, submit, text, text_or_why,
+    Chromedriver,
+};
 use crate::common::*;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
@@ -118,7 +120,7 @@ fn start_nginx(port: u16, latchkey: u16, app: u16) -> Spawned {
             .stderr(Stdio::inherit()),
         "nginx (scripts/test installs it)",
     );
-    wait_for_port(port, Duration::from_secs(10), "nginx did not start");
+    wait_for_port(port, ANSWER_WITHIN, "nginx did not start");
     child
 }
 
@@ -163,20 +165,38 @@ async fn chromium_through_nginx_signs_in_reaches_the_app_and_is_refused_once_sig
 
     // The protected URL → the sign-in page, with the way back in the form.
     laptop.goto(&protected).await.expect("goto");
-    assert_eq!(path(&laptop).await, "/login");
-    assert!(app.seen().is_empty(), "the app saw a signed-out request");
+    expect_path(&laptop, "/login").await;
+    assert!(
+        app.seen().is_empty(),
+        "the app saw a signed-out request: {:?}",
+        app.seen()
+    );
     fill(&laptop, "email", &email).await;
     fill(&laptop, "password", PASSWORD).await;
     submit(&laptop).await;
 
-    // Back on the protected URL; the app was told who it is.
-    assert_eq!(laptop.current_url().await.expect("url").as_str(), protected);
+    // Back on the protected URL (the form's 303, then nginx's auth_request); the app
+    // was told who it is.
+    if let Err(url) = arrive(&laptop, |u| u.as_str() == protected).await {
+        panic!(
+            "after signing in the laptop is at {url}, not {protected}; the app saw {:?}; \
+             the page says: {}",
+            app.seen(),
+            text_or_why(&laptop).await
+        );
+    }
     let cookie = session_cookie(&laptop).await;
     let user_id = cookie.split('.').next().unwrap_or("").to_string();
-    assert!(text(&laptop)
-        .await
-        .contains(&format!("Remote-User: {user_id}")));
-    assert_eq!(app.seen(), vec![user_id.clone()]);
+    let page = text(&laptop).await;
+    assert!(
+        page.contains(&format!("Remote-User: {user_id}")),
+        "the app's page, for user {user_id}: {page}"
+    );
+    assert_eq!(
+        app.seen(),
+        vec![user_id.clone()],
+        "the requests the app saw"
+    );
 
     // Another browser signs the laptop out on its devices page...
     let phone = driver.browser(Some(SAFARI_IOS)).await;
@@ -184,14 +204,18 @@ async fn chromium_through_nginx_signs_in_reaches_the_app_and_is_refused_once_sig
     fill(&phone, "email", &email).await;
     fill(&phone, "password", PASSWORD).await;
     submit(&phone).await;
-    assert_eq!(path(&phone).await, "/devices");
+    expect_path(&phone, "/devices").await;
     sign_out_device(&phone, &sid_of(&cookie)).await;
-    assert_eq!(path(&phone).await, "/devices");
+    expect_path(&phone, "/devices").await;
 
     // ...and the laptop's next request to the app is refused: the sign-in page again.
     laptop.goto(&protected).await.expect("goto");
-    assert_eq!(path(&laptop).await, "/login");
-    assert_eq!(app.seen().len(), 1, "the app saw the signed-out request");
+    expect_path(&laptop, "/login").await;
+    assert_eq!(
+        app.seen(),
+        vec![user_id],
+        "the app saw only the signed-in request"
+    );
     let _ = phone.close().await;
     let _ = laptop.close().await;
 }
@@ -211,7 +235,7 @@ async fn http_get(
     let req = format!("GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nAccept: text/html\r\n{cookie}Connection: close\r\n\r\n");
     conn.write_all(req.as_bytes()).await.expect("send");
     let mut raw = Vec::new();
-    tokio::time::timeout(Duration::from_secs(10), conn.read_to_end(&mut raw))
+    tokio::time::timeout(ANSWER_WITHIN, conn.read_to_end(&mut raw))
         .await
         .expect("an answer in time")
         .expect("read");
@@ -257,7 +281,7 @@ fn start_caddy(port: u16, latchkey: u16, app: u16) -> Spawned {
             .stderr(Stdio::null()),
         "caddy (scripts/test installs it)",
     );
-    wait_for_port(port, Duration::from_secs(15), "caddy did not start");
+    wait_for_port(port, ANSWER_WITHIN, "caddy did not start");
     child
 }
 

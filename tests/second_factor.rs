@@ -22,7 +22,7 @@ use latchkey::store::Store;
 use rocket::http::Status;
 use sqlx::{AssertSqlSafe, Connection};
 
-use crate::browser::{fill, navigate_by, path, serve, shoot, text, Chromedriver};
+use crate::browser::{expect_path, fill, navigate_by, serve, shoot, text, Chromedriver};
 use crate::common::*;
 
 crate::on_both_databases!(
@@ -946,7 +946,7 @@ async fn in_chromium_a_person_sets_up_the_app_from_the_page_and_sees_the_codes_o
         .await
         .expect("nav link");
     navigate_by(&c, link).await;
-    assert_eq!(path(&c).await, "/account/security");
+    expect_path(&c, "/account/security").await;
     assert!(text(&c).await.contains("Off"));
     shoot(&c, "security-off").await;
 

@@ -8,7 +8,9 @@
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use crate::browser::{fill, navigate_by, path, serve, shoot, sign_in, submit, text, Chromedriver};
+use crate::browser::{
+    expect_path, fill, navigate_by, serve, shoot, sign_in, submit, text, Chromedriver,
+};
 use crate::common::*;
 use fantoccini::Locator;
 use rocket::http::Status;
@@ -606,7 +608,7 @@ async fn in_chromium_the_password_then_a_code_or_a_recovery_code_lead_to_the_dev
 
     let c = driver.browser(None).await;
     sign_in(&c, &base, &account.email, PASSWORD).await;
-    assert_eq!(path(&c).await, CODE_PAGE);
+    expect_path(&c, CODE_PAGE).await;
     let page = text(&c).await;
     assert!(page.contains("Two-step sign-in"), "{page}");
     shoot(&c, "second-factor").await;
@@ -614,7 +616,7 @@ async fn in_chromium_the_password_then_a_code_or_a_recovery_code_lead_to_the_dev
     // A wrong code: the same page, saying so, the field empty again.
     fill(&c, "code", "000000").await;
     submit(&c).await;
-    assert_eq!(path(&c).await, CODE_PAGE);
+    expect_path(&c, CODE_PAGE).await;
     assert!(text(&c).await.contains(WRONG_CODE));
     shoot(&c, "second-factor-wrong").await;
 
@@ -626,7 +628,7 @@ async fn in_chromium_the_password_then_a_code_or_a_recovery_code_lead_to_the_dev
         .await
         .expect("the button");
     navigate_by(&c, button).await;
-    assert_eq!(path(&c).await, "/devices");
+    expect_path(&c, "/devices").await;
     let current = c
         .find(Locator::Css("li.device-current"))
         .await
@@ -642,19 +644,19 @@ async fn in_chromium_the_password_then_a_code_or_a_recovery_code_lead_to_the_dev
         .await
         .expect("the sign-out button");
     navigate_by(&c, sign_out).await;
-    assert_eq!(path(&c).await, "/login");
+    expect_path(&c, "/login").await;
     sign_in(&c, &base, &account.email, PASSWORD).await;
-    assert_eq!(path(&c).await, CODE_PAGE);
+    expect_path(&c, CODE_PAGE).await;
     fill(&c, "code", &code).await;
     submit(&c).await;
-    assert_eq!(path(&c).await, CODE_PAGE);
+    expect_path(&c, CODE_PAGE).await;
     assert!(
         text(&c).await.contains(WRONG_CODE),
         "a replayed code is refused"
     );
     fill(&c, "code", &account.recovery[0]).await;
     submit(&c).await;
-    assert_eq!(path(&c).await, "/devices");
+    expect_path(&c, "/devices").await;
     assert!(text(&c).await.contains("password + authenticator"));
     c.close().await.expect("close");
 }
@@ -1150,7 +1152,7 @@ async fn in_chromium_a_sign_in_with_rd_reaches_the_app_on_another_host_from_eith
         .expect("button");
     button.click().await.expect("click");
     assert_eq!(wait_for_app(&c, rp).await.path(), "/notes");
-    let line = calls.recv_timeout(Duration::from_secs(5)).expect("called");
+    let line = calls.recv_timeout(ANSWER_WITHIN).expect("called");
     assert!(line.starts_with("GET /notes"), "{line}");
     c.close().await.expect("close");
 
@@ -1160,7 +1162,7 @@ async fn in_chromium_a_sign_in_with_rd_reaches_the_app_on_another_host_from_eith
     fill(&c, "email", &account.email).await;
     fill(&c, "password", PASSWORD).await;
     submit(&c).await;
-    assert_eq!(path(&c).await, CODE_PAGE);
+    expect_path(&c, CODE_PAGE).await;
     fill(&c, "code", &account.next_code()).await;
     let button = c
         .find(Locator::Css("form.form button[type=submit]"))
