@@ -26,7 +26,7 @@ fn enroll(p: &Provider, jar: &mut Jar) -> (Vec<u8>, Vec<String>) {
     assert_eq!(setup.status, 200, "{}", setup.body);
     let secret = secret_on(&setup.body);
     // The step before now: the current code stays unused for the sign-in.
-    let code = code_at(&secret, unix_now() - 30);
+    let code = code_of_the_step_before(&secret);
     let form = encode(&[
         ("code", code.as_str()),
         ("current_password", PASSWORD),
@@ -323,7 +323,7 @@ async fn in_chromium_the_code_page_sends_the_browser_on_to_the_app() {
     submit(&c).await;
     c.goto(&format!("{base}/account/totp")).await.expect("goto");
     let secret = secret_on(&c.source().await.expect("source"));
-    fill(&c, "code", &code_at(&secret, unix_now() - 30)).await;
+    fill(&c, "code", &code_of_the_step_before(&secret)).await;
     fill(&c, "current_password", PASSWORD).await;
     submit(&c).await;
     let recovery = recovery_codes_on(&c.source().await.expect("source"));

@@ -134,7 +134,10 @@ async fn enrolled_browser_and(
         .post_form(
             "/account/totp",
             &setup.csrf(),
-            &[("code", &code(&secret, -1)), ("current_password", PASSWORD)],
+            &[
+                ("code", &code_of_the_step_before(&secret)),
+                ("current_password", PASSWORD),
+            ],
         )
         .await;
     assert_eq!(done.status, Status::Ok, "{}", done.body);
@@ -150,9 +153,14 @@ async fn enrolled_by_service(b: &Browser) -> (User, Vec<u8>, Vec<String>) {
     let user = user(b, &email).await;
     let enrolment = Enrolment::new();
     let secret = enrolment.secret().to_vec();
-    let codes = second_factor::enable(&services(b), &user.id, &enrolment, &code(&secret, -1))
-        .await
-        .expect("turned on");
+    let codes = second_factor::enable(
+        &services(b),
+        &user.id,
+        &enrolment,
+        &code_of_the_step_before(&secret),
+    )
+    .await
+    .expect("turned on");
     (user, secret, codes)
 }
 
@@ -1065,7 +1073,10 @@ async fn two_browsers_turning_it_off_with_one_code_at_once_do_it_once() {
         .post_form(
             "/account/totp",
             &setup.csrf(),
-            &[("code", &code(&secret, -1)), ("current_password", PASSWORD)],
+            &[
+                ("code", &code_of_the_step_before(&secret)),
+                ("current_password", PASSWORD),
+            ],
         )
         .await;
     assert_eq!(on.status, Status::Ok);

@@ -74,7 +74,7 @@ pub(crate) async fn enrolled_account(b: &Browser) -> Enrolled {
     assert_eq!(setup.status, Status::Ok, "{}", setup.body);
     let secret = secret_on(&setup.body);
     // The code of the step before: the current one stays unused for the sign-in.
-    let code = latchkey::second_factor::code_at(&secret, unix_now() - 30);
+    let code = code_of_the_step_before(&secret);
     let shown = b
         .post_form(
             "/account/totp",
@@ -1051,7 +1051,7 @@ async fn sessions_and_refresh_tokens_from_before_the_factor_was_on_keep_working(
     // On, through the pages.
     let setup = owner.get("/account/totp").await;
     let secret = secret_on(&setup.body);
-    let code = latchkey::second_factor::code_at(&secret, unix_now() - 30);
+    let code = code_of_the_step_before(&secret);
     let on = owner
         .post_form(
             "/account/totp",

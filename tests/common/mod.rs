@@ -44,6 +44,22 @@ pub fn redis_cluster_nodes() -> String {
     })
 }
 
+/// The authenticator code of the time step before now: turning the second factor on with
+/// it leaves the current and the next codes unused. The server takes it until the current
+/// step ends (a skew of one step), so when less than 15 s of that step are left this
+/// first waits (blocking) for the next one: on a loaded machine the request, whose
+/// password check runs Argon2 at nice 10, can take seconds, and was refused when it
+/// crossed into the next step.
+pub fn code_of_the_step_before(secret: &[u8]) -> String {
+    use std::time::{Duration, SystemTime, UNIX_EPOCH};
+    let since_epoch = || SystemTime::now().duration_since(UNIX_EPOCH).expect("clock");
+    let left_ms = 30_000 - (since_epoch().as_millis() % 30_000) as u64;
+    if left_ms < 15_000 {
+        std::thread::sleep(Duration::from_millis(left_ms + 100));
+    }
+    latchkey::second_factor::code_at(secret, since_epoch().as_secs() - 30)
+}
+
 pub fn unique(prefix: &str) -> String {
     format!("{prefix}-{}", uuid::Uuid::now_v7().simple())
 }
