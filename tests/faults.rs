@@ -171,3 +171,25 @@ async fn a_read_only_account_database_refuses_registration_clearly_and_still_sig
     assert_eq!(change.status, Status::ServiceUnavailable);
     assert!(b.is_signed_in().await);
 }
+
+/// A Redis that is there but slow to answer the server's first ping (paused for 2 s, more
+/// than one call budget of 900 ms) does not stop the server from starting: the start
+/// pings again after a timeout. On a loaded machine the first round trip of a new
+/// connection took longer than one budget, and a test server refused to start.
+#[test]
+fn a_server_starts_when_redis_is_slow_to_answer_its_first_ping() {
+    let redis = OwnRedis::start();
+    let mut cfg = TestConfig::new();
+    cfg.redis_url = redis.url();
+    let mut conn = redis::Client::open(redis.url())
+        .and_then(|c| c.get_connection())
+        .expect("a Redis connection");
+    let _: () = redis::cmd("CLIENT")
+        .arg("PAUSE")
+        .arg(2000)
+        .arg("ALL")
+        .query(&mut conn)
+        .expect("CLIENT PAUSE");
+    let server = cfg.spawn_server();
+    server.assert_healthy();
+}

@@ -57,6 +57,18 @@ pub enum ConnectError {
     Cluster(#[source] ::redis::RedisError),
 }
 
+impl StoreError {
+    /// Redis took too long: our call budget, or the client's own connect or response
+    /// timeout, ran out.
+    fn is_timeout(&self) -> bool {
+        match self {
+            StoreError::Timeout(_) => true,
+            StoreError::Command(e) => e.is_timeout(),
+            _ => false,
+        }
+    }
+}
+
 pub type StoreResult<T> = Result<T, StoreError>;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
@@ -1079,6 +1091,24 @@ pub fn stage() -> AdHoc {
     })
 }
 
+/// How many call budgets the first ping at start gets. A Redis that is there but slow to
+/// answer a new connection's first round trip (a loaded machine: one budget, 900 ms, was
+/// not always enough) is not taken for one that is not there; a refused connection
+/// still fails at once.
+const START_PINGS: u32 = 3;
+
+/// The start's ping: again after a timeout (ours or the client's), up to [`START_PINGS`]
+/// tries.
+async fn first_ping(store: &RedisStore) -> StoreResult<()> {
+    let mut tries = 1;
+    loop {
+        match store.ping().await {
+            Err(e) if e.is_timeout() && tries < START_PINGS => tries += 1,
+            answer => return answer,
+        }
+    }
+}
+
 /// Connects the store `settings` name (the server's stage, and the command line).
 /// With `redis_url` unset, a Redis that does not answer at the default address is
 /// replaced by the embedded store when `fall_back_to_memory`, else an error.
@@ -1098,7 +1128,7 @@ pub async fn connect(
         Some(url) => {
             let store = RedisStore::connect(url, keys)
                 .map_err(|e| format!("invalid setting `redis_url`: {}", Report(&e)))?;
-            store.ping().await.map_err(|e| {
+            first_ping(&store).await.map_err(|e| {
                 format!(
                     "setting `redis_url`: cannot reach Redis at {url}: {}",
                     Report(&e)
@@ -1110,7 +1140,7 @@ pub async fn connect(
             let url = "redis://127.0.0.1:6379";
             let store =
                 RedisStore::connect(url, keys.clone()).map_err(|e| Report(&e).to_string())?;
-            match store.ping().await {
+            match first_ping(&store).await {
                 Ok(()) => Ok(Store::Redis(store)),
                 Err(e) if fall_back_to_memory => {
                     tracing::warn!(
