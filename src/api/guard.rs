@@ -1,7 +1,8 @@
 //! The Bearer guard: `Authorization: Bearer <access JWT>` → the API session it names.
 //!
 //! One store call per request (`touch_session` with the token's `jti`): it checks the
-//! session lives, refuses a revoked token and slides the idle timeout together. The
+//! session lives and refuses a revoked token, one round trip (and slides the idle
+//! timeout when that is due). The
 //! outcome is cached on the request, so the `/api` 401 catcher (`error.rs`) can say
 //! why a request was refused (Rocket hands catchers only the status).
 
