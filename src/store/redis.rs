@@ -32,9 +32,11 @@ use super::{
     SEEN_REFRESH_MS, USED_CODE_TTL_MS,
 };
 
-/// Connections to Redis, used in turn. Two keep both cores' requests pipelined
-/// without one socket's reader becoming the queue (benches/redis_calls.rs).
-pub const CONNECTIONS: usize = 2;
+/// Connections to Redis, used in turn. One: every request in flight is pipelined on
+/// the same socket, so Redis and the server read and write more commands per system
+/// call; with two, `/api/v1/me` cost Redis 8.6 µs and the server 36 µs of CPU a
+/// request, with one 5.1 and 32 (ARCHITECTURE.md, "Redis connections").
+pub const CONNECTIONS: usize = 1;
 /// The most a store call may take, reconnecting included, before it fails (503).
 pub const CALL_BUDGET: Duration = Duration::from_millis(900);
 /// One command's wait for its answer on a live socket.
