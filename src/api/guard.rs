@@ -82,7 +82,8 @@ fn bearer_token<'a>(req: &'a Request<'_>) -> Result<&'a str, AuthFailure> {
         return Err(AuthFailure::Missing);
     }
     let token = rest.trim_start_matches(' ');
-    if token.is_empty() || token.contains(char::is_whitespace) {
+    // A JWT is ASCII: a byte test (not a walk over Unicode whitespace) on every request.
+    if token.is_empty() || !token.is_ascii() || token.bytes().any(|b| b.is_ascii_whitespace()) {
         return Err(AuthFailure::Malformed);
     }
     Ok(token)
