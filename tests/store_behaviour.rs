@@ -85,6 +85,7 @@ on_both_stores!(
     sessions_are_created_checked_listed_and_revoked,
     an_idle_session_ends,
     use_slides_the_idle_timeout,
+    a_use_between_writes_only_reads,
     the_absolute_timeout_holds_even_with_activity,
     the_cap_ends_the_least_recently_used,
     revoking_all_but_one_leaves_nothing_behind,
@@ -232,6 +233,37 @@ async fn use_slides_the_idle_timeout(store: Store) {
             "the hash's TTL slid to the idle timeout: {ttl}"
         );
     }
+}
+
+/// A use slides the idle timeout only once `seen` is due a write (a minute, or half
+/// the idle timeout when shorter: `store::slide_due`); between writes a use only
+/// reads. So a 4 s session used at 1 s still ends 4 s after it started, and one used
+/// past 2 s lives on.
+async fn a_use_between_writes_only_reads(store: Store) {
+    let user = Uuid::now_v7();
+    let early = session(user, 4000, 60_000);
+    let late = session(user, 4000, 60_000);
+    create(&store, &early, 50).await;
+    create(&store, &late, 50).await;
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    assert!(alive(&store, &early).await);
+    if single_redis(&store) {
+        let mut conn = redis_conn().await;
+        let ttl: i64 = redis::cmd("PTTL")
+            .arg(store.keys().session(&user, &early.sid))
+            .query_async(&mut conn)
+            .await
+            .unwrap();
+        assert!(ttl <= 3100, "a use 1 s in did not slide the 4 s TTL: {ttl}");
+    }
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert!(alive(&store, &late).await, "2.5 s in: due, slid to 6.5 s");
+    tokio::time::sleep(Duration::from_millis(2000)).await;
+    assert!(
+        !alive(&store, &early).await,
+        "4.5 s in: ended 4 s after its start"
+    );
+    assert!(alive(&store, &late).await, "4.5 s in: the slid one lives");
 }
 
 async fn the_absolute_timeout_holds_even_with_activity(store: Store) {

@@ -1,7 +1,8 @@
 //! The Bearer guard: `Authorization: Bearer <access JWT>` → the API session it names.
 //!
 //! One store call per request (`touch_session` with the token's `jti`): it checks the
-//! session lives, refuses a revoked token and slides the idle timeout together. The
+//! session lives and refuses a revoked token, one round trip (and slides the idle
+//! timeout when that is due). The
 //! outcome is cached on the request, so the `/api` 401 catcher (`error.rs`) can say
 //! why a request was refused (Rocket hands catchers only the status).
 
@@ -81,7 +82,8 @@ fn bearer_token<'a>(req: &'a Request<'_>) -> Result<&'a str, AuthFailure> {
         return Err(AuthFailure::Missing);
     }
     let token = rest.trim_start_matches(' ');
-    if token.is_empty() || token.contains(char::is_whitespace) {
+    // A JWT is ASCII: a byte test (not a walk over Unicode whitespace) on every request.
+    if token.is_empty() || !token.is_ascii() || token.bytes().any(|b| b.is_ascii_whitespace()) {
         return Err(AuthFailure::Malformed);
     }
     Ok(token)

@@ -162,7 +162,9 @@ impl MemoryStore {
         self.state.lock().map_err(|_| StoreError::Poisoned)
     }
 
-    /// session_touch.lua without the list.
+    /// session_touch.lua without the list. `always_slide` false is the Redis store's
+    /// read-first `touch_session`: the expiry slides (and `seen` is written) only when
+    /// `slide_due`; the devices page's call (the script itself) always slides.
     fn touch(
         &self,
         st: &mut State,
@@ -170,6 +172,7 @@ impl MemoryStore {
         sid: &str,
         revoked_jti: Option<&str>,
         now: i64,
+        always_slide: bool,
     ) -> Option<LiveSession> {
         let (skey, ukey) = (self.keys.session(user_id, sid), self.keys.user(user_id));
         let f = st.session(&skey, now)?;
@@ -189,6 +192,9 @@ impl MemoryStore {
             return None;
         }
         let email = st.email(&ukey)?;
+        if !always_slide && !super::slide_due(now, seen, idle) {
+            return Some(LiveSession { kind, email, amr });
+        }
         if now - seen >= SEEN_REFRESH_MS {
             if let Some(f) = st.session(&skey, now) {
                 f.insert(field::SEEN.into(), now.to_string());
@@ -323,7 +329,7 @@ impl Backend for MemoryStore {
         now: i64,
     ) -> StoreResult<Option<LiveSession>> {
         let mut st = self.lock()?;
-        Ok(self.touch(&mut st, user_id, sid, revoked_jti, now))
+        Ok(self.touch(&mut st, user_id, sid, revoked_jti, now, false))
     }
 
     async fn touch_and_list(
@@ -334,7 +340,7 @@ impl Backend for MemoryStore {
         now: i64,
     ) -> StoreResult<Option<(LiveSession, Vec<SessionRecord>)>> {
         let mut st = self.lock()?;
-        let Some(live) = self.touch(&mut st, user_id, sid, revoked_jti, now) else {
+        let Some(live) = self.touch(&mut st, user_id, sid, revoked_jti, now, true) else {
             return Ok(None);
         };
         let list = st.list(

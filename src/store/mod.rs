@@ -27,6 +27,15 @@ use crate::report::Report;
 
 /// How often "last seen" is written back on a session that is in use.
 pub const SEEN_REFRESH_MS: i64 = 60_000;
+/// Whether a use of a session must write (slide its idle timeout, and write `seen`
+/// when that is `SEEN_REFRESH_MS` old) rather than only read: once `seen` is a
+/// minute old, or half the idle timeout when that is shorter. Between two writes a
+/// use only reads, so an idle session ends between `idle - SEEN_REFRESH_MS` and
+/// `idle` after its last use, and the hot path is a read in all other requests.
+pub fn slide_due(now_ms: i64, seen_ms: i64, idle_ms: i64) -> bool {
+    now_ms - seen_ms >= SEEN_REFRESH_MS.min(idle_ms / 2)
+}
+
 /// How many earlier refresh-token hashes are kept to recognise a replay.
 pub const REFRESH_HISTORY: usize = 5;
 /// How long a password version is remembered: far longer than any sign-in takes.
@@ -753,9 +762,10 @@ impl Store {
 
     /// The hot path, one round trip: `None` when the session does not live, is past
     /// its absolute expiry (then it is ended), `revoked_jti` names a revoked access
-    /// token, or the account was closed (`close_account`). Otherwise slides the expiry
-    /// to `min(now + idle, absolute)`, writes `seen` when it is older than
-    /// `SEEN_REFRESH_MS`, and answers the session's kind and its account's email.
+    /// token, or the account was closed (`close_account`). Otherwise answers the
+    /// session's kind, its account's email and its `amr`; when `slide_due`, it also
+    /// slides the expiry to `min(now + idle, absolute)` and writes `seen` when that is
+    /// older than `SEEN_REFRESH_MS` (ARCHITECTURE.md, "The session check").
     pub async fn touch_session(
         &self,
         user_id: &Uuid,

@@ -32,9 +32,11 @@ use super::{
     SEEN_REFRESH_MS, USED_CODE_TTL_MS,
 };
 
-/// Connections to Redis, used in turn. Two keep both cores' requests pipelined
-/// without one socket's reader becoming the queue (benches/redis_calls.rs).
-pub const CONNECTIONS: usize = 2;
+/// Connections to Redis, used in turn. One: every request in flight is pipelined on
+/// the same socket, so Redis and the server read and write more commands per system
+/// call; with two, `/api/v1/me` cost Redis 8.6 µs and the server 36 µs of CPU a
+/// request, with one 5.1 and 32 (ARCHITECTURE.md, "Redis connections").
+pub const CONNECTIONS: usize = 1;
 /// The most a store call may take, reconnecting included, before it fails (503).
 pub const CALL_BUDGET: Duration = Duration::from_millis(900);
 /// One command's wait for its answer on a live socket.
@@ -361,6 +363,63 @@ fn rate_decision(wait_ms: i64) -> RateDecision {
     }
 }
 
+/// The session hash's fields `touch_session` reads, in this order.
+const TOUCH_READ: [&str; 5] = [
+    field::ABSOLUTE,
+    field::IDLE,
+    field::SEEN,
+    field::KIND,
+    field::AMR,
+];
+
+/// The user hash's field holding the account's email (absent once it is closed).
+const USER_EMAIL: &str = "@";
+
+/// What the read of a session says.
+enum Read {
+    /// No live session: gone, revoked token, closed account.
+    Ended,
+    Live(LiveSession),
+    /// A write is due, or the session is past its absolute expiry: the script decides.
+    Due,
+}
+
+/// `touch_session`'s read: `[HMGET a i s k o, HGET @, EXISTS jti?]`.
+fn read_touch(replies: Vec<Value>, now_ms: i64) -> StoreResult<Read> {
+    let mut replies = replies.into_iter();
+    let (Some(fields), Some(email)) = (replies.next(), replies.next()) else {
+        return Err(unexpected("session read", "a short reply"));
+    };
+    let fields: Vec<Option<String>> = redis::from_redis_value(fields)?;
+    let email: Option<String> = redis::from_redis_value(email)?;
+    let revoked = match replies.next() {
+        Some(v) => redis::from_redis_value::<i64>(v)? > 0,
+        None => false,
+    };
+    let num = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|v| v.as_deref()?.parse::<i64>().ok())
+    };
+    let (Some(absolute), Some(idle), Some(seen)) = (num(0), num(1), num(2)) else {
+        return Ok(Read::Ended);
+    };
+    if now_ms >= absolute || super::slide_due(now_ms, seen, idle) {
+        return Ok(Read::Due);
+    }
+    let text = |i: usize| fields.get(i).and_then(|v| v.as_deref());
+    let (Some(email), false) = (email, revoked) else {
+        return Ok(Read::Ended);
+    };
+    let kind =
+        SessionKind::from_field(text(3)).ok_or_else(|| unexpected("session read", "kind"))?;
+    Ok(Read::Live(LiveSession {
+        kind,
+        email,
+        amr: Amr::from_field(text(4)),
+    }))
+}
+
 /// `session_touch`'s reply: nothing (no live session), or `{kind, email, amr}` and,
 /// when asked, the list.
 fn parse_touch(reply: Value) -> StoreResult<Option<(LiveSession, Option<Vec<SessionRecord>>)>> {
@@ -489,9 +548,30 @@ impl Backend for RedisStore {
         revoked_jti: Option<&str>,
         now_ms: i64,
     ) -> StoreResult<Option<LiveSession>> {
-        let inv = self.touch_invocation(user_id, sid, revoked_jti, now_ms, false);
-        let reply = self.run(&inv, Resend::Idempotent).await?;
-        Ok(parse_touch(reply)?.map(|(live, _)| live))
+        // Most uses only read: three plain commands in one round trip, which cost Redis
+        // a seventh of the script's time (BENCHMARKS.md). The script runs instead when
+        // the session is due a write (`slide_due`: its idle timeout slid, `seen`) or is
+        // past its absolute expiry (the script ends it); then its answer is the one given.
+        let mut pipe = redis::pipe();
+        pipe.cmd("HMGET")
+            .arg(self.keys.session(user_id, sid))
+            .arg(&TOUCH_READ[..])
+            .cmd("HGET")
+            .arg(self.keys.user(user_id))
+            .arg(USER_EMAIL);
+        if let Some(jti) = revoked_jti {
+            pipe.cmd("EXISTS").arg(self.keys.revoked_jti(user_id, jti));
+        }
+        let replies: Vec<Value> = self.query(&pipe, Resend::Idempotent).await?;
+        match read_touch(replies, now_ms)? {
+            Read::Ended => Ok(None),
+            Read::Live(live) => Ok(Some(live)),
+            Read::Due => {
+                let inv = self.touch_invocation(user_id, sid, revoked_jti, now_ms, false);
+                let reply = self.run(&inv, Resend::Idempotent).await?;
+                Ok(parse_touch(reply)?.map(|(live, _)| live))
+            }
+        }
     }
 
     async fn touch_and_list(
