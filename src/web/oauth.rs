@@ -430,6 +430,26 @@ pub async fn next_form_action(s: Services<'_>, next: Option<&NextPath>) -> Optio
         .flatten()
 }
 
+/// A sign-in is needed first: to the sign-in page with this request to come back to
+/// (`reauth_at`: the sign-in must be later than then), or, with `prompt=none`, back
+/// to the app with `login_required` (`why` as its description).
+fn to_sign_in(c: &Checked, p: &AuthorizeParams, reauth_at: Option<i64>, why: &str) -> Outcome {
+    if c.prompt.as_deref() == Some("none") {
+        return back_with_error(c, "login_required", why);
+    }
+    match request_path(p, reauth_at) {
+        Some(next) => Outcome::Back(Redirect::to(rocket::uri!(super::auth::login_page(
+            Some(next),
+            _
+        )))),
+        None => back_with_error(
+            c,
+            "invalid_request",
+            "The request is too long to come back to after signing in.",
+        ),
+    }
+}
+
 #[get("/oauth2/authorize?<p..>")]
 async fn authorize(
     p: AuthorizeParams,
@@ -442,23 +462,12 @@ async fn authorize(
         Err(answer) => return Ok(answer),
     };
     let Some(session) = session else {
-        if c.prompt.as_deref() == Some("none") {
-            return Ok(back_with_error(
-                &c,
-                "login_required",
-                "You are not signed in to Latchkey.",
-            ));
-        }
-        let Some(next) = request_path(&p, None) else {
-            return Ok(back_with_error(
-                &c,
-                "invalid_request",
-                "The request is too long to come back to after signing in.",
-            ));
-        };
-        return Ok(Outcome::Back(Redirect::to(rocket::uri!(
-            super::auth::login_page(Some(next), _)
-        ))));
+        return Ok(to_sign_in(
+            &c,
+            &p,
+            None,
+            "You are not signed in to Latchkey.",
+        ));
     };
     let now = now_ms();
     let signed_in = signed_in_at(s, &session).await?;
@@ -468,23 +477,12 @@ async fn authorize(
         (Some(_), None) => false,
     };
     if stale {
-        if c.prompt.as_deref() == Some("none") {
-            return Ok(back_with_error(
-                &c,
-                "login_required",
-                "Signing in again is required.",
-            ));
-        }
-        let Some(next) = request_path(&p, Some(now)) else {
-            return Ok(back_with_error(
-                &c,
-                "invalid_request",
-                "The request is too long to come back to after signing in.",
-            ));
-        };
-        return Ok(Outcome::Back(Redirect::to(rocket::uri!(
-            super::auth::login_page(Some(next), _)
-        ))));
+        return Ok(to_sign_in(
+            &c,
+            &p,
+            Some(now),
+            "Signing in again is required.",
+        ));
     }
     let granted = s
         .accounts
