@@ -564,13 +564,12 @@ async fn a_hint_to_a_session_already_over_asks_before_signing_out() {
     assert_eq!(forged.status, 403, "{}", forged.body);
     assert!(p.server.signed_in(&mut jar));
     let fields = crate::oidc::hidden_fields(&page.body);
-    let pairs: Vec<(&str, &str)> = fields
-        .iter()
-        .map(|(k, v)| (k.as_str(), v.as_str()))
-        .collect();
-    let confirmed = p
-        .server
-        .send(&mut jar, "POST", "/oauth2/logout", Some(&encode(&pairs)));
+    let confirmed = p.server.send(
+        &mut jar,
+        "POST",
+        "/oauth2/logout",
+        Some(&encode_owned(&fields)),
+    );
     assert_eq!(confirmed.status, 303, "{}", confirmed.body);
     assert_eq!(
         confirmed.location(),
@@ -727,13 +726,12 @@ async fn without_a_hint_the_user_confirms_with_a_form_no_other_site_can_send() {
     let mut fields = crate::oidc::hidden_fields(&page.body);
     assert!(fields.iter().any(|(k, _)| k == "csrf_token"));
     fields.retain(|(k, _)| k != "id_token_hint");
-    let pairs: Vec<(&str, &str)> = fields
-        .iter()
-        .map(|(k, v)| (k.as_str(), v.as_str()))
-        .collect();
-    let confirmed = p
-        .server
-        .send(&mut jar, "POST", "/oauth2/logout", Some(&encode(&pairs)));
+    let confirmed = p.server.send(
+        &mut jar,
+        "POST",
+        "/oauth2/logout",
+        Some(&encode_owned(&fields)),
+    );
 
     assert_eq!(confirmed.status, 303, "{}", confirmed.body);
     assert_eq!(

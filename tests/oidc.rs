@@ -111,12 +111,12 @@ impl Provider {
     pub fn consent(&self, jar: &mut Jar, html: &str, decision: &str) -> Reply {
         let mut fields = hidden_fields(html);
         fields.push(("decision".into(), decision.into()));
-        let pairs: Vec<(&str, &str)> = fields
-            .iter()
-            .map(|(k, v)| (k.as_str(), v.as_str()))
-            .collect();
-        self.server
-            .send(jar, "POST", "/oauth2/authorize", Some(&encode(&pairs)))
+        self.server.send(
+            jar,
+            "POST",
+            "/oauth2/authorize",
+            Some(&encode_owned(&fields)),
+        )
     }
 
     /// POST /oauth2/token with `pairs` (form) and optional Basic credentials.
@@ -566,19 +566,8 @@ async fn prompt_login_and_max_age_ask_for_a_new_sign_in_that_auth_time_names() {
         let login = r.location().expect("to sign in").to_string();
         assert!(login.starts_with("/login?next="), "{login}");
         // The sign-in form, though the browser is signed in.
-        let page = p.server.send(&mut jar, "GET", &login, None);
-        assert_eq!(page.status, 200, "{}", page.body);
-        assert!(page.body.contains("name=\"password\""), "{}", page.body);
         let before = unix_now();
-        let form = encode(&[
-            ("email", email.as_str()),
-            ("password", PASSWORD),
-            ("csrf_token", &csrf_from(&page.body)),
-        ]);
-        let r = p.server.send(&mut jar, "POST", &login, Some(&form));
-        assert_eq!(r.status, 303, "{}", r.body);
-        let back = r.location().expect("back").to_string();
-        assert!(back.starts_with("/oauth2/authorize?"), "{back}");
+        let back = sign_in_on_page(&p, &mut jar, &login, &email);
         assert!(
             !back.contains("prompt=login") && !back.contains("max_age"),
             "{back}"
@@ -640,17 +629,7 @@ async fn a_long_valid_request_survives_signing_in_first() {
         !login.contains("ui_locales"),
         "unknown parameters are not carried"
     );
-    let page = p.server.send(&mut jar, "GET", &login, None);
-    assert_eq!(page.status, 200, "{}", page.body);
-    let form = encode(&[
-        ("email", email.as_str()),
-        ("password", PASSWORD),
-        ("csrf_token", &csrf_from(&page.body)),
-    ]);
-    let r = p.server.send(&mut jar, "POST", &login, Some(&form));
-    assert_eq!(r.status, 303, "{}", r.body);
-    let back = r.location().expect("back").to_string();
-    assert!(back.starts_with("/oauth2/authorize?"), "{back}");
+    let back = sign_in_on_page(&p, &mut jar, &login, &email);
     let r = p.authorize(&mut jar, back.trim_start_matches("/oauth2/authorize?"));
     assert_eq!(r.status, 303, "{}", r.body);
     let loc = r.location().expect("to the app").to_string();
@@ -863,13 +842,12 @@ async fn the_consent_page_cannot_be_framed_refuses_forged_csrf_and_remembers_the
         }
     }
     fields.push(("decision".into(), "allow".into()));
-    let pairs: Vec<(&str, &str)> = fields
-        .iter()
-        .map(|(k, v)| (k.as_str(), v.as_str()))
-        .collect();
-    let forged = p
-        .server
-        .send(&mut jar, "POST", "/oauth2/authorize", Some(&encode(&pairs)));
+    let forged = p.server.send(
+        &mut jar,
+        "POST",
+        "/oauth2/authorize",
+        Some(&encode_owned(&fields)),
+    );
     assert_eq!(forged.status, 403);
     assert_eq!(forged.location(), None);
     // Another browser (the attacker's own session) cannot answer for this one either.
@@ -877,15 +855,11 @@ async fn the_consent_page_cannot_be_framed_refuses_forged_csrf_and_remembers_the
     p.account(&mut other, &format!("{}@example.com", unique("evil")));
     let mut fields = hidden_fields(&page.body);
     fields.push(("decision".into(), "allow".into()));
-    let pairs: Vec<(&str, &str)> = fields
-        .iter()
-        .map(|(k, v)| (k.as_str(), v.as_str()))
-        .collect();
     let cross = p.server.send(
         &mut other,
         "POST",
         "/oauth2/authorize",
-        Some(&encode(&pairs)),
+        Some(&encode_owned(&fields)),
     );
     assert_eq!(cross.status, 403);
     // Still asked: the forged answers remembered nothing.
@@ -1747,4 +1721,22 @@ async fn id_token_hints_and_app_refresh_tokens_are_read_back_for_the_other_endpo
     assert_ne!(hash, other);
     assert!(grants::parse_app_refresh("client-1", &format!("{rt}x")).is_none());
     assert!(grants::parse_app_refresh("client-1", "nonsense").is_none());
+}
+
+/// Signs `email` in on the sign-in page at `login` (where authorize sent the browser):
+/// the form is shown, taken, and sends the browser back to authorize; answers that URL.
+fn sign_in_on_page(p: &Provider, jar: &mut Jar, login: &str, email: &str) -> String {
+    let page = p.server.send(jar, "GET", login, None);
+    assert_eq!(page.status, 200, "{}", page.body);
+    assert!(page.body.contains("name=\"password\""), "{}", page.body);
+    let form = encode(&[
+        ("email", email),
+        ("password", PASSWORD),
+        ("csrf_token", &csrf_from(&page.body)),
+    ]);
+    let r = p.server.send(jar, "POST", login, Some(&form));
+    assert_eq!(r.status, 303, "{}", r.body);
+    let back = r.location().expect("back").to_string();
+    assert!(back.starts_with("/oauth2/authorize?"), "{back}");
+    back
 }

@@ -218,13 +218,12 @@ async fn a_pending_sign_in_is_no_session_at_the_authorization_endpoint() {
             .collect();
     fields.push(("csrf_token".into(), csrf_from(&code_page.body)));
     fields.push(("decision".into(), "allow".into()));
-    let pairs: Vec<(&str, &str)> = fields
-        .iter()
-        .map(|(k, v)| (k.as_str(), v.as_str()))
-        .collect();
-    let r = p
-        .server
-        .send(&mut b, "POST", "/oauth2/authorize", Some(&encode(&pairs)));
+    let r = p.server.send(
+        &mut b,
+        "POST",
+        "/oauth2/authorize",
+        Some(&encode_owned(&fields)),
+    );
     let to_sign_in = r.status == 303 && r.location().is_some_and(|l| l.starts_with("/login"));
     assert!(
         (400..500).contains(&r.status) || to_sign_in,

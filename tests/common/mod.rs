@@ -475,6 +475,15 @@ pub fn encode(pairs: &[(&str, &str)]) -> String {
         .join("&")
 }
 
+/// `encode` for owned pairs (hidden fields read off a page, say).
+pub fn encode_owned(pairs: &[(String, String)]) -> String {
+    let refs: Vec<(&str, &str)> = pairs
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
+    encode(&refs)
+}
+
 pub fn urlencode(s: &str) -> String {
     s.bytes()
         .map(|b| match b {
