@@ -147,6 +147,16 @@ async fn create(store: &Store, s: &NewSession, max: u32) -> Vec<String> {
     }
 }
 
+/// A key's PTTL on the single test Redis (ms; negative when it has none or is gone).
+async fn pttl(key: String) -> i64 {
+    let mut conn = redis_conn().await;
+    redis::cmd("PTTL")
+        .arg(key)
+        .query_async(&mut conn)
+        .await
+        .unwrap()
+}
+
 async fn alive(store: &Store, s: &NewSession) -> bool {
     store
         .touch_session(&s.user_id, &s.sid, None, now_ms())
@@ -222,12 +232,7 @@ async fn use_slides_the_idle_timeout(store: Store) {
         assert!(alive(&store, &s).await);
     }
     if single_redis(&store) {
-        let mut conn = redis_conn().await;
-        let ttl: i64 = redis::cmd("PTTL")
-            .arg(store.keys().session(&user, &s.sid))
-            .query_async(&mut conn)
-            .await
-            .unwrap();
+        let ttl = pttl(store.keys().session(&user, &s.sid)).await;
         assert!(
             ttl > 1000 && ttl <= 2000,
             "the hash's TTL slid to the idle timeout: {ttl}"
@@ -248,12 +253,7 @@ async fn a_use_between_writes_only_reads(store: Store) {
     tokio::time::sleep(Duration::from_millis(1000)).await;
     assert!(alive(&store, &early).await);
     if single_redis(&store) {
-        let mut conn = redis_conn().await;
-        let ttl: i64 = redis::cmd("PTTL")
-            .arg(store.keys().session(&user, &early.sid))
-            .query_async(&mut conn)
-            .await
-            .unwrap();
+        let ttl = pttl(store.keys().session(&user, &early.sid)).await;
         assert!(ttl <= 3100, "a use 1 s in did not slide the 4 s TTL: {ttl}");
     }
     tokio::time::sleep(Duration::from_millis(1500)).await;
@@ -1538,12 +1538,7 @@ async fn a_pending_sign_in_is_used_once_and_expires(store: Store) {
         .await
         .unwrap();
     if single_redis(&store) {
-        let mut conn = redis_conn().await;
-        let ttl: i64 = redis::cmd("PTTL")
-            .arg(store.keys().pending(&user, &pid))
-            .query_async(&mut conn)
-            .await
-            .unwrap();
+        let ttl = pttl(store.keys().pending(&user, &pid)).await;
         assert!(
             ttl > 290_000 && ttl <= 300_000,
             "expires with the sign-in: {ttl}"
