@@ -1,7 +1,7 @@
-//! The Redis backend: a few multiplexed connections, used round-robin, and one Lua
-//! script per operation.
+//! The Redis backend: one multiplexed connection and one Lua script per operation
+//! (the session check reads without one: `touch_session`).
 //!
-//! Each connection is a `redis::aio::ConnectionManager`: one socket on which concurrent
+//! The connection is a `redis::aio::ConnectionManager`: one socket on which concurrent
 //! calls are pipelined (no checkout, no waiting for a free connection), and which
 //! reconnects by itself, in the background, once a call finds the socket dropped. Every
 //! call is bounded by [`CALL_BUDGET`] whatever happens underneath, so a Redis that is
@@ -14,7 +14,6 @@
 //! share one slot (the user's `{UID}` hash tag) except the limiter's, which is run
 //! once per quota there ([`RedisStore::rate_acquire_split`]).
 
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -32,11 +31,6 @@ use super::{
     SEEN_REFRESH_MS, USED_CODE_TTL_MS,
 };
 
-/// Connections to Redis, used in turn. One: every request in flight is pipelined on
-/// the same socket, so Redis and the server read and write more commands per system
-/// call; with two, `/api/v1/me` cost Redis 8.6 µs and the server 36 µs of CPU a
-/// request, with one 5.1 and 32 (ARCHITECTURE.md, "Redis connections").
-pub const CONNECTIONS: usize = 1;
 /// The most a store call may take, reconnecting included, before it fails (503).
 pub const CALL_BUDGET: Duration = Duration::from_millis(900);
 /// One command's wait for its answer on a live socket.
@@ -101,8 +95,12 @@ impl ConnectionLike for Conn {
 
 #[derive(Clone)]
 pub struct RedisStore {
-    connections: Arc<[Conn]>,
-    next: Arc<AtomicUsize>,
+    /// One connection (a handle: cloning shares the socket). One, not a few used in
+    /// turn: every request in flight is pipelined on the same socket, so Redis and the
+    /// server read and write more commands per system call; over two, `/api/v1/me`
+    /// cost Redis 8.6 µs and the server 36 µs of CPU a request, over one 5.1 and 32
+    /// (ARCHITECTURE.md, "Redis connections").
+    conn: Conn,
     keys: Keys,
     scripts: Arc<Scripts>,
     metrics: Option<StoreMetrics>,
@@ -134,15 +132,12 @@ fn manager_config() -> ConnectionManagerConfig {
 }
 
 impl RedisStore {
-    /// Sets the connections up; they connect on first use (the start pings).
+    /// Sets the connection up; it connects on first use (the start pings).
     pub fn connect(url: &str, keys: Keys) -> Result<Self, ConnectError> {
         let client = redis::Client::open(url).map_err(ConnectError::Url)?;
-        let connections = (0..CONNECTIONS)
-            .map(|_| ConnectionManager::new_lazy_with_config(client.clone(), manager_config()))
-            .collect::<Result<Vec<_>, _>>()
+        let manager = ConnectionManager::new_lazy_with_config(client, manager_config())
             .map_err(ConnectError::Url)?;
-        let connections: Vec<Conn> = connections.into_iter().map(Conn::Single).collect();
-        Ok(Self::over(connections, keys))
+        Ok(Self::over(Conn::Single(manager), keys))
     }
 
     /// Connects to a Redis Cluster through its seed nodes (`redis://host:port`, at least
@@ -160,18 +155,17 @@ impl RedisStore {
             .get_async_connection()
             .await
             .map_err(ConnectError::Cluster)?;
-        Ok(Self::over(vec![Conn::Cluster(conn)], keys))
+        Ok(Self::over(Conn::Cluster(conn), keys))
     }
 
     /// True when connected to a Redis Cluster.
     pub fn is_cluster(&self) -> bool {
-        matches!(self.connections.first(), Some(Conn::Cluster(_)))
+        matches!(self.conn, Conn::Cluster(_))
     }
 
-    fn over(connections: Vec<Conn>, keys: Keys) -> Self {
+    fn over(conn: Conn, keys: Keys) -> Self {
         RedisStore {
-            connections: connections.into(),
-            next: Arc::new(AtomicUsize::new(0)),
+            conn,
             keys,
             metrics: None,
             scripts: Arc::new(Scripts {
@@ -196,10 +190,9 @@ impl RedisStore {
         }
     }
 
-    /// The next connection in turn (a handle: cloning shares the socket).
+    /// A handle on the connection (cloning shares the socket).
     fn connection(&self) -> Conn {
-        let i = self.next.fetch_add(1, Ordering::Relaxed) % self.connections.len();
-        self.connections[i].clone()
+        self.conn.clone()
     }
 
     /// Runs one script invocation (`EVALSHA`, loading the script when Redis does not
@@ -483,8 +476,7 @@ impl Backend for RedisStore {
 
     fn with_prefix(&self, prefix: &str) -> Self {
         RedisStore {
-            connections: self.connections.clone(),
-            next: self.next.clone(),
+            conn: self.conn.clone(),
             keys: Keys::new(prefix),
             scripts: self.scripts.clone(),
             metrics: self.metrics.clone(),
