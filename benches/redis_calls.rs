@@ -14,8 +14,8 @@ use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use latchkey::clock::now_ms;
 use latchkey::store::{Amr, Keys, NewSession, RedisStore, SessionKind, Store, SEEN_REFRESH_MS};
+use latchkey::support::clock::now_ms;
 use redis::aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig};
 use redis::Script;
 use uuid::Uuid;
@@ -41,16 +41,16 @@ async fn target(url: &str, prefix: &str) -> Target {
     let keys = Keys::new(prefix);
     let store = Store::Redis(RedisStore::connect(url, keys.clone()).expect("redis url"));
     let user = Uuid::now_v7();
-    let secret = latchkey::crypto::random_token();
+    let secret = latchkey::support::crypto::random_token();
     let session = NewSession {
         user_id: user,
         email: "bench@example.com".into(),
-        sid: latchkey::sessions::sid_for(&secret),
+        sid: latchkey::services::sessions::sid_for(&secret),
         kind: SessionKind::Api,
         label: "bench".into(),
         mobile: false,
         ip: "127.0.0.1".into(),
-        refresh_hash: Some(latchkey::crypto::sha256_hex(b"x")),
+        refresh_hash: Some(latchkey::support::crypto::sha256_hex(b"x")),
         client_id: None,
         amr: Amr::Password,
         idle_ms: 3_600_000,

@@ -15,8 +15,8 @@
 
 use std::time::Instant;
 
-use latchkey::clock::now_ms;
 use latchkey::store::{Amr, Keys, NewSession, RedisStore, SessionKind, Store};
+use latchkey::support::clock::now_ms;
 use redis::aio::MultiplexedConnection;
 use uuid::Uuid;
 
@@ -53,11 +53,11 @@ fn amr() -> Amr {
 
 /// A browser session as a desktop Firefox starts it.
 fn browser_session(user: Uuid, n: usize) -> NewSession {
-    let secret = latchkey::crypto::random_token();
+    let secret = latchkey::support::crypto::random_token();
     NewSession {
         user_id: user,
         email: format!("person{n}@example.com"),
-        sid: latchkey::sessions::sid_for(&secret),
+        sid: latchkey::services::sessions::sid_for(&secret),
         kind: SessionKind::Browser,
         label: "Firefox on Linux".into(),
         mobile: false,

@@ -1,43 +1,26 @@
 //! Latchkey: a self-hosted sign-in service. `app()` is the table of contents: each
 //! stage attaches one area's state and routes.
 
-// Below the web, the API and the command line: the domain, its services and its
-// stores. None of these imports `web`, `api` or `cli`.
-pub mod account_admin;
-pub mod accounts;
-pub mod clock;
-pub mod codes;
+// Foundations: no state, no knowledge of the app (clock, crypto, input, metrics...).
+pub mod support;
+// Settings, read and checked once at start.
 pub mod config;
-pub mod crypto;
-pub mod device;
-pub mod domain;
-pub mod forward;
-pub mod limits;
-pub mod mail;
-pub mod metrics;
-pub mod notices;
-pub mod oidc;
-pub mod presence;
-pub mod refresh;
-pub mod report;
-pub mod second_factor;
-pub mod services;
-pub mod sessions;
-pub mod signin;
-pub mod store;
-pub mod tokens;
-pub mod trusted_devices;
-pub mod two_step;
 
-// The edge: what a request says about its client, errors as answers, the two faces
-// of the app, the server loop that holds the sockets in front of them; and the
-// operator's command line beside them.
+// State: what the app keeps and where (Redis or in-process, the account database,
+// outgoing mail).
+pub mod accounts;
+pub mod mail;
+pub mod store;
+
+// Services: each sequence written once (sign-in, second factor, sessions, OpenID
+// Connect), for every face alike. Nothing here or below imports the edge.
+pub mod services;
+
+// The edge: HTTP errors and request facts, the server loop in front of Rocket, the
+// pages, the JSON API, and the operator's command line beside them.
 pub mod api;
 pub mod cli;
-pub mod error;
-pub mod exporter;
-pub mod health;
-pub mod request;
+pub mod http;
 pub mod server;
 pub mod web;
 
@@ -53,14 +36,14 @@ pub fn app() -> Rocket<Build> {
 pub fn app_with(figment: Figment) -> Rocket<Build> {
     rocket::custom(figment)
         .attach(config::stage())
-        .attach(exporter::stage())
+        .attach(http::exporter::stage())
         .attach(store::stage())
         .attach(accounts::stage())
-        .attach(second_factor::stage())
+        .attach(services::second_factor::stage())
         .attach(mail::stage())
         .attach(web::stage())
         .attach(api::stage())
         .attach(api::oauth::stage())
         .attach(api::oauth_ends::stage())
-        .attach(health::stage())
+        .attach(http::health::stage())
 }

@@ -1,4 +1,4 @@
-//! An operator disables, enables or deletes an account (`latchkey::account_admin`):
+//! An operator disables, enables or deletes an account (`latchkey::services::account_admin`):
 //! every browser session and API token of it stops at once, even though
 //! `GET /api/v1/me` and the devices page answer from the session check alone, and a
 //! disabled account's sign-in answers exactly as a wrong password does. Each case runs
@@ -6,8 +6,8 @@
 
 use crate::common::*;
 use latchkey::accounts::{Accounts, Hasher, User};
-use latchkey::domain::Email;
 use latchkey::store::Store;
+use latchkey::support::input::Email;
 use rocket::http::{Method, Status};
 
 crate::on_both_databases!(
@@ -64,7 +64,7 @@ async fn disabling_ends_every_session_at_once_and_sign_in_answers_as_a_wrong_pas
     let (store, accounts) = parts(&b);
     let account = user(&accounts, &email).await.expect("the account");
 
-    let ended = latchkey::account_admin::disable(&store, &accounts, &account)
+    let ended = latchkey::services::account_admin::disable(&store, &accounts, &account)
         .await
         .expect("disabled");
     assert_eq!(ended, 2);
@@ -103,7 +103,7 @@ async fn disabling_ends_every_session_at_once_and_sign_in_answers_as_a_wrong_pas
 
     // Enabled again: the password works; nothing of before comes back.
     let account = user(&accounts, &email).await.expect("the account");
-    latchkey::account_admin::enable(&accounts, &account)
+    latchkey::services::account_admin::enable(&accounts, &account)
         .await
         .expect("enabled");
     assert!(!b.is_signed_in().await);
@@ -125,7 +125,7 @@ async fn deleting_ends_every_session_at_once(db: Database) {
     let (store, accounts) = parts(&b);
     let account = user(&accounts, &email).await.expect("the account");
 
-    let ended = latchkey::account_admin::delete(&store, &accounts, &account)
+    let ended = latchkey::services::account_admin::delete(&store, &accounts, &account)
         .await
         .expect("deleted");
     assert_eq!(ended, 2);
@@ -148,7 +148,7 @@ async fn closing_one_account_leaves_the_others_signed_in(db: Database) {
     let (_, other, other_tokens) = signed_in_twice(&cfg).await;
     let (store, accounts) = parts(&b);
     let account = user(&accounts, &email).await.expect("the account");
-    latchkey::account_admin::disable(&store, &accounts, &account)
+    latchkey::services::account_admin::disable(&store, &accounts, &account)
         .await
         .expect("disabled");
     assert!(other.is_signed_in().await);

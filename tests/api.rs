@@ -75,7 +75,7 @@ async fn a_password_grant_gives_a_bearer_token_that_reads_me() {
     assert_eq!(res.header("Pragma"), Some("no-cache"));
     let t = Tokens::from(&res);
     assert!(
-        latchkey::sessions::is_sid(&t.session_id),
+        latchkey::services::sessions::is_sid(&t.session_id),
         "{}",
         t.session_id
     );
@@ -423,7 +423,7 @@ async fn known_devices_are_capped_per_account_and_old_ones_expire() {
         .fetch_one(&db)
         .await
         .expect("the user");
-    let long_ago = latchkey::clock::now_ms() - 31 * 86_400_000;
+    let long_ago = latchkey::support::clock::now_ms() - 31 * 86_400_000;
     sqlx::query(
         "INSERT INTO known_devices (user_id, fingerprint, last_seen_at) VALUES (?, 'stale', ?)",
     )
@@ -957,7 +957,7 @@ async fn a_browser_session_cookie_secret_is_not_an_access_token() {
     let (b, _) = user(&cfg).await;
     let cookie = b.session_cookie().expect("cookie");
     let (uid, secret) = cookie.split_once('.').expect("UID.TOKEN");
-    let sid = latchkey::sessions::sid_for(secret);
+    let sid = latchkey::services::sessions::sid_for(secret);
     let now = now_secs();
     // Even signed with the right key, a token naming a browser session is refused.
     let token = sign(

@@ -223,7 +223,7 @@ async fn the_password_policy_follows_nist() {
         )
         .await;
     assert_eq!(res.status, Status::SeeOther);
-    assert!(latchkey::domain::common_password_count() >= 10_000);
+    assert!(latchkey::support::input::common_password_count() >= 10_000);
 }
 
 #[tokio::test]
@@ -313,7 +313,7 @@ async fn the_stylesheet_is_content_named_and_cached_for_a_year() {
         std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("static/style.css"),
     )
     .expect("static/style.css");
-    let digest = latchkey::crypto::sha256_hex(on_disk.as_bytes());
+    let digest = latchkey::support::crypto::sha256_hex(on_disk.as_bytes());
     assert_eq!(sheet, format!("/static/style.{}.css", &digest[..16]));
     b.register(&email()).await;
     for page in ["/devices", "/account/password", "/no-such-page"] {

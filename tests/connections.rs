@@ -418,7 +418,11 @@ fn a_method_rocket_does_not_know_is_answered_400() {
 
 /// How many attempts the quota `scope` of `subject` holds in `cfg`'s Redis.
 fn counted(cfg: &TestConfig, scope: &str, subject: &str) -> usize {
-    let key = latchkey::limits::quota_key(&latchkey::store::Keys::new(&cfg.prefix), scope, subject);
+    let key = latchkey::services::signin::limits::quota_key(
+        &latchkey::store::Keys::new(&cfg.prefix),
+        scope,
+        subject,
+    );
     let mut conn = redis::Client::open(crate::common::redis_url())
         .and_then(|c| c.get_connection())
         .expect("a Redis connection");

@@ -190,7 +190,7 @@ async fn an_odd_next_never_fails_a_sign_in_or_leaves_a_session_behind() {
         .rocket()
         .state::<latchkey::accounts::Accounts>()
         .expect("accounts")
-        .find_by_email(&latchkey::domain::Email::parse(&email).expect("email"))
+        .find_by_email(&latchkey::support::input::Email::parse(&email).expect("email"))
         .await
         .expect("lookup")
         .expect("the account");
@@ -200,7 +200,7 @@ async fn an_odd_next_never_fails_a_sign_in_or_leaves_a_session_behind() {
         .state::<latchkey::store::Store>()
         .expect("store");
     let sessions = store
-        .list_sessions(&user.id, latchkey::clock::now_ms())
+        .list_sessions(&user.id, latchkey::support::clock::now_ms())
         .await
         .expect("sessions");
     assert_eq!(sessions.len(), cookies, "one session per cookie given");

@@ -6,7 +6,7 @@
 use std::time::{Duration, Instant};
 
 use latchkey::accounts::{AccountError, Accounts};
-use latchkey::domain::Email;
+use latchkey::support::input::Email;
 use rocket::http::Status;
 use sqlx::{AssertSqlSafe, Connection, Executor, PgConnection};
 

@@ -278,7 +278,7 @@ async fn past_the_bounded_wait_a_sign_in_is_refused_at_once_and_nothing_counts()
     );
     assert!(wrong > 0);
     // Only the attempts that were checked count against the account (and the calibration).
-    let key = latchkey::limits::quota_key(
+    let key = latchkey::services::signin::limits::quota_key(
         &latchkey::store::Keys::new(&cfg.prefix),
         "login:acct",
         &email.to_lowercase(),

@@ -44,7 +44,7 @@ fn account_in_database(cfg: &TestConfig, email: &str) -> (&'static str, bool) {
         let accounts = latchkey::accounts::Accounts::open(&cfg.database_url)
             .await
             .expect("the database opens");
-        let address = latchkey::domain::Email::parse(email).expect("an address");
+        let address = latchkey::support::input::Email::parse(email).expect("an address");
         let found = accounts.find_by_email(&address).await.expect("answers");
         (accounts.backend_name(), found.is_some())
     })
@@ -380,7 +380,7 @@ async fn users_on_and_off(
         let reg = b.register(&email()).await;
         assert_eq!(reg.status, Status::SeeOther, "{}", reg.body);
         let cookie = b.session_cookie().expect("a session cookie");
-        let uid = latchkey::sessions::SessionCookie::parse(&cookie)
+        let uid = latchkey::services::sessions::SessionCookie::parse(&cookie)
             .expect("cookie")
             .user_id;
         if cluster.master_of(&keys.user(&uid), cluster.ports[1]) == port {

@@ -292,7 +292,7 @@ async fn a_forwarded_entry_that_is_not_an_address_is_never_skipped() {
 
 #[test]
 fn the_client_ip_is_the_rightmost_untrusted_hop() {
-    use latchkey::request::ClientIp;
+    use latchkey::http::request::ClientIp;
     let figment = TestConfig::new()
         .set("trusted_proxies", vec!["10.0.0.0/8", "::1"])
         .figment();

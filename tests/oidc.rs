@@ -1656,14 +1656,14 @@ async fn the_sign_in_page_lets_its_form_end_only_at_a_registered_apps_origin() {
 
 #[tokio::test]
 async fn id_token_hints_and_app_refresh_tokens_are_read_back_for_the_other_endpoints() {
-    use latchkey::oidc::{claims, grants, Keyring};
+    use latchkey::services::oidc::{claims, grants, Keyring};
     let cfg = TestConfig::new();
     let settings = latchkey::config::Settings::from_figment(&cfg.figment()).expect("settings");
     let accounts = latchkey::accounts::Accounts::open(&cfg.database_url)
         .await
         .expect("database");
     let keyring = Keyring::open(accounts, &settings).await.expect("keyring");
-    let sid = latchkey::sessions::sid_for(&latchkey::crypto::random_token());
+    let sid = latchkey::services::sessions::sid_for(&latchkey::support::crypto::random_token());
     let id = claims::IdClaims {
         iss: "https://login.example.com".into(),
         sub: uuid::Uuid::now_v7(),
@@ -1708,11 +1708,11 @@ async fn id_token_hints_and_app_refresh_tokens_are_read_back_for_the_other_endpo
             .is_err()
     );
     // An app refresh token: its scopes, and a hash that differs per client.
-    let secret = latchkey::crypto::random_token();
+    let secret = latchkey::support::crypto::random_token();
     let user = uuid::Uuid::now_v7();
     let rt = format!(
         "{user}.{}.{secret}.oef",
-        latchkey::sessions::sid_for(&secret)
+        latchkey::services::sessions::sid_for(&secret)
     );
     let (parsed, scope, hash) = grants::parse_app_refresh("client-1", &rt).expect("ours");
     assert_eq!(parsed.user_id, user);

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
-use latchkey::second_factor::code_at;
+use latchkey::services::second_factor::code_at;
 use serde_json::Value;
 
 use crate::common::*;

@@ -1,5 +1,5 @@
 //! The second factor on the account pages and in the service the sign-in calls
-//! (`latchkey::second_factor`): set-up with a code computed here from the secret the
+//! (`latchkey::services::second_factor`): set-up with a code computed here from the secret the
 //! page shows, no replay (also under concurrent submissions), recovery codes used once
 //! and replaced as a set, turning it off with password and code, the mails the owner
 //! gets, what the database holds (never the secret or a code in the clear), the key
@@ -11,10 +11,12 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use fantoccini::Locator;
 use latchkey::accounts::{Accounts, Hasher, User};
 use latchkey::config::Settings;
-use latchkey::domain::Email;
 use latchkey::mail::Mailer;
-use latchkey::metrics::Metrics;
-use latchkey::second_factor::{self, code_at, Enrolment, Purpose, SecondFactorError, Verified};
+use latchkey::services::second_factor::{
+    self, code_at, Enrolment, Purpose, SecondFactorError, Verified,
+};
+use latchkey::support::input::Email;
+use latchkey::support::metrics::Metrics;
 
 const SIGN_IN: Purpose = Purpose::SignIn;
 use latchkey::services::Services;
@@ -429,7 +431,8 @@ async fn another_account_cannot_use_a_set_up_or_act_on_this_factor() {
     other.register(&other_email).await;
     let token = other.get("/account/security").await.csrf();
     // The sealed set-up is bound to Mallory's account: opened for another it is "expired".
-    let keys = latchkey::second_factor::Keys::new(&services(&other).settings.second_factor);
+    let keys =
+        latchkey::services::second_factor::Keys::new(&services(&other).settings.second_factor);
     let other_user = user(&other, &other_email).await;
     assert!(Enrolment::open(&keys, &other_user.id, &setup_cookie).is_none());
     let mallory_user = user(&mallory, &mallory_email).await;

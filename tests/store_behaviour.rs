@@ -7,11 +7,11 @@ use std::collections::HashSet;
 use std::time::Duration;
 
 use crate::common::*;
-use latchkey::clock::now_ms;
 use latchkey::store::{
     Amr, CodeCheck, CodeState, Created, NewSession, PendingFailure, PendingSignIn, RateDecision,
     RateKey, Redeemed, RedisStore, Rotated, Rotation, SessionKind, Store,
 };
+use latchkey::support::clock::now_ms;
 use uuid::Uuid;
 
 fn redis_store() -> Store {
@@ -119,11 +119,11 @@ on_both_stores!(
 );
 
 fn session(user: Uuid, idle_ms: i64, absolute_in_ms: i64) -> NewSession {
-    let secret = latchkey::crypto::random_token();
+    let secret = latchkey::support::crypto::random_token();
     NewSession {
         user_id: user,
         email: format!("{user}@example.com"),
-        sid: latchkey::sessions::sid_for(&secret),
+        sid: latchkey::services::sessions::sid_for(&secret),
         kind: SessionKind::Browser,
         label: "Firefox on Linux".into(),
         mobile: false,
@@ -642,7 +642,9 @@ async fn trusted_devices_are_capped_expire_and_end_with_a_new_password(store: St
     let user = Uuid::now_v7();
     let now = now_ms();
     let day = 86_400_000;
-    let nonces: Vec<String> = (0..4).map(|_| latchkey::crypto::random_token()).collect();
+    let nonces: Vec<String> = (0..4)
+        .map(|_| latchkey::support::crypto::random_token())
+        .collect();
     for (i, nonce) in nonces.iter().enumerate() {
         // Trusted one after the other, each for 10 days, at most 3 kept.
         let at = now + i as i64;
@@ -674,7 +676,7 @@ async fn trusted_devices_are_capped_expire_and_end_with_a_new_password(store: St
         .trust_device(&user, &nonces[1], 3, 10 * day, now + 100)
         .await
         .expect("store");
-    let newest = latchkey::crypto::random_token();
+    let newest = latchkey::support::crypto::random_token();
     store
         .trust_device(&user, &newest, 3, 10 * day, now + 200)
         .await
@@ -876,7 +878,7 @@ async fn session_hashes_stay_listpacks() {
     s.label = "é".repeat(32);
     s.mobile = true;
     s.ip = "2001:db8:85a3:1234:5678:8a2e:370:7334".into();
-    let hash = |i: usize| latchkey::crypto::sha256_hex(format!("secret {i}").as_bytes());
+    let hash = |i: usize| latchkey::support::crypto::sha256_hex(format!("secret {i}").as_bytes());
     s.refresh_hash = Some(hash(0));
     create(&store, &s, 50).await;
     for i in 1..=8 {
@@ -1483,7 +1485,7 @@ fn pending(now: i64, ttl_ms: i64) -> PendingSignIn {
 
 async fn a_pending_sign_in_ends_after_five_wrong_codes(store: Store) {
     let user = Uuid::now_v7();
-    let pid = latchkey::sessions::sid_for(&latchkey::crypto::random_token());
+    let pid = latchkey::services::sessions::sid_for(&latchkey::support::crypto::random_token());
     let now = now_ms();
     let p = pending(now, 300_000);
     store.start_pending(&user, &pid, &p, now).await.unwrap();
@@ -1532,7 +1534,7 @@ async fn a_pending_sign_in_ends_after_five_wrong_codes(store: Store) {
 async fn a_pending_sign_in_is_used_once_and_expires(store: Store) {
     let user = Uuid::now_v7();
     let now = now_ms();
-    let pid = latchkey::sessions::sid_for(&latchkey::crypto::random_token());
+    let pid = latchkey::services::sessions::sid_for(&latchkey::support::crypto::random_token());
     store
         .start_pending(&user, &pid, &pending(now, 300_000), now)
         .await
@@ -1557,7 +1559,7 @@ async fn a_pending_sign_in_is_used_once_and_expires(store: Store) {
     assert_eq!(store.read_pending(&user, &pid, now).await.unwrap(), None);
 
     // Past its expiry it is gone for every operation, whatever the store's own TTL.
-    let pid = latchkey::sessions::sid_for(&latchkey::crypto::random_token());
+    let pid = latchkey::services::sessions::sid_for(&latchkey::support::crypto::random_token());
     store
         .start_pending(&user, &pid, &pending(now, 300_000), now)
         .await

@@ -39,7 +39,7 @@ impl Enrolled {
     /// The code the app shows now: later than the step the set-up used up (the one
     /// before), so accepted once.
     pub(crate) fn next_code(&self) -> String {
-        latchkey::second_factor::code_at(&self.secret, unix_now())
+        latchkey::services::second_factor::code_at(&self.secret, unix_now())
     }
 }
 
@@ -169,7 +169,7 @@ async fn uuid_in_store(cfg: &TestConfig, email: &str) -> String {
     let accounts = latchkey::accounts::Accounts::open(&cfg.database_url)
         .await
         .expect("the accounts database");
-    let email = latchkey::domain::Email::parse(email).expect("email");
+    let email = latchkey::support::input::Email::parse(email).expect("email");
     accounts
         .find_by_email(&email)
         .await
@@ -429,7 +429,7 @@ async fn a_pending_sign_in_cannot_be_continued_from_another_browser_or_a_made_up
     // A cookie made up in the clear (`UID.TOKEN`, not sealed by the server) is none.
     let user_id = uuid_in_store(&cfg, &account.email).await;
     let forger = cfg.browser().await;
-    let made_up = format!("{user_id}.{}", latchkey::crypto::random_token());
+    let made_up = format!("{user_id}.{}", latchkey::support::crypto::random_token());
     forger.set_cookie(PENDING_COOKIE, &made_up).await;
     let page = forger.get(CODE_PAGE).await;
     assert_eq!(page.status, Status::SeeOther);

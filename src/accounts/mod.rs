@@ -16,9 +16,9 @@ use self::database::{on_pool, Pool};
 pub use self::oidc::{ClientRecord, SigningKeyRow};
 pub use self::password::{HashError, Hasher, Slot, Work, SLOT_WAIT};
 pub use self::second_factor::FactorRow;
-use crate::clock::now_ms;
 use crate::config::Settings;
-use crate::domain::Email;
+use crate::support::clock::now_ms;
+use crate::support::input::Email;
 
 /// Devices remembered per account for the new-device notice.
 pub const KNOWN_DEVICES_PER_ACCOUNT: i64 = 50;
@@ -312,7 +312,7 @@ pub fn stage() -> AdHoc {
         match Accounts::open(settings.storage.database_url.expose_secret()).await {
             Ok(accounts) => {
                 let mut hasher = Hasher::new().await;
-                if let Some(metrics) = rocket.state::<crate::metrics::Metrics>() {
+                if let Some(metrics) = rocket.state::<crate::support::metrics::Metrics>() {
                     hasher = hasher.observed_by(metrics.argon2_wait.clone());
                 }
                 tracing::info!(backend = accounts.backend_name(), "account database ready");

@@ -3,7 +3,7 @@
 
 use super::database::on_pool;
 use super::{AccountError, Accounts};
-use crate::clock::now_ms;
+use crate::support::clock::now_ms;
 use uuid::Uuid;
 
 /// A registered app.

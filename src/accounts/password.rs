@@ -8,7 +8,7 @@
 //! - a request waits at most [`SLOT_WAIT`] for it, then gets `HashError::Busy` (503
 //!   with `Retry-After`) before anything was changed, so a queue of abandoned or hostile
 //!   work cannot make every sign-in wait without end;
-//! - a request whose client has closed its connection (`crate::presence`) gets no slot
+//! - a request whose client has closed its connection (`crate::support::presence`) gets no slot
 //!   and stops waiting for one: nobody would read the answer;
 //! - a new account's hash ([`Work::NewAccount`]) gives way to any waiting hash of an
 //!   existing account, and new accounts hold at most half the slots (at least one), so a
@@ -24,7 +24,7 @@ use secrecy::{ExposeSecret, SecretString};
 use subtle::ConstantTimeEq;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
-use crate::presence;
+use crate::support::presence;
 
 /// The longest a request waits for a hashing slot; past it, `HashError::Busy`.
 pub const SLOT_WAIT: Duration = Duration::from_secs(2);
@@ -263,7 +263,7 @@ impl Hasher {
         let memory = Arc::new(MemoryPool::default());
         let pool = memory.clone();
         let dummy = tokio::task::spawn_blocking(move || {
-            hash_blocking(&pool, &crate::crypto::random_token())
+            hash_blocking(&pool, &crate::support::crypto::random_token())
         })
         .await
             .ok()

@@ -1,7 +1,7 @@
 //! The second factor's rows: `second_factors` (the sealed TOTP secret and the last
 //! accepted time step), `recovery_codes` (keyed hashes of the unused codes) and
 //! `second_factor_key` (which key sealed them). What they mean, and the sealing, is
-//! in `crate::second_factor`; here are only the queries, each written once for both
+//! in `crate::services::second_factor`; here are only the queries, each written once for both
 //! databases.
 //!
 //! Every change that must not happen twice is one statement whose `WHERE` says so (a

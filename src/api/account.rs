@@ -8,10 +8,10 @@ use serde::Serialize;
 
 use super::error::ApiError;
 use super::guard::ApiSession;
-use crate::clock::now_ms;
-use crate::error::AppError;
-use crate::sessions::{self, SessionView};
+use crate::http::error::AppError;
+use crate::services::sessions::{self, SessionView};
 use crate::store::Store;
+use crate::support::clock::now_ms;
 
 #[derive(Debug, Serialize)]
 pub struct Me {

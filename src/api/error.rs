@@ -1,4 +1,4 @@
-//! How the API says no. What it adds to the app's one error table (`crate::error`):
+//! How the API says no. What it adds to the app's one error table (`crate::http::error`):
 //! its own OAuth 2.0 codes (RFC 6749 §5.2: `invalid_grant`, `unsupported_grant_type`)
 //! and the Bearer challenge on every 401 (RFC 6750 §3.1), also for the 401s Rocket
 //! answers when the Bearer guard refuses a request (the catcher below).
@@ -10,10 +10,10 @@ use rocket::Catcher;
 
 use super::guard::{cached_failure, AuthFailure};
 use crate::accounts::AccountError;
-use crate::error::{Answer, AppError};
+use crate::http::error::{Answer, AppError};
+use crate::services::sessions::access_tokens::TokenError;
 use crate::services::ServiceError;
 use crate::store::StoreError;
-use crate::tokens::TokenError;
 
 /// The realm named in every Bearer challenge.
 const REALM: &str = "latchkey";

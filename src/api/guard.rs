@@ -13,10 +13,10 @@ use rocket::outcome::Outcome;
 use rocket::request::{self, FromRequest, Request};
 use uuid::Uuid;
 
-use crate::clock::now_ms;
-use crate::report::Report;
+use crate::services::sessions::access_tokens::{AccessClaims, AccessTokens, TokenError};
 use crate::store::{Amr, SessionKind, Store, StoreError};
-use crate::tokens::{AccessClaims, AccessTokens, TokenError};
+use crate::support::clock::now_ms;
+use crate::support::report::Report;
 
 /// An authenticated API request.
 #[derive(Debug, Clone)]

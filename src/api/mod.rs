@@ -1,7 +1,7 @@
 //! The JSON API under `/api/v1`: the token endpoint (`token.rs`), the Bearer guard
 //! (`guard.rs`), the signed-in routes (`account.rs`) and what the API adds to the app's
 //! error answers: OAuth codes and the Bearer challenge (`error.rs`). Access tokens
-//! themselves live in `crate::tokens`, signing in in `crate::signin`.
+//! themselves live in `crate::services::sessions::access_tokens`, signing in in `crate::services::signin`.
 
 mod account;
 mod error;
@@ -17,7 +17,7 @@ pub use self::account::OPENAPI;
 pub use self::error::ApiError;
 pub use self::guard::{ApiSession, AuthFailure};
 use crate::config::Settings;
-use crate::tokens::AccessTokens;
+use crate::services::sessions::access_tokens::AccessTokens;
 
 /// Where the API is mounted.
 pub const BASE: &str = "/api/v1";
@@ -44,7 +44,7 @@ pub fn stage() -> AdHoc {
             .manage(tokens)
             .mount(BASE, routes())
             // A 401 under /api carries the Bearer challenge; every other status under
-            // /api answers JSON through the app's catcher (`crate::error`).
+            // /api answers JSON through the app's catcher (`crate::http::error`).
             .register("/api", error::catchers()))
     })
 }

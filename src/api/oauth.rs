@@ -13,18 +13,18 @@ use rocket::{get, post, routes, Route, State};
 use serde_json::{json, Value};
 
 use crate::accounts::{AccountError, Accounts};
-use crate::clock::retry_after_secs;
 use crate::config::Settings;
-use crate::limits::{self, Throttled};
-use crate::oidc::clients::{self, AuthError, Credentials};
-use crate::oidc::grants::{self, AccessError, GrantError};
-use crate::oidc::keys::{KeyError, ALG};
-use crate::oidc::Keyring;
-use crate::report::Report;
-use crate::request::ClientIp;
+use crate::http::request::ClientIp;
+use crate::services::oidc::clients::{self, AuthError, Credentials};
+use crate::services::oidc::grants::{self, AccessError, GrantError};
+use crate::services::oidc::keys::{KeyError, ALG};
+use crate::services::oidc::Keyring;
+use crate::services::sessions::access_tokens::TokenError;
+use crate::services::signin::limits::{self, Throttled};
 use crate::services::Services;
 use crate::store::StoreError;
-use crate::tokens::TokenError;
+use crate::support::clock::retry_after_secs;
+use crate::support::report::Report;
 
 /// An OAuth error answer: `{"error", "error_description"}` with its status and, for
 /// 401, its challenge.
@@ -161,7 +161,7 @@ impl<'r> Responder<'r, 'static> for OAuthError {
     }
 }
 
-pub use crate::oidc::grants::issuer;
+pub use crate::services::oidc::grants::issuer;
 
 #[get("/.well-known/openid-configuration")]
 fn discovery(settings: &State<Settings>) -> Json<Value> {

@@ -14,10 +14,10 @@ use rocket::{get, post, routes, Route, State};
 
 use super::oauth::{counted, credentials, issuer, one, AuthorizationHeader, OAuthError};
 use crate::accounts::ClientRecord;
-use crate::oidc::clients;
-use crate::oidc::revocation::{self, Introspection, Revoked};
-use crate::oidc::Keyring;
-use crate::request::ClientIp;
+use crate::http::request::ClientIp;
+use crate::services::oidc::clients;
+use crate::services::oidc::revocation::{self, Introspection, Revoked};
+use crate::services::oidc::Keyring;
 use crate::services::Services;
 
 /// The body of both endpoints; every value of a field kept so a repeated one is

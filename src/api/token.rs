@@ -14,16 +14,16 @@ use uuid::Uuid;
 
 use super::error::ApiError;
 use crate::accounts::User;
-use crate::clock::now_ms;
-use crate::domain::{ClientName, Email};
-use crate::error::AppError;
-use crate::refresh::{self, Refreshed};
-use crate::request::RequestOrigin;
+use crate::http::error::AppError;
+use crate::http::request::RequestOrigin;
+use crate::services::sessions::access_tokens::{AccessTokens, RefreshToken};
+use crate::services::sessions::refresh::{self, Refreshed};
+use crate::services::sessions::{Origin, SessionSpec};
+use crate::services::signin::two_step::{self, CodeError};
+use crate::services::signin::{self, Credentials, Passed, SignIn, SignInError, SignedIn};
 use crate::services::Services;
-use crate::sessions::{Origin, SessionSpec};
-use crate::signin::{self, Credentials, Passed, SignIn, SignInError, SignedIn};
-use crate::tokens::{AccessTokens, RefreshToken};
-use crate::two_step::{self, CodeError};
+use crate::support::clock::now_ms;
+use crate::support::input::{ClientName, Email};
 
 /// The token request's parameters, however they were sent.
 /// Unknown parameters are ignored (RFC 6749 §3.2), in both encodings.
@@ -280,7 +280,7 @@ async fn with_code(
     }
 }
 
-/// RFC 6749 §6 with rotation (`crate::refresh`): the current token and, within the
+/// RFC 6749 §6 with rotation (`crate::services::sessions::refresh`): the current token and, within the
 /// grace window, the previous one get the session's current successor; an older one
 /// ends the session.
 async fn refresh_grant(

@@ -6,10 +6,10 @@ use serde::Serialize;
 
 use super::{CliError, Line, Output};
 use crate::accounts::{Accounts, ClientRecord};
-use crate::clock::iso_time;
 use crate::config::Settings;
-use crate::oidc::clients::{self, ClientError, NewClient};
-use crate::oidc::keys;
+use crate::services::oidc::clients::{self, ClientError, NewClient};
+use crate::services::oidc::keys;
+use crate::support::clock::iso_time;
 
 #[derive(Debug, Subcommand)]
 pub enum Action {
@@ -168,7 +168,7 @@ pub(super) async fn remove(
             "no app has the client id {client_id}"
         )));
     }
-    let now = crate::clock::now_ms();
+    let now = crate::support::clock::now_ms();
     let mut ended = 0u32;
     for user in users {
         let sessions = store.list_sessions(&user, now).await?;
@@ -197,7 +197,7 @@ pub(super) async fn rotate(
     let kid = keys::rotate(accounts, settings).await.map_err(|e| {
         CliError::Start(format!(
             "rotating the signing key: {}",
-            crate::report::Report(&e)
+            crate::support::report::Report(&e)
         ))
     })?;
     out.print(&Rotated { kid });

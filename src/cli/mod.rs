@@ -16,9 +16,9 @@ use serde::Serialize;
 
 use crate::accounts::Accounts;
 use crate::config::Settings;
-use crate::report::Report;
 use crate::services::ServiceError;
 use crate::store::{Store, StoreError};
+use crate::support::report::Report;
 
 #[derive(Debug, Parser)]
 #[command(

@@ -8,9 +8,9 @@ use serde::Serialize;
 
 use super::{CliError, Line, Output, Parts};
 use crate::accounts::User;
-use crate::clock::iso_time;
-use crate::domain::Email;
 use crate::store::SessionRecord;
+use crate::support::clock::iso_time;
+use crate::support::input::Email;
 
 #[derive(Debug, Subcommand)]
 pub enum Action {
@@ -39,26 +39,28 @@ pub(super) async fn run(parts: &Parts, action: Action, out: Output) -> Result<()
         Action::List => list(parts, out).await,
         Action::Show { email } => {
             let user = find(parts, &email).await?;
-            let sessions = crate::sessions::list(&parts.store, &user.id).await?;
+            let sessions = crate::services::sessions::list(&parts.store, &user.id).await?;
             out.print(&AccountLine::new(&user, Some(sessions.len())));
             Ok(())
         }
         Action::Disable { email } => {
             let user = find(parts, &email).await?;
-            let ended = crate::account_admin::disable(&parts.store, &parts.accounts, &user).await?;
+            let ended =
+                crate::services::account_admin::disable(&parts.store, &parts.accounts, &user)
+                    .await?;
             out.print(&Changed::new(&user, Some(true), Some(ended)));
             Ok(())
         }
         Action::Enable { email } => {
             let user = find(parts, &email).await?;
-            crate::account_admin::enable(&parts.accounts, &user).await?;
+            crate::services::account_admin::enable(&parts.accounts, &user).await?;
             out.print(&Changed::new(&user, Some(false), None));
             Ok(())
         }
         Action::Sessions { email } => sessions(parts, &email, out).await,
         Action::EndSessions { email } => {
             let user = find(parts, &email).await?;
-            let ended = crate::sessions::end_all(&parts.store, &user.id).await?;
+            let ended = crate::services::sessions::end_all(&parts.store, &user.id).await?;
             out.print(&Changed::new(&user, None, Some(ended)));
             Ok(())
         }
@@ -68,9 +70,10 @@ pub(super) async fn run(parts: &Parts, action: Action, out: Output) -> Result<()
 
 async fn reset_second_factor(parts: &Parts, email: &str, out: Output) -> Result<(), CliError> {
     let user = find(parts, email).await?;
-    let ended = crate::account_admin::reset_second_factor(&parts.store, &parts.accounts, &user)
-        .await?
-        .ok_or_else(|| CliError::NoSecondFactor(user.email.clone()))?;
+    let ended =
+        crate::services::account_admin::reset_second_factor(&parts.store, &parts.accounts, &user)
+            .await?
+            .ok_or_else(|| CliError::NoSecondFactor(user.email.clone()))?;
     let mailed = match mail_reset(parts, &user, ended).await {
         Ok(()) => true,
         Err(why) => {
@@ -88,16 +91,17 @@ async fn reset_second_factor(parts: &Parts, email: &str, out: Output) -> Result<
 
 /// Mails the owner that the second factor was reset, now (the command ends next).
 async fn mail_reset(parts: &Parts, user: &User, ended: u32) -> Result<(), String> {
-    let notice = crate::second_factor::Notice::Reset { ended };
-    let (subject, template, ctx) = crate::second_factor::notice_mail(&parts.settings, notice);
+    let notice = crate::services::second_factor::Notice::Reset { ended };
+    let (subject, template, ctx) =
+        crate::services::second_factor::notice_mail(&parts.settings, notice);
     let mailer = crate::mail::Mailer::new(&parts.settings.mail)?;
     let message = mailer
         .compose(&user.email, subject, template, &ctx)
-        .map_err(|e| crate::report::Report(&e).to_string())?;
+        .map_err(|e| crate::support::report::Report(&e).to_string())?;
     mailer
         .deliver_now(&message)
         .await
-        .map_err(|e| crate::report::Report(&e).to_string())
+        .map_err(|e| crate::support::report::Report(&e).to_string())
 }
 
 /// How many accounts one query reads: the list streams page by page, so a large
@@ -128,7 +132,7 @@ async fn sessions(parts: &Parts, email: &str, out: Output) -> Result<(), CliErro
         "{:22}  {:7}  {:20}  {:20}  {:15}  LABEL",
         "ID", "KIND", "SIGNED IN", "LAST ACTIVE", "IP"
     ));
-    for session in crate::sessions::list(&parts.store, &user.id).await? {
+    for session in crate::services::sessions::list(&parts.store, &user.id).await? {
         out.print(&SessionLine::new(&session));
     }
     Ok(())

@@ -67,8 +67,8 @@ pub struct ServerSettings {
     pub max_connections: u32,
     /// `GET /metrics` answers only to `Authorization: Bearer <this>`; unset, 404.
     pub metrics_token: Option<SecretString>,
-    /// Where `rd` may send a user after sign-in (`crate::forward::ReturnTo`).
-    pub forward_auth_domains: Vec<crate::forward::AllowedHost>,
+    /// Where `rd` may send a user after sign-in (`crate::services::return_to::ReturnTo`).
+    pub forward_auth_domains: Vec<crate::services::return_to::AllowedHost>,
 }
 
 /// Browser sessions and their cookie.
@@ -136,7 +136,7 @@ pub struct TokenSettings {
 pub const MAX_REFRESH_GRACE_SECS: i64 = 300;
 /// The second factor: `second_factor_key` seals the authenticator secrets (AES-256-GCM)
 /// and keys the recovery-code hashes (HMAC-SHA256), each under its own key derived
-/// from it (`crate::second_factor::Keys`).
+/// from it (`crate::services::second_factor::Keys`).
 #[derive(Debug, Clone)]
 pub struct SecondFactorSettings {
     /// 32 bytes. Debug profile without the setting: [`DEVELOPMENT_SECOND_FACTOR_KEY`].
@@ -368,7 +368,7 @@ impl ServerSettings {
                 .unwrap_or_default()
                 .iter()
                 .map(|d| {
-                    crate::forward::AllowedHost::parse(d)
+                    crate::services::return_to::AllowedHost::parse(d)
                         .map_err(|problem| bad("forward_auth_domains", problem))
                 })
                 .collect::<Result<_, _>>()?,
@@ -515,7 +515,7 @@ impl TokenSettings {
     fn read(r: &Reader, debug: bool) -> Result<Self, SettingError> {
         let jwt_secret = match r.get::<String>("jwt_secret")? {
             Some(s) => s.into_bytes(),
-            None if debug => crate::crypto::random_bytes(32),
+            None if debug => crate::support::crypto::random_bytes(32),
             None => {
                 return Err(bad(
                     "jwt_secret",

@@ -21,12 +21,12 @@ use rocket_dyn_templates::Template;
 use serde_json::json;
 
 use crate::accounts::{AccountError, HashError};
-use crate::clock::{retry_after_secs, wait_in_words};
-use crate::limits::Throttled;
-use crate::report::Report;
+use crate::services::sessions::access_tokens::TokenError;
+use crate::services::signin::limits::Throttled;
 use crate::services::ServiceError;
 use crate::store::StoreError;
-use crate::tokens::TokenError;
+use crate::support::clock::{retry_after_secs, wait_in_words};
+use crate::support::report::Report;
 
 /// What a route can fail with.
 #[derive(Debug, thiserror::Error)]

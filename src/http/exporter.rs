@@ -1,6 +1,6 @@
 //! `GET /metrics` (Prometheus text, behind `metrics_token`) and the fairing that counts
 //! every answered request by route and status. The metrics themselves are
-//! `crate::metrics`; this stage makes the app's registry and manages it before the
+//! `crate::support::metrics`; this stage makes the app's registry and manages it before the
 //! store and accounts stages, which record into it.
 
 use rocket::fairing::{AdHoc, Fairing, Info, Kind};
@@ -12,8 +12,8 @@ use secrecy::ExposeSecret;
 use subtle::ConstantTimeEq;
 
 use crate::config::Settings;
-use crate::metrics::Metrics;
-use crate::report::Report;
+use crate::support::metrics::Metrics;
+use crate::support::report::Report;
 
 /// A request that may read the metrics: it carried `Authorization: Bearer
 /// <metrics_token>`. Unset token → 404 (the route does not exist); a missing or wrong

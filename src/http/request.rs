@@ -10,8 +10,8 @@ use rocket::outcome::Outcome;
 use rocket::request::{self, FromRequest, Request};
 
 use crate::config::Settings;
-use crate::device::{clip, label_for, MAX_USER_AGENT};
-use crate::sessions::Origin;
+use crate::services::sessions::Origin;
+use crate::support::device_label::{clip, label_for, MAX_USER_AGENT};
 
 /// The client's IP: the socket peer, unless that peer is a trusted proxy, in which
 /// case `X-Forwarded-For` is walked from the right (the hop nearest to us) past

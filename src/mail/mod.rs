@@ -17,8 +17,8 @@ use serde::Serialize;
 use secrecy::ExposeSecret;
 
 use crate::config::{MailSettings, Settings};
-use crate::domain::Email;
-use crate::report::Report;
+use crate::support::input::Email;
+use crate::support::report::Report;
 
 /// Delivery attempts before a message is given up (with a log line).
 const ATTEMPTS: u32 = 4;
@@ -207,7 +207,7 @@ impl Inner {
             Transport::Outbox(dir) => {
                 let name = format!(
                     "{}-{}.eml",
-                    crate::clock::now_ms(),
+                    crate::support::clock::now_ms(),
                     uuid::Uuid::now_v7().simple()
                 );
                 let tmp = dir.join(format!(".{name}.tmp"));

@@ -4,7 +4,7 @@
 //! with two bounds of its own: at most [`MAX_COOKIES`] cookies are parsed, and the body
 //! is read (at most one byte past Rocket's largest data limit, with no stall longer than
 //! `header_read_timeout`) before dispatch. The dispatch runs under a
-//! [`presence`](crate::presence) watch, so work for a client that has closed its
+//! [`presence`](crate::support::presence) watch, so work for a client that has closed its
 //! connection is not started.
 
 use std::io;
@@ -29,8 +29,8 @@ use tokio::io::AsyncReadExt;
 use tokio::sync::{mpsc, oneshot};
 
 use super::conn::{Busy, Server};
-use crate::error::{is_api_path, Answer};
-use crate::presence;
+use crate::http::error::{is_api_path, Answer};
+use crate::support::presence;
 
 /// Cookies parsed from one request at most; the rest are ignored. Browsers keep at most
 /// 180 cookies per domain (Chrome; Firefox and Safari fewer), so no browser sends more.
@@ -59,7 +59,7 @@ pub(super) async fn handle(
     let (tx, rx) = oneshot::channel();
     // Dropped with this future: hyper drops it when the client closes its connection
     // before the answer, and the dispatch (its own task, as in Rocket) then starts no
-    // password hashing for nobody (`crate::presence`).
+    // password hashing for nobody (`crate::support::presence`).
     let (_waiting, presence) = presence::pair();
     // Boxed before it is spawned: Rocket's dispatch future is large (kilobytes), and
     // spawning it unboxed copied all of it three times per request, into the task and
@@ -211,7 +211,7 @@ fn full(bytes: impl Into<Bytes>) -> Body {
 }
 
 /// A method Rocket does not know (Rocket cannot even represent the request): 400 from
-/// the same table as every other error (`crate::error`), in JSON under `/api`.
+/// the same table as every other error (`crate::http::error`), in JSON under `/api`.
 fn unsupported_method(path: &str) -> hyper::Response<Body> {
     let answer =
         Answer::new(rocket::http::Status::BadRequest).message("This HTTP method is not supported.");

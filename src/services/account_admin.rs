@@ -13,9 +13,9 @@
 //! fail, the error says so and running the same step again finishes it.
 
 use crate::accounts::{Accounts, User};
-use crate::clock::now_ms;
 use crate::services::ServiceError;
 use crate::store::Store;
+use crate::support::clock::now_ms;
 
 /// Disables the account: it cannot sign in (it answers as a wrong password) and every
 /// session ends now. Answers how many live sessions ended.
@@ -49,7 +49,7 @@ pub async fn reset_second_factor(
     if !accounts.disable_second_factor(&user.id).await? {
         return Ok(None);
     }
-    let ended = crate::sessions::end_all(store, &user.id).await?;
+    let ended = crate::services::sessions::end_all(store, &user.id).await?;
     tracing::info!(user = %user.id, ended, "second factor reset by the operator; sessions ended");
     Ok(Some(ended))
 }

@@ -2,6 +2,13 @@
 //! borrowed bundle: a handler takes one `Services` instead of five `&State<_>`, and
 //! the sign-in service takes the same bundle whoever calls it.
 
+pub mod account_admin;
+pub mod oidc;
+pub mod return_to;
+pub mod second_factor;
+pub mod sessions;
+pub mod signin;
+
 use rocket::http::Status;
 use rocket::outcome::Outcome;
 use rocket::request::{self, FromRequest, Request};
@@ -9,8 +16,8 @@ use rocket::request::{self, FromRequest, Request};
 use crate::accounts::{AccountError, Accounts, HashError, Hasher};
 use crate::config::Settings;
 use crate::mail::Mailer;
-use crate::metrics::Metrics;
 use crate::store::{Store, StoreError};
+use crate::support::metrics::Metrics;
 
 #[derive(Clone, Copy)]
 pub struct Services<'r> {

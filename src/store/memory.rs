@@ -14,7 +14,7 @@ use super::{
     SessionRecord, StoreError, StoreResult, PASSWORD_VERSION_TTL_MS, REFRESH_HISTORY,
     SEEN_REFRESH_MS, USED_CODE_TTL_MS,
 };
-use crate::metrics::StoreMetrics;
+use crate::support::metrics::StoreMetrics;
 
 const SWEEP_EVERY: u64 = 4096;
 

@@ -22,8 +22,8 @@ pub use self::keys::Keys;
 pub use self::memory::MemoryStore;
 pub use self::redis::RedisStore;
 use crate::config::{Settings, StorageSettings};
-use crate::metrics::{Metrics, StoreMetrics};
-use crate::report::Report;
+use crate::support::metrics::{Metrics, StoreMetrics};
+use crate::support::report::Report;
 
 /// How often "last seen" is written back on a session that is in use.
 pub const SEEN_REFRESH_MS: i64 = 60_000;
@@ -126,7 +126,7 @@ pub mod field {
     pub const KIND: &str = "k";
     /// Apps: the client id of the app the session belongs to.
     pub const CLIENT: &str = "c";
-    /// The device label (at most [`crate::device::MAX_LABEL_BYTES`]).
+    /// The device label (at most [`crate::support::device_label::MAX_LABEL_BYTES`]).
     pub const LABEL: &str = "l";
     /// `1` for a phone or tablet; absent otherwise.
     pub const MOBILE: &str = "m";
@@ -223,7 +223,7 @@ pub struct NewSession {
     pub email: String,
     pub sid: String,
     pub kind: SessionKind,
-    /// At most [`crate::device::MAX_LABEL_BYTES`].
+    /// At most [`crate::support::device_label::MAX_LABEL_BYTES`].
     pub label: String,
     pub mobile: bool,
     pub ip: String,
@@ -455,7 +455,7 @@ pub enum Rotated {
 }
 
 /// One refresh of an API session: the hash of the secret presented, the hash of the
-/// successor it derives (`crate::refresh`: the same for every presentation of one
+/// successor it derives (`crate::services::sessions::refresh`: the same for every presentation of one
 /// secret, so a retry within the window is answered with the same successor and the
 /// store never holds it), and the grace window (0: none).
 #[derive(Debug, Clone, Copy)]

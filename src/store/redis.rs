@@ -22,7 +22,7 @@ use redis::cluster_async::ClusterConnection;
 use redis::{FromRedisValue, RedisFuture, Script, ScriptInvocation, Value};
 use uuid::Uuid;
 
-use crate::metrics::StoreMetrics;
+use crate::support::metrics::StoreMetrics;
 
 use super::{
     field, Amr, Backend, CodeCheck, CodeState, ConnectError, Created, Keys, LiveSession,

@@ -11,18 +11,18 @@ use super::guards::{CsrfForm, CsrfToken, CurrentSession, NoFields, SessionCookie
 use super::{NextPath, Page};
 use crate::accounts::{AccountError, Work};
 use crate::config::Settings;
-use crate::domain::{Email, NewPassword};
-use crate::error::{AppError, AppResult};
-use crate::forward::ReturnTo;
-use crate::limits::{self, Throttled};
-use crate::notices;
-use crate::request::RequestOrigin;
+use crate::http::error::{AppError, AppResult};
+use crate::http::request::RequestOrigin;
+use crate::services::return_to::ReturnTo;
+use crate::services::sessions::{self, SessionSpec};
+use crate::services::signin::limits::{self, Throttled};
+use crate::services::signin::new_device;
+use crate::services::signin::trusted_browsers;
+use crate::services::signin::two_step;
+use crate::services::signin::{self, Passed, SignIn, SignInError};
 use crate::services::Services;
-use crate::sessions::{self, SessionSpec};
-use crate::signin::{self, Passed, SignIn, SignInError};
 use crate::store::Amr;
-use crate::trusted_devices;
-use crate::two_step;
+use crate::support::input::{Email, NewPassword};
 
 pub fn routes() -> Vec<Route> {
     routes![
@@ -143,7 +143,7 @@ async fn register(
         Err(e) => return Err(e.into()),
     };
     tracing::info!(user = %user.id, "account created");
-    notices::first_device(app.accounts, &user, &origin.0).await;
+    new_device::first_device(app.accounts, &user, &origin.0).await;
     let spec = SessionSpec::Browser { remember: false };
     let started = sessions::start(
         app.store,
@@ -157,7 +157,7 @@ async fn register(
     .ok_or(AppError::Internal("a new account's session was refused"))?;
     cookie.set(started.cookie_value, None);
     let had = cookie.device();
-    if let Some(claim) = trusted_devices::remember(app.store, &user, had.as_ref()).await {
+    if let Some(claim) = trusted_browsers::remember(app.store, &user, had.as_ref()).await {
         cookie.set_device(&claim);
     }
     Ok(Ok(Redirect::to(uri!(super::devices::devices))))

@@ -1,4 +1,4 @@
-//! The device cookie of `crate::trusted_devices`, read and set through the
+//! The device cookie of `crate::services::signin::trusted_browsers`, read and set through the
 //! `SessionCookieJar`: set after a successful sign-in with the attributes of every cookie of the site
 //! (`HttpOnly`, `SameSite=Lax`, `Path=/`, no `Domain`, `Secure` and a `__Host-` name in
 //! secure mode). It is a Rocket private cookie: encrypted and authenticated under
@@ -9,7 +9,7 @@ use rocket::time;
 
 use super::guards::{site_cookie, SessionCookieJar};
 use crate::config::Settings;
-use crate::trusted_devices::{DeviceClaim, DEVICE_TTL};
+use crate::services::signin::trusted_browsers::{DeviceClaim, DEVICE_TTL};
 
 fn cookie_name(settings: &Settings) -> &'static str {
     if settings.sessions.cookie_secure {

@@ -7,11 +7,11 @@ use serde::Serialize;
 use super::flash::{Flash, FlashMessage};
 use super::guards::{CsrfForm, CurrentSession, NoFields, SessionCookieJar, SessionList};
 use super::{NextPath, Page}; // NextPath: for uri!(login_page(..))
-use crate::clock::{exact_time, now_ms, relative_time};
-use crate::error::{AppError, AppResult};
+use crate::http::error::{AppError, AppResult};
+use crate::services::sessions::{self, SessionView};
 use crate::services::Services;
-use crate::sessions::{self, SessionView};
 use crate::store::SessionRecord;
+use crate::support::clock::{exact_time, now_ms, relative_time};
 
 pub fn routes() -> Vec<Route> {
     routes![

@@ -20,8 +20,8 @@ use rocket::{get, routes, Route};
 use super::guards::CurrentSession;
 use crate::api::{ApiSession, AuthFailure};
 use crate::config::Settings;
-use crate::forward::ReturnTo;
-use crate::request::from_trusted_proxy;
+use crate::http::request::from_trusted_proxy;
+use crate::services::return_to::ReturnTo;
 
 pub fn routes() -> Vec<Route> {
     routes![forward, nginx]

@@ -1,6 +1,6 @@
 //! Request guards of the pages: who is asking (`CurrentSession`), whether a form is
 //! genuine (`CsrfToken`, `CsrfForm`), and the session cookie (`SessionCookieJar`).
-//! Where a request comes from (`ClientIp`, `RequestOrigin`) is `crate::request`'s.
+//! Where a request comes from (`ClientIp`, `RequestOrigin`) is `crate::http::request`'s.
 
 use std::sync::Arc;
 
@@ -12,13 +12,13 @@ use rocket::request::{self, FromRequest, Request};
 use rocket::State;
 use uuid::Uuid;
 
-use crate::clock::now_ms;
 use crate::config::Settings;
-use crate::crypto::{constant_time_eq, random_token};
-use crate::error::AppError;
-use crate::report::Report;
-use crate::sessions::{csrf_token, SessionCookie};
+use crate::http::error::AppError;
+use crate::services::sessions::{csrf_token, SessionCookie};
 use crate::store::{Amr, SessionKind, SessionRecord, Store, StoreError};
+use crate::support::clock::now_ms;
+use crate::support::crypto::{constant_time_eq, random_token};
+use crate::support::report::Report;
 
 /// A signed-in browser session. A route that takes one cannot run without it: a
 /// signed-out request is forwarded (401), a store outage answers 503.

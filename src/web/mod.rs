@@ -29,9 +29,9 @@ use rocket_dyn_templates::Template;
 use serde::Serialize;
 use serde_json::{Map, Value};
 
-use crate::clock::{retry_after_secs, wait_in_words};
 use crate::config::Settings;
-use crate::limits::Throttled;
+use crate::services::signin::limits::Throttled;
+use crate::support::clock::{retry_after_secs, wait_in_words};
 
 /// No script at all, styles only from our own stylesheet, no framing, forms post
 /// only to us.
@@ -258,7 +258,7 @@ pub fn stage() -> AdHoc {
             .mount("/", forward::routes())
             .mount("/", oauth::routes())
             .mount("/", oauth_logout::routes())
-            .register("/", crate::error::catchers()))
+            .register("/", crate::http::error::catchers()))
     })
 }
 

@@ -18,12 +18,12 @@ use url::Url;
 use super::guards::{CsrfForm, CurrentSession, NoFields};
 use super::{NextPath, Page};
 use crate::accounts::ClientRecord;
-use crate::clock::now_ms;
-use crate::error::AppError;
-use crate::oidc::clients::origin_of;
-use crate::oidc::grants::{self, CodeRequest};
-use crate::request::ClientIp;
+use crate::http::error::AppError;
+use crate::http::request::ClientIp;
+use crate::services::oidc::clients::origin_of;
+use crate::services::oidc::grants::{self, CodeRequest};
 use crate::services::Services;
+use crate::support::clock::now_ms;
 
 pub fn routes() -> Vec<Route> {
     routes![authorize, consent, consent_signed_out]
@@ -293,7 +293,7 @@ pub(super) const MAX_REQUEST_PATH: usize = {
         + "client_id=&".len()
         + pct * 64
         + "redirect_uri=&".len()
-        + pct * crate::oidc::clients::MAX_URI
+        + pct * crate::services::oidc::clients::MAX_URI
         + "scope=&state=&nonce=&".len()
         + 3 * pct * MAX_PARAM
         + "code_challenge=&code_challenge_method=S256&".len()

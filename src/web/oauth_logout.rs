@@ -23,13 +23,13 @@ use super::oauth::Outcome;
 use super::Page;
 use crate::accounts::ClientRecord;
 use crate::api::oauth::issuer;
-use crate::error::AppError;
-use crate::oidc::claims::verify_id_token_hint;
-use crate::oidc::clients::origin_of;
-use crate::oidc::logout::post_logout_target;
-use crate::oidc::Keyring;
+use crate::http::error::AppError;
+use crate::services::oidc::claims::verify_id_token_hint;
+use crate::services::oidc::clients::origin_of;
+use crate::services::oidc::logout::post_logout_target;
+use crate::services::oidc::Keyring;
+use crate::services::sessions;
 use crate::services::Services;
-use crate::sessions;
 
 pub fn routes() -> Vec<Route> {
     routes![logout, confirm]

@@ -9,16 +9,16 @@ use super::flash::{Flash, FlashMessage};
 use super::guards::{CsrfForm, CsrfToken, CurrentSession, NoFields, SessionCookieJar};
 use super::{NextPath, Page}; // NextPath: for uri!(login_page(..))
 use crate::accounts::{Slot, User};
-use crate::codes::{self, Reset};
-use crate::domain::{Email, NewPassword};
-use crate::error::{AppError, AppResult};
-use crate::limits;
-use crate::report::Report;
-use crate::request::RequestOrigin;
-use crate::second_factor::{self, Notice};
+use crate::http::error::{AppError, AppResult};
+use crate::http::request::RequestOrigin;
+use crate::services::second_factor::{self, Notice};
+use crate::services::signin::limits;
+use crate::services::signin::password_reset::{self, Reset};
+use crate::services::signin::trusted_browsers::{self, DeviceClaim};
+use crate::services::signin::{self, SignInError};
 use crate::services::Services;
-use crate::signin::{self, SignInError};
-use crate::trusted_devices::{self, DeviceClaim};
+use crate::support::input::{Email, NewPassword};
+use crate::support::report::Report;
 
 pub fn routes() -> Vec<Route> {
     routes![
@@ -66,7 +66,7 @@ async fn reset_request_allowed(
         Some(_) => app.accounts.find_by_email(email).await?,
         None => None,
     };
-    let source = trusted_devices::source(app.store, device, user.as_ref(), email, ip).await?;
+    let source = trusted_browsers::source(app.store, device, user.as_ref(), email, ip).await?;
     Ok(
         limits::reset_request(app.store, &app.settings.limits, source)
             .await?
@@ -95,7 +95,7 @@ async fn forgot(
     }
     let app = app.owned();
     tokio::spawn(async move {
-        if let Err(e) = codes::send_reset_code(app.borrow(), &email).await {
+        if let Err(e) = password_reset::send_reset_code(app.borrow(), &email).await {
             tracing::warn!(error = %Report(&e), "reset code not sent");
         }
     });
@@ -113,7 +113,7 @@ impl ResetFields {
     /// What a reset needs, or what to say about the form.
     fn parse(&self) -> Result<(Email, String, NewPassword), &'static str> {
         let email = Email::parse(self.email.as_deref().unwrap_or(""))?;
-        let code = codes::parse_code(self.code.as_deref().unwrap_or(""))
+        let code = password_reset::parse_code(self.code.as_deref().unwrap_or(""))
             .ok_or("Enter the 6-digit code from the email.")?;
         let password = NewPassword::parse(self.new_password.as_deref().unwrap_or(""))?;
         Ok((email, code, password))
@@ -154,7 +154,7 @@ async fn reset(
         Ok(input) => input,
         Err(msg) => return Ok(Err(page.error(msg, Status::BadRequest))),
     };
-    match codes::reset_password(app, &email, &code, &password, &origin.0.ip).await? {
+    match password_reset::reset_password(app, &email, &code, &password, &origin.0.ip).await? {
         Reset::Done => {}
         Reset::Throttled(t) => return Ok(Err(page.throttled(t, try_again))),
         // One answer for all three, whether or not the account exists or has a code.
@@ -269,7 +269,7 @@ async fn change(
     let ended = signin::replace_password(app, &slot, &user, &new_password, keep).await?;
     drop(slot);
     second_factor::mail_owner(&app, &user, Notice::PasswordChanged { ended });
-    if let Some(claim) = trusted_devices::remember(app.store, &user, device.as_ref()).await {
+    if let Some(claim) = trusted_browsers::remember(app.store, &user, device.as_ref()).await {
         cookie.set_device(&claim);
     }
     let msg = match ended {

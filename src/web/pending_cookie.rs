@@ -1,4 +1,4 @@
-//! The pending-sign-in cookie of `crate::two_step`, read, set and removed through the
+//! The pending-sign-in cookie of `crate::services::signin::two_step`, read, set and removed through the
 //! `SessionCookieJar`: a Rocket private cookie (encrypted and authenticated under
 //! `secret_key`, so a client can neither read nor forge one) with the attributes of
 //! every cookie of the site (`HttpOnly`, `SameSite=Lax`, `Path=/`, no `Domain`,
@@ -9,7 +9,7 @@ use rocket::time;
 
 use super::guards::{cookie_removal, site_cookie, SessionCookieJar};
 use crate::config::Settings;
-use crate::two_step::PendingCookie;
+use crate::services::signin::two_step::PendingCookie;
 
 fn cookie_name(settings: &Settings) -> &'static str {
     if settings.sessions.cookie_secure {

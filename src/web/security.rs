@@ -1,7 +1,7 @@
 //! The account's security pages: the overview (`/account/security`), setting up an
 //! authenticator app (`/account/totp`), turning it off, and new recovery codes. Each
 //! change re-checks the current password as a sign-in does (the same quotas), and
-//! the service (`crate::second_factor`) mails the owner.
+//! the service (`crate::services::second_factor`) mails the owner.
 //!
 //! The secret being set up is shown on the set-up page only; between that page and
 //! the confirming form it travels sealed for this account (`Enrolment::seal`) in the
@@ -16,12 +16,12 @@ use super::flash::{Flash, FlashMessage};
 use super::guards::{site_cookie, CsrfForm, CurrentSession, NoFields, SessionCookieJar};
 use super::password::{check_current, signed_in_user, try_again};
 use super::Page;
-use crate::clock::exact_time;
-use crate::error::{AppError, AppResult};
-use crate::request::RequestOrigin;
-use crate::second_factor::{self, Enrolment, Keys, SecondFactorError, SETUP_TTL_MS};
+use crate::http::error::{AppError, AppResult};
+use crate::http::request::RequestOrigin;
+use crate::services::second_factor::{self, Enrolment, Keys, SecondFactorError, SETUP_TTL_MS};
+use crate::services::signin::two_step::{self, CodeError};
 use crate::services::Services;
-use crate::two_step::{self, CodeError};
+use crate::support::clock::exact_time;
 
 pub fn routes() -> Vec<Route> {
     routes![
@@ -288,7 +288,7 @@ async fn turning_off_code(
     app: Services<'_>,
     user: &crate::accounts::User,
     code: &str,
-    device: Option<&crate::trusted_devices::DeviceClaim>,
+    device: Option<&crate::services::signin::trusted_browsers::DeviceClaim>,
     ip: &str,
     page: Page,
 ) -> AppResult<Result<second_factor::Accepted, Page>> {

@@ -1,6 +1,6 @@
 //! The second page of signing in to an account with a second factor:
 //! `GET`/`POST /login/second-factor`, where the pending sign-in the password left
-//! (`crate::two_step`) is finished with an authenticator-app code or a recovery code.
+//! (`crate::services::signin::two_step`) is finished with an authenticator-app code or a recovery code.
 
 use rocket::form::FromForm;
 use rocket::http::Status;
@@ -11,10 +11,12 @@ use super::auth::{set_sign_in_cookies, SignInTarget};
 use super::flash::{Flash, FlashMessage};
 use super::guards::{CsrfForm, CsrfToken, CurrentSession, SessionCookieJar};
 use super::{NextPath, Page}; // NextPath: for uri!(login_page(..))
-use crate::error::AppResult;
-use crate::request::RequestOrigin;
+use crate::http::error::AppResult;
+use crate::http::request::RequestOrigin;
+use crate::services::signin::two_step::{
+    self, CodeStep, PendingCookie, StepError, MAX_WRONG_CODES,
+};
 use crate::services::Services;
-use crate::two_step::{self, CodeStep, PendingCookie, StepError, MAX_WRONG_CODES};
 
 pub fn routes() -> Vec<Route> {
     routes![code_page, submit_code]

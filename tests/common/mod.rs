@@ -57,7 +57,7 @@ pub fn code_of_the_step_before(secret: &[u8]) -> String {
     if left_ms < 15_000 {
         std::thread::sleep(Duration::from_millis(left_ms + 100));
     }
-    latchkey::second_factor::code_at(secret, since_epoch().as_secs() - 30)
+    latchkey::services::second_factor::code_at(secret, since_epoch().as_secs() - 30)
 }
 
 pub fn unique(prefix: &str) -> String {
@@ -258,7 +258,7 @@ impl Page {
 
 /// The session id a session cookie's value names.
 pub fn sid_of(cookie: &str) -> String {
-    latchkey::sessions::SessionCookie::parse(cookie)
+    latchkey::services::sessions::SessionCookie::parse(cookie)
         .expect("a well-formed session cookie")
         .sid
 }
@@ -461,7 +461,7 @@ impl Browser {
             .filter_map(|(i, m)| {
                 let rest = &body[i + m.len()..];
                 let id = rest.split('/').next()?;
-                latchkey::sessions::is_sid(id).then(|| id.to_string())
+                latchkey::services::sessions::is_sid(id).then(|| id.to_string())
             })
             .collect()
     }

@@ -6,9 +6,9 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use super::keys::Keyring;
-use crate::clock::now_ms;
-use crate::sessions::is_sid;
-use crate::tokens::{TokenError, LEEWAY_SECS};
+use crate::services::sessions::access_tokens::{TokenError, LEEWAY_SECS};
+use crate::services::sessions::is_sid;
+use crate::support::clock::now_ms;
 
 /// The `typ` of an app's access token (RFC 9068), so an id_token is never taken for one.
 pub const ACCESS_TYP: &str = "at+jwt";

@@ -6,8 +6,8 @@ use base64::Engine;
 use url::Url;
 
 use crate::accounts::{AccountError, Accounts, ClientRecord};
-use crate::clock::now_ms;
-use crate::crypto::{constant_time_eq, random_bytes, random_token, sha256_hex};
+use crate::support::clock::now_ms;
+use crate::support::crypto::{constant_time_eq, random_bytes, random_token, sha256_hex};
 
 /// The longest app name kept (it labels sessions: at most 64 bytes).
 pub const MAX_NAME: usize = 64;

@@ -10,13 +10,13 @@ use uuid::Uuid;
 use super::claims::{verify_access, AppAccessClaims, IdClaims, ACCESS_TYP};
 use super::keys::{KeyError, Keyring};
 use crate::accounts::{AccountError, ClientRecord};
-use crate::clock::now_ms;
-use crate::crypto::{constant_time_eq, random_token};
-use crate::refresh::{self, Refreshed};
+use crate::services::sessions::access_tokens::{RefreshToken, TokenError};
+use crate::services::sessions::refresh::{self, Refreshed};
+use crate::services::sessions::{self, app_secret_hash, sid_for, Origin, SessionSpec};
 use crate::services::Services;
-use crate::sessions::{self, app_secret_hash, sid_for, Origin, SessionSpec};
 use crate::store::{Amr, CodeState, Redeemed, SessionKind, Store, StoreError};
-use crate::tokens::{RefreshToken, TokenError};
+use crate::support::clock::now_ms;
+use crate::support::crypto::{constant_time_eq, random_token};
 
 /// An authorization code is good for 60 seconds, once.
 pub const CODE_TTL_MS: i64 = 60_000;

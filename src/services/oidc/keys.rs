@@ -23,9 +23,9 @@ use sha2::{Digest, Sha256};
 use tokio::sync::Mutex;
 
 use crate::accounts::{AccountError, Accounts, SigningKeyRow};
-use crate::clock::now_ms;
 use crate::config::Settings;
-use crate::crypto::random_bytes;
+use crate::support::clock::now_ms;
+use crate::support::crypto::random_bytes;
 
 /// The one algorithm we sign with (OpenID Discovery requires RS256).
 pub const ALG: &str = "RS256";
@@ -85,7 +85,7 @@ pub struct Keyring {
 /// The key that seals private keys at rest: HMAC-SHA256 of a fixed label under
 /// `jwt_secret`.
 fn sealing_key(settings: &Settings) -> [u8; 32] {
-    crate::crypto::hmac(
+    crate::support::crypto::hmac(
         settings.tokens.jwt_secret.expose_secret(),
         b"latchkey signing-key encryption v1",
     )
@@ -312,7 +312,10 @@ impl Keyring {
                 fresh
             }
             Err(e) => {
-                tracing::warn!("reading the signing keys: {}", crate::report::Report(&e));
+                tracing::warn!(
+                    "reading the signing keys: {}",
+                    crate::support::report::Report(&e)
+                );
                 current
             }
         }

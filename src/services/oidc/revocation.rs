@@ -17,9 +17,9 @@ use super::claims::{verify_access, AppAccessClaims};
 use super::grants::{self, AccessError};
 use super::keys::Keyring;
 use crate::accounts::ClientRecord;
-use crate::clock::now_ms;
+use crate::services::sessions::access_tokens::RefreshToken;
 use crate::store::{Store, StoreError};
-use crate::tokens::RefreshToken;
+use crate::support::clock::now_ms;
 
 /// The longest token looked at; anything longer is no token of ours.
 const MAX_TOKEN_LEN: usize = 4096;

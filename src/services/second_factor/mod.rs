@@ -25,11 +25,11 @@ use serde_json::json;
 use uuid::Uuid;
 
 use crate::accounts::{AccountError, Accounts, User};
-use crate::clock::{exact_time, now_ms};
 use crate::config::{SecondFactorSettings, Settings};
-use crate::crypto::{constant_time_eq, hmac, hmac_hex, random_bytes};
 use crate::services::{ServiceError, Services};
 use crate::store::StoreError;
+use crate::support::clock::{exact_time, now_ms};
+use crate::support::crypto::{constant_time_eq, hmac, hmac_hex, random_bytes};
 
 /// Recovery codes in a set.
 pub const RECOVERY_CODES: usize = 10;
@@ -576,7 +576,7 @@ pub async fn tell_owner(services: &Services<'_>, user_id: &Uuid, notice: Notice)
         Ok(Some(user)) => user,
         Ok(None) => return,
         Err(e) => {
-            tracing::warn!(error = %crate::report::Report(&e), user = %user_id, "owner not mailed");
+            tracing::warn!(error = %crate::support::report::Report(&e), user = %user_id, "owner not mailed");
             return;
         }
     };
@@ -645,7 +645,7 @@ pub async fn check_key(settings: &Settings, accounts: &Accounts) -> Result<(), S
     let (stored, enrolled) = accounts
         .second_factor_key_id()
         .await
-        .map_err(|e| format!("second factor: {}", crate::report::Report(&e)))?;
+        .map_err(|e| format!("second factor: {}", crate::support::report::Report(&e)))?;
     match stored {
         Some(id) if id == keys.id => Ok(()),
         Some(id) if enrolled > 0 => Err(format!(
@@ -657,7 +657,7 @@ pub async fn check_key(settings: &Settings, accounts: &Accounts) -> Result<(), S
         _ => accounts
             .set_second_factor_key_id(&keys.id)
             .await
-            .map_err(|e| format!("second factor: {}", crate::report::Report(&e))),
+            .map_err(|e| format!("second factor: {}", crate::support::report::Report(&e))),
     }
 }
 

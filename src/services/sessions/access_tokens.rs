@@ -13,10 +13,10 @@ use secrecy::ExposeSecret;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use crate::clock::now_ms;
 use crate::config::Settings;
-use crate::crypto::random_token;
-use crate::sessions::{is_sid, secret_hash};
+use crate::services::sessions::{is_sid, secret_hash};
+use crate::support::clock::now_ms;
+use crate::support::crypto::random_token;
 
 /// The `aud` of every access token: only this API accepts them.
 pub const AUDIENCE: &str = "latchkey-api";
@@ -226,7 +226,7 @@ impl std::fmt::Display for RefreshToken {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::sessions::sid_for;
+    use crate::services::sessions::sid_for;
 
     fn settings() -> Settings {
         let figment = rocket::Config::figment()
@@ -264,7 +264,10 @@ mod tests {
         let secret = random_token();
         let t = RefreshToken::new(Uuid::now_v7(), sid_for(&secret), secret.clone());
         assert_eq!(RefreshToken::parse(&t.to_string()), Some(t.clone()));
-        assert_eq!(t.hash(), crate::crypto::sha256_hex(secret.as_bytes()));
+        assert_eq!(
+            t.hash(),
+            crate::support::crypto::sha256_hex(secret.as_bytes())
+        );
         for bad in [
             String::new(),
             format!("{}.{}", t.user_id, t.sid),

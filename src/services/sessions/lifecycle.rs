@@ -15,10 +15,10 @@ use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
 use crate::accounts::User;
-use crate::clock::{iso_time, now_ms};
 use crate::config::Settings;
-use crate::crypto::{hmac, random_token, sha256_hex};
 use crate::store::{Amr, Created, NewSession, SessionKind, SessionRecord, Store, StoreResult};
+use crate::support::clock::{iso_time, now_ms};
+use crate::support::crypto::{hmac, random_token, sha256_hex};
 
 /// The longest cookie value we read; anything longer is not ours.
 const MAX_COOKIE_LEN: usize = 128;
@@ -56,7 +56,7 @@ impl SessionCookie {
         if value.len() > MAX_COOKIE_LEN {
             return None;
         }
-        let (user_id, token) = crate::crypto::uid_and_token(value)?;
+        let (user_id, token) = crate::support::crypto::uid_and_token(value)?;
         Some(SessionCookie {
             user_id,
             sid: sid_for(token),
@@ -152,7 +152,8 @@ impl SessionSpec {
                 let life = if offline {
                     t.refresh_ttl
                 } else {
-                    t.access_ttl + Duration::from_secs(crate::tokens::LEEWAY_SECS)
+                    t.access_ttl
+                        + Duration::from_secs(crate::services::sessions::access_tokens::LEEWAY_SECS)
                 };
                 let absolute = if offline {
                     life.max(Duration::from_secs(365 * 86400))
@@ -204,8 +205,11 @@ pub async fn start(
         email: user.email.clone(),
         sid: sid.clone(),
         kind: shape.kind,
-        label: crate::device::clip_bytes(&shape.label, crate::device::MAX_LABEL_BYTES),
-        mobile: crate::device::is_mobile(&origin.user_agent),
+        label: crate::support::device_label::clip_bytes(
+            &shape.label,
+            crate::support::device_label::MAX_LABEL_BYTES,
+        ),
+        mobile: crate::support::device_label::is_mobile(&origin.user_agent),
         ip: origin.ip.clone(),
         refresh_hash: shape.refresh_hash,
         client_id: shape.client_id,

@@ -15,9 +15,9 @@ use base64::Engine;
 use secrecy::ExposeSecret;
 
 use crate::config::Settings;
-use crate::crypto::hmac;
+use crate::services::sessions::access_tokens::RefreshToken;
 use crate::store::{Rotated, Rotation, Store, StoreResult};
-use crate::tokens::RefreshToken;
+use crate::support::crypto::hmac;
 
 /// What a refresh token bought.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -87,8 +87,8 @@ pub async fn refresh_hashed(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::crypto::random_token;
-    use crate::sessions::sid_for;
+    use crate::services::sessions::sid_for;
+    use crate::support::crypto::random_token;
     use uuid::Uuid;
 
     fn settings(secret: &str) -> Settings {

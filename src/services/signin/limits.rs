@@ -9,7 +9,7 @@
 //! - a stranger (no device cookie for this account): failures per account, per client
 //!   IP and per network (IPv4 /24, IPv6 /64, so many addresses of one network cannot
 //!   together do what one may not);
-//! - a browser with a device cookie for the account (`crate::trusted_devices`): its own
+//! - a browser with a device cookie for the account (`crate::services::signin::trusted_browsers`): its own
 //!   failure budget instead, so strangers filling the account's quota do not lock it out;
 //! - both: every password verification, right or wrong, against the client IP's hashing
 //!   budget (`hash:ip`), which a right password does not take back.
@@ -23,13 +23,13 @@ use std::time::Duration;
 
 use uuid::Uuid;
 
-use crate::clock::now_ms;
 use crate::config::{LimitSettings, Quota};
-use crate::crypto::{random_token, sha256_hex};
-use crate::domain::Email;
-use crate::notices::{NEW_DEVICE_MAILS_PER_HOUR, NEW_DEVICE_MAIL_WINDOW};
-use crate::report::Report;
+use crate::services::signin::new_device::{NEW_DEVICE_MAILS_PER_HOUR, NEW_DEVICE_MAIL_WINDOW};
 use crate::store::{Keys, RateDecision, RateKey, Store, StoreResult};
+use crate::support::clock::now_ms;
+use crate::support::crypto::{random_token, sha256_hex};
+use crate::support::input::Email;
+use crate::support::report::Report;
 
 /// A quota is full: try again after `retry_after`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]

@@ -9,12 +9,12 @@ use std::time::Duration;
 use serde_json::json;
 
 use crate::accounts::{Accounts, User};
-use crate::clock::{exact_time, now_ms};
-use crate::crypto::sha256_hex;
-use crate::limits;
-use crate::report::Report;
+use crate::services::sessions::Origin;
+use crate::services::signin::limits;
 use crate::services::Services;
-use crate::sessions::Origin;
+use crate::support::clock::{exact_time, now_ms};
+use crate::support::crypto::sha256_hex;
+use crate::support::report::Report;
 
 pub const KNOWN_DEVICE_WINDOW_MS: i64 = 30 * 86_400_000;
 

@@ -6,7 +6,7 @@
 //! replacing a password, which ends the other sessions.
 //!
 //! An account with a second factor signs in in two steps: a right password is
-//! `Passed::CodeNext`, no session; `crate::two_step` checks the code (on the code page
+//! `Passed::CodeNext`, no session; `crate::services::signin::two_step` checks the code (on the code page
 //! for a browser, from the password grant's `otp` for the API) and then starts the
 //! session through [`start_session`].
 //!
@@ -16,16 +16,16 @@
 use uuid::Uuid;
 
 use crate::accounts::{AccountError, HashError, Slot, User, Work};
-use crate::clock::now_ms;
-use crate::domain::{Email, NewPassword};
-use crate::limits::{self, Throttled};
-use crate::metrics::SignInOutcome;
-use crate::notices::{self, Device};
+use crate::services::sessions::{self, Origin, SessionSpec, Started};
+use crate::services::signin::limits::{self, Throttled};
+use crate::services::signin::new_device::{self, Device};
+use crate::services::signin::trusted_browsers::{self, DeviceClaim};
+use crate::services::signin::two_step;
 use crate::services::{ServiceError, Services};
-use crate::sessions::{self, Origin, SessionSpec, Started};
 use crate::store::{Amr, StoreError};
-use crate::trusted_devices::{self, DeviceClaim};
-use crate::two_step;
+use crate::support::clock::now_ms;
+use crate::support::input::{Email, NewPassword};
+use crate::support::metrics::SignInOutcome;
 
 /// Passwords longer than this are not worth hashing: no account has one.
 const MAX_PASSWORD_INPUT: usize = 1024;
@@ -115,7 +115,8 @@ pub async fn check_password(
     c: Credentials<'_>,
 ) -> Result<Verified, SignInError> {
     let user = app.accounts.find_by_email(c.email).await?;
-    let source = trusted_devices::source(app.store, c.device, user.as_ref(), c.email, c.ip).await?;
+    let source =
+        trusted_browsers::source(app.store, c.device, user.as_ref(), c.email, c.ip).await?;
     let attempt = limits::sign_in(app.store, &app.settings.limits, source).await??;
     if c.password.chars().count() > MAX_PASSWORD_INPUT {
         return Err(SignInError::WrongCredentials);
@@ -198,7 +199,7 @@ pub async fn start_session(
     // None: the password changed while this one was being checked.
     let session = started.ok_or(SignInError::WrongCredentials)?;
     let device = if browser {
-        trusted_devices::remember(app.store, &user, s.device).await
+        trusted_browsers::remember(app.store, &user, s.device).await
     } else {
         None
     };
@@ -206,7 +207,7 @@ pub async fn start_session(
         origin: s.origin,
         client_name: client_name.as_deref(),
     };
-    notices::after_sign_in(app, &user, &seen).await;
+    new_device::after_sign_in(app, &user, &seen).await;
     tracing::info!(user = %user.id, amr = ?s.amr.values(), "signed in");
     Ok(SignedIn {
         user,

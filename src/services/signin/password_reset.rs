@@ -11,14 +11,14 @@ use serde_json::json;
 use uuid::Uuid;
 
 use crate::accounts::Work;
-use crate::clock::now_ms;
 use crate::config::Settings;
-use crate::crypto::hmac_hex;
-use crate::domain::{Email, NewPassword};
-use crate::limits::{self, Throttled};
+use crate::services::signin;
+use crate::services::signin::limits::{self, Throttled};
 use crate::services::{ServiceError, Services};
-use crate::signin;
 use crate::store::CodeCheck;
+use crate::support::clock::now_ms;
+use crate::support::crypto::hmac_hex;
+use crate::support::input::{Email, NewPassword};
 
 /// A code as typed: six ASCII digits, spaces around or inside ignored.
 pub fn parse_code(input: &str) -> Option<String> {

@@ -26,12 +26,12 @@ use std::time::Duration;
 use uuid::Uuid;
 
 use crate::accounts::User;
-use crate::clock::now_ms;
-use crate::crypto::random_token;
-use crate::domain::Email;
-use crate::limits::Source;
-use crate::report::Report;
+use crate::services::signin::limits::Source;
 use crate::store::{Store, StoreResult};
+use crate::support::clock::now_ms;
+use crate::support::crypto::random_token;
+use crate::support::input::Email;
+use crate::support::report::Report;
 
 /// How long a device stays trusted after its last sign-in (and its cookie lives).
 pub const DEVICE_TTL: Duration = Duration::from_secs(90 * 86_400);
@@ -48,7 +48,7 @@ pub struct DeviceClaim {
 impl DeviceClaim {
     /// Parses `UID.NONCE` (the decrypted cookie value); anything else is no claim.
     pub fn parse(value: &str) -> Option<DeviceClaim> {
-        let (user_id, nonce) = crate::crypto::uid_and_token(value)?;
+        let (user_id, nonce) = crate::support::crypto::uid_and_token(value)?;
         Some(DeviceClaim {
             user_id,
             nonce: nonce.to_string(),
@@ -128,7 +128,7 @@ mod tests {
     fn a_claim_reads_back_what_was_written_and_nothing_else() {
         let claim = DeviceClaim {
             user_id: uuid::Uuid::now_v7(),
-            nonce: crate::crypto::random_token(),
+            nonce: crate::support::crypto::random_token(),
         };
         assert_eq!(DeviceClaim::parse(&claim.value()), Some(claim.clone()));
         for bad in ["", "x.y", &format!("{}.short", claim.user_id), &claim.nonce] {

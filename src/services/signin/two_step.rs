@@ -23,17 +23,17 @@
 use uuid::Uuid;
 
 use crate::accounts::User;
-use crate::clock::now_ms;
-use crate::crypto::random_token;
-use crate::domain::Email;
-use crate::limits::{self, Source, Throttled};
-use crate::metrics::SignInOutcome;
-use crate::second_factor::{self, Accepted, Purpose, SecondFactorError};
+use crate::services::second_factor::{self, Accepted, Purpose, SecondFactorError};
+use crate::services::sessions::{sid_for, Origin, SessionSpec};
+use crate::services::signin::limits::{self, Source, Throttled};
+use crate::services::signin::trusted_browsers::{self, DeviceClaim};
+use crate::services::signin::{self, SessionStart, SignInError, SignedIn};
 use crate::services::{ServiceError, Services};
-use crate::sessions::{sid_for, Origin, SessionSpec};
-use crate::signin::{self, SessionStart, SignInError, SignedIn};
 use crate::store::{Amr, PendingFailure, PendingSignIn, StoreError};
-use crate::trusted_devices::{self, DeviceClaim};
+use crate::support::clock::now_ms;
+use crate::support::crypto::random_token;
+use crate::support::input::Email;
+use crate::support::metrics::SignInOutcome;
 
 /// Wrong codes that end a pending sign-in.
 pub const MAX_WRONG_CODES: u32 = 5;
@@ -51,7 +51,7 @@ pub struct PendingCookie {
 impl PendingCookie {
     /// Parses `UID.TOKEN` (the decrypted cookie value); anything else is none.
     pub fn parse(value: &str) -> Option<PendingCookie> {
-        let (user_id, token) = crate::crypto::uid_and_token(value)?;
+        let (user_id, token) = crate::support::crypto::uid_and_token(value)?;
         Some(PendingCookie {
             user_id,
             token: token.to_string(),
@@ -171,7 +171,7 @@ pub async fn check_account_code(
     ip: &str,
 ) -> Result<Accepted, CodeError> {
     let email = Email::parse(&user.email).map_err(|_| CodeError::Wrong)?;
-    let source = trusted_devices::source(app.store, device, Some(user), &email, ip).await?;
+    let source = trusted_browsers::source(app.store, device, Some(user), &email, ip).await?;
     check_code(app, user, code, source).await
 }
 
@@ -385,7 +385,7 @@ async fn pending_code(
 ) -> Result<Accepted, StepError> {
     let email = Email::parse(&user.email).map_err(|_| StepError::NoPending)?;
     let ip = &step.origin.ip;
-    let source = trusted_devices::source(app.store, step.device, Some(user), &email, ip).await?;
+    let source = trusted_browsers::source(app.store, step.device, Some(user), &email, ip).await?;
     match check_code(app, user, step.code, source).await {
         Ok(accepted) => Ok(accepted),
         Err(CodeError::Wrong) => {
