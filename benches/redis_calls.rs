@@ -14,7 +14,9 @@ use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use latchkey::store::{Amr, Keys, NewSession, RedisStore, SessionKind, Store, SEEN_REFRESH_MS};
+use latchkey::store::{
+    Amr, KeyNames, NewSession, RedisStore, SessionKind, Sessions, Store, SEEN_REFRESH_MS,
+};
 use latchkey::support::clock::now_ms;
 use redis::aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig};
 use redis::Script;
@@ -25,9 +27,9 @@ const TASKS: usize = 64;
 /// The touch script as the store sends it (`slide.lua` in front).
 fn touch_script() -> Script {
     Script::new(concat!(
-        include_str!("../src/store/slide.lua"),
-        include_str!("../src/store/list.lua"),
-        include_str!("../src/store/session_touch.lua")
+        include_str!("../src/store/redis/lua/slide.lua"),
+        include_str!("../src/store/redis/lua/list.lua"),
+        include_str!("../src/store/redis/lua/session_touch.lua")
     ))
 }
 
@@ -38,7 +40,7 @@ struct Target {
 }
 
 async fn target(url: &str, prefix: &str) -> Target {
-    let keys = Keys::new(prefix);
+    let keys = KeyNames::new(prefix);
     let store = Store::Redis(RedisStore::connect(url, keys.clone()).expect("redis url"));
     let user = Uuid::now_v7();
     let secret = latchkey::support::crypto::random_token();

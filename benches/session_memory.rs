@@ -15,7 +15,7 @@
 
 use std::time::Instant;
 
-use latchkey::store::{Amr, Keys, NewSession, RedisStore, SessionKind, Store};
+use latchkey::store::{Amr, KeyNames, NewSession, RedisStore, SessionKind, Sessions, Store};
 use latchkey::support::clock::now_ms;
 use redis::aio::MultiplexedConnection;
 use uuid::Uuid;
@@ -105,7 +105,7 @@ async fn create_all(store: &Store, n: usize) -> Vec<String> {
     let users: Vec<Uuid> = (0..n.div_ceil(SESSIONS_PER_USER))
         .map(|_| Uuid::now_v7())
         .collect();
-    let mut keys: Vec<String> = users.iter().map(|u| store.keys().user(u)).collect();
+    let mut keys: Vec<String> = users.iter().map(|u| store.key_names().user(u)).collect();
     for batch in (0..n).collect::<Vec<_>>().chunks(256) {
         let tasks: Vec<_> = batch
             .iter()
@@ -117,7 +117,7 @@ async fn create_all(store: &Store, n: usize) -> Vec<String> {
                         .create_session(&s, 50, 0, now_ms())
                         .await
                         .expect("create");
-                    store.keys().session(&s.user_id, &s.sid)
+                    store.key_names().session(&s.user_id, &s.sid)
                 })
             })
             .collect();
@@ -142,7 +142,7 @@ async fn main() {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(100_000);
-    let store = Store::Redis(RedisStore::connect(&url, Keys::new("lk")).expect("redis url"));
+    let store = Store::Redis(RedisStore::connect(&url, KeyNames::new("lk")).expect("redis url"));
     let conn = redis::Client::open(url.as_str())
         .expect("redis url")
         .get_multiplexed_async_connection()

@@ -775,7 +775,7 @@ async fn logout_stops_the_access_token_and_its_session_at_once() {
     // The jti is marked revoked for as long as the token could be accepted.
     let claims = claims_of(&t.access);
     let user: uuid::Uuid = claims["sub"].as_str().unwrap_or("").parse().expect("sub");
-    let key = latchkey::store::Keys::new(&cfg.prefix)
+    let key = latchkey::store::KeyNames::new(&cfg.prefix)
         .revoked_jti(&user, claims["jti"].as_str().unwrap_or(""));
     let mut conn = redis_conn().await;
     let ttl: i64 = redis::cmd("PTTL")

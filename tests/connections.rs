@@ -419,7 +419,7 @@ fn a_method_rocket_does_not_know_is_answered_400() {
 /// How many attempts the quota `scope` of `subject` holds in `cfg`'s Redis.
 fn counted(cfg: &TestConfig, scope: &str, subject: &str) -> usize {
     let key = latchkey::services::signin::limits::quota_key(
-        &latchkey::store::Keys::new(&cfg.prefix),
+        &latchkey::store::KeyNames::new(&cfg.prefix),
         scope,
         subject,
     );

@@ -3,6 +3,7 @@
 //! browsers without it), and a session exists only when an answer carried its cookie.
 
 use crate::common::*;
+use latchkey::store::Sessions;
 use rocket::http::Status;
 
 const NEW_PASSWORD: &str = "a brand new passphrase";

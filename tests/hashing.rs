@@ -279,7 +279,7 @@ async fn past_the_bounded_wait_a_sign_in_is_refused_at_once_and_nothing_counts()
     assert!(wrong > 0);
     // Only the attempts that were checked count against the account (and the calibration).
     let key = latchkey::services::signin::limits::quota_key(
-        &latchkey::store::Keys::new(&cfg.prefix),
+        &latchkey::store::KeyNames::new(&cfg.prefix),
         "login:acct",
         &email.to_lowercase(),
     );

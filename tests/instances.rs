@@ -373,7 +373,7 @@ async fn users_on_and_off(
     cfg: &TestConfig,
     port: u16,
 ) -> (Browser, Browser) {
-    let keys = latchkey::store::Keys::new(&cfg.prefix);
+    let keys = latchkey::store::KeyNames::new(&cfg.prefix);
     let (mut on, mut off) = (None, None);
     while on.is_none() || off.is_none() {
         let b = cfg.browser().await;

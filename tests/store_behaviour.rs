@@ -8,15 +8,16 @@ use std::time::Duration;
 
 use crate::common::*;
 use latchkey::store::{
-    Amr, CodeCheck, CodeState, Created, NewSession, PendingFailure, PendingSignIn, RateDecision,
-    RateKey, Redeemed, RedisStore, Rotated, Rotation, SessionKind, Store,
+    Amr, AuthCodeState, AuthCodes, Created, NewSession, PasswordResets, PendingFailure,
+    PendingSignIn, PendingSignIns, RateDecision, RateKey, RateLimits, Redeemed, RedisStore,
+    ResetCheck, Rotated, Rotation, SessionKind, Sessions, Store, Tokens, TrustedBrowsers,
 };
 use latchkey::support::clock::now_ms;
 use uuid::Uuid;
 
 fn redis_store() -> Store {
     Store::Redis(
-        RedisStore::connect(&redis_url(), latchkey::store::Keys::new(&unique("lks")))
+        RedisStore::connect(&redis_url(), latchkey::store::KeyNames::new(&unique("lks")))
             .expect("redis"),
     )
 }
@@ -26,7 +27,7 @@ async fn cluster_store() -> Store {
         .split(',')
         .map(str::to_string)
         .collect();
-    let keys = latchkey::store::Keys::new(&unique("lkc"));
+    let keys = latchkey::store::KeyNames::new(&unique("lkc"));
     Store::Redis(
         RedisStore::connect_cluster(&nodes, keys)
             .await
@@ -232,7 +233,7 @@ async fn use_slides_the_idle_timeout(store: Store) {
         assert!(alive(&store, &s).await);
     }
     if single_redis(&store) {
-        let ttl = pttl(store.keys().session(&user, &s.sid)).await;
+        let ttl = pttl(store.key_names().session(&user, &s.sid)).await;
         assert!(
             ttl > 1000 && ttl <= 2000,
             "the hash's TTL slid to the idle timeout: {ttl}"
@@ -253,7 +254,7 @@ async fn a_use_between_writes_only_reads(store: Store) {
     tokio::time::sleep(Duration::from_millis(1000)).await;
     assert!(alive(&store, &early).await);
     if single_redis(&store) {
-        let ttl = pttl(store.keys().session(&user, &early.sid)).await;
+        let ttl = pttl(store.key_names().session(&user, &early.sid)).await;
         assert!(ttl <= 3100, "a use 1 s in did not slide the 4 s TTL: {ttl}");
     }
     tokio::time::sleep(Duration::from_millis(1500)).await;
@@ -333,7 +334,7 @@ async fn revoking_all_but_one_leaves_nothing_behind(store: Store) {
         .unwrap()
         .is_empty());
     if single_redis(&store) {
-        let keys = keys_under(store.keys().prefix()).await;
+        let keys = keys_under(store.key_names().prefix()).await;
         assert!(keys.is_empty(), "left behind: {keys:?}");
     }
 }
@@ -391,7 +392,7 @@ async fn concurrent_sign_ins_leave_index_and_hashes_consistent(store: Store) {
 
 fn quota(store: &Store, name: &str, limit: u32, window_ms: i64) -> RateKey {
     RateKey {
-        key: store.keys().rate("test", name),
+        key: store.key_names().rate("test", name),
         limit,
         window_ms,
     }
@@ -504,21 +505,21 @@ async fn reset_codes_are_single_use_and_burn_after_wrong_tries(store: Store) {
             .check_reset_code(&user, "wrong", 5, now_ms())
             .await
             .unwrap(),
-        CodeCheck::Wrong
+        ResetCheck::Wrong
     );
     assert_eq!(
         store
             .check_reset_code(&user, "right", 5, now_ms())
             .await
             .unwrap(),
-        CodeCheck::Right
+        ResetCheck::Right
     );
     assert_eq!(
         store
             .check_reset_code(&user, "right", 5, now_ms())
             .await
             .unwrap(),
-        CodeCheck::Missing
+        ResetCheck::Missing
     );
 
     store
@@ -531,7 +532,7 @@ async fn reset_codes_are_single_use_and_burn_after_wrong_tries(store: Store) {
                 .check_reset_code(&user, "wrong", 5, now_ms())
                 .await
                 .unwrap(),
-            CodeCheck::Wrong
+            ResetCheck::Wrong
         );
     }
     assert_eq!(
@@ -539,14 +540,14 @@ async fn reset_codes_are_single_use_and_burn_after_wrong_tries(store: Store) {
             .check_reset_code(&user, "wrong", 5, now_ms())
             .await
             .unwrap(),
-        CodeCheck::Burned
+        ResetCheck::Burned
     );
     assert_eq!(
         store
             .check_reset_code(&user, "right", 5, now_ms())
             .await
             .unwrap(),
-        CodeCheck::Missing
+        ResetCheck::Missing
     );
 
     // A new request replaces the old code; an expired one is gone.
@@ -563,7 +564,7 @@ async fn reset_codes_are_single_use_and_burn_after_wrong_tries(store: Store) {
             .check_reset_code(&user, "first", 5, now_ms())
             .await
             .unwrap(),
-        CodeCheck::Wrong
+        ResetCheck::Wrong
     );
     tokio::time::sleep(Duration::from_millis(1700)).await;
     assert_eq!(
@@ -571,7 +572,7 @@ async fn reset_codes_are_single_use_and_burn_after_wrong_tries(store: Store) {
             .check_reset_code(&user, "second", 5, now_ms())
             .await
             .unwrap(),
-        CodeCheck::Missing
+        ResetCheck::Missing
     );
 }
 
@@ -649,7 +650,7 @@ async fn trusted_devices_are_capped_expire_and_end_with_a_new_password(store: St
         // Trusted one after the other, each for 10 days, at most 3 kept.
         let at = now + i as i64;
         store
-            .trust_device(&user, nonce, 3, 10 * day, at)
+            .trust_browser(&user, nonce, 3, 10 * day, at)
             .await
             .expect("store");
     }
@@ -657,7 +658,7 @@ async fn trusted_devices_are_capped_expire_and_end_with_a_new_password(store: St
         let (store, nonce) = (store.clone(), nonce.to_string());
         async move {
             store
-                .device_trusted(&user, &nonce, at)
+                .browser_trusted(&user, &nonce, at)
                 .await
                 .expect("store")
         }
@@ -673,12 +674,12 @@ async fn trusted_devices_are_capped_expire_and_end_with_a_new_password(store: St
     assert!(!trusted(&nonces[3], now + 11 * day).await, "trust expires");
     // Renewing one keeps it over those trusted after it.
     store
-        .trust_device(&user, &nonces[1], 3, 10 * day, now + 100)
+        .trust_browser(&user, &nonces[1], 3, 10 * day, now + 100)
         .await
         .expect("store");
     let newest = latchkey::support::crypto::random_token();
     store
-        .trust_device(&user, &newest, 3, 10 * day, now + 200)
+        .trust_browser(&user, &newest, 3, 10 * day, now + 200)
         .await
         .expect("store");
     assert!(trusted(&nonces[1], now + 300).await);
@@ -718,7 +719,7 @@ async fn a_new_password_ends_the_reset_code(store: Store) {
         .revoke_sessions(&user, None, None, now)
         .await
         .expect("store");
-    assert_eq!(check("kept").await, CodeCheck::Right);
+    assert_eq!(check("kept").await, ResetCheck::Right);
     store
         .store_reset_code(&user, "mailed", 60_000, now)
         .await
@@ -727,7 +728,7 @@ async fn a_new_password_ends_the_reset_code(store: Store) {
         .revoke_sessions(&user, None, Some(now + 1), now + 1)
         .await
         .expect("store");
-    assert_eq!(check("mailed").await, CodeCheck::Missing);
+    assert_eq!(check("mailed").await, ResetCheck::Missing);
 }
 
 async fn one_call_checks_the_session_and_lists_them_all(store: Store) {
@@ -798,8 +799,8 @@ async fn a_closed_account_has_no_live_session_and_no_late_one(store: Store) {
         .is_empty());
     if single_redis(&store) {
         // The email went with the account: only the password version is left.
-        let keys = keys_under(store.keys().prefix()).await;
-        assert_eq!(keys, vec![store.keys().password_version(&user)]);
+        let keys = keys_under(store.key_names().prefix()).await;
+        assert_eq!(keys, vec![store.key_names().password_version(&user)]);
     }
     // A sign-in whose password was checked before the close does not land after it.
     let late = session(user, 600_000, 600_000);
@@ -891,7 +892,7 @@ async fn session_hashes_stay_listpacks() {
         );
     }
     let mut conn = redis_conn().await;
-    let key = store.keys().session(&user, &s.sid);
+    let key = store.key_names().session(&user, &s.sid);
     let encoding: String = redis::cmd("OBJECT")
         .arg("ENCODING")
         .arg(&key)
@@ -939,16 +940,16 @@ async fn a_session_kept_in_use_stays_listed_past_its_first_expiry(store: Store) 
     if single_redis(&store) {
         let mut conn = redis_conn().await;
         let pttl = |key: String| redis::cmd("PTTL").arg(key).to_owned();
-        let session_ttl: i64 = pttl(store.keys().session(&user, &s.sid))
+        let session_ttl: i64 = pttl(store.key_names().session(&user, &s.sid))
             .query_async(&mut conn)
             .await
             .unwrap();
-        let user_ttl: i64 = pttl(store.keys().user(&user))
+        let user_ttl: i64 = pttl(store.key_names().user(&user))
             .query_async(&mut conn)
             .await
             .unwrap();
         let entry: i64 = redis::cmd("HGET")
-            .arg(store.keys().user(&user))
+            .arg(store.key_names().user(&user))
             .arg(&s.sid)
             .query_async(&mut conn)
             .await
@@ -1271,21 +1272,27 @@ async fn authorization_codes_are_used_once_and_a_second_use_ends_both_sessions(s
     let user = Uuid::now_v7();
     let now = now_ms();
     store
-        .put_code(&user, "code1", "{\"x\":1}", 60_000, now)
+        .put_auth_code(&user, "code1", "{\"x\":1}", 60_000, now)
         .await
         .expect("stored");
     assert_eq!(
-        store.get_code(&user, "code1", now).await.expect("store"),
-        Some(CodeState::Unused("{\"x\":1}".into()))
+        store
+            .get_auth_code(&user, "code1", now)
+            .await
+            .expect("store"),
+        Some(AuthCodeState::Unused("{\"x\":1}".into()))
     );
     assert_eq!(
-        store.get_code(&user, "other", now).await.expect("store"),
+        store
+            .get_auth_code(&user, "other", now)
+            .await
+            .expect("store"),
         None
     );
     // Another user's id names nothing.
     assert_eq!(
         store
-            .get_code(&Uuid::now_v7(), "code1", now)
+            .get_auth_code(&Uuid::now_v7(), "code1", now)
             .await
             .expect("store"),
         None
@@ -1293,7 +1300,7 @@ async fn authorization_codes_are_used_once_and_a_second_use_ends_both_sessions(s
     // Looking without a session leaves an unused code as it is.
     assert_eq!(
         store
-            .redeem_code(&user, "code1", None, now)
+            .redeem_auth_code(&user, "code1", None, now)
             .await
             .expect("store"),
         Redeemed::Gone
@@ -1302,14 +1309,17 @@ async fn authorization_codes_are_used_once_and_a_second_use_ends_both_sessions(s
     create(&store, &first, 50).await;
     assert_eq!(
         store
-            .redeem_code(&user, "code1", Some(&first.sid), now)
+            .redeem_auth_code(&user, "code1", Some(&first.sid), now)
             .await
             .expect("store"),
         Redeemed::Yes
     );
     assert_eq!(
-        store.get_code(&user, "code1", now).await.expect("store"),
-        Some(CodeState::Used(first.sid.clone()))
+        store
+            .get_auth_code(&user, "code1", now)
+            .await
+            .expect("store"),
+        Some(AuthCodeState::Used(first.sid.clone()))
     );
     assert!(alive(&store, &first).await);
     // The second use: its own new session and the first one both end.
@@ -1317,7 +1327,7 @@ async fn authorization_codes_are_used_once_and_a_second_use_ends_both_sessions(s
     create(&store, &second, 50).await;
     assert_eq!(
         store
-            .redeem_code(&user, "code1", Some(&second.sid), now)
+            .redeem_auth_code(&user, "code1", Some(&second.sid), now)
             .await
             .expect("store"),
         Redeemed::Replayed
@@ -1332,7 +1342,7 @@ async fn authorization_codes_are_used_once_and_a_second_use_ends_both_sessions(s
     create(&store, &third, 50).await;
     assert_eq!(
         store
-            .redeem_code(&user, "missing", Some(&third.sid), now)
+            .redeem_auth_code(&user, "missing", Some(&third.sid), now)
             .await
             .expect("store"),
         Redeemed::Gone
@@ -1340,15 +1350,15 @@ async fn authorization_codes_are_used_once_and_a_second_use_ends_both_sessions(s
     assert!(!alive(&store, &third).await);
     // Racing first uses: one wins, the other ends both.
     store
-        .put_code(&user, "code2", "{}", 60_000, now)
+        .put_auth_code(&user, "code2", "{}", 60_000, now)
         .await
         .expect("stored");
     let (a, b) = (app_session(user), app_session(user));
     create(&store, &a, 50).await;
     create(&store, &b, 50).await;
     let (ra, rb) = tokio::join!(
-        store.redeem_code(&user, "code2", Some(&a.sid), now),
-        store.redeem_code(&user, "code2", Some(&b.sid), now)
+        store.redeem_auth_code(&user, "code2", Some(&a.sid), now),
+        store.redeem_auth_code(&user, "code2", Some(&b.sid), now)
     );
     let mut results = [ra.expect("store"), rb.expect("store")];
     results.sort_by_key(|r| format!("{r:?}"));
@@ -1356,13 +1366,13 @@ async fn authorization_codes_are_used_once_and_a_second_use_ends_both_sessions(s
     assert!(!alive(&store, &a).await && !alive(&store, &b).await);
     // An unused code expires after its time.
     store
-        .put_code(&user, "code3", "{}", 50, now_ms())
+        .put_auth_code(&user, "code3", "{}", 50, now_ms())
         .await
         .expect("stored");
     tokio::time::sleep(Duration::from_millis(80)).await;
     assert_eq!(
         store
-            .get_code(&user, "code3", now_ms())
+            .get_auth_code(&user, "code3", now_ms())
             .await
             .expect("store"),
         None
@@ -1453,7 +1463,7 @@ async fn how_a_session_signed_in_is_kept_checked_and_listed(store: Store) {
     if single_redis(&store) {
         // Kept in the session hash, a short field; nothing for a password alone.
         let mut conn = redis_conn().await;
-        let key = store.keys().session(&user, &two_step.sid);
+        let key = store.key_names().session(&user, &two_step.sid);
         let am: Option<String> = redis::cmd("HGET")
             .arg(&key)
             .arg("o")
@@ -1461,7 +1471,7 @@ async fn how_a_session_signed_in_is_kept_checked_and_listed(store: Store) {
             .await
             .unwrap();
         assert_eq!(am.as_deref(), Some("1"));
-        let key = store.keys().session(&user, &password_only.sid);
+        let key = store.key_names().session(&user, &password_only.sid);
         let am: Option<String> = redis::cmd("HGET")
             .arg(&key)
             .arg("o")
@@ -1540,7 +1550,7 @@ async fn a_pending_sign_in_is_used_once_and_expires(store: Store) {
         .await
         .unwrap();
     if single_redis(&store) {
-        let ttl = pttl(store.keys().pending(&user, &pid)).await;
+        let ttl = pttl(store.key_names().pending(&user, &pid)).await;
         assert!(
             ttl > 290_000 && ttl <= 300_000,
             "expires with the sign-in: {ttl}"

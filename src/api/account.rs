@@ -10,7 +10,7 @@ use super::error::ApiError;
 use super::guard::ApiSession;
 use crate::http::error::AppError;
 use crate::services::sessions::{self, SessionView};
-use crate::store::Store;
+use crate::store::{Store, Tokens};
 use crate::support::clock::now_ms;
 
 #[derive(Debug, Serialize)]

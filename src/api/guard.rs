@@ -14,7 +14,7 @@ use rocket::request::{self, FromRequest, Request};
 use uuid::Uuid;
 
 use crate::services::sessions::access_tokens::{AccessClaims, AccessTokens, TokenError};
-use crate::store::{Amr, SessionKind, Store, StoreError};
+use crate::store::{Amr, SessionKind, Sessions, Store, StoreError};
 use crate::support::clock::now_ms;
 use crate::support::report::Report;
 

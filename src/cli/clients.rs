@@ -9,6 +9,7 @@ use crate::accounts::{Accounts, ClientRecord};
 use crate::config::Settings;
 use crate::services::oidc::clients::{self, ClientError, NewClient};
 use crate::services::oidc::keys;
+use crate::store::Sessions;
 use crate::support::clock::iso_time;
 
 #[derive(Debug, Subcommand)]

@@ -14,7 +14,7 @@
 
 use crate::accounts::{Accounts, User};
 use crate::services::ServiceError;
-use crate::store::Store;
+use crate::store::{Sessions, Store};
 use crate::support::clock::now_ms;
 
 /// Disables the account: it cannot sign in (it answers as a wrong password) and every

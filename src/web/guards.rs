@@ -15,7 +15,7 @@ use uuid::Uuid;
 use crate::config::Settings;
 use crate::http::error::AppError;
 use crate::services::sessions::{csrf_token, SessionCookie};
-use crate::store::{Amr, SessionKind, SessionRecord, Store, StoreError};
+use crate::store::{Amr, SessionKind, SessionRecord, Sessions, Store, StoreError};
 use crate::support::clock::now_ms;
 use crate::support::crypto::{constant_time_eq, random_token};
 use crate::support::report::Report;

@@ -23,6 +23,7 @@ use crate::http::request::ClientIp;
 use crate::services::oidc::clients::origin_of;
 use crate::services::oidc::grants::{self, CodeRequest};
 use crate::services::Services;
+use crate::store::Sessions;
 use crate::support::clock::now_ms;
 
 pub fn routes() -> Vec<Route> {

@@ -213,7 +213,7 @@ impl TestConfig {
 }
 
 pub fn memory_store(prefix: &str) -> Store {
-    Store::Memory(MemoryStore::new(latchkey::store::Keys::new(prefix)))
+    Store::Memory(MemoryStore::new(latchkey::store::KeyNames::new(prefix)))
 }
 
 pub struct Browser {

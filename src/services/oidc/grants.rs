@@ -14,7 +14,9 @@ use crate::services::sessions::access_tokens::{RefreshToken, TokenError};
 use crate::services::sessions::refresh::{self, Refreshed};
 use crate::services::sessions::{self, app_secret_hash, sid_for, Origin, SessionSpec};
 use crate::services::Services;
-use crate::store::{Amr, CodeState, Redeemed, SessionKind, Store, StoreError};
+use crate::store::{
+    Amr, AuthCodeState, AuthCodes, Redeemed, SessionKind, Sessions, Store, StoreError,
+};
 use crate::support::clock::now_ms;
 use crate::support::crypto::{constant_time_eq, random_token};
 
@@ -61,7 +63,7 @@ pub async fn issue_code(
     let secret = random_token();
     let json = serde_json::to_string(req).unwrap_or_default();
     store
-        .put_code(
+        .put_auth_code(
             user_id,
             &code_id(&req.client_id, &secret),
             &json,
@@ -247,7 +249,7 @@ pub async fn exchange_code(
         .ok_or(NO_LONGER)?;
     match s
         .store
-        .redeem_code(&user_id, &id, Some(&started.sid), now_ms())
+        .redeem_auth_code(&user_id, &id, Some(&started.sid), now_ms())
         .await?
     {
         Redeemed::Yes => {}
@@ -267,14 +269,14 @@ async fn read_code(
     id: &str,
 ) -> Result<CodeRequest, GrantError> {
     let now = now_ms();
-    match s.store.get_code(user_id, id, now).await? {
+    match s.store.get_auth_code(user_id, id, now).await? {
         None => Err(GONE),
-        Some(CodeState::Used(_)) => {
-            s.store.redeem_code(user_id, id, None, now).await?;
+        Some(AuthCodeState::Used(_)) => {
+            s.store.redeem_auth_code(user_id, id, None, now).await?;
             tracing::warn!(user = %user_id, client = %client.client_id, "an authorization code was used twice: its app session is ended");
             Err(USED)
         }
-        Some(CodeState::Unused(json)) => {
+        Some(AuthCodeState::Unused(json)) => {
             serde_json::from_str::<CodeRequest>(&json).map_err(|_| GONE)
         }
     }

@@ -18,7 +18,7 @@ use super::grants::{self, AccessError};
 use super::keys::Keyring;
 use crate::accounts::ClientRecord;
 use crate::services::sessions::access_tokens::RefreshToken;
-use crate::store::{Store, StoreError};
+use crate::store::{Store, StoreError, Tokens};
 use crate::support::clock::now_ms;
 
 /// The longest token looked at; anything longer is no token of ours.

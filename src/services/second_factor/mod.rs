@@ -27,7 +27,7 @@ use uuid::Uuid;
 use crate::accounts::{AccountError, Accounts, User};
 use crate::config::{SecondFactorSettings, Settings};
 use crate::services::{ServiceError, Services};
-use crate::store::StoreError;
+use crate::store::{Sessions, StoreError};
 use crate::support::clock::{exact_time, now_ms};
 use crate::support::crypto::{constant_time_eq, hmac, hmac_hex, random_bytes};
 

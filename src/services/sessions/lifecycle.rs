@@ -16,7 +16,9 @@ use uuid::Uuid;
 
 use crate::accounts::User;
 use crate::config::Settings;
-use crate::store::{Amr, Created, NewSession, SessionKind, SessionRecord, Store, StoreResult};
+use crate::store::{
+    Amr, Created, NewSession, SessionKind, SessionRecord, Sessions, Store, StoreResult,
+};
 use crate::support::clock::{iso_time, now_ms};
 use crate::support::crypto::{hmac, random_token, sha256_hex};
 

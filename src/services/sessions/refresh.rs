@@ -16,7 +16,7 @@ use secrecy::ExposeSecret;
 
 use crate::config::Settings;
 use crate::services::sessions::access_tokens::RefreshToken;
-use crate::store::{Rotated, Rotation, Store, StoreResult};
+use crate::store::{Rotated, Rotation, Store, StoreResult, Tokens};
 use crate::support::crypto::hmac;
 
 /// What a refresh token bought.

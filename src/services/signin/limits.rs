@@ -25,7 +25,7 @@ use uuid::Uuid;
 
 use crate::config::{LimitSettings, Quota};
 use crate::services::signin::new_device::{NEW_DEVICE_MAILS_PER_HOUR, NEW_DEVICE_MAIL_WINDOW};
-use crate::store::{Keys, RateDecision, RateKey, Store, StoreResult};
+use crate::store::{KeyNames, RateDecision, RateKey, RateLimits, Store, StoreResult};
 use crate::support::clock::now_ms;
 use crate::support::crypto::{random_token, sha256_hex};
 use crate::support::input::Email;
@@ -51,13 +51,13 @@ pub type Checked = StoreResult<Result<Attempt, Throttled>>;
 
 /// The key of `scope`'s quota for `subject`. Subjects are hashed: keys hold no e-mail
 /// addresses and stay a fixed size.
-pub fn quota_key(keys: &Keys, scope: &str, subject: &str) -> String {
+pub fn quota_key(keys: &KeyNames, scope: &str, subject: &str) -> String {
     keys.rate(scope, &sha256_hex(subject.as_bytes())[..32])
 }
 
 fn quota(store: &Store, scope: &str, subject: &str, q: Quota) -> RateKey {
     RateKey {
-        key: quota_key(store.keys(), scope, subject),
+        key: quota_key(store.key_names(), scope, subject),
         limit: q.limit,
         window_ms: q.window.as_millis() as i64,
     }

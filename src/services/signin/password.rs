@@ -22,7 +22,7 @@ use crate::services::signin::new_device::{self, Device};
 use crate::services::signin::trusted_browsers::{self, DeviceClaim};
 use crate::services::signin::two_step;
 use crate::services::{ServiceError, Services};
-use crate::store::{Amr, StoreError};
+use crate::store::{Amr, Sessions, StoreError};
 use crate::support::clock::now_ms;
 use crate::support::input::{Email, NewPassword};
 use crate::support::metrics::SignInOutcome;

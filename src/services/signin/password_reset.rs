@@ -15,7 +15,7 @@ use crate::config::Settings;
 use crate::services::signin;
 use crate::services::signin::limits::{self, Throttled};
 use crate::services::{ServiceError, Services};
-use crate::store::CodeCheck;
+use crate::store::{PasswordResets, ResetCheck};
 use crate::support::clock::now_ms;
 use crate::support::crypto::hmac_hex;
 use crate::support::input::{Email, NewPassword};
@@ -119,9 +119,9 @@ pub async fn reset_password(
         .check_reset_code(&uid, &mac, max_tries, now_ms())
         .await?;
     let user = match (check, user) {
-        (CodeCheck::Right, Some(user)) => user,
-        (CodeCheck::Wrong, _) => return Ok(Reset::Wrong),
-        (CodeCheck::Burned, _) => return Ok(Reset::Burned),
+        (ResetCheck::Right, Some(user)) => user,
+        (ResetCheck::Wrong, _) => return Ok(Reset::Wrong),
+        (ResetCheck::Burned, _) => return Ok(Reset::Burned),
         _ => return Ok(Reset::Missing),
     };
     attempt.succeeded(app.store).await;

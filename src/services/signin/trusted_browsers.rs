@@ -27,7 +27,7 @@ use uuid::Uuid;
 
 use crate::accounts::User;
 use crate::services::signin::limits::Source;
-use crate::store::{Store, StoreResult};
+use crate::store::{Store, StoreResult, TrustedBrowsers};
 use crate::support::clock::now_ms;
 use crate::support::crypto::random_token;
 use crate::support::input::Email;
@@ -75,7 +75,7 @@ pub async fn source<'a>(
     };
     if claim.user_id != user.id
         || !store
-            .device_trusted(&user.id, &claim.nonce, now_ms())
+            .browser_trusted(&user.id, &claim.nonce, now_ms())
             .await?
     {
         return Ok(stranger);
@@ -103,7 +103,7 @@ pub async fn remember(
     };
     let ttl_ms = DEVICE_TTL.as_millis() as i64;
     match store
-        .trust_device(
+        .trust_browser(
             &user.id,
             &claim.nonce,
             DEVICES_PER_ACCOUNT,

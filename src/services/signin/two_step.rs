@@ -29,7 +29,7 @@ use crate::services::signin::limits::{self, Source, Throttled};
 use crate::services::signin::trusted_browsers::{self, DeviceClaim};
 use crate::services::signin::{self, SessionStart, SignInError, SignedIn};
 use crate::services::{ServiceError, Services};
-use crate::store::{Amr, PendingFailure, PendingSignIn, StoreError};
+use crate::store::{Amr, PendingFailure, PendingSignIn, PendingSignIns, StoreError};
 use crate::support::clock::now_ms;
 use crate::support::crypto::random_token;
 use crate::support::input::Email;

@@ -1,4 +1,5 @@
-//! The one key builder: every Redis key (and embedded-store key) is named here.
+//! The one key builder (`KeyNames`): every Redis key (and embedded-store key) is
+//! named here. ARCHITECTURE.md has the table of keys.
 //!
 //! A user's keys carry the hash tag `{UID}` (the user id as 22 characters of URL-safe
 //! base64, so keys stay short), so every script over one user's keys touches one
@@ -9,13 +10,13 @@ use base64::Engine;
 use uuid::Uuid;
 
 #[derive(Debug, Clone)]
-pub struct Keys {
+pub struct KeyNames {
     prefix: String,
 }
 
-impl Keys {
+impl KeyNames {
     pub fn new(prefix: &str) -> Self {
-        Keys {
+        KeyNames {
             prefix: prefix.to_string(),
         }
     }
@@ -60,8 +61,8 @@ impl Keys {
         format!("{}:pwv", self.user_base(user_id))
     }
 
-    /// The user's trusted devices (device-cookie nonces).
-    pub fn devices(&self, user_id: &Uuid) -> String {
+    /// `P:{UID}:dev`: the user's trusted browsers (their cookies' nonces).
+    pub fn trusted_browsers(&self, user_id: &Uuid) -> String {
         format!("{}:dev", self.user_base(user_id))
     }
 
@@ -87,7 +88,7 @@ mod tests {
 
     #[test]
     fn a_users_keys_share_one_short_hash_tag() {
-        let keys = Keys::new("lk");
+        let keys = KeyNames::new("lk");
         let user = Uuid::now_v7();
         let tag = format!("{{{}}}", URL_SAFE_NO_PAD.encode(user.as_bytes()));
         assert_eq!(tag.len(), 24);
@@ -97,7 +98,7 @@ mod tests {
             keys.revoked_jti(&user, "j"),
             keys.reset(&user),
             keys.password_version(&user),
-            keys.devices(&user),
+            keys.trusted_browsers(&user),
             keys.auth_code(&user, "c"),
             keys.pending(&user, "p"),
         ] {

@@ -1,0 +1,72 @@
+//! OpenID Connect authorization codes (`P:{UID}:ac:ID`), unused or used, with the
+//! trait over them (`AuthCodes`).
+
+use uuid::Uuid;
+
+use super::aggregate::aggregate;
+use super::handle::Store;
+
+/// An authorization code as the store holds it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AuthCodeState {
+    /// Not used yet: the request it answers (JSON).
+    Unused(String),
+    /// Used once, by this app session.
+    Used(String),
+}
+
+/// What `redeem_auth_code` did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Redeemed {
+    /// The first use: the code now names the new session.
+    Yes,
+    /// Used before: the session of the first use and the new one are ended.
+    Replayed,
+    /// No such code (expired, never issued): the new session is ended.
+    Gone,
+}
+
+/// How long a used authorization code is remembered, to recognise its replay.
+pub const USED_CODE_TTL_MS: i64 = 10 * 60 * 1000;
+
+aggregate! {
+    /// What the store does with authorization codes.
+    pub trait AuthCodes {
+        /// Stores an unused authorization code (its request as JSON) for `ttl_ms`.
+        fn put_auth_code(
+            &self,
+            user_id: &Uuid,
+            id: &str,
+            request: &str,
+            ttl_ms: i64,
+            now_ms: i64,
+        ) -> ();
+
+        /// An authorization code: unused (its request), used (by which session), or none.
+        fn get_auth_code(&self, user_id: &Uuid, id: &str, now_ms: i64) -> Option<AuthCodeState>;
+
+        /// Uses a code, in one step: unused → it now names `new_sid` (remembered
+        /// `USED_CODE_TTL_MS`) and `Yes`; used before → the session of its first use and
+        /// `new_sid` are ended, `Replayed`; no code → `new_sid` is ended, `Gone`. With
+        /// `new_sid` `None` an unused code is left as it is (`Gone`).
+        fn redeem_auth_code(
+            &self,
+            user_id: &Uuid,
+            id: &str,
+            new_sid: Option<&str>,
+            now_ms: i64,
+        ) -> Redeemed => count_replayed;
+    }
+}
+
+/// A code's stored value: its request while unused, `u:SID` once used.
+pub(super) fn code_state(v: &str) -> AuthCodeState {
+    match v.strip_prefix("u:") {
+        Some(sid) => AuthCodeState::Used(sid.to_string()),
+        None => AuthCodeState::Unused(v.to_string()),
+    }
+}
+
+fn count_replayed(store: &Store, redeemed: &Redeemed) {
+    store.count_ended(u64::from(*redeemed == Redeemed::Replayed));
+}

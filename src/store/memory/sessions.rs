@@ -1,0 +1,210 @@
+//! The sessions aggregate in memory: `session_*.lua`, each as one critical section.
+
+use uuid::Uuid;
+
+use super::state::{num, State};
+use super::MemoryStore;
+use crate::store::error::StoreResult;
+use crate::store::sessions::{
+    field, Amr, Created, LiveSession, NewSession, SessionKind, SessionRecord, Sessions,
+    PASSWORD_VERSION_TTL_MS, SEEN_REFRESH_MS,
+};
+
+impl MemoryStore {
+    /// session_touch.lua without the list. `always_slide` false is the Redis store's
+    /// read-first `touch_session`: the expiry slides (and `seen` is written) only when
+    /// `slide_due`; the devices page's call (the script itself) always slides.
+    fn touch(
+        &self,
+        st: &mut State,
+        user_id: &Uuid,
+        sid: &str,
+        revoked_jti: Option<&str>,
+        now: i64,
+        always_slide: bool,
+    ) -> Option<LiveSession> {
+        let (skey, ukey) = (self.keys.session(user_id, sid), self.keys.user(user_id));
+        let f = st.session(&skey, now)?;
+        let (abs, idle, seen) = (
+            num(f, field::ABSOLUTE),
+            num(f, field::IDLE),
+            num(f, field::SEEN),
+        );
+        let kind = SessionKind::from_field(f.get(field::KIND).map(String::as_str))?;
+        let amr = Amr::from_field(f.get(field::AMR).map(String::as_str));
+        if now >= abs {
+            st.end_session(&skey, &ukey, sid);
+            return None;
+        }
+        let jti_key = revoked_jti.map(|j| self.keys.revoked_jti(user_id, j));
+        if jti_key.is_some_and(|k| st.string(&k, now).is_some()) {
+            return None;
+        }
+        let email = st.email(&ukey)?;
+        if !always_slide && !crate::store::sessions::slide_due(now, seen, idle) {
+            return Some(LiveSession { kind, email, amr });
+        }
+        if now - seen >= SEEN_REFRESH_MS {
+            if let Some(f) = st.session(&skey, now) {
+                f.insert(field::SEEN.into(), now.to_string());
+            }
+        }
+        st.slide(&skey, &ukey, sid, (now + idle).min(abs));
+        Some(LiveSession { kind, email, amr })
+    }
+
+    /// session_revoke_all.lua without closing the account.
+    fn revoke_all(
+        &self,
+        st: &mut State,
+        user_id: &Uuid,
+        keep: Option<&str>,
+        password_version: Option<i64>,
+        now: i64,
+    ) -> u32 {
+        let ukey = self.keys.user(user_id);
+        let prefix = self.keys.session_prefix(user_id);
+        if let Some(v) = password_version {
+            // A new password: an outstanding reset code and the trusted devices end.
+            st.resets.remove(&self.keys.reset(user_id));
+            st.browsers.remove(&self.keys.trusted_browsers(user_id));
+            let pkey = self.keys.password_version(user_id);
+            if st.string(&pkey, now).is_none_or(|cur| cur < v) {
+                st.strings.insert(pkey, (v, now + PASSWORD_VERSION_TTL_MS));
+            }
+        }
+        let members: Vec<String> = st
+            .users
+            .get(&ukey)
+            .map(|u| u.sessions.keys().cloned().collect())
+            .unwrap_or_default();
+        let mut n = 0;
+        for sid in members.into_iter().filter(|s| Some(s.as_str()) != keep) {
+            let key = format!("{prefix}{sid}");
+            let live = st.session(&key, now).is_some();
+            st.end_session(&key, &ukey, &sid);
+            n += u32::from(live);
+        }
+        if st.users.get(&ukey).is_some_and(|u| u.sessions.is_empty()) {
+            st.users.remove(&ukey);
+        }
+        n
+    }
+}
+
+/// Each method is the Lua script of the same name, as one critical section; the
+/// contract is on `Sessions`.
+impl Sessions for MemoryStore {
+    async fn create_session(
+        &self,
+        new: &NewSession,
+        max_sessions: u32,
+        password_version: i64,
+        now: i64,
+    ) -> StoreResult<Created> {
+        let uid = &new.user_id;
+        let (skey, ukey, pkey) = (
+            self.keys.session(uid, &new.sid),
+            self.keys.user(uid),
+            self.keys.password_version(uid),
+        );
+        let prefix = self.keys.session_prefix(uid);
+        let mut st = self.lock()?;
+        st.sweep(now);
+        if st.string(&pkey, now).is_some_and(|v| v > password_version) {
+            return Ok(Created::Stale);
+        }
+        let members = st.prune_user(&ukey, now);
+        let mut evicted = Vec::new();
+        if members.len() >= max_sessions as usize {
+            let mut live = Vec::new();
+            for sid in members {
+                let key = format!("{prefix}{sid}");
+                match st.session(&key, now).map(|f| num(f, field::SEEN)) {
+                    Some(seen) => live.push((sid, seen)),
+                    None => {
+                        st.end_session(&key, &ukey, &sid);
+                    }
+                }
+            }
+            live.sort_by_key(|(_, seen)| *seen);
+            let excess = (live.len() + 1).saturating_sub(max_sessions as usize);
+            for (sid, _) in live.into_iter().take(excess) {
+                st.end_session(&format!("{prefix}{sid}"), &ukey, &sid);
+                evicted.push(sid);
+            }
+        }
+        let fields = new
+            .fields(now)
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), v))
+            .collect();
+        let expiry = new.expiry(now);
+        st.sessions.insert(skey.clone(), (fields, expiry));
+        st.users.entry(ukey.clone()).or_default().email = Some(new.email.clone());
+        st.slide(&skey, &ukey, &new.sid, expiry);
+        Ok(Created::Yes { evicted })
+    }
+
+    async fn touch_session(
+        &self,
+        user_id: &Uuid,
+        sid: &str,
+        revoked_jti: Option<&str>,
+        now: i64,
+    ) -> StoreResult<Option<LiveSession>> {
+        let mut st = self.lock()?;
+        Ok(self.touch(&mut st, user_id, sid, revoked_jti, now, false))
+    }
+
+    async fn touch_and_list(
+        &self,
+        user_id: &Uuid,
+        sid: &str,
+        revoked_jti: Option<&str>,
+        now: i64,
+    ) -> StoreResult<Option<(LiveSession, Vec<SessionRecord>)>> {
+        let mut st = self.lock()?;
+        let Some(live) = self.touch(&mut st, user_id, sid, revoked_jti, now, true) else {
+            return Ok(None);
+        };
+        let list = st.list(
+            &self.keys.user(user_id),
+            &self.keys.session_prefix(user_id),
+            now,
+        );
+        Ok(Some((live, list)))
+    }
+
+    async fn list_sessions(&self, user_id: &Uuid, now: i64) -> StoreResult<Vec<SessionRecord>> {
+        let (ukey, prefix) = (self.keys.user(user_id), self.keys.session_prefix(user_id));
+        let mut st = self.lock()?;
+        Ok(st.list(&ukey, &prefix, now))
+    }
+
+    async fn revoke_session(&self, user_id: &Uuid, sid: &str, now: i64) -> StoreResult<bool> {
+        let (skey, ukey) = (self.keys.session(user_id, sid), self.keys.user(user_id));
+        let mut st = self.lock()?;
+        let existed = st.session(&skey, now).is_some();
+        st.end_session(&skey, &ukey, sid);
+        Ok(existed)
+    }
+
+    async fn revoke_sessions(
+        &self,
+        user_id: &Uuid,
+        keep: Option<&str>,
+        password_version: Option<i64>,
+        now: i64,
+    ) -> StoreResult<u32> {
+        let mut st = self.lock()?;
+        Ok(self.revoke_all(&mut st, user_id, keep, password_version, now))
+    }
+
+    async fn close_account(&self, user_id: &Uuid, version: i64, now: i64) -> StoreResult<u32> {
+        let mut st = self.lock()?;
+        let n = self.revoke_all(&mut st, user_id, None, Some(version), now);
+        st.users.remove(&self.keys.user(user_id));
+        Ok(n)
+    }
+}
