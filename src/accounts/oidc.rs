@@ -2,7 +2,8 @@
 //! remembered consent and signing keys. Queries written once for both databases.
 
 use super::database::on_pool;
-use super::{AccountError, Accounts};
+use super::error::AccountError;
+use super::users::Accounts;
 use crate::support::clock::now_ms;
 use uuid::Uuid;
 

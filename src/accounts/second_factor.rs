@@ -11,7 +11,8 @@
 use uuid::Uuid;
 
 use super::database::on_pool;
-use super::{AccountError, Accounts};
+use super::error::AccountError;
+use super::users::Accounts;
 
 /// An account's authenticator, as stored.
 #[derive(Debug, Clone, sqlx::FromRow)]

@@ -4,7 +4,8 @@
 use clap::Subcommand;
 use serde::Serialize;
 
-use super::{CliError, Line, Output};
+use super::output::{Line, Output};
+use super::parts::CliError;
 use crate::accounts::{Accounts, ClientRecord};
 use crate::config::Settings;
 use crate::services::oidc::clients::{self, ClientError, NewClient};

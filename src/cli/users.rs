@@ -6,7 +6,8 @@
 use clap::Subcommand;
 use serde::Serialize;
 
-use super::{CliError, Line, Output, Parts};
+use super::output::{Line, Output};
+use super::parts::{CliError, Parts};
 use crate::accounts::User;
 use crate::store::SessionRecord;
 use crate::support::clock::iso_time;

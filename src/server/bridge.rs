@@ -28,7 +28,8 @@ use rocket::local::asynchronous::{Client, LocalRequest, LocalResponse};
 use tokio::io::AsyncReadExt;
 use tokio::sync::{mpsc, oneshot};
 
-use super::conn::{Busy, Server};
+use super::activity::Busy;
+use super::shared::Server;
 use crate::http::error::{is_api_path, Answer};
 use crate::support::presence;
 

@@ -18,8 +18,11 @@
 //! - at most `max_connections` open connections (capped further by the process's file
 //!   descriptor limit); past it a new connection gets a `503` and is closed at once.
 
+mod activity;
 mod bridge;
 mod conn;
+mod limits;
+mod shared;
 mod signals;
 
 use std::net::SocketAddr;
@@ -27,64 +30,18 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use rocket::local::asynchronous::Client;
-use rocket::{Build, Ignite, Rocket};
+use rocket::{Build, Rocket};
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 
-pub use bridge::{request_cookies, MAX_COOKIES};
-
-/// The largest request head (start line and headers) read; past it, `431`.
-pub const MAX_HEADER_BYTES: usize = 32 * 1024;
+pub use self::bridge::{request_cookies, MAX_COOKIES};
+use self::limits::Limits;
+pub use self::limits::MAX_HEADER_BYTES;
+use self::shared::Server;
 
 /// File descriptors kept for everything but client connections (Redis and SQLite
 /// pools, mail, logs, the listener).
 const FD_RESERVE: u64 = 256;
-
-/// What bounds every connection, from the settings and Rocket's config.
-#[derive(Debug, Clone, Copy)]
-pub struct Limits {
-    pub header_read_timeout: Duration,
-    /// `None` when Rocket's `keep_alive` is 0: one request per connection.
-    pub keep_alive: Option<Duration>,
-    pub max_connections: usize,
-    /// Bytes of a request body read before dispatch: Rocket's largest data limit + 1.
-    pub max_body: usize,
-    /// Rocket's `shutdown.grace` + `shutdown.mercy`.
-    pub shutdown_wait: Duration,
-}
-
-impl Limits {
-    fn of(rocket: &Rocket<Ignite>) -> Result<Limits, LaunchError> {
-        let settings = rocket
-            .state::<crate::config::Settings>()
-            .ok_or(LaunchError::NoSettings)?;
-        let config = rocket.config();
-        let max_body = [
-            "form",
-            "data-form",
-            "file",
-            "string",
-            "bytes",
-            "json",
-            "msgpack",
-        ]
-        .iter()
-        .filter_map(|name| config.limits.get(name))
-        .map(|limit| limit.as_u64())
-        .max()
-        .unwrap_or(1 << 20);
-        Ok(Limits {
-            header_read_timeout: settings.server.header_read_timeout,
-            keep_alive: (config.keep_alive > 0)
-                .then(|| Duration::from_secs(config.keep_alive.into())),
-            max_connections: settings.server.max_connections as usize,
-            max_body: usize::try_from(max_body).unwrap_or(usize::MAX - 1) + 1,
-            shutdown_wait: Duration::from_secs(
-                u64::from(config.shutdown.grace) + u64::from(config.shutdown.mercy),
-            ),
-        })
-    }
-}
 
 #[derive(Debug, thiserror::Error)]
 pub enum LaunchError {
@@ -111,7 +68,7 @@ impl From<rocket::Error> for LaunchError {
 /// (Ctrl-C, a configured signal, or `rocket::Shutdown::notify`).
 pub async fn launch(rocket: Rocket<Build>) -> Result<(), LaunchError> {
     let rocket = rocket.ignite().await?;
-    let mut limits = Limits::of(&rocket)?;
+    let mut limits = Limits::of(&rocket).ok_or(LaunchError::NoSettings)?;
     limits.max_connections = fit_to_fd_limit(limits.max_connections);
     let addr = SocketAddr::new(rocket.config().address, rocket.config().port);
     let listener = TcpListener::bind(addr)
@@ -136,7 +93,7 @@ pub async fn launch(rocket: Rocket<Build>) -> Result<(), LaunchError> {
 async fn serve(listener: TcpListener, client: Client, limits: Limits) {
     let shutdown = client.rocket().shutdown();
     let slots = Arc::new(Semaphore::new(limits.max_connections));
-    let server = Arc::new(conn::Server::new(client, limits));
+    let server = Arc::new(Server::new(client, limits));
     conn::accept_until(&listener, &server, &slots, shutdown).await;
     drop(listener);
 

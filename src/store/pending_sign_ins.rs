@@ -27,7 +27,7 @@ pub struct PendingSignIn {
 }
 
 /// The fields of a pending sign-in's hash (`P:{UID}:2fa:PID`).
-mod pending_field {
+pub(super) mod pending_field {
     pub const REMEMBER: &str = "r";
     pub const TARGET: &str = "to";
     pub const PASSWORD_VERSION: &str = "v";

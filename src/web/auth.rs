@@ -1,14 +1,14 @@
 //! Creating an account, signing in and signing out.
 
 use rocket::form::FromForm;
-use rocket::http::uri::Origin;
 use rocket::http::Status;
 use rocket::response::Redirect;
 use rocket::{get, post, routes, uri, Route};
 
 use super::flash::{Flash, FlashMessage};
 use super::guards::{CsrfForm, CsrfToken, CurrentSession, NoFields, SessionCookieJar};
-use super::{NextPath, Page};
+use super::next_path::NextPath;
+use super::page::Page;
 use crate::accounts::{AccountError, Work};
 use crate::config::Settings;
 use crate::http::error::{AppError, AppResult};
@@ -219,12 +219,6 @@ async fn login_page(
         .with("next", target.next)
         .form_action(form_action)
         .flash(flash)
-}
-
-/// For a signed-out visitor of a signed-in page: sign in, then come back to `page`.
-pub(super) fn sign_in_first(page: Origin<'_>) -> Redirect {
-    let back = NextPath::parse(page.path().as_str());
-    Redirect::to(uri!(login_page(back, _)))
 }
 
 #[post("/login?<next>", data = "<form>")]

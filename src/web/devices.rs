@@ -6,7 +6,8 @@ use serde::Serialize;
 
 use super::flash::{Flash, FlashMessage};
 use super::guards::{CsrfForm, CurrentSession, NoFields, SessionCookieJar, SessionList};
-use super::{NextPath, Page}; // NextPath: for uri!(login_page(..))
+use super::next_path::NextPath; // NextPath: for uri!(login_page(..))
+use super::page::Page;
 use crate::http::error::{AppError, AppResult};
 use crate::services::sessions::{self, SessionView};
 use crate::services::Services;
@@ -73,7 +74,7 @@ fn devices(list: SessionList, flash: Option<FlashMessage>) -> Page {
 
 #[get("/devices", rank = 2)]
 fn devices_signed_out() -> Redirect {
-    super::auth::sign_in_first(uri!(devices))
+    super::next_path::sign_in_first(uri!(devices))
 }
 
 #[post("/devices/<id>/revoke", data = "<_form>")]

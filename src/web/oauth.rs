@@ -16,7 +16,8 @@ use rocket::{get, post, routes, uri, Route};
 use url::Url;
 
 use super::guards::{CsrfForm, CurrentSession, NoFields};
-use super::{NextPath, Page};
+use super::next_path::{sign_in_first, NextPath, MAX_PARAM, MAX_PROMPT};
+use super::page::Page;
 use crate::accounts::ClientRecord;
 use crate::http::error::AppError;
 use crate::http::request::ClientIp;
@@ -94,8 +95,6 @@ impl<'r> Responder<'r, 'static> for Outcome {
         }
     }
 }
-
-const MAX_PARAM: usize = 512;
 
 fn error_page(message: &str) -> Outcome {
     Outcome::Page(
@@ -279,31 +278,6 @@ fn sign_in_needed_after(c: &Checked, now: i64) -> Option<i64> {
     c.max_age
         .map(|a| now.saturating_sub(i64::try_from(a).unwrap_or(i64::MAX).saturating_mul(1000)))
 }
-
-/// The longest `prompt` kept (every value OpenID Connect defines, space-separated).
-const MAX_PROMPT: usize = 64;
-
-/// The longest path an authorization request that passes `check` comes back to after
-/// signing in (`request_path`): its known parameters only, each at its cap and every
-/// byte percent-encoded (three bytes), so `NextPath` always takes it.
-pub(super) const MAX_REQUEST_PATH: usize = {
-    let pct = 3;
-    let digits = 20; // an i64 or u64
-    "/oauth2/authorize?".len()
-        + "response_type=code&".len()
-        + "client_id=&".len()
-        + pct * 64
-        + "redirect_uri=&".len()
-        + pct * crate::services::oidc::clients::MAX_URI
-        + "scope=&state=&nonce=&".len()
-        + 3 * pct * MAX_PARAM
-        + "code_challenge=&code_challenge_method=S256&".len()
-        + 43
-        + "prompt=&".len()
-        + pct * MAX_PROMPT
-        + "max_age=&signed_in_after=".len()
-        + 2 * digits
-};
 
 /// This request to come back to after signing in, from its known parameters only
 /// (bounded: `MAX_REQUEST_PATH`). For a new sign-in (`reauth_at`), `prompt=login` and
@@ -510,7 +484,7 @@ async fn authorize(
 /// wrong token is 403, as on every form.
 #[post("/oauth2/authorize", rank = 2, data = "<_form>")]
 fn consent_signed_out(_form: CsrfForm<NoFields>) -> Redirect {
-    super::auth::sign_in_first(uri!("/devices"))
+    sign_in_first(uri!("/devices"))
 }
 
 /// The consent answer: the request is checked again (the form is whatever the browser

@@ -20,7 +20,7 @@ use rocket::{get, post, routes, Route, State};
 
 use super::guards::{CsrfForm, CurrentSession, SessionCookieJar};
 use super::oauth::Outcome;
-use super::Page;
+use super::page::Page;
 use crate::accounts::ClientRecord;
 use crate::api::oauth::issuer;
 use crate::http::error::AppError;

@@ -7,7 +7,8 @@ use rocket::{get, post, routes, uri, Route};
 
 use super::flash::{Flash, FlashMessage};
 use super::guards::{CsrfForm, CsrfToken, CurrentSession, NoFields, SessionCookieJar};
-use super::{NextPath, Page}; // NextPath: for uri!(login_page(..))
+use super::next_path::NextPath; // NextPath: for uri!(login_page(..))
+use super::page::Page;
 use crate::accounts::{Slot, User};
 use crate::http::error::{AppError, AppResult};
 use crate::http::request::RequestOrigin;
@@ -201,14 +202,14 @@ async fn change_page(
 
 #[get("/account/password", rank = 2)]
 fn change_page_signed_out() -> Redirect {
-    super::auth::sign_in_first(uri!(change_page))
+    super::next_path::sign_in_first(uri!(change_page))
 }
 
 /// A signed-out client posting the form (with its own token): sent to sign in, and
 /// nothing changes.
 #[post("/account/password", rank = 2, data = "<_form>")]
 fn change_signed_out(_form: CsrfForm<NoFields>) -> Redirect {
-    super::auth::sign_in_first(uri!(change_page))
+    super::next_path::sign_in_first(uri!(change_page))
 }
 
 /// The current password, checked as a sign-in is (the same quotas; a wrong one

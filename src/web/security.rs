@@ -14,8 +14,8 @@ use rocket::{get, post, routes, uri, Route};
 
 use super::flash::{Flash, FlashMessage};
 use super::guards::{site_cookie, CsrfForm, CurrentSession, NoFields, SessionCookieJar};
+use super::page::Page;
 use super::password::{check_current, signed_in_user, try_again};
-use super::Page;
 use crate::http::error::{AppError, AppResult};
 use crate::http::request::RequestOrigin;
 use crate::services::second_factor::{self, Enrolment, Keys, SecondFactorError, SETUP_TTL_MS};
@@ -87,7 +87,7 @@ async fn security(
 
 #[get("/account/security", rank = 2)]
 fn security_signed_out() -> Redirect {
-    super::auth::sign_in_first(uri!(security))
+    super::next_path::sign_in_first(uri!(security))
 }
 
 /// The set-up page for `enrolment`, which the set-up cookie then carries.
@@ -161,7 +161,7 @@ async fn totp_page(
 
 #[get("/account/totp", rank = 2)]
 fn totp_page_signed_out() -> Redirect {
-    super::auth::sign_in_first(uri!(totp_page))
+    super::next_path::sign_in_first(uri!(totp_page))
 }
 
 #[derive(FromForm)]
@@ -351,15 +351,15 @@ async fn recovery_codes(
 /// in, and nothing changes.
 #[post("/account/totp", rank = 2, data = "<_form>")]
 fn signed_out_post(_form: CsrfForm<NoFields>) -> Redirect {
-    super::auth::sign_in_first(uri!(security))
+    super::next_path::sign_in_first(uri!(security))
 }
 
 #[post("/account/totp/disable", rank = 2, data = "<_form>")]
 fn disable_signed_out(_form: CsrfForm<NoFields>) -> Redirect {
-    super::auth::sign_in_first(uri!(security))
+    super::next_path::sign_in_first(uri!(security))
 }
 
 #[post("/account/recovery-codes", rank = 2, data = "<_form>")]
 fn recovery_codes_signed_out(_form: CsrfForm<NoFields>) -> Redirect {
-    super::auth::sign_in_first(uri!(security))
+    super::next_path::sign_in_first(uri!(security))
 }

@@ -10,7 +10,8 @@ use rocket::{get, post, routes, uri, Route};
 use super::auth::{set_sign_in_cookies, SignInTarget};
 use super::flash::{Flash, FlashMessage};
 use super::guards::{CsrfForm, CsrfToken, CurrentSession, SessionCookieJar};
-use super::{NextPath, Page}; // NextPath: for uri!(login_page(..))
+use super::next_path::NextPath; // NextPath: for uri!(login_page(..))
+use super::page::Page;
 use crate::http::error::AppResult;
 use crate::http::request::RequestOrigin;
 use crate::services::signin::two_step::{

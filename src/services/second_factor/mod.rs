@@ -371,6 +371,13 @@ pub async fn enrolled(
     }))
 }
 
+/// Whether the account has a second factor turned on: one read of its row (not the
+/// recovery-code count `enrolled` adds), at every right password. A
+/// database failure is an error, never "off".
+pub async fn has_second_factor(app: Services<'_>, user: &User) -> Result<bool, ServiceError> {
+    Ok(app.accounts.second_factor(&user.id).await?.is_some())
+}
+
 /// A right code, checked. An authenticator code's time step is already spent (no
 /// replay); a recovery code is still unused until [`use_up`]: a caller that may yet
 /// refuse the sign-in (the code page, whose pending sign-in another request may take

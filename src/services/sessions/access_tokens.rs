@@ -13,8 +13,8 @@ use secrecy::ExposeSecret;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
+use super::ids::{is_sid, secret_hash};
 use crate::config::Settings;
-use crate::services::sessions::{is_sid, secret_hash};
 use crate::support::clock::now_ms;
 use crate::support::crypto::random_token;
 
@@ -226,7 +226,7 @@ impl std::fmt::Display for RefreshToken {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::services::sessions::sid_for;
+    use crate::services::sessions::ids::sid_for;
 
     fn settings() -> Settings {
         let figment = rocket::Config::figment()

@@ -1,13 +1,15 @@
-//! Sessions of every kind (browser, API, app): starting, listing and ending them and
-//! the ids derived from their secrets (`lifecycle`), the API's access tokens and the
-//! refresh-token format (`access_tokens`), and refreshing a refresh token with reuse
-//! detection (`refresh`).
+//! Sessions of every kind (browser, API, app): the secrets that name them and what is
+//! derived from them (`ids`), starting, listing and ending them (`lifecycle`), the
+//! API's access tokens and the refresh-token format (`access_tokens`), and refreshing
+//! a refresh token with reuse detection (`refresh`).
 
 pub mod access_tokens;
+pub mod ids;
 pub mod lifecycle;
 pub mod refresh;
 
+pub use self::ids::{app_secret_hash, csrf_token, is_sid, secret_hash, sid_for, SessionCookie};
 pub use self::lifecycle::{
-    app_secret_hash, csrf_token, end, end_all, end_others, is_sid, list, most_recent_first,
-    secret_hash, sid_for, start, Origin, SessionCookie, SessionSpec, SessionView, Started,
+    end, end_all, end_others, list, most_recent_first, start, Origin, SessionSpec, SessionView,
+    Started,
 };

@@ -14,8 +14,8 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use secrecy::ExposeSecret;
 
+use super::access_tokens::RefreshToken;
 use crate::config::Settings;
-use crate::services::sessions::access_tokens::RefreshToken;
 use crate::store::{Rotated, Rotation, Store, StoreResult, Tokens};
 use crate::support::crypto::hmac;
 
@@ -87,7 +87,7 @@ pub async fn refresh_hashed(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::services::sessions::sid_for;
+    use crate::services::sessions::ids::sid_for;
     use crate::support::crypto::random_token;
     use uuid::Uuid;
 

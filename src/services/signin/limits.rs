@@ -24,12 +24,16 @@ use std::time::Duration;
 use uuid::Uuid;
 
 use crate::config::{LimitSettings, Quota};
-use crate::services::signin::new_device::{NEW_DEVICE_MAILS_PER_HOUR, NEW_DEVICE_MAIL_WINDOW};
 use crate::store::{KeyNames, RateDecision, RateKey, RateLimits, Store, StoreResult};
 use crate::support::clock::now_ms;
 use crate::support::crypto::{random_token, sha256_hex};
 use crate::support::input::Email;
 use crate::support::report::Report;
+
+/// New-device mails one account gets in an hour at most: a sign-in is never throttled
+/// for being right, so without this each new `client_name` was another mail.
+pub const NEW_DEVICE_MAILS_PER_HOUR: u32 = 3;
+pub const NEW_DEVICE_MAIL_WINDOW: Duration = Duration::from_secs(3600);
 
 /// A quota is full: try again after `retry_after`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]

@@ -1,27 +1,20 @@
 //! The "new sign-in to your account" mail: sent when an account signs in from a
 //! device (label and IP) it has not used in the last 30 days, at most
-//! [`NEW_DEVICE_MAILS_PER_HOUR`] times an hour per account (every sign-in is still on
+//! [`NEW_DEVICE_MAILS_PER_HOUR`](super::limits::NEW_DEVICE_MAILS_PER_HOUR) times an hour per account (every sign-in is still on
 //! the devices page). An API client's own name is quoted in it as the app's claim,
 //! never as a fact.
 
-use std::time::Duration;
-
 use serde_json::json;
 
+use super::limits::{self, NEW_DEVICE_MAILS_PER_HOUR};
 use crate::accounts::{Accounts, User};
 use crate::services::sessions::Origin;
-use crate::services::signin::limits;
 use crate::services::Services;
 use crate::support::clock::{exact_time, now_ms};
 use crate::support::crypto::sha256_hex;
 use crate::support::report::Report;
 
 pub const KNOWN_DEVICE_WINDOW_MS: i64 = 30 * 86_400_000;
-
-/// New-device mails one account gets in an hour at most: a sign-in is never throttled
-/// for being right, so without this each new `client_name` was another mail.
-pub const NEW_DEVICE_MAILS_PER_HOUR: u32 = 3;
-pub const NEW_DEVICE_MAIL_WINDOW: Duration = Duration::from_secs(3600);
 
 /// The device a sign-in came from, as the notice names it.
 pub struct Device<'a> {

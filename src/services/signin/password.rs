@@ -15,12 +15,12 @@
 
 use uuid::Uuid;
 
+use super::limits::{self, Throttled};
+use super::new_device::{self, Device};
+use super::trusted_browsers::{self, DeviceClaim};
 use crate::accounts::{AccountError, HashError, Slot, User, Work};
+use crate::services::second_factor::has_second_factor;
 use crate::services::sessions::{self, Origin, SessionSpec, Started};
-use crate::services::signin::limits::{self, Throttled};
-use crate::services::signin::new_device::{self, Device};
-use crate::services::signin::trusted_browsers::{self, DeviceClaim};
-use crate::services::signin::two_step;
 use crate::services::{ServiceError, Services};
 use crate::store::{Amr, Sessions, StoreError};
 use crate::support::clock::now_ms;
@@ -163,7 +163,7 @@ pub async fn sign_in(app: Services<'_>, req: SignIn<'_>) -> Result<Passed, SignI
 async fn sign_in_steps(app: Services<'_>, req: SignIn<'_>) -> Result<Passed, SignInError> {
     let Verified { user, slot } = check_password(app, req.credentials).await?;
     drop(slot);
-    if two_step::has_second_factor(app, &user).await? {
+    if has_second_factor(app, &user).await? {
         return Ok(Passed::CodeNext(user));
     }
     let start = SessionStart {

@@ -10,10 +10,10 @@ use secrecy::ExposeSecret;
 use serde_json::json;
 use uuid::Uuid;
 
+use super::limits::{self, Throttled};
+use super::password::replace_password;
 use crate::accounts::Work;
 use crate::config::Settings;
-use crate::services::signin;
-use crate::services::signin::limits::{self, Throttled};
 use crate::services::{ServiceError, Services};
 use crate::store::{PasswordResets, ResetCheck};
 use crate::support::clock::now_ms;
@@ -125,7 +125,7 @@ pub async fn reset_password(
         _ => return Ok(Reset::Missing),
     };
     attempt.succeeded(app.store).await;
-    signin::replace_password(app, &slot, &user, password, None).await?;
+    replace_password(app, &slot, &user, password, None).await?;
     Ok(Reset::Done)
 }
 

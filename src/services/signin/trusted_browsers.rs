@@ -25,8 +25,8 @@ use std::time::Duration;
 
 use uuid::Uuid;
 
+use super::limits::Source;
 use crate::accounts::User;
-use crate::services::signin::limits::Source;
 use crate::store::{Store, StoreResult, TrustedBrowsers};
 use crate::support::clock::now_ms;
 use crate::support::crypto::random_token;

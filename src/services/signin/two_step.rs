@@ -22,12 +22,12 @@
 
 use uuid::Uuid;
 
+use super::limits::{self, Source, Throttled};
+use super::password::{start_session, SessionStart, SignInError, SignedIn};
+use super::trusted_browsers::{self, DeviceClaim};
 use crate::accounts::User;
 use crate::services::second_factor::{self, Accepted, Purpose, SecondFactorError};
 use crate::services::sessions::{sid_for, Origin, SessionSpec};
-use crate::services::signin::limits::{self, Source, Throttled};
-use crate::services::signin::trusted_browsers::{self, DeviceClaim};
-use crate::services::signin::{self, SessionStart, SignInError, SignedIn};
 use crate::services::{ServiceError, Services};
 use crate::store::{Amr, PendingFailure, PendingSignIn, PendingSignIns, StoreError};
 use crate::support::clock::now_ms;
@@ -66,13 +66,6 @@ impl PendingCookie {
     fn pid(&self) -> String {
         sid_for(&self.token)
     }
-}
-
-/// Whether the account has a second factor turned on: one read of its row (not the
-/// recovery-code count `second_factor::enrolled` adds), at every right password. A
-/// database failure is an error, never "off".
-pub async fn has_second_factor(app: Services<'_>, user: &User) -> Result<bool, ServiceError> {
-    Ok(app.accounts.second_factor(&user.id).await?.is_some())
 }
 
 /// Whether `code` is a right one-time code of the account: an authenticator code for
@@ -203,12 +196,10 @@ pub async fn sign_in_with_code(
                 device: None,
                 amr: Amr::PasswordAndOtp,
             };
-            signin::start_session(app, user, start)
-                .await
-                .map_err(|e| match e {
-                    SignInError::Failed(e) => CodeError::Failed(e),
-                    _ => CodeError::Stale,
-                })
+            start_session(app, user, start).await.map_err(|e| match e {
+                SignInError::Failed(e) => CodeError::Failed(e),
+                _ => CodeError::Stale,
+            })
         }
         Err(e) => Err(e),
     };
@@ -362,7 +353,7 @@ async fn complete_steps(app: Services<'_>, step: CodeStep<'_>) -> Result<Complet
         device: step.device,
         amr: Amr::PasswordAndOtp,
     };
-    let signed = match signin::start_session(app, user, start).await {
+    let signed = match start_session(app, user, start).await {
         Ok(signed) => signed,
         Err(SignInError::Failed(e)) => return Err(StepError::Failed(e)),
         // Refused as stale: the password changed between the check above and now.
@@ -421,5 +412,7 @@ async fn still_valid(
     if user.disabled_at.is_some() || user.password_changed_at != pending.password_version {
         return Ok(None);
     }
-    Ok(has_second_factor(app, &user).await?.then_some(user))
+    Ok(second_factor::has_second_factor(app, &user)
+        .await?
+        .then_some(user))
 }

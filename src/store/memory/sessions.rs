@@ -10,6 +10,22 @@ use crate::store::sessions::{
     PASSWORD_VERSION_TTL_MS, SEEN_REFRESH_MS,
 };
 
+/// `list()` of list.lua: the user's live sessions, dropping the entries whose
+/// session is gone.
+fn list(st: &mut State, user_key: &str, prefix: &str, now: i64) -> Vec<SessionRecord> {
+    let mut out = Vec::new();
+    for sid in st.prune_user(user_key, now) {
+        let key = format!("{prefix}{sid}");
+        match st.session(&key, now).cloned() {
+            Some(f) => out.extend(SessionRecord::read(sid, |k| f.get(k).map(String::as_str))),
+            None => {
+                st.end_session(&key, user_key, &sid);
+            }
+        }
+    }
+    out
+}
+
 impl MemoryStore {
     /// session_touch.lua without the list. `always_slide` false is the Redis store's
     /// read-first `touch_session`: the expiry slides (and `seen` is written) only when
@@ -168,7 +184,8 @@ impl Sessions for MemoryStore {
         let Some(live) = self.touch(&mut st, user_id, sid, revoked_jti, now, true) else {
             return Ok(None);
         };
-        let list = st.list(
+        let list = list(
+            &mut st,
             &self.keys.user(user_id),
             &self.keys.session_prefix(user_id),
             now,
@@ -179,7 +196,7 @@ impl Sessions for MemoryStore {
     async fn list_sessions(&self, user_id: &Uuid, now: i64) -> StoreResult<Vec<SessionRecord>> {
         let (ukey, prefix) = (self.keys.user(user_id), self.keys.session_prefix(user_id));
         let mut st = self.lock()?;
-        Ok(st.list(&ukey, &prefix, now))
+        Ok(list(&mut st, &ukey, &prefix, now))
     }
 
     async fn revoke_session(&self, user_id: &Uuid, sid: &str, now: i64) -> StoreResult<bool> {

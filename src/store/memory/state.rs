@@ -3,9 +3,6 @@
 
 use std::collections::HashMap;
 
-use crate::store::pending_sign_ins::PendingSignIn;
-use crate::store::sessions::SessionRecord;
-
 const SWEEP_EVERY: u64 = 4096;
 
 /// What the user hash holds: each session's expiry, and the account's email.
@@ -32,8 +29,9 @@ pub(super) struct State {
     pub rates: HashMap<String, Vec<(i64, String)>>,
     /// trusted-browsers key -> nonce -> trusted until (ms)
     pub browsers: HashMap<String, HashMap<String, i64>>,
-    /// pending sign-in key -> the pending sign-in (its `expires_ms` is its expiry)
-    pub pending: HashMap<String, PendingSignIn>,
+    /// pending sign-in key -> (its hash's fields, as pending_start.lua writes them;
+    /// expiry ms)
+    pub pending: HashMap<String, (HashMap<String, String>, i64)>,
     pub writes: u64,
 }
 
@@ -57,7 +55,7 @@ impl State {
             set.retain(|_, until| *until > now);
         }
         self.browsers.retain(|_, set| !set.is_empty());
-        self.pending.retain(|_, p| p.expires_ms > now);
+        self.pending.retain(|_, (_, exp)| *exp > now);
     }
 
     pub fn session(&mut self, key: &str, now: i64) -> Option<&mut HashMap<String, String>> {
@@ -108,21 +106,6 @@ impl State {
             user.sessions.remove(sid);
         }
         self.sessions.remove(session_key).is_some()
-    }
-
-    /// `list()` of list.lua.
-    pub fn list(&mut self, user_key: &str, prefix: &str, now: i64) -> Vec<SessionRecord> {
-        let mut out = Vec::new();
-        for sid in self.prune_user(user_key, now) {
-            let key = format!("{prefix}{sid}");
-            match self.session(&key, now).cloned() {
-                Some(f) => out.extend(SessionRecord::read(sid, |k| f.get(k).map(String::as_str))),
-                None => {
-                    self.end_session(&key, user_key, &sid);
-                }
-            }
-        }
-        out
     }
 }
 
