@@ -431,8 +431,9 @@ async fn another_account_cannot_use_a_set_up_or_act_on_this_factor() {
     other.register(&other_email).await;
     let token = other.get("/account/security").await.csrf();
     // The sealed set-up is bound to Mallory's account: opened for another it is "expired".
-    let keys =
-        latchkey::services::second_factor::Keys::new(&services(&other).settings.second_factor);
+    let keys = latchkey::services::second_factor::SealingKeys::new(
+        &services(&other).settings.second_factor,
+    );
     let other_user = user(&other, &other_email).await;
     assert!(Enrolment::open(&keys, &other_user.id, &setup_cookie).is_none());
     let mallory_user = user(&mallory, &mallory_email).await;

@@ -18,7 +18,9 @@ use super::page::Page;
 use super::password::{check_current, signed_in_user, try_again};
 use crate::http::error::{AppError, AppResult};
 use crate::http::request::RequestOrigin;
-use crate::services::second_factor::{self, Enrolment, Keys, SecondFactorError, SETUP_TTL_MS};
+use crate::services::second_factor::{
+    self, Enrolment, SealingKeys, SecondFactorError, SETUP_TTL_MS,
+};
 use crate::services::signin::two_step::{self, CodeError};
 use crate::services::Services;
 use crate::support::clock::exact_time;
@@ -94,7 +96,7 @@ fn security_signed_out() -> Redirect {
 fn setup_page(
     session: &CurrentSession,
     enrolment: &Enrolment,
-    keys: &Keys,
+    keys: &SealingKeys,
     jar: &SessionCookieJar<'_>,
 ) -> AppResult<Page> {
     let email = &session.email;
@@ -132,7 +134,11 @@ fn grouped(secret: &str) -> String {
 }
 
 /// The set-up this browser was shown, if it is this account's and still current.
-fn pending(session: &CurrentSession, keys: &Keys, jar: &SessionCookieJar<'_>) -> Option<Enrolment> {
+fn pending(
+    session: &CurrentSession,
+    keys: &SealingKeys,
+    jar: &SessionCookieJar<'_>,
+) -> Option<Enrolment> {
     let cookie = jar.jar.get(setup_cookie_name(jar))?;
     Enrolment::open(keys, &session.user_id, cookie.value())
 }
@@ -154,7 +160,7 @@ async fn totp_page(
             "Two-step sign-in is already on.",
         )));
     }
-    let keys = Keys::new(&app.settings.second_factor);
+    let keys = SealingKeys::new(&app.settings.second_factor);
     let enrolment = pending(&session, &keys, &jar).unwrap_or_default();
     Ok(Ok(setup_page(&session, &enrolment, &keys, &jar)?))
 }
@@ -180,7 +186,7 @@ async fn enable(
     app: Services<'_>,
     jar: SessionCookieJar<'_>,
 ) -> AppResult<Page> {
-    let keys = Keys::new(&app.settings.second_factor);
+    let keys = SealingKeys::new(&app.settings.second_factor);
     let Some(enrolment) = pending(&session, &keys, &jar) else {
         // No set-up shown to this browser for this account, or it expired: a new one.
         let page = setup_page(&session, &Enrolment::new(), &keys, &jar)?;
