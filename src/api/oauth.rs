@@ -15,7 +15,7 @@ use serde_json::{json, Value};
 use crate::accounts::{AccountError, Accounts};
 use crate::config::Settings;
 use crate::http::request::ClientIp;
-use crate::services::oidc::clients::{self, AuthError, Credentials};
+use crate::services::oidc::clients::{self, AuthError, ClientCredentials};
 use crate::services::oidc::grants::{self, AccessError, GrantError};
 use crate::services::oidc::keys::{KeyError, ALG};
 use crate::services::oidc::Keyring;
@@ -242,8 +242,8 @@ pub fn credentials(
     header: &AuthorizationHeader,
     client_id: Vec<String>,
     client_secret: Vec<String>,
-) -> Result<Credentials, OAuthError> {
-    let mut creds = Credentials::from_header(header.0.as_deref());
+) -> Result<ClientCredentials, OAuthError> {
+    let mut creds = ClientCredentials::from_header(header.0.as_deref());
     creds.form_id = one("client_id", client_id)?;
     creds.form_secret = one("client_secret", client_secret)?;
     Ok(creds)

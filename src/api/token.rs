@@ -228,7 +228,7 @@ async fn password_grant(
             email: &email,
             password: &password,
             ip: &origin.ip,
-            device: None,
+            browser: None,
         },
         origin,
         session: SessionSpec::Api {

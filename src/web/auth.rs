@@ -53,7 +53,7 @@ fn index_signed_out() -> Redirect {
 }
 
 #[derive(FromForm)]
-pub struct Credentials {
+pub struct SignInFields {
     email: Option<String>,
     password: Option<String>,
     #[field(default = false)]
@@ -62,7 +62,7 @@ pub struct Credentials {
     rd: Option<String>,
 }
 
-impl Credentials {
+impl SignInFields {
     /// The email as typed, to show it again.
     fn typed_email(&self) -> &str {
         self.email.as_deref().unwrap_or("").trim()
@@ -115,7 +115,7 @@ async fn new_account_hash(
 
 #[post("/register", data = "<form>")]
 async fn register(
-    form: CsrfForm<Credentials>,
+    form: CsrfForm<SignInFields>,
     csrf: CsrfToken,
     origin: RequestOrigin,
     app: Services<'_>,
@@ -156,9 +156,9 @@ async fn register(
     .await?
     .ok_or(AppError::Internal("a new account's session was refused"))?;
     cookie.set(started.cookie_value, None);
-    let had = cookie.device();
+    let had = cookie.trusted_browser();
     if let Some(claim) = trusted_browsers::remember(app.store, &user, had.as_ref()).await {
-        cookie.set_device(&claim);
+        cookie.set_trusted_browser(&claim);
     }
     Ok(Ok(Redirect::to(uri!(super::devices::devices))))
 }
@@ -223,7 +223,7 @@ async fn login_page(
 
 #[post("/login?<next>", data = "<form>")]
 async fn login(
-    form: CsrfForm<Credentials>,
+    form: CsrfForm<SignInFields>,
     next: Option<NextPath>,
     csrf: CsrfToken,
     previous: Option<CurrentSession>,
@@ -248,12 +248,12 @@ async fn login(
         Ok(input) => input,
         Err(msg) => return Ok(Err(page.error(msg, Status::BadRequest))),
     };
-    let device = cookie.device();
+    let browser = cookie.trusted_browser();
     let credentials = signin::Credentials {
         email: &email,
         password,
         ip: &origin.0.ip,
-        device: device.as_ref(),
+        browser: browser.as_ref(),
     };
     let request = browser_sign_in(credentials, &origin, f.remember, previous);
     match signin::sign_in(app, request).await {
@@ -347,8 +347,8 @@ pub(super) fn set_sign_in_cookies(
 ) {
     let session = signed.session;
     cookie.set(session.cookie_value, remember.then_some(session.lifetime));
-    if let Some(claim) = &signed.device {
-        cookie.set_device(claim);
+    if let Some(claim) = &signed.browser {
+        cookie.set_trusted_browser(claim);
     }
 }
 

@@ -119,7 +119,7 @@ impl<'r> FromRequest<'r> for Question {
 }
 
 /// What the proxy is told.
-pub enum Answer {
+pub enum Verdict {
     Allowed(Identity),
     /// 401; `bearer`: with the Bearer challenge.
     Refused {
@@ -150,45 +150,45 @@ fn sign_in_url(settings: &Settings, original: Option<&str>) -> String {
 }
 
 #[get("/auth/forward")]
-fn forward(q: Question, settings: &rocket::State<Settings>) -> Answer {
+fn forward(q: Question, settings: &rocket::State<Settings>) -> Verdict {
     match q.who {
-        Ok(Some(who)) => Answer::Allowed(who),
-        Ok(None) if q.authorization || q.json_only => Answer::Refused {
+        Ok(Some(who)) => Verdict::Allowed(who),
+        Ok(None) if q.authorization || q.json_only => Verdict::Refused {
             bearer: q.authorization,
         },
-        Ok(None) => Answer::SignIn(sign_in_url(settings, q.forwarded_url.as_deref())),
-        Err(status) => Answer::Failed(status),
+        Ok(None) => Verdict::SignIn(sign_in_url(settings, q.forwarded_url.as_deref())),
+        Err(status) => Verdict::Failed(status),
     }
 }
 
 #[get("/auth/nginx")]
-fn nginx(q: Question) -> Answer {
+fn nginx(q: Question) -> Verdict {
     match q.who {
-        Ok(Some(who)) => Answer::Allowed(who),
+        Ok(Some(who)) => Verdict::Allowed(who),
         Ok(None) => {
             tracing::debug!(
                 url = q.original_url.as_deref().unwrap_or("-"),
                 "nginx auth: signed out"
             );
-            Answer::Refused {
+            Verdict::Refused {
                 bearer: q.authorization,
             }
         }
-        Err(status) => Answer::Failed(status),
+        Err(status) => Verdict::Failed(status),
     }
 }
 
-impl<'r> Responder<'r, 'static> for Answer {
+impl<'r> Responder<'r, 'static> for Verdict {
     fn respond_to(self, _: &'r Request<'_>) -> response::Result<'static> {
         let mut res = Response::build();
         res.header(Header::new("Cache-Control", "no-store"));
         match self {
-            Answer::Allowed(who) => res
+            Verdict::Allowed(who) => res
                 .status(Status::Ok)
                 .header(Header::new("Remote-User", who.user_id))
                 .header(Header::new("Remote-Email", who.email))
                 .header(Header::new("Remote-Session", who.sid)),
-            Answer::Refused { bearer } => {
+            Verdict::Refused { bearer } => {
                 if bearer {
                     res.header(Header::new("WWW-Authenticate", "Bearer"));
                 }
@@ -196,10 +196,10 @@ impl<'r> Responder<'r, 'static> for Answer {
                 res.status(Status::Unauthorized)
                     .sized_body(body.len(), std::io::Cursor::new(body))
             }
-            Answer::SignIn(location) => res
+            Verdict::SignIn(location) => res
                 .status(Status::Found)
                 .header(Header::new("Location", location)),
-            Answer::Failed(status) => {
+            Verdict::Failed(status) => {
                 let body = "The sign-in service is unavailable.\n";
                 res.status(status)
                     .sized_body(body.len(), std::io::Cursor::new(body))

@@ -9,7 +9,7 @@
 
 mod assets;
 mod auth;
-mod device_cookie;
+mod browser_cookie;
 mod devices;
 mod flash;
 mod forward;

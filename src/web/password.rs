@@ -15,7 +15,7 @@ use crate::http::request::RequestOrigin;
 use crate::services::second_factor::{self, Notice};
 use crate::services::signin::limits;
 use crate::services::signin::password_reset::{self, Reset};
-use crate::services::signin::trusted_browsers::{self, DeviceClaim};
+use crate::services::signin::trusted_browsers::{self, BrowserClaim};
 use crate::services::signin::{self, SignInError};
 use crate::services::Services;
 use crate::support::input::{Email, NewPassword};
@@ -61,13 +61,13 @@ async fn reset_request_allowed(
     app: Services<'_>,
     email: &Email,
     ip: &str,
-    device: Option<&DeviceClaim>,
+    browser: Option<&BrowserClaim>,
 ) -> AppResult<bool> {
-    let user = match device {
+    let user = match browser {
         Some(_) => app.accounts.find_by_email(email).await?,
         None => None,
     };
-    let source = trusted_browsers::source(app.store, device, user.as_ref(), email, ip).await?;
+    let source = trusted_browsers::source(app.store, browser, user.as_ref(), email, ip).await?;
     Ok(
         limits::reset_request(app.store, &app.settings.limits, source)
             .await?
@@ -89,8 +89,8 @@ async fn forgot(
         Ok(e) => e,
         Err(msg) => return Ok(page.error(msg, Status::BadRequest)),
     };
-    let device = cookie.device();
-    if !reset_request_allowed(app, &email, &origin.0.ip, device.as_ref()).await? {
+    let browser = cookie.trusted_browser();
+    if !reset_request_allowed(app, &email, &origin.0.ip, browser.as_ref()).await? {
         tracing::info!("password-reset request over the limit: no mail sent");
         return Ok(page.with("sent", true));
     }
@@ -219,7 +219,7 @@ pub(super) async fn check_current(
     user: &User,
     typed: Option<&str>,
     ip: &str,
-    device: Option<&DeviceClaim>,
+    browser: Option<&BrowserClaim>,
     page: Page,
 ) -> AppResult<Result<Slot, Page>> {
     // An account made before addresses were checked as strictly as now.
@@ -230,7 +230,7 @@ pub(super) async fn check_current(
         email: &email,
         password: typed.unwrap_or(""),
         ip,
-        device,
+        browser,
     };
     Ok(match signin::check_password(app, current).await {
         Ok(verified) => Ok(verified.slot),
@@ -259,10 +259,10 @@ async fn change(
         Ok(p) => p,
         Err(msg) => return Ok(Err(page.error(msg, Status::BadRequest))),
     };
-    let device = cookie.device();
+    let browser = cookie.trusted_browser();
     let typed = form.0.current_password.as_deref();
     let ip = &origin.0.ip;
-    let slot = match check_current(app, &user, typed, ip, device.as_ref(), page).await? {
+    let slot = match check_current(app, &user, typed, ip, browser.as_ref(), page).await? {
         Ok(slot) => slot,
         Err(page) => return Ok(Err(page)),
     };
@@ -270,8 +270,8 @@ async fn change(
     let ended = signin::replace_password(app, &slot, &user, &new_password, keep).await?;
     drop(slot);
     second_factor::mail_owner(&app, &user, Notice::PasswordChanged { ended });
-    if let Some(claim) = trusted_browsers::remember(app.store, &user, device.as_ref()).await {
-        cookie.set_device(&claim);
+    if let Some(claim) = trusted_browsers::remember(app.store, &user, browser.as_ref()).await {
+        cookie.set_trusted_browser(&claim);
     }
     let msg = match ended {
         0 => "Your password has been changed.".to_string(),

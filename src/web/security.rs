@@ -21,6 +21,7 @@ use crate::http::request::RequestOrigin;
 use crate::services::second_factor::{
     self, Enrolment, SealingKeys, SecondFactorError, SETUP_TTL_MS,
 };
+use crate::services::signin::trusted_browsers::BrowserClaim;
 use crate::services::signin::two_step::{self, CodeError};
 use crate::services::Services;
 use crate::support::clock::exact_time;
@@ -196,8 +197,8 @@ async fn enable(
     let page = setup_page(&session, &enrolment, &keys, &jar)?;
     let user = signed_in_user(&session, app).await?;
     let typed = form.0.current_password.as_deref();
-    let device = jar.device();
-    match check_current(app, &user, typed, &origin.0.ip, device.as_ref(), page).await? {
+    let browser = jar.trusted_browser();
+    match check_current(app, &user, typed, &origin.0.ip, browser.as_ref(), page).await? {
         Ok(slot) => drop(slot),
         Err(page) => return Ok(page),
     }
@@ -244,9 +245,9 @@ async fn disable(
     let page = disable_form(app, &session).await?;
     let user = signed_in_user(&session, app).await?;
     let typed = form.0.current_password.as_deref();
-    let device = jar.device();
-    let (ip, device) = (&origin.0.ip, device.as_ref());
-    let page = match check_current(app, &user, typed, ip, device, page).await? {
+    let browser = jar.trusted_browser();
+    let (ip, browser) = (&origin.0.ip, browser.as_ref());
+    let page = match check_current(app, &user, typed, ip, browser, page).await? {
         Ok(slot) => {
             drop(slot);
             disable_form(app, &session).await?
@@ -254,7 +255,7 @@ async fn disable(
         Err(page) => return Ok(Err(page)),
     };
     let code = form.0.code.as_deref().unwrap_or("").trim();
-    let accepted = match turning_off_code(app, &user, code, device, ip, page).await? {
+    let accepted = match turning_off_code(app, &user, code, browser, ip, page).await? {
         Ok(accepted) => accepted,
         Err(page) => return Ok(Err(page)),
     };
@@ -294,7 +295,7 @@ async fn turning_off_code(
     app: Services<'_>,
     user: &crate::accounts::User,
     code: &str,
-    device: Option<&crate::services::signin::trusted_browsers::DeviceClaim>,
+    browser: Option<&BrowserClaim>,
     ip: &str,
     page: Page,
 ) -> AppResult<Result<second_factor::Accepted, Page>> {
@@ -309,7 +310,7 @@ async fn turning_off_code(
         return Ok(Err(not_on(page)));
     }
     Ok(
-        match two_step::check_account_code(app, user, code, device, ip).await {
+        match two_step::check_account_code(app, user, code, browser, ip).await {
             Ok(accepted) => Ok(accepted),
             Err(CodeError::Throttled(t)) => Err(page.throttled(t, try_again)),
             Err(CodeError::Failed(e)) => return Err(e.into()),
@@ -338,8 +339,8 @@ async fn recovery_codes(
     let page = overview(app, &session).await?.with("open", "codes");
     let user = signed_in_user(&session, app).await?;
     let typed = form.0.current_password.as_deref();
-    let device = jar.device();
-    match check_current(app, &user, typed, &origin.0.ip, device.as_ref(), page).await? {
+    let browser = jar.trusted_browser();
+    match check_current(app, &user, typed, &origin.0.ip, browser.as_ref(), page).await? {
         Ok(slot) => drop(slot),
         Err(page) => return Ok(page),
     }

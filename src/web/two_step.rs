@@ -128,12 +128,12 @@ async fn submit_code(
         let page = form_again(app, page, &pending_cookie).await;
         return Ok(CodeAnswer::Page(page.error(NO_CODE, Status::BadRequest)));
     }
-    let device = cookie.device();
+    let browser = cookie.trusted_browser();
     let step = CodeStep {
         cookie: &pending_cookie,
         code,
         origin: &origin.0,
-        device: device.as_ref(),
+        browser: browser.as_ref(),
         remember: f.remember,
         replaces: previous.map(|p| (p.user_id, p.sid)),
     };

@@ -126,7 +126,7 @@ pub async fn add(
 
 /// How a client presented itself at the token endpoint.
 #[derive(Debug, Default, Clone)]
-pub struct Credentials {
+pub struct ClientCredentials {
     /// From `Authorization: Basic` (client_secret_basic).
     pub basic: Option<(String, String)>,
     /// `client_id` and `client_secret` form fields (client_secret_post, or a public
@@ -137,12 +137,12 @@ pub struct Credentials {
     pub bad_header: bool,
 }
 
-impl Credentials {
+impl ClientCredentials {
     /// Reads an `Authorization: Basic` header (RFC 6749 §2.3.1: id and secret
     /// form-urlencoded before base64).
-    pub fn from_header(header: Option<&str>) -> Credentials {
+    pub fn from_header(header: Option<&str>) -> ClientCredentials {
         let Some(h) = header else {
-            return Credentials::default();
+            return ClientCredentials::default();
         };
         let basic = h
             .strip_prefix("Basic ")
@@ -158,10 +158,10 @@ impl Credentials {
                 };
                 Some((dec(id)?, dec(secret)?))
             });
-        Credentials {
+        ClientCredentials {
             bad_header: basic.is_none(),
             basic,
-            ..Credentials::default()
+            ..ClientCredentials::default()
         }
     }
 }
@@ -181,7 +181,7 @@ pub enum AuthError {
 /// secret is compared (as SHA-256) in constant time.
 pub async fn authenticate(
     accounts: &Accounts,
-    creds: &Credentials,
+    creds: &ClientCredentials,
 ) -> Result<ClientRecord, AuthError> {
     if creds.bad_header || (creds.basic.is_some() && creds.form_secret.is_some()) {
         return Err(AuthError::Failed);
@@ -243,8 +243,8 @@ mod tests {
     #[test]
     fn basic_credentials_are_form_decoded() {
         let header = format!("Basic {}", STANDARD.encode("my%20id:s%3Acret"));
-        let c = Credentials::from_header(Some(&header));
+        let c = ClientCredentials::from_header(Some(&header));
         assert_eq!(c.basic, Some(("my id".into(), "s:cret".into())));
-        assert!(Credentials::from_header(Some("Bearer x")).bad_header);
+        assert!(ClientCredentials::from_header(Some("Bearer x")).bad_header);
     }
 }

@@ -113,8 +113,9 @@ pub enum Source<'a> {
         email: &'a Email,
         ip: &'a str,
     },
-    /// A browser with a device cookie for the account: the cookie's nonce.
-    Device {
+    /// A browser the account trusts (its cookie for the account, a nonce the store
+    /// still holds): the cookie's nonce.
+    TrustedBrowser {
         nonce: &'a str,
         ip: &'a str,
     },
@@ -140,7 +141,7 @@ fn sign_in_failures<'a>(
             ],
             ip,
         ),
-        Source::Device { nonce, ip } => (
+        Source::TrustedBrowser { nonce, ip } => (
             vec![quota(store, "login:dev", nonce, limits.login_account)],
             ip,
         ),
@@ -182,7 +183,7 @@ pub async fn reset_request(store: &Store, limits: &LimitSettings, source: Source
             ),
             quota(store, "reset:ip", ip, limits.reset_ip),
         ],
-        Source::Device { nonce, .. } => {
+        Source::TrustedBrowser { nonce, .. } => {
             vec![quota(store, "reset:dev", nonce, limits.reset_account)]
         }
     };

@@ -17,7 +17,7 @@ use uuid::Uuid;
 
 use super::limits::{self, Throttled};
 use super::new_device::{self, Device};
-use super::trusted_browsers::{self, DeviceClaim};
+use super::trusted_browsers::{self, BrowserClaim};
 use crate::accounts::{AccountError, HashError, Slot, User, Work};
 use crate::services::second_factor::has_second_factor;
 use crate::services::sessions::{self, Origin, SessionSpec, Started};
@@ -60,7 +60,7 @@ pub struct Credentials<'a> {
     pub password: &'a str,
     pub ip: &'a str,
     /// This browser's device cookie, if it sent one.
-    pub device: Option<&'a DeviceClaim>,
+    pub browser: Option<&'a BrowserClaim>,
 }
 
 /// A sign-in to run: the credentials, where it comes from, the session it starts.
@@ -79,7 +79,7 @@ pub struct SessionStart<'a> {
     /// The session this browser already had: ended first.
     pub replaces: Option<(Uuid, String)>,
     /// This browser's device cookie, if it sent one (browser sessions only).
-    pub device: Option<&'a DeviceClaim>,
+    pub browser: Option<&'a BrowserClaim>,
     /// How the account proved itself.
     pub amr: Amr,
 }
@@ -97,7 +97,7 @@ pub struct SignedIn {
     pub user: User,
     pub session: Started,
     /// The device cookie to set (browser sessions only).
-    pub device: Option<DeviceClaim>,
+    pub browser: Option<BrowserClaim>,
 }
 
 /// A password that was right, and the hashing slot it was checked in (a password
@@ -116,7 +116,7 @@ pub async fn check_password(
 ) -> Result<Verified, SignInError> {
     let user = app.accounts.find_by_email(c.email).await?;
     let source =
-        trusted_browsers::source(app.store, c.device, user.as_ref(), c.email, c.ip).await?;
+        trusted_browsers::source(app.store, c.browser, user.as_ref(), c.email, c.ip).await?;
     let attempt = limits::sign_in(app.store, &app.settings.limits, source).await??;
     if c.password.chars().count() > MAX_PASSWORD_INPUT {
         return Err(SignInError::WrongCredentials);
@@ -170,7 +170,7 @@ async fn sign_in_steps(app: Services<'_>, req: SignIn<'_>) -> Result<Passed, Sig
         origin: req.origin,
         session: req.session,
         replaces: req.replaces,
-        device: req.credentials.device,
+        browser: req.credentials.browser,
         amr: Amr::Password,
     };
     start_session(app, user, start).await.map(Passed::SignedIn)
@@ -193,13 +193,13 @@ pub async fn start_session(
         SessionSpec::Browser { .. } => None,
         SessionSpec::App { name, .. } => Some(name.clone()),
     };
-    let browser = matches!(s.session, SessionSpec::Browser { .. });
+    let is_browser = matches!(s.session, SessionSpec::Browser { .. });
     let started =
         sessions::start(app.store, app.settings, &user, s.origin, s.session, s.amr).await?;
     // None: the password changed while this one was being checked.
     let session = started.ok_or(SignInError::WrongCredentials)?;
-    let device = if browser {
-        trusted_browsers::remember(app.store, &user, s.device).await
+    let browser = if is_browser {
+        trusted_browsers::remember(app.store, &user, s.browser).await
     } else {
         None
     };
@@ -212,7 +212,7 @@ pub async fn start_session(
     Ok(SignedIn {
         user,
         session,
-        device,
+        browser,
     })
 }
 

@@ -6,15 +6,15 @@
 //! - Every successful sign-in in a browser (and a new account's first) sets a cookie
 //!   naming the account and a random nonce, `UID.NONCE`, as a Rocket private cookie
 //!   (encrypted and authenticated under `secret_key`), `HttpOnly`, `SameSite=Lax`,
-//!   `Secure` in secure mode, for [`DEVICE_TTL`]. A browser that already had one for
+//!   `Secure` in secure mode, for [`TRUST_TTL`]. A browser that already had one for
 //!   this account keeps its nonce.
 //! - The store keeps each account's trusted nonces (`P:{UID}:dev`), at most
-//!   [`DEVICES_PER_ACCOUNT`] (the least recently used is dropped) and each for
-//!   [`DEVICE_TTL`] after its last sign-in. A new password (change or reset) clears them:
+//!   [`BROWSERS_PER_ACCOUNT`] (the least recently used is dropped) and each for
+//!   [`TRUST_TTL`] after its last sign-in. A new password (change or reset) clears them:
 //!   a cookie is worth something only while the password it was earned with holds.
 //! - A sign-in or reset request that presents a cookie for the account it names, whose
 //!   nonce the store still trusts, counts against that nonce's own quota instead of the
-//!   account's, IP's and network's (`limits::Source::Device`); its failures lock out
+//!   account's, IP's and network's (`limits::Source::TrustedBrowser`); its failures lock out
 //!   that cookie in turn. Anything else (no cookie, a forged or stale one, one for
 //!   another account) is a stranger.
 //!
@@ -34,22 +34,22 @@ use crate::support::input::Email;
 use crate::support::report::Report;
 
 /// How long a device stays trusted after its last sign-in (and its cookie lives).
-pub const DEVICE_TTL: Duration = Duration::from_secs(90 * 86_400);
+pub const TRUST_TTL: Duration = Duration::from_secs(90 * 86_400);
 /// Trusted devices per account at most.
-pub const DEVICES_PER_ACCOUNT: u32 = 10;
+pub const BROWSERS_PER_ACCOUNT: u32 = 10;
 
 /// What a device cookie says: the account it was earned for, and its nonce.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct DeviceClaim {
+pub struct BrowserClaim {
     pub user_id: Uuid,
     pub nonce: String,
 }
 
-impl DeviceClaim {
+impl BrowserClaim {
     /// Parses `UID.NONCE` (the decrypted cookie value); anything else is no claim.
-    pub fn parse(value: &str) -> Option<DeviceClaim> {
+    pub fn parse(value: &str) -> Option<BrowserClaim> {
         let (user_id, nonce) = crate::support::crypto::uid_and_token(value)?;
-        Some(DeviceClaim {
+        Some(BrowserClaim {
             user_id,
             nonce: nonce.to_string(),
         })
@@ -64,7 +64,7 @@ impl DeviceClaim {
 /// trusted device its cookie names, or a stranger.
 pub async fn source<'a>(
     store: &Store,
-    claim: Option<&'a DeviceClaim>,
+    claim: Option<&'a BrowserClaim>,
     user: Option<&User>,
     email: &'a Email,
     ip: &'a str,
@@ -80,7 +80,7 @@ pub async fn source<'a>(
     {
         return Ok(stranger);
     }
-    Ok(Source::Device {
+    Ok(Source::TrustedBrowser {
         nonce: &claim.nonce,
         ip,
     })
@@ -92,21 +92,21 @@ pub async fn source<'a>(
 pub async fn remember(
     store: &Store,
     user: &User,
-    had: Option<&DeviceClaim>,
-) -> Option<DeviceClaim> {
+    had: Option<&BrowserClaim>,
+) -> Option<BrowserClaim> {
     let claim = match had {
         Some(c) if c.user_id == user.id => c.clone(),
-        _ => DeviceClaim {
+        _ => BrowserClaim {
             user_id: user.id,
             nonce: random_token(),
         },
     };
-    let ttl_ms = DEVICE_TTL.as_millis() as i64;
+    let ttl_ms = TRUST_TTL.as_millis() as i64;
     match store
         .trust_browser(
             &user.id,
             &claim.nonce,
-            DEVICES_PER_ACCOUNT,
+            BROWSERS_PER_ACCOUNT,
             ttl_ms,
             now_ms(),
         )
@@ -122,17 +122,17 @@ pub async fn remember(
 
 #[cfg(test)]
 mod tests {
-    use super::DeviceClaim;
+    use super::BrowserClaim;
 
     #[test]
     fn a_claim_reads_back_what_was_written_and_nothing_else() {
-        let claim = DeviceClaim {
+        let claim = BrowserClaim {
             user_id: uuid::Uuid::now_v7(),
             nonce: crate::support::crypto::random_token(),
         };
-        assert_eq!(DeviceClaim::parse(&claim.value()), Some(claim.clone()));
+        assert_eq!(BrowserClaim::parse(&claim.value()), Some(claim.clone()));
         for bad in ["", "x.y", &format!("{}.short", claim.user_id), &claim.nonce] {
-            assert_eq!(DeviceClaim::parse(bad), None, "{bad}");
+            assert_eq!(BrowserClaim::parse(bad), None, "{bad}");
         }
     }
 }

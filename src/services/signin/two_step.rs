@@ -24,7 +24,7 @@ use uuid::Uuid;
 
 use super::limits::{self, Source, Throttled};
 use super::password::{start_session, SessionStart, SignInError, SignedIn};
-use super::trusted_browsers::{self, DeviceClaim};
+use super::trusted_browsers::{self, BrowserClaim};
 use crate::accounts::User;
 use crate::services::second_factor::{self, Accepted, Purpose, SecondFactorError};
 use crate::services::sessions::{sid_for, Origin, SessionSpec};
@@ -160,11 +160,11 @@ pub async fn check_account_code(
     app: Services<'_>,
     user: &User,
     code: &str,
-    device: Option<&DeviceClaim>,
+    browser: Option<&BrowserClaim>,
     ip: &str,
 ) -> Result<Accepted, CodeError> {
     let email = Email::parse(&user.email).map_err(|_| CodeError::Wrong)?;
-    let source = trusted_browsers::source(app.store, device, Some(user), &email, ip).await?;
+    let source = trusted_browsers::source(app.store, browser, Some(user), &email, ip).await?;
     check_code(app, user, code, source).await
 }
 
@@ -193,7 +193,7 @@ pub async fn sign_in_with_code(
                 origin,
                 session,
                 replaces: None,
-                device: None,
+                browser: None,
                 amr: Amr::PasswordAndOtp,
             };
             start_session(app, user, start).await.map_err(|e| match e {
@@ -271,7 +271,7 @@ pub struct CodeStep<'a> {
     pub code: &'a str,
     pub origin: &'a Origin,
     /// This browser's device cookie, if it sent one.
-    pub device: Option<&'a DeviceClaim>,
+    pub browser: Option<&'a BrowserClaim>,
     /// "Keep me signed in", as ticked on the code page.
     pub remember: bool,
     /// The session this browser already had (ended when the new one starts).
@@ -350,7 +350,7 @@ async fn complete_steps(app: Services<'_>, step: CodeStep<'_>) -> Result<Complet
             remember: step.remember,
         },
         replaces: step.replaces,
-        device: step.device,
+        browser: step.browser,
         amr: Amr::PasswordAndOtp,
     };
     let signed = match start_session(app, user, start).await {
@@ -376,7 +376,7 @@ async fn pending_code(
 ) -> Result<Accepted, StepError> {
     let email = Email::parse(&user.email).map_err(|_| StepError::NoPending)?;
     let ip = &step.origin.ip;
-    let source = trusted_browsers::source(app.store, step.device, Some(user), &email, ip).await?;
+    let source = trusted_browsers::source(app.store, step.browser, Some(user), &email, ip).await?;
     match check_code(app, user, step.code, source).await {
         Ok(accepted) => Ok(accepted),
         Err(CodeError::Wrong) => {
