@@ -17,6 +17,25 @@
 //!   byte past Rocket's largest data limit is read (the route then answers `413`);
 //! - at most `max_connections` open connections (capped further by the process's file
 //!   descriptor limit); past it a new connection gets a `503` and is closed at once.
+//!
+//! What it does not do, where `Rocket::launch` would (none of it is used here):
+//! - **protocol upgrades**: a route returning `101 Switching Protocols` (WebSockets,
+//!   `rocket_ws`) gets no upgraded connection, since the local client has no socket to
+//!   hand over;
+//! - **streamed request bodies**: a body is read whole before the route runs (bounded
+//!   as above), so a route cannot start on the first bytes of a large upload;
+//! - **HTTP/2** and **TLS**: HTTP/1.1 only, plain; both belong to the proxy in front.
+//!
+//! Its files: `conn.rs` (accepting, the slot, one connection's life), `bridge.rs` (one
+//! request: hyper to Rocket and back), `shared.rs` (what every connection shares),
+//! `activity.rs` (the idle watch), `limits.rs`, `signals.rs` (shutdown signals).
+//!
+//! The exit: Rocket 0.6 serves on a listener of the app's choosing (its `Listener`
+//! trait, `Rocket::launch_on`). When it ships, this module becomes such a listener,
+//! which bounds connections (the cap, the head timeout, the idle watch), `launch` calls
+//! `launch_on` with it, and `bridge.rs` goes;
+//! until then `rocket` is pinned to `=0.5.2` in `Cargo.toml`, because the loop depends
+//! on how that version dispatches a local request.
 
 mod activity;
 mod bridge;
