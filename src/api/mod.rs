@@ -1,7 +1,9 @@
 //! The JSON API under `/api/v1`: the token endpoint (`token.rs`), the Bearer guard
 //! (`guard.rs`), the signed-in routes (`account.rs`) and what the API adds to the app's
-//! error answers: OAuth codes and the Bearer challenge (`error.rs`). Access tokens
-//! themselves live in `crate::services::sessions::access_tokens`, signing in in `crate::services::signin`.
+//! error answers: OAuth codes and the Bearer challenge (`error.rs`); and the OpenID
+//! Connect provider's machine endpoints (`oauth.rs`: discovery, JWKS, token, userinfo;
+//! `oauth_ends.rs`: revocation and introspection). Access tokens themselves live in
+//! `crate::services::sessions::access_tokens`, signing in in `crate::services::signin`.
 
 mod account;
 mod error;

@@ -280,9 +280,9 @@ async fn with_code(
     }
 }
 
-/// RFC 6749 §6 with rotation (`crate::services::sessions::refresh`): the current token and, within the
-/// grace window, the previous one get the session's current successor; an older one
-/// ends the session.
+/// RFC 6749 §6 with rotation (`crate::services::sessions::refresh`): the current token
+/// and, within the grace window, the previous one get the session's current successor;
+/// an older one ends the session.
 async fn refresh_grant(
     p: TokenParams,
     app: &Services<'_>,

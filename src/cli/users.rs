@@ -1,7 +1,8 @@
 //! `latchkey users list|show|disable|enable|sessions|end-sessions|reset-second-factor`:
 //! accounts as the operator sees them, and what is done to one (disable or enable it,
 //! sign it out everywhere, turn its second factor off for an owner who lost it),
-//! through the same services the server uses (`account_admin`, `sessions`). Times are RFC 3339, UTC, in text and JSON alike.
+//! through the same services the server uses (`account_admin`, `sessions`). Times are
+//! RFC 3339, UTC, in text and JSON alike.
 
 use clap::Subcommand;
 use serde::Serialize;

@@ -1,6 +1,14 @@
-//! The app's long-lived parts (settings, store, accounts, hasher, mailer) as one
-//! borrowed bundle: a handler takes one `Services` instead of five `&State<_>`, and
-//! the sign-in service takes the same bundle whoever calls it.
+//! The services: each sequence the app runs, written once for the pages, the API and
+//! the command line alike. By domain: signing in (`signin/`: the password, the second
+//! step, trusted browsers, rate limits, the new-device mail, password reset), the
+//! second factor (`second_factor/`), sessions and their tokens (`sessions/`), the
+//! OpenID Connect provider (`oidc/`), where `rd` may send a user (`return_to`) and what
+//! an operator does to an account (`account_admin`). Nothing here imports the edge.
+//!
+//! This file: the app's long-lived parts (settings, store, accounts, hasher, mailer,
+//! metrics) as one borrowed bundle, `Services`: a handler takes one `Services` instead
+//! of six `&State<_>`, and a service takes the same bundle whoever calls it; and
+//! `ServiceError`, what a service fails with.
 
 pub mod account_admin;
 pub mod oidc;

@@ -2,9 +2,10 @@
 //! `crate::services::signin::trusted_browsers`, read and set through the
 //! `SessionCookieJar`: set after a successful sign-in with the attributes of every
 //! cookie of the site (`HttpOnly`, `SameSite=Lax`, `Path=/`, no `Domain`, `Secure` and
-//! a `__Host-` name in secure mode). It is a Rocket private cookie: encrypted and authenticated under
-//! `secret_key`, so a client can neither read nor forge one. Signing out keeps it:
-//! that is what lets the owner back in while strangers are locked out.
+//! a `__Host-` name in secure mode). It is a Rocket private cookie: encrypted and
+//! authenticated under `secret_key`, so a client can neither read nor forge one.
+//! Signing out keeps it: that is what lets the owner back in while strangers are locked
+//! out.
 
 use rocket::time;
 

@@ -3,7 +3,7 @@
 //! `security.rs` the second factor's pages; `oauth.rs` and `oauth_logout.rs` the OpenID
 //! Connect authorize, consent and logout pages; `forward.rs` forward authentication
 //! for reverse proxies), the guards every page uses (`guards.rs`), the cookies beside
-//! the session's (`device_cookie.rs`, `pending_cookie.rs`, `flash.rs`), the page
+//! the session's (`browser_cookie.rs`, `pending_cookie.rs`, `flash.rs`), the page
 //! renderer and security headers (`page.rs`), `?next=` (`next_path.rs`) and the
 //! stylesheet (`assets.rs`). `stage()` mounts them all.
 

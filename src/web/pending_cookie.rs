@@ -1,9 +1,9 @@
-//! The pending-sign-in cookie of `crate::services::signin::two_step`, read, set and removed through the
-//! `SessionCookieJar`: a Rocket private cookie (encrypted and authenticated under
-//! `secret_key`, so a client can neither read nor forge one) with the attributes of
-//! every cookie of the site (`HttpOnly`, `SameSite=Lax`, `Path=/`, no `Domain`,
-//! `Secure` and a `__Host-` name in secure mode), living as long as the pending
-//! sign-in may.
+//! The pending-sign-in cookie of `crate::services::signin::two_step`, read, set and
+//! removed through the `SessionCookieJar`: a Rocket private cookie (encrypted and
+//! authenticated under `secret_key`, so a client can neither read nor forge one) with
+//! the attributes of every cookie of the site (`HttpOnly`, `SameSite=Lax`, `Path=/`, no
+//! `Domain`, `Secure` and a `__Host-` name in secure mode), living as long as the
+//! pending sign-in may.
 
 use rocket::time;
 

@@ -1,6 +1,7 @@
-//! The second page of signing in to an account with a second factor:
-//! `GET`/`POST /login/second-factor`, where the pending sign-in the password left
-//! (`crate::services::signin::two_step`) is finished with an authenticator-app code or a recovery code.
+//! The second page of signing in to an account with a second factor: `GET`/`POST
+//! /login/second-factor`, where the pending sign-in the password left
+//! (`crate::services::signin::two_step`) is finished with an authenticator-app code or
+//! a recovery code.
 
 use rocket::form::FromForm;
 use rocket::http::Status;

@@ -9,8 +9,9 @@
 //! - a stranger (no device cookie for this account): failures per account, per client
 //!   IP and per network (IPv4 /24, IPv6 /64, so many addresses of one network cannot
 //!   together do what one may not);
-//! - a browser with a device cookie for the account (`crate::services::signin::trusted_browsers`): its own
-//!   failure budget instead, so strangers filling the account's quota do not lock it out;
+//! - a browser with a device cookie for the account
+//!   (`crate::services::signin::trusted_browsers`): its own failure budget instead, so
+//!   strangers filling the account's quota do not lock it out;
 //! - both: every password verification, right or wrong, against the client IP's hashing
 //!   budget (`hash:ip`), which a right password does not take back.
 //!

@@ -1,8 +1,8 @@
-//! The "new sign-in to your account" mail: sent when an account signs in from a
-//! device (label and IP) it has not used in the last 30 days, at most
-//! [`NEW_DEVICE_MAILS_PER_HOUR`](super::limits::NEW_DEVICE_MAILS_PER_HOUR) times an hour per account (every sign-in is still on
-//! the devices page). An API client's own name is quoted in it as the app's claim,
-//! never as a fact.
+//! The "new sign-in to your account" mail: sent when an account signs in from a device
+//! (label and IP) it has not used in the last 30 days, at most
+//! [`NEW_DEVICE_MAILS_PER_HOUR`](super::limits::NEW_DEVICE_MAILS_PER_HOUR) times an
+//! hour per account (every sign-in is still on the devices page). An API client's own
+//! name is quoted in it as the app's claim, never as a fact.
 
 use serde_json::json;
 

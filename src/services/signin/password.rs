@@ -6,9 +6,9 @@
 //! replacing a password, which ends the other sessions.
 //!
 //! An account with a second factor signs in in two steps: a right password is
-//! `Passed::CodeNext`, no session; `crate::services::signin::two_step` checks the code (on the code page
-//! for a browser, from the password grant's `otp` for the API) and then starts the
-//! session through [`start_session`].
+//! `Passed::CodeNext`, no session; `crate::services::signin::two_step` checks the code
+//! (on the code page for a browser, from the password grant's `otp` for the API) and
+//! then starts the session through [`start_session`].
 //!
 //! The callers only turn the outcome into their own answer (a page, a redirect, an
 //! OAuth error); none of them repeats a step.

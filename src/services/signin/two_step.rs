@@ -12,8 +12,9 @@
 //! - **Ends** after [`CodeSettings::second_factor_timeout`] (5 minutes), after
 //!   [`MAX_WRONG_CODES`] wrong codes, when it is used (taken atomically: of two
 //!   concurrent right codes, one signs in; a recovery code is used up only after its
-//!   request took the pending sign-in, so the losing one keeps its code), and when the password changed, the account
-//!   was disabled or the second factor turned off since the password step.
+//!   request took the pending sign-in, so the losing one keeps its code), and when the
+//!   password changed, the account was disabled or the second factor turned off since
+//!   the password step.
 //! - **Codes count** against the sign-in failure quotas (`limits::second_factor`):
 //!   the account, the client IP and its network, or this browser's device budget,
 //!   exactly as a wrong password would.

@@ -1,7 +1,8 @@
--- Trusts a device (a device cookie's nonce) for a user, keeping at most a cap of them.
+-- Trusts a browser (its trusted-browser cookie's nonce) for a user, keeping at most a
+-- cap of them.
 -- KEYS[1] P:{UID}:dev (sorted set: nonce -> trusted until, ms)
 -- ARGV[1] nonce   ARGV[2] now (ms)   ARGV[3] how long it stays trusted (ms)
--- ARGV[4] most devices kept (the ones trusted longest ago are dropped)
+-- ARGV[4] most browsers kept (the ones trusted longest ago are dropped)
 local now, ttl, cap = tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
 redis.call('ZADD', KEYS[1], now + ttl, ARGV[1])
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)

@@ -1,5 +1,5 @@
 -- list(user_key, session_prefix, now): every live session of a user, prepended to
--- session_list and session_touch (see redis.rs). Drops the user hash's entries whose
+-- session_list and session_touch (see scripts.rs). Drops the user hash's entries whose
 -- expiry has passed or whose hash is gone.
 -- Returns {sid1, {k, l, m, ip, t, s, o, c}, sid2, {...}, ...}.
 local function list(user_key, session_prefix, now)

@@ -1,6 +1,6 @@
 -- A session's use that writes: checks a session and slides its idle timeout, in one
 -- call; with ARGV[5] == '1' also lists every live session of the user (the devices
--- page). Other uses only read (redis.rs, touch_session): this runs when a write is
+-- page). Other uses only read (redis/sessions.rs, touch_session): this runs when a write is
 -- due (store::slide_due) or the session is past its absolute expiry.
 -- KEYS[1] session hash P:{UID}:s:SID
 -- KEYS[2] user hash    P:{UID}:u   (SID -> expiry ms, '@' -> the account's email)

@@ -1,5 +1,5 @@
 -- The expiry steps of a session, prepended to session_create, session_touch and
--- refresh_rotate (see redis.rs).
+-- refresh_rotate (see scripts.rs).
 -- slide(session_key, now, expiry): the session hash expires at `expiry` (ms). Every
 -- use of a session runs it: this TTL is what ends an idle session.
 -- record(user_key, sid, now, upto): the user hash's entry for the session says
