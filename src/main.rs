@@ -12,7 +12,7 @@ use tracing_subscriber::EnvFilter;
 
 /// mimalloc instead of glibc's malloc: a request allocates and frees a hundred or so
 /// small short-lived blocks on two worker threads; with glibc `GET /api/v1/me` cost
-/// the server 38-47 µs of CPU, with mimalloc 31-35 (ARCHITECTURE.md, "Dependencies").
+/// the server 38-47 µs of CPU, with mimalloc 31-35 (ARCHITECTURE.md, "Decisions": mimalloc).
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 

@@ -6,7 +6,7 @@
 //! leaves everything after the request head to Rocket: each request is dispatched
 //! through Rocket's public `local::asynchronous::Client` with the socket's peer address
 //! as `remote()`, so routes, guards, fairings, catchers and `ClientIp` see exactly what
-//! they see under `Rocket::launch`. ARCHITECTURE.md ("The server loop") explains why.
+//! they see under `Rocket::launch`. ARCHITECTURE.md ("Decisions": the server loop) says why.
 //!
 //! What the loop enforces, per connection:
 //! - the request head (start line and headers) complete within `header_read_timeout`

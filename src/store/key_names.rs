@@ -1,5 +1,5 @@
 //! The one key builder (`KeyNames`): every Redis key (and embedded-store key) is
-//! named here. ARCHITECTURE.md has the table of keys.
+//! named here. ARCHITECTURE.md ("The store") has the table of keys.
 //!
 //! A user's keys carry the hash tag `{UID}` (the user id as 22 characters of URL-safe
 //! base64, so keys stay short), so every script over one user's keys touches one

@@ -297,7 +297,7 @@ aggregate! {
         /// token, or the account was closed (`close_account`). Otherwise answers the
         /// session's kind, its account's email and its `amr`; when `slide_due`, it also
         /// slides the expiry to `min(now + idle, absolute)` and writes `seen` when that
-        /// is older than `SEEN_REFRESH_MS` (ARCHITECTURE.md, "The session check").
+        /// is older than `SEEN_REFRESH_MS` (ARCHITECTURE.md, "Decisions").
         fn touch_session(
             &self,
             user_id: &Uuid,

@@ -1,5 +1,5 @@
-//! The OpenID Connect provider's services (ARCHITECTURE.md, "OpenID Connect
-//! provider"): the keyring, registered apps and client authentication, codes, app
+//! The OpenID Connect provider's services (ARCHITECTURE.md, "Request flows"
+//! and "Decisions"): the keyring, registered apps and client authentication, codes, app
 //! sessions and their tokens. The pages and endpoints are in `web::oauth` and
 //! `api::oauth`; the operator's commands in `cli`.
 

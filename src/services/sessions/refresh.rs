@@ -6,7 +6,7 @@
 //! secret names the same successor, and a retry of the previous token within
 //! `refresh_grace_seconds` of its rotation (two tabs refreshing at once) can be
 //! answered with the successor the first one got, although the store keeps only hashes
-//! (`refresh_rotate.lua`, ARCHITECTURE.md "Flows"). Without the key, and without the
+//! (`refresh_rotate.lua`, ARCHITECTURE.md "Request flows"). Without the key, and without the
 //! presented secret, nobody can compute it; with both, only within the window does
 //! the server answer it.
 
@@ -60,7 +60,7 @@ pub async fn refresh(
 }
 
 /// `refresh` for tokens whose secret the store knows by another hash (`stored_hash`
-/// of a token; an app's binds its client, ARCHITECTURE.md "OpenID Connect provider").
+/// of a token; an app's binds its client, ARCHITECTURE.md "Request flows").
 pub async fn refresh_hashed(
     store: &Store,
     settings: &Settings,

@@ -84,7 +84,7 @@ pub struct RedisStore {
     /// turn: every request in flight is pipelined on the same socket, so Redis and the
     /// server read and write more commands per system call; over two, `/api/v1/me`
     /// cost Redis 8.6 µs and the server 36 µs of CPU a request, over one 5.1 and 32
-    /// (ARCHITECTURE.md, "Redis connections").
+    /// (ARCHITECTURE.md, "Decisions").
     conn: Conn,
     keys: KeyNames,
     scripts: Arc<Scripts>,
