@@ -222,7 +222,7 @@ async fn password_grant(
         .map_err(|_| ApiError::InvalidRequest("The username must be an email address.".into()))?;
     let client_name = client_label(p.client_name.as_deref())?;
     let request = SignIn {
-        // No device cookie: a program lives on its refresh token, not on password
+        // No trusted-browser cookie: a program lives on its refresh token, not on password
         // grants, so strangers' failures do not stand in its way (ARCHITECTURE.md).
         credentials: Credentials {
             email: &email,

@@ -14,14 +14,14 @@ pub struct Quota {
 /// Rate-limit quotas.
 #[derive(Debug, Clone)]
 pub struct LimitSettings {
-    /// Failed sign-ins per account (and per device cookie).
+    /// Failed sign-ins per account (and per trusted-browser cookie).
     pub login_account: Quota,
     pub login_ip: Quota,
     /// Failed sign-ins per network (IPv4 /24, IPv6 /64).
     pub login_network: Quota,
     /// Password verifications, right or wrong, per client IP.
     pub hash_ip: Quota,
-    /// Reset requests per account (and per device cookie).
+    /// Reset requests per account (and per trusted-browser cookie).
     pub reset_account: Quota,
     pub reset_ip: Quota,
     /// New accounts per client IP.

@@ -339,7 +339,7 @@ fn browser_sign_in<'a>(
     }
 }
 
-/// The session cookie (persistent with "keep me signed in") and the device cookie.
+/// The session cookie (persistent with "keep me signed in") and the trusted-browser cookie.
 pub(super) fn set_sign_in_cookies(
     cookie: &SessionCookieJar<'_>,
     signed: signin::SignedIn,

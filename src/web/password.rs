@@ -55,7 +55,7 @@ fn forgot_page(csrf: CsrfToken) -> Page {
 /// allow a mail. The lookup, the code and the mail happen after the answer.
 /// Who a reset request counts against: this browser's own budget when its device
 /// cookie is the typed account's (strangers cannot then use up the owner's requests),
-/// else the account's and the IP's. Only a browser with a device cookie causes the
+/// else the account's and the IP's. Only a browser with a trusted-browser cookie causes the
 /// account lookup here, and it learns nothing from it.
 async fn reset_request_allowed(
     app: Services<'_>,
@@ -243,7 +243,7 @@ pub(super) async fn check_current(
     })
 }
 
-/// A new password ends every other session and the account's trusted devices; this
+/// A new password ends every other session and the account's trusted browsers; this
 /// browser stays signed in and is trusted again. The owner is mailed.
 #[post("/account/password", data = "<form>")]
 async fn change(

@@ -6,10 +6,10 @@
 //! 429 its own way), or `Err(StoreError)` (the store did not answer).
 //!
 //! Who a sign-in counts against depends on where it comes from:
-//! - a stranger (no device cookie for this account): failures per account, per client
+//! - a stranger (no trusted-browser cookie for this account): failures per account, per client
 //!   IP and per network (IPv4 /24, IPv6 /64, so many addresses of one network cannot
 //!   together do what one may not);
-//! - a browser with a device cookie for the account
+//! - a browser with a trusted-browser cookie for the account
 //!   (`crate::services::signin::trusted_browsers`): its own failure budget instead, so
 //!   strangers filling the account's quota do not lock it out;
 //! - both: every password verification, right or wrong, against the client IP's hashing
@@ -172,7 +172,7 @@ pub async fn reset_code_try(store: &Store, limits: &LimitSettings, ip: &str) -> 
 }
 
 /// A password-reset request: a stranger counts against the account and the client IP;
-/// a browser with the account's device cookie against its own budget.
+/// a browser with the account's trusted-browser cookie against its own budget.
 pub async fn reset_request(store: &Store, limits: &LimitSettings, source: Source<'_>) -> Checked {
     let quotas = match source {
         Source::Stranger { email, ip } => vec![

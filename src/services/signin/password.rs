@@ -59,7 +59,7 @@ pub struct Credentials<'a> {
     pub email: &'a Email,
     pub password: &'a str,
     pub ip: &'a str,
-    /// This browser's device cookie, if it sent one.
+    /// This browser's trusted-browser cookie, if it sent one.
     pub browser: Option<&'a BrowserClaim>,
 }
 
@@ -78,7 +78,7 @@ pub struct SessionStart<'a> {
     pub session: SessionSpec,
     /// The session this browser already had: ended first.
     pub replaces: Option<(Uuid, String)>,
-    /// This browser's device cookie, if it sent one (browser sessions only).
+    /// This browser's trusted-browser cookie, if it sent one (browser sessions only).
     pub browser: Option<&'a BrowserClaim>,
     /// How the account proved itself.
     pub amr: Amr,
@@ -96,7 +96,7 @@ pub enum Passed {
 pub struct SignedIn {
     pub user: User,
     pub session: Started,
-    /// The device cookie to set (browser sessions only).
+    /// The trusted-browser cookie to set (browser sessions only).
     pub browser: Option<BrowserClaim>,
 }
 
@@ -218,7 +218,7 @@ pub async fn start_session(
 
 /// Stores a new password (hashed in `slot`) and ends every session of the user but
 /// `keep`, raising the password version so a sign-in checked against the old password
-/// cannot land later; any outstanding reset code and every trusted device of the
+/// cannot land later; any outstanding reset code and every trusted browser of the
 /// account end with it. Answers how many sessions ended.
 pub async fn replace_password(
     app: Services<'_>,

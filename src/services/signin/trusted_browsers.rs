@@ -1,4 +1,4 @@
-//! Device cookies (OWASP's "device cookie" defence against lockout): a browser that has
+//! Trusted browsers (OWASP's "device cookie" defence against lockout): a browser that has
 //! signed in to an account before gets a failure budget of its own for that account,
 //! so strangers who fill the account's quota do not lock the owner out, while they
 //! stay throttled exactly as before.
@@ -18,7 +18,7 @@
 //!   that cookie in turn. Anything else (no cookie, a forged or stale one, one for
 //!   another account) is a stranger.
 //!
-//! The API has no device cookie: a program signs in with the password grant once and
+//! The API has no trusted-browser cookie: a program signs in with the password grant once and
 //! then lives on its refresh token, which no failure quota touches.
 
 use std::time::Duration;
@@ -38,7 +38,7 @@ pub const TRUST_TTL: Duration = Duration::from_secs(90 * 86_400);
 /// Trusted devices per account at most.
 pub const BROWSERS_PER_ACCOUNT: u32 = 10;
 
-/// What a device cookie says: the account it was earned for, and its nonce.
+/// What a trusted-browser cookie says: the account it was earned for, and its nonce.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BrowserClaim {
     pub user_id: Uuid,
@@ -61,7 +61,7 @@ impl BrowserClaim {
 }
 
 /// Who a request counts as for `user` (the account the typed email names, if any): the
-/// trusted device its cookie names, or a stranger.
+/// trusted browser its cookie names, or a stranger.
 pub async fn source<'a>(
     store: &Store,
     claim: Option<&'a BrowserClaim>,

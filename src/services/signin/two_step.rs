@@ -154,7 +154,7 @@ async fn check_code(
 
 /// A code typed on an account page (turning the second factor off, after the current
 /// password): under the same sign-in failure quotas as at sign-in (this browser's
-/// device cookie, or a stranger's account, address and network quotas), so a stolen
+/// trusted-browser cookie, or a stranger's account, address and network quotas), so a stolen
 /// session whose password is known cannot guess the code there instead, where no
 /// pending sign-in counts its tries.
 pub async fn check_account_code(
@@ -271,7 +271,7 @@ pub struct CodeStep<'a> {
     pub cookie: &'a PendingCookie,
     pub code: &'a str,
     pub origin: &'a Origin,
-    /// This browser's device cookie, if it sent one.
+    /// This browser's trusted-browser cookie, if it sent one.
     pub browser: Option<&'a BrowserClaim>,
     /// "Keep me signed in", as ticked on the code page.
     pub remember: bool,
@@ -367,7 +367,7 @@ async fn complete_steps(app: Services<'_>, step: CodeStep<'_>) -> Result<Complet
 }
 
 /// The code of a pending sign-in, counted as a sign-in failure for whoever this
-/// browser counts as (its device cookie, or a stranger) and, when wrong, against the
+/// browser counts as (its trusted-browser cookie, or a stranger) and, when wrong, against the
 /// pending sign-in's own five tries.
 async fn pending_code(
     app: Services<'_>,

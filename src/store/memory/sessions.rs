@@ -81,7 +81,7 @@ impl MemoryStore {
         let ukey = self.keys.user(user_id);
         let prefix = self.keys.session_prefix(user_id);
         if let Some(v) = password_version {
-            // A new password: an outstanding reset code and the trusted devices end.
+            // A new password: an outstanding reset code and the trusted browsers end.
             st.resets.remove(&self.keys.reset(user_id));
             st.browsers.remove(&self.keys.trusted_browsers(user_id));
             let pkey = self.keys.password_version(user_id);
