@@ -1,0 +1,50 @@
+//! Every item of the `latchkey` crate the tests name, re-exported from here and named
+//! nowhere else: when the crate's modules move, this file is the one to change (and the
+//! tests keep the names below). An item whose name is too plain to stand alone in a
+//! test (`disable`, `enable`, `verify`) keeps its module as a namespace here.
+
+pub use latchkey::accounts::{AccountError, Accounts, Hasher, User, SLOT_WAIT};
+pub use latchkey::clock::now_ms;
+pub use latchkey::config::{figment as default_figment, Settings};
+pub use latchkey::crypto::{random_token, sha256_hex};
+pub use latchkey::domain::{common_password_count, Email};
+pub use latchkey::limits::quota_key;
+pub use latchkey::mail::Mailer;
+pub use latchkey::metrics::Metrics;
+pub use latchkey::oidc::Keyring;
+pub use latchkey::request::ClientIp;
+pub use latchkey::services::{ServiceError, Services};
+pub use latchkey::sessions::{is_sid, sid_for, SessionCookie};
+/// The store's key builder (the names of an instance's Redis keys).
+pub use latchkey::store::Keys as KeyNames;
+pub use latchkey::store::{
+    Amr, CodeCheck, CodeState, Created, MemoryStore, NewSession, PendingFailure, PendingSignIn,
+    RateDecision, RateKey, Redeemed, RedisStore, Rotated, Rotation, SessionKind, Store,
+};
+pub use latchkey::{app_with, server::launch as serve_forever};
+
+/// The app's API descriptions, as the crate embeds them.
+pub mod openapi {
+    pub use latchkey::api::oauth_ends::OPENAPI as OAUTH2;
+    pub use latchkey::api::{BASE as API_BASE, OPENAPI as API};
+}
+
+/// What an operator does to an account (`latchkey users disable|enable|delete`).
+pub mod account_admin {
+    pub use latchkey::account_admin::{delete, disable, enable};
+}
+
+/// The second factor's service: enrolment, codes, recovery codes, the sealing key.
+pub mod second_factor {
+    /// The keys that seal the secrets (not the store's `KeyNames`).
+    pub use latchkey::second_factor::Keys as SealingKeys;
+    pub use latchkey::second_factor::{
+        check_key, code_at, enable, enrolled, replace_recovery_codes, verify, Enrolment, Purpose,
+        SecondFactorError, Verified,
+    };
+}
+
+/// The OpenID Connect provider's token pieces.
+pub mod oidc {
+    pub use latchkey::oidc::{claims, grants};
+}
