@@ -4,7 +4,7 @@
 use std::time::{Duration, Instant};
 
 use crate::support::*;
-use rocket::http::{ContentType, Cookie, Header, Status};
+use rocket::http::{ContentType, Header, Status};
 
 #[tokio::test]
 async fn redis_going_away_answers_503_quickly_and_service_resumes_by_itself() {
@@ -87,13 +87,15 @@ async fn malformed_session_cookies_are_simply_signed_out() {
         format!("{uid}.{secret}.{secret}"),
         "\u{fffd}\u{fffd}".into(),
     ];
+    // The way they are sent below works: the real value, sent so, is signed in.
+    let copy = app.browser().await;
+    let res = copy.get_presenting("/devices", "latchkey", &real).await;
+    assert_eq!(res.status, Status::Ok, "the real cookie, presented");
     for value in attempts {
+        // Presented with the request itself: `Client::cookies()` is a copy, and a cookie
+        // added to it is never sent.
         let other = app.browser().await;
-        other
-            .client
-            .cookies()
-            .add(Cookie::new("latchkey", value.clone()));
-        let res = other.get("/devices").await;
+        let res = other.get_presenting("/devices", "latchkey", &value).await;
         assert_eq!(res.status, Status::SeeOther, "cookie {value:?}");
         assert_eq!(res.location.as_deref(), Some("/login?next=/devices"));
     }

@@ -131,12 +131,7 @@ impl Browser {
     }
 
     pub async fn get(&self, path: &str) -> Page {
-        let mut req = self.client.get(path.to_string()).remote(self.remote());
-        for h in self.headers() {
-            req = req.header(h);
-        }
-        let res = req.dispatch().await;
-        page(res).await
+        self.get_with(path, &[]).await
     }
 
     /// A GET with headers of its own (a proxy's `X-Forwarded-*`, `Accept`,
@@ -148,6 +143,20 @@ impl Browser {
         }
         for (name, value) in extra {
             req = req.header(Header::new(name.to_string(), value.to_string()));
+        }
+        page(req.dispatch().await).await
+    }
+
+    /// A GET that presents the cookie `name` with `value` exactly as given (as a made-up
+    /// or mangled cookie would arrive), besides the browser's own.
+    pub async fn get_presenting(&self, path: &str, name: &str, value: &str) -> Page {
+        let mut req = self
+            .client
+            .get(path.to_string())
+            .remote(self.remote())
+            .cookie(Cookie::new(name.to_string(), value.to_string()));
+        for h in self.headers() {
+            req = req.header(h);
         }
         page(req.dispatch().await).await
     }
