@@ -175,18 +175,12 @@ async fn another_clients_tokens_are_neither_revoked_nor_described() {
 
     // Nor are the account's own API tokens an app's to end or look at.
     let (_, email, _) = signed_in_app(&p, &wiki, "openid");
-    let api = p.server.request(
-        "POST",
-        "/api/v1/token",
-        &[("Content-Type", "application/x-www-form-urlencoded")],
-        &encode(&[
-            ("grant_type", "password"),
-            ("username", &email),
-            ("password", PASSWORD),
-        ]),
-    );
-    assert_eq!(api.status, 200, "{}", api.body);
-    let api: Value = serde_json::from_str(&api.body).expect("JSON");
+    let (status, api) = p.server.token(&[
+        ("grant_type", "password"),
+        ("username", &email),
+        ("password", PASSWORD),
+    ]);
+    assert_eq!(status, 200, "{api}");
     for token in [field(&api, "access_token"), field(&api, "refresh_token")] {
         assert_eq!(introspect(&p, As::Basic(&wiki), &token), inactive());
         assert_eq!(revoke(&p, As::Basic(&wiki), &token).0, 200);

@@ -1198,20 +1198,14 @@ async fn in_chromium_sign_in_and_consent_send_the_browser_back_to_the_app_with_a
     let registered = latchkey.registered_app_at("Example app", &redirect, &[]);
     let client_id = registered.id;
     let client_secret = registered.secret.expect("a secret");
-    let challenge = pkce_challenge(VERIFIER);
-    let authorize = format!(
-        "{base}/oauth2/authorize?{}",
-        encode(&[
-            ("response_type", "code"),
-            ("client_id", &client_id),
-            ("redirect_uri", &redirect),
-            ("scope", "openid email offline_access"),
-            ("state", "chromium-state"),
-            ("nonce", "chromium-nonce"),
-            ("code_challenge", &challenge),
-            ("code_challenge_method", "S256"),
-        ])
+    let query = authorization_query(
+        &client_id,
+        &redirect,
+        "openid email offline_access",
+        VERIFIER,
+        "chromium-state",
     );
+    let authorize = format!("{base}/oauth2/authorize?{query}");
     let email = email();
     let c = driver.browser(None).await;
     chromium::register(&c, &base, &email).await;

@@ -201,18 +201,13 @@ async fn a_pending_sign_in_is_no_session_at_the_authorization_endpoint() {
     );
     assert_eq!(status, 400, "{v}");
     assert_eq!(v["error"], "unsupported_grant_type");
-    let r = p.server.request(
-        "POST",
-        "/api/v1/token",
-        &[("Content-Type", "application/x-www-form-urlencoded")],
-        &encode(&[
-            ("grant_type", "password"),
-            ("username", &email),
-            ("password", PASSWORD),
-        ]),
-    );
-    assert_eq!(r.status, 401, "{}", r.body);
-    assert!(r.body.contains("one-time code"), "{}", r.body);
+    let (status, v) = p.server.token(&[
+        ("grant_type", "password"),
+        ("username", &email),
+        ("password", PASSWORD),
+    ]);
+    assert_eq!(status, 401, "{v}");
+    assert!(v.to_string().contains("one-time code"), "{v}");
 
     // The attacker's browser is still only at the code page: no session, and the
     // right code is what it takes.
@@ -243,20 +238,8 @@ async fn in_chromium_the_code_page_sends_the_browser_on_to_the_app() {
     let redirect = format!("http://127.0.0.1:{rp}/callback");
     let registered = latchkey.registered_app_at("Example app", &redirect, &[]);
     let client_id = registered.id.clone();
-    let challenge = pkce_challenge(VERIFIER);
-    let authorize = format!(
-        "{base}/oauth2/authorize?{}",
-        encode(&[
-            ("response_type", "code"),
-            ("client_id", &client_id),
-            ("redirect_uri", &redirect),
-            ("scope", "openid email"),
-            ("state", "two-step"),
-            ("nonce", "n"),
-            ("code_challenge", &challenge),
-            ("code_challenge_method", "S256"),
-        ])
-    );
+    let query = authorization_query(&client_id, &redirect, "openid email", VERIFIER, "two-step");
+    let authorize = format!("{base}/oauth2/authorize?{query}");
 
     // Registered, and the authenticator app set up from its page.
     let email = email();

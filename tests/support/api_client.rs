@@ -8,7 +8,7 @@ use base64::Engine;
 use rocket::http::{ContentType, Header, Method, Status};
 use serde_json::Value;
 
-use super::{encode, page, Browser, Page, PASSWORD};
+use super::{encode, page, Browser, Hasher, Page, PASSWORD};
 
 /// The default `public_url`, which is the tokens' issuer.
 pub const ISSUER: &str = "http://127.0.0.1:8000";
@@ -189,4 +189,32 @@ pub fn assert_refs_resolve(text: &str, spec: &Value) {
             .try_fold(spec, |v, part| v.get(part));
         assert!(found.is_some(), "dangling {target}");
     }
+}
+
+/// The right password of `email` gets exactly what a wrong one gets, after the same
+/// Argon2 work (one verification), on the sign-in page and at the token endpoint, and
+/// starts no session: how a disabled account answers.
+pub async fn assert_the_right_password_answers_as_a_wrong_one(b: &Browser, email: &str) {
+    let wrong_password = "not the password at all";
+    let hasher = b.state::<Hasher>();
+    let before = hasher.verifications();
+    let right = b.login(email, PASSWORD).await;
+    assert_eq!(
+        hasher.verifications() - before,
+        1,
+        "one Argon2 verification"
+    );
+    let wrong = b.login(email, wrong_password).await;
+    assert_eq!(right.status, Status::Unauthorized);
+    assert_eq!(
+        right.body.replace(PASSWORD, ""),
+        wrong.body.replace(wrong_password, "")
+    );
+    assert!(b.session_cookie().is_none());
+    let grant = password_attempt(b, email, PASSWORD).await;
+    let wrong_grant = password_attempt(b, email, wrong_password).await;
+    assert_eq!(
+        (grant.status, &grant.json),
+        (wrong_grant.status, &wrong_grant.json)
+    );
 }

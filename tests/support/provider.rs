@@ -136,12 +136,24 @@ pub fn pkce_challenge(verifier: &str) -> String {
     URL_SAFE_NO_PAD.encode(<sha2::Sha256 as sha2::Digest>::digest(verifier))
 }
 
-/// An authorization request's query (PKCE S256 with `verifier`).
+/// An authorization request's query for `app` to [`REDIRECT`] (PKCE S256 with
+/// `verifier`).
 pub fn auth_query(app: &RegisteredApp, scope: &str, verifier: &str, state: &str) -> String {
+    authorization_query(&app.id, REDIRECT, scope, verifier, state)
+}
+
+/// An authorization request's query for the client `client_id` to `redirect`.
+pub fn authorization_query(
+    client_id: &str,
+    redirect: &str,
+    scope: &str,
+    verifier: &str,
+    state: &str,
+) -> String {
     encode(&[
         ("response_type", "code"),
-        ("client_id", &app.id),
-        ("redirect_uri", REDIRECT),
+        ("client_id", client_id),
+        ("redirect_uri", redirect),
         ("scope", scope),
         ("state", state),
         ("nonce", "n-0S6_WzA2Mj"),
