@@ -192,14 +192,15 @@ impl TestApp {
         }
     }
 
-    /// A new account, registered through the page (with [`PASSWORD`](super::PASSWORD)) in a browser of
-    /// its own, which stays signed in; answers its address.
+    /// A new account, registered through the page with [`PASSWORD`](super::PASSWORD) in
+    /// a browser of its own (the session its registration started stays); answers its
+    /// address.
     pub async fn account(&self) -> String {
         self.signed_in_browser().await.1
     }
 
-    /// A browser signed in to a new account (registered there, with [`PASSWORD`](super::PASSWORD)), and
-    /// the account's address.
+    /// A browser signed in to a new account (registered there, with
+    /// [`PASSWORD`](super::PASSWORD)), and the account's address.
     pub async fn signed_in_browser(&self) -> (Browser, String) {
         let email = email();
         let b = self.browser().await;

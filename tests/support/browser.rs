@@ -9,10 +9,9 @@ use rocket::http::{ContentType, Cookie, Header, Status};
 use rocket::local::asynchronous::{Client, LocalResponse};
 use serde_json::Value;
 
-use super::code_of_the_step_before;
 use super::{
-    is_sid, recovery_codes_in, secret_on, Accounts, Hasher, Mailer, Metrics, Services,
-    SessionCookie, Settings, Store, CODE_PAGE, PASSWORD,
+    code_of_the_step_before, is_sid, recovery_codes_in, secret_on, Accounts, Hasher, Mailer,
+    Metrics, Services, SessionCookie, Settings, Store, CODE_PAGE, PASSWORD,
 };
 
 /// One browser profile; a clone is the same profile (the same client and cookies).

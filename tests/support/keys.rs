@@ -1,5 +1,6 @@
-//! The test Redis (and Cluster) the apps run on, and its keys read directly, as the
-//! checks that look behind the app do (TTLs, counts, what is left behind).
+//! The test Redis (and Cluster) the apps run on: its keys read directly, as the checks
+//! that look behind the app do (TTLs, counts, what is left behind), and the three stores
+//! the behaviour suite holds to one contract (single Redis, Cluster, embedded).
 
 use super::{quota_key, KeyNames, MemoryStore, RedisStore, Store, TestApp};
 

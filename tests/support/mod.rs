@@ -1,23 +1,30 @@
 //! The one test harness. Every test gets its own app (`TestApp`): real Redis under a key
 //! prefix of its own, its own SQLite file (or PostgreSQL database: `database`) and its
 //! own mail outbox, so tests run in parallel and never see each other. The fixtures take
-//! the set-up out of the tests:
+//! the set-up out of the tests, and register what they make through the pages, as a
+//! person does:
 //!
 //! - `TestApp::new()` / `TestApp::on(db).await`: an app (settings with `.set(..)`);
 //! - `app.browser()`: a signed-out browser (a cookie-keeping client, one profile);
-//! - `app.account()`: a registered address; `app.signed_in_browser()`: a browser
-//!   signed in to a new account;
+//! - `app.account()`: the address of a new account; `app.signed_in_browser()`: a
+//!   browser signed in to a new account, and its address;
 //! - `app.two_step_account()`: an account with the authenticator app turned on, its
-//!   secret and recovery codes at hand (`two_step`);
-//! - `app.registered_app(..)`: an OpenID Connect client (`provider` serves the app as
-//!   the real binary for the OIDC flows);
+//!   secret and recovery codes at hand (`two_step`), and the browser that did it;
+//! - `app.registered_app(..)`: an OpenID Connect client; `Provider` (`provider`) serves
+//!   the app as the real binary for the OIDC flows, `p.signed_in_jar()` a signed-in
+//!   browser's cookies there;
 //! - `on_both_databases!`: one test body on SQLite and on PostgreSQL.
+//!
+//! ```text
+//! let app = TestApp::new().set("login_limit_account", 3);
+//! let (b, email) = app.signed_in_browser().await;
+//! ```
 //!
 //! Beside them: the API client's calls (`api_client`), the mailbox (`mail`), Redis read
 //! directly (`keys`), the processes a test starts (`process`: SMTP, its own Redis, the
 //! server binary), Chromium (`chromium`, imported by name: its helpers are called
-//! `fill`, `submit`, `text`…), and `paths`, the one place the crate's own
-//! paths are written.
+//! `fill`, `submit`, `text`…), and `paths`, the one place the crate's own paths are
+//! written.
 
 mod api_client;
 mod app;
