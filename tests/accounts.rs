@@ -1,4 +1,4 @@
-//! An operator disables, enables or deletes an account (`latchkey::account_admin`):
+//! An operator disables, enables or deletes an account (`account_admin`, in `paths`):
 //! every browser session and API token of it stops at once, even though
 //! `GET /api/v1/me` and the devices page answer from the session check alone, and a
 //! disabled account's sign-in answers exactly as a wrong password does. Each case runs

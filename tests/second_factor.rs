@@ -1,5 +1,5 @@
 //! The second factor on the account pages and in the service the sign-in calls
-//! (`latchkey::second_factor`): set-up with a code computed here from the secret the
+//! (`second_factor`, in `paths`): set-up with a code computed here from the secret the
 //! page shows, no replay (also under concurrent submissions), recovery codes used once
 //! and replaced as a set, turning it off with password and code, the mails the owner
 //! gets, what the database holds (never the secret or a code in the clear), the key
