@@ -10,8 +10,8 @@ use rocket::local::asynchronous::{Client, LocalResponse};
 use serde_json::Value;
 
 use super::{
-    code_of_the_step_before, is_sid, recovery_codes_in, secret_on, Accounts, Hasher, Mailer,
-    Metrics, Services, SessionCookie, Settings, Store, CODE_PAGE, PASSWORD,
+    code_of_the_step_before, is_sid, recovery_codes_in, secret_on, services_of, Accounts, Services,
+    SessionCookie, Settings, Store, CODE_PAGE, PASSWORD,
 };
 
 /// One browser profile; a clone is the same profile (the same client and cookies).
@@ -332,14 +332,7 @@ impl Browser {
 
     /// The app's services, as a handler of this browser's instance gets them.
     pub fn services(&self) -> Services<'_> {
-        Services {
-            settings: self.state::<Settings>(),
-            store: self.state::<Store>(),
-            accounts: self.state::<Accounts>(),
-            hasher: self.state::<Hasher>(),
-            mailer: self.state::<Mailer>(),
-            metrics: self.state::<Metrics>(),
-        }
+        services_of(self.client.rocket())
     }
 
     /// From now on this browser sends `value` as its session cookie.

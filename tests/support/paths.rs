@@ -1,7 +1,10 @@
 //! Every item of the `latchkey` crate the tests name, re-exported from here and named
 //! nowhere else: when the crate's modules move, this file is the one to change (and the
 //! tests keep the names below). An item whose name is too plain to stand alone in a
-//! test (`disable`, `enable`, `verify`) keeps its module as a namespace here.
+//! test (`disable`, `enable`, `verify`) keeps its module as a namespace here. The one
+//! place that builds a crate type field by field (`Services`) is here too.
+
+use rocket::{Orbit, Rocket};
 
 pub use latchkey::accounts::{AccountError, Accounts, Hasher, User, SLOT_WAIT};
 pub use latchkey::clock::now_ms;
@@ -9,8 +12,6 @@ pub use latchkey::config::{figment as default_figment, Settings};
 pub use latchkey::crypto::{random_token, sha256_hex};
 pub use latchkey::domain::{common_password_count, Email};
 pub use latchkey::limits::quota_key;
-pub use latchkey::mail::Mailer;
-pub use latchkey::metrics::Metrics;
 pub use latchkey::oidc::Keyring;
 pub use latchkey::request::ClientIp;
 pub use latchkey::services::{ServiceError, Services};
@@ -47,4 +48,22 @@ pub mod second_factor {
 /// The OpenID Connect provider's token pieces.
 pub mod oidc {
     pub use latchkey::oidc::{claims, grants};
+}
+
+/// The app's services as a handler of `rocket` gets them, from what it manages.
+pub fn services_of(rocket: &Rocket<Orbit>) -> Services<'_> {
+    Services {
+        settings: managed(rocket),
+        store: managed(rocket),
+        accounts: managed(rocket),
+        hasher: managed(rocket),
+        mailer: managed(rocket),
+        metrics: managed(rocket),
+    }
+}
+
+fn managed<T: Send + Sync + 'static>(rocket: &Rocket<Orbit>) -> &T {
+    rocket
+        .state::<T>()
+        .unwrap_or_else(|| panic!("the app manages a {}", std::any::type_name::<T>()))
 }
