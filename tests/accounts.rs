@@ -1,13 +1,10 @@
-//! An operator disables, enables or deletes an account (`latchkey::services::account_admin`):
+//! An operator disables, enables or deletes an account (`account_admin`, in `paths`):
 //! every browser session and API token of it stops at once, even though
 //! `GET /api/v1/me` and the devices page answer from the session check alone, and a
 //! disabled account's sign-in answers exactly as a wrong password does. Each case runs
 //! on SQLite and on PostgreSQL.
 
-use crate::common::*;
-use latchkey::accounts::{Accounts, Hasher, User};
-use latchkey::store::Store;
-use latchkey::support::input::Email;
+use crate::support::*;
 use rocket::http::{Method, Status};
 
 crate::on_both_databases!(
@@ -16,25 +13,9 @@ crate::on_both_databases!(
     closing_one_account_leaves_the_others_signed_in,
 );
 
-/// The app's own store and accounts, as the command line would open them.
-fn parts(b: &Browser) -> (Store, Accounts) {
-    let rocket = b.client.rocket();
-    (
-        rocket.state::<Store>().expect("store").clone(),
-        rocket.state::<Accounts>().expect("accounts").clone(),
-    )
-}
-
-async fn user(accounts: &Accounts, email: &str) -> Option<User> {
-    let email = Email::parse(email).expect("an address");
-    accounts.find_by_email(&email).await.expect("database")
-}
-
 /// A person signed in twice: a browser, and a program with an access token.
-async fn signed_in_twice(cfg: &TestConfig) -> (String, Browser, Tokens) {
-    let email = email();
-    let b = cfg.browser().await;
-    b.register(&email).await;
+async fn signed_in_twice(app: &TestApp) -> (String, Browser, Tokens) {
+    let (b, email) = app.signed_in_browser().await;
     let tokens = password_grant(&b, &email, Some("backup-script")).await;
     assert!(b.is_signed_in().await);
     let me = bearer(&b, Method::Get, "/api/v1/me", &tokens.access).await;
@@ -59,96 +40,73 @@ async fn assert_signed_out_everywhere(b: &Browser, tokens: &Tokens) {
 async fn disabling_ends_every_session_at_once_and_sign_in_answers_as_a_wrong_password(
     db: Database,
 ) {
-    let cfg = TestConfig::on(db).await;
-    let (email, b, tokens) = signed_in_twice(&cfg).await;
-    let (store, accounts) = parts(&b);
-    let account = user(&accounts, &email).await.expect("the account");
+    let app = TestApp::on(db).await;
+    let (email, b, tokens) = signed_in_twice(&app).await;
+    let (store, accounts) = b.store_and_accounts();
+    let account = app.user(&email).await.expect("the account");
 
-    let ended = latchkey::services::account_admin::disable(&store, &accounts, &account)
+    let ended = account_admin::disable(&store, &accounts, &account)
         .await
         .expect("disabled");
     assert_eq!(ended, 2);
     assert_signed_out_everywhere(&b, &tokens).await;
 
     // The right password now gets what a wrong one gets, after the same Argon2 work.
-    let other = cfg.browser().await;
-    let hasher = other
-        .client
-        .rocket()
-        .state::<Hasher>()
-        .expect("hasher")
-        .clone();
-    let before = hasher.verifications();
-    let right = other.login(&email, PASSWORD).await;
-    assert_eq!(hasher.verifications() - before, 1);
-    let wrong = other.login(&email, "not the password at all").await;
-    assert_eq!(right.status, Status::Unauthorized);
-    assert_eq!(
-        right.body.replace(PASSWORD, ""),
-        wrong.body.replace("not the password at all", "")
-    );
-    assert!(other.session_cookie().is_none());
-    let grant = password_attempt(&other, &email, PASSWORD).await;
-    let wrong_grant = password_attempt(&other, &email, "not the password at all").await;
-    assert_eq!(grant.status, wrong_grant.status);
-    assert_eq!(grant.json, wrong_grant.json);
+    let other = app.browser().await;
+    assert_the_right_password_answers_as_a_wrong_one(&other, &email).await;
     // No reset code is mailed to a disabled account.
-    let mailed = mails_in(&cfg.outbox()).len();
-    let forgot = other
-        .submit("/password/forgot", "/password/forgot", &[("email", &email)])
-        .await;
+    let mailed = mails_in(&app.outbox()).len();
+    let forgot = other.ask_for_reset_code(&email).await;
     assert_eq!(forgot.status, Status::Ok);
     tokio::time::sleep(std::time::Duration::from_millis(500)).await;
-    assert_eq!(mails_in(&cfg.outbox()).len(), mailed, "a code was mailed");
+    assert_eq!(mails_in(&app.outbox()).len(), mailed, "a code was mailed");
 
     // Enabled again: the password works; nothing of before comes back.
-    let account = user(&accounts, &email).await.expect("the account");
-    latchkey::services::account_admin::enable(&accounts, &account)
+    let account = app.user(&email).await.expect("the account");
+    account_admin::enable(&accounts, &account)
         .await
         .expect("enabled");
     assert!(!b.is_signed_in().await);
-    let again = cfg.browser().await;
+    let again = app.browser().await;
     assert_eq!(again.login(&email, PASSWORD).await.status, Status::SeeOther);
     assert!(again.is_signed_in().await);
     assert!(again.get("/devices").await.body.contains(&email));
     // And a reset code is mailed again (so the check above could have seen one).
-    other
-        .submit("/password/forgot", "/password/forgot", &[("email", &email)])
-        .await;
-    let mails = wait_for_mails(&cfg.outbox(), mailed + 1).await;
+    other.ask_for_reset_code(&email).await;
+    let mails = wait_for_mails(&app.outbox(), mailed + 1).await;
     assert_eq!(mails.len(), mailed + 1);
 }
 
 async fn deleting_ends_every_session_at_once(db: Database) {
-    let cfg = TestConfig::on(db).await;
-    let (email, b, tokens) = signed_in_twice(&cfg).await;
-    let (store, accounts) = parts(&b);
-    let account = user(&accounts, &email).await.expect("the account");
+    let app = TestApp::on(db).await;
+    let (email, b, tokens) = signed_in_twice(&app).await;
+    let (store, accounts) = b.store_and_accounts();
+    let account = app.user(&email).await.expect("the account");
 
-    let ended = latchkey::services::account_admin::delete(&store, &accounts, &account)
+    let ended = account_admin::delete(&store, &accounts, &account)
         .await
         .expect("deleted");
     assert_eq!(ended, 2);
-    assert!(user(&accounts, &email).await.is_none());
+    assert!(app.user(&email).await.is_none());
     assert_signed_out_everywhere(&b, &tokens).await;
-    let other = cfg.browser().await;
+    let other = app.browser().await;
     assert_eq!(
         other.login(&email, PASSWORD).await.status,
         Status::Unauthorized
     );
     // The address is free again.
-    let b = cfg.browser().await;
+    let b = app.browser().await;
     assert_eq!(b.register(&email).await.status, Status::SeeOther);
 }
 
 /// Everyone else keeps working: closing one account touches only its own keys.
 async fn closing_one_account_leaves_the_others_signed_in(db: Database) {
-    let cfg = TestConfig::on(db).await;
-    let (email, b, _) = signed_in_twice(&cfg).await;
-    let (_, other, other_tokens) = signed_in_twice(&cfg).await;
-    let (store, accounts) = parts(&b);
-    let account = user(&accounts, &email).await.expect("the account");
-    latchkey::services::account_admin::disable(&store, &accounts, &account)
+    let app = TestApp::on(db).await;
+    let (email, b, _) = signed_in_twice(&app).await;
+    let (_, other, other_tokens) = signed_in_twice(&app).await;
+    let (store, accounts) = b.store_and_accounts();
+    let account = app.user(&email).await.expect("the account");
+    account_admin::disable(&store, &accounts, &account)
         .await
         .expect("disabled");
     assert!(other.is_signed_in().await);

@@ -2,7 +2,7 @@
 //! address the mailer cannot deliver to, or one carrying a name or angle brackets that
 //! would send its mail elsewhere, is refused with 400 and a message wherever it is typed.
 
-use crate::common::*;
+use crate::support::*;
 use rocket::http::Status;
 
 /// Addresses a mail server would refuse, or would deliver somewhere else.
@@ -49,10 +49,10 @@ fn unique_variant(address: &str) -> String {
 
 #[tokio::test]
 async fn an_address_the_mailer_cannot_use_is_refused_everywhere() {
-    let cfg = TestConfig::new();
-    let registered = email();
-    cfg.browser().await.register(&registered).await;
-    let b = cfg.browser().await;
+    let app = TestApp::new();
+    // An account exists: what is refused below is refused for its form alone.
+    app.account().await;
+    let b = app.browser().await;
 
     for address in REFUSED {
         let register = b
@@ -74,25 +74,11 @@ async fn an_address_the_mailer_cannot_use_is_refused_everywhere() {
         assert_eq!(login.status, Status::BadRequest, "login {address:?}");
         assert!(login.body.contains("name@example.com"), "{address:?}");
 
-        let forgot = b
-            .submit(
-                "/password/forgot",
-                "/password/forgot",
-                &[("email", address)],
-            )
-            .await;
+        let forgot = b.ask_for_reset_code(address).await;
         assert_eq!(forgot.status, Status::BadRequest, "forgot {address:?}");
 
         let reset = b
-            .submit(
-                "/password/reset",
-                "/password/reset",
-                &[
-                    ("email", address),
-                    ("code", "123456"),
-                    ("new_password", "a new passphrase"),
-                ],
-            )
+            .reset_password(address, "123456", "a new passphrase")
             .await;
         assert_eq!(reset.status, Status::BadRequest, "reset {address:?}");
         assert!(reset.body.contains("name@example.com"), "{address:?}");
@@ -102,66 +88,44 @@ async fn an_address_the_mailer_cannot_use_is_refused_everywhere() {
     }
     // Nothing was mailed to any of them.
     tokio::time::sleep(std::time::Duration::from_millis(300)).await;
-    assert!(mails_in(&cfg.outbox()).is_empty());
+    assert!(mails_in(&app.outbox()).is_empty());
 }
 
 #[tokio::test]
 async fn ordinary_addresses_register_sign_in_and_get_their_mail() {
-    let cfg = TestConfig::new();
+    let app = TestApp::new();
     for (n, address) in ACCEPTED.iter().enumerate() {
         let address = unique_variant(address);
-        let b = cfg.browser().await;
+        let b = app.browser().await;
         let res = b.register(&address).await;
         assert_eq!(res.status, Status::SeeOther, "{address}: {}", res.body);
         assert_eq!(
-            cfg.browser().await.login(&address, PASSWORD).await.status,
+            app.browser().await.login(&address, PASSWORD).await.status,
             Status::SeeOther,
             "{address}"
         );
         let api = password_attempt(&b, &address, PASSWORD).await;
         assert_eq!(api.status, Status::Ok, "{address}: {}", api.body);
-        cfg.browser()
-            .await
-            .submit(
-                "/password/forgot",
-                "/password/forgot",
-                &[("email", &address)],
-            )
-            .await;
+        app.browser().await.ask_for_reset_code(&address).await;
         assert_eq!(
-            reset_mails(&cfg, n + 1).await,
+            wait_for_reset_mails(&app.outbox(), n + 1).await.len(),
             n + 1,
             "{address}: its code was mailed"
         );
     }
     // An internationalised domain is mailed in its ASCII (punycode) form, which every
     // mail server accepts, and signs in typed either way.
-    let mails = mails_in(&cfg.outbox());
+    let mails = mails_in(&app.outbox());
     let idn = mails.iter().find(|m| m.contains("xn--bcher-kva.example"));
     assert!(
         idn.is_some(),
         "the IDN address was mailed as xn--bcher-kva.example"
     );
     let ascii = unique_variant("user@xn--bcher-kva.example");
-    cfg.browser().await.register(&ascii).await;
+    app.browser().await.register(&ascii).await;
     let typed = ascii.replace("xn--bcher-kva", "bücher");
     assert_eq!(
-        cfg.browser().await.login(&typed, PASSWORD).await.status,
+        app.browser().await.login(&typed, PASSWORD).await.status,
         Status::SeeOther
     );
-}
-
-/// Waits (bounded) until `n` reset mails are in the outbox; answers how many there are.
-async fn reset_mails(cfg: &TestConfig, n: usize) -> usize {
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-    loop {
-        let count = mails_in(&cfg.outbox())
-            .iter()
-            .filter(|m| m.contains("reset code"))
-            .count();
-        if count >= n || std::time::Instant::now() > deadline {
-            return count;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    }
 }

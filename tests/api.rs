@@ -5,7 +5,7 @@
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
-use crate::common::*;
+use crate::support::*;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use jsonwebtoken::{encode, Algorithm, EncodingKey, Header};
@@ -23,28 +23,6 @@ async fn assert_signed_out(b: &Browser, t: &Tokens) {
         .assert_json_error(Status::Unauthorized, "invalid_grant");
 }
 
-/// A registered user with a browser session; returns (browser, email).
-async fn user(cfg: &TestConfig) -> (Browser, String) {
-    let email = email();
-    let b = cfg.browser().await;
-    let res = b.register(&email).await;
-    assert_eq!(res.status, Status::SeeOther, "{}", res.body);
-    (b, email)
-}
-
-/// The claims of a JWT, read without checking anything.
-fn claims_of(jwt: &str) -> Value {
-    let payload = jwt.split('.').nth(1).expect("three parts");
-    serde_json::from_slice(&URL_SAFE_NO_PAD.decode(payload).expect("base64url")).expect("JSON")
-}
-
-fn now_secs() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .expect("clock")
-        .as_secs()
-}
-
 fn sign(header: &Header, claims: &Value, key: &[u8]) -> String {
     encode(header, claims, &EncodingKey::from_secret(key)).expect("signed")
 }
@@ -55,8 +33,8 @@ fn b64(v: &Value) -> String {
 
 #[tokio::test]
 async fn a_password_grant_gives_a_bearer_token_that_reads_me() {
-    let cfg = TestConfig::new();
-    let (b, email) = user(&cfg).await;
+    let app = TestApp::new();
+    let (b, email) = app.signed_in_browser().await;
 
     let res = token_form(
         &b,
@@ -74,16 +52,12 @@ async fn a_password_grant_gives_a_bearer_token_that_reads_me() {
     assert_eq!(res.header("Cache-Control"), Some("no-store"));
     assert_eq!(res.header("Pragma"), Some("no-cache"));
     let t = Tokens::from(&res);
-    assert!(
-        latchkey::services::sessions::is_sid(&t.session_id),
-        "{}",
-        t.session_id
-    );
+    assert!(is_sid(&t.session_id), "{}", t.session_id);
     let parts: Vec<&str> = t.refresh.split('.').collect();
     assert_eq!(parts.len(), 3, "refresh token is UID.SID.SECRET");
     assert_eq!(parts[1], t.session_id);
 
-    let claims = claims_of(&t.access);
+    let claims = jwt_part(&t.access, 1);
     assert_eq!(claims["sid"], t.session_id.as_str());
     assert_eq!(claims["aud"], "latchkey-api");
     assert_eq!(claims["iss"], ISSUER);
@@ -106,8 +80,8 @@ async fn a_password_grant_gives_a_bearer_token_that_reads_me() {
 
 #[tokio::test]
 async fn json_and_form_bodies_are_the_same_request() {
-    let cfg = TestConfig::new();
-    let (b, email) = user(&cfg).await;
+    let app = TestApp::new();
+    let (b, email) = app.signed_in_browser().await;
 
     let from_json = token_json(
         &b,
@@ -145,8 +119,8 @@ async fn json_and_form_bodies_are_the_same_request() {
 
 #[tokio::test]
 async fn a_wrong_password_and_an_unknown_account_get_the_same_401() {
-    let cfg = TestConfig::new();
-    let (b, email) = user(&cfg).await;
+    let app = TestApp::new();
+    let (b, email) = app.signed_in_browser().await;
 
     let wrong = password_attempt(&b, &email, "not the password at all").await;
     let unknown = token_form(
@@ -171,8 +145,8 @@ async fn a_wrong_password_and_an_unknown_account_get_the_same_401() {
 
 #[tokio::test]
 async fn token_requests_without_a_usable_grant_get_the_oauth_error_codes() {
-    let cfg = TestConfig::new();
-    let (b, email) = user(&cfg).await;
+    let app = TestApp::new();
+    let (b, email) = app.signed_in_browser().await;
 
     let cases: Vec<(Vec<(&str, &str)>, &str)> = vec![
         (vec![], "invalid_request"),
@@ -233,8 +207,8 @@ async fn token_requests_without_a_usable_grant_get_the_oauth_error_codes() {
 
 #[tokio::test]
 async fn unreadable_json_bodies_get_a_json_4xx_and_start_no_session() {
-    let cfg = TestConfig::new();
-    let (b, email) = user(&cfg).await;
+    let app = TestApp::new();
+    let (b, email) = app.signed_in_browser().await;
 
     let bodies: Vec<Vec<u8>> = vec![
         b"{".to_vec(),
@@ -282,8 +256,8 @@ async fn unreadable_json_bodies_get_a_json_4xx_and_start_no_session() {
 
 #[tokio::test]
 async fn unknown_api_paths_and_methods_answer_json_never_html() {
-    let cfg = TestConfig::new();
-    let b = cfg.browser().await;
+    let app = TestApp::new();
+    let b = app.browser().await;
 
     for (method, path) in [
         (Method::Get, "/api/v1/nope"),
@@ -303,8 +277,8 @@ async fn unknown_api_paths_and_methods_answer_json_never_html() {
 
 #[tokio::test]
 async fn the_api_session_is_on_the_devices_page_and_the_browser_can_end_it() {
-    let cfg = TestConfig::new();
-    let (browser, email) = user(&cfg).await;
+    let app = TestApp::new();
+    let (browser, email) = app.signed_in_browser().await;
     let t = password_grant(&browser, &email, Some("Nightly backup")).await;
 
     let page = browser.get("/devices").await;
@@ -323,8 +297,8 @@ async fn the_api_session_is_on_the_devices_page_and_the_browser_can_end_it() {
 
 #[tokio::test]
 async fn sessions_lists_browser_and_api_sessions_and_marks_the_callers() {
-    let cfg = TestConfig::new();
-    let (browser, email) = user(&cfg).await;
+    let app = TestApp::new();
+    let (browser, email) = app.signed_in_browser().await;
     let t = password_grant(&browser, &email, Some("  cli tool  ")).await;
     let unnamed = password_grant(&browser, &email, Some("   ")).await;
 
@@ -365,8 +339,8 @@ async fn sessions_lists_browser_and_api_sessions_and_marks_the_callers() {
 
 #[tokio::test]
 async fn a_client_name_is_at_most_64_printable_characters() {
-    let cfg = TestConfig::new();
-    let (browser, email) = user(&cfg).await;
+    let app = TestApp::new();
+    let (browser, email) = app.signed_in_browser().await;
     let longest = "x".repeat(64);
     let t = password_grant(&browser, &email, Some(&longest)).await;
     let list = bearer(&browser, Method::Get, "/api/v1/sessions", &t.access).await;
@@ -404,11 +378,11 @@ async fn a_client_name_is_at_most_64_printable_characters() {
 
 #[tokio::test]
 async fn known_devices_are_capped_per_account_and_old_ones_expire() {
-    let cfg = TestConfig::new().set("hash_limit_ip", 1000);
-    let (browser, email) = user(&cfg).await;
+    let app = TestApp::new().set("hash_limit_ip", 1000);
+    let (browser, email) = app.signed_in_browser().await;
     let db = sqlx::SqlitePool::connect(&format!(
         "sqlite://{}",
-        cfg.dir.join("accounts.db").display()
+        app.dir.join("accounts.db").display()
     ))
     .await
     .expect("the account database");
@@ -423,7 +397,7 @@ async fn known_devices_are_capped_per_account_and_old_ones_expire() {
         .fetch_one(&db)
         .await
         .expect("the user");
-    let long_ago = latchkey::support::clock::now_ms() - 31 * 86_400_000;
+    let long_ago = now_ms() - 31 * 86_400_000;
     sqlx::query(
         "INSERT INTO known_devices (user_id, fingerprint, last_seen_at) VALUES (?, 'stale', ?)",
     )
@@ -448,9 +422,9 @@ async fn known_devices_are_capped_per_account_and_old_ones_expire() {
 
 #[tokio::test]
 async fn an_api_client_can_end_a_browser_session_but_not_someone_elses() {
-    let cfg = TestConfig::new();
-    let (browser, email) = user(&cfg).await;
-    let (mb, m_email) = user(&cfg).await;
+    let app = TestApp::new();
+    let (browser, email) = app.signed_in_browser().await;
+    let (mb, m_email) = app.signed_in_browser().await;
     let t = password_grant(&browser, &email, None).await;
     let list = bearer(&browser, Method::Get, "/api/v1/sessions", &t.access).await;
     let browser_sid = list
@@ -505,8 +479,8 @@ async fn an_api_client_can_end_a_browser_session_but_not_someone_elses() {
 
 #[tokio::test]
 async fn ending_all_other_sessions_keeps_only_the_callers() {
-    let cfg = TestConfig::new();
-    let (browser, email) = user(&cfg).await;
+    let app = TestApp::new();
+    let (browser, email) = app.signed_in_browser().await;
     let other_api = password_grant(&browser, &email, Some("old laptop")).await;
     let t = password_grant(&browser, &email, Some("this script")).await;
 
@@ -528,8 +502,8 @@ async fn ending_all_other_sessions_keeps_only_the_callers() {
 
 #[tokio::test]
 async fn a_refresh_rotates_both_tokens_within_the_same_session() {
-    let cfg = TestConfig::new();
-    let (b, email) = user(&cfg).await;
+    let app = TestApp::new();
+    let (b, email) = app.signed_in_browser().await;
     let first = password_grant(&b, &email, None).await;
 
     let res = refresh(&b, &first.refresh).await;
@@ -540,8 +514,8 @@ async fn a_refresh_rotates_both_tokens_within_the_same_session() {
     assert_eq!(second.session_id, first.session_id);
     assert_ne!(second.refresh, first.refresh);
     assert_ne!(
-        claims_of(&second.access)["jti"],
-        claims_of(&first.access)["jti"]
+        jwt_part(&second.access, 1)["jti"],
+        jwt_part(&first.access, 1)["jti"]
     );
     let me = bearer(&b, Method::Get, "/api/v1/me", &second.access).await;
     assert_eq!(me.status, Status::Ok);
@@ -557,8 +531,8 @@ async fn a_refresh_rotates_both_tokens_within_the_same_session() {
 }
 
 /// A grace window short enough to wait out in a test, and a wait past it.
-fn short_grace() -> TestConfig {
-    TestConfig::new().set("refresh_grace_seconds", 1)
+fn short_grace() -> TestApp {
+    TestApp::new().set("refresh_grace_seconds", 1)
 }
 const PAST_SHORT_GRACE: Duration = Duration::from_millis(1100);
 
@@ -574,8 +548,8 @@ async fn assert_signed_in(b: &Browser, t: &Tokens) -> Tokens {
 
 #[tokio::test]
 async fn replaying_a_rotated_refresh_token_after_the_grace_window_ends_the_whole_session() {
-    let cfg = short_grace();
-    let (browser, email) = user(&cfg).await;
+    let app = short_grace();
+    let (browser, email) = app.signed_in_browser().await;
     let stolen = password_grant(&browser, &email, Some("phone app")).await;
     let legit = Tokens::from(&refresh(&browser, &stolen.refresh).await);
     tokio::time::sleep(PAST_SHORT_GRACE).await;
@@ -591,11 +565,11 @@ async fn replaying_a_rotated_refresh_token_after_the_grace_window_ends_the_whole
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn two_concurrent_refreshes_with_one_token_both_get_the_same_successor() {
-    let cfg = TestConfig::new();
-    let (b, email) = user(&cfg).await;
+    let app = TestApp::new();
+    let (b, email) = app.signed_in_browser().await;
     for _ in 0..5 {
         let t = password_grant(&b, &email, None).await;
-        let body = crate::common::encode(&[
+        let body = crate::support::encode(&[
             ("grant_type", "refresh_token"),
             ("refresh_token", &t.refresh),
         ]);
@@ -637,8 +611,8 @@ async fn two_concurrent_refreshes_with_one_token_both_get_the_same_successor() {
 
 #[tokio::test]
 async fn the_previous_refresh_token_within_the_window_gets_the_same_successor() {
-    let cfg = TestConfig::new();
-    let (b, email) = user(&cfg).await;
+    let app = TestApp::new();
+    let (b, email) = app.signed_in_browser().await;
     let first = password_grant(&b, &email, None).await;
     let second = Tokens::from(&refresh(&b, &first.refresh).await);
 
@@ -647,8 +621,8 @@ async fn the_previous_refresh_token_within_the_window_gets_the_same_successor() 
     assert_eq!(again.refresh, second.refresh);
     assert_eq!(again.session_id, first.session_id);
     assert_ne!(
-        claims_of(&again.access)["jti"],
-        claims_of(&second.access)["jti"],
+        jwt_part(&again.access, 1)["jti"],
+        jwt_part(&second.access, 1)["jti"],
         "a new access token each time"
     );
     // The successor from the grace answer works, and rotates as usual.
@@ -659,8 +633,8 @@ async fn the_previous_refresh_token_within_the_window_gets_the_same_successor() 
 
 #[tokio::test]
 async fn a_refresh_token_two_generations_old_ends_the_session_even_within_the_window() {
-    let cfg = TestConfig::new();
-    let (b, email) = user(&cfg).await;
+    let app = TestApp::new();
+    let (b, email) = app.signed_in_browser().await;
     let first = password_grant(&b, &email, None).await;
     let second = Tokens::from(&refresh(&b, &first.refresh).await);
     // The successor is used at once: `first` is now older than the previous token.
@@ -675,8 +649,8 @@ async fn a_refresh_token_two_generations_old_ends_the_session_even_within_the_wi
 
 #[tokio::test]
 async fn the_window_counts_from_the_rotation_not_from_the_last_grace_answer() {
-    let cfg = short_grace();
-    let (b, email) = user(&cfg).await;
+    let app = short_grace();
+    let (b, email) = app.signed_in_browser().await;
     let first = password_grant(&b, &email, None).await;
     let second = Tokens::from(&refresh(&b, &first.refresh).await);
     tokio::time::sleep(Duration::from_millis(600)).await;
@@ -692,8 +666,8 @@ async fn the_window_counts_from_the_rotation_not_from_the_last_grace_answer() {
 
 #[tokio::test]
 async fn with_the_window_off_a_second_refresh_with_one_token_ends_the_session() {
-    let cfg = TestConfig::new().set("refresh_grace_seconds", 0);
-    let (b, email) = user(&cfg).await;
+    let app = TestApp::new().set("refresh_grace_seconds", 0);
+    let (b, email) = app.signed_in_browser().await;
     let first = password_grant(&b, &email, None).await;
     let second = Tokens::from(&refresh(&b, &first.refresh).await);
 
@@ -705,8 +679,8 @@ async fn with_the_window_off_a_second_refresh_with_one_token_ends_the_session() 
 
 #[tokio::test]
 async fn a_made_up_secret_for_a_real_session_is_refused_and_ends_nothing() {
-    let cfg = TestConfig::new();
-    let (b, email) = user(&cfg).await;
+    let app = TestApp::new();
+    let (b, email) = app.signed_in_browser().await;
     let mine = password_grant(&b, &email, None).await;
     let theirs = password_grant(&b, &email, None).await;
     let rotated = Tokens::from(&refresh(&b, &mine.refresh).await);
@@ -729,8 +703,8 @@ async fn a_made_up_secret_for_a_real_session_is_refused_and_ends_nothing() {
 
 #[tokio::test]
 async fn an_ended_session_gives_no_grace_answer() {
-    let cfg = TestConfig::new();
-    let (browser, email) = user(&cfg).await;
+    let app = TestApp::new();
+    let (browser, email) = app.signed_in_browser().await;
     let first = password_grant(&browser, &email, Some("Sync tool")).await;
     let second = Tokens::from(&refresh(&browser, &first.refresh).await);
     let page = browser.get("/devices").await;
@@ -752,8 +726,8 @@ async fn an_ended_session_gives_no_grace_answer() {
 
 #[tokio::test]
 async fn logout_stops_the_access_token_and_its_session_at_once() {
-    let cfg = TestConfig::new();
-    let (b, email) = user(&cfg).await;
+    let app = TestApp::new();
+    let (b, email) = app.signed_in_browser().await;
     let t = password_grant(&b, &email, None).await;
     let other = password_grant(&b, &email, None).await;
 
@@ -773,16 +747,12 @@ async fn logout_stops_the_access_token_and_its_session_at_once() {
         .await
         .assert_json_error(Status::Unauthorized, "invalid_grant");
     // The jti is marked revoked for as long as the token could be accepted.
-    let claims = claims_of(&t.access);
+    let claims = jwt_part(&t.access, 1);
     let user: uuid::Uuid = claims["sub"].as_str().unwrap_or("").parse().expect("sub");
-    let key = latchkey::store::KeyNames::new(&cfg.prefix)
+    let key = app
+        .key_names()
         .revoked_jti(&user, claims["jti"].as_str().unwrap_or(""));
-    let mut conn = redis_conn().await;
-    let ttl: i64 = redis::cmd("PTTL")
-        .arg(&key)
-        .query_async(&mut conn)
-        .await
-        .expect("PTTL");
+    let ttl = pttl(&key).await;
     assert!(ttl > 900_000 && ttl <= 930_000, "{ttl}");
     // Other sessions are untouched.
     assert_eq!(
@@ -795,11 +765,11 @@ async fn logout_stops_the_access_token_and_its_session_at_once() {
 
 #[tokio::test]
 async fn forged_and_mangled_access_tokens_are_refused() {
-    let cfg = TestConfig::new();
-    let (b, email) = user(&cfg).await;
+    let app = TestApp::new();
+    let (b, email) = app.signed_in_browser().await;
     let t = password_grant(&b, &email, None).await;
-    let real = claims_of(&t.access);
-    let now = now_secs();
+    let real = jwt_part(&t.access, 1);
+    let now = unix_now();
     let with = |changes: Value| {
         let mut c = real.clone();
         for (k, v) in changes.as_object().expect("object") {
@@ -953,12 +923,12 @@ async fn forged_and_mangled_access_tokens_are_refused() {
 
 #[tokio::test]
 async fn a_browser_session_cookie_secret_is_not_an_access_token() {
-    let cfg = TestConfig::new();
-    let (b, _) = user(&cfg).await;
+    let app = TestApp::new();
+    let (b, _) = app.signed_in_browser().await;
     let cookie = b.session_cookie().expect("cookie");
     let (uid, secret) = cookie.split_once('.').expect("UID.TOKEN");
-    let sid = latchkey::services::sessions::sid_for(secret);
-    let now = now_secs();
+    let sid = sid_for(secret);
+    let now = unix_now();
     // Even signed with the right key, a token naming a browser session is refused.
     let token = sign(
         &Header::new(Algorithm::HS256),
@@ -985,8 +955,8 @@ async fn a_browser_session_cookie_secret_is_not_an_access_token() {
 
 #[tokio::test]
 async fn signing_out_everywhere_else_from_the_browser_ends_api_tokens() {
-    let cfg = TestConfig::new();
-    let (browser, email) = user(&cfg).await;
+    let app = TestApp::new();
+    let (browser, email) = app.signed_in_browser().await;
     let t = password_grant(&browser, &email, None).await;
     assert_eq!(
         bearer(&browser, Method::Get, "/api/v1/me", &t.access)
@@ -1006,19 +976,12 @@ async fn signing_out_everywhere_else_from_the_browser_ends_api_tokens() {
 
 #[tokio::test]
 async fn changing_the_password_ends_api_sessions() {
-    let cfg = TestConfig::new();
-    let (browser, email) = user(&cfg).await;
+    let app = TestApp::new();
+    let (browser, email) = app.signed_in_browser().await;
     let t = password_grant(&browser, &email, None).await;
 
     let res = browser
-        .submit(
-            "/account/password",
-            "/account/password",
-            &[
-                ("current_password", PASSWORD),
-                ("new_password", "a brand new passphrase 42"),
-            ],
-        )
+        .change_password(PASSWORD, "a brand new passphrase 42")
         .await;
     assert!(res.status.code < 400, "{} {}", res.status, res.body);
 
@@ -1031,42 +994,22 @@ async fn changing_the_password_ends_api_sessions() {
 
 #[tokio::test]
 async fn a_password_reset_ends_every_api_session() {
-    let cfg = TestConfig::new();
-    let (browser, email) = user(&cfg).await;
-    let app = password_grant(&browser, &email, Some("phone app")).await;
+    let app = TestApp::new();
+    let (browser, email) = app.signed_in_browser().await;
+    let phone_app = password_grant(&browser, &email, Some("phone app")).await;
     let cli = password_grant(&browser, &email, Some("backup script")).await;
 
     // Someone who is not signed in asks for a code and uses it.
-    let stranger = cfg.browser().await;
-    let asked = stranger
-        .submit("/password/forgot", "/password/forgot", &[("email", &email)])
-        .await;
+    let stranger = app.browser().await;
+    let asked = stranger.ask_for_reset_code(&email).await;
     assert_eq!(asked.status, Status::Ok, "{}", asked.body);
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-    let code = loop {
-        if let Some(m) = mails_in(&cfg.outbox())
-            .into_iter()
-            .find(|m| m.contains("reset code"))
-        {
-            break code_in(&m);
-        }
-        assert!(std::time::Instant::now() < deadline, "no reset mail");
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    };
+    let code = wait_for_reset_code(&app.outbox()).await;
     let reset = stranger
-        .submit(
-            "/password/reset",
-            "/password/reset",
-            &[
-                ("email", &email),
-                ("code", &code),
-                ("new_password", "a brand new passphrase 42"),
-            ],
-        )
+        .reset_password(&email, &code, "a brand new passphrase 42")
         .await;
     assert_eq!(reset.status, Status::SeeOther, "{}", reset.body);
 
-    for t in [&app, &cli] {
+    for t in [&phone_app, &cli] {
         assert_signed_out(&browser, t).await;
     }
     assert!(
@@ -1079,8 +1022,8 @@ async fn a_password_reset_ends_every_api_session() {
 
 #[tokio::test]
 async fn the_sign_in_quota_applies_to_the_api_even_with_the_right_password() {
-    let cfg = TestConfig::new().set("login_limit_account", 5);
-    let (browser, email) = user(&cfg).await;
+    let app = TestApp::new().set("login_limit_account", 5);
+    let (browser, email) = app.signed_in_browser().await;
 
     for i in 0..5 {
         let res = password_attempt(&browser, &email, &format!("guess number {i}")).await;
@@ -1096,16 +1039,15 @@ async fn the_sign_in_quota_applies_to_the_api_even_with_the_right_password() {
         .expect("Retry-After in seconds");
     assert!((1..=900).contains(&retry), "{retry}");
     // The quota is the account's, shared with the sign-in page.
-    let page = cfg.browser().await.login(&email, PASSWORD).await;
+    let page = app.browser().await.login(&email, PASSWORD).await;
     assert_eq!(page.status, Status::TooManyRequests);
 }
 
 #[tokio::test]
 async fn a_store_outage_answers_503_json_quickly() {
     let mut redis = OwnRedis::start();
-    let mut cfg = TestConfig::new();
-    cfg.redis_url = redis.url();
-    let (b, email) = user(&cfg).await;
+    let app = TestApp::new().with_redis(&redis.url());
+    let (b, email) = app.signed_in_browser().await;
     let t = password_grant(&b, &email, None).await;
 
     redis.stop();
@@ -1123,51 +1065,25 @@ async fn a_store_outage_answers_503_json_quickly() {
 
 #[tokio::test]
 async fn the_openapi_description_matches_the_mounted_routes() {
-    let cfg = TestConfig::new();
-    let rocket = latchkey::app_with(cfg.figment())
-        .ignite()
+    let app = TestApp::new();
+    let mounted: BTreeSet<(String, String)> = app
+        .mounted_routes()
         .await
-        .expect("ignites");
-    let mounted: BTreeSet<(String, String)> = rocket
-        .routes()
-        .filter(|r| r.uri.path().starts_with(latchkey::api::BASE))
-        .map(|r| {
-            let path = r.uri.path().replace('<', "{").replace('>', "}");
-            (path, r.method.as_str().to_lowercase())
-        })
+        .into_iter()
+        .filter(|(path, _)| path.starts_with(openapi::API_BASE))
+        .map(|(path, method)| (path.replace('<', "{").replace('>', "}"), method))
         .collect();
-    let spec: Value = serde_json::from_str(latchkey::api::OPENAPI).expect("valid JSON");
-    let described: BTreeSet<(String, String)> = spec["paths"]
-        .as_object()
-        .expect("paths")
-        .iter()
-        .flat_map(|(path, ops)| {
-            ops.as_object()
-                .expect("operations")
-                .keys()
-                .map(move |m| (path.clone(), m.clone()))
-        })
-        .collect();
-
-    assert_eq!(mounted, described);
+    let spec: Value = serde_json::from_str(openapi::API).expect("valid JSON");
+    assert_eq!(mounted, described_operations(&spec));
     assert_eq!(spec["openapi"], "3.0.3");
     assert_eq!(
         spec["components"]["securitySchemes"]["bearerAuth"]["scheme"],
         "bearer"
     );
     // Every $ref points at something that exists.
-    let text = latchkey::api::OPENAPI;
-    for (i, _) in text.match_indices("\"$ref\": \"#/") {
-        let rest = &text[i + "\"$ref\": \"".len()..];
-        let target = &rest[..rest.find('"').expect("closing quote")];
-        let found = target
-            .trim_start_matches("#/")
-            .split('/')
-            .try_fold(&spec, |v, part| v.get(part));
-        assert!(found.is_some(), "dangling {target}");
-    }
+    assert_refs_resolve(openapi::API, &spec);
 
-    let b = cfg.browser().await;
+    let b = app.browser().await;
     let served = request(&b, Method::Get, "/api/v1/openapi.json", None, None).await;
     assert_eq!(served.status, Status::Ok);
     assert_eq!(served.json, spec);

@@ -1,12 +1,12 @@
 //! Creating an account, signing in and out, as a user and as an attacker would.
 
-use crate::common::*;
+use crate::support::*;
 use rocket::http::Status;
 
 #[tokio::test]
 async fn a_new_account_is_signed_in_and_sees_its_device() {
-    let cfg = TestConfig::new();
-    let b = cfg.browser().await;
+    let app = TestApp::new();
+    let b = app.browser().await;
     let email = email();
 
     let res = b.register(&email).await;
@@ -28,8 +28,8 @@ async fn a_new_account_is_signed_in_and_sees_its_device() {
 
 #[tokio::test]
 async fn the_root_sends_you_where_you_belong() {
-    let cfg = TestConfig::new();
-    let b = cfg.browser().await;
+    let app = TestApp::new();
+    let b = app.browser().await;
     assert_eq!(b.get("/").await.location.as_deref(), Some("/login"));
     b.register(&email()).await;
     assert_eq!(b.get("/").await.location.as_deref(), Some("/devices"));
@@ -37,29 +37,27 @@ async fn the_root_sends_you_where_you_belong() {
 
 #[tokio::test]
 async fn signing_in_and_out() {
-    let cfg = TestConfig::new();
-    let email = email();
-    cfg.browser().await.register(&email).await;
+    let app = TestApp::new();
+    let email = app.account().await;
 
-    let b = cfg.browser().await;
+    let b = app.browser().await;
     let res = b.login(&email, PASSWORD).await;
     assert_eq!(res.status, Status::SeeOther);
     assert_eq!(res.location.as_deref(), Some("/devices"));
     assert!(b.is_signed_in().await);
     let cookie = b.session_cookie().expect("a session cookie");
     // Before the sign-out the same value, replayed by another browser, is signed in.
-    let thief = cfg.browser().await;
+    let thief = app.browser().await;
     thief.set_session_cookie(&cookie).await;
     assert!(thief.is_signed_in().await);
 
-    let token = b.get("/devices").await.csrf();
-    let out = b.post_form("/logout", &token, &[]).await;
+    let out = b.sign_out().await;
     assert_eq!(out.status, Status::SeeOther);
     assert_eq!(out.location.as_deref(), Some("/login"));
     assert!(!b.is_signed_in().await);
 
     // The cookie from before the sign-out no longer works, replayed by anyone.
-    let stranger = cfg.browser().await;
+    let stranger = app.browser().await;
     stranger.set_session_cookie(&cookie).await;
     assert!(!stranger.is_signed_in().await);
     thief.set_session_cookie(&cookie).await;
@@ -68,10 +66,9 @@ async fn signing_in_and_out() {
 
 #[tokio::test]
 async fn a_signed_out_visitor_is_sent_to_sign_in_and_back() {
-    let cfg = TestConfig::new();
-    let email = email();
-    cfg.browser().await.register(&email).await;
-    let b = cfg.browser().await;
+    let app = TestApp::new();
+    let email = app.account().await;
+    let b = app.browser().await;
 
     let res = b.get("/devices").await;
     assert_eq!(res.status, Status::SeeOther);
@@ -90,16 +87,15 @@ async fn a_signed_out_visitor_is_sent_to_sign_in_and_back() {
 
 #[tokio::test]
 async fn next_never_leaves_the_site() {
-    let cfg = TestConfig::new();
-    let email = email();
-    cfg.browser().await.register(&email).await;
+    let app = TestApp::new();
+    let email = app.account().await;
     for next in [
         "https://evil.example/",
         "//evil.example/",
         "/\\evil.example",
         "javascript:alert(1)",
     ] {
-        let b = cfg.browser().await;
+        let b = app.browser().await;
         let path = format!("/login?next={}", urlencode(next));
         let token = b.get(&path).await.csrf();
         let res = b
@@ -111,10 +107,9 @@ async fn next_never_leaves_the_site() {
 
 #[tokio::test]
 async fn every_sign_in_issues_a_new_cookie_value() {
-    let cfg = TestConfig::new();
-    let email = email();
-    cfg.browser().await.register(&email).await;
-    let b = cfg.browser().await;
+    let app = TestApp::new();
+    let email = app.account().await;
+    let b = app.browser().await;
 
     // A value planted before sign-in (session fixation) is never kept.
     let planted = format!("{}.{}", uuid::Uuid::now_v7(), "A".repeat(43));
@@ -133,18 +128,17 @@ async fn every_sign_in_issues_a_new_cookie_value() {
     let second = b.session_cookie().expect("cookie");
     assert_ne!(first, second);
     // Signing in again ends the session the browser had.
-    let old = cfg.browser().await;
+    let old = app.browser().await;
     old.set_session_cookie(&first).await;
     assert!(!old.is_signed_in().await);
 }
 
 #[tokio::test]
 async fn wrong_password_and_unknown_email_get_the_same_answer() {
-    let cfg = TestConfig::new();
-    let email = email();
-    cfg.browser().await.register(&email).await;
+    let app = TestApp::new();
+    let email = app.account().await;
 
-    let b = cfg.browser().await;
+    let b = app.browser().await;
     let wrong = b.login(&email, "not the password at all").await;
     let unknown = b
         .login("nobody-here@example.com", "not the password at all")
@@ -165,11 +159,10 @@ async fn wrong_password_and_unknown_email_get_the_same_answer() {
 
 #[tokio::test]
 async fn emails_are_unique_whatever_their_case() {
-    let cfg = TestConfig::new();
-    let email = email();
-    cfg.browser().await.register(&email).await;
+    let app = TestApp::new();
+    let email = app.account().await;
 
-    let res = cfg
+    let res = app
         .browser()
         .await
         .register(&format!("  {}  ", email.to_uppercase()))
@@ -178,7 +171,7 @@ async fn emails_are_unique_whatever_their_case() {
     assert_eq!(res.status, Status::BadRequest);
     assert!(res.body.contains("already exists"));
     // And the address signs in whatever its case.
-    let b = cfg.browser().await;
+    let b = app.browser().await;
     assert_eq!(
         b.login(&email.to_uppercase(), PASSWORD).await.status,
         Status::SeeOther
@@ -187,8 +180,8 @@ async fn emails_are_unique_whatever_their_case() {
 
 #[tokio::test]
 async fn the_password_policy_follows_nist() {
-    let cfg = TestConfig::new();
-    let b = cfg.browser().await;
+    let app = TestApp::new();
+    let b = app.browser().await;
     for (password, expect) in [
         ("short", "at least 8"),
         ("password", "most common"),
@@ -223,16 +216,14 @@ async fn the_password_policy_follows_nist() {
         )
         .await;
     assert_eq!(res.status, Status::SeeOther);
-    assert!(latchkey::support::input::common_password_count() >= 10_000);
+    assert!(common_password_count() >= 10_000);
 }
 
 #[tokio::test]
 async fn a_form_without_its_csrf_token_is_refused_and_changes_nothing() {
-    let cfg = TestConfig::new();
-    let email = email();
-    let b = cfg.browser().await;
-    b.register(&email).await;
-    let other = cfg.browser().await.with_agent(SAFARI_IOS);
+    let app = TestApp::new();
+    let (b, email) = app.signed_in_browser().await;
+    let other = app.browser().await.with_agent(SAFARI_IOS);
     other.login(&email, PASSWORD).await;
     let ids = b.device_ids().await;
     assert_eq!(ids.len(), 1);
@@ -259,10 +250,9 @@ async fn a_form_without_its_csrf_token_is_refused_and_changes_nothing() {
 
 #[tokio::test]
 async fn a_login_form_needs_its_csrf_token_too() {
-    let cfg = TestConfig::new();
-    let email = email();
-    cfg.browser().await.register(&email).await;
-    let b = cfg.browser().await;
+    let app = TestApp::new();
+    let email = app.account().await;
+    let b = app.browser().await;
     b.get("/login").await;
 
     let res = b
@@ -278,8 +268,8 @@ async fn a_login_form_needs_its_csrf_token_too() {
 
 #[tokio::test]
 async fn pages_carry_the_security_headers() {
-    let cfg = TestConfig::new();
-    let b = cfg.browser().await;
+    let app = TestApp::new();
+    let b = app.browser().await;
     for path in ["/login", "/register", "/password/forgot", "/no-such-page"] {
         let p = b.get(path).await;
         let csp = p.header("Content-Security-Policy").expect("CSP");
@@ -297,8 +287,8 @@ async fn pages_carry_the_security_headers() {
 /// answers, revalidated each time.
 #[tokio::test]
 async fn the_stylesheet_is_content_named_and_cached_for_a_year() {
-    let cfg = TestConfig::new();
-    let b = cfg.browser().await;
+    let app = TestApp::new();
+    let b = app.browser().await;
     let href = |p: &Page| {
         let at = p
             .body
@@ -313,7 +303,7 @@ async fn the_stylesheet_is_content_named_and_cached_for_a_year() {
         std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("static/style.css"),
     )
     .expect("static/style.css");
-    let digest = latchkey::support::crypto::sha256_hex(on_disk.as_bytes());
+    let digest = sha256_hex(on_disk.as_bytes());
     assert_eq!(sheet, format!("/static/style.{}.css", &digest[..16]));
     b.register(&email()).await;
     for page in ["/devices", "/account/password", "/no-such-page"] {
@@ -341,8 +331,8 @@ async fn the_stylesheet_is_content_named_and_cached_for_a_year() {
 
 #[tokio::test]
 async fn the_session_cookie_has_the_contract_attributes() {
-    let cfg = TestConfig::new();
-    let b = cfg.browser().await;
+    let app = TestApp::new();
+    let b = app.browser().await;
     let token = b.get("/register").await.csrf();
     let res = b
         .post_form(
@@ -370,9 +360,8 @@ async fn the_session_cookie_has_the_contract_attributes() {
     );
 
     // "Remember me" makes it persistent.
-    let email = email();
-    cfg.browser().await.register(&email).await;
-    let r = cfg.browser().await;
+    let email = app.account().await;
+    let r = app.browser().await;
     let token = r.get("/login").await.csrf();
     let res = r
         .post_form(
@@ -396,8 +385,8 @@ async fn the_session_cookie_has_the_contract_attributes() {
 
 #[tokio::test]
 async fn the_secure_profile_uses_the_host_prefixed_cookie() {
-    let cfg = TestConfig::new().set("cookie_secure", true);
-    let b = cfg.browser().await;
+    let app = TestApp::new().set("cookie_secure", true);
+    let b = app.browser().await;
     let token = b.get("/register").await.csrf();
     let res = b
         .post_form(
@@ -418,9 +407,8 @@ async fn the_secure_profile_uses_the_host_prefixed_cookie() {
 
 #[tokio::test]
 async fn the_embedded_store_serves_the_same_pages() {
-    let mut cfg = TestConfig::new();
-    cfg.redis_url = "memory".into();
-    let b = cfg.browser().await;
+    let app = TestApp::new().with_redis("memory");
+    let b = app.browser().await;
     let email = email();
     assert_eq!(b.register(&email).await.status, Status::SeeOther);
     assert!(b.is_signed_in().await);
@@ -430,8 +418,7 @@ async fn the_embedded_store_serves_the_same_pages() {
         "{}",
         health.body
     );
-    let token = b.get("/devices").await.csrf();
-    b.post_form("/logout", &token, &[]).await;
+    b.sign_out().await;
     assert!(!b.is_signed_in().await);
     assert_eq!(
         b.login(&email, "wrong password!!").await.status,
@@ -445,16 +432,10 @@ async fn the_embedded_store_serves_the_same_pages() {
 async fn an_unknown_email_costs_the_same_argon2_work_as_a_known_one() {
     // Timing is not asserted in tests; the work is. Both answers run exactly one
     // Argon2id verification (a dummy hash for the unknown account).
-    let cfg = TestConfig::new();
-    let email = email();
-    cfg.browser().await.register(&email).await;
-    let b = cfg.browser().await;
-    let hasher = b
-        .client
-        .rocket()
-        .state::<latchkey::accounts::Hasher>()
-        .expect("hasher")
-        .clone();
+    let app = TestApp::new();
+    let email = app.account().await;
+    let b = app.browser().await;
+    let hasher = b.state::<Hasher>().clone();
 
     let before = hasher.verifications();
     b.login(&email, "wrong password here").await;

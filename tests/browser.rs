@@ -3,273 +3,18 @@
 //! own `--user-data-dir`. Screenshots of every page at desktop and phone width go to
 //! `target/screenshots/`.
 
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
-
-use crate::common::*;
-use fantoccini::{Client, ClientBuilder, Locator};
-use hyper_util::client::legacy::connect::HttpConnector;
-use serde_json::json;
-
-const DESKTOP: (u32, u32) = (1280, 900);
-const PHONE: (u32, u32) = (390, 844);
-
-/// How long a Chromium test waits for a page, or for chromedriver or the app to listen:
-/// generous, since on a loaded two-core machine (eight tests at a time, debug builds)
-/// one sign-in's Argon2 hash, at nice 10, can take seconds. A wait ends as soon as the
-/// page is there.
-pub(crate) const PAGE_WITHIN: Duration = Duration::from_secs(30);
-
-pub(crate) struct Chromedriver {
-    port: u16,
-    _child: Spawned,
-}
-
-impl Chromedriver {
-    pub(crate) fn start() -> Chromedriver {
-        let port = spare_port();
-        let child = Spawned::start(
-            Command::new("chromedriver")
-                .arg(format!("--port={port}"))
-                .stdout(Stdio::null())
-                .stderr(Stdio::null()),
-            "chromedriver (scripts/test installs chromium-driver)",
-        );
-        wait_for_port(port, PAGE_WITHIN, "chromedriver did not start");
-        Chromedriver {
-            port,
-            _child: child,
-        }
-    }
-
-    pub(crate) async fn browser(&self, user_agent: Option<&str>) -> Client {
-        let profile = test_dir().join("chromium-profile");
-        let mut args = vec![
-            "--headless=new".to_string(),
-            "--no-sandbox".into(),
-            "--disable-gpu".into(),
-            "--disable-dev-shm-usage".into(),
-            "--disable-background-networking".into(),
-            "--disable-component-update".into(),
-            "--disable-sync".into(),
-            "--disable-quic".into(),
-            "--no-first-run".into(),
-            "--hide-scrollbars".into(),
-            format!("--user-data-dir={}", profile.display()),
-            format!("--window-size={},{}", DESKTOP.0, DESKTOP.1),
-        ];
-        if let Some(ua) = user_agent {
-            args.push(format!("--user-agent={ua}"));
-        }
-        let mut caps = serde_json::Map::new();
-        caps.insert(
-            "goog:chromeOptions".into(),
-            json!({ "binary": chromium_binary(), "args": args }),
-        );
-        ClientBuilder::new(HttpConnector::new())
-            .capabilities(caps)
-            .connect(&format!("http://127.0.0.1:{}", self.port))
-            .await
-            .expect("a Chromium session")
-    }
-}
-
-fn chromium_binary() -> &'static str {
-    [
-        "/usr/bin/chromium",
-        "/usr/bin/chromium-browser",
-        "/usr/bin/google-chrome",
-    ]
-    .into_iter()
-    .find(|p| std::path::Path::new(p).exists())
-    .expect("Chromium (scripts/test installs it)")
-}
-
-/// Serves the app in this process on a spare loopback port through the production
-/// server loop (`latchkey::server`); returns its base URL. The loop watches no signals
-/// here: a signal handler, once installed, would stay for the whole test binary, and
-/// Ctrl-C would no longer stop `cargo test`.
-pub(crate) async fn serve(cfg: &TestConfig) -> String {
-    serve_behind(cfg, None).await
-}
-
-/// `serve`, with links and redirects pointing at `public_url` (a proxy in front) when
-/// given.
-pub(crate) async fn serve_behind(cfg: &TestConfig, public_url: Option<&str>) -> String {
-    let port = spare_port();
-    let mut cfg = cfg
-        .clone()
-        .served_at(port)
-        .set("shutdown", json!({ "ctrlc": false, "signals": [] }));
-    if let Some(url) = public_url {
-        cfg = cfg.set("public_url", url);
-    }
-    let rocket = latchkey::app_with(cfg.figment());
-    tokio::spawn(async move {
-        latchkey::server::launch(rocket)
-            .await
-            .expect("the app starts")
-    });
-    // Polled without blocking: the app is served by this test's own runtime.
-    let deadline = Instant::now() + PAGE_WITHIN;
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(Instant::now() < deadline, "the app did not listen");
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
-    format!("http://127.0.0.1:{port}")
-}
-
-/// Saves the current page, its whole length, at desktop (1280 px) and phone (390 px)
-/// width as `target/screenshots/NAME-desktop.png` and `NAME-phone.png`: the one
-/// screenshot helper of every Chromium test (README, "Screenshots", says how the
-/// committed copies in `docs/screenshots/` are refreshed from a run).
-pub(crate) async fn shoot(c: &Client, name: &str) {
-    for (suffix, (width, height)) in [("desktop", DESKTOP), ("phone", PHONE)] {
-        c.set_window_size(width, height).await.expect("resize");
-        tokio::time::sleep(Duration::from_millis(150)).await;
-        // The window's height includes the browser's own bars: the page gets what
-        // is left, so the window grows by the page's overflow.
-        let overflow = c
-            .execute(
-                "return document.documentElement.scrollHeight - window.innerHeight",
-                vec![],
-            )
-            .await
-            .expect("the page's height")
-            .as_i64()
-            .unwrap_or(0);
-        if overflow > 0 {
-            let taller = (height as i64 + overflow).min(4000) as u32;
-            c.set_window_size(width, taller).await.expect("resize");
-            tokio::time::sleep(Duration::from_millis(150)).await;
-        }
-        let png = c.screenshot().await.expect("screenshot");
-        assert!(png.starts_with(b"\x89PNG"), "a PNG");
-        std::fs::write(screenshots_dir().join(format!("{name}-{suffix}.png")), png)
-            .expect("write screenshot");
-    }
-    c.set_window_size(DESKTOP.0, DESKTOP.1)
-        .await
-        .expect("resize");
-}
-
-pub(crate) async fn fill(c: &Client, field: &str, value: &str) {
-    let input = c
-        .find(Locator::Css(&format!("[name=\"{field}\"]")))
-        .await
-        .unwrap_or_else(|_| panic!("a {field} field"));
-    input.clear().await.expect("clear");
-    input.send_keys(value).await.expect("type");
-}
-
-pub(crate) async fn submit(c: &Client) {
-    let button = c
-        .find(Locator::Css("form.form button[type=submit]"))
-        .await
-        .expect("the form's button");
-    navigate_by(c, button).await;
-}
-
-/// Clicks something that loads a new page and waits until the new page is there: a
-/// click returns before the navigation has replaced the document (Chromium 156 at
-/// least), and reading the page too early reads the old one or a stale element.
-pub(crate) async fn navigate_by(c: &Client, target: fantoccini::elements::Element) {
-    let old = c.find(Locator::Css("html")).await.expect("the page");
-    let from = c.current_url().await.expect("url");
-    target.click().await.expect("click");
-    let deadline = Instant::now() + PAGE_WITHIN;
-    loop {
-        match old.tag_name().await {
-            Err(e) if e.is_stale_element_reference() => break,
-            _ => {
-                if Instant::now() >= deadline {
-                    panic!(
-                        "a click on {from} loaded no new page in {PAGE_WITHIN:?}; the page says: {}",
-                        text_or_why(c).await
-                    );
-                }
-                tokio::time::sleep(Duration::from_millis(25)).await;
-            }
-        }
-    }
-    loop {
-        let state = c.execute("return document.readyState", vec![]).await;
-        if matches!(&state, Ok(s) if *s == json!("complete")) {
-            break;
-        }
-        // An error here is a document still being replaced: asked again.
-        assert!(
-            Instant::now() < deadline,
-            "the page after a click on {from} did not finish loading in {PAGE_WITHIN:?} \
-             (readyState: {state:?})"
-        );
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
-}
-
-pub(crate) async fn text(c: &Client) -> String {
-    c.find(Locator::Css("body"))
-        .await
-        .expect("body")
-        .text()
-        .await
-        .expect("text")
-}
-
-/// The page's text, or why there is none: for failure messages.
-pub(crate) async fn text_or_why(c: &Client) -> String {
-    match c.find(Locator::Css("body")).await {
-        Ok(body) => body
-            .text()
-            .await
-            .unwrap_or_else(|e| format!("(no text: {e})")),
-        Err(e) => format!("(no body: {e})"),
-    }
-}
-
-/// Waits (up to [`PAGE_WITHIN`]) until the browser's URL passes `wanted`: the URL then,
-/// or the last one seen. A navigation, or a chain of redirects, may still be ending
-/// when a click or a script returns, so a URL is waited for, never read once.
-pub(crate) async fn arrive(
-    c: &Client,
-    wanted: impl Fn(&url::Url) -> bool,
-) -> Result<url::Url, url::Url> {
-    let deadline = Instant::now() + PAGE_WITHIN;
-    loop {
-        let url = c.current_url().await.expect("url");
-        if wanted(&url) {
-            return Ok(url);
-        }
-        if Instant::now() >= deadline {
-            return Err(url);
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
-/// Waits until the browser is at a URL whose path is `expected`; panics with the URL
-/// and the page's text if it is not there within [`PAGE_WITHIN`].
-pub(crate) async fn expect_path(c: &Client, expected: &str) {
-    if let Err(url) = arrive(c, |u| u.path() == expected).await {
-        panic!(
-            "the browser is at {url}, not at the path {expected}; the page says: {}",
-            text_or_why(c).await
-        );
-    }
-}
-
-pub(crate) async fn sign_in(c: &Client, base: &str, email: &str, password: &str) {
-    c.goto(&format!("{base}/login")).await.expect("goto");
-    fill(c, "email", email).await;
-    fill(c, "password", password).await;
-    submit(c).await;
-}
+use crate::support::chromium::{
+    self, chromium_cookie, expect_path, fill, navigate_by, shoot, sign_in, sign_out_device, submit,
+    text, Chromedriver,
+};
+use crate::support::*;
+use fantoccini::Locator;
 
 #[tokio::test]
 async fn two_browsers_see_each_other_sign_each_other_out_and_a_reset_signs_out_everyone() {
     let driver = Chromedriver::start();
-    let cfg = TestConfig::new();
-    let base = serve(&cfg).await;
+    let app = TestApp::new();
+    let base = app.serve().await;
     let email = email();
 
     // Register in the first browser.
@@ -341,7 +86,7 @@ async fn two_browsers_see_each_other_sign_each_other_out_and_a_reset_signs_out_e
     submit(&helper).await;
     assert!(text(&helper).await.contains("If an account exists"));
     shoot(&helper, "forgot-sent").await;
-    let mails = wait_for_mails(&cfg.outbox(), 1).await;
+    let mails = wait_for_mails(&app.outbox(), 1).await;
     let code = mails
         .iter()
         .rev()
@@ -394,8 +139,8 @@ async fn two_browsers_see_each_other_sign_each_other_out_and_a_reset_signs_out_e
 #[tokio::test]
 async fn too_many_failures_show_the_wait_in_words() {
     let driver = Chromedriver::start();
-    let cfg = TestConfig::new();
-    let base = serve(&cfg).await;
+    let app = TestApp::new();
+    let base = app.serve().await;
     let email = email();
     let b = driver.browser(None).await;
     b.goto(&format!("{base}/register")).await.unwrap();
@@ -420,59 +165,18 @@ async fn too_many_failures_show_the_wait_in_words() {
     let _ = other.close().await;
 }
 
-/// The secure session cookie as the browser holds it.
-async fn host_cookie(c: &Client) -> Option<String> {
-    c.get_all_cookies()
-        .await
-        .expect("cookies")
-        .into_iter()
-        .find(|k| k.name() == "__Host-latchkey")
-        .map(|k| k.value().to_string())
-}
-
-/// Posts a "sign out" of the session `sid` from the devices page, with the page's token,
-/// as the devices page's own buttons do for the other devices.
-pub(crate) async fn sign_out_device(c: &Client, sid: &str) {
-    c.execute(
-        "const f = document.createElement('form');
-         f.method = 'post';
-         f.action = '/devices/' + arguments[0] + '/revoke';
-         const t = document.createElement('input');
-         t.type = 'hidden';
-         t.name = 'csrf_token';
-         t.value = document.querySelector('input[name=csrf_token]').value;
-         const b = document.createElement('button');
-         b.type = 'submit';
-         b.id = 'sign-out-this-device';
-         b.textContent = 'Sign out this device';
-         f.append(t, b);
-         document.body.append(f);",
-        vec![json!(sid)],
-    )
-    .await
-    .expect("the form");
-    let button = c
-        .find(Locator::Id("sign-out-this-device"))
-        .await
-        .expect("the button");
-    navigate_by(c, button).await;
-}
-
 #[tokio::test]
 async fn in_secure_mode_signing_out_removes_the_cookie_from_the_browser() {
     let driver = Chromedriver::start();
-    let cfg = TestConfig::new().set("cookie_secure", true);
+    let app = TestApp::new().set("cookie_secure", true);
     // Chromium treats http://localhost as a secure context: `__Host-` cookies work.
-    let base = serve(&cfg).await.replace("127.0.0.1", "localhost");
+    let base = app.serve().await.replace("127.0.0.1", "localhost");
     let email = email();
     let b = driver.browser(None).await;
-    b.goto(&format!("{base}/register")).await.unwrap();
-    fill(&b, "email", &email).await;
-    fill(&b, "password", PASSWORD).await;
-    submit(&b).await;
+    chromium::register(&b, &base, &email).await;
     expect_path(&b, "/devices").await;
     assert!(
-        host_cookie(&b).await.is_some(),
+        chromium_cookie(&b, "__Host-latchkey").await.is_some(),
         "signed in with __Host-latchkey"
     );
 
@@ -485,7 +189,7 @@ async fn in_secure_mode_signing_out_removes_the_cookie_from_the_browser() {
     expect_path(&b, "/login").await;
     assert!(text(&b).await.contains("You have been signed out"));
     assert_eq!(
-        host_cookie(&b).await,
+        chromium_cookie(&b, "__Host-latchkey").await,
         None,
         "the browser dropped the cookie"
     );
@@ -505,11 +209,13 @@ async fn in_secure_mode_signing_out_removes_the_cookie_from_the_browser() {
         .expect("tick");
     submit(&b).await;
     expect_path(&b, "/devices").await;
-    let cookie = host_cookie(&b).await.expect("signed in again");
+    let cookie = chromium_cookie(&b, "__Host-latchkey")
+        .await
+        .expect("signed in again");
     sign_out_device(&b, &sid_of(&cookie)).await;
     expect_path(&b, "/login").await;
     assert_eq!(
-        host_cookie(&b).await,
+        chromium_cookie(&b, "__Host-latchkey").await,
         None,
         "the browser dropped the cookie"
     );

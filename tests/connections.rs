@@ -1,5 +1,5 @@
 //! Connection limits, tried as an attacker would over real sockets: the built server runs
-//! as its own process (`TestConfig::spawn_server`) on a spare loopback port with short
+//! as its own process (`TestApp::spawn_server`) on a spare loopback port with short
 //! timeouts and a small connection cap. Every socket here is bounded in count and time
 //! and closed at the end.
 
@@ -7,8 +7,8 @@ use std::io::{ErrorKind, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::time::{Duration, Instant};
 
-use crate::common::{
-    csrf_from, email, encode, read_reply, AppProcess, Reply, TestConfig, ANSWER_WITHIN, PASSWORD,
+use crate::support::{
+    csrf_from, email, encode, read_reply, AppProcess, Reply, TestApp, ANSWER_WITHIN, PASSWORD,
 };
 
 /// How long a write may block on a socket the server is expected to cut off.
@@ -74,7 +74,7 @@ fn wait_closed(s: &mut TcpStream, since: Instant, limit: Duration) -> Option<Clo
 
 #[test]
 fn an_idle_connection_is_closed_after_header_read_timeout() {
-    let server = TestConfig::new()
+    let server = TestApp::new()
         .set("header_read_timeout", 2)
         .set("keep_alive", 30)
         .spawn_server();
@@ -91,7 +91,7 @@ fn an_idle_connection_is_closed_after_header_read_timeout() {
 
 #[test]
 fn a_slowloris_connection_is_closed() {
-    let server = TestConfig::new()
+    let server = TestApp::new()
         .set("header_read_timeout", 2)
         .set("keep_alive", 30)
         .spawn_server();
@@ -127,7 +127,7 @@ fn a_slowloris_connection_is_closed() {
 
 #[test]
 fn a_stalled_request_body_is_dropped() {
-    let server = TestConfig::new()
+    let server = TestApp::new()
         .set("header_read_timeout", 2)
         .set("keep_alive", 30)
         .spawn_server();
@@ -149,7 +149,7 @@ fn a_stalled_request_body_is_dropped() {
 
 #[test]
 fn an_idle_keep_alive_connection_is_closed_after_keep_alive() {
-    let server = TestConfig::new()
+    let server = TestApp::new()
         .set("header_read_timeout", 10)
         .set("keep_alive", 1)
         .spawn_server();
@@ -193,7 +193,7 @@ fn send_endless_header(s: &mut TcpStream, size: usize) -> usize {
 #[test]
 fn an_oversized_header_block_is_refused_without_growing_memory() {
     const SOCKETS: usize = 64;
-    let server = TestConfig::new()
+    let server = TestApp::new()
         .set("header_read_timeout", 10)
         .set("max_connections", 256)
         .spawn_server();
@@ -237,7 +237,7 @@ fn an_oversized_header_block_is_refused_without_growing_memory() {
 #[test]
 fn connections_past_max_connections_are_refused_at_once() {
     const CAP: usize = 8;
-    let server = TestConfig::new()
+    let server = TestApp::new()
         .set("header_read_timeout", 30)
         .set("keep_alive", 30)
         .set("max_connections", 8)
@@ -284,9 +284,7 @@ fn cookie_flood(n: usize) -> String {
 
 #[test]
 fn a_header_full_of_cookies_is_refused_past_the_header_limit() {
-    let server = TestConfig::new()
-        .set("header_read_timeout", 10)
-        .spawn_server();
+    let server = TestApp::new().set("header_read_timeout", 10).spawn_server();
     // 380 KB of cookies (under hyper's own 400 KB buffer): refused, not parsed.
     let cookies = cookie_flood(40_000);
     assert!(cookies.len() > 380_000);
@@ -314,7 +312,7 @@ fn a_header_full_of_cookies_is_refused_past_the_header_limit() {
 
 #[test]
 fn the_client_address_is_the_socket_peer() {
-    let server = TestConfig::new().spawn_server();
+    let server = TestApp::new().spawn_server();
     let form = exchange_from(&server, "127.0.0.2", Request("GET", "/register", &[], ""));
     let csrf = form.set_cookie("latchkey_csrf").expect("the CSRF cookie");
     let (user, form_type) = (email(), "application/x-www-form-urlencoded");
@@ -370,7 +368,7 @@ fn the_client_address_is_the_socket_peer() {
 
 #[test]
 fn sigterm_ends_the_server_gracefully() {
-    let mut server = TestConfig::new()
+    let mut server = TestApp::new()
         .set("header_read_timeout", 30)
         .set("keep_alive", 30)
         .spawn_server();
@@ -394,7 +392,7 @@ fn sigterm_ends_the_server_gracefully() {
 
 #[test]
 fn a_method_rocket_does_not_know_is_answered_400() {
-    let server = TestConfig::new().spawn_server();
+    let server = TestApp::new().spawn_server();
     for (path, kind) in [
         ("/api/v1/me", "application/json"),
         ("/devices", "text/plain"),
@@ -416,32 +414,16 @@ fn a_method_rocket_does_not_know_is_answered_400() {
     server.assert_healthy();
 }
 
-/// How many attempts the quota `scope` of `subject` holds in `cfg`'s Redis.
-fn counted(cfg: &TestConfig, scope: &str, subject: &str) -> usize {
-    let key = latchkey::services::signin::limits::quota_key(
-        &latchkey::store::KeyNames::new(&cfg.prefix),
-        scope,
-        subject,
-    );
-    let mut conn = redis::Client::open(crate::common::redis_url())
-        .and_then(|c| c.get_connection())
-        .expect("a Redis connection");
-    redis::cmd("ZCARD")
-        .arg(key)
-        .query(&mut conn)
-        .expect("ZCARD")
-}
-
 #[test]
 fn no_password_is_hashed_for_a_client_that_has_gone() {
     const BURST: usize = 100;
     let many = 1_000_000;
-    let cfg = TestConfig::new()
+    let app = TestApp::new()
         .set("login_limit_account", many)
         .set("login_limit_ip", many)
         .set("login_limit_network", many)
         .set("hash_limit_ip", many);
-    let server = cfg.spawn_server();
+    let server = app.spawn_server();
     let grant = encode(&[
         ("grant_type", "password"),
         ("username", &email()),
@@ -469,7 +451,7 @@ fn no_password_is_hashed_for_a_client_that_has_gone() {
     let mut last = usize::MAX;
     loop {
         std::thread::sleep(Duration::from_millis(1000));
-        let now = counted(&cfg, "hash:ip", "127.0.0.1");
+        let now = app.quota_count("hash:ip", "127.0.0.1");
         if now == last || Instant::now() > deadline {
             break;
         }
@@ -496,9 +478,9 @@ fn no_password_is_hashed_for_a_client_that_has_gone() {
 /// multipart (Rocket's own default for multipart is 2 MiB), and a 40 KiB JSON body.
 #[test]
 fn a_server_without_rocket_toml_keeps_the_data_limits() {
-    let cfg = TestConfig::new();
-    assert!(!cfg.dir.join("Rocket.toml").exists());
-    let server = cfg.spawn_server_in(&cfg.dir);
+    let app = TestApp::new();
+    assert!(!app.dir.join("Rocket.toml").exists());
+    let server = app.spawn_server_in(&app.dir);
     let big = "a".repeat(40 * 1024);
 
     let form = encode(&[("email", &big), ("password", "x"), ("csrf_token", "x")]);

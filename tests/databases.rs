@@ -5,12 +5,10 @@
 
 use std::time::{Duration, Instant};
 
-use latchkey::accounts::{AccountError, Accounts};
-use latchkey::support::input::Email;
 use rocket::http::Status;
 use sqlx::{AssertSqlSafe, Connection, Executor, PgConnection};
 
-use crate::common::*;
+use crate::support::*;
 
 crate::on_both_databases!(
     an_account_is_found_by_its_address_in_any_case_and_by_its_id,
@@ -21,19 +19,13 @@ crate::on_both_databases!(
     disabling_enabling_and_deleting_change_only_that_account,
 );
 
-async fn accounts(cfg: &TestConfig) -> Accounts {
-    Accounts::open(&cfg.database_url)
-        .await
-        .expect("the database opens")
-}
-
 fn address(s: &str) -> Email {
     Email::parse(s).expect("an address")
 }
 
 async fn an_account_is_found_by_its_address_in_any_case_and_by_its_id(db: Database) {
-    let cfg = TestConfig::on(db).await;
-    let accounts = accounts(&cfg).await;
+    let app = TestApp::on(db).await;
+    let accounts = app.accounts().await;
     let expected = match db {
         Database::Sqlite => "sqlite",
         Database::Postgres => "postgres",
@@ -65,8 +57,8 @@ async fn an_account_is_found_by_its_address_in_any_case_and_by_its_id(db: Databa
 }
 
 async fn one_address_has_one_account(db: Database) {
-    let cfg = TestConfig::on(db).await;
-    let accounts = accounts(&cfg).await;
+    let app = TestApp::on(db).await;
+    let accounts = app.accounts().await;
     let taken = email();
     accounts
         .create(&address(&taken), "$argon2id$first")
@@ -82,46 +74,34 @@ async fn one_address_has_one_account(db: Database) {
     assert_eq!(kept.password_hash, "$argon2id$first");
 
     // Through the page: 400 with the message, and the first account still signs in.
-    let page_made = email();
-    cfg.browser().await.register(&page_made).await;
-    let twice = cfg
+    let page_made = app.account().await;
+    let twice = app
         .browser()
         .await
         .register(&page_made.to_uppercase())
         .await;
     assert_eq!(twice.status, Status::BadRequest);
     assert!(twice.body.contains("already exists"), "{}", twice.body);
-    let b = cfg.browser().await;
+    let b = app.browser().await;
     assert_eq!(b.login(&page_made, PASSWORD).await.status, Status::SeeOther);
 }
 
 async fn a_new_password_replaces_the_old_one_and_moves_the_version_on(db: Database) {
     const NEW_PASSWORD: &str = "a different passphrase entirely";
-    let cfg = TestConfig::on(db).await;
-    let accounts = accounts(&cfg).await;
-    let email = email();
-    let me = cfg.browser().await;
-    assert_eq!(me.register(&email).await.status, Status::SeeOther);
+    let app = TestApp::on(db).await;
+    let accounts = app.accounts().await;
+    let (me, email) = app.signed_in_browser().await;
     let before = accounts.find_by_email(&address(&email)).await;
     let before = before.expect("answers").expect("registered");
 
-    let changed = me
-        .submit(
-            "/account/password",
-            "/account/password",
-            &[
-                ("current_password", PASSWORD),
-                ("new_password", NEW_PASSWORD),
-            ],
-        )
-        .await;
+    let changed = me.change_password(PASSWORD, NEW_PASSWORD).await;
     assert_eq!(changed.status, Status::SeeOther);
 
     let after = accounts.find_by_email(&address(&email)).await;
     let after = after.expect("answers").expect("still there");
     assert!(after.password_changed_at > before.password_changed_at);
     assert_ne!(after.password_hash, before.password_hash);
-    let b = cfg.browser().await;
+    let b = app.browser().await;
     assert_eq!(b.login(&email, PASSWORD).await.status, Status::Unauthorized);
     assert_eq!(b.login(&email, NEW_PASSWORD).await.status, Status::SeeOther);
     // `set_password` itself: each version is above the one before, even within one ms.
@@ -139,8 +119,8 @@ async fn a_new_password_replaces_the_old_one_and_moves_the_version_on(db: Databa
 }
 
 async fn a_device_is_new_once_per_window(db: Database) {
-    let cfg = TestConfig::on(db).await;
-    let accounts = accounts(&cfg).await;
+    let app = TestApp::on(db).await;
+    let accounts = app.accounts().await;
     let ada = accounts.create(&address(&email()), "h").await.expect("ada");
     let bob = accounts.create(&address(&email()), "h").await.expect("bob");
     let day = 24 * 3600 * 1000;
@@ -174,8 +154,8 @@ async fn a_device_is_new_once_per_window(db: Database) {
 }
 
 async fn accounts_are_listed_page_by_page_in_the_order_they_were_made(db: Database) {
-    let cfg = TestConfig::on(db).await;
-    let accounts = accounts(&cfg).await;
+    let app = TestApp::on(db).await;
+    let accounts = app.accounts().await;
     let mut made = vec![];
     for _ in 0..5 {
         let user = accounts
@@ -198,8 +178,8 @@ async fn accounts_are_listed_page_by_page_in_the_order_they_were_made(db: Databa
 }
 
 async fn disabling_enabling_and_deleting_change_only_that_account(db: Database) {
-    let cfg = TestConfig::on(db).await;
-    let accounts = accounts(&cfg).await;
+    let app = TestApp::on(db).await;
+    let accounts = app.accounts().await;
     let ada = accounts.create(&address(&email()), "h").await.expect("ada");
     let bob = accounts.create(&address(&email()), "h").await.expect("bob");
     let find = |id| {
@@ -247,8 +227,8 @@ async fn disabling_enabling_and_deleting_change_only_that_account(db: Database) 
 #[test]
 fn the_server_binary_runs_on_postgres() {
     let runtime = tokio::runtime::Runtime::new().expect("a runtime");
-    let cfg = runtime.block_on(TestConfig::on(Database::Postgres));
-    let server = cfg.spawn_server();
+    let app = runtime.block_on(TestApp::on(Database::Postgres));
+    let server = app.spawn_server();
     let email = email();
     let fields = [("email", email.as_str()), ("password", PASSWORD)];
 
@@ -274,7 +254,7 @@ fn the_server_binary_runs_on_postgres() {
     );
     assert_eq!(wrong.status, 401);
     drop(server);
-    drop(cfg);
+    drop(app);
 }
 
 /// Runs one statement on the test server's own database (`postgres`), as an operator.
@@ -291,16 +271,15 @@ async fn as_operator(sql: String) {
 /// once it takes connections again, service resumes by itself.
 #[tokio::test]
 async fn postgres_going_away_answers_503_and_service_resumes() {
-    let cfg = TestConfig::on(Database::Postgres).await;
-    let name = cfg
+    let app = TestApp::on(Database::Postgres).await;
+    let name = app
         .database_url
         .rsplit('/')
         .next()
         .expect("a name")
         .to_string();
-    let (signed_in, email) = (cfg.browser().await, email());
-    assert_eq!(signed_in.register(&email).await.status, Status::SeeOther);
-    let b = cfg.browser().await;
+    let (signed_in, email) = app.signed_in_browser().await;
+    let b = app.browser().await;
 
     as_operator(format!("ALTER DATABASE {name} ALLOW_CONNECTIONS false")).await;
     as_operator(format!(
@@ -316,7 +295,7 @@ async fn postgres_going_away_answers_503_and_service_resumes() {
         "{}",
         refused.body
     );
-    let register = b.register(&crate::common::email()).await;
+    let register = b.register(&crate::support::email()).await;
     assert_eq!(register.status, Status::ServiceUnavailable);
     let devices = signed_in.get("/devices").await.status;
     assert!(
@@ -343,19 +322,15 @@ async fn postgres_going_away_answers_503_and_service_resumes() {
 /// page, and people already registered still sign in, as on a read-only SQLite file.
 #[tokio::test]
 async fn a_read_only_postgres_refuses_registration_clearly_and_still_signs_people_in() {
-    let cfg = TestConfig::on(Database::Postgres).await;
-    let name = cfg
+    let app = TestApp::on(Database::Postgres).await;
+    let name = app
         .database_url
         .rsplit('/')
         .next()
         .expect("a name")
         .to_string();
-    let email = email();
-    assert_eq!(
-        cfg.browser().await.register(&email).await.status,
-        Status::SeeOther
-    );
-    let b = cfg.browser().await.with_agent(SAFARI_IOS);
+    let email = app.account().await;
+    let b = app.browser().await.with_agent(SAFARI_IOS);
 
     as_operator(format!(
         "ALTER DATABASE {name} SET default_transaction_read_only = on"
@@ -365,7 +340,7 @@ async fn a_read_only_postgres_refuses_registration_clearly_and_still_signs_peopl
         "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{name}'"
     ))
     .await;
-    let refused = b.register(&crate::common::email()).await;
+    let refused = b.register(&crate::support::email()).await;
     assert_eq!(
         refused.status,
         Status::ServiceUnavailable,
@@ -389,10 +364,10 @@ fn an_unreachable_postgres_stops_the_start_without_printing_its_password() {
         "postgres://latchkey:never-printed-pw@127.0.0.1:{}/accounts",
         spare_port()
     );
-    let cfg = TestConfig::new().set("database_url", &url);
+    let app = TestApp::new().set("database_url", &url);
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_latchkey"))
         .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .envs(cfg.served_at(spare_port()).env())
+        .envs(app.served_at(spare_port()).env())
         .output()
         .expect("the binary runs");
     let stderr = String::from_utf8_lossy(&out.stderr);

@@ -1,15 +1,14 @@
 //! The devices page: several browsers, signing one out from another.
 
-use crate::common::*;
+use crate::support::*;
 use rocket::http::Status;
 
 #[tokio::test]
 async fn every_signed_in_browser_is_listed_newest_activity_first() {
-    let cfg = TestConfig::new();
-    let email = email();
-    let firefox = cfg.browser().await;
-    firefox.register(&email).await;
-    let iphone = cfg
+    let app = TestApp::new();
+    // Signed in on Firefox (the harness's user agent) when it registered.
+    let email = app.account().await;
+    let iphone = app
         .browser()
         .await
         .with_agent(SAFARI_IOS)
@@ -38,11 +37,9 @@ async fn every_signed_in_browser_is_listed_newest_activity_first() {
 
 #[tokio::test]
 async fn signing_out_another_device_ends_it_at_once() {
-    let cfg = TestConfig::new();
-    let email = email();
-    let laptop = cfg.browser().await;
-    laptop.register(&email).await;
-    let phone = cfg.browser().await.with_agent(SAFARI_IOS);
+    let app = TestApp::new();
+    let (laptop, email) = app.signed_in_browser().await;
+    let phone = app.browser().await.with_agent(SAFARI_IOS);
     phone.login(&email, PASSWORD).await;
     assert!(phone.is_signed_in().await);
 
@@ -74,13 +71,10 @@ async fn signing_out_another_device_ends_it_at_once() {
 
 #[tokio::test]
 async fn someone_elses_session_id_is_not_found_and_ends_nothing() {
-    let cfg = TestConfig::new();
-    let alice = cfg.browser().await;
-    alice.register(&email()).await;
-    let alice_phone_email = email();
-    let bob = cfg.browser().await;
-    bob.register(&alice_phone_email).await;
-    let bob_phone = cfg.browser().await.with_agent(SAFARI_IOS);
+    let app = TestApp::new();
+    let (alice, _) = app.signed_in_browser().await;
+    let (bob, alice_phone_email) = app.signed_in_browser().await;
+    let bob_phone = app.browser().await.with_agent(SAFARI_IOS);
     bob_phone.login(&alice_phone_email, PASSWORD).await;
     let bobs_ids = bob.device_ids().await;
     assert_eq!(bobs_ids.len(), 1);
@@ -110,13 +104,11 @@ async fn someone_elses_session_id_is_not_found_and_ends_nothing() {
 
 #[tokio::test]
 async fn signing_out_all_other_devices_keeps_this_one() {
-    let cfg = TestConfig::new();
-    let email = email();
-    let me = cfg.browser().await;
-    me.register(&email).await;
+    let app = TestApp::new();
+    let (me, email) = app.signed_in_browser().await;
     let mut others = Vec::new();
     for ua in [SAFARI_IOS, CHROME_WINDOWS, FIREFOX_LINUX] {
-        let b = cfg.browser().await.with_agent(ua);
+        let b = app.browser().await.with_agent(ua);
         b.login(&email, PASSWORD).await;
         others.push(b);
     }
@@ -140,8 +132,8 @@ async fn signing_out_all_other_devices_keeps_this_one() {
 
 #[tokio::test]
 async fn a_signed_out_browser_posting_a_devices_form_goes_to_sign_in() {
-    let cfg = TestConfig::new();
-    let b = cfg.browser().await;
+    let app = TestApp::new();
+    let b = app.browser().await;
     let token = b.get("/login").await.csrf();
     let res = b.post_form("/devices/revoke-others", &token, &[]).await;
     assert_eq!(res.status, Status::SeeOther);
@@ -150,15 +142,13 @@ async fn a_signed_out_browser_posting_a_devices_form_goes_to_sign_in() {
 
 #[tokio::test]
 async fn the_oldest_idle_session_ends_past_the_cap() {
-    let cfg = TestConfig::new().set("max_sessions_per_user", 3);
-    let email = email();
-    let first = cfg.browser().await;
-    first.register(&email).await;
+    let app = TestApp::new().set("max_sessions_per_user", 3);
+    let (first, email) = app.signed_in_browser().await;
     // Make the first session the least recently used by a clear margin.
     tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     let mut rest = Vec::new();
     for _ in 0..3 {
-        let b = cfg.browser().await;
+        let b = app.browser().await;
         b.login(&email, PASSWORD).await;
         rest.push(b);
     }
@@ -175,14 +165,13 @@ async fn the_oldest_idle_session_ends_past_the_cap() {
 
 #[tokio::test]
 async fn the_store_never_holds_the_cookie_secret() {
-    let cfg = TestConfig::new();
-    let b = cfg.browser().await;
-    b.register(&email()).await;
+    let app = TestApp::new();
+    let (b, _) = app.signed_in_browser().await;
     let cookie = b.session_cookie().expect("cookie");
     let secret = cookie.split_once('.').expect("UID.TOKEN").1.to_string();
 
     let mut conn = redis_conn().await;
-    let keys = keys_under(&cfg.prefix).await;
+    let keys = keys_under(&app.prefix).await;
     assert!(!keys.is_empty());
     for key in keys {
         assert!(!key.contains(&secret));

@@ -3,17 +3,14 @@
 
 use std::time::{Duration, Instant};
 
-use crate::common::*;
-use rocket::http::{ContentType, Cookie, Header, Status};
+use crate::support::*;
+use rocket::http::{ContentType, Header, Status};
 
 #[tokio::test]
 async fn redis_going_away_answers_503_quickly_and_service_resumes_by_itself() {
     let mut redis = OwnRedis::start();
-    let mut cfg = TestConfig::new();
-    cfg.redis_url = redis.url();
-    let email = email();
-    let b = cfg.browser().await;
-    b.register(&email).await;
+    let app = TestApp::new().with_redis(&redis.url());
+    let (b, email) = app.signed_in_browser().await;
     assert!(b.is_signed_in().await);
 
     redis.stop();
@@ -64,7 +61,7 @@ async fn redis_going_away_answers_503_quickly_and_service_resumes_by_itself() {
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    let again = cfg.browser().await;
+    let again = app.browser().await;
     let res = again.login(&email, PASSWORD).await;
     assert_eq!(res.status, Status::SeeOther);
     assert!(again.is_signed_in().await);
@@ -72,9 +69,8 @@ async fn redis_going_away_answers_503_quickly_and_service_resumes_by_itself() {
 
 #[tokio::test]
 async fn malformed_session_cookies_are_simply_signed_out() {
-    let cfg = TestConfig::new();
-    let b = cfg.browser().await;
-    b.register(&email()).await;
+    let app = TestApp::new();
+    let (b, _) = app.signed_in_browser().await;
     let real = b.session_cookie().expect("cookie");
     let (uid, secret) = real.split_once('.').unwrap();
     let attempts = vec![
@@ -91,13 +87,15 @@ async fn malformed_session_cookies_are_simply_signed_out() {
         format!("{uid}.{secret}.{secret}"),
         "\u{fffd}\u{fffd}".into(),
     ];
+    // The way they are sent below works: the real value, sent so, is signed in.
+    let copy = app.browser().await;
+    let res = copy.get_presenting("/devices", "latchkey", &real).await;
+    assert_eq!(res.status, Status::Ok, "the real cookie, presented");
     for value in attempts {
-        let other = cfg.browser().await;
-        other
-            .client
-            .cookies()
-            .add(Cookie::new("latchkey", value.clone()));
-        let res = other.get("/devices").await;
+        // Presented with the request itself: `Client::cookies()` is a copy, and a cookie
+        // added to it is never sent.
+        let other = app.browser().await;
+        let res = other.get_presenting("/devices", "latchkey", &value).await;
         assert_eq!(res.status, Status::SeeOther, "cookie {value:?}");
         assert_eq!(res.location.as_deref(), Some("/login?next=/devices"));
     }
@@ -106,8 +104,8 @@ async fn malformed_session_cookies_are_simply_signed_out() {
 
 #[tokio::test]
 async fn odd_forms_get_a_clear_4xx() {
-    let cfg = TestConfig::new();
-    let b = cfg.browser().await;
+    let app = TestApp::new();
+    let b = app.browser().await;
     let token = b.get("/register").await.csrf();
 
     let huge = format!(
@@ -188,8 +186,8 @@ async fn odd_forms_get_a_clear_4xx() {
 
 #[tokio::test]
 async fn unknown_paths_and_methods_are_plain_4xx_pages() {
-    let cfg = TestConfig::new();
-    let b = cfg.browser().await;
+    let app = TestApp::new();
+    let b = app.browser().await;
     let res = b.get("/nope/%FF%00").await;
     assert_eq!(res.status, Status::NotFound);
     assert!(res.body.contains("Page not found"));
@@ -199,24 +197,22 @@ async fn unknown_paths_and_methods_are_plain_4xx_pages() {
 
 #[tokio::test]
 async fn a_wrong_setting_stops_the_start_with_its_name() {
-    let cfg = TestConfig::new().set("session_idle_timeout", -5);
-    refuses_to_start(cfg).await;
-    refuses_to_start(TestConfig::new().set("trusted_proxies", vec!["not-a-cidr"])).await;
-    refuses_to_start(TestConfig::new().set("jwt_secret", "short")).await;
-    refuses_to_start(TestConfig::new().set("redis_url", "http://example.com")).await;
+    for wrong in [
+        TestApp::new().set("session_idle_timeout", -5),
+        TestApp::new().set("trusted_proxies", vec!["not-a-cidr"]),
+        TestApp::new().set("jwt_secret", "short"),
+        TestApp::new().set("redis_url", "http://example.com"),
+    ] {
+        assert!(
+            !wrong.starts().await,
+            "the app started with a wrong setting"
+        );
+    }
     // And the message names the setting.
-    let figment = TestConfig::new().set("max_sessions_per_user", 0).figment();
-    let e = latchkey::config::Settings::from_figment(&figment).expect_err("refused");
+    let figment = TestApp::new().set("max_sessions_per_user", 0).figment();
+    let e = Settings::from_figment(&figment).expect_err("refused");
     assert_eq!(e.name, "max_sessions_per_user");
     assert!(e
         .to_string()
         .contains("invalid setting `max_sessions_per_user`"));
-}
-
-async fn refuses_to_start(cfg: TestConfig) {
-    match rocket::local::asynchronous::Client::tracked(latchkey::app_with(cfg.figment())).await {
-        Ok(_) => panic!("the app started with a wrong setting"),
-        // Rocket's error must be looked at, or it panics when dropped.
-        Err(e) => assert!(!e.pretty_print().is_empty()),
-    }
 }

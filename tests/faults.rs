@@ -3,20 +3,17 @@
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
-use crate::common::*;
+use crate::support::*;
 use rocket::http::Status;
 
 #[tokio::test]
 async fn redis_killed_under_load_gives_only_503s_and_no_mixed_up_sessions() {
     let mut redis = OwnRedis::start();
-    let mut cfg = TestConfig::new();
-    cfg.redis_url = redis.url();
+    let app = TestApp::new().with_redis(&redis.url());
     // Eight people, each signed in, each with their own browser.
     let mut people = Vec::new();
     for _ in 0..8 {
-        let b = cfg.browser().await;
-        let e = email();
-        b.register(&e).await;
+        let (b, e) = app.signed_in_browser().await;
         people.push((e, b));
     }
 
@@ -99,10 +96,8 @@ async fn redis_killed_under_load_gives_only_503s_and_no_mixed_up_sessions() {
 #[tokio::test]
 async fn a_paused_redis_answers_503_within_about_a_second() {
     let redis = OwnRedis::start();
-    let mut cfg = TestConfig::new();
-    cfg.redis_url = redis.url();
-    let b = cfg.browser().await;
-    b.register(&crate::common::email()).await;
+    let app = TestApp::new().with_redis(&redis.url());
+    let (b, _) = app.signed_in_browser().await;
 
     let mut conn = redis::Client::open(redis.url())
         .unwrap()
@@ -137,17 +132,16 @@ async fn a_paused_redis_answers_503_within_about_a_second() {
 
 #[tokio::test]
 async fn a_read_only_account_database_refuses_registration_clearly_and_still_signs_people_in() {
-    let cfg = TestConfig::new();
-    let email = email();
-    cfg.browser().await.register(&email).await;
+    let app = TestApp::new();
+    let email = app.account().await;
     // The same database, opened read-only (as on a read-only mount).
-    let db = cfg.dir.join("accounts.db");
-    let ro = cfg
+    let db = app.dir.join("accounts.db");
+    let ro = app
         .clone()
         .set("database_url", format!("sqlite://{}?mode=ro", db.display()));
 
     let b = ro.browser().await;
-    let res = b.register(&crate::common::email()).await;
+    let res = b.register(&crate::support::email()).await;
     assert_eq!(res.status, Status::ServiceUnavailable);
     assert!(
         res.body.contains("cannot be saved right now"),
@@ -158,16 +152,7 @@ async fn a_read_only_account_database_refuses_registration_clearly_and_still_sig
     let b = ro.browser().await.with_agent(SAFARI_IOS);
     assert_eq!(b.login(&email, PASSWORD).await.status, Status::SeeOther);
     assert!(b.is_signed_in().await);
-    let change = b
-        .submit(
-            "/account/password",
-            "/account/password",
-            &[
-                ("current_password", PASSWORD),
-                ("new_password", "another fine passphrase"),
-            ],
-        )
-        .await;
+    let change = b.change_password(PASSWORD, "another fine passphrase").await;
     assert_eq!(change.status, Status::ServiceUnavailable);
     assert!(b.is_signed_in().await);
 }
@@ -179,8 +164,7 @@ async fn a_read_only_account_database_refuses_registration_clearly_and_still_sig
 #[test]
 fn a_server_starts_when_redis_is_slow_to_answer_its_first_ping() {
     let redis = OwnRedis::start();
-    let mut cfg = TestConfig::new();
-    cfg.redis_url = redis.url();
+    let app = TestApp::new().with_redis(&redis.url());
     let mut conn = redis::Client::open(redis.url())
         .and_then(|c| c.get_connection())
         .expect("a Redis connection");
@@ -190,6 +174,6 @@ fn a_server_starts_when_redis_is_slow_to_answer_its_first_ping() {
         .arg("ALL")
         .query(&mut conn)
         .expect("CLIENT PAUSE");
-    let server = cfg.spawn_server();
+    let server = app.spawn_server();
     server.assert_healthy();
 }

@@ -2,11 +2,10 @@
 //! (url-encoded or multipart) carrying this client's CSRF token, and no bigger than the
 //! form limit. Anything else is refused before the route runs and changes nothing.
 
-use crate::common::*;
-use rocket::http::{ContentType, Header, Status};
+use crate::support::*;
+use rocket::http::{ContentType, Status};
 use serde_json::{Map, Value};
 
-const NEW_PASSWORD: &str = "a brand new passphrase";
 const BOUNDARY: &str = "----latchkeytestboundary";
 
 /// A request body as an attacker's page or script could send it.
@@ -90,75 +89,28 @@ impl Body {
     }
 }
 
-/// Posts `body` to `path` as this browser (its cookies, address and user agent).
-async fn post_body(b: &Browser, path: &str, ct: Option<ContentType>, body: Vec<u8>) -> Page {
-    let mut req = b
-        .client
-        .post(path.to_string())
-        .remote(format!("{}:40000", b.ip).parse().expect("test IP"))
-        .header(Header::new("User-Agent", b.user_agent.clone()))
-        .body(body);
-    if let Some(ct) = ct {
-        req = req.header(ct);
-    }
-    page(req.dispatch().await).await
-}
-
-/// The code of the one reset mail in the outbox (the new-device mails are beside it).
-async fn reset_code(cfg: &TestConfig) -> String {
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-    loop {
-        let mails = mails_in(&cfg.outbox());
-        if let Some(m) = mails.iter().find(|m| m.contains("reset code")) {
-            return code_in(m);
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "no reset mail arrived"
-        );
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    }
-}
-
-fn reset_mails(cfg: &TestConfig) -> usize {
-    mails_in(&cfg.outbox())
-        .iter()
-        .filter(|m| m.contains("reset code"))
-        .count()
-}
-
-/// The session id a browser's cookie names.
-fn own_sid(b: &Browser) -> String {
-    sid_of(&b.session_cookie().expect("a session cookie"))
-}
-
 #[tokio::test]
 async fn every_form_route_refuses_what_is_not_its_own_form_and_changes_nothing() {
-    let cfg = TestConfig::new();
-    let email = email();
-    let me = cfg.browser().await;
-    me.register(&email).await;
-    let phone = cfg.browser().await.with_agent(SAFARI_IOS);
+    let app = TestApp::new();
+    let (me, email) = app.signed_in_browser().await;
+    let phone = app.browser().await.with_agent(SAFARI_IOS);
     phone.login(&email, PASSWORD).await;
     // A browser whose session has ended: signed out, but still holding its cookie.
-    let stale = cfg.browser().await.with_agent(CHROME_WINDOWS);
+    let stale = app.browser().await.with_agent(CHROME_WINDOWS);
     stale.login(&email, PASSWORD).await;
     let stale_cookie = stale.session_cookie().expect("a cookie");
-    let stale_sid = own_sid(&stale);
+    let stale_sid = stale.sid();
     let token = me.get("/devices").await.csrf();
     me.post_form(&format!("/devices/{stale_sid}/revoke"), &token, &[])
         .await;
     assert!(!stale.is_signed_in().await);
     // A reset code that would work, asked for the ordinary way.
-    cfg.browser()
-        .await
-        .submit("/password/forgot", "/password/forgot", &[("email", &email)])
-        .await;
-    let code = reset_code(&cfg).await;
+    app.browser().await.ask_for_reset_code(&email).await;
+    let code = wait_for_reset_code(&app.outbox()).await;
 
     let my_cookie = me.session_cookie().expect("a cookie");
-    let my_sid = own_sid(&me);
-    let phone_sid = own_sid(&phone);
+    let my_sid = me.sid();
+    let phone_sid = phone.sid();
     let newcomer = format!("new-{}", self::email());
     let routes: Vec<(String, Vec<(&str, &str)>)> = vec![
         (
@@ -218,7 +170,7 @@ async fn every_form_route_refuses_what_is_not_its_own_form_and_changes_nothing()
         for (path, fields) in &routes {
             for body in BODIES {
                 let (ct, bytes) = body.build(fields, token);
-                let res = post_body(b, path, ct, bytes).await;
+                let res = b.post_body(path, ct, bytes).await;
                 assert!(
                     [Status::Forbidden, Status::UnsupportedMediaType].contains(&res.status),
                     "{who} {body:?} to {path}: {} {:?}",
@@ -241,68 +193,62 @@ async fn every_form_route_refuses_what_is_not_its_own_form_and_changes_nothing()
     assert!(phone.is_signed_in().await);
     assert_eq!(stale.session_cookie(), Some(stale_cookie));
     assert_eq!(
-        cfg.browser().await.login(&newcomer, PASSWORD).await.status,
+        app.browser().await.login(&newcomer, PASSWORD).await.status,
         Status::Unauthorized
     );
     tokio::time::sleep(std::time::Duration::from_millis(500)).await;
-    assert_eq!(reset_mails(&cfg), 1, "only the code asked for");
-    let reset = cfg
+    assert_eq!(
+        reset_mails(&app.outbox()).len(),
+        1,
+        "only the code asked for"
+    );
+    let reset = app
         .browser()
         .await
-        .submit(
-            "/password/reset",
-            "/password/reset",
-            &[
-                ("email", &email),
-                ("code", &code),
-                ("new_password", NEW_PASSWORD),
-            ],
-        )
+        .reset_password(&email, &code, NEW_PASSWORD)
         .await;
     assert_eq!(reset.status, Status::SeeOther, "the code was still unused");
 }
 
 #[tokio::test]
 async fn a_multipart_form_with_its_token_is_still_a_form() {
-    let cfg = TestConfig::new();
-    let email = email();
-    cfg.browser().await.register(&email).await;
-    let b = cfg.browser().await;
+    let app = TestApp::new();
+    let email = app.account().await;
+    let b = app.browser().await;
     let token = b.get("/login").await.csrf();
-    let signed_in = post_body(
-        &b,
-        "/login",
-        Some(multipart_type()),
-        multipart(&[
-            ("email", &email),
-            ("password", PASSWORD),
-            ("csrf_token", &token),
-        ]),
-    )
-    .await;
+    let signed_in = b
+        .post_body(
+            "/login",
+            Some(multipart_type()),
+            multipart(&[
+                ("email", &email),
+                ("password", PASSWORD),
+                ("csrf_token", &token),
+            ]),
+        )
+        .await;
     assert_eq!(signed_in.status, Status::SeeOther);
     assert!(b.is_signed_in().await);
 
     let token = b.get("/devices").await.csrf();
-    let out = post_body(
-        &b,
-        "/logout",
-        Some(multipart_type()),
-        multipart(&[("csrf_token", &token)]),
-    )
-    .await;
+    let out = b
+        .post_body(
+            "/logout",
+            Some(multipart_type()),
+            multipart(&[("csrf_token", &token)]),
+        )
+        .await;
     assert_eq!(out.status, Status::SeeOther);
     assert!(!b.is_signed_in().await);
 }
 
 #[tokio::test]
 async fn a_signed_out_browser_with_its_own_token_may_drop_a_stale_cookie() {
-    let cfg = TestConfig::new();
-    let b = cfg.browser().await;
-    b.register(&email()).await;
+    let app = TestApp::new();
+    let (b, _) = app.signed_in_browser().await;
     let token = b.get("/devices").await.csrf();
-    let sid = own_sid(&b);
-    let other = cfg.browser().await;
+    let sid = b.sid();
+    let other = app.browser().await;
     other
         .set_session_cookie(&b.session_cookie().expect("cookie"))
         .await;
@@ -328,37 +274,29 @@ fn padded(email: &str, token: &str, size: usize) -> Vec<(String, String)> {
     ]
 }
 
-fn pairs(fields: &[(String, String)]) -> Vec<(&str, &str)> {
-    fields
-        .iter()
-        .map(|(k, v)| (k.as_str(), v.as_str()))
-        .collect()
-}
-
 #[tokio::test]
 async fn a_form_over_the_limit_is_refused_url_encoded_or_multipart() {
-    let cfg = TestConfig::new();
-    let email = email();
-    cfg.browser().await.register(&email).await;
-    let b = cfg.browser().await;
+    let app = TestApp::new();
+    let email = app.account().await;
+    let b = app.browser().await;
     let token = b.get("/login").await.csrf();
 
     for size in [40 * 1024, 200 * 1024, 1536 * 1024] {
         let fields = padded(&email, &token, size);
-        let url_encoded = post_body(
-            &b,
-            "/login",
-            Some(ContentType::Form),
-            encode(&pairs(&fields)).into_bytes(),
-        )
-        .await;
-        let multi = post_body(
-            &b,
-            "/login",
-            Some(multipart_type()),
-            multipart(&pairs(&fields)),
-        )
-        .await;
+        let url_encoded = b
+            .post_body(
+                "/login",
+                Some(ContentType::Form),
+                encode(&borrowed(&fields)).into_bytes(),
+            )
+            .await;
+        let multi = b
+            .post_body(
+                "/login",
+                Some(multipart_type()),
+                multipart(&borrowed(&fields)),
+            )
+            .await;
         assert_eq!(
             url_encoded.status,
             Status::PayloadTooLarge,
@@ -368,20 +306,20 @@ async fn a_form_over_the_limit_is_refused_url_encoded_or_multipart() {
     }
     // Under the limit, the same multipart form is read (and the password is wrong).
     let fields = padded(&email, &token, 16 * 1024);
-    let small = post_body(
-        &b,
-        "/login",
-        Some(multipart_type()),
-        multipart(&pairs(&fields)),
-    )
-    .await;
+    let small = b
+        .post_body(
+            "/login",
+            Some(multipart_type()),
+            multipart(&borrowed(&fields)),
+        )
+        .await;
     assert_eq!(small.status, Status::Unauthorized);
 }
 
 #[tokio::test]
 async fn the_token_endpoint_refuses_big_bodies_whatever_their_type() {
-    let cfg = TestConfig::new();
-    let b = cfg.browser().await;
+    let app = TestApp::new();
+    let b = app.browser().await;
     let pad = "x".repeat(40 * 1024);
     let fields = [
         ("grant_type", "password"),

@@ -2,21 +2,13 @@
 //! `/auth/nginx`), `rd` through the sign-in form, and `cookie_domain`. The real nginx
 //! and Caddy in front of the app are in `proxies.rs`.
 
-use crate::common::*;
+use crate::support::*;
 use rocket::http::{Method, Status};
 use serde_json::json;
 
 /// The user id in a session cookie (`UID.TOKEN`).
 fn user_of(cookie: &str) -> String {
     cookie.split('.').next().unwrap_or("").to_string()
-}
-
-/// Signed in through the register form: (the browser, its cookie).
-async fn signed_in(cfg: &TestConfig, email: &str) -> (Browser, String) {
-    let b = cfg.browser().await;
-    assert_eq!(b.register(email).await.status, Status::SeeOther);
-    let cookie = b.session_cookie().expect("signed in");
-    (b, cookie)
 }
 
 fn assert_allowed(p: &Page, cookie: &str, email: &str) {
@@ -29,9 +21,9 @@ fn assert_allowed(p: &Page, cookie: &str, email: &str) {
 
 #[tokio::test]
 async fn forward_auth_tells_the_proxy_who_a_signed_in_browser_is() {
-    let cfg = TestConfig::new();
-    let email = email();
-    let (b, cookie) = signed_in(&cfg, &email).await;
+    let app = TestApp::new();
+    let (b, email) = app.signed_in_browser().await;
+    let cookie = b.session_cookie().expect("signed in");
     assert_allowed(&b.get("/auth/forward").await, &cookie, &email);
     assert_allowed(&b.get("/auth/nginx").await, &cookie, &email);
     // Asked as a JSON client, by a browser that is signed in: still who it is.
@@ -43,10 +35,10 @@ async fn forward_auth_tells_the_proxy_who_a_signed_in_browser_is() {
 
 #[tokio::test]
 async fn forward_auth_slides_the_session_as_a_page_does() {
-    let cfg = TestConfig::new()
+    let app = TestApp::new()
         .set("session_idle_timeout", 3)
         .set("session_absolute_timeout", 60);
-    let (b, _) = signed_in(&cfg, &email()).await;
+    let (b, _) = app.signed_in_browser().await;
     // Asked every 2 s, a 3 s idle timeout never runs out...
     for _ in 0..3 {
         tokio::time::sleep(std::time::Duration::from_secs(2)).await;
@@ -59,8 +51,8 @@ async fn forward_auth_slides_the_session_as_a_page_does() {
 }
 
 /// A proxy on 10.0.0.1 (trusted) protecting `*.apps.example.com`.
-fn proxied() -> TestConfig {
-    TestConfig::new()
+fn proxied() -> TestApp {
+    TestApp::new()
         .set("public_url", "https://login.example.com")
         .set("trusted_proxies", ["10.0.0.0/8"])
         .set("forward_auth_domains", [".apps.example.com"])
@@ -75,8 +67,8 @@ const FORWARDED: [(&str, &str); 4] = [
 
 #[tokio::test]
 async fn a_signed_out_browser_is_sent_to_sign_in_with_the_original_url() {
-    let cfg = proxied();
-    let proxy = cfg.browser().await.with_ip("10.0.0.1");
+    let app = proxied();
+    let proxy = app.browser().await.with_ip("10.0.0.1");
     let p = proxy.get_with("/auth/forward", &FORWARDED).await;
     assert_eq!(p.status, Status::Found, "{}", p.body);
     assert_eq!(
@@ -96,9 +88,9 @@ async fn a_signed_out_browser_is_sent_to_sign_in_with_the_original_url() {
 
 #[tokio::test]
 async fn forwarded_headers_are_believed_only_from_trusted_proxies() {
-    let cfg = proxied();
+    let app = proxied();
     // The same headers from a client that is not a proxy: ignored.
-    let direct = cfg.browser().await.with_ip("198.51.100.7");
+    let direct = app.browser().await.with_ip("198.51.100.7");
     let p = direct.get_with("/auth/forward", &FORWARDED).await;
     assert_eq!(p.status, Status::Found);
     assert_eq!(
@@ -109,8 +101,8 @@ async fn forwarded_headers_are_believed_only_from_trusted_proxies() {
 
 #[tokio::test]
 async fn api_callers_and_nginx_get_401_not_a_redirect() {
-    let cfg = proxied();
-    let proxy = cfg.browser().await.with_ip("10.0.0.1");
+    let app = proxied();
+    let proxy = app.browser().await.with_ip("10.0.0.1");
     let json_only = [FORWARDED[1], FORWARDED[2], ("Accept", "application/json")];
     let p = proxy.get_with("/auth/forward", &json_only).await;
     assert_eq!(p.status, Status::Unauthorized, "{}", p.body);
@@ -141,9 +133,8 @@ async fn api_callers_and_nginx_get_401_not_a_redirect() {
 
 #[tokio::test]
 async fn forward_auth_takes_a_bearer_access_token_until_its_session_ends() {
-    let cfg = TestConfig::new();
-    let email = email();
-    let (b, _) = signed_in(&cfg, &email).await;
+    let app = TestApp::new();
+    let (b, email) = app.signed_in_browser().await;
     let t = password_grant(&b, &email, Some("proxy client")).await;
     let auth = format!("Bearer {}", t.access);
     let p = b
@@ -168,11 +159,11 @@ async fn forward_auth_takes_a_bearer_access_token_until_its_session_ends() {
 
 #[tokio::test]
 async fn signing_out_a_proxied_session_on_the_devices_page_ends_access_at_the_next_request() {
-    let cfg = proxied();
-    let email = email();
-    let (app_user, cookie) = signed_in(&cfg, &email).await;
+    let app = proxied();
+    let (app_user, email) = app.signed_in_browser().await;
+    let cookie = app_user.session_cookie().expect("signed in");
     assert_allowed(&app_user.get("/auth/nginx").await, &cookie, &email);
-    let other = cfg.browser().await.with_agent(SAFARI_IOS);
+    let other = app.browser().await.with_agent(SAFARI_IOS);
     assert_eq!(other.login(&email, PASSWORD).await.status, Status::SeeOther);
     let token = other.get("/devices").await.csrf();
     let revoked = other
@@ -191,8 +182,8 @@ async fn signing_out_a_proxied_session_on_the_devices_page_ends_access_at_the_ne
 }
 
 /// Sign-in with `rd` allowed to `app.example.com` (http: test cookies are not secure).
-fn with_rd() -> TestConfig {
-    TestConfig::new().set(
+fn with_rd() -> TestApp {
+    TestApp::new().set(
         "forward_auth_domains",
         json!("app.example.com, .apps.example.com"),
     )
@@ -213,10 +204,9 @@ async fn sign_in_with_rd(b: &Browser, rd: &str, email: &str, password: &str) -> 
 
 #[tokio::test]
 async fn sign_in_returns_to_rd_on_an_allowed_host() {
-    let cfg = with_rd();
-    let email = email();
-    cfg.browser().await.register(&email).await;
-    let b = cfg.browser().await;
+    let app = with_rd();
+    let email = app.account().await;
+    let b = app.browser().await;
     let form = b.get(&format!("/login?rd={}", urlencode(GOOD_RD))).await;
     assert!(
         form.body
@@ -246,10 +236,9 @@ async fn sign_in_returns_to_rd_on_an_allowed_host() {
 
 #[tokio::test]
 async fn rd_survives_a_wrong_password() {
-    let cfg = with_rd();
-    let email = email();
-    cfg.browser().await.register(&email).await;
-    let b = cfg.browser().await;
+    let app = with_rd();
+    let email = app.account().await;
+    let b = app.browser().await;
     let wrong = sign_in_with_rd(&b, GOOD_RD, &email, "not the password").await;
     assert_eq!(wrong.status, Status::Unauthorized);
     assert!(wrong.body.contains("name=\"rd\""), "{}", wrong.body);
@@ -265,9 +254,8 @@ async fn rd_survives_a_wrong_password() {
 
 #[tokio::test]
 async fn a_refused_rd_signs_in_to_the_devices_page() {
-    let cfg = with_rd();
-    let email = email();
-    cfg.browser().await.register(&email).await;
+    let app = with_rd();
+    let email = app.account().await;
     for rd in [
         "//evil.com/",
         "/\\evil.com",
@@ -278,7 +266,7 @@ async fn a_refused_rd_signs_in_to_the_devices_page() {
         "javascript:alert(1)",
         "data:text/html,hi",
     ] {
-        let b = cfg.browser().await;
+        let b = app.browser().await;
         let form = b.get(&format!("/login?rd={}", urlencode(rd))).await;
         assert!(
             !form.body.contains("name=\"rd\""),
@@ -297,30 +285,30 @@ async fn a_refused_rd_signs_in_to_the_devices_page() {
     }
 }
 
-fn attribute<'a>(cookie: &'a str, name: &str) -> Option<&'a str> {
-    cookie.split(';').skip(1).map(str::trim).find_map(|a| {
-        let (k, v) = a.split_once('=').unwrap_or((a, ""));
-        k.eq_ignore_ascii_case(name).then_some(v)
-    })
-}
-
 #[tokio::test]
 async fn cookie_domain_shares_the_cookie_and_its_removal_names_the_same_domain() {
     for (secure, name) in [(true, "__Secure-latchkey"), (false, "latchkey")] {
-        let cfg = TestConfig::new()
+        let app = TestApp::new()
             .set("cookie_secure", secure)
             .set("cookie_domain", ".Example.com");
-        let b = cfg.browser().await;
+        let b = app.browser().await;
         let registered = b.register(&email()).await;
         let set = registered.set_cookies();
         let cookie = set
             .iter()
             .find(|c| c.starts_with(&format!("{name}=")))
             .expect(name);
-        assert_eq!(attribute(cookie, "Domain"), Some("example.com"), "{cookie}");
-        assert_eq!(attribute(cookie, "Secure").is_some(), secure, "{cookie}");
-        let token = b.get("/devices").await.csrf();
-        let out = b.post_form("/logout", &token, &[]).await;
+        assert_eq!(
+            cookie_attribute(cookie, "Domain"),
+            Some("example.com"),
+            "{cookie}"
+        );
+        assert_eq!(
+            cookie_attribute(cookie, "Secure").is_some(),
+            secure,
+            "{cookie}"
+        );
+        let out = b.sign_out().await;
         let set = out.set_cookies();
         let removal = set
             .iter()
@@ -328,10 +316,14 @@ async fn cookie_domain_shares_the_cookie_and_its_removal_names_the_same_domain()
             .expect("removal");
         assert!(removal.contains("Max-Age=0"), "{removal}");
         assert_eq!(
-            attribute(removal, "Domain"),
+            cookie_attribute(removal, "Domain"),
             Some("example.com"),
             "{removal}"
         );
-        assert_eq!(attribute(removal, "Secure").is_some(), secure, "{removal}");
+        assert_eq!(
+            cookie_attribute(removal, "Secure").is_some(),
+            secure,
+            "{removal}"
+        );
     }
 }

@@ -7,20 +7,13 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::common::*;
+use crate::support::*;
 use rocket::http::{ContentType, Status};
 
-fn retry_after(p: &Page) -> u64 {
-    p.header("Retry-After")
-        .expect("a Retry-After header")
-        .parse()
-        .expect("seconds")
-}
-
 /// Limits high enough that only what a test looks at can throttle it.
-fn unthrottled() -> TestConfig {
+fn unthrottled() -> TestApp {
     let many = 1_000_000;
-    TestConfig::new()
+    TestApp::new()
         .set("login_limit_account", many)
         .set("login_limit_ip", many)
         .set("login_limit_network", many)
@@ -30,16 +23,16 @@ fn unthrottled() -> TestConfig {
 
 #[tokio::test]
 async fn one_address_may_make_ten_accounts_an_hour() {
-    let cfg = TestConfig::new();
+    let app = TestApp::new();
     // One browser registering again and again, signed in to the newest account.
-    let b = cfg.browser().await;
+    let b = app.browser().await;
     for _ in 0..10 {
         assert_eq!(b.register(&email()).await.status, Status::SeeOther);
     }
     let eleventh = email();
     let refused = b.register(&eleventh).await;
     assert_eq!(refused.status, Status::TooManyRequests, "{}", refused.body);
-    let wait = retry_after(&refused);
+    let wait = refused.retry_after();
     assert!(wait > 3500 && wait <= 3600, "Retry-After {wait}");
     assert!(
         refused.body.contains("Too many new accounts"),
@@ -47,28 +40,28 @@ async fn one_address_may_make_ten_accounts_an_hour() {
         refused.body
     );
     // Nothing was made.
-    let elsewhere = cfg.browser().await.with_ip("192.0.2.59");
+    let elsewhere = app.browser().await.with_ip("192.0.2.59");
     assert_eq!(
         elsewhere.login(&eleventh, PASSWORD).await.status,
         Status::Unauthorized
     );
     // Another address is not affected.
-    let other = cfg.browser().await.with_ip("192.0.2.60");
+    let other = app.browser().await.with_ip("192.0.2.60");
     assert_eq!(other.register(&email()).await.status, Status::SeeOther);
 }
 
 #[tokio::test]
 async fn right_passwords_count_against_the_address_hashing_budget() {
-    let cfg = TestConfig::new().set("hash_limit_ip", 3);
+    let app = TestApp::new().set("hash_limit_ip", 3);
     let email = email();
-    cfg.browser()
+    app.browser()
         .await
         .with_ip("192.0.2.61")
         .register(&email)
         .await;
     // Each sign-in from a browser of its own, all at the address the harness's API
     // calls come from: the page and the API count against one budget.
-    let from_here = || async { cfg.browser().await.with_ip(API_IP) };
+    let from_here = || async { app.browser().await.with_ip(API_IP) };
     for _ in 0..2 {
         let b = from_here().await;
         assert_eq!(b.login(&email, PASSWORD).await.status, Status::SeeOther);
@@ -78,34 +71,32 @@ async fn right_passwords_count_against_the_address_hashing_budget() {
     // The fourth verification from this address, right password and all: 429.
     let api = password_attempt(&b, &email, PASSWORD).await;
     api.assert_json_error(Status::TooManyRequests, "too_many_requests");
-    assert!(retry_after(&api) <= 60);
+    assert!(api.retry_after() <= 60);
     let page = from_here().await.login(&email, PASSWORD).await;
     assert_eq!(page.status, Status::TooManyRequests);
     // Another address has its own budget.
-    let other = cfg.browser().await.with_ip("192.0.2.62");
+    let other = app.browser().await.with_ip("192.0.2.62");
     assert_eq!(other.login(&email, PASSWORD).await.status, Status::SeeOther);
-}
-
-async fn change(b: &Browser, from: &str, to: &str) -> Page {
-    let fields = [("current_password", from), ("new_password", to)];
-    b.submit("/account/password", "/account/password", &fields)
-        .await
 }
 
 #[tokio::test]
 async fn changing_the_password_counts_against_the_hashing_budget() {
-    let cfg = TestConfig::new().set("hash_limit_ip", 2);
-    let email = email();
-    let b = cfg.browser().await;
-    b.register(&email).await;
+    let app = TestApp::new().set("hash_limit_ip", 2);
+    let (b, email) = app.signed_in_browser().await;
     let other = "another fine passphrase";
-    assert_eq!(change(&b, PASSWORD, other).await.status, Status::SeeOther);
-    assert_eq!(change(&b, other, PASSWORD).await.status, Status::SeeOther);
-    let third = change(&b, PASSWORD, other).await;
+    assert_eq!(
+        b.change_password(PASSWORD, other).await.status,
+        Status::SeeOther
+    );
+    assert_eq!(
+        b.change_password(other, PASSWORD).await.status,
+        Status::SeeOther
+    );
+    let third = b.change_password(PASSWORD, other).await;
     assert_eq!(third.status, Status::TooManyRequests, "{}", third.body);
     assert!(third.header("Retry-After").is_some());
     // Refused before anything changed: the password is still the last one set.
-    let elsewhere = cfg.browser().await.with_ip("192.0.2.63");
+    let elsewhere = app.browser().await.with_ip("192.0.2.63");
     assert_eq!(
         elsewhere.login(&email, PASSWORD).await.status,
         Status::SeeOther
@@ -113,29 +104,29 @@ async fn changing_the_password_counts_against_the_hashing_budget() {
 }
 
 /// A wrong sign-in from `ip` for a fresh address.
-async fn failure_from(cfg: &TestConfig, ip: &str) -> Status {
-    let b = cfg.browser().await.with_ip(ip);
+async fn failure_from(app: &TestApp, ip: &str) -> Status {
+    let b = app.browser().await.with_ip(ip);
     b.login(&email(), "guessing again").await.status
 }
 
 #[tokio::test]
 async fn many_addresses_of_one_network_share_a_failure_budget() {
-    let cfg = TestConfig::new().set("login_limit_network", 4);
+    let app = TestApp::new().set("login_limit_network", 4);
     for ip in [
         "203.0.113.10",
         "203.0.113.11",
         "203.0.113.12",
         "203.0.113.13",
     ] {
-        assert_eq!(failure_from(&cfg, ip).await, Status::Unauthorized, "{ip}");
+        assert_eq!(failure_from(&app, ip).await, Status::Unauthorized, "{ip}");
     }
     assert_eq!(
-        failure_from(&cfg, "203.0.113.200").await,
+        failure_from(&app, "203.0.113.200").await,
         Status::TooManyRequests,
         "a fifth address of the same /24"
     );
     assert_eq!(
-        failure_from(&cfg, "203.0.114.10").await,
+        failure_from(&app, "203.0.114.10").await,
         Status::Unauthorized,
         "another /24"
     );
@@ -145,15 +136,15 @@ async fn many_addresses_of_one_network_share_a_failure_budget() {
         "2001:db8:1:2:ff::3",
         "2001:db8:1:2::4",
     ] {
-        assert_eq!(failure_from(&cfg, ip).await, Status::Unauthorized, "{ip}");
+        assert_eq!(failure_from(&app, ip).await, Status::Unauthorized, "{ip}");
     }
     assert_eq!(
-        failure_from(&cfg, "2001:db8:1:2:abcd::99").await,
+        failure_from(&app, "2001:db8:1:2:abcd::99").await,
         Status::TooManyRequests,
         "a fifth address of the same /64"
     );
     assert_eq!(
-        failure_from(&cfg, "2001:db8:1:3::1").await,
+        failure_from(&app, "2001:db8:1:3::1").await,
         Status::Unauthorized,
         "another /64"
     );
@@ -183,13 +174,12 @@ async fn register_on(
 #[tokio::test]
 async fn a_flood_of_registrations_does_not_make_sign_ins_wait() {
     const FLOOD: usize = 40;
-    let cfg = unthrottled();
-    let email = email();
-    cfg.browser().await.register(&email).await;
+    let app = unthrottled();
+    let email = app.account().await;
     // The flood and the sign-in go to one app: one hasher. Every registration of the
     // flood is for the address already taken: each costs its Argon2 hash and then
     // answers 400 without writing, so the flood is hashing and nothing else.
-    let b = cfg.browser().await;
+    let b = app.browser().await;
     let token = b.get("/register").await.csrf();
     let done = Arc::new(AtomicUsize::new(0));
     let flood: Vec<_> = (0..FLOOD)
@@ -235,25 +225,17 @@ async fn a_flood_of_registrations_does_not_make_sign_ins_wait() {
 
 #[tokio::test]
 async fn past_the_bounded_wait_a_sign_in_is_refused_at_once_and_nothing_counts() {
-    let cfg = unthrottled();
-    let email = email();
-    let b = cfg.browser().await;
-    b.register(&email).await;
+    let app = unthrottled();
+    let (b, email) = app.signed_in_browser().await;
     // How long one verification takes here, to queue about twice the bounded wait.
     let started = Instant::now();
     password_attempt(&b, &email, "calibrating").await;
     let one = started.elapsed().as_secs_f64().max(0.005);
-    let burst =
-        ((2.0 * 2.0 * latchkey::accounts::SLOT_WAIT.as_secs_f64() / one) as usize).clamp(60, 800);
+    let burst = ((2.0 * 2.0 * SLOT_WAIT.as_secs_f64() / one) as usize).clamp(60, 800);
 
     let attempts: Vec<_> = (0..burst)
         .map(|i| {
-            let b = Browser {
-                client: b.client.clone(),
-                user_agent: b.user_agent.clone(),
-                ip: b.ip.clone(),
-                forwarded_for: None,
-            };
+            let b = b.clone();
             let email = email.clone();
             tokio::spawn(async move { password_attempt(&b, &email, &format!("guess {i}")).await })
         })
@@ -266,7 +248,7 @@ async fn past_the_bounded_wait_a_sign_in_is_refused_at_once_and_nothing_counts()
             Status::Unauthorized => wrong += 1,
             Status::ServiceUnavailable => {
                 p.assert_json_error(Status::ServiceUnavailable, "temporarily_unavailable");
-                assert!((1..=5).contains(&retry_after(&p)), "{:?}", p.headers);
+                assert!((1..=5).contains(&p.retry_after()), "{:?}", p.headers);
                 busy += 1;
             }
             other => panic!("unexpected {other}: {}", p.body),
@@ -278,16 +260,7 @@ async fn past_the_bounded_wait_a_sign_in_is_refused_at_once_and_nothing_counts()
     );
     assert!(wrong > 0);
     // Only the attempts that were checked count against the account (and the calibration).
-    let key = latchkey::services::signin::limits::quota_key(
-        &latchkey::store::KeyNames::new(&cfg.prefix),
-        "login:acct",
-        &email.to_lowercase(),
-    );
-    let counted: usize = redis::cmd("ZCARD")
-        .arg(&key)
-        .query_async(&mut redis_conn().await)
-        .await
-        .expect("ZCARD");
+    let counted = app.quota_count("login:acct", &email.to_lowercase());
     assert_eq!(
         counted,
         wrong + 1,

@@ -8,78 +8,57 @@ use std::time::{Duration, Instant};
 
 use rocket::http::Status;
 
-use crate::common::*;
+use crate::support::*;
 
 const NEW_PASSWORD: &str = "a new and longer passphrase";
 const NEWEST_PASSWORD: &str = "the newest passphrase of all";
 
-/// Two servers on `cfg`'s store and accounts database (its SQLite file or its
-/// PostgreSQL database, which lives as long as `cfg`), each with a directory and log
+/// Two servers on `app`'s store and accounts database (its SQLite file or its
+/// PostgreSQL database, which lives as long as `app`), each with a directory and log
 /// of its own.
-fn two_servers(cfg: &TestConfig) -> (AppProcess, AppProcess) {
-    (cfg.spawn_server(), cfg.sibling().spawn_server())
+fn two_servers(app: &TestApp) -> (AppProcess, AppProcess) {
+    (app.spawn_server(), app.sibling().spawn_server())
 }
 
 /// A new test instance on `db` (PostgreSQL: a database of its own, dropped at the end).
-fn config_on(db: Database) -> TestConfig {
+fn config_on(db: Database) -> TestApp {
     let runtime = tokio::runtime::Runtime::new().expect("a runtime");
-    runtime.block_on(TestConfig::on(db))
+    runtime.block_on(TestApp::on(db))
 }
 
-fn login(server: &AppProcess, jar: &mut Jar, email: &str, password: &str) -> u16 {
-    server
-        .submit(
-            jar,
-            "/login",
-            "/login",
-            &[("email", email), ("password", password)],
-        )
-        .status
-}
-
-/// The backend of `cfg`'s accounts database, and whether `email` has an account there.
-fn account_in_database(cfg: &TestConfig, email: &str) -> (&'static str, bool) {
+/// The backend of `app`'s accounts database, and whether `email` has an account there.
+fn account_in_database(app: &TestApp, email: &str) -> (&'static str, bool) {
     let runtime = tokio::runtime::Runtime::new().expect("a runtime");
     runtime.block_on(async {
-        let accounts = latchkey::accounts::Accounts::open(&cfg.database_url)
-            .await
-            .expect("the database opens");
-        let address = latchkey::support::input::Email::parse(email).expect("an address");
-        let found = accounts.find_by_email(&address).await.expect("answers");
-        (accounts.backend_name(), found.is_some())
+        let backend = app.accounts().await.backend_name();
+        (backend, app.user(email).await.is_some())
     })
 }
 
-/// The flow on two servers sharing `cfg`'s store and its accounts database, `db`.
-fn sessions_and_sign_outs_are_shared(cfg: TestConfig, db: Database) {
+/// The flow on two servers sharing `app`'s store and its accounts database, `db`.
+fn sessions_and_sign_outs_are_shared(app: TestApp, db: Database) {
     let smtp = SmtpServer::start();
-    let cfg = cfg
+    let app = app
         .set("smtp_url", smtp.url())
         .set("new_device_mail", false)
         .set("login_limit_account", 4);
-    let (a, b) = two_servers(&cfg);
+    let (a, b) = two_servers(&app);
     let email = email();
 
     // Registered on A, signed in on B.
     let mut first = Jar::default();
-    let reg = a.submit(
-        &mut first,
-        "/register",
-        "/register",
-        &[("email", &email), ("password", PASSWORD)],
-    );
-    assert_eq!(reg.status, 303, "{}", reg.body);
+    a.register(&mut first, &email);
     let backend = if db == Database::Sqlite {
         "sqlite"
     } else {
         "postgres"
     };
-    assert_eq!(account_in_database(&cfg, &email), (backend, true));
+    assert_eq!(account_in_database(&app, &email), (backend, true));
     assert!(b.signed_in(&mut first), "a session started on A works on B");
 
     // Sign-out on A: refused on B at the next request.
     let mut second = Jar::default();
-    assert_eq!(login(&b, &mut second, &email, PASSWORD), 303);
+    assert_eq!(b.login(&mut second, &email, PASSWORD).status, 303);
     assert!(a.signed_in(&mut second));
     let out = a.submit(&mut second.clone(), "/devices", "/logout", &[]);
     assert_eq!(out.status, 303);
@@ -87,8 +66,8 @@ fn sessions_and_sign_outs_are_shared(cfg: TestConfig, db: Database) {
 
     // Revoke-others on A: B refuses the others, keeps this one.
     let (mut keep, mut other) = (Jar::default(), Jar::default());
-    assert_eq!(login(&a, &mut keep, &email, PASSWORD), 303);
-    assert_eq!(login(&b, &mut other, &email, PASSWORD), 303);
+    assert_eq!(a.login(&mut keep, &email, PASSWORD).status, 303);
+    assert_eq!(b.login(&mut other, &email, PASSWORD).status, 303);
     assert_eq!(
         a.submit(&mut keep, "/devices", "/devices/revoke-others", &[])
             .status,
@@ -111,7 +90,7 @@ fn password_change_reset_and_failures_are_shared(
 ) {
     // Password change on B: A refuses the other sessions.
     let mut later = Jar::default();
-    assert_eq!(login(a, &mut later, email, PASSWORD), 303);
+    assert_eq!(a.login(&mut later, email, PASSWORD).status, 303);
     let changed = b.submit(
         &mut keep,
         "/account/password",
@@ -136,14 +115,16 @@ fn password_change_reset_and_failures_are_shared(
         "/password/forgot",
         &[("email", email)],
     );
-    let mail = wait_for_mail(&smtp.received());
+    let code = tokio::runtime::Runtime::new()
+        .expect("a runtime")
+        .block_on(wait_for_reset_code(&smtp.received()));
     let reset = b.submit(
         &mut anon,
         "/password/reset",
         "/password/reset",
         &[
             ("email", email),
-            ("code", &code_in(&mail)),
+            ("code", &code),
             ("new_password", NEWEST_PASSWORD),
         ],
     );
@@ -153,26 +134,19 @@ fn password_change_reset_and_failures_are_shared(
     // Sign-in failures on either count on both (login_limit_account = 4).
     for (server, n) in [(a, 1), (b, 2), (a, 3), (b, 4)] {
         assert_eq!(
-            login(server, &mut Jar::default(), email, "wrong!"),
+            server.login(&mut Jar::default(), email, "wrong!").status,
             401,
             "failure {n}"
         );
     }
-    assert_eq!(login(a, &mut Jar::default(), email, NEWEST_PASSWORD), 429);
-    assert_eq!(login(b, &mut Jar::default(), email, NEWEST_PASSWORD), 429);
-}
-
-/// The first mail in a maildir, waited for (SMTP delivery runs in the background).
-/// The first mail with a reset code (the password-change notice may come first).
-fn wait_for_mail(dir: &Path) -> String {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        if let Some(m) = mails_in(dir).into_iter().find(|m| try_code_in(m).is_some()) {
-            return m;
-        }
-        assert!(Instant::now() < deadline, "no reset mail arrived");
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    assert_eq!(
+        a.login(&mut Jar::default(), email, NEWEST_PASSWORD).status,
+        429
+    );
+    assert_eq!(
+        b.login(&mut Jar::default(), email, NEWEST_PASSWORD).status,
+        429
+    );
 }
 
 #[test]
@@ -187,27 +161,12 @@ fn two_servers_on_one_redis_and_postgres_share_sessions_sign_outs_and_limits() {
 
 #[test]
 fn two_servers_on_a_redis_cluster_and_postgres_share_sessions_sign_outs_and_limits() {
-    let cfg = config_on(Database::Postgres).on_cluster();
-    sessions_and_sign_outs_are_shared(cfg, Database::Postgres);
-}
-
-/// `POST /api/v1/token` on `server` with a form body: (status, JSON answer).
-fn token_request(server: &AppProcess, pairs: &[(&str, &str)]) -> (u16, serde_json::Value) {
-    let reply = server.request(
-        "POST",
-        "/api/v1/token",
-        &[("Content-Type", "application/x-www-form-urlencoded")],
-        &encode(pairs),
-    );
-    let body = serde_json::from_str(&reply.body).unwrap_or(serde_json::Value::Null);
-    (reply.status, body)
+    let app = config_on(Database::Postgres).on_cluster();
+    sessions_and_sign_outs_are_shared(app, Database::Postgres);
 }
 
 fn refresh_on(server: &AppProcess, token: &str) -> (u16, serde_json::Value) {
-    token_request(
-        server,
-        &[("grant_type", "refresh_token"), ("refresh_token", token)],
-    )
+    server.token(&[("grant_type", "refresh_token"), ("refresh_token", token)])
 }
 
 /// Two tabs of one program, their refreshes answered by two servers on a Redis
@@ -215,24 +174,15 @@ fn refresh_on(server: &AppProcess, token: &str) -> (u16, serde_json::Value) {
 /// servers share the key it is derived with), and the session goes on.
 #[test]
 fn a_refresh_retried_on_the_other_server_gets_the_same_successor() {
-    let cfg = TestConfig::new().on_cluster();
-    let (a, b) = two_servers(&cfg);
+    let app = TestApp::new().on_cluster();
+    let (a, b) = two_servers(&app);
     let email = email();
-    let reg = a.submit(
-        &mut Jar::default(),
-        "/register",
-        "/register",
-        &[("email", &email), ("password", PASSWORD)],
-    );
-    assert_eq!(reg.status, 303, "{}", reg.body);
-    let (status, first) = token_request(
-        &a,
-        &[
-            ("grant_type", "password"),
-            ("username", &email),
-            ("password", PASSWORD),
-        ],
-    );
+    a.register(&mut Jar::default(), &email);
+    let (status, first) = a.token(&[
+        ("grant_type", "password"),
+        ("username", &email),
+        ("password", PASSWORD),
+    ]);
     assert_eq!(status, 200, "{first}");
     let first = first["refresh_token"]
         .as_str()
@@ -370,19 +320,17 @@ impl Drop for PrivateCluster {
 /// one's do not; returns a browser signed in as each: (on that master, elsewhere).
 async fn users_on_and_off(
     cluster: &PrivateCluster,
-    cfg: &TestConfig,
+    app: &TestApp,
     port: u16,
 ) -> (Browser, Browser) {
-    let keys = latchkey::store::KeyNames::new(&cfg.prefix);
+    let keys = app.key_names();
     let (mut on, mut off) = (None, None);
     while on.is_none() || off.is_none() {
-        let b = cfg.browser().await;
+        let b = app.browser().await;
         let reg = b.register(&email()).await;
         assert_eq!(reg.status, Status::SeeOther, "{}", reg.body);
         let cookie = b.session_cookie().expect("a session cookie");
-        let uid = latchkey::services::sessions::SessionCookie::parse(&cookie)
-            .expect("cookie")
-            .user_id;
+        let uid = SessionCookie::parse(&cookie).expect("cookie").user_id;
         if cluster.master_of(&keys.user(&uid), cluster.ports[1]) == port {
             on.get_or_insert(b);
         } else {
@@ -402,11 +350,11 @@ async fn devices_status(b: &Browser) -> Status {
 #[tokio::test]
 async fn a_dead_master_fails_only_its_users_with_503_and_service_resumes() {
     let cluster = PrivateCluster::start();
-    let cfg = TestConfig::new()
+    let app = TestApp::new()
         .set("redis_cluster_nodes", cluster.nodes())
         .set("register_limit_ip", 1000);
     let doomed = cluster.ports[0];
-    let (on, off) = users_on_and_off(&cluster, &cfg, doomed).await;
+    let (on, off) = users_on_and_off(&cluster, &app, doomed).await;
     assert_eq!(devices_status(&on).await, Status::Ok);
     assert_eq!(devices_status(&off).await, Status::Ok);
 

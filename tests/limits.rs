@@ -2,22 +2,14 @@
 
 use std::time::Duration;
 
-use crate::common::*;
+use crate::support::*;
 use rocket::http::Status;
-
-fn retry_after(p: &Page) -> u64 {
-    p.header("Retry-After")
-        .expect("a Retry-After header")
-        .parse()
-        .expect("seconds")
-}
 
 #[tokio::test]
 async fn a_burst_of_wrong_passwords_gets_exactly_the_quota_through() {
-    let cfg = TestConfig::new();
-    let email = email();
-    cfg.browser().await.register(&email).await;
-    let attacker = cfg.browser().await.with_ip("198.51.100.20");
+    let app = TestApp::new();
+    let email = app.account().await;
+    let attacker = app.browser().await.with_ip("198.51.100.20");
     let token = attacker.get("/login").await.csrf();
 
     let attempts = (0..50).map(|i| {
@@ -58,10 +50,9 @@ async fn a_burst_of_wrong_passwords_gets_exactly_the_quota_through() {
 #[tokio::test]
 async fn the_right_password_waits_out_the_window_too() {
     // Long enough that five Argon2 checks fit in it on a loaded 2-core machine.
-    let cfg = TestConfig::new().set("login_limit_window", 8);
-    let email = email();
-    cfg.browser().await.register(&email).await;
-    let b = cfg.browser().await;
+    let app = TestApp::new().set("login_limit_window", 8);
+    let email = app.account().await;
+    let b = app.browser().await;
     for _ in 0..5 {
         assert_eq!(
             b.login(&email, "wrong password!").await.status,
@@ -72,7 +63,7 @@ async fn the_right_password_waits_out_the_window_too() {
     let refused = b.login(&email, PASSWORD).await;
 
     assert_eq!(refused.status, Status::TooManyRequests);
-    let wait = retry_after(&refused);
+    let wait = refused.retry_after();
     assert!((1..=8).contains(&wait), "Retry-After {wait}");
     assert!(refused.body.contains("Too many sign-in attempts"));
     assert!(
@@ -90,28 +81,27 @@ async fn the_right_password_waits_out_the_window_too() {
 
 #[tokio::test]
 async fn the_wait_is_said_in_words_and_in_retry_after() {
-    let cfg = TestConfig::new();
-    let email = email();
-    cfg.browser().await.register(&email).await;
-    let b = cfg.browser().await;
+    let app = TestApp::new();
+    let email = app.account().await;
+    let b = app.browser().await;
     for _ in 0..5 {
         b.login(&email, "wrong password!").await;
     }
     let refused = b.login(&email, "wrong password!").await;
     assert_eq!(refused.status, Status::TooManyRequests);
-    let wait = retry_after(&refused);
+    let wait = refused.retry_after();
     assert!(wait > 14 * 60 && wait <= 15 * 60, "Retry-After {wait}");
     assert!(refused.body.contains("wait 15 minutes"), "{}", refused.body);
 }
 
 #[tokio::test]
 async fn one_ip_guessing_across_many_accounts_is_stopped() {
-    let cfg = TestConfig::new().set("login_limit_ip", 4);
+    let app = TestApp::new().set("login_limit_ip", 4);
     let victims: Vec<String> = (0..6).map(|_| email()).collect();
     for v in &victims {
-        cfg.browser().await.with_ip("192.0.2.1").register(v).await;
+        app.browser().await.with_ip("192.0.2.1").register(v).await;
     }
-    let attacker = cfg.browser().await.with_ip("198.51.100.66");
+    let attacker = app.browser().await.with_ip("198.51.100.66");
     let mut statuses = Vec::new();
     for v in &victims {
         statuses.push(attacker.login(v, "Summer2024!").await.status);
@@ -119,7 +109,7 @@ async fn one_ip_guessing_across_many_accounts_is_stopped() {
     assert_eq!(&statuses[..4], &[Status::Unauthorized; 4]);
     assert_eq!(&statuses[4..], &[Status::TooManyRequests; 2]);
     // Another IP is not affected.
-    let someone = cfg.browser().await.with_ip("192.0.2.77");
+    let someone = app.browser().await.with_ip("192.0.2.77");
     assert_eq!(
         someone.login(&victims[5], PASSWORD).await.status,
         Status::SeeOther
@@ -128,14 +118,14 @@ async fn one_ip_guessing_across_many_accounts_is_stopped() {
 
 #[tokio::test]
 async fn a_success_does_not_reset_the_ip_budget() {
-    let cfg = TestConfig::new().set("login_limit_ip", 4);
+    let app = TestApp::new().set("login_limit_ip", 4);
     let mine = email();
-    cfg.browser()
+    app.browser()
         .await
         .with_ip("192.0.2.1")
         .register(&mine)
         .await;
-    let b = cfg.browser().await.with_ip("198.51.100.9");
+    let b = app.browser().await.with_ip("198.51.100.9");
     for _ in 0..3 {
         assert_eq!(
             b.login(&email(), "nope nope nope").await.status,
@@ -143,7 +133,7 @@ async fn a_success_does_not_reset_the_ip_budget() {
         );
     }
     assert_eq!(b.login(&mine, PASSWORD).await.status, Status::SeeOther);
-    let c = cfg.browser().await.with_ip("198.51.100.9");
+    let c = app.browser().await.with_ip("198.51.100.9");
     assert_eq!(
         c.login(&email(), "nope nope nope").await.status,
         Status::Unauthorized
@@ -156,10 +146,10 @@ async fn a_success_does_not_reset_the_ip_budget() {
 
 #[tokio::test]
 async fn a_spoofed_forwarded_for_from_an_untrusted_peer_changes_nothing() {
-    let cfg = TestConfig::new().set("login_limit_ip", 3);
+    let app = TestApp::new().set("login_limit_ip", 3);
     let mut statuses = Vec::new();
     for i in 0..5 {
-        let b = cfg
+        let b = app
             .browser()
             .await
             .with_ip("198.51.100.44")
@@ -177,7 +167,7 @@ async fn a_spoofed_forwarded_for_from_an_untrusted_peer_changes_nothing() {
         ]
     );
     // And the devices page shows the socket address, not the claimed one.
-    let b = cfg
+    let b = app
         .browser()
         .await
         .with_ip("192.0.2.200")
@@ -190,12 +180,12 @@ async fn a_spoofed_forwarded_for_from_an_untrusted_peer_changes_nothing() {
 
 #[tokio::test]
 async fn behind_a_trusted_proxy_the_forwarded_client_counts() {
-    let cfg = TestConfig::new()
+    let app = TestApp::new()
         .set("trusted_proxies", vec!["10.0.0.0/8"])
         .set("login_limit_ip", 2);
     // The proxy chain: client 203.0.113.9 → 10.1.1.1 → peer 10.0.0.1. A left-most
     // address the client wrote itself (1.2.3.4) is not believed.
-    let b = cfg
+    let b = app
         .browser()
         .await
         .with_ip("10.0.0.1")
@@ -205,7 +195,7 @@ async fn behind_a_trusted_proxy_the_forwarded_client_counts() {
     assert!(page.contains("203.0.113.9"), "{page}");
 
     for _ in 0..2 {
-        let x = cfg
+        let x = app
             .browser()
             .await
             .with_ip("10.0.0.1")
@@ -215,7 +205,7 @@ async fn behind_a_trusted_proxy_the_forwarded_client_counts() {
             Status::Unauthorized
         );
     }
-    let x = cfg
+    let x = app
         .browser()
         .await
         .with_ip("10.0.0.1")
@@ -225,7 +215,7 @@ async fn behind_a_trusted_proxy_the_forwarded_client_counts() {
         Status::TooManyRequests
     );
     // A different client behind the same proxy has its own budget.
-    let y = cfg
+    let y = app
         .browser()
         .await
         .with_ip("10.0.0.1")
@@ -238,14 +228,10 @@ async fn behind_a_trusted_proxy_the_forwarded_client_counts() {
 
 /// Four wrong sign-ins through the trusted proxy `peer`, the `i`-th with the
 /// `X-Forwarded-For` that `header(i)` makes.
-async fn failures_through(
-    cfg: &TestConfig,
-    peer: &str,
-    header: impl Fn(u8) -> String,
-) -> Vec<Status> {
+async fn failures_through(app: &TestApp, peer: &str, header: impl Fn(u8) -> String) -> Vec<Status> {
     let mut statuses = Vec::new();
     for i in 0..4 {
-        let b = cfg
+        let b = app
             .browser()
             .await
             .with_ip(peer)
@@ -256,15 +242,15 @@ async fn failures_through(
 }
 
 /// The devices page of a new account made through `peer` with `header`.
-async fn devices_through(cfg: &TestConfig, peer: &str, header: &str) -> String {
-    let b = cfg.browser().await.with_ip(peer).with_forwarded_for(header);
+async fn devices_through(app: &TestApp, peer: &str, header: &str) -> String {
+    let b = app.browser().await.with_ip(peer).with_forwarded_for(header);
     b.register(&email()).await;
     b.get("/devices").await.body
 }
 
 #[tokio::test]
 async fn a_forwarded_entry_that_is_not_an_address_is_never_skipped() {
-    let cfg = TestConfig::new()
+    let app = TestApp::new()
         .set("trusted_proxies", vec!["10.0.0.0/8"])
         .set("login_limit_ip", 2);
     let throttled_after_two = [
@@ -275,28 +261,27 @@ async fn a_forwarded_entry_that_is_not_an_address_is_never_skipped() {
     ];
     // The proxy appends the real client with its port; the attacker rotates what it
     // writes on the left. The client is 5.6.7.8 every time.
-    let statuses = failures_through(&cfg, "10.0.0.1", |i| format!("9.9.9.{i}, 5.6.7.8:4711")).await;
+    let statuses = failures_through(&app, "10.0.0.1", |i| format!("9.9.9.{i}, 5.6.7.8:4711")).await;
     assert_eq!(statuses, throttled_after_two);
-    let page = devices_through(&cfg, "10.0.0.1", "9.9.9.9, [2001:db8::5]:4711").await;
+    let page = devices_through(&app, "10.0.0.1", "9.9.9.9, [2001:db8::5]:4711").await;
     assert!(page.contains("2001:db8::5"), "{page}");
     assert!(!page.contains("9.9.9.9"));
 
     // An entry that still is not an address ends the walk at the proxy: whatever the
     // attacker writes to its left is not believed, so all of it counts as one client.
-    let statuses = failures_through(&cfg, "10.0.0.2", |i| format!("9.9.8.{i}, garbage")).await;
+    let statuses = failures_through(&app, "10.0.0.2", |i| format!("9.9.8.{i}, garbage")).await;
     assert_eq!(statuses, throttled_after_two);
-    let page = devices_through(&cfg, "10.0.0.3", "9.9.7.7, garbage").await;
+    let page = devices_through(&app, "10.0.0.3", "9.9.7.7, garbage").await;
     assert!(page.contains("10.0.0.3"), "{page}");
     assert!(!page.contains("9.9.7.7"));
 }
 
 #[test]
 fn the_client_ip_is_the_rightmost_untrusted_hop() {
-    use latchkey::http::request::ClientIp;
-    let figment = TestConfig::new()
+    let figment = TestApp::new()
         .set("trusted_proxies", vec!["10.0.0.0/8", "::1"])
         .figment();
-    let settings = latchkey::config::Settings::from_figment(&figment).unwrap();
+    let settings = Settings::from_figment(&figment).unwrap();
     let ip = |peer: &str, xff: Option<&str>| {
         ClientIp::resolve(
             Some(peer.parse().unwrap()),

@@ -5,22 +5,21 @@
 
 use std::time::Duration;
 
-use crate::common::*;
+use crate::support::*;
 use rocket::http::{ContentType, Cookie, Status};
 
-/// The owner's browser: registered there (which trusts it), then signed out.
-async fn owners_browser(cfg: &TestConfig, email: &str) -> Browser {
-    let owner = cfg.browser().await;
-    assert_eq!(owner.register(email).await.status, Status::SeeOther);
-    let token = owner.get("/devices").await.csrf();
-    owner.post_form("/logout", &token, &[]).await;
+/// The owner's browser, registered there (which trusts it) and then signed out, and
+/// the owner's address.
+async fn owners_browser(app: &TestApp) -> (Browser, String) {
+    let (owner, email) = app.signed_in_browser().await;
+    owner.sign_out().await;
     assert!(!owner.is_signed_in().await);
-    owner
+    (owner, email)
 }
 
 /// Five wrong passwords from a stranger's address, on the page and in the API.
-async fn strangers_fill_the_account_quota(cfg: &TestConfig, email: &str) {
-    let stranger = cfg.browser().await.with_ip("198.51.100.66");
+async fn strangers_fill_the_account_quota(app: &TestApp, email: &str) {
+    let stranger = app.browser().await.with_ip("198.51.100.66");
     for _ in 0..3 {
         let p = stranger.login(email, "Summer2024!").await;
         assert_eq!(p.status, Status::Unauthorized);
@@ -31,22 +30,14 @@ async fn strangers_fill_the_account_quota(cfg: &TestConfig, email: &str) {
     }
 }
 
-fn device_cookie(b: &Browser) -> Option<String> {
-    b.client
-        .cookies()
-        .get("latchkey_device")
-        .map(|c| c.value().to_string())
-}
-
 #[tokio::test]
 async fn a_stranger_cannot_lock_the_owners_browser_out() {
-    let cfg = TestConfig::new();
-    let email = email();
-    let owner = owners_browser(&cfg, &email).await;
-    strangers_fill_the_account_quota(&cfg, &email).await;
+    let app = TestApp::new();
+    let (owner, email) = owners_browser(&app).await;
+    strangers_fill_the_account_quota(&app, &email).await;
 
     // Strangers are throttled as before, with the right password too, from anywhere.
-    let elsewhere = cfg.browser().await.with_ip("192.0.2.44");
+    let elsewhere = app.browser().await.with_ip("192.0.2.44");
     let refused = elsewhere.login(&email, PASSWORD).await;
     assert_eq!(refused.status, Status::TooManyRequests);
     assert!(refused.header("Retry-After").is_some());
@@ -62,9 +53,8 @@ async fn a_stranger_cannot_lock_the_owners_browser_out() {
 
 #[tokio::test]
 async fn a_device_cookie_that_fails_too_often_is_locked_out_itself() {
-    let cfg = TestConfig::new();
-    let email = email();
-    let owner = owners_browser(&cfg, &email).await;
+    let app = TestApp::new();
+    let (owner, email) = owners_browser(&app).await;
     for _ in 0..5 {
         let p = owner.login(&email, "not my password").await;
         assert_eq!(p.status, Status::Unauthorized);
@@ -72,7 +62,7 @@ async fn a_device_cookie_that_fails_too_often_is_locked_out_itself() {
     let refused = owner.login(&email, PASSWORD).await;
     assert_eq!(refused.status, Status::TooManyRequests, "{}", refused.body);
     // Its failures were its own: they did not use up the account's budget.
-    let elsewhere = cfg.browser().await.with_ip("192.0.2.45");
+    let elsewhere = app.browser().await.with_ip("192.0.2.45");
     assert_eq!(
         elsewhere.login(&email, PASSWORD).await.status,
         Status::SeeOther
@@ -81,16 +71,17 @@ async fn a_device_cookie_that_fails_too_often_is_locked_out_itself() {
 
 #[tokio::test]
 async fn a_forged_tampered_or_borrowed_device_cookie_is_a_strangers() {
-    let cfg = TestConfig::new();
-    let (mine, theirs) = (email(), email());
-    let owner = owners_browser(&cfg, &mine).await;
-    let my_uid = user_id_of(&cfg, &mine).await;
-    cfg.browser().await.register(&theirs).await;
-    strangers_fill_the_account_quota(&cfg, &mine).await;
-    strangers_fill_the_account_quota(&cfg, &theirs).await;
+    let app = TestApp::new();
+    let (owner, mine) = owners_browser(&app).await;
+    let my_uid = user_id_of(&app, &mine).await;
+    let theirs = app.account().await;
+    strangers_fill_the_account_quota(&app, &mine).await;
+    strangers_fill_the_account_quota(&app, &theirs).await;
 
     // My genuine cookie is for my account only.
-    let genuine = device_cookie(&owner).expect("registering set a device cookie");
+    let genuine = owner
+        .cookie("latchkey_device")
+        .expect("registering set a device cookie");
     assert_eq!(
         owner.login(&theirs, PASSWORD).await.status,
         Status::TooManyRequests
@@ -99,7 +90,7 @@ async fn a_forged_tampered_or_borrowed_device_cookie_is_a_strangers() {
     let last = if genuine.ends_with('A') { "B" } else { "A" };
     let tampered = format!("{}{last}", &genuine[..genuine.len() - 1]);
     for forged in [format!("{my_uid}.{}", "A".repeat(43)), tampered] {
-        let forger = cfg.browser().await.with_ip("198.51.100.67");
+        let forger = app.browser().await.with_ip("198.51.100.67");
         assert_eq!(
             login_presenting(&forger, &forged, &mine).await,
             Status::TooManyRequests,
@@ -108,7 +99,7 @@ async fn a_forged_tampered_or_borrowed_device_cookie_is_a_strangers() {
     }
     // The same bytes as the genuine cookie do work (it is a bearer credential, kept
     // HttpOnly): what refused the others was the check, not the way they were sent.
-    let copy = cfg.browser().await.with_ip("198.51.100.67");
+    let copy = app.browser().await.with_ip("198.51.100.67");
     assert_eq!(
         login_presenting(&copy, &genuine, &mine).await,
         Status::SeeOther
@@ -138,81 +129,53 @@ async fn login_presenting(b: &Browser, device_cookie: &str, email: &str) -> Stat
 }
 
 /// The id of the account `email`, through an API session of its own.
-async fn user_id_of(cfg: &TestConfig, email: &str) -> String {
-    let b = cfg.browser().await.with_ip("192.0.2.46");
+async fn user_id_of(app: &TestApp, email: &str) -> String {
+    let b = app.browser().await.with_ip("192.0.2.46");
     let t = Tokens::from(&password_attempt(&b, email, PASSWORD).await);
     let me = bearer(&b, rocket::http::Method::Get, "/api/v1/me", &t.access).await;
     me.str("user_id")
 }
 
-async fn ask_for_code(b: &Browser, email: &str) {
-    let fields = [("email", email)];
-    let p = b
-        .submit("/password/forgot", "/password/forgot", &fields)
-        .await;
-    assert_eq!(p.status, Status::Ok);
-}
-
 #[tokio::test]
 async fn strangers_cannot_use_up_the_owners_reset_requests() {
-    let cfg = TestConfig::new();
-    let email = email();
-    let owner = owners_browser(&cfg, &email).await;
-    let stranger = cfg.browser().await.with_ip("198.51.100.68");
+    let app = TestApp::new();
+    let (owner, email) = owners_browser(&app).await;
+    let stranger = app.browser().await.with_ip("198.51.100.68");
     for _ in 0..4 {
-        ask_for_code(&stranger, &email).await;
+        assert_eq!(stranger.ask_for_reset_code(&email).await.status, Status::Ok);
     }
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert_eq!(
-        wait_for_mails(&cfg.outbox(), 3).await.len(),
+        wait_for_mails(&app.outbox(), 3).await.len(),
         3,
         "3 per hour"
     );
 
-    ask_for_code(&owner, &email).await;
-    let mails = wait_for_mails(&cfg.outbox(), 4).await;
+    assert_eq!(owner.ask_for_reset_code(&email).await.status, Status::Ok);
+    let mails = wait_for_mails(&app.outbox(), 4).await;
     assert_eq!(mails.len(), 4, "the owner's own request is not dropped");
     let code = code_in(mails.last().expect("the owner's mail"));
     let reset = owner
-        .submit(
-            "/password/reset",
-            "/password/reset",
-            &[
-                ("email", &email),
-                ("code", &code),
-                ("new_password", "a brand new passphrase"),
-            ],
-        )
+        .reset_password(&email, &code, "a brand new passphrase")
         .await;
     assert_eq!(reset.status, Status::SeeOther, "{}", reset.body);
 }
 
 #[tokio::test]
 async fn a_new_password_ends_the_trust_in_other_browsers() {
-    let cfg = TestConfig::new();
-    let email = email();
-    let old_laptop = owners_browser(&cfg, &email).await;
+    let app = TestApp::new();
+    let (old_laptop, email) = owners_browser(&app).await;
     // The phone signs in (trusted too) and changes the password.
-    let phone = cfg.browser().await.with_agent(SAFARI_IOS);
+    let phone = app.browser().await.with_agent(SAFARI_IOS);
     assert_eq!(phone.login(&email, PASSWORD).await.status, Status::SeeOther);
     let new_password = "a brand new passphrase";
-    let changed = phone
-        .submit(
-            "/account/password",
-            "/account/password",
-            &[
-                ("current_password", PASSWORD),
-                ("new_password", new_password),
-            ],
-        )
-        .await;
+    let changed = phone.change_password(PASSWORD, new_password).await;
     assert_eq!(changed.status, Status::SeeOther, "{}", changed.body);
-    strangers_fill_the_account_quota(&cfg, &email).await;
+    strangers_fill_the_account_quota(&app, &email).await;
 
     // The browser that changed it is still trusted; the one that knew only the old
     // password is a stranger now.
-    let token = phone.get("/devices").await.csrf();
-    phone.post_form("/logout", &token, &[]).await;
+    phone.sign_out().await;
     assert_eq!(
         phone.login(&email, new_password).await.status,
         Status::SeeOther

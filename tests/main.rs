@@ -1,9 +1,10 @@
 //! Every integration test, in one binary: one link of the app instead of one per file.
-//! Each module is one user-facing area; `common` is the harness they share.
+//! Each module is one user-facing area; `support` is the one harness they share (its
+//! fixtures start at `TestApp`).
 //!
 //! Run one area with `cargo test --test main auth::`, one test by (part of) its name.
 
-mod common;
+mod support;
 
 mod accounts;
 mod addresses;

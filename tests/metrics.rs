@@ -3,7 +3,7 @@
 
 use rocket::http::{Method, Status};
 
-use crate::common::*;
+use crate::support::*;
 
 const TOKEN: &str = "scrape-me-3f9a1c";
 
@@ -27,7 +27,7 @@ async fn scrape(b: &Browser) -> String {
 
 #[tokio::test]
 async fn without_a_token_setting_metrics_do_not_exist() {
-    let b = TestConfig::new().browser().await;
+    let b = TestApp::new().browser().await;
     assert_eq!(b.get("/metrics").await.status, Status::NotFound);
     let guessed = bearer(&b, Method::Get, "/metrics", "").await;
     assert_eq!(guessed.status, Status::NotFound);
@@ -35,10 +35,7 @@ async fn without_a_token_setting_metrics_do_not_exist() {
 
 #[tokio::test]
 async fn a_missing_or_wrong_bearer_is_refused() {
-    let b = TestConfig::new()
-        .set("metrics_token", TOKEN)
-        .browser()
-        .await;
+    let b = TestApp::new().set("metrics_token", TOKEN).browser().await;
     assert_eq!(b.get("/metrics").await.status, Status::Unauthorized);
     for wrong in ["scrape-me", "scrape-me-3f9a1c0", "SCRAPE-ME-3F9A1C", ""] {
         let page = bearer(&b, Method::Get, "/metrics", wrong).await;
@@ -58,7 +55,7 @@ async fn a_missing_or_wrong_bearer_is_refused() {
 
 #[tokio::test]
 async fn counters_move_by_what_happened() {
-    let b = TestConfig::new()
+    let b = TestApp::new()
         .set("metrics_token", TOKEN)
         .set("login_limit_account", 3)
         .browser()
@@ -66,8 +63,7 @@ async fn counters_move_by_what_happened() {
     let before = scrape(&b).await;
     let email = email();
     b.register(&email).await;
-    let token = b.get("/devices").await.csrf();
-    b.post_form("/logout", &token, &[]).await;
+    b.sign_out().await;
     for _ in 0..2 {
         assert_eq!(
             b.login(&email, "wrong password!").await.status,
@@ -75,8 +71,7 @@ async fn counters_move_by_what_happened() {
         );
     }
     assert_eq!(b.login(&email, PASSWORD).await.status, Status::SeeOther);
-    let token = b.get("/devices").await.csrf();
-    b.post_form("/logout", &token, &[]).await;
+    b.sign_out().await;
     // The two failures still count (a success takes back only its own attempt): a
     // third fills the quota of 3 and a fourth is throttled.
     assert_eq!(
@@ -124,8 +119,8 @@ async fn counters_move_by_what_happened() {
 
 #[tokio::test]
 async fn each_app_counts_only_its_own_requests() {
-    let cfg = TestConfig::new().set("metrics_token", TOKEN);
-    let (a, b) = (cfg.browser().await, cfg.browser().await);
+    let app = TestApp::new().set("metrics_token", TOKEN);
+    let (a, b) = (app.browser().await, app.browser().await);
     for _ in 0..3 {
         a.get("/login").await;
     }

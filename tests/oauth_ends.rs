@@ -4,13 +4,12 @@
 //! tokens, unauthenticated or public-client introspection, an unregistered
 //! post_logout_redirect_uri, forged id_token_hints, a logout link with no hint.
 
-use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use jsonwebtoken::{encode as jwt_encode, Algorithm, EncodingKey, Header};
 use serde_json::{json, Value};
 
-use crate::common::*;
-use crate::oidc::{code_for, exchange, header, App, Provider, VERIFIER};
+use crate::support::*;
 
 const BYE: &str = "http://localhost:9/signed-out";
 
@@ -18,9 +17,9 @@ const BYE: &str = "http://localhost:9/signed-out";
 #[derive(Clone, Copy)]
 enum As<'a> {
     /// `Authorization: Basic` (client_secret_basic).
-    Basic(&'a App),
+    Basic(&'a RegisteredApp),
     /// `client_id` (and `client_secret` when it has one) in the form.
-    Form(&'a App),
+    Form(&'a RegisteredApp),
     Nobody,
 }
 
@@ -31,14 +30,7 @@ fn ask(p: &Provider, path: &str, who: As<'_>, pairs: &[(&str, &str)]) -> (u16, V
     let basic;
     match who {
         As::Basic(app) => {
-            basic = format!(
-                "Basic {}",
-                STANDARD.encode(format!(
-                    "{}:{}",
-                    app.id,
-                    app.secret.clone().unwrap_or_default()
-                ))
-            );
+            basic = basic_credentials(app);
             headers.push(("Authorization", &basic));
         }
         As::Form(app) => {
@@ -69,16 +61,14 @@ fn inactive() -> Value {
 }
 
 /// A signed-in browser (its jar, the account's email) and an app's tokens for it.
-fn signed_in_app(p: &Provider, app: &App, scope: &str) -> (Jar, String, Value) {
-    let mut jar = Jar::default();
-    let email = format!("{}@example.com", unique("ends"));
-    p.account(&mut jar, &email);
+fn signed_in_app(p: &Provider, app: &RegisteredApp, scope: &str) -> (Jar, String, Value) {
+    let (mut jar, email) = p.signed_in_jar();
     let tokens = tokens_for(p, &mut jar, app, scope);
     (jar, email, tokens)
 }
 
 /// An app's tokens through a signed-in `jar` (consent given).
-fn tokens_for(p: &Provider, jar: &mut Jar, app: &App, scope: &str) -> Value {
+fn tokens_for(p: &Provider, jar: &mut Jar, app: &RegisteredApp, scope: &str) -> Value {
     let code = code_for(p, jar, app, scope);
     let (status, tokens) = if app.secret.is_some() {
         exchange(p, app, &code, VERIFIER)
@@ -107,14 +97,6 @@ fn field(v: &Value, name: &str) -> String {
         .to_string()
 }
 
-fn refresh(p: &Provider, app: &App, token: &str) -> (u16, Value) {
-    let (s, v, _) = p.token(
-        Some(app),
-        &[("grant_type", "refresh_token"), ("refresh_token", token)],
-    );
-    (s, v)
-}
-
 fn userinfo_status(p: &Provider, access: &str) -> u16 {
     p.userinfo(access).status
 }
@@ -122,7 +104,7 @@ fn userinfo_status(p: &Provider, access: &str) -> u16 {
 #[tokio::test]
 async fn revoking_a_refresh_token_ends_the_app_session_and_every_token_of_it() {
     let p = Provider::start(Database::Sqlite).await;
-    let app = p.add_app("Wiki", &[]);
+    let app = p.registered_app("Wiki", &[]);
     let (mut jar, _, tokens) = signed_in_app(&p, &app, "openid email offline_access");
     let (access, rt) = (
         field(&tokens, "access_token"),
@@ -137,7 +119,7 @@ async fn revoking_a_refresh_token_ends_the_app_session_and_every_token_of_it() {
     assert_eq!(status, 200, "{}", reply.body);
     assert!(reply.body.is_empty(), "{}", reply.body);
     assert_eq!(userinfo_status(&p, &access), 401);
-    let (refused, body) = refresh(&p, &app, &rt);
+    let (refused, body) = refresh_grant(&p, &app, &rt);
     assert_eq!(
         (refused, field(&body, "error")),
         (400, "invalid_grant".into())
@@ -157,7 +139,7 @@ async fn revoking_a_refresh_token_ends_the_app_session_and_every_token_of_it() {
 #[tokio::test]
 async fn revoking_an_access_token_stops_it_at_once_and_the_session_goes_on() {
     let p = Provider::start(Database::Sqlite).await;
-    let app = p.add_app("Wiki", &[]);
+    let app = p.registered_app("Wiki", &[]);
     let (_, _, tokens) = signed_in_app(&p, &app, "openid email offline_access");
     let (access, rt) = (
         field(&tokens, "access_token"),
@@ -169,7 +151,7 @@ async fn revoking_an_access_token_stops_it_at_once_and_the_session_goes_on() {
     assert_eq!(status, 200, "{}", reply.body);
     assert_eq!(userinfo_status(&p, &access), 401);
     assert_eq!(introspect(&p, As::Basic(&app), &access), inactive());
-    let (ok, next) = refresh(&p, &app, &rt);
+    let (ok, next) = refresh_grant(&p, &app, &rt);
     assert_eq!(ok, 200, "{next}");
     assert_eq!(userinfo_status(&p, &field(&next, "access_token")), 200);
 }
@@ -177,8 +159,8 @@ async fn revoking_an_access_token_stops_it_at_once_and_the_session_goes_on() {
 #[tokio::test]
 async fn another_clients_tokens_are_neither_revoked_nor_described() {
     let p = Provider::start(Database::Sqlite).await;
-    let wiki = p.add_app("Wiki", &[]);
-    let attacker = p.add_app("Attacker", &[]);
+    let wiki = p.registered_app("Wiki", &[]);
+    let attacker = p.registered_app("Attacker", &[]);
     let (_, _, tokens) = signed_in_app(&p, &wiki, "openid email offline_access");
     let (access, rt) = (
         field(&tokens, "access_token"),
@@ -193,18 +175,12 @@ async fn another_clients_tokens_are_neither_revoked_nor_described() {
 
     // Nor are the account's own API tokens an app's to end or look at.
     let (_, email, _) = signed_in_app(&p, &wiki, "openid");
-    let api = p.server.request(
-        "POST",
-        "/api/v1/token",
-        &[("Content-Type", "application/x-www-form-urlencoded")],
-        &encode(&[
-            ("grant_type", "password"),
-            ("username", &email),
-            ("password", PASSWORD),
-        ]),
-    );
-    assert_eq!(api.status, 200, "{}", api.body);
-    let api: Value = serde_json::from_str(&api.body).expect("JSON");
+    let (status, api) = p.server.token(&[
+        ("grant_type", "password"),
+        ("username", &email),
+        ("password", PASSWORD),
+    ]);
+    assert_eq!(status, 200, "{api}");
     for token in [field(&api, "access_token"), field(&api, "refresh_token")] {
         assert_eq!(introspect(&p, As::Basic(&wiki), &token), inactive());
         assert_eq!(revoke(&p, As::Basic(&wiki), &token).0, 200);
@@ -224,23 +200,23 @@ async fn another_clients_tokens_are_neither_revoked_nor_described() {
     assert_eq!(userinfo_status(&p, &access), 200);
     assert_eq!(introspect(&p, As::Basic(&wiki), &access)["active"], true);
     assert_eq!(introspect(&p, As::Basic(&wiki), &rt)["active"], true);
-    let (ok, _) = refresh(&p, &wiki, &rt);
+    let (ok, _) = refresh_grant(&p, &wiki, &rt);
     assert_eq!(ok, 200);
 }
 
 #[tokio::test]
 async fn revocation_and_introspection_need_a_client_that_proves_itself() {
     let p = Provider::start(Database::Sqlite).await;
-    let wiki = p.add_app("Wiki", &[]);
-    let cli = p.add_app("Command line", &["--public"]);
+    let wiki = p.registered_app("Wiki", &[]);
+    let cli = p.registered_app("Command line", &["--public"]);
     assert!(cli.secret.is_none());
     let (_, _, tokens) = signed_in_app(&p, &wiki, "openid email offline_access");
     let access = field(&tokens, "access_token");
-    let wrong = App {
+    let wrong = RegisteredApp {
         id: wiki.id.clone(),
         secret: Some("A".repeat(43)),
     };
-    let unknown = App {
+    let unknown = RegisteredApp {
         id: "B".repeat(22),
         secret: Some("C".repeat(43)),
     };
@@ -256,7 +232,7 @@ async fn revocation_and_introspection_need_a_client_that_proves_itself() {
             assert_eq!(status, 401, "{path}: {}", reply.body);
             assert_eq!(body["error"], "invalid_client", "{path}");
             assert!(body.get("active").is_none(), "{path}: {body}");
-            assert!(header(&reply, "WWW-Authenticate").is_some(), "{path}");
+            assert!(reply.header("WWW-Authenticate").is_some(), "{path}");
         }
     }
     // A public client has no secret to prove itself with: no introspection for it.
@@ -288,14 +264,7 @@ async fn revocation_and_introspection_need_a_client_that_proves_itself() {
         (status, body["error"].clone()),
         (400, json!("invalid_request"))
     );
-    let auth = format!(
-        "Basic {}",
-        STANDARD.encode(format!(
-            "{}:{}",
-            wiki.id,
-            wiki.secret.clone().unwrap_or_default()
-        ))
-    );
+    let auth = basic_credentials(&wiki);
     let json_body = p.server.request(
         "POST",
         "/oauth2/introspect",
@@ -316,12 +285,12 @@ async fn revocation_and_introspection_need_a_client_that_proves_itself() {
 #[tokio::test]
 async fn failed_client_calls_are_throttled_per_address() {
     let p = Provider::start(Database::Sqlite).await;
-    let app = p.add_app("Wiki", &[]);
+    let app = p.registered_app("Wiki", &[]);
     for _ in 0..25 {
         let (status, _, r) = revoke(&p, As::Basic(&app), "not-a-token-of-ours");
         assert_eq!(status, 200, "{}", r.body);
     }
-    let wrong = App {
+    let wrong = RegisteredApp {
         secret: Some("x".repeat(43)),
         ..app.clone()
     };
@@ -358,7 +327,8 @@ async fn failed_client_calls_are_throttled_per_address() {
     assert!(v["error_description"]
         .as_str()
         .is_some_and(|d| !d.is_empty()));
-    let wait: u64 = header(&r, "retry-after")
+    let wait: u64 = r
+        .header("retry-after")
         .and_then(|h| h.parse().ok())
         .expect("Retry-After in seconds");
     assert!(wait >= 1, "{wait}");
@@ -372,7 +342,7 @@ async fn failed_client_calls_are_throttled_per_address() {
 #[tokio::test]
 async fn a_public_client_revokes_its_own_refresh_token_with_its_client_id() {
     let p = Provider::start(Database::Sqlite).await;
-    let cli = p.add_app("Command line", &["--public"]);
+    let cli = p.registered_app("Command line", &["--public"]);
     let (_, _, tokens) = signed_in_app(&p, &cli, "openid offline_access");
     let (access, rt) = (
         field(&tokens, "access_token"),
@@ -389,7 +359,7 @@ async fn a_public_client_revokes_its_own_refresh_token_with_its_client_id() {
 #[tokio::test]
 async fn introspection_describes_a_live_token_and_nothing_once_it_ended() {
     let p = Provider::start(Database::Sqlite).await;
-    let app = p.add_app("Wiki", &[]);
+    let app = p.registered_app("Wiki", &[]);
     let (mut jar, _, tokens) = signed_in_app(&p, &app, "openid email offline_access");
     let (access, first) = (
         field(&tokens, "access_token"),
@@ -415,7 +385,7 @@ async fn introspection_describes_a_live_token_and_nothing_once_it_ended() {
     assert_eq!(refresh_live["sid"], json!(sid));
     // Looking changed nothing: the token still refreshes. Then it is spent: inactive,
     // and its successor is the active one.
-    let (ok, next) = refresh(&p, &app, &first);
+    let (ok, next) = refresh_grant(&p, &app, &first);
     assert_eq!(ok, 200, "{next}");
     assert_eq!(introspect(&p, As::Basic(&app), &first), inactive());
     let second = field(&next, "refresh_token");
@@ -439,7 +409,7 @@ async fn introspection_describes_a_live_token_and_nothing_once_it_ended() {
 #[tokio::test]
 async fn forged_access_tokens_are_inactive() {
     let p = Provider::start(Database::Sqlite).await;
-    let app = p.add_app("Wiki", &[]);
+    let app = p.registered_app("Wiki", &[]);
     let (_, _, tokens) = signed_in_app(&p, &app, "openid email");
     let access = field(&tokens, "access_token");
     let parts: Vec<&str> = access.split('.').collect();
@@ -478,29 +448,29 @@ async fn forged_access_tokens_are_inactive() {
 #[tokio::test]
 async fn an_app_refresh_retried_within_the_grace_window_gets_the_same_successor() {
     let p = Provider::start(Database::Sqlite).await;
-    let app = p.add_app("Wiki", &[]);
+    let app = p.registered_app("Wiki", &[]);
     let (_, _, tokens) = signed_in_app(&p, &app, "openid offline_access");
     let first = field(&tokens, "refresh_token");
 
-    let (a, by_a) = refresh(&p, &app, &first);
-    let (b, by_b) = refresh(&p, &app, &first);
+    let (a, by_a) = refresh_grant(&p, &app, &first);
+    let (b, by_b) = refresh_grant(&p, &app, &first);
 
     assert_eq!((a, b), (200, 200), "{by_a} {by_b}");
     assert_eq!(by_a["refresh_token"], by_b["refresh_token"]);
     let second = field(&by_a, "refresh_token");
     assert!(second.ends_with(".of"), "the scopes ride along: {second}");
-    let (ok, third) = refresh(&p, &app, &second);
+    let (ok, third) = refresh_grant(&p, &app, &second);
     assert_eq!(ok, 200, "{third}");
     // `first` is two rotations old now: a replay, and the session ends.
-    let (late, body) = refresh(&p, &app, &first);
+    let (late, body) = refresh_grant(&p, &app, &first);
     assert_eq!((late, field(&body, "error")), (400, "invalid_grant".into()));
     assert_eq!(userinfo_status(&p, &field(&third, "access_token")), 401);
 }
 
 /// An app that may send users back to `BYE` after signing out, a signed-in browser,
 /// and the app's tokens (with an id_token) for that account.
-fn logout_setup(p: &Provider) -> (App, Jar, Value) {
-    let app = p.add_app("Wiki", &["--post-logout-uri", BYE]);
+fn logout_setup(p: &Provider) -> (RegisteredApp, Jar, Value) {
+    let app = p.registered_app("Wiki", &["--post-logout-uri", BYE]);
     let (jar, _, tokens) = signed_in_app(p, &app, "openid email offline_access");
     (app, jar, tokens)
 }
@@ -563,7 +533,7 @@ async fn a_hint_to_a_session_already_over_asks_before_signing_out() {
     );
     assert_eq!(forged.status, 403, "{}", forged.body);
     assert!(p.server.signed_in(&mut jar));
-    let fields = crate::oidc::hidden_fields(&page.body);
+    let fields = hidden_fields(&page.body);
     let confirmed = p.server.send(
         &mut jar,
         "POST",
@@ -590,8 +560,7 @@ async fn an_unregistered_post_logout_uri_is_never_followed() {
         "http://localhost:9/callback",
         "//evil.example",
     ] {
-        let mut jar = Jar::default();
-        p.account(&mut jar, &format!("{}@example.com", unique("evil")));
+        let (mut jar, _) = p.signed_in_jar();
         let tokens = tokens_for(&p, &mut jar, &app, "openid");
         let hint = field(&tokens, "id_token");
 
@@ -705,7 +674,7 @@ async fn without_a_hint_the_user_confirms_with_a_form_no_other_site_can_send() {
     assert!(page.body.contains("Sign out of Latchkey?"), "{}", page.body);
     assert!(page.body.contains("Wiki"));
     assert!(p.server.signed_in(&mut jar));
-    let csp = header(&page, "Content-Security-Policy").unwrap_or_default();
+    let csp = page.header("Content-Security-Policy").unwrap_or_default();
     assert!(csp.contains("frame-ancestors 'none'"), "{csp}");
     assert!(
         csp.contains("form-action 'self' http://localhost:9"),
@@ -723,7 +692,7 @@ async fn without_a_hint_the_user_confirms_with_a_form_no_other_site_can_send() {
         assert!(p.server.signed_in(&mut jar));
     }
 
-    let mut fields = crate::oidc::hidden_fields(&page.body);
+    let mut fields = hidden_fields(&page.body);
     assert!(fields.iter().any(|(k, _)| k == "csrf_token"));
     fields.retain(|(k, _)| k != "id_token_hint");
     let confirmed = p.server.send(
@@ -748,8 +717,7 @@ async fn a_hint_for_another_account_ends_its_app_session_but_not_this_browsers()
     let p = Provider::start(Database::Sqlite).await;
     let (app, _, first) = logout_setup(&p);
     // This browser is now someone else's.
-    let mut jar = Jar::default();
-    p.account(&mut jar, &format!("{}@example.com", unique("other")));
+    let (mut jar, _) = p.signed_in_jar();
 
     let r = p.server.send(
         &mut jar,
@@ -775,7 +743,7 @@ async fn a_hint_for_another_account_ends_its_app_session_but_not_this_browsers()
 async fn a_hint_and_a_client_id_that_disagree_end_nothing() {
     let p = Provider::start(Database::Sqlite).await;
     let (_, mut jar, tokens) = logout_setup(&p);
-    let other = p.add_app("Other", &["--post-logout-uri", "http://localhost:9/other"]);
+    let other = p.registered_app("Other", &["--post-logout-uri", "http://localhost:9/other"]);
 
     let r = p.server.send(
         &mut jar,
@@ -804,42 +772,18 @@ const PAGES: [(&str, &str); 4] = [
 
 #[tokio::test]
 async fn the_oauth2_openapi_description_matches_the_mounted_json_endpoints() {
-    let cfg = TestConfig::new();
-    let rocket = latchkey::app_with(cfg.figment())
-        .ignite()
+    let app = TestApp::new();
+    let mounted: std::collections::BTreeSet<(String, String)> = app
+        .mounted_routes()
         .await
-        .expect("ignites");
-    let mounted: std::collections::BTreeSet<(String, String)> = rocket
-        .routes()
-        .map(|r| (r.uri.path().to_string(), r.method.as_str().to_lowercase()))
+        .into_iter()
         .filter(|(path, _)| path.starts_with("/oauth2/") || path.starts_with("/.well-known/"))
         .filter(|(path, method)| !PAGES.contains(&(path.as_str(), method.as_str())))
         .collect();
-    let spec: Value = serde_json::from_str(latchkey::api::oauth_ends::OPENAPI).expect("valid JSON");
-    let described: std::collections::BTreeSet<(String, String)> = spec["paths"]
-        .as_object()
-        .expect("paths")
-        .iter()
-        .flat_map(|(path, ops)| {
-            ops.as_object()
-                .expect("operations")
-                .keys()
-                .map(move |m| (path.clone(), m.clone()))
-        })
-        .collect();
-
-    assert_eq!(mounted, described);
-    let text = latchkey::api::oauth_ends::OPENAPI;
-    for (i, _) in text.match_indices("\"$ref\": \"#/") {
-        let rest = &text[i + "\"$ref\": \"".len()..];
-        let target = &rest[..rest.find('"').expect("closing quote")];
-        let found = target
-            .trim_start_matches("#/")
-            .split('/')
-            .try_fold(&spec, |v, part| v.get(part));
-        assert!(found.is_some(), "dangling {target}");
-    }
-    let b = cfg.browser().await;
+    let spec: Value = serde_json::from_str(openapi::OAUTH2).expect("valid JSON");
+    assert_eq!(mounted, described_operations(&spec));
+    assert_refs_resolve(openapi::OAUTH2, &spec);
+    let b = app.browser().await;
     let served = b.get("/oauth2/openapi.json").await;
     assert_eq!(served.status, rocket::http::Status::Ok);
     assert_eq!(
@@ -853,35 +797,20 @@ async fn the_oauth2_openapi_description_matches_the_mounted_json_endpoints() {
 /// the app's origin; a browser enforces it on the redirect too).
 #[tokio::test]
 async fn in_chromium_the_logout_confirmation_signs_out_and_returns_to_the_app() {
-    use crate::browser::{expect_path, fill, serve, shoot, submit, text, Chromedriver};
-    use crate::oidc::{cli, click, rp_callback, wait_for_app};
+    use crate::support::chromium::{
+        self, click, expect_path, shoot, text, wait_for_app, Chromedriver,
+    };
     let driver = Chromedriver::start();
-    let cfg = TestConfig::new();
-    let base = serve(&cfg).await;
+    let latchkey = TestApp::new();
+    let base = latchkey.serve().await;
     let (rp, calls) = rp_callback();
     let bye = format!("http://127.0.0.1:{rp}/bye");
     let callback = format!("http://127.0.0.1:{rp}/callback");
-    let (code, out, err) = cli(
-        &cfg,
-        &[
-            "clients",
-            "add",
-            "--name",
-            "Example app",
-            "--redirect-uri",
-            &callback,
-            "--post-logout-uri",
-            &bye,
-        ],
-    );
-    assert_eq!(code, Some(0), "{err}");
-    let registered: Value = serde_json::from_str(out.trim()).expect("json");
-    let client_id = field(&registered, "client_id");
+    let registered =
+        latchkey.registered_app_at("Example app", &callback, &["--post-logout-uri", &bye]);
+    let client_id = registered.id;
     let c = driver.browser(None).await;
-    c.goto(&format!("{base}/register")).await.expect("goto");
-    fill(&c, "email", &format!("{}@example.com", unique("bye"))).await;
-    fill(&c, "password", PASSWORD).await;
-    submit(&c).await;
+    chromium::register(&c, &base, &email()).await;
     expect_path(&c, "/devices").await;
 
     let link = format!(

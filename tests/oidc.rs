@@ -16,215 +16,7 @@ use openidconnect::{
 };
 use serde_json::Value;
 
-use crate::common::*;
-use crate::two_step::unix_now;
-
-pub(crate) const REDIRECT: &str = "http://localhost:9/callback";
-
-/// A provider: the server binary on its own database and key prefix.
-pub(crate) struct Provider {
-    pub cfg: TestConfig,
-    pub server: Arc<AppProcess>,
-}
-
-/// One run of `latchkey ARGS…` with the provider's settings.
-pub(crate) fn cli(cfg: &TestConfig, args: &[&str]) -> (Option<i32>, String, String) {
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_latchkey"))
-        .args(args)
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .envs(cfg.env())
-        .env_remove("RUST_LOG")
-        .output()
-        .expect("the binary runs");
-    (
-        out.status.code(),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
-
-pub(crate) fn header<'a>(reply: &'a Reply, name: &str) -> Option<&'a str> {
-    reply.head.lines().find_map(|l| {
-        let (k, v) = l.split_once(':')?;
-        k.eq_ignore_ascii_case(name).then(|| v.trim())
-    })
-}
-
-/// A registered app: its id and secret (none for a public client).
-#[derive(Clone)]
-pub(crate) struct App {
-    pub id: String,
-    pub secret: Option<String>,
-}
-
-impl Provider {
-    pub async fn start(database: Database) -> Provider {
-        let port = process_port();
-        let cfg = TestConfig::on(database).await.served_at(port);
-        let server = cfg.spawn_server();
-        Provider {
-            cfg,
-            server: Arc::new(server),
-        }
-    }
-
-    pub fn issuer(&self) -> String {
-        format!("http://127.0.0.1:{}", self.server.port)
-    }
-
-    pub fn add_app(&self, name: &str, extra: &[&str]) -> App {
-        let mut args = vec!["clients", "add", "--name", name, "--redirect-uri", REDIRECT];
-        args.extend_from_slice(extra);
-        let (code, out, err) = cli(&self.cfg, &args);
-        assert_eq!(code, Some(0), "{err}");
-        let v: Value = serde_json::from_str(out.trim()).expect("one JSON line");
-        App {
-            id: v["client_id"].as_str().expect("client_id").to_string(),
-            secret: v["client_secret"].as_str().map(str::to_string),
-        }
-    }
-
-    /// A new account, signed in in `jar`.
-    pub fn account(&self, jar: &mut Jar, email: &str) {
-        let r = self.server.submit(
-            jar,
-            "/register",
-            "/register",
-            &[("email", email), ("password", PASSWORD)],
-        );
-        assert_eq!(r.status, 303, "{}", r.body);
-    }
-
-    /// Follows the browser through `/oauth2/authorize?query`: the consent page is
-    /// allowed when shown; answers the final redirect to the app.
-    pub fn authorize(&self, jar: &mut Jar, query: &str) -> Reply {
-        let path = format!("/oauth2/authorize?{query}");
-        let r = self.server.send(jar, "GET", &path, None);
-        if r.status != 200 {
-            return r;
-        }
-        assert!(r.body.contains("wants to use your account"), "{}", r.body);
-        self.consent(jar, &r.body, "allow")
-    }
-
-    /// Answers the consent page `html` with `decision`.
-    pub fn consent(&self, jar: &mut Jar, html: &str, decision: &str) -> Reply {
-        let mut fields = hidden_fields(html);
-        fields.push(("decision".into(), decision.into()));
-        self.server.send(
-            jar,
-            "POST",
-            "/oauth2/authorize",
-            Some(&encode_owned(&fields)),
-        )
-    }
-
-    /// POST /oauth2/token with `pairs` (form) and optional Basic credentials.
-    pub fn token(&self, app: Option<&App>, pairs: &[(&str, &str)]) -> (u16, Value, Reply) {
-        let basic = app.map(|a| {
-            format!(
-                "Basic {}",
-                base64::engine::general_purpose::STANDARD.encode(format!(
-                    "{}:{}",
-                    a.id,
-                    a.secret.clone().unwrap_or_default()
-                ))
-            )
-        });
-        let mut headers = vec![("Content-Type", "application/x-www-form-urlencoded")];
-        if let Some(b) = &basic {
-            headers.push(("Authorization", b));
-        }
-        let r = self
-            .server
-            .request("POST", "/oauth2/token", &headers, &encode(pairs));
-        let v = serde_json::from_str(&r.body).unwrap_or(Value::Null);
-        (r.status, v, r)
-    }
-
-    pub fn userinfo(&self, access: &str) -> Reply {
-        let auth = format!("Bearer {access}");
-        self.server
-            .request("GET", "/oauth2/userinfo", &[("Authorization", &auth)], "")
-    }
-}
-
-fn process_port() -> u16 {
-    spare_port()
-}
-
-/// The consent form's hidden fields (`csrf_token`, `req.*`), HTML-unescaped.
-pub(crate) fn hidden_fields(html: &str) -> Vec<(String, String)> {
-    html.split("<input type=\"hidden\" name=\"")
-        .skip(1)
-        .filter_map(|rest| {
-            let (name, rest) = rest.split_once('"')?;
-            let value = rest.split_once("value=\"")?.1.split_once('"')?.0;
-            Some((name.to_string(), unescape(value)))
-        })
-        .collect()
-}
-
-fn unescape(s: &str) -> String {
-    s.replace("&#x2F;", "/")
-        .replace("&#x27;", "'")
-        .replace("&quot;", "\"")
-        .replace("&lt;", "<")
-        .replace("&gt;", ">")
-        .replace("&amp;", "&")
-}
-
-/// The query parameters of a redirect to the app.
-pub(crate) fn params(location: &str) -> Vec<(String, String)> {
-    let url = url::Url::parse(location).expect("an absolute redirect");
-    url.query_pairs().into_owned().collect()
-}
-
-pub(crate) fn param(location: &str, name: &str) -> Option<String> {
-    params(location)
-        .into_iter()
-        .find_map(|(k, v)| (k == name).then_some(v))
-}
-
-/// An authorization request's query (PKCE S256 with `verifier`).
-pub(crate) fn auth_query(app: &App, scope: &str, verifier: &str, state: &str) -> String {
-    let challenge = URL_SAFE_NO_PAD.encode(<sha2::Sha256 as sha2::Digest>::digest(verifier));
-    encode(&[
-        ("response_type", "code"),
-        ("client_id", &app.id),
-        ("redirect_uri", REDIRECT),
-        ("scope", scope),
-        ("state", state),
-        ("nonce", "n-0S6_WzA2Mj"),
-        ("code_challenge", &challenge),
-        ("code_challenge_method", "S256"),
-    ])
-}
-
-pub(crate) const VERIFIER: &str = "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk";
-
-/// A code for `app` through a signed-in `jar` (consent given if asked).
-pub(crate) fn code_for(p: &Provider, jar: &mut Jar, app: &App, scope: &str) -> String {
-    let r = p.authorize(jar, &auth_query(app, scope, VERIFIER, "st4te"));
-    assert_eq!(r.status, 303, "{}", r.body);
-    let loc = r.location().expect("a redirect").to_string();
-    assert!(loc.starts_with(REDIRECT), "{loc}");
-    assert_eq!(param(&loc, "state").as_deref(), Some("st4te"));
-    param(&loc, "code").expect("a code")
-}
-
-pub(crate) fn exchange(p: &Provider, app: &App, code: &str, verifier: &str) -> (u16, Value) {
-    let (s, v, _) = p.token(
-        Some(app),
-        &[
-            ("grant_type", "authorization_code"),
-            ("code", code),
-            ("redirect_uri", REDIRECT),
-            ("code_verifier", verifier),
-        ],
-    );
-    (s, v)
-}
+use crate::support::*;
 
 /// The openidconnect crate's HTTP calls, over real sockets to the provider.
 fn rp_http(
@@ -273,7 +65,7 @@ async fn a_relying_party_that_knows_only_the_issuer_signs_in_calls_userinfo_and_
     db: Database,
 ) {
     let p = Provider::start(db).await;
-    let app = p.add_app("Grafana", &[]);
+    let app = p.registered_app("Grafana", &[]);
     let http = rp_http(p.server.clone());
 
     let metadata =
@@ -312,11 +104,8 @@ async fn a_relying_party_that_knows_only_the_issuer_signs_in_calls_userinfo_and_
             || login.starts_with("/login?next=/oauth2/authorize"),
         "{login}"
     );
-    let email = format!("{}@example.com", unique("rp"));
-    {
-        let mut reg = Jar::default();
-        p.account(&mut reg, &email);
-    }
+    // The account, registered in a browser of its own.
+    let (_, email) = p.signed_in_jar();
     let signed_in = p.server.submit(
         &mut jar,
         &login,
@@ -330,7 +119,7 @@ async fn a_relying_party_that_knows_only_the_issuer_signs_in_calls_userinfo_and_
     assert_eq!(consent.status, 200);
     assert!(consent.body.contains("Grafana"));
     assert!(consent.body.contains("Your email address"));
-    let csp = header(&consent, "content-security-policy").expect("CSP");
+    let csp = consent.header("content-security-policy").expect("CSP");
     assert!(csp.contains("frame-ancestors 'none'"), "{csp}");
     assert!(
         csp.contains("form-action 'self' http://localhost:9"),
@@ -438,21 +227,11 @@ async fn a_relying_party_that_knows_only_the_issuer_signs_in_calls_userinfo_and_
 }
 
 /// A provider with one app and one signed-in account.
-async fn setup(db: Database) -> (Provider, App, Jar, String) {
+async fn setup(db: Database) -> (Provider, RegisteredApp, Jar, String) {
     let p = Provider::start(db).await;
-    let app = p.add_app("Wiki", &[]);
-    let mut jar = Jar::default();
-    let email = format!("{}@example.com", unique("u"));
-    p.account(&mut jar, &email);
+    let app = p.registered_app("Wiki", &[]);
+    let (jar, email) = p.signed_in_jar();
     (p, app, jar, email)
-}
-
-fn refresh_grant(p: &Provider, app: &App, rt: &str) -> (u16, Value) {
-    let (s, v, _) = p.token(
-        Some(app),
-        &[("grant_type", "refresh_token"), ("refresh_token", rt)],
-    );
-    (s, v)
 }
 
 fn assert_invalid_grant(status: u16, v: &Value) {
@@ -472,7 +251,9 @@ async fn a_second_use_of_a_code_is_refused_and_revokes_what_the_first_gave() {
     assert_invalid_grant(s, &second);
     let refused = p.userinfo(access);
     assert_eq!(refused.status, 401);
-    assert!(header(&refused, "www-authenticate").is_some_and(|h| h.contains("invalid_token")));
+    assert!(refused
+        .header("www-authenticate")
+        .is_some_and(|h| h.contains("invalid_token")));
     let (s, v) = refresh_grant(&p, &app, first["refresh_token"].as_str().expect("rt"));
     assert_invalid_grant(s, &v);
 }
@@ -483,8 +264,8 @@ async fn a_second_use_of_a_code_is_refused_and_revokes_what_the_first_gave() {
 #[tokio::test]
 async fn a_spent_code_from_another_client_ends_nothing() {
     let (p, app, mut jar, _) = setup(Database::Sqlite).await;
-    let public = p.add_app("Phone", &["--public"]);
-    let other = p.add_app("Other", &[]);
+    let public = p.registered_app("Phone", &["--public"]);
+    let other = p.registered_app("Other", &[]);
     let code = code_for(&p, &mut jar, &app, "openid offline_access");
     let (s, first) = exchange(&p, &app, &code, VERIFIER);
     assert_eq!(s, 200, "{first}");
@@ -641,15 +422,15 @@ async fn a_long_valid_request_survives_signing_in_first() {
 #[tokio::test]
 async fn a_code_works_only_for_its_client_redirect_uri_and_verifier() {
     let (p, app, mut jar, _) = setup(Database::Sqlite).await;
-    let other = p.add_app("Other", &[]);
-    let public = p.add_app("Phone", &["--public"]);
+    let other = p.registered_app("Other", &[]);
+    let public = p.registered_app("Phone", &["--public"]);
     assert!(public.secret.is_none());
     let code = code_for(&p, &mut jar, &app, "openid");
     // Another client, even one with a valid secret of its own.
     let (s, v) = exchange(&p, &other, &code, VERIFIER);
     assert_invalid_grant(s, &v);
     // The wrong secret for the right client.
-    let wrong = App {
+    let wrong = RegisteredApp {
         secret: Some("x".repeat(43)),
         ..app.clone()
     };
@@ -667,8 +448,8 @@ async fn a_code_works_only_for_its_client_redirect_uri_and_verifier() {
         (401, Some("invalid_client")),
         "{v}"
     );
-    assert!(header(&r, "www-authenticate").is_some());
-    assert_eq!(header(&r, "cache-control"), Some("no-store"));
+    assert!(r.header("www-authenticate").is_some());
+    assert_eq!(r.header("cache-control"), Some("no-store"));
     // Another redirect_uri, none, no verifier, a wrong one.
     for (redirect, verifier) in [
         (Some("http://localhost:9/other"), Some(VERIFIER)),
@@ -689,7 +470,7 @@ async fn a_code_works_only_for_its_client_redirect_uri_and_verifier() {
         }
         let (s, v, r) = p.token(Some(&app), &pairs);
         assert_invalid_grant(s, &v);
-        assert_eq!(header(&r, "cache-control"), Some("no-store"));
+        assert_eq!(r.header("cache-control"), Some("no-store"));
     }
     // None of that used the code up: its rightful holder still gets tokens.
     let (s, v) = exchange(&p, &app, &code, VERIFIER);
@@ -705,7 +486,7 @@ async fn a_code_works_only_for_its_client_redirect_uri_and_verifier() {
 #[tokio::test]
 async fn a_public_client_needs_pkce_and_plain_is_refused() {
     let (p, _, mut jar, _) = setup(Database::Sqlite).await;
-    let public = p.add_app("Phone", &["--public"]);
+    let public = p.registered_app("Phone", &["--public"]);
     let base = [
         ("response_type", "code"),
         ("client_id", public.id.as_str()),
@@ -830,10 +611,10 @@ async fn the_consent_page_cannot_be_framed_refuses_forged_csrf_and_remembers_the
         .server
         .send(&mut jar, "GET", &format!("/oauth2/authorize?{q}"), None);
     assert_eq!(page.status, 200);
-    let csp = header(&page, "content-security-policy").expect("CSP");
+    let csp = page.header("content-security-policy").expect("CSP");
     assert!(csp.contains("frame-ancestors 'none'"), "{csp}");
-    assert_eq!(header(&page, "x-frame-options"), Some("DENY"));
-    assert_eq!(header(&page, "cache-control"), Some("no-store"));
+    assert_eq!(page.header("x-frame-options"), Some("DENY"));
+    assert_eq!(page.header("cache-control"), Some("no-store"));
     // A forged (or missing) token changes nothing and gives no code.
     let mut fields = hidden_fields(&page.body);
     for (k, v) in fields.iter_mut() {
@@ -852,7 +633,7 @@ async fn the_consent_page_cannot_be_framed_refuses_forged_csrf_and_remembers_the
     assert_eq!(forged.location(), None);
     // Another browser (the attacker's own session) cannot answer for this one either.
     let mut other = Jar::default();
-    p.account(&mut other, &format!("{}@example.com", unique("evil")));
+    p.server.register(&mut other, &email());
     let mut fields = hidden_fields(&page.body);
     fields.push(("decision".into(), "allow".into()));
     let cross = p.server.send(
@@ -910,7 +691,7 @@ async fn an_expired_code_is_refused() {
     let mut conn = redis::Client::open(redis_url())
         .and_then(|c| c.get_connection())
         .expect("a Redis connection");
-    let key = code_key(&p.cfg.prefix, &app.id, &code);
+    let key = code_key(&p.instance.prefix, &app.id, &code);
     let ttl: i64 = redis::cmd("PTTL").arg(&key).query(&mut conn).expect("PTTL");
     assert!((1..=60_000).contains(&ttl), "a code lives 60 s: {ttl}");
     // Its 60 seconds pass.
@@ -941,15 +722,6 @@ fn forge(header: &Value, claims: &Value, key: Option<&[u8]>) -> String {
         None => String::new(),
     };
     format!("{input}.{sig}")
-}
-
-pub(crate) fn jwt_part(token: &str, i: usize) -> Value {
-    serde_json::from_slice(
-        &URL_SAFE_NO_PAD
-            .decode(token.split('.').nth(i).expect("part"))
-            .expect("b64"),
-    )
-    .expect("json")
 }
 
 #[tokio::test]
@@ -1009,18 +781,20 @@ async fn forged_tokens_are_refused_at_userinfo() {
     for token in forged {
         let r = p.userinfo(&token);
         assert_eq!(r.status, 401, "{token}: {}", r.body);
-        assert!(header(&r, "www-authenticate").is_some_and(|h| h.starts_with("Bearer")));
+        assert!(r
+            .header("www-authenticate")
+            .is_some_and(|h| h.starts_with("Bearer")));
     }
     let none = p.server.request("GET", "/oauth2/userinfo", &[], "");
     assert_eq!(none.status, 401);
     assert_eq!(
-        header(&none, "www-authenticate"),
+        none.header("www-authenticate"),
         Some("Bearer realm=\"latchkey\"")
     );
 }
 
 /// Tokens for `app` (with offline_access) through `jar`.
-fn app_tokens(p: &Provider, jar: &mut Jar, app: &App) -> (String, String) {
+fn app_tokens(p: &Provider, jar: &mut Jar, app: &RegisteredApp) -> (String, String) {
     let code = code_for(p, jar, app, "openid email offline_access");
     let (s, v) = exchange(p, app, &code, VERIFIER);
     assert_eq!(s, 200, "{v}");
@@ -1031,7 +805,7 @@ fn app_tokens(p: &Provider, jar: &mut Jar, app: &App) -> (String, String) {
 }
 
 /// Both the app's access token and its refresh token are refused.
-fn assert_ended(p: &Provider, app: &App, access: &str, refresh: &str) {
+fn assert_ended(p: &Provider, app: &RegisteredApp, access: &str, refresh: &str) {
     assert_eq!(p.userinfo(access).status, 401);
     let (s, v) = refresh_grant(p, app, refresh);
     assert_invalid_grant(s, &v);
@@ -1118,8 +892,7 @@ async fn every_way_of_ending_sessions_ends_the_apps_tokens() {
     assert_ended(&p, &app, &access, &refresh);
     // The operator's end-sessions.
     let (access, refresh) = app_tokens(&p, &mut other, &app);
-    let (code, _, err) = cli(&p.cfg, &["users", "end-sessions", &email]);
-    assert_eq!(code, Some(0), "{err}");
+    p.instance.cli(&["users", "end-sessions", &email]).ok();
     assert_ended(&p, &app, &access, &refresh);
     // A password change.
     let mut third = Jar::default();
@@ -1154,8 +927,7 @@ async fn every_way_of_ending_sessions_ends_the_apps_tokens() {
     );
     assert_eq!(r.status, 303);
     let (access, refresh) = app_tokens(&p, &mut fourth, &app);
-    let (code, _, err) = cli(&p.cfg, &["users", "disable", &email]);
-    assert_eq!(code, Some(0), "{err}");
+    p.instance.cli(&["users", "disable", &email]).ok();
     assert_ended(&p, &app, &access, &refresh);
 }
 
@@ -1184,12 +956,8 @@ async fn keys_rotate_and_the_old_key_stays_published_while_its_tokens_live(db: D
             .collect()
     };
     assert_eq!(kids(&p.server), vec![old_kid.clone()]);
-    let (code, out, err) = cli(&p.cfg, &["keys", "rotate", "--json"]);
-    assert_eq!(code, Some(0), "{err}");
-    let new_kid = serde_json::from_str::<Value>(out.trim()).expect("json")["kid"]
-        .as_str()
-        .expect("kid")
-        .to_string();
+    let rotated = p.instance.cli(&["keys", "rotate", "--json"]).json_lines();
+    let new_kid = rotated[0]["kid"].as_str().expect("kid").to_string();
     assert_ne!(new_kid, old_kid);
     tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
     let published = kids(&p.server);
@@ -1199,9 +967,9 @@ async fn keys_rotate_and_the_old_key_stays_published_while_its_tokens_live(db: D
     );
     // A server started now (behind the same public URL) signs with the new key; the
     // old token verifies everywhere.
-    let sibling = p.cfg.sibling().spawn_server_behind(&p.issuer());
+    let sibling = p.instance.sibling().spawn_server_behind(&p.issuer());
     let p2 = Provider {
-        cfg: p.cfg.clone(),
+        instance: p.instance.clone(),
         server: Arc::new(sibling),
     };
     let (access2, _) = app_tokens(&p2, &mut jar, &app);
@@ -1230,7 +998,7 @@ async fn clients_add_list_and_remove_from_the_command_line() {
     assert_eq!(app.id.len(), 22);
     assert_eq!(app.secret.as_deref().map(str::len), Some(43));
     // Only the secret's hash is stored.
-    let db = std::fs::read(p.cfg.dir.join("accounts.db")).expect("the SQLite file");
+    let db = std::fs::read(p.instance.dir.join("accounts.db")).expect("the SQLite file");
     let secret = app.secret.clone().expect("secret");
     assert!(
         !db.windows(secret.len()).any(|w| w == secret.as_bytes()),
@@ -1258,17 +1026,13 @@ async fn clients_add_list_and_remove_from_the_command_line() {
     ] {
         let mut args = vec!["clients", "add"];
         args.extend(bad.iter());
-        let (code, out, err) = cli(&p.cfg, &args);
-        assert_eq!(code, Some(1), "{args:?}: {out} {err}");
-        assert_eq!(out, "");
-        assert!(
-            err.starts_with("latchkey: ") && err.lines().count() == 1,
-            "{err}"
-        );
+        let run = p.instance.cli(&args);
+        assert_eq!(run.code, Some(1), "{args:?}: {} {}", run.stdout, run.stderr);
+        run.refused();
     }
-    let (code, _, err) = cli(&p.cfg, &["clients", "add", "--name", "X"]);
-    assert_eq!(code, Some(2), "a usage error: {err}");
-    let public = p.add_app(
+    let usage = p.instance.cli(&["clients", "add", "--name", "X"]);
+    assert_eq!(usage.code, Some(2), "a usage error: {}", usage.stderr);
+    let public = p.registered_app(
         "Phone app",
         &[
             "--public",
@@ -1279,13 +1043,8 @@ async fn clients_add_list_and_remove_from_the_command_line() {
         ],
     );
     assert_eq!(public.secret, None);
-    let (code, out, err) = cli(&p.cfg, &["clients", "list", "--json"]);
-    assert_eq!(code, Some(0), "{err}");
-    let lines: Vec<Value> = out
-        .lines()
-        .map(|l| serde_json::from_str(l).expect("json"))
-        .collect();
-    assert_eq!(lines.len(), 2, "{out}");
+    let lines = p.instance.cli(&["clients", "list", "--json"]).json_lines();
+    assert_eq!(lines.len(), 2, "{lines:?}");
     assert_eq!(lines[0]["client_id"], app.id.as_str());
     assert_eq!(lines[0]["name"], "Wiki");
     assert_eq!(lines[0]["public"], false);
@@ -1299,8 +1058,8 @@ async fn clients_add_list_and_remove_from_the_command_line() {
         serde_json::json!(["https://phone.example.com/bye"])
     );
     assert!(lines.iter().all(|l| l.get("client_secret").is_none()));
-    let (code, out, _) = cli(&p.cfg, &["clients", "list"]);
-    assert_eq!(code, Some(0));
+    let list = p.instance.cli(&["clients", "list"]);
+    let out = list.ok();
     assert!(out.contains("Wiki") && out.contains("Phone app"), "{out}");
     // Removed: it can no longer get tokens or send anyone to sign in, and what it
     // holds ends: its access token at userinfo, its line on the devices page. Another
@@ -1308,7 +1067,7 @@ async fn clients_add_list_and_remove_from_the_command_line() {
     let (s, tokens) = exchange(&p, &app, &code_for(&p, &mut jar, &app, "openid"), VERIFIER);
     assert_eq!(s, 200, "{tokens}");
     let access = tokens["access_token"].as_str().expect("access").to_string();
-    let other = p.add_app("Calendar", &[]);
+    let other = p.registered_app("Calendar", &[]);
     let (s, kept) = exchange(
         &p,
         &other,
@@ -1321,11 +1080,10 @@ async fn clients_add_list_and_remove_from_the_command_line() {
     let devices = p.server.send(&mut jar, "GET", "/devices", None);
     assert!(devices.body.contains("Wiki") && devices.body.contains("Calendar"));
     let code_before = code_for(&p, &mut jar, &app, "openid");
-    let (code, out, err) = cli(&p.cfg, &["clients", "remove", &app.id, "--json"]);
-    assert_eq!(code, Some(0), "{err}");
-    let removed: Value = serde_json::from_str(out.trim()).expect("one JSON line");
+    let removed = p.instance.cli(&["clients", "remove", &app.id, "--json"]);
+    let removed = &removed.json_lines()[0];
     assert_eq!(removed["client_id"], app.id.as_str());
-    assert_eq!(removed["sessions_ended"], 1, "{out}");
+    assert_eq!(removed["sessions_ended"], 1, "{removed}");
     assert_eq!(p.userinfo(&access).status, 401);
     assert_eq!(p.userinfo(&kept).status, 200);
     let devices = p.server.send(&mut jar, "GET", "/devices", None);
@@ -1348,8 +1106,8 @@ async fn clients_add_list_and_remove_from_the_command_line() {
         None,
     );
     assert_eq!(r.status, 400);
-    let (code, _, err) = cli(&p.cfg, &["clients", "remove", &app.id]);
-    assert_eq!(code, Some(1), "{err}");
+    let again = p.instance.cli(&["clients", "remove", &app.id]);
+    assert_eq!(again.code, Some(1), "{}", again.stderr);
 }
 
 #[tokio::test]
@@ -1416,7 +1174,7 @@ async fn discovery_names_every_endpoint_and_only_what_is_supported() {
         let v: Value =
             serde_json::from_str(&r.body).unwrap_or_else(|_| panic!("{body}: {}", r.body));
         assert_eq!(v["error"], error, "{body}");
-        assert_eq!(header(&r, "cache-control"), Some("no-store"));
+        assert_eq!(r.header("cache-control"), Some("no-store"));
     }
     let r = p.server.request(
         "POST",
@@ -1427,112 +1185,30 @@ async fn discovery_names_every_endpoint_and_only_what_is_supported() {
     assert_eq!(r.status, 400, "{}", r.body);
 }
 
-/// A tiny relying party's callback: answers every request with a page and reports
-/// each request line.
-pub(crate) fn rp_callback() -> (u16, std::sync::mpsc::Receiver<String>) {
-    use std::io::{Read, Write};
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-    let port = listener.local_addr().expect("addr").port();
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for stream in listener.incoming() {
-            let Ok(mut s) = stream else { continue };
-            let mut buf = [0u8; 8192];
-            let n = s.read(&mut buf).unwrap_or(0);
-            let head = String::from_utf8_lossy(&buf[..n]).into_owned();
-            let line = head.lines().next().unwrap_or("").to_string();
-            if line.starts_with("GET /favicon") {
-                let _ = s.write_all(
-                    b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
-                );
-                continue;
-            }
-            // Reported before it is answered: a test that sees the browser at the app
-            // finds the request already there.
-            let reported = tx.send(line).is_ok();
-            let body =
-                "<!doctype html><title>Example app</title><h1>Signed in to the example app</h1>";
-            let _ = s.write_all(
-                format!(
-                    "HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-                    body.len()
-                )
-                .as_bytes(),
-            );
-            if !reported {
-                break;
-            }
-        }
-    });
-    (port, rx)
-}
-
-pub(crate) async fn click(c: &fantoccini::Client, css: &str) {
-    let el = c
-        .find(fantoccini::Locator::Css(css))
-        .await
-        .unwrap_or_else(|_| panic!("{css}"));
-    el.click().await.expect("click");
-}
-
-/// Waits (up to `browser::PAGE_WITHIN`) until the browser is at the app's callback;
-/// answers the URL.
-pub(crate) async fn wait_for_app(c: &fantoccini::Client, rp: u16) -> url::Url {
-    match crate::browser::arrive(c, |u| u.port() == Some(rp)).await {
-        Ok(url) => url,
-        Err(url) => panic!(
-            "the browser stayed at {url}, not at the app on port {rp}: {}",
-            crate::browser::text_or_why(c).await
-        ),
-    }
-}
-
 #[tokio::test]
 async fn in_chromium_sign_in_and_consent_send_the_browser_back_to_the_app_with_a_code() {
-    use crate::browser::{expect_path, fill, serve, submit, Chromedriver};
+    use crate::support::chromium::{
+        self, click, expect_path, fill, submit, wait_for_app, Chromedriver,
+    };
     let driver = Chromedriver::start();
-    let cfg = TestConfig::new();
-    let base = serve(&cfg).await;
+    let latchkey = TestApp::new();
+    let base = latchkey.serve().await;
     let (rp, calls) = rp_callback();
     let redirect = format!("http://127.0.0.1:{rp}/callback");
-    let (code, out, err) = cli(
-        &cfg,
-        &[
-            "clients",
-            "add",
-            "--name",
-            "Example app",
-            "--redirect-uri",
-            &redirect,
-        ],
+    let registered = latchkey.registered_app_at("Example app", &redirect, &[]);
+    let client_id = registered.id;
+    let client_secret = registered.secret.expect("a secret");
+    let query = authorization_query(
+        &client_id,
+        &redirect,
+        "openid email offline_access",
+        VERIFIER,
+        "chromium-state",
     );
-    assert_eq!(code, Some(0), "{err}");
-    let registered: Value = serde_json::from_str(out.trim()).expect("json");
-    let client_id = registered["client_id"].as_str().expect("id").to_string();
-    let client_secret = registered["client_secret"]
-        .as_str()
-        .expect("secret")
-        .to_string();
-    let challenge = URL_SAFE_NO_PAD.encode(<sha2::Sha256 as sha2::Digest>::digest(VERIFIER));
-    let authorize = format!(
-        "{base}/oauth2/authorize?{}",
-        encode(&[
-            ("response_type", "code"),
-            ("client_id", &client_id),
-            ("redirect_uri", &redirect),
-            ("scope", "openid email offline_access"),
-            ("state", "chromium-state"),
-            ("nonce", "chromium-nonce"),
-            ("code_challenge", &challenge),
-            ("code_challenge_method", "S256"),
-        ])
-    );
-    let email = format!("{}@example.com", unique("chromium"));
+    let authorize = format!("{base}/oauth2/authorize?{query}");
+    let email = email();
     let c = driver.browser(None).await;
-    c.goto(&format!("{base}/register")).await.expect("goto");
-    fill(&c, "email", &email).await;
-    fill(&c, "password", PASSWORD).await;
-    submit(&c).await;
+    chromium::register(&c, &base, &email).await;
     c.delete_all_cookies().await.expect("signed out");
 
     // Signed out: the app's link leads to the sign-in page, then to the consent page.
@@ -1542,13 +1218,13 @@ async fn in_chromium_sign_in_and_consent_send_the_browser_back_to_the_app_with_a
     fill(&c, "password", PASSWORD).await;
     submit(&c).await;
     expect_path(&c, "/oauth2/authorize").await;
-    let page = crate::browser::text(&c).await;
+    let page = chromium::text(&c).await;
     assert!(
         page.contains("Example app wants to use your account"),
         "{page}"
     );
     assert!(page.contains("Your email address"), "{page}");
-    crate::browser::shoot(&c, "consent").await;
+    chromium::shoot(&c, "consent").await;
 
     // Allow: the form's 303 takes Chromium to the app (form-action allows its origin).
     click(&c, "button[value=allow]").await;
@@ -1569,11 +1245,6 @@ async fn in_chromium_sign_in_and_consent_send_the_browser_back_to_the_app_with_a
     assert!(line.starts_with("GET /callback?code="), "{line}");
 
     // The code works at the token endpoint.
-    let port: u16 = base
-        .rsplit(':')
-        .next()
-        .and_then(|p| p.parse().ok())
-        .expect("port");
     let body = encode(&[
         ("grant_type", "authorization_code"),
         ("code", &code),
@@ -1582,19 +1253,7 @@ async fn in_chromium_sign_in_and_consent_send_the_browser_back_to_the_app_with_a
         ("client_id", &client_id),
         ("client_secret", &client_secret),
     ]);
-    let reply = tokio::task::spawn_blocking(move || {
-        use std::io::Write;
-        let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).expect("connect");
-        s.set_read_timeout(Some(ANSWER_WITHIN)).expect("timeout");
-        let head = format!(
-            "POST /oauth2/token HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-            body.len()
-        );
-        s.write_all(head.as_bytes()).expect("write");
-        read_reply(&mut s).expect("an answer")
-    })
-    .await
-    .expect("request");
+    let reply = post_form_to_served(&base, "/oauth2/token", body).await;
     assert_eq!(reply.status, 200, "{}", reply.body);
     assert!(reply.body.contains("\"id_token\""), "{}", reply.body);
 
@@ -1617,14 +1276,14 @@ async fn in_chromium_sign_in_and_consent_send_the_browser_back_to_the_app_with_a
 #[tokio::test]
 async fn the_sign_in_page_lets_its_form_end_only_at_a_registered_apps_origin() {
     let p = Provider::start(Database::Sqlite).await;
-    let app = p.add_app("Wiki", &[]);
+    let app = p.registered_app("Wiki", &[]);
     let csp_of = |next: &str| {
         let r = p
             .server
             .get(&format!("/login?next={}", urlencode(next)))
             .expect("page");
         assert_eq!(r.status, 200);
-        header(&r, "content-security-policy")
+        r.header("content-security-policy")
             .expect("CSP")
             .to_string()
     };
@@ -1656,14 +1315,12 @@ async fn the_sign_in_page_lets_its_form_end_only_at_a_registered_apps_origin() {
 
 #[tokio::test]
 async fn id_token_hints_and_app_refresh_tokens_are_read_back_for_the_other_endpoints() {
-    use latchkey::services::oidc::{claims, grants, Keyring};
-    let cfg = TestConfig::new();
-    let settings = latchkey::config::Settings::from_figment(&cfg.figment()).expect("settings");
-    let accounts = latchkey::accounts::Accounts::open(&cfg.database_url)
-        .await
-        .expect("database");
+    use crate::support::oidc::{claims, grants};
+    let app = TestApp::new();
+    let settings = Settings::from_figment(&app.figment()).expect("settings");
+    let accounts = app.accounts().await;
     let keyring = Keyring::open(accounts, &settings).await.expect("keyring");
-    let sid = latchkey::services::sessions::sid_for(&latchkey::support::crypto::random_token());
+    let sid = sid_for(&random_token());
     let id = claims::IdClaims {
         iss: "https://login.example.com".into(),
         sub: uuid::Uuid::now_v7(),
@@ -1708,12 +1365,9 @@ async fn id_token_hints_and_app_refresh_tokens_are_read_back_for_the_other_endpo
             .is_err()
     );
     // An app refresh token: its scopes, and a hash that differs per client.
-    let secret = latchkey::support::crypto::random_token();
+    let secret = random_token();
     let user = uuid::Uuid::now_v7();
-    let rt = format!(
-        "{user}.{}.{secret}.oef",
-        latchkey::services::sessions::sid_for(&secret)
-    );
+    let rt = format!("{user}.{}.{secret}.oef", sid_for(&secret));
     let (parsed, scope, hash) = grants::parse_app_refresh("client-1", &rt).expect("ours");
     assert_eq!(parsed.user_id, user);
     assert_eq!(scope, "openid email offline_access");
@@ -1726,15 +1380,7 @@ async fn id_token_hints_and_app_refresh_tokens_are_read_back_for_the_other_endpo
 /// Signs `email` in on the sign-in page at `login` (where authorize sent the browser):
 /// the form is shown, taken, and sends the browser back to authorize; answers that URL.
 fn sign_in_on_page(p: &Provider, jar: &mut Jar, login: &str, email: &str) -> String {
-    let page = p.server.send(jar, "GET", login, None);
-    assert_eq!(page.status, 200, "{}", page.body);
-    assert!(page.body.contains("name=\"password\""), "{}", page.body);
-    let form = encode(&[
-        ("email", email),
-        ("password", PASSWORD),
-        ("csrf_token", &csrf_from(&page.body)),
-    ]);
-    let r = p.server.send(jar, "POST", login, Some(&form));
+    let r = p.server.password_step(jar, login, email);
     assert_eq!(r.status, 303, "{}", r.body);
     let back = r.location().expect("back").to_string();
     assert!(back.starts_with("/oauth2/authorize?"), "{back}");

@@ -8,54 +8,16 @@
 
 use std::time::Duration;
 
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use base64::Engine;
-use latchkey::services::second_factor::code_at;
 use serde_json::Value;
 
-use crate::common::*;
-use crate::oidc::{
-    auth_query, code_for, exchange, header, jwt_part, param, Provider, REDIRECT, VERIFIER,
-};
-use crate::two_step::{recovery_codes_on, secret_on, unix_now, CODE_PAGE};
-
-/// Turns the second factor on for the account signed in in `jar`, through its pages;
-/// answers the secret and the recovery codes.
-fn enroll(p: &Provider, jar: &mut Jar) -> (Vec<u8>, Vec<String>) {
-    let setup = p.server.send(jar, "GET", "/account/totp", None);
-    assert_eq!(setup.status, 200, "{}", setup.body);
-    let secret = secret_on(&setup.body);
-    // The step before now: the current code stays unused for the sign-in.
-    let code = code_of_the_step_before(&secret);
-    let form = encode(&[
-        ("code", code.as_str()),
-        ("current_password", PASSWORD),
-        ("csrf_token", &csrf_from(&setup.body)),
-    ]);
-    let shown = p.server.send(jar, "POST", "/account/totp", Some(&form));
-    assert_eq!(shown.status, 200, "{}", shown.body);
-    let recovery = recovery_codes_on(&shown.body);
-    assert_eq!(recovery.len(), 10, "{}", shown.body);
-    (secret, recovery)
-}
+use crate::support::second_factor::code_at;
+use crate::support::*;
 
 /// The id_token's claims of a successful code exchange.
-fn id_claims(p: &Provider, app: &crate::oidc::App, code: &str) -> Value {
+fn id_claims(p: &Provider, app: &RegisteredApp, code: &str) -> Value {
     let (status, tokens) = exchange(p, app, code, VERIFIER);
     assert_eq!(status, 200, "{tokens}");
     jwt_part(tokens["id_token"].as_str().expect("an id_token"), 1)
-}
-
-/// The password page for `next` in `jar`: answers the `POST /login`.
-fn password_step(p: &Provider, jar: &mut Jar, login: &str, email: &str) -> Reply {
-    let page = p.server.send(jar, "GET", login, None);
-    assert_eq!(page.status, 200, "{}", page.body);
-    let form = encode(&[
-        ("email", email),
-        ("password", PASSWORD),
-        ("csrf_token", &csrf_from(&page.body)),
-    ]);
-    p.server.send(jar, "POST", login, Some(&form))
 }
 
 /// The same authorization request (the provider writes a space in the query as `+`).
@@ -77,11 +39,9 @@ fn location(r: &Reply) -> String {
 #[tokio::test]
 async fn an_app_sign_in_through_the_code_page_gets_an_id_token_with_otp_and_its_auth_time() {
     let p = Provider::start(Database::Sqlite).await;
-    let app = p.add_app("Wiki", &[]);
-    let email = format!("{}@example.com", unique("oidc2fa"));
-    let mut owner = Jar::default();
-    p.account(&mut owner, &email);
-    let (secret, _) = enroll(&p, &mut owner);
+    let app = p.registered_app("Wiki", &[]);
+    let (mut owner, email) = p.signed_in_jar();
+    let (secret, _) = p.server.turn_on_two_step(&mut owner);
 
     // A new browser follows the app's link: signed out, so the sign-in page.
     let mut b = Jar::default();
@@ -95,7 +55,7 @@ async fn an_app_sign_in_through_the_code_page_gets_an_id_token_with_otp_and_its_
     assert!(login.starts_with("/login?next="), "{login}");
 
     // The password: the code page next, and no session yet.
-    let r = password_step(&p, &mut b, &login, &email);
+    let r = p.server.password_step(&mut b, &login, &email);
     assert_eq!(r.status, 303, "{}", r.body);
     assert_eq!(location(&r), CODE_PAGE);
     let password_at = unix_now();
@@ -108,7 +68,7 @@ async fn an_app_sign_in_through_the_code_page_gets_an_id_token_with_otp_and_its_
     // authorization), as the sign-in page does.
     let page = p.server.send(&mut b, "GET", CODE_PAGE, None);
     assert_eq!(page.status, 200, "{}", page.body);
-    let csp = header(&page, "content-security-policy").expect("CSP");
+    let csp = page.header("content-security-policy").expect("CSP");
     assert!(
         csp.contains("form-action 'self' http://localhost:9;"),
         "{csp}"
@@ -164,8 +124,7 @@ async fn an_app_sign_in_through_the_code_page_gets_an_id_token_with_otp_and_its_
     assert!(again["iat"].as_u64().expect("iat") > auth_time);
 
     // An account without a second factor: `pwd` alone.
-    let mut plain = Jar::default();
-    p.account(&mut plain, &format!("{}@example.com", unique("oidcpwd")));
+    let (mut plain, _) = p.signed_in_jar();
     let claims = id_claims(&p, &app, &code_for(&p, &mut plain, &app, "openid"));
     assert_eq!(claims["amr"], serde_json::json!(["pwd"]), "{claims}");
 }
@@ -173,11 +132,9 @@ async fn an_app_sign_in_through_the_code_page_gets_an_id_token_with_otp_and_its_
 #[tokio::test]
 async fn a_pending_sign_in_is_no_session_at_the_authorization_endpoint() {
     let p = Provider::start(Database::Sqlite).await;
-    let app = p.add_app("Wiki", &[]);
-    let email = format!("{}@example.com", unique("oidcpend"));
-    let mut owner = Jar::default();
-    p.account(&mut owner, &email);
-    let (secret, _) = enroll(&p, &mut owner);
+    let app = p.registered_app("Wiki", &[]);
+    let (mut owner, email) = p.signed_in_jar();
+    let (secret, _) = p.server.turn_on_two_step(&mut owner);
     // The owner allows the app once, so a remembered consent would answer at once.
     let first = code_for(&p, &mut owner, &app, "openid email");
     assert_eq!(
@@ -193,7 +150,7 @@ async fn a_pending_sign_in_is_no_session_at_the_authorization_endpoint() {
         auth_query(&app, "openid email", VERIFIER, "st")
     );
     let login = format!("/login?next={}", urlencode(&authorize));
-    let r = password_step(&p, &mut b, &login, &email);
+    let r = p.server.password_step(&mut b, &login, &email);
     assert_eq!(location(&r), CODE_PAGE);
     let code_page = p.server.send(&mut b, "GET", CODE_PAGE, None);
     assert_eq!(code_page.status, 200);
@@ -244,18 +201,13 @@ async fn a_pending_sign_in_is_no_session_at_the_authorization_endpoint() {
     );
     assert_eq!(status, 400, "{v}");
     assert_eq!(v["error"], "unsupported_grant_type");
-    let r = p.server.request(
-        "POST",
-        "/api/v1/token",
-        &[("Content-Type", "application/x-www-form-urlencoded")],
-        &encode(&[
-            ("grant_type", "password"),
-            ("username", &email),
-            ("password", PASSWORD),
-        ]),
-    );
-    assert_eq!(r.status, 401, "{}", r.body);
-    assert!(r.body.contains("one-time code"), "{}", r.body);
+    let (status, v) = p.server.token(&[
+        ("grant_type", "password"),
+        ("username", &email),
+        ("password", PASSWORD),
+    ]);
+    assert_eq!(status, 401, "{v}");
+    assert!(v.to_string().contains("one-time code"), "{v}");
 
     // The attacker's browser is still only at the code page: no session, and the
     // right code is what it takes.
@@ -275,57 +227,30 @@ async fn a_pending_sign_in_is_no_session_at_the_authorization_endpoint() {
 
 #[tokio::test]
 async fn in_chromium_the_code_page_sends_the_browser_on_to_the_app() {
-    use crate::browser::{
-        expect_path, fill, navigate_by, serve, shoot, submit, text, Chromedriver,
+    use crate::support::chromium::{
+        self, click, expect_path, fill, navigate_by, shoot, submit, text, wait_for_app,
+        Chromedriver,
     };
-    use crate::oidc::{cli, click, rp_callback, wait_for_app};
     let driver = Chromedriver::start();
-    let cfg = TestConfig::new();
-    let base = serve(&cfg).await;
+    let latchkey = TestApp::new();
+    let base = latchkey.serve().await;
     let (rp, calls) = rp_callback();
     let redirect = format!("http://127.0.0.1:{rp}/callback");
-    let (status, out, err) = cli(
-        &cfg,
-        &[
-            "clients",
-            "add",
-            "--name",
-            "Example app",
-            "--redirect-uri",
-            &redirect,
-        ],
-    );
-    assert_eq!(status, Some(0), "{err}");
-    let registered: Value = serde_json::from_str(out.trim()).expect("json");
-    let client_id = registered["client_id"].as_str().expect("id").to_string();
-    let challenge = URL_SAFE_NO_PAD.encode(<sha2::Sha256 as sha2::Digest>::digest(VERIFIER));
-    let authorize = format!(
-        "{base}/oauth2/authorize?{}",
-        encode(&[
-            ("response_type", "code"),
-            ("client_id", &client_id),
-            ("redirect_uri", &redirect),
-            ("scope", "openid email"),
-            ("state", "two-step"),
-            ("nonce", "n"),
-            ("code_challenge", &challenge),
-            ("code_challenge_method", "S256"),
-        ])
-    );
+    let registered = latchkey.registered_app_at("Example app", &redirect, &[]);
+    let client_id = registered.id.clone();
+    let query = authorization_query(&client_id, &redirect, "openid email", VERIFIER, "two-step");
+    let authorize = format!("{base}/oauth2/authorize?{query}");
 
     // Registered, and the authenticator app set up from its page.
-    let email = format!("{}@example.com", unique("chromium2fa"));
+    let email = email();
     let c = driver.browser(None).await;
-    c.goto(&format!("{base}/register")).await.expect("goto");
-    fill(&c, "email", &email).await;
-    fill(&c, "password", PASSWORD).await;
-    submit(&c).await;
+    chromium::register(&c, &base, &email).await;
     c.goto(&format!("{base}/account/totp")).await.expect("goto");
     let secret = secret_on(&c.source().await.expect("source"));
     fill(&c, "code", &code_of_the_step_before(&secret)).await;
     fill(&c, "current_password", PASSWORD).await;
     submit(&c).await;
-    let recovery = recovery_codes_on(&c.source().await.expect("source"));
+    let recovery = recovery_codes_in(&c.source().await.expect("source"));
     assert_eq!(recovery.len(), 10);
     c.delete_all_cookies().await.expect("signed out");
 
@@ -360,11 +285,6 @@ async fn in_chromium_the_code_page_sends_the_browser_on_to_the_app() {
         .query_pairs()
         .find_map(|(k, v)| (k == "code").then(|| v.into_owned()))
         .expect("a code");
-    let port: u16 = base
-        .rsplit(':')
-        .next()
-        .and_then(|p| p.parse().ok())
-        .expect("port");
     let body = encode(&[
         ("grant_type", "authorization_code"),
         ("code", &code),
@@ -373,22 +293,10 @@ async fn in_chromium_the_code_page_sends_the_browser_on_to_the_app() {
         ("client_id", &client_id),
         (
             "client_secret",
-            registered["client_secret"].as_str().expect("secret"),
+            registered.secret.as_deref().expect("a secret"),
         ),
     ]);
-    let reply = tokio::task::spawn_blocking(move || {
-        use std::io::Write;
-        let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).expect("connect");
-        s.set_read_timeout(Some(ANSWER_WITHIN)).expect("timeout");
-        let head = format!(
-            "POST /oauth2/token HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-            body.len()
-        );
-        s.write_all(head.as_bytes()).expect("write");
-        read_reply(&mut s).expect("an answer")
-    })
-    .await
-    .expect("request");
+    let reply = post_form_to_served(&base, "/oauth2/token", body).await;
     assert_eq!(reply.status, 200, "{}", reply.body);
     let tokens: Value = serde_json::from_str(&reply.body).expect("json");
     let claims = jwt_part(tokens["id_token"].as_str().expect("id_token"), 1);
@@ -447,11 +355,9 @@ async fn in_chromium_the_code_page_sends_the_browser_on_to_the_app() {
 #[tokio::test]
 async fn prompt_login_takes_both_steps_for_a_two_step_account() {
     let p = Provider::start(Database::Sqlite).await;
-    let app = p.add_app("Wiki", &[]);
-    let email = format!("{}@example.com", unique("oidc2fa"));
-    let mut jar = Jar::default();
-    p.account(&mut jar, &email);
-    let (secret, _) = enroll(&p, &mut jar);
+    let app = p.registered_app("Wiki", &[]);
+    let (mut jar, email) = p.signed_in_jar();
+    let (secret, _) = p.server.turn_on_two_step(&mut jar);
     let _ = code_for(&p, &mut jar, &app, "openid");
     let authorize = format!(
         "/oauth2/authorize?{}&prompt=login",
@@ -461,7 +367,7 @@ async fn prompt_login_takes_both_steps_for_a_two_step_account() {
     assert_eq!(r.status, 303, "{}", r.body);
     let login = location(&r);
     assert!(login.starts_with("/login?next="), "{login}");
-    let r = password_step(&p, &mut jar, &login, &email);
+    let r = p.server.password_step(&mut jar, &login, &email);
     assert_eq!(r.status, 303, "{}", r.body);
     assert_eq!(
         location(&r),

@@ -7,8 +7,7 @@
 use rocket::http::{Method, Status};
 use serde_json::Value;
 
-use crate::common::*;
-use crate::two_step::{code_step, enrolled_account, password_step, CODE_PAGE};
+use crate::support::*;
 
 crate::on_both_databases!(
     list_and_show_print_accounts_as_text_and_as_json_lines,
@@ -17,65 +16,13 @@ crate::on_both_databases!(
     reset_second_factor_turns_it_off_signs_the_account_out_and_mails_the_owner,
 );
 
-/// What one run of the binary said.
-struct Run {
-    code: Option<i32>,
-    stdout: String,
-    stderr: String,
-}
-
-impl Run {
-    /// Exit 0; the stdout.
-    fn ok(&self) -> &str {
-        assert_eq!(self.code, Some(0), "stderr: {}", self.stderr);
-        &self.stdout
-    }
-
-    /// Every stdout line as JSON.
-    fn json_lines(&self) -> Vec<Value> {
-        self.ok()
-            .lines()
-            .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l:?}")))
-            .collect()
-    }
-
-    /// Exit 1 with one `latchkey: …` line on stderr and nothing on stdout.
-    fn refused(&self) -> &str {
-        assert_eq!(self.code, Some(1), "{} / {}", self.stdout, self.stderr);
-        assert_eq!(self.stdout, "");
-        assert!(self.stderr.starts_with("latchkey: "), "{}", self.stderr);
-        assert_eq!(self.stderr.lines().count(), 1, "{}", self.stderr);
-        assert!(!self.stderr.contains("panicked"), "{}", self.stderr);
-        &self.stderr
-    }
-}
-
-/// `latchkey ARGS…` with the instance's settings, from the repository directory.
-async fn latchkey(cfg: &TestConfig, args: &[&str]) -> Run {
-    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_latchkey"))
-        .args(args)
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .envs(cfg.env())
-        .env_remove("RUST_LOG")
-        .output()
-        .await
-        .expect("the binary runs");
-    Run {
-        code: out.status.code(),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    }
-}
-
 async fn list_and_show_print_accounts_as_text_and_as_json_lines(db: Database) {
-    let cfg = TestConfig::on(db).await;
+    let app = TestApp::on(db).await;
     let (ada, bob) = (email(), email());
-    cfg.browser().await.register(&ada).await;
-    cfg.browser().await.register(&bob).await;
+    app.browser().await.register(&ada).await;
+    app.browser().await.register(&bob).await;
 
-    let lines = latchkey(&cfg, &["users", "list", "--json"])
-        .await
-        .json_lines();
+    let lines = app.cli(&["users", "list", "--json"]).json_lines();
     let emails: Vec<&str> = lines
         .iter()
         .map(|l| l["email"].as_str().unwrap_or(""))
@@ -88,7 +35,7 @@ async fn list_and_show_print_accounts_as_text_and_as_json_lines(db: Database) {
             .is_some_and(|t| t.ends_with('Z')));
         assert_eq!(line["disabled_at"], Value::Null);
     }
-    let text = latchkey(&cfg, &["users", "list"]).await;
+    let text = app.cli(&["users", "list"]);
     let text: Vec<&str> = text.ok().lines().collect();
     assert!(
         text[0].starts_with("ID") && text[0].ends_with("EMAIL"),
@@ -101,13 +48,13 @@ async fn list_and_show_print_accounts_as_text_and_as_json_lines(db: Database) {
     );
 
     // `--json` may come before the command too; `show` counts the live sessions.
-    let show = latchkey(&cfg, &["users", "--json", "show", &ada.to_uppercase()]).await;
+    let show = app.cli(&["users", "--json", "show", &ada.to_uppercase()]);
     let show = show.json_lines();
     assert_eq!(show.len(), 1);
     assert_eq!(show[0]["email"], ada.as_str());
     assert_eq!(show[0]["id"], lines[0]["id"]);
     assert_eq!(show[0]["sessions"], 1, "registering signed her in");
-    let text = latchkey(&cfg, &["users", "show", &ada]).await;
+    let text = app.cli(&["users", "show", &ada]);
     assert!(
         text.ok().contains(&format!("email:            {ada}")),
         "{}",
@@ -124,13 +71,11 @@ async fn list_and_show_print_accounts_as_text_and_as_json_lines(db: Database) {
 async fn disabling_signs_the_account_out_and_its_sign_in_answers_as_wrong_credentials(
     db: Database,
 ) {
-    let cfg = TestConfig::on(db).await;
-    let email = email();
-    let b = cfg.browser().await;
-    b.register(&email).await;
+    let app = TestApp::on(db).await;
+    let (b, email) = app.signed_in_browser().await;
     let tokens = password_grant(&b, &email, Some("backup-script")).await;
 
-    let disabled = latchkey(&cfg, &["users", "disable", &email]).await;
+    let disabled = app.cli(&["users", "disable", &email]);
     assert_eq!(
         disabled.ok().trim(),
         format!("{email} is disabled; 2 sessions ended")
@@ -140,22 +85,9 @@ async fn disabling_signs_the_account_out_and_its_sign_in_answers_as_wrong_creden
         .await
         .assert_refused_token();
     // The right password gets exactly what a wrong one gets, on the page and the API.
-    let other = cfg.browser().await;
-    let right = other.login(&email, PASSWORD).await;
-    let wrong = other.login(&email, "not the password at all").await;
-    assert_eq!(right.status, Status::Unauthorized);
-    assert_eq!(
-        right.body.replace(PASSWORD, ""),
-        wrong.body.replace("not the password at all", "")
-    );
-    assert!(other.session_cookie().is_none());
-    let grant = password_attempt(&other, &email, PASSWORD).await;
-    let wrong_grant = password_attempt(&other, &email, "not the password at all").await;
-    assert_eq!(
-        (grant.status, &grant.json),
-        (wrong_grant.status, &wrong_grant.json)
-    );
-    let shown = latchkey(&cfg, &["users", "show", &email, "--json"]).await;
+    let other = app.browser().await;
+    assert_the_right_password_answers_as_a_wrong_one(&other, &email).await;
+    let shown = app.cli(&["users", "show", &email, "--json"]);
     let shown = shown.json_lines();
     let since = shown[0]["disabled_at"]
         .as_str()
@@ -163,28 +95,26 @@ async fn disabling_signs_the_account_out_and_its_sign_in_answers_as_wrong_creden
         .to_string();
     assert_eq!(shown[0]["sessions"], 0);
     // Disabling again ends nothing more and keeps the time it was first disabled.
-    let again = latchkey(&cfg, &["users", "disable", &email, "--json"]).await;
+    let again = app.cli(&["users", "disable", &email, "--json"]);
     let again = again.json_lines();
     assert_eq!(again[0]["disabled"], true);
     assert_eq!(again[0]["sessions_ended"], 0);
-    let shown = latchkey(&cfg, &["users", "show", &email, "--json"]).await;
+    let shown = app.cli(&["users", "show", &email, "--json"]);
     assert_eq!(shown.json_lines()[0]["disabled_at"], since.as_str());
 
-    let enabled = latchkey(&cfg, &["users", "enable", &email, "--json"]).await;
+    let enabled = app.cli(&["users", "enable", &email, "--json"]);
     let enabled = enabled.json_lines();
     assert_eq!(enabled[0]["email"], email.as_str());
     assert_eq!(enabled[0]["disabled"], false);
     assert!(!b.is_signed_in().await, "nothing of before comes back");
-    let again = cfg.browser().await;
+    let again = app.browser().await;
     assert_eq!(again.login(&email, PASSWORD).await.status, Status::SeeOther);
 }
 
 async fn sessions_lists_the_devices_and_end_sessions_signs_them_all_out(db: Database) {
-    let cfg = TestConfig::on(db).await;
-    let email = email();
-    let laptop = cfg.browser().await;
-    laptop.register(&email).await;
-    let phone = cfg
+    let app = TestApp::on(db).await;
+    let (laptop, email) = app.signed_in_browser().await;
+    let phone = app
         .browser()
         .await
         .with_agent(SAFARI_IOS)
@@ -192,7 +122,7 @@ async fn sessions_lists_the_devices_and_end_sessions_signs_them_all_out(db: Data
     phone.login(&email, PASSWORD).await;
     password_grant(&laptop, &email, Some("backup-script")).await;
 
-    let lines = latchkey(&cfg, &["users", "sessions", &email, "--json"]).await;
+    let lines = app.cli(&["users", "sessions", &email, "--json"]);
     let lines = lines.json_lines();
     let mut seen: Vec<(&str, &str, &str)> = lines
         .iter()
@@ -218,7 +148,7 @@ async fn sessions_lists_the_devices_and_end_sessions_signs_them_all_out(db: Data
         others.iter().all(|id| ids.contains(&id.as_str())),
         "{ids:?} / {others:?}"
     );
-    let text = latchkey(&cfg, &["users", "sessions", &email]).await;
+    let text = app.cli(&["users", "sessions", &email]);
     let text: Vec<&str> = text.ok().lines().collect();
     assert_eq!(text.len(), 4, "a header and three sessions: {text:?}");
     assert!(
@@ -226,11 +156,11 @@ async fn sessions_lists_the_devices_and_end_sessions_signs_them_all_out(db: Data
         "{text:?}"
     );
 
-    let ended = latchkey(&cfg, &["users", "end-sessions", &email]).await;
+    let ended = app.cli(&["users", "end-sessions", &email]);
     assert_eq!(ended.ok().trim(), format!("{email}: 3 sessions ended"));
     assert!(!laptop.is_signed_in().await);
     assert!(!phone.is_signed_in().await);
-    let none = latchkey(&cfg, &["users", "sessions", &email, "--json"]).await;
+    let none = app.cli(&["users", "sessions", &email, "--json"]);
     assert_eq!(none.ok(), "");
     // Not disabled: the account signs in again.
     assert_eq!(phone.login(&email, PASSWORD).await.status, Status::SeeOther);
@@ -241,25 +171,24 @@ async fn sessions_lists_the_devices_and_end_sessions_signs_them_all_out(db: Data
 /// be finished, the recovery codes are gone, the password alone signs in again, and
 /// the owner gets a mail saying so. Run again, it changes nothing and says why.
 async fn reset_second_factor_turns_it_off_signs_the_account_out_and_mails_the_owner(db: Database) {
-    let cfg = TestConfig::on(db).await;
-    let owner = cfg.browser().await;
-    let account = enrolled_account(&owner).await;
+    let app = TestApp::on(db).await;
+    let (owner, account) = app.two_step_account().await;
     let email = account.email.clone();
     // A second browser signed in with a code, and one waiting at the code page.
-    let laptop = cfg.browser().await.with_ip("192.0.2.44");
-    password_step(&laptop, &email, "").await;
-    let signed = code_step(&laptop, &account.next_code()).await;
+    let laptop = app.browser().await.with_ip("192.0.2.44");
+    laptop.password_step(&email, "").await;
+    let signed = laptop.code_step(&account.next_code()).await;
     assert_eq!(
         signed.location.as_deref(),
         Some("/devices"),
         "{}",
         signed.body
     );
-    let waiting = cfg.browser().await;
-    let pending = password_step(&waiting, &email, "").await;
+    let waiting = app.browser().await;
+    let pending = waiting.password_step(&email, "").await;
     assert_eq!(pending.location.as_deref(), Some(CODE_PAGE));
 
-    let reset = latchkey(&cfg, &["users", "reset-second-factor", &email, "--json"]).await;
+    let reset = app.cli(&["users", "reset-second-factor", &email, "--json"]);
     let line = &reset.json_lines()[0];
     assert_eq!(line["email"], email.as_str());
     assert_eq!(line["second_factor"], false);
@@ -269,11 +198,11 @@ async fn reset_second_factor_turns_it_off_signs_the_account_out_and_mails_the_ow
     assert!(!owner.is_signed_in().await);
     assert!(!laptop.is_signed_in().await);
     // The pending sign-in cannot be finished, even with a recovery code.
-    let late = code_step(&waiting, &account.recovery[0]).await;
+    let late = waiting.code_step(&account.recovery[0]).await;
     assert_eq!(late.location.as_deref(), Some("/login"), "{}", late.body);
     assert!(waiting.session_cookie().is_none());
     // The password alone signs in; the security page offers to set it up again.
-    let back = cfg.browser().await;
+    let back = app.browser().await;
     let signed_in = back.login(&email, PASSWORD).await;
     assert_eq!(signed_in.status, Status::SeeOther);
     assert_eq!(signed_in.location.as_deref(), Some("/devices"));
@@ -281,11 +210,7 @@ async fn reset_second_factor_turns_it_off_signs_the_account_out_and_mails_the_ow
     assert_eq!(setup.status, Status::Ok, "{}", setup.body);
     // The owner is told, in words that say who did it and what to do.
     // (Sent before the command answered: no waiting.)
-    let told: Vec<String> = mails_in(&cfg.outbox())
-        .iter()
-        .map(|m| unfold(m))
-        .filter(|m| m.contains("turned off by an administrator"))
-        .collect();
+    let told = mails_saying(&app.outbox(), "turned off by an administrator");
     assert_eq!(told.len(), 1, "one mail: {told:?}");
     let mail = &told[0];
     assert!(mail.contains(&email), "{mail}");
@@ -293,15 +218,15 @@ async fn reset_second_factor_turns_it_off_signs_the_account_out_and_mails_the_ow
     assert!(mail.contains("/account/security"), "{mail}");
 
     // Again: nothing to reset, nothing changes (the new session stays).
-    let again = latchkey(&cfg, &["users", "reset-second-factor", &email]).await;
+    let again = app.cli(&["users", "reset-second-factor", &email]);
     assert_eq!(
         again.refused().trim(),
         format!("latchkey: {email} has no second factor turned on; nothing changed")
     );
     assert!(back.is_signed_in().await);
     // The text form, on an account of its own.
-    let other = enrolled_account(&cfg.browser().await).await;
-    let text = latchkey(&cfg, &["users", "reset-second-factor", &other.email]).await;
+    let other = app.two_step_account().await.1;
+    let text = app.cli(&["users", "reset-second-factor", &other.email]);
     assert_eq!(
         text.ok().trim(),
         format!(
@@ -316,17 +241,12 @@ async fn reset_second_factor_turns_it_off_signs_the_account_out_and_mails_the_ow
 /// mailed, prints `owner_mailed: false`, and exits 0.
 #[tokio::test]
 async fn reset_second_factor_stands_when_the_owner_cannot_be_mailed() {
-    let cfg = TestConfig::new();
-    let owner = cfg.browser().await;
-    let account = enrolled_account(&owner).await;
-    let dead = cfg
+    let app = TestApp::new();
+    let (owner, account) = app.two_step_account().await;
+    let dead = app
         .clone()
         .set("smtp_url", format!("smtp://127.0.0.1:{}", spare_port()));
-    let run = latchkey(
-        &dead,
-        &["users", "reset-second-factor", &account.email, "--json"],
-    )
-    .await;
+    let run = dead.cli(&["users", "reset-second-factor", &account.email, "--json"]);
     let line = &run.json_lines()[0];
     assert_eq!(line["second_factor"], false);
     assert_eq!(line["sessions_ended"], 1);
@@ -338,7 +258,7 @@ async fn reset_second_factor_stands_when_the_owner_cannot_be_mailed() {
         run.stderr
     );
     assert!(!owner.is_signed_in().await);
-    let back = cfg.browser().await;
+    let back = app.browser().await;
     let signed_in = back.login(&account.email, PASSWORD).await;
     assert_eq!(signed_in.location.as_deref(), Some("/devices"));
 }
@@ -347,10 +267,8 @@ async fn reset_second_factor_stands_when_the_owner_cannot_be_mailed() {
 /// on stderr and a non-zero exit, never a panic; the database and Redis unchanged.
 #[tokio::test]
 async fn mistakes_are_named_on_stderr_with_a_failing_exit_code() {
-    let cfg = TestConfig::new();
-    let known = email();
-    let b = cfg.browser().await;
-    b.register(&known).await;
+    let app = TestApp::new();
+    let (b, known) = app.signed_in_browser().await;
     let nobody = email();
     for command in [
         "show",
@@ -360,12 +278,12 @@ async fn mistakes_are_named_on_stderr_with_a_failing_exit_code() {
         "end-sessions",
         "reset-second-factor",
     ] {
-        let run = latchkey(&cfg, &["users", command, &nobody]).await;
+        let run = app.cli(&["users", command, &nobody]);
         assert_eq!(
             run.refused().trim(),
             format!("latchkey: no account has the address {nobody}")
         );
-        let run = latchkey(&cfg, &["users", command, "not-an-address"]).await;
+        let run = app.cli(&["users", command, "not-an-address"]);
         assert!(
             run.refused()
                 .contains("\"not-an-address\" is not an email address"),
@@ -374,36 +292,36 @@ async fn mistakes_are_named_on_stderr_with_a_failing_exit_code() {
         );
     }
     // clap's own usage errors: exit 2, and the usage on stderr.
-    let run = latchkey(&cfg, &["users", "frobnicate"]).await;
+    let run = app.cli(&["users", "frobnicate"]);
     assert_eq!(run.code, Some(2));
     assert!(
         run.stderr.contains("unrecognized subcommand 'frobnicate'"),
         "{}",
         run.stderr
     );
-    let run = latchkey(&cfg, &["users", "show"]).await;
+    let run = app.cli(&["users", "show"]);
     assert_eq!(run.code, Some(2));
     assert!(run.stderr.contains("<EMAIL>"), "{}", run.stderr);
     // A setting the server would refuse stops the command the same way.
-    let wrong = cfg.clone().set("session_idle_timeout", -5);
-    let run = latchkey(&wrong, &["users", "list"]).await;
+    let wrong = app.clone().set("session_idle_timeout", -5);
+    let run = wrong.cli(&["users", "list"]);
     assert!(
         run.refused()
             .contains("invalid setting `session_idle_timeout`"),
         "{}",
         run.stderr
     );
-    let memory = cfg.clone().set("redis_url", "memory");
-    let run = latchkey(&memory, &["users", "list"]).await;
+    let memory = app.clone().set("redis_url", "memory");
+    let run = memory.cli(&["users", "list"]);
     assert!(
         run.refused().contains("`redis_url` is `memory`"),
         "{}",
         run.stderr
     );
-    let no_redis = cfg
+    let no_redis = app
         .clone()
         .set("redis_url", format!("redis://127.0.0.1:{}", spare_port()));
-    let run = latchkey(&no_redis, &["users", "end-sessions", &known]).await;
+    let run = no_redis.cli(&["users", "end-sessions", &known]);
     assert!(
         run.refused().contains("cannot reach Redis"),
         "{}",
@@ -414,8 +332,8 @@ async fn mistakes_are_named_on_stderr_with_a_failing_exit_code() {
 
 #[tokio::test]
 async fn help_names_every_users_command() {
-    let cfg = TestConfig::new();
-    let help = latchkey(&cfg, &["users", "--help"]).await;
+    let app = TestApp::new();
+    let help = app.cli(&["users", "--help"]);
     for command in [
         "list",
         "show",
@@ -428,7 +346,7 @@ async fn help_names_every_users_command() {
     ] {
         assert!(help.ok().contains(command), "{command}: {}", help.stdout);
     }
-    let top = latchkey(&cfg, &["--help"]).await;
+    let top = app.cli(&["--help"]);
     assert!(
         top.ok().contains("Without a command, serves"),
         "{}",

@@ -7,11 +7,11 @@
 use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
 
-use crate::browser::{
-    arrive, expect_path, fill, serve_behind, sign_out_device, submit, text, text_or_why,
-    Chromedriver,
+use crate::support::chromium::{
+    arrive, chromium_cookie, expect_path, fill, sign_in, sign_out_device, submit, text,
+    text_or_why, Chromedriver,
 };
-use crate::common::*;
+use crate::support::*;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
@@ -90,13 +90,13 @@ async fn answer(mut conn: TcpStream, seen: Arc<Mutex<Vec<String>>>) {
 }
 
 /// Debian's nginx running the README's server block, as this test's own process.
-fn start_nginx(port: u16, latchkey: u16, app: u16) -> Spawned {
+fn start_nginx(port: u16, latchkey: u16, upstream: u16) -> Spawned {
     let dir = test_dir().join("nginx");
     std::fs::create_dir_all(dir.join("temp")).expect("nginx dir");
     let server = readme_block("forward-auth-nginx")
         .replace("127.0.0.1:8080", &format!("127.0.0.1:{port}"))
         .replace("127.0.0.1:8000", &format!("127.0.0.1:{latchkey}"))
-        .replace("127.0.0.1:3000", &format!("127.0.0.1:{app}"));
+        .replace("127.0.0.1:3000", &format!("127.0.0.1:{upstream}"));
     let d = dir.display();
     // Test-only: in the foreground, one process (so killing it stops it all, and it
     // runs as whoever runs the tests), every path under the test's directory.
@@ -124,40 +124,25 @@ fn start_nginx(port: u16, latchkey: u16, app: u16) -> Spawned {
     child
 }
 
-/// Latchkey behind a proxy on `proxy_port` of 127.0.0.1, serving `email`'s account.
-async fn latchkey_behind(proxy_port: u16, email: &str) -> (TestConfig, u16) {
-    let cfg = TestConfig::new()
+/// Latchkey behind a proxy on `proxy_port` of 127.0.0.1, with an account: the app, the
+/// port it is served on, the account's address.
+async fn latchkey_behind(proxy_port: u16) -> (TestApp, u16, String) {
+    let app = TestApp::new()
         .set("trusted_proxies", "127.0.0.1")
         .set("forward_auth_domains", "127.0.0.1:*")
         .set("cookie_secure", false);
-    assert_eq!(cfg.browser().await.register(email).await.status.code, 303);
+    let email = app.account().await;
     let public_url = format!("http://127.0.0.1:{proxy_port}");
-    let base = serve_behind(&cfg, Some(public_url.as_str())).await;
-    let port = base
-        .rsplit(':')
-        .next()
-        .and_then(|p| p.parse().ok())
-        .expect("port");
-    (cfg, port)
-}
-
-async fn session_cookie(c: &fantoccini::Client) -> String {
-    c.get_all_cookies()
-        .await
-        .expect("cookies")
-        .into_iter()
-        .find(|k| k.name() == "latchkey")
-        .map(|k| k.value().to_string())
-        .expect("the session cookie")
+    let base = app.serve_behind(Some(public_url.as_str())).await;
+    (app, port_of(&base), email)
 }
 
 #[tokio::test]
 async fn chromium_through_nginx_signs_in_reaches_the_app_and_is_refused_once_signed_out() {
-    let email = email();
     let nginx_port = spare_port();
-    let (_cfg, latchkey) = latchkey_behind(nginx_port, &email).await;
-    let app = Upstream::start().await;
-    let _nginx = start_nginx(nginx_port, latchkey, app.port);
+    let (_app, latchkey, email) = latchkey_behind(nginx_port).await;
+    let upstream = Upstream::start().await;
+    let _nginx = start_nginx(nginx_port, latchkey, upstream.port);
     let base = format!("http://127.0.0.1:{nginx_port}");
     let protected = format!("{base}/app/notes");
     let driver = Chromedriver::start();
@@ -167,9 +152,9 @@ async fn chromium_through_nginx_signs_in_reaches_the_app_and_is_refused_once_sig
     laptop.goto(&protected).await.expect("goto");
     expect_path(&laptop, "/login").await;
     assert!(
-        app.seen().is_empty(),
+        upstream.seen().is_empty(),
         "the app saw a signed-out request: {:?}",
-        app.seen()
+        upstream.seen()
     );
     fill(&laptop, "email", &email).await;
     fill(&laptop, "password", PASSWORD).await;
@@ -181,11 +166,13 @@ async fn chromium_through_nginx_signs_in_reaches_the_app_and_is_refused_once_sig
         panic!(
             "after signing in the laptop is at {url}, not {protected}; the app saw {:?}; \
              the page says: {}",
-            app.seen(),
+            upstream.seen(),
             text_or_why(&laptop).await
         );
     }
-    let cookie = session_cookie(&laptop).await;
+    let cookie = chromium_cookie(&laptop, "latchkey")
+        .await
+        .expect("the session cookie");
     let user_id = cookie.split('.').next().unwrap_or("").to_string();
     let page = text(&laptop).await;
     assert!(
@@ -193,17 +180,14 @@ async fn chromium_through_nginx_signs_in_reaches_the_app_and_is_refused_once_sig
         "the app's page, for user {user_id}: {page}"
     );
     assert_eq!(
-        app.seen(),
+        upstream.seen(),
         vec![user_id.clone()],
         "the requests the app saw"
     );
 
     // Another browser signs the laptop out on its devices page...
     let phone = driver.browser(Some(SAFARI_IOS)).await;
-    phone.goto(&format!("{base}/login")).await.expect("goto");
-    fill(&phone, "email", &email).await;
-    fill(&phone, "password", PASSWORD).await;
-    submit(&phone).await;
+    sign_in(&phone, &base, &email, PASSWORD).await;
     expect_path(&phone, "/devices").await;
     sign_out_device(&phone, &sid_of(&cookie)).await;
     expect_path(&phone, "/devices").await;
@@ -212,7 +196,7 @@ async fn chromium_through_nginx_signs_in_reaches_the_app_and_is_refused_once_sig
     laptop.goto(&protected).await.expect("goto");
     expect_path(&laptop, "/login").await;
     assert_eq!(
-        app.seen(),
+        upstream.seen(),
         vec![user_id],
         "the app saw only the signed-in request"
     );
@@ -220,12 +204,8 @@ async fn chromium_through_nginx_signs_in_reaches_the_app_and_is_refused_once_sig
     let _ = laptop.close().await;
 }
 
-/// One plain HTTP/1.1 GET: (status, headers, body).
-async fn http_get(
-    port: u16,
-    path: &str,
-    cookie: Option<&str>,
-) -> (u16, Vec<(String, String)>, String) {
+/// One plain HTTP/1.1 GET, its reply read to the end of the connection.
+async fn http_get(port: u16, path: &str, cookie: Option<&str>) -> Reply {
     let mut conn = TcpStream::connect(("127.0.0.1", port))
         .await
         .expect("connect");
@@ -241,33 +221,25 @@ async fn http_get(
         .expect("read");
     let raw = String::from_utf8_lossy(&raw).to_string();
     let (head, body) = raw.split_once("\r\n\r\n").unwrap_or((&raw, ""));
-    let mut lines = head.lines();
-    let status = lines
-        .next()
-        .and_then(|l| l.split(' ').nth(1))
+    let status = head
+        .split(' ')
+        .nth(1)
         .and_then(|s| s.parse().ok())
         .unwrap_or(0);
-    let headers = lines
-        .filter_map(|l| l.split_once(':'))
-        .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_string()))
-        .collect();
-    (status, headers, body.to_string())
+    Reply {
+        status,
+        head: head.to_string(),
+        body: body.to_string(),
+    }
 }
 
-fn header<'a>(headers: &'a [(String, String)], name: &str) -> Option<&'a str> {
-    headers
-        .iter()
-        .find(|(k, _)| k == name)
-        .map(|(_, v)| v.as_str())
-}
-
-fn start_caddy(port: u16, latchkey: u16, app: u16) -> Spawned {
+fn start_caddy(port: u16, latchkey: u16, upstream: u16) -> Spawned {
     let dir = test_dir().join("caddy");
     std::fs::create_dir_all(&dir).expect("caddy dir");
     let site = readme_block("forward-auth-caddy")
         .replace("app.example.com", &format!("http://127.0.0.1:{port}"))
         .replace("127.0.0.1:8000", &format!("127.0.0.1:{latchkey}"))
-        .replace("127.0.0.1:3000", &format!("127.0.0.1:{app}"));
+        .replace("127.0.0.1:3000", &format!("127.0.0.1:{upstream}"));
     let conf = dir.join("Caddyfile");
     std::fs::write(&conf, format!("{{\n\tadmin off\n}}\n\n{site}\n")).expect("Caddyfile");
     let child = Spawned::start(
@@ -287,25 +259,24 @@ fn start_caddy(port: u16, latchkey: u16, app: u16) -> Spawned {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn caddy_forward_auth_redirects_signs_in_passes_the_user_and_refuses_once_signed_out() {
-    let email = email();
     let caddy_port = spare_port();
-    let (cfg, latchkey) = latchkey_behind(caddy_port, &email).await;
-    let app = Upstream::start().await;
-    let _caddy = tokio::task::block_in_place(|| start_caddy(caddy_port, latchkey, app.port));
+    let (app, latchkey, email) = latchkey_behind(caddy_port).await;
+    let upstream = Upstream::start().await;
+    let _caddy = tokio::task::block_in_place(|| start_caddy(caddy_port, latchkey, upstream.port));
     let protected = format!("http://127.0.0.1:{caddy_port}/app/notes");
 
     // Signed out: Caddy passes Latchkey's 302 on, with the way back.
-    let (status, headers, _) = http_get(caddy_port, "/app/notes", None).await;
-    assert_eq!(status, 302);
+    let signed_out = http_get(caddy_port, "/app/notes", None).await;
+    assert_eq!(signed_out.status, 302);
     let expected = format!(
         "http://127.0.0.1:{caddy_port}/login?rd={}",
         urlencode(&protected)
     );
-    assert_eq!(header(&headers, "location"), Some(expected.as_str()));
-    assert!(app.seen().is_empty());
+    assert_eq!(signed_out.location(), Some(expected.as_str()));
+    assert!(upstream.seen().is_empty());
 
     // Signed in (the cookie of a sign-in with that rd): the app sees the user.
-    let b = cfg.browser().await;
+    let b = app.browser().await;
     let form = b.get(&format!("/login?rd={}", urlencode(&protected))).await;
     let signed = b
         .post_form(
@@ -321,19 +292,24 @@ async fn caddy_forward_auth_redirects_signs_in_passes_the_user_and_refuses_once_
     assert_eq!(signed.location.as_deref(), Some(protected.as_str()));
     let cookie = b.session_cookie().expect("signed in");
     let user_id = cookie.split('.').next().unwrap_or("").to_string();
-    let (status, _, body) = http_get(caddy_port, "/app/notes", Some(&cookie)).await;
-    assert_eq!(status, 200, "{body}");
-    assert!(body.contains(&format!("Remote-User: {user_id}")), "{body}");
-    assert_eq!(app.seen(), vec![user_id]);
+    let allowed = http_get(caddy_port, "/app/notes", Some(&cookie)).await;
+    assert_eq!(allowed.status, 200, "{}", allowed.body);
+    let remote_user = format!("Remote-User: {user_id}");
+    assert!(allowed.body.contains(&remote_user), "{}", allowed.body);
+    assert_eq!(upstream.seen(), vec![user_id]);
 
     // Signed out on the devices page of another browser: refused at the next request.
-    let other = cfg.browser().await.with_agent(SAFARI_IOS);
+    let other = app.browser().await.with_agent(SAFARI_IOS);
     other.login(&email, PASSWORD).await;
     let token = other.get("/devices").await.csrf();
     other
         .post_form(&format!("/devices/{}/revoke", sid_of(&cookie)), &token, &[])
         .await;
-    let (status, _, _) = http_get(caddy_port, "/app/notes", Some(&cookie)).await;
-    assert_eq!(status, 302);
-    assert_eq!(app.seen().len(), 1, "the app saw the signed-out request");
+    let refused = http_get(caddy_port, "/app/notes", Some(&cookie)).await;
+    assert_eq!(refused.status, 302);
+    assert_eq!(
+        upstream.seen().len(),
+        1,
+        "the app saw the signed-out request"
+    );
 }

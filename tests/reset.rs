@@ -3,55 +3,19 @@
 
 use std::time::{Duration, Instant};
 
-use crate::common::*;
+use crate::support::*;
 use rocket::http::Status;
-
-const NEW_PASSWORD: &str = "a brand new passphrase";
-
-async fn ask_for_code(b: &Browser, email: &str) -> Page {
-    b.submit("/password/forgot", "/password/forgot", &[("email", email)])
-        .await
-}
-
-async fn reset_with(b: &Browser, email: &str, code: &str, password: &str) -> Page {
-    b.submit(
-        "/password/reset",
-        "/password/reset",
-        &[("email", email), ("code", code), ("new_password", password)],
-    )
-    .await
-}
-
-fn reset_mails(dir: &std::path::Path) -> Vec<String> {
-    mails_in(dir)
-        .into_iter()
-        .filter(|m| m.contains("reset code"))
-        .collect()
-}
-
-async fn wait_for_reset_mails(dir: &std::path::Path, n: usize) -> Vec<String> {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let mails = reset_mails(dir);
-        if mails.len() >= n || Instant::now() > deadline {
-            return mails;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
 
 #[tokio::test]
 async fn a_code_sent_over_smtp_works_once_and_signs_out_every_device() {
     let smtp = SmtpServer::start();
-    let cfg = TestConfig::new().set("smtp_url", smtp.url());
-    let email = email();
-    let laptop = cfg.browser().await;
-    laptop.register(&email).await;
-    let phone = cfg.browser().await.with_agent(SAFARI_IOS);
+    let app = TestApp::new().set("smtp_url", smtp.url());
+    let (laptop, email) = app.signed_in_browser().await;
+    let phone = app.browser().await.with_agent(SAFARI_IOS);
     phone.login(&email, PASSWORD).await;
-    let b = cfg.browser().await.with_agent(CHROME_WINDOWS);
+    let b = app.browser().await.with_agent(CHROME_WINDOWS);
 
-    let asked = ask_for_code(&b, &email).await;
+    let asked = b.ask_for_reset_code(&email).await;
     assert_eq!(asked.status, Status::Ok);
     assert!(asked.body.contains("If an account exists for that address"));
 
@@ -66,7 +30,7 @@ async fn a_code_sent_over_smtp_works_once_and_signs_out_every_device() {
     assert!(mail.contains("did not ask"));
     let code = code_in(mail);
 
-    let done = reset_with(&b, &email, &code, NEW_PASSWORD).await;
+    let done = b.reset_password(&email, &code, NEW_PASSWORD).await;
     assert_eq!(done.status, Status::SeeOther);
     assert_eq!(done.location.as_deref(), Some("/login"));
     assert!(b
@@ -81,24 +45,21 @@ async fn a_code_sent_over_smtp_works_once_and_signs_out_every_device() {
     assert_eq!(b.login(&email, NEW_PASSWORD).await.status, Status::SeeOther);
 
     // The same code a second time.
-    let again = reset_with(
-        &cfg.browser().await,
-        &email,
-        &code,
-        "yet another passphrase",
-    )
-    .await;
+    let again = app
+        .browser()
+        .await
+        .reset_password(&email, &code, "yet another passphrase")
+        .await;
     assert_eq!(again.status, Status::BadRequest);
 }
 
 #[tokio::test]
 async fn the_outbox_holds_a_message_a_mail_client_can_open() {
-    let cfg = TestConfig::new();
-    let email = email();
-    cfg.browser().await.register(&email).await;
-    ask_for_code(&cfg.browser().await, &email).await;
+    let app = TestApp::new();
+    let email = app.account().await;
+    app.browser().await.ask_for_reset_code(&email).await;
 
-    let mails = wait_for_reset_mails(&cfg.outbox(), 1).await;
+    let mails = wait_for_reset_mails(&app.outbox(), 1).await;
     assert_eq!(mails.len(), 1);
     let m = &mails[0];
     for header in [
@@ -112,7 +73,7 @@ async fn the_outbox_holds_a_message_a_mail_client_can_open() {
         assert!(m.contains(header), "missing {header}");
     }
     assert!(m.contains("multipart/alternative"));
-    let files: Vec<_> = std::fs::read_dir(cfg.outbox())
+    let files: Vec<_> = std::fs::read_dir(app.outbox())
         .unwrap()
         .filter_map(|e| e.ok())
         .collect();
@@ -124,22 +85,21 @@ async fn the_outbox_holds_a_message_a_mail_client_can_open() {
 
 #[tokio::test]
 async fn five_wrong_codes_burn_it() {
-    let cfg = TestConfig::new();
-    let email = email();
-    cfg.browser().await.register(&email).await;
-    let b = cfg.browser().await;
-    ask_for_code(&b, &email).await;
-    let code = code_in(&wait_for_reset_mails(&cfg.outbox(), 1).await[0]);
+    let app = TestApp::new();
+    let email = app.account().await;
+    let b = app.browser().await;
+    b.ask_for_reset_code(&email).await;
+    let code = code_in(&wait_for_reset_mails(&app.outbox(), 1).await[0]);
     let wrong = if code == "000000" { "111111" } else { "000000" };
 
     for _ in 0..4 {
-        let res = reset_with(&b, &email, wrong, NEW_PASSWORD).await;
+        let res = b.reset_password(&email, wrong, NEW_PASSWORD).await;
         assert_eq!(res.status, Status::BadRequest);
         assert!(res.body.contains("not right"));
     }
-    let fifth = reset_with(&b, &email, wrong, NEW_PASSWORD).await;
+    let fifth = b.reset_password(&email, wrong, NEW_PASSWORD).await;
     assert!(fifth.body.contains("5 wrong tries end it"));
-    let right_too_late = reset_with(&b, &email, &code, NEW_PASSWORD).await;
+    let right_too_late = b.reset_password(&email, &code, NEW_PASSWORD).await;
     assert_eq!(right_too_late.status, Status::BadRequest);
     assert_eq!(
         b.login(&email, PASSWORD).await.status,
@@ -150,15 +110,14 @@ async fn five_wrong_codes_burn_it() {
 
 #[tokio::test]
 async fn an_expired_code_is_refused() {
-    let cfg = TestConfig::new().set("reset_code_ttl", 1);
-    let email = email();
-    cfg.browser().await.register(&email).await;
-    let b = cfg.browser().await;
-    ask_for_code(&b, &email).await;
-    let code = code_in(&wait_for_reset_mails(&cfg.outbox(), 1).await[0]);
+    let app = TestApp::new().set("reset_code_ttl", 1);
+    let email = app.account().await;
+    let b = app.browser().await;
+    b.ask_for_reset_code(&email).await;
+    let code = code_in(&wait_for_reset_mails(&app.outbox(), 1).await[0]);
     tokio::time::sleep(Duration::from_millis(1300)).await;
 
-    let res = reset_with(&b, &email, &code, NEW_PASSWORD).await;
+    let res = b.reset_password(&email, &code, NEW_PASSWORD).await;
 
     assert_eq!(res.status, Status::BadRequest);
     assert!(res.body.contains("expired"));
@@ -166,50 +125,42 @@ async fn an_expired_code_is_refused() {
 
 #[tokio::test]
 async fn a_new_request_replaces_the_old_code() {
-    let cfg = TestConfig::new();
-    let email = email();
-    cfg.browser().await.register(&email).await;
-    let b = cfg.browser().await;
-    ask_for_code(&b, &email).await;
-    let first = code_in(&wait_for_reset_mails(&cfg.outbox(), 1).await[0]);
-    ask_for_code(&b, &email).await;
-    let second = code_in(&wait_for_reset_mails(&cfg.outbox(), 2).await[1]);
+    let app = TestApp::new();
+    let email = app.account().await;
+    let b = app.browser().await;
+    b.ask_for_reset_code(&email).await;
+    let first = code_in(&wait_for_reset_mails(&app.outbox(), 1).await[0]);
+    b.ask_for_reset_code(&email).await;
+    let second = code_in(&wait_for_reset_mails(&app.outbox(), 2).await[1]);
     if first != second {
         assert_eq!(
-            reset_with(&b, &email, &first, NEW_PASSWORD).await.status,
+            b.reset_password(&email, &first, NEW_PASSWORD).await.status,
             Status::BadRequest
         );
     }
     assert_eq!(
-        reset_with(&b, &email, &second, NEW_PASSWORD).await.status,
+        b.reset_password(&email, &second, NEW_PASSWORD).await.status,
         Status::SeeOther
     );
 }
 
 #[tokio::test]
 async fn a_code_mailed_before_a_password_change_stops_working() {
-    let cfg = TestConfig::new();
-    let email = email();
-    let owner = cfg.browser().await;
-    owner.register(&email).await;
-    let b = cfg.browser().await.with_ip("198.51.100.90");
-    ask_for_code(&b, &email).await;
-    let code = code_in(&wait_for_reset_mails(&cfg.outbox(), 1).await[0]);
+    let app = TestApp::new();
+    let (owner, email) = app.signed_in_browser().await;
+    let b = app.browser().await.with_ip("198.51.100.90");
+    b.ask_for_reset_code(&email).await;
+    let code = code_in(&wait_for_reset_mails(&app.outbox(), 1).await[0]);
     let wrong = if code == "000000" { "111111" } else { "000000" };
-    let changed = owner
-        .submit(
-            "/account/password",
-            "/account/password",
-            &[
-                ("current_password", PASSWORD),
-                ("new_password", NEW_PASSWORD),
-            ],
-        )
-        .await;
+    let changed = owner.change_password(PASSWORD, NEW_PASSWORD).await;
     assert_eq!(changed.status, Status::SeeOther);
 
-    let old_code = reset_with(&b, &email, &code, "an attackers passphrase").await;
-    let wrong_code = reset_with(&b, &email, wrong, "an attackers passphrase").await;
+    let old_code = b
+        .reset_password(&email, &code, "an attackers passphrase")
+        .await;
+    let wrong_code = b
+        .reset_password(&email, wrong, "an attackers passphrase")
+        .await;
 
     assert_eq!(old_code.status, Status::BadRequest);
     assert_eq!(
@@ -219,20 +170,19 @@ async fn a_code_mailed_before_a_password_change_stops_working() {
     );
     assert!(owner.is_signed_in().await, "the owner was not signed out");
     assert_eq!(
-        cfg.browser().await.login(&email, NEW_PASSWORD).await.status,
+        app.browser().await.login(&email, NEW_PASSWORD).await.status,
         Status::SeeOther
     );
 }
 
 #[tokio::test]
 async fn known_and_unknown_addresses_get_the_same_answer() {
-    let cfg = TestConfig::new();
-    let email = email();
-    cfg.browser().await.register(&email).await;
-    let b = cfg.browser().await;
+    let app = TestApp::new();
+    let email = app.account().await;
+    let b = app.browser().await;
 
-    let known = ask_for_code(&b, &email).await;
-    let unknown = ask_for_code(&b, "nobody-at-all@example.com").await;
+    let known = b.ask_for_reset_code(&email).await;
+    let unknown = b.ask_for_reset_code("nobody-at-all@example.com").await;
 
     assert_eq!(known.status, unknown.status);
     let strip = |p: &Page, e: &str| p.body.replace(&urlencode(e), "EMAIL").replace(e, "EMAIL");
@@ -241,10 +191,12 @@ async fn known_and_unknown_addresses_get_the_same_answer() {
         strip(&unknown, "nobody-at-all@example.com")
     );
     // And a reset attempt for an unknown address reads like a wrong code.
-    let res = reset_with(&b, "nobody-at-all@example.com", "123456", NEW_PASSWORD).await;
+    let res = b
+        .reset_password("nobody-at-all@example.com", "123456", NEW_PASSWORD)
+        .await;
     assert_eq!(res.status, Status::BadRequest);
     assert!(res.body.contains("not right or has expired"));
-    assert_eq!(wait_for_reset_mails(&cfg.outbox(), 1).await.len(), 1);
+    assert_eq!(wait_for_reset_mails(&app.outbox(), 1).await.len(), 1);
 }
 
 /// An answer as an onlooker compares it: status, headers and body, with this form's
@@ -270,12 +222,12 @@ fn assert_same(a: &str, b: &str, what: &str) {
 
 #[tokio::test]
 async fn wrong_codes_read_the_same_whether_or_not_the_account_or_a_code_exists() {
-    let cfg = TestConfig::new();
+    let app = TestApp::new();
     let (with_code, without_code, unknown) = (email(), email(), email());
-    cfg.browser().await.register(&with_code).await;
-    cfg.browser().await.register(&without_code).await;
-    ask_for_code(&cfg.browser().await, &with_code).await;
-    let code = code_in(&wait_for_reset_mails(&cfg.outbox(), 1).await[0]);
+    app.browser().await.register(&with_code).await;
+    app.browser().await.register(&without_code).await;
+    app.browser().await.ask_for_reset_code(&with_code).await;
+    let code = code_in(&wait_for_reset_mails(&app.outbox(), 1).await[0]);
     let wrong = if code == "000000" { "111111" } else { "000000" };
 
     // Seven wrong tries at each address, past the five that burn a code; each address
@@ -285,7 +237,7 @@ async fn wrong_codes_read_the_same_whether_or_not_the_account_or_a_code_exists()
         .into_iter()
         .enumerate()
     {
-        let b = cfg
+        let b = app
             .browser()
             .await
             .with_ip(&format!("198.51.100.{}", 60 + i));
@@ -319,7 +271,9 @@ async fn wrong_codes_read_the_same_whether_or_not_the_account_or_a_code_exists()
     }
     // The code was burned all the same.
     assert_eq!(
-        reset_with(&cfg.browser().await, &with_code, &code, NEW_PASSWORD)
+        app.browser()
+            .await
+            .reset_password(&with_code, &code, NEW_PASSWORD)
             .await
             .status,
         Status::BadRequest
@@ -328,13 +282,12 @@ async fn wrong_codes_read_the_same_whether_or_not_the_account_or_a_code_exists()
 
 #[tokio::test]
 async fn reset_requests_are_limited_per_account_and_per_ip_without_a_different_page() {
-    let cfg = TestConfig::new();
-    let address = email();
-    cfg.browser().await.register(&address).await;
-    let b = cfg.browser().await.with_ip("198.51.100.31");
+    let app = TestApp::new();
+    let address = app.account().await;
+    let b = app.browser().await.with_ip("198.51.100.31");
     let mut bodies = Vec::new();
     for _ in 0..5 {
-        let p = ask_for_code(&b, &address).await;
+        let p = b.ask_for_reset_code(&address).await;
         assert_eq!(p.status, Status::Ok);
         bodies.push(p.body);
     }
@@ -344,37 +297,36 @@ async fn reset_requests_are_limited_per_account_and_per_ip_without_a_different_p
     );
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert_eq!(
-        wait_for_reset_mails(&cfg.outbox(), 3).await.len(),
+        wait_for_reset_mails(&app.outbox(), 3).await.len(),
         3,
         "3 per account per hour"
     );
 
     // Per IP: 10 per hour across accounts.
-    let cfg = TestConfig::new().set("register_limit_ip", 12);
+    let app = TestApp::new().set("register_limit_ip", 12);
     let accounts: Vec<String> = (0..12).map(|_| email()).collect();
     // One app registers them all (twelve app starts were twelve SQLite pools on one file).
-    let registrar = cfg.browser().await;
+    let registrar = app.browser().await;
     for a in &accounts {
         registrar.clear_cookies().await;
         assert_eq!(registrar.register(a).await.status, Status::SeeOther);
     }
-    let b = cfg.browser().await.with_ip("198.51.100.32");
+    let b = app.browser().await.with_ip("198.51.100.32");
     for a in &accounts {
-        assert_eq!(ask_for_code(&b, a).await.status, Status::Ok);
+        assert_eq!(b.ask_for_reset_code(a).await.status, Status::Ok);
     }
     tokio::time::sleep(Duration::from_millis(500)).await;
-    assert_eq!(wait_for_reset_mails(&cfg.outbox(), 10).await.len(), 10);
+    assert_eq!(wait_for_reset_mails(&app.outbox(), 10).await.len(), 10);
 }
 
 #[tokio::test]
 async fn a_dead_mail_server_changes_nothing_a_person_sees() {
     let dead = spare_port();
-    let cfg = TestConfig::new().set("smtp_url", format!("smtp://127.0.0.1:{dead}"));
-    let email = email();
-    cfg.browser().await.register(&email).await;
-    let b = cfg.browser().await;
+    let app = TestApp::new().set("smtp_url", format!("smtp://127.0.0.1:{dead}"));
+    let email = app.account().await;
+    let b = app.browser().await;
     let started = Instant::now();
-    let res = ask_for_code(&b, &email).await;
+    let res = b.ask_for_reset_code(&email).await;
     assert_eq!(res.status, Status::Ok);
     assert!(res.body.contains("If an account exists for that address"));
     assert!(
@@ -385,7 +337,7 @@ async fn a_dead_mail_server_changes_nothing_a_person_sees() {
     // Sign-in (which may send a new-device notice) is not held up either.
     let started = Instant::now();
     assert_eq!(
-        cfg.browser()
+        app.browser()
             .await
             .with_agent(SAFARI_IOS)
             .login(&email, PASSWORD)
@@ -398,47 +350,18 @@ async fn a_dead_mail_server_changes_nothing_a_person_sees() {
 
 #[tokio::test]
 async fn changing_the_password_keeps_this_device_and_ends_the_others() {
-    let cfg = TestConfig::new();
-    let email = email();
-    let me = cfg.browser().await;
-    me.register(&email).await;
-    let other = cfg.browser().await.with_agent(SAFARI_IOS);
+    let app = TestApp::new();
+    let (me, email) = app.signed_in_browser().await;
+    let other = app.browser().await.with_agent(SAFARI_IOS);
     other.login(&email, PASSWORD).await;
 
-    let wrong = me
-        .submit(
-            "/account/password",
-            "/account/password",
-            &[
-                ("current_password", "not it at all"),
-                ("new_password", NEW_PASSWORD),
-            ],
-        )
-        .await;
+    let wrong = me.change_password("not it at all", NEW_PASSWORD).await;
     assert_eq!(wrong.status, Status::Unauthorized);
     assert!(other.is_signed_in().await);
-    let weak = me
-        .submit(
-            "/account/password",
-            "/account/password",
-            &[
-                ("current_password", PASSWORD),
-                ("new_password", "password1"),
-            ],
-        )
-        .await;
+    let weak = me.change_password(PASSWORD, "password1").await;
     assert_eq!(weak.status, Status::BadRequest);
 
-    let done = me
-        .submit(
-            "/account/password",
-            "/account/password",
-            &[
-                ("current_password", PASSWORD),
-                ("new_password", NEW_PASSWORD),
-            ],
-        )
-        .await;
+    let done = me.change_password(PASSWORD, NEW_PASSWORD).await;
     assert_eq!(done.status, Status::SeeOther);
     assert_eq!(done.location.as_deref(), Some("/devices"));
     assert!(me
@@ -449,22 +372,20 @@ async fn changing_the_password_keeps_this_device_and_ends_the_others() {
     assert!(me.is_signed_in().await);
     assert!(!other.is_signed_in().await);
     assert_eq!(
-        cfg.browser().await.login(&email, NEW_PASSWORD).await.status,
+        app.browser().await.login(&email, NEW_PASSWORD).await.status,
         Status::SeeOther
     );
 }
 
 #[tokio::test]
 async fn no_session_survives_a_password_change_it_raced() {
-    let cfg = TestConfig::new();
-    let email = email();
-    let me = cfg.browser().await;
-    me.register(&email).await;
+    let app = TestApp::new();
+    let (me, email) = app.signed_in_browser().await;
     let mut password = PASSWORD.to_string();
     for round in 0..4 {
         let next = format!("{NEW_PASSWORD} {round}");
-        let racer = cfg.browser().await.with_agent(SAFARI_IOS);
-        let busy = cfg.browser().await.with_agent(CHROME_WINDOWS);
+        let racer = app.browser().await.with_agent(SAFARI_IOS);
+        let busy = app.browser().await.with_agent(CHROME_WINDOWS);
         busy.login(&email, &password).await;
         let token = me.get("/account/password").await.csrf();
         let fields = [
@@ -499,21 +420,14 @@ async fn no_session_survives_a_password_change_it_raced() {
 #[tokio::test]
 async fn the_new_device_notice_is_sent_once_per_new_device() {
     let smtp = SmtpServer::start();
-    let cfg = TestConfig::new().set("smtp_url", smtp.url());
-    let email = email();
-    cfg.browser().await.register(&email).await;
-    let notices = || {
-        mails_in(&smtp.received())
-            .into_iter()
-            .map(|m| unfold(&m))
-            .filter(|m| m.contains("New sign-in"))
-            .collect::<Vec<_>>()
-    };
+    let app = TestApp::new().set("smtp_url", smtp.url());
+    let email = app.account().await;
+    let notices = || mails_saying(&smtp.received(), "New sign-in");
 
     // The device that registered is known: signing in from it again sends nothing.
-    cfg.browser().await.login(&email, PASSWORD).await;
+    app.browser().await.login(&email, PASSWORD).await;
     let phone = || async {
-        cfg.browser()
+        app.browser()
             .await
             .with_agent(SAFARI_IOS)
             .with_ip("198.51.100.70")
@@ -536,36 +450,24 @@ async fn the_new_device_notice_is_sent_once_per_new_device() {
 
 #[tokio::test]
 async fn the_new_device_notice_can_be_turned_off() {
-    let cfg = TestConfig::new().set("new_device_mail", false);
-    let email = email();
-    cfg.browser().await.register(&email).await;
-    cfg.browser()
+    let app = TestApp::new().set("new_device_mail", false);
+    let email = app.account().await;
+    app.browser()
         .await
         .with_agent(SAFARI_IOS)
         .login(&email, PASSWORD)
         .await;
     tokio::time::sleep(Duration::from_millis(300)).await;
-    assert!(mails_in(&cfg.outbox())
+    assert!(mails_in(&app.outbox())
         .iter()
         .all(|m| !m.contains("New sign-in")));
-}
-
-/// The new-device mails in a maildir, unfolded.
-fn new_device_mails(dir: &std::path::Path) -> Vec<String> {
-    mails_in(dir)
-        .into_iter()
-        .map(|m| unfold(&m))
-        .filter(|m| m.contains("New sign-in"))
-        .collect()
 }
 
 #[tokio::test]
 async fn new_device_mail_is_bounded_and_names_an_app_as_its_own_claim() {
     let smtp = SmtpServer::start();
-    let cfg = TestConfig::new().set("smtp_url", smtp.url());
-    let email = email();
-    let b = cfg.browser().await;
-    b.register(&email).await;
+    let app = TestApp::new().set("smtp_url", smtp.url());
+    let (b, email) = app.signed_in_browser().await;
     let spam = "Call +1-555-0100 or visit evil.example/fix";
     let mut sessions = Vec::new();
     for i in 0..6 {
@@ -574,7 +476,7 @@ async fn new_device_mail_is_bounded_and_names_an_app_as_its_own_claim() {
     }
     tokio::time::sleep(Duration::from_millis(800)).await;
 
-    let sent = new_device_mails(&smtp.received());
+    let sent = mails_saying(&smtp.received(), "New sign-in");
     assert_eq!(sent.len(), 3, "at most 3 an hour");
     let text = sent[0]
         .split("Content-Type: text/html")

@@ -1,31 +1,20 @@
 //! The second factor on the account pages and in the service the sign-in calls
-//! (`latchkey::services::second_factor`): set-up with a code computed here from the secret the
+//! (`second_factor`, in `paths`): set-up with a code computed here from the secret the
 //! page shows, no replay (also under concurrent submissions), recovery codes used once
 //! and replaced as a set, turning it off with password and code, the mails the owner
 //! gets, what the database holds (never the secret or a code in the clear), the key
 //! check at start, and the pages in Chromium (screenshots in `target/screenshots/`).
 //! The storage cases run on SQLite and on PostgreSQL.
 
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
-
 use fantoccini::Locator;
-use latchkey::accounts::{Accounts, Hasher, User};
-use latchkey::config::Settings;
-use latchkey::mail::Mailer;
-use latchkey::services::second_factor::{
-    self, code_at, Enrolment, Purpose, SecondFactorError, Verified,
-};
-use latchkey::support::input::Email;
-use latchkey::support::metrics::Metrics;
-
-const SIGN_IN: Purpose = Purpose::SignIn;
-use latchkey::services::Services;
-use latchkey::store::Store;
 use rocket::http::Status;
 use sqlx::{AssertSqlSafe, Connection};
 
-use crate::browser::{expect_path, fill, navigate_by, serve, shoot, text, Chromedriver};
-use crate::common::*;
+use crate::support::chromium::{self, expect_path, fill, navigate_by, shoot, text, Chromedriver};
+use crate::support::second_factor::{self, Enrolment, Purpose, SecondFactorError, Verified};
+use crate::support::*;
+
+const SIGN_IN: Purpose = Purpose::SignIn;
 
 crate::on_both_databases!(
     a_code_passes_once_and_concurrent_submissions_of_one_code_let_exactly_one_through,
@@ -33,130 +22,16 @@ crate::on_both_databases!(
     neither_the_secret_nor_a_recovery_code_is_stored_in_the_clear,
 );
 
-/// The app's services, as a handler gets them.
-fn services(b: &Browser) -> Services<'_> {
-    let r = b.client.rocket();
-    Services {
-        settings: r.state::<Settings>().expect("settings"),
-        store: r.state::<Store>().expect("store"),
-        accounts: r.state::<Accounts>().expect("accounts"),
-        hasher: r.state::<Hasher>().expect("hasher"),
-        mailer: r.state::<Mailer>().expect("mailer"),
-        metrics: r.state::<Metrics>().expect("metrics"),
-    }
-}
-
-async fn user(b: &Browser, email: &str) -> User {
-    let email = Email::parse(email).expect("an address");
-    services(b)
-        .accounts
-        .find_by_email(&email)
-        .await
-        .expect("database")
-        .expect("the account")
-}
-
-fn now_secs() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .expect("clock")
-        .as_secs()
-}
-
-/// The code an app with `secret` shows `steps` time steps from now (-1, 0 or 1 are
-/// all accepted, each once).
-fn code(secret: &[u8], steps: i64) -> String {
-    let at = now_secs() as i64 + steps * 30;
-    code_at(secret, at as u64)
-}
-
-/// Undoes Tera's HTML escaping of a text node.
-fn unescape(s: &str) -> String {
-    s.replace("&#x2F;", "/")
-        .replace("&amp;", "&")
-        .replace("&quot;", "\"")
-        .replace("&#x27;", "'")
-        .replace("&lt;", "<")
-        .replace("&gt;", ">")
-}
-
-/// The `otpauth://` URI shown as text on the set-up page.
-fn otpauth_uri_in(html: &str) -> String {
-    let text = unescape(html);
-    let start = text
-        .find("otpauth://totp/")
-        .expect("the otpauth URI on the page");
-    let end = text[start..].find('<').expect("the URI's end") + start;
-    text[start..end].to_string()
-}
-
-/// The secret in an otpauth URI, decoded from base32.
-fn secret_of(uri: &str) -> Vec<u8> {
-    let query = uri.split_once('?').expect("a query").1;
-    let b32 = query
-        .split('&')
-        .find_map(|p| p.strip_prefix("secret="))
-        .expect("a secret parameter");
-    base32::decode(base32::Alphabet::Rfc4648 { padding: false }, b32).expect("base32")
-}
-
-/// The recovery codes on a page, each in an element of class `recovery-code`.
-fn recovery_codes_in(html: &str) -> Vec<String> {
-    html.match_indices("class=\"recovery-code\">")
-        .map(|(i, m)| {
-            let rest = &html[i + m.len()..];
-            rest[..rest.find('<').expect("the code's end")].to_string()
-        })
-        .collect()
-}
-
-/// Registers (signed in) and sets up the second factor through the pages, with a code
-/// for the previous time step (so the current and the next stay usable). Answers the
-/// address, the secret and the recovery codes.
-async fn enrolled_browser(b: &Browser) -> (String, Vec<u8>, Vec<String>) {
-    enrolled_browser_and(b, None).await
-}
-
-/// `enrolled_browser`, with `also` signed in to the account (by password) before the
-/// second factor is turned on.
-async fn enrolled_browser_and(
-    b: &Browser,
-    also: Option<&Browser>,
-) -> (String, Vec<u8>, Vec<String>) {
+/// An account of its own for `b`, its second factor turned on through the service (as
+/// the sign-in's tests can): the account, its secret and its recovery codes.
+async fn enrolled_by_service(app: &TestApp, b: &Browser) -> (User, Vec<u8>, Vec<String>) {
     let email = email();
     b.register(&email).await;
-    if let Some(other) = also {
-        other.login(&email, PASSWORD).await;
-        assert!(other.is_signed_in().await);
-    }
-    let setup = b.get("/account/totp").await;
-    assert_eq!(setup.status, Status::Ok, "{}", setup.body);
-    let secret = secret_of(&otpauth_uri_in(&setup.body));
-    let done = b
-        .post_form(
-            "/account/totp",
-            &setup.csrf(),
-            &[
-                ("code", &code_of_the_step_before(&secret)),
-                ("current_password", PASSWORD),
-            ],
-        )
-        .await;
-    assert_eq!(done.status, Status::Ok, "{}", done.body);
-    let codes = recovery_codes_in(&done.body);
-    assert_eq!(codes.len(), 10, "{}", done.body);
-    (email, secret, codes)
-}
-
-/// Turns the second factor on through the service, as the sign-in's tests can.
-async fn enrolled_by_service(b: &Browser) -> (User, Vec<u8>, Vec<String>) {
-    let email = email();
-    b.register(&email).await;
-    let user = user(b, &email).await;
+    let user = app.user(&email).await.expect("the account");
     let enrolment = Enrolment::new();
     let secret = enrolment.secret().to_vec();
     let codes = second_factor::enable(
-        &services(b),
+        &b.services(),
         &user.id,
         &enrolment,
         &code_of_the_step_before(&secret),
@@ -168,10 +43,8 @@ async fn enrolled_by_service(b: &Browser) -> (User, Vec<u8>, Vec<String>) {
 
 #[tokio::test]
 async fn setting_up_with_a_code_from_the_shown_secret_turns_it_on_and_shows_ten_codes_once() {
-    let cfg = TestConfig::new();
-    let b = cfg.browser().await;
-    let email = email();
-    b.register(&email).await;
+    let app = TestApp::new();
+    let (b, email) = app.signed_in_browser().await;
 
     let overview = b.get("/account/security").await;
     assert_eq!(overview.status, Status::Ok);
@@ -201,13 +74,8 @@ async fn setting_up_with_a_code_from_the_shown_secret_turns_it_on_and_shows_ten_
     assert_eq!(secret.len(), 20, "160 bits");
     // A reload shows the same secret (it is kept, sealed, in the set-up cookie).
     let again = b.get("/account/totp").await;
-    assert_eq!(secret_of(&otpauth_uri_in(&again.body)), secret);
-    let cookie = b
-        .client
-        .cookies()
-        .get("latchkey_totp_setup")
-        .map(|c| c.value().to_string())
-        .expect("the set-up cookie");
+    assert_eq!(secret_on(&again.body), secret);
+    let cookie = b.cookie("latchkey_totp_setup").expect("the set-up cookie");
     let b32 = base32::encode(base32::Alphabet::Rfc4648 { padding: false }, &secret);
     assert!(
         !cookie.contains(&b32),
@@ -218,7 +86,10 @@ async fn setting_up_with_a_code_from_the_shown_secret_turns_it_on_and_shows_ten_
         .post_form(
             "/account/totp",
             &setup.csrf(),
-            &[("code", &code(&secret, 0)), ("current_password", PASSWORD)],
+            &[
+                ("code", &code_in_steps(&secret, 0)),
+                ("current_password", PASSWORD),
+            ],
         )
         .await;
     assert_eq!(done.status, Status::Ok, "{}", done.body);
@@ -240,7 +111,7 @@ async fn setting_up_with_a_code_from_the_shown_secret_turns_it_on_and_shows_ten_
     let setup_again = b.get("/account/totp").await;
     assert_eq!(setup_again.status, Status::SeeOther, "already on");
 
-    let mail = mail_saying(&cfg.outbox(), "Two-step sign-in was turned on").await;
+    let mail = wait_for_mail_saying(&app.outbox(), "Two-step sign-in was turned on").await;
     assert!(mail.contains(&email));
     // It says what stays signed in, and what to do if it was someone else.
     assert!(mail.contains("already signed in stay signed in"), "{mail}");
@@ -250,14 +121,12 @@ async fn setting_up_with_a_code_from_the_shown_secret_turns_it_on_and_shows_ten_
 
 #[tokio::test]
 async fn a_wrong_code_is_400_a_wrong_password_401_and_too_many_429_and_nothing_changes() {
-    let cfg = TestConfig::new().set("login_limit_account", 3);
-    let b = cfg.browser().await;
-    let email = email();
-    b.register(&email).await;
+    let app = TestApp::new().set("login_limit_account", 3);
+    let (b, email) = app.signed_in_browser().await;
     let setup = b.get("/account/totp").await;
-    let secret = secret_of(&otpauth_uri_in(&setup.body));
+    let secret = secret_on(&setup.body);
     let token = setup.csrf();
-    let right = code(&secret, 0);
+    let right = code_in_steps(&secret, 0);
     let wrong = if right == "000000" {
         "111111"
     } else {
@@ -301,9 +170,9 @@ async fn a_wrong_code_is_400_a_wrong_password_401_and_too_many_429_and_nothing_c
         "{}",
         r.body
     );
-    let user = user(&b, &email).await;
+    let user = app.user(&email).await.expect("the account");
     assert_eq!(
-        second_factor::enrolled(&services(&b), &user.id)
+        second_factor::enrolled(&b.services(), &user.id)
             .await
             .expect("db"),
         None
@@ -336,7 +205,7 @@ async fn a_wrong_code_is_400_a_wrong_password_401_and_too_many_429_and_nothing_c
     );
     assert!(r.header("Retry-After").is_some());
     assert_eq!(
-        second_factor::enrolled(&services(&b), &user.id)
+        second_factor::enrolled(&b.services(), &user.id)
             .await
             .expect("db"),
         None
@@ -345,9 +214,13 @@ async fn a_wrong_code_is_400_a_wrong_password_401_and_too_many_429_and_nothing_c
 
 #[tokio::test]
 async fn a_forged_csrf_token_is_403_and_changes_nothing() {
-    let cfg = TestConfig::new();
-    let b = cfg.browser().await;
-    let (email, secret, codes) = enrolled_browser(&b).await;
+    let app = TestApp::new();
+    let (b, account) = app.two_step_account().await;
+    let TwoStepAccount {
+        email,
+        secret,
+        recovery: codes,
+    } = account;
     let forged = "x".repeat(43);
     for (action, fields) in [
         (
@@ -368,29 +241,30 @@ async fn a_forged_csrf_token_is_403_and_changes_nothing() {
         let r = b.post_raw(action, &encode(&fields)).await;
         assert_eq!(r.status, Status::Forbidden, "{action} without a token");
     }
-    let user = user(&b, &email).await;
-    let status = second_factor::enrolled(&services(&b), &user.id)
+    let user = app.user(&email).await.expect("the account");
+    let status = second_factor::enrolled(&b.services(), &user.id)
         .await
         .expect("db")
         .expect("still on");
     assert_eq!(status.recovery_codes_left, 10, "no code used or replaced");
     // And the current code is still unused: no form took it.
-    let fresh = second_factor::verify(&services(&b), &user.id, &code(&secret, 0), SIGN_IN).await;
+    let fresh =
+        second_factor::verify(&b.services(), &user.id, &code_in_steps(&secret, 0), SIGN_IN).await;
     assert_eq!(fresh.expect("unused"), Verified::Totp);
 }
 
 #[tokio::test]
 async fn another_account_cannot_use_a_set_up_or_act_on_this_factor() {
-    let cfg = TestConfig::new();
-    let alice = cfg.browser().await;
-    let alice2 = cfg.browser().await;
-    let (alice_email, alice_secret, alice_codes) =
-        enrolled_browser_and(&alice, Some(&alice2)).await;
+    let app = TestApp::new();
+    let (alice, alice_email) = app.signed_in_browser().await;
+    // Alice is signed in on a second browser before she turns the second factor on.
+    let alice2 = app.browser().await;
+    alice2.login(&alice_email, PASSWORD).await;
+    assert!(alice2.is_signed_in().await);
+    let (alice_secret, alice_codes) = alice.turn_on_two_step().await;
 
     // Mallory, signed in to her own account, sends Alice's codes to every form.
-    let mallory = cfg.browser().await;
-    let mallory_email = email();
-    mallory.register(&mallory_email).await;
+    let (mallory, mallory_email) = app.signed_in_browser().await;
     let token = mallory.get("/account/security").await.csrf();
     let r = mallory
         .post_form(
@@ -398,7 +272,7 @@ async fn another_account_cannot_use_a_set_up_or_act_on_this_factor() {
             &token,
             &[
                 ("current_password", PASSWORD),
-                ("code", &code(&alice_secret, 0)),
+                ("code", &code_in_steps(&alice_secret, 0)),
             ],
         )
         .await;
@@ -419,24 +293,17 @@ async fn another_account_cannot_use_a_set_up_or_act_on_this_factor() {
 
     // Alice's set-up cookie, copied into Mallory's browser, opens only for Alice.
     let mallory_setup = mallory.get("/account/totp").await;
-    let mallory_secret = secret_of(&otpauth_uri_in(&mallory_setup.body));
+    let mallory_secret = secret_on(&mallory_setup.body);
     let setup_cookie = mallory
-        .client
-        .cookies()
-        .get("latchkey_totp_setup")
-        .map(|c| c.value().to_string())
+        .cookie("latchkey_totp_setup")
         .expect("set-up cookie");
-    let other = cfg.browser().await;
-    let other_email = email();
-    other.register(&other_email).await;
+    let (other, other_email) = app.signed_in_browser().await;
     let token = other.get("/account/security").await.csrf();
     // The sealed set-up is bound to Mallory's account: opened for another it is "expired".
-    let keys = latchkey::services::second_factor::SealingKeys::new(
-        &services(&other).settings.second_factor,
-    );
-    let other_user = user(&other, &other_email).await;
+    let keys = second_factor::SealingKeys::new(&other.services().settings.second_factor);
+    let other_user = app.user(&other_email).await.expect("the account");
     assert!(Enrolment::open(&keys, &other_user.id, &setup_cookie).is_none());
-    let mallory_user = user(&mallory, &mallory_email).await;
+    let mallory_user = app.user(&mallory_email).await.expect("the account");
     let opened = Enrolment::open(&keys, &mallory_user.id, &setup_cookie).expect("her own");
     assert_eq!(opened.secret(), mallory_secret.as_slice());
     let r = other
@@ -445,7 +312,7 @@ async fn another_account_cannot_use_a_set_up_or_act_on_this_factor() {
             &token,
             &[
                 ("current_password", PASSWORD),
-                ("code", &code(&mallory_secret, 0)),
+                ("code", &code_in_steps(&mallory_secret, 0)),
             ],
         )
         .await;
@@ -456,8 +323,8 @@ async fn another_account_cannot_use_a_set_up_or_act_on_this_factor() {
         r.body
     );
 
-    let alice_user = user(&alice, &alice_email).await;
-    let status = second_factor::enrolled(&services(&alice), &alice_user.id)
+    let alice_user = app.user(&alice_email).await.expect("the account");
+    let status = second_factor::enrolled(&alice.services(), &alice_user.id)
         .await
         .expect("db")
         .expect("Alice's is still on");
@@ -468,34 +335,34 @@ async fn another_account_cannot_use_a_set_up_or_act_on_this_factor() {
 async fn a_code_passes_once_and_concurrent_submissions_of_one_code_let_exactly_one_through(
     db: Database,
 ) {
-    let cfg = TestConfig::on(db).await;
-    let b = cfg.browser().await;
-    let app = services(&b);
+    let app = TestApp::on(db).await;
+    let b = app.browser().await;
+    let svc = b.services();
 
     // Confirmed with the current code: replayed at once (still within the window of
     // one step either way) it is refused, as is the next code the second time.
     let email = email();
     b.register(&email).await;
-    let user = user(&b, &email).await;
+    let user = app.user(&email).await.expect("the account");
     let enrolment = Enrolment::new();
     let secret = enrolment.secret().to_vec();
-    let confirm = code(&secret, 0);
-    second_factor::enable(&app, &user.id, &enrolment, &confirm)
+    let confirm = code_in_steps(&secret, 0);
+    second_factor::enable(&svc, &user.id, &enrolment, &confirm)
         .await
         .expect("turned on");
-    let spent = second_factor::verify(&app, &user.id, &confirm, SIGN_IN).await;
+    let spent = second_factor::verify(&svc, &user.id, &confirm, SIGN_IN).await;
     assert!(
         matches!(spent, Err(SecondFactorError::Replayed)),
         "{spent:?}"
     );
-    let next = code(&secret, 1);
+    let next = code_in_steps(&secret, 1);
     assert_eq!(
-        second_factor::verify(&app, &user.id, &next, SIGN_IN)
+        second_factor::verify(&svc, &user.id, &next, SIGN_IN)
             .await
             .expect("right"),
         Verified::Totp
     );
-    let again = second_factor::verify(&app, &user.id, &next, SIGN_IN).await;
+    let again = second_factor::verify(&svc, &user.id, &next, SIGN_IN).await;
     assert!(
         matches!(again, Err(SecondFactorError::Replayed)),
         "{again:?}"
@@ -504,8 +371,8 @@ async fn a_code_passes_once_and_concurrent_submissions_of_one_code_let_exactly_o
 
     // Another account, confirmed with the previous step's code: twenty concurrent
     // submissions of its next code, and one passes.
-    let (other, other_secret, _) = enrolled_by_service(&b).await;
-    let results = concurrently(&b, other.id, &code(&other_secret, 1), 20).await;
+    let (other, other_secret, _) = enrolled_by_service(&app, &b).await;
+    let results = concurrently(&b, other.id, &code_in_steps(&other_secret, 1), 20).await;
     let passed = results.iter().filter(|r| r.is_ok()).count();
     assert_eq!(passed, 1, "{results:?}");
     assert!(results
@@ -514,18 +381,18 @@ async fn a_code_passes_once_and_concurrent_submissions_of_one_code_let_exactly_o
         .all(|e| matches!(e, SecondFactorError::Replayed)));
 
     for bad in ["", "12345", "12345a", "0000000", "not a code"] {
-        let r = second_factor::verify(&app, &user.id, bad, SIGN_IN).await;
+        let r = second_factor::verify(&svc, &user.id, bad, SIGN_IN).await;
         assert!(
             matches!(r, Err(SecondFactorError::Malformed)),
             "{bad:?}: {r:?}"
         );
     }
-    let wrong = if code(&secret, 0) == "000000" {
+    let wrong = if code_in_steps(&secret, 0) == "000000" {
         "111111"
     } else {
         "000000"
     };
-    let r = second_factor::verify(&app, &user.id, wrong, SIGN_IN).await;
+    let r = second_factor::verify(&svc, &user.id, wrong, SIGN_IN).await;
     assert!(
         matches!(
             r,
@@ -533,7 +400,7 @@ async fn a_code_passes_once_and_concurrent_submissions_of_one_code_let_exactly_o
         ),
         "{r:?}"
     );
-    let nobody = second_factor::verify(&app, &uuid::Uuid::now_v7(), "123456", SIGN_IN).await;
+    let nobody = second_factor::verify(&svc, &uuid::Uuid::now_v7(), "123456", SIGN_IN).await;
     assert!(
         matches!(nobody, Err(SecondFactorError::NotEnrolled)),
         "{nobody:?}"
@@ -547,13 +414,13 @@ async fn concurrently(
     code: &str,
     n: usize,
 ) -> Vec<Result<Verified, SecondFactorError>> {
-    let owned = services(b).owned();
+    let owned = b.services().owned();
     let tasks: Vec<_> = (0..n)
         .map(|_| {
-            let app = owned.clone();
+            let svc = owned.clone();
             let code = code.to_string();
             tokio::spawn(async move {
-                second_factor::verify(&app.borrow(), &user_id, &code, SIGN_IN).await
+                second_factor::verify(&svc.borrow(), &user_id, &code, SIGN_IN).await
             })
         })
         .collect();
@@ -566,18 +433,18 @@ async fn concurrently(
 
 async fn a_recovery_code_works_once_even_concurrently_and_a_new_set_replaces_the_old(db: Database) {
     let smtp = SmtpServer::start();
-    let cfg = TestConfig::on(db).await.set("smtp_url", smtp.url());
-    let b = cfg.browser().await;
-    let (user, _secret, codes) = enrolled_by_service(&b).await;
-    let app = services(&b);
+    let app = TestApp::on(db).await.set("smtp_url", smtp.url());
+    let b = app.browser().await;
+    let (user, _secret, codes) = enrolled_by_service(&app, &b).await;
+    let svc = b.services();
 
     // Typed in lower case, without dashes: the same code.
     let typed = codes[0].to_lowercase().replace('-', " ");
-    let used = second_factor::verify(&app, &user.id, &typed, SIGN_IN)
+    let used = second_factor::verify(&svc, &user.id, &typed, SIGN_IN)
         .await
         .expect("a recovery code");
     assert_eq!(used, Verified::RecoveryCode { left: 9 });
-    let again = second_factor::verify(&app, &user.id, &codes[0], SIGN_IN).await;
+    let again = second_factor::verify(&svc, &user.id, &codes[0], SIGN_IN).await;
     assert!(
         matches!(again, Err(SecondFactorError::WrongCode)),
         "{again:?}"
@@ -589,25 +456,25 @@ async fn a_recovery_code_works_once_even_concurrently_and_a_new_set_replaces_the
         1,
         "{results:?}"
     );
-    let status = second_factor::enrolled(&app, &user.id)
+    let status = second_factor::enrolled(&svc, &user.id)
         .await
         .expect("db")
         .expect("on");
     assert_eq!(status.recovery_codes_left, 8);
 
     // A new set: ten codes, the old unused ones stop working.
-    let fresh = second_factor::replace_recovery_codes(&app, &user.id)
+    let fresh = second_factor::replace_recovery_codes(&svc, &user.id)
         .await
         .expect("replaced");
     assert_eq!(fresh.len(), 10);
-    let old = second_factor::verify(&app, &user.id, &codes[2], SIGN_IN).await;
+    let old = second_factor::verify(&svc, &user.id, &codes[2], SIGN_IN).await;
     assert!(matches!(old, Err(SecondFactorError::WrongCode)), "{old:?}");
-    let status = second_factor::enrolled(&app, &user.id)
+    let status = second_factor::enrolled(&svc, &user.id)
         .await
         .expect("db")
         .expect("on");
     assert_eq!(status.recovery_codes_left, 10);
-    assert!(second_factor::verify(&app, &user.id, &fresh[9], SIGN_IN)
+    assert!(second_factor::verify(&svc, &user.id, &fresh[9], SIGN_IN)
         .await
         .is_ok());
 
@@ -634,12 +501,12 @@ async fn a_recovery_code_works_once_even_concurrently_and_a_new_set_replaces_the
 }
 
 async fn neither_the_secret_nor_a_recovery_code_is_stored_in_the_clear(db: Database) {
-    let cfg = TestConfig::on(db).await;
-    let b = cfg.browser().await;
-    let (user, secret, codes) = enrolled_by_service(&b).await;
+    let app = TestApp::on(db).await;
+    let b = app.browser().await;
+    let (user, secret, codes) = enrolled_by_service(&app, &b).await;
     let id = user.id.to_string();
-    let (sealed, macs): (String, Vec<String>) = if cfg.database_url.starts_with("sqlite") {
-        let mut conn = sqlx::SqliteConnection::connect(&cfg.database_url)
+    let (sealed, macs): (String, Vec<String>) = if app.database_url.starts_with("sqlite") {
+        let mut conn = sqlx::SqliteConnection::connect(&app.database_url)
             .await
             .expect("sqlite");
         let sealed =
@@ -655,7 +522,7 @@ async fn neither_the_secret_nor_a_recovery_code_is_stored_in_the_clear(db: Datab
             .expect("the codes");
         (sealed, macs)
     } else {
-        let mut conn = sqlx::PgConnection::connect(&cfg.database_url)
+        let mut conn = sqlx::PgConnection::connect(&app.database_url)
             .await
             .expect("postgres");
         let sealed = sqlx::query_scalar(AssertSqlSafe(
@@ -695,20 +562,18 @@ async fn neither_the_secret_nor_a_recovery_code_is_stored_in_the_clear(db: Datab
 
 #[tokio::test]
 async fn turning_off_needs_the_password_and_a_fresh_code_and_ends_every_other_session() {
-    let cfg = TestConfig::new();
-    let b = cfg.browser().await;
-    let email = email();
-    b.register(&email).await;
+    let app = TestApp::new();
+    let (b, email) = app.signed_in_browser().await;
     // Another device signed in before the second factor was on.
-    let phone = cfg.browser().await.with_agent(SAFARI_IOS);
+    let phone = app.browser().await.with_agent(SAFARI_IOS);
     phone.login(&email, PASSWORD).await;
     assert!(phone.is_signed_in().await);
 
     let setup = b.get("/account/totp").await;
-    let secret = secret_of(&otpauth_uri_in(&setup.body));
+    let secret = secret_on(&setup.body);
     // Confirmed with the current code: its step is then spent, and still in the window
     // when it is replayed below (the next code is the fresh one).
-    let confirm = code(&secret, 0);
+    let confirm = code_in_steps(&secret, 0);
     let done = b
         .post_form(
             "/account/totp",
@@ -740,7 +605,10 @@ async fn turning_off_needs_the_password_and_a_fresh_code_and_ends_every_other_se
         .post_form(
             "/account/totp/disable",
             &token,
-            &[("current_password", "wrong"), ("code", &code(&secret, 1))],
+            &[
+                ("current_password", "wrong"),
+                ("code", &code_in_steps(&secret, 1)),
+            ],
         )
         .await;
     assert_eq!(r.status, Status::Unauthorized);
@@ -750,7 +618,10 @@ async fn turning_off_needs_the_password_and_a_fresh_code_and_ends_every_other_se
         .post_form(
             "/account/totp/disable",
             &token,
-            &[("current_password", PASSWORD), ("code", &code(&secret, 1))],
+            &[
+                ("current_password", PASSWORD),
+                ("code", &code_in_steps(&secret, 1)),
+            ],
         )
         .await;
     assert_eq!(r.status, Status::SeeOther, "{}", r.body);
@@ -764,24 +635,24 @@ async fn turning_off_needs_the_password_and_a_fresh_code_and_ends_every_other_se
     );
     assert!(b.is_signed_in().await, "this browser stays");
     assert!(!phone.is_signed_in().await, "the other session ended");
-    let user = user(&b, &email).await;
+    let user = app.user(&email).await.expect("the account");
     assert_eq!(
-        second_factor::enrolled(&services(&b), &user.id)
+        second_factor::enrolled(&b.services(), &user.id)
             .await
             .expect("db"),
         None
     );
 
-    let mail = mail_saying(&cfg.outbox(), "Two-step sign-in was turned off").await;
+    let mail = wait_for_mail_saying(&app.outbox(), "Two-step sign-in was turned off").await;
     assert!(mail.contains("1 other device was signed out"), "{mail}");
     assert!(mail.contains(&email));
 }
 
 #[tokio::test]
 async fn new_recovery_codes_need_the_password_and_are_shown_once() {
-    let cfg = TestConfig::new();
-    let b = cfg.browser().await;
-    let (email, _secret, old) = enrolled_browser(&b).await;
+    let app = TestApp::new();
+    let (b, account) = app.two_step_account().await;
+    let (email, old) = (account.email, account.recovery);
     let token = b.get("/account/security").await.csrf();
     let r = b
         .post_form(
@@ -802,21 +673,21 @@ async fn new_recovery_codes_need_the_password_and_are_shown_once() {
     let fresh = recovery_codes_in(&r.body);
     assert_eq!(fresh.len(), 10);
     assert!(fresh.iter().all(|c| !old.contains(c)));
-    let user = user(&b, &email).await;
-    let app = services(&b);
-    let stale = second_factor::verify(&app, &user.id, &old[0], SIGN_IN).await;
+    let user = app.user(&email).await.expect("the account");
+    let svc = b.services();
+    let stale = second_factor::verify(&svc, &user.id, &old[0], SIGN_IN).await;
     assert!(
         matches!(stale, Err(SecondFactorError::WrongCode)),
         "{stale:?}"
     );
-    assert!(second_factor::verify(&app, &user.id, &fresh[0], SIGN_IN)
+    assert!(second_factor::verify(&svc, &user.id, &fresh[0], SIGN_IN)
         .await
         .is_ok());
-    mail_saying(&cfg.outbox(), "New recovery codes were made").await;
+    wait_for_mail_saying(&app.outbox(), "New recovery codes were made").await;
 
     // Without a second factor there are no recovery codes to replace.
-    let other = cfg.browser().await;
-    other.register(&crate::common::email()).await;
+    let other = app.browser().await;
+    other.register(&crate::support::email()).await;
     let token = other.get("/account/security").await.csrf();
     let r = other
         .post_form(
@@ -830,8 +701,8 @@ async fn new_recovery_codes_need_the_password_and_are_shown_once() {
 
 #[tokio::test]
 async fn signed_out_the_pages_send_to_sign_in_and_the_forms_change_nothing() {
-    let cfg = TestConfig::new();
-    let b = cfg.browser().await;
+    let app = TestApp::new();
+    let b = app.browser().await;
     for page in ["/account/security", "/account/totp"] {
         let r = b.get(page).await;
         assert_eq!(r.status, Status::SeeOther, "{page}");
@@ -857,54 +728,34 @@ async fn signed_out_the_pages_send_to_sign_in_and_the_forms_change_nothing() {
 
 #[tokio::test]
 async fn changing_the_password_mails_the_owner() {
-    let cfg = TestConfig::new();
-    let b = cfg.browser().await;
-    let email = email();
-    b.register(&email).await;
+    let app = TestApp::new();
+    let (b, email) = app.signed_in_browser().await;
     let r = b
-        .submit(
-            "/account/password",
-            "/account/password",
-            &[
-                ("current_password", PASSWORD),
-                ("new_password", "a brand new passphrase 2"),
-            ],
-        )
+        .change_password(PASSWORD, "a brand new passphrase 2")
         .await;
     assert_eq!(r.status, Status::SeeOther);
-    let mail = mail_saying(&cfg.outbox(), "The password of your account was changed").await;
+    let mail =
+        wait_for_mail_saying(&app.outbox(), "The password of your account was changed").await;
     assert!(mail.contains(&email));
-}
-
-/// Whether an instance with these settings gets through its start (every stage).
-async fn starts(cfg: &TestConfig) -> bool {
-    match latchkey::app_with(cfg.figment()).ignite().await {
-        Ok(_) => true,
-        Err(e) => {
-            // Looking at the error marks it handled (Rocket panics on an unhandled one).
-            let _ = e.kind();
-            false
-        }
-    }
 }
 
 #[tokio::test]
 async fn a_changed_key_stops_the_start_while_secrets_are_sealed_with_the_old_one() {
     let key = |b: u8| base64::Engine::encode(&base64::engine::general_purpose::STANDARD, [b; 32]);
-    let cfg = TestConfig::new().set("second_factor_key", key(1));
-    let b = cfg.browser().await;
-    enrolled_by_service(&b).await;
+    let app = TestApp::new().set("second_factor_key", key(1));
+    let b = app.browser().await;
+    enrolled_by_service(&app, &b).await;
 
-    assert!(starts(&cfg.sibling()).await, "the same key starts");
-    let other = cfg.sibling().set("second_factor_key", key(2));
-    assert!(!starts(&other).await, "another key does not start");
-    let unset = cfg.sibling().set("second_factor_key", "");
+    assert!(app.sibling().starts().await, "the same key starts");
+    let other = app.sibling().set("second_factor_key", key(2));
+    assert!(!other.starts().await, "another key does not start");
+    let unset = app.sibling().set("second_factor_key", "");
     assert!(
-        !starts(&unset).await,
+        !unset.starts().await,
         "the development key is another key too"
     );
-    let settings = latchkey::config::Settings::from_figment(&other.figment()).expect("settings");
-    let why = second_factor::check_key(&settings, services(&b).accounts)
+    let settings = Settings::from_figment(&other.figment()).expect("settings");
+    let why = second_factor::check_key(&settings, b.services().accounts)
         .await
         .expect_err("refused");
     assert!(
@@ -912,46 +763,32 @@ async fn a_changed_key_stops_the_start_while_secrets_are_sealed_with_the_old_one
         "{why}"
     );
     assert!(why.contains("1 accounts"), "{why}");
-    let broken = cfg.sibling().set("second_factor_key", "too short");
-    assert!(!starts(&broken).await, "a malformed key does not start");
+    let broken = app.sibling().set("second_factor_key", "too short");
+    assert!(!broken.starts().await, "a malformed key does not start");
 
     // With no second factor stored, a new key is simply recorded.
-    let fresh = TestConfig::new().set("second_factor_key", key(3));
-    assert!(starts(&fresh).await);
-    assert!(starts(&fresh.sibling().set("second_factor_key", key(4))).await);
-}
-
-/// Waits (bounded) for a mail in `dir` whose text contains `words`.
-async fn mail_saying(dir: &std::path::Path, words: &str) -> String {
-    let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    loop {
-        if let Some(m) = mails_in(dir)
-            .iter()
-            .map(|m| unfold(m))
-            .find(|m| m.contains(words))
-        {
-            return m;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "no mail says {words:?}: {:?}",
-            mails_in(dir)
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    let fresh = TestApp::new().set("second_factor_key", key(3));
+    assert!(fresh.starts().await);
+    assert!(
+        fresh
+            .sibling()
+            .set("second_factor_key", key(4))
+            .starts()
+            .await
+    );
 }
 
 #[tokio::test]
 async fn in_chromium_a_person_sets_up_the_app_from_the_page_and_sees_the_codes_once() {
     let driver = Chromedriver::start();
-    let cfg = TestConfig::new();
-    let base = serve(&cfg).await;
+    let app = TestApp::new();
+    let base = app.serve().await;
     let c = driver.browser(None).await;
     let email = email();
     c.goto(&format!("{base}/register")).await.expect("goto");
     fill(&c, "email", &email).await;
     fill(&c, "password", PASSWORD).await;
-    crate::browser::submit(&c).await;
+    chromium::submit(&c).await;
 
     let link = c
         .find(Locator::Css("a[href=\"/account/security\"]"))
@@ -984,7 +821,7 @@ async fn in_chromium_a_person_sets_up_the_app_from_the_page_and_sees_the_codes_o
     shoot(&c, "totp-setup").await;
     let secret = secret_of(&uri);
 
-    fill(&c, "code", &code(&secret, 0)).await;
+    fill(&c, "code", &code_in_steps(&secret, 0)).await;
     fill(&c, "current_password", PASSWORD).await;
     let button = c
         .find(Locator::Css("form.form button[type=submit]"))
@@ -1017,15 +854,8 @@ async fn in_chromium_a_person_sets_up_the_app_from_the_page_and_sees_the_codes_o
 
 #[tokio::test]
 async fn in_secure_mode_the_set_up_cookie_is_a_secure_host_cookie_removed_when_done() {
-    let cfg = TestConfig::new().set("cookie_secure", true);
-    let b = cfg.browser().await;
-    b.register(&email()).await;
-    let attribute = |c: &str, a: &str| {
-        c.split(';')
-            .skip(1)
-            .any(|x| x.trim().eq_ignore_ascii_case(a))
-    };
-
+    let app = TestApp::new().set("cookie_secure", true);
+    let (b, _) = app.signed_in_browser().await;
     let setup = b.get("/account/totp").await;
     let set = setup
         .set_cookies()
@@ -1039,16 +869,19 @@ async fn in_secure_mode_the_set_up_cookie_is_a_secure_host_cookie_removed_when_d
         "Path=/",
         "Max-Age=900",
     ] {
-        assert!(attribute(&set, a), "{a} missing: {set}");
+        assert!(has_cookie_attribute(&set, a), "{a} missing: {set}");
     }
     assert!(!set.contains("Domain"), "{set}");
 
-    let secret = secret_of(&otpauth_uri_in(&setup.body));
+    let secret = secret_on(&setup.body);
     let done = b
         .post_form(
             "/account/totp",
             &setup.csrf(),
-            &[("code", &code(&secret, 0)), ("current_password", PASSWORD)],
+            &[
+                ("code", &code_in_steps(&secret, 0)),
+                ("current_password", PASSWORD),
+            ],
         )
         .await;
     assert_eq!(done.status, Status::Ok);
@@ -1058,21 +891,19 @@ async fn in_secure_mode_the_set_up_cookie_is_a_secure_host_cookie_removed_when_d
         .find(|c| c.starts_with("__Host-latchkey_totp_setup="))
         .expect("the set-up cookie's removal");
     assert!(
-        removed.contains("Max-Age=0") && attribute(&removed, "Secure"),
+        removed.contains("Max-Age=0") && has_cookie_attribute(&removed, "Secure"),
         "{removed}"
     );
 }
 
 #[tokio::test]
 async fn two_browsers_turning_it_off_with_one_code_at_once_do_it_once() {
-    let cfg = TestConfig::new();
-    let first = cfg.browser().await;
-    let email = email();
-    first.register(&email).await;
-    let second = cfg.browser().await;
+    let app = TestApp::new();
+    let (first, email) = app.signed_in_browser().await;
+    let second = app.browser().await;
     second.login(&email, PASSWORD).await;
     let setup = first.get("/account/totp").await;
-    let secret = secret_of(&otpauth_uri_in(&setup.body));
+    let secret = secret_on(&setup.body);
     let on = first
         .post_form(
             "/account/totp",
@@ -1085,7 +916,7 @@ async fn two_browsers_turning_it_off_with_one_code_at_once_do_it_once() {
         .await;
     assert_eq!(on.status, Status::Ok);
 
-    let now = code(&secret, 0);
+    let now = code_in_steps(&secret, 0);
     let fields = [("current_password", PASSWORD), ("code", now.as_str())];
     let (t1, t2) = (
         first.get("/account/security").await.csrf(),
@@ -1123,13 +954,13 @@ async fn two_browsers_turning_it_off_with_one_code_at_once_do_it_once() {
 
 #[tokio::test]
 async fn a_sealed_secret_copied_into_another_accounts_row_does_not_open() {
-    let cfg = TestConfig::new();
-    let b = cfg.browser().await;
-    let (alice, _, _) = enrolled_by_service(&b).await;
-    let (mallory, mallory_secret, _) = enrolled_by_service(&b).await;
+    let app = TestApp::new();
+    let b = app.browser().await;
+    let (alice, _, _) = enrolled_by_service(&app, &b).await;
+    let (mallory, mallory_secret, _) = enrolled_by_service(&app, &b).await;
     // Someone with write access to the database copies her sealed secret into
     // Alice's row, hoping her own app's codes then pass for Alice.
-    let mut conn = sqlx::SqliteConnection::connect(&cfg.database_url)
+    let mut conn = sqlx::SqliteConnection::connect(&app.database_url)
         .await
         .expect("sqlite");
     let copied = sqlx::query(
@@ -1144,16 +975,19 @@ async fn a_sealed_secret_copied_into_another_accounts_row_does_not_open() {
     .rows_affected();
     assert_eq!(copied, 1);
 
-    let r =
-        second_factor::verify(&services(&b), &alice.id, &code(&mallory_secret, 0), SIGN_IN).await;
+    let r = second_factor::verify(
+        &b.services(),
+        &alice.id,
+        &code_in_steps(&mallory_secret, 0),
+        SIGN_IN,
+    )
+    .await;
     assert!(
         matches!(
             r,
-            Err(SecondFactorError::Failed(
-                latchkey::services::ServiceError::Accounts(
-                    latchkey::accounts::AccountError::Unsealable
-                )
-            ))
+            Err(SecondFactorError::Failed(ServiceError::Accounts(
+                AccountError::Unsealable
+            )))
         ),
         "{r:?}"
     );
@@ -1165,13 +999,13 @@ async fn a_sealed_secret_copied_into_another_accounts_row_does_not_open() {
 /// factor stays on. A blank code asks for one and counts nothing.
 #[tokio::test]
 async fn wrong_codes_on_the_turning_off_form_count_as_failed_sign_ins() {
-    let cfg = TestConfig::new()
+    let app = TestApp::new()
         .set("login_limit_account", 3)
         .set("login_limit_ip", 50)
         .set("login_limit_network", 50);
-    let b = cfg.browser().await;
-    let (_, secret, _) = enrolled_browser(&b).await;
-    let right = code(&secret, 0);
+    let (b, account) = app.two_step_account().await;
+    let secret = account.secret;
+    let right = code_in_steps(&secret, 0);
     let wrong = if right == "000000" {
         "111111"
     } else {

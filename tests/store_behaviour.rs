@@ -6,34 +6,8 @@
 use std::collections::HashSet;
 use std::time::Duration;
 
-use crate::common::*;
-use latchkey::store::{
-    Amr, AuthCodeState, AuthCodes, Created, NewSession, PasswordResets, PendingFailure,
-    PendingSignIn, PendingSignIns, RateDecision, RateKey, RateLimits, Redeemed, RedisStore,
-    ResetCheck, Rotated, Rotation, SessionKind, Sessions, Store, Tokens, TrustedBrowsers,
-};
-use latchkey::support::clock::now_ms;
+use crate::support::*;
 use uuid::Uuid;
-
-fn redis_store() -> Store {
-    Store::Redis(
-        RedisStore::connect(&redis_url(), latchkey::store::KeyNames::new(&unique("lks")))
-            .expect("redis"),
-    )
-}
-
-async fn cluster_store() -> Store {
-    let nodes: Vec<String> = redis_cluster_nodes()
-        .split(',')
-        .map(str::to_string)
-        .collect();
-    let keys = latchkey::store::KeyNames::new(&unique("lkc"));
-    Store::Redis(
-        RedisStore::connect_cluster(&nodes, keys)
-            .await
-            .expect("the test Redis Cluster (scripts/test starts it on 7101-7103)"),
-    )
-}
 
 /// A refresh without a grace window: the strict rule, where any earlier secret ends
 /// the session.
@@ -67,11 +41,11 @@ macro_rules! on_both_stores {
             mod $name {
                 #[tokio::test]
                 async fn redis() {
-                    super::$name(super::redis_store()).await
+                    super::$name(super::redis_store(&super::unique("lks"))).await
                 }
                 #[tokio::test]
                 async fn cluster() {
-                    super::$name(super::cluster_store().await).await
+                    super::$name(super::cluster_store(&super::unique("lkc")).await).await
                 }
                 #[tokio::test]
                 async fn memory() {
@@ -120,11 +94,11 @@ on_both_stores!(
 );
 
 fn session(user: Uuid, idle_ms: i64, absolute_in_ms: i64) -> NewSession {
-    let secret = latchkey::support::crypto::random_token();
+    let secret = random_token();
     NewSession {
         user_id: user,
         email: format!("{user}@example.com"),
-        sid: latchkey::services::sessions::sid_for(&secret),
+        sid: sid_for(&secret),
         kind: SessionKind::Browser,
         label: "Firefox on Linux".into(),
         mobile: false,
@@ -146,16 +120,6 @@ async fn create(store: &Store, s: &NewSession, max: u32) -> Vec<String> {
         Created::Yes { evicted } => evicted,
         Created::Stale => panic!("unexpected stale"),
     }
-}
-
-/// A key's PTTL on the single test Redis (ms; negative when it has none or is gone).
-async fn pttl(key: String) -> i64 {
-    let mut conn = redis_conn().await;
-    redis::cmd("PTTL")
-        .arg(key)
-        .query_async(&mut conn)
-        .await
-        .unwrap()
 }
 
 async fn alive(store: &Store, s: &NewSession) -> bool {
@@ -233,7 +197,7 @@ async fn use_slides_the_idle_timeout(store: Store) {
         assert!(alive(&store, &s).await);
     }
     if single_redis(&store) {
-        let ttl = pttl(store.key_names().session(&user, &s.sid)).await;
+        let ttl = pttl(&store.key_names().session(&user, &s.sid)).await;
         assert!(
             ttl > 1000 && ttl <= 2000,
             "the hash's TTL slid to the idle timeout: {ttl}"
@@ -254,7 +218,7 @@ async fn a_use_between_writes_only_reads(store: Store) {
     tokio::time::sleep(Duration::from_millis(1000)).await;
     assert!(alive(&store, &early).await);
     if single_redis(&store) {
-        let ttl = pttl(store.key_names().session(&user, &early.sid)).await;
+        let ttl = pttl(&store.key_names().session(&user, &early.sid)).await;
         assert!(ttl <= 3100, "a use 1 s in did not slide the 4 s TTL: {ttl}");
     }
     tokio::time::sleep(Duration::from_millis(1500)).await;
@@ -643,9 +607,7 @@ async fn trusted_devices_are_capped_expire_and_end_with_a_new_password(store: St
     let user = Uuid::now_v7();
     let now = now_ms();
     let day = 86_400_000;
-    let nonces: Vec<String> = (0..4)
-        .map(|_| latchkey::support::crypto::random_token())
-        .collect();
+    let nonces: Vec<String> = (0..4).map(|_| random_token()).collect();
     for (i, nonce) in nonces.iter().enumerate() {
         // Trusted one after the other, each for 10 days, at most 3 kept.
         let at = now + i as i64;
@@ -677,7 +639,7 @@ async fn trusted_devices_are_capped_expire_and_end_with_a_new_password(store: St
         .trust_browser(&user, &nonces[1], 3, 10 * day, now + 100)
         .await
         .expect("store");
-    let newest = latchkey::support::crypto::random_token();
+    let newest = random_token();
     store
         .trust_browser(&user, &newest, 3, 10 * day, now + 200)
         .await
@@ -872,14 +834,14 @@ async fn refresh_history_keeps_five_earlier_secrets(store: Store) {
 /// its full refresh history.
 #[tokio::test]
 async fn session_hashes_stay_listpacks() {
-    let store = redis_store();
+    let store = redis_store(&unique("lks"));
     let user = Uuid::now_v7();
     let mut s = session(user, 600_000, 600_000);
     s.kind = SessionKind::Api;
     s.label = "é".repeat(32);
     s.mobile = true;
     s.ip = "2001:db8:85a3:1234:5678:8a2e:370:7334".into();
-    let hash = |i: usize| latchkey::support::crypto::sha256_hex(format!("secret {i}").as_bytes());
+    let hash = |i: usize| sha256_hex(format!("secret {i}").as_bytes());
     s.refresh_hash = Some(hash(0));
     create(&store, &s, 50).await;
     for i in 1..=8 {
@@ -939,15 +901,8 @@ async fn a_session_kept_in_use_stays_listed_past_its_first_expiry(store: Store) 
     // what they mean, listing and counting, is checked on every store above and below.
     if single_redis(&store) {
         let mut conn = redis_conn().await;
-        let pttl = |key: String| redis::cmd("PTTL").arg(key).to_owned();
-        let session_ttl: i64 = pttl(store.key_names().session(&user, &s.sid))
-            .query_async(&mut conn)
-            .await
-            .unwrap();
-        let user_ttl: i64 = pttl(store.key_names().user(&user))
-            .query_async(&mut conn)
-            .await
-            .unwrap();
+        let session_ttl = pttl(&store.key_names().session(&user, &s.sid)).await;
+        let user_ttl = pttl(&store.key_names().user(&user)).await;
         let entry: i64 = redis::cmd("HGET")
             .arg(store.key_names().user(&user))
             .arg(&s.sid)
@@ -1495,7 +1450,7 @@ fn pending(now: i64, ttl_ms: i64) -> PendingSignIn {
 
 async fn a_pending_sign_in_ends_after_five_wrong_codes(store: Store) {
     let user = Uuid::now_v7();
-    let pid = latchkey::services::sessions::sid_for(&latchkey::support::crypto::random_token());
+    let pid = sid_for(&random_token());
     let now = now_ms();
     let p = pending(now, 300_000);
     store.start_pending(&user, &pid, &p, now).await.unwrap();
@@ -1544,13 +1499,13 @@ async fn a_pending_sign_in_ends_after_five_wrong_codes(store: Store) {
 async fn a_pending_sign_in_is_used_once_and_expires(store: Store) {
     let user = Uuid::now_v7();
     let now = now_ms();
-    let pid = latchkey::services::sessions::sid_for(&latchkey::support::crypto::random_token());
+    let pid = sid_for(&random_token());
     store
         .start_pending(&user, &pid, &pending(now, 300_000), now)
         .await
         .unwrap();
     if single_redis(&store) {
-        let ttl = pttl(store.key_names().pending(&user, &pid)).await;
+        let ttl = pttl(&store.key_names().pending(&user, &pid)).await;
         assert!(
             ttl > 290_000 && ttl <= 300_000,
             "expires with the sign-in: {ttl}"
@@ -1569,7 +1524,7 @@ async fn a_pending_sign_in_is_used_once_and_expires(store: Store) {
     assert_eq!(store.read_pending(&user, &pid, now).await.unwrap(), None);
 
     // Past its expiry it is gone for every operation, whatever the store's own TTL.
-    let pid = latchkey::services::sessions::sid_for(&latchkey::support::crypto::random_token());
+    let pid = sid_for(&random_token());
     store
         .start_pending(&user, &pid, &pending(now, 300_000), now)
         .await

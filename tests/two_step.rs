@@ -6,131 +6,27 @@
 //! account's second factor is turned on through its own pages (the contract's
 //! `GET`/`POST /account/totp`), with codes computed here from the secret the page shows.
 
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
-use crate::browser::{
-    expect_path, fill, navigate_by, serve, shoot, sign_in, submit, text, Chromedriver,
+use crate::support::chromium::{
+    expect_path, fill, navigate_by, shoot, sign_in, submit, text, Chromedriver,
 };
-use crate::common::*;
+use crate::support::*;
 use fantoccini::Locator;
 use rocket::http::Status;
 use serde_json::json;
 
-pub(crate) const CODE_PAGE: &str = "/login/second-factor";
 /// The one answer to a wrong code, mistyped or replayed alike.
 const WRONG_CODE: &str = "That code is not right, or it has already been used.";
 const PENDING_COOKIE: &str = "latchkey_2fa";
 
-/// An account with its second factor on: the authenticator secret and the recovery codes.
-pub(crate) struct Enrolled {
-    pub(crate) email: String,
-    pub(crate) secret: Vec<u8>,
-    pub(crate) recovery: Vec<String>,
-}
-
-pub(crate) fn unix_now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .expect("clock")
-        .as_secs()
-}
-
-impl Enrolled {
-    /// The code the app shows now: later than the step the set-up used up (the one
-    /// before), so accepted once.
-    pub(crate) fn next_code(&self) -> String {
-        latchkey::services::second_factor::code_at(&self.secret, unix_now())
-    }
-}
-
-/// The `otpauth://` URI the set-up page shows as text (HTML-escaped), and the secret
-/// in it.
-pub(crate) fn secret_on(setup_page: &str) -> Vec<u8> {
-    let text = setup_page.replace("&#x2F;", "/").replace("&amp;", "&");
-    let start = text
-        .find("otpauth://totp/")
-        .expect("the otpauth URI as text");
-    let uri = text[start..].split(['<', '"']).next().expect("the URI");
-    let secret = uri
-        .split(['?', '&'])
-        .find_map(|p| p.strip_prefix("secret="))
-        .expect("a secret parameter");
-    base32::decode(base32::Alphabet::Rfc4648 { padding: false }, secret).expect("base32")
-}
-
-pub(crate) fn recovery_codes_on(page: &str) -> Vec<String> {
-    page.split("class=\"recovery-code\">")
-        .skip(1)
-        .filter_map(|rest| rest.split('<').next())
-        .map(|c| c.trim().to_string())
-        .collect()
-}
-
-/// Registers an account in `b` and turns its second factor on through the pages.
-pub(crate) async fn enrolled_account(b: &Browser) -> Enrolled {
-    let email = email();
-    assert_eq!(b.register(&email).await.status, Status::SeeOther);
-    let setup = b.get("/account/totp").await;
-    assert_eq!(setup.status, Status::Ok, "{}", setup.body);
-    let secret = secret_on(&setup.body);
-    // The code of the step before: the current one stays unused for the sign-in.
-    let code = code_of_the_step_before(&secret);
-    let shown = b
-        .post_form(
-            "/account/totp",
-            &setup.csrf(),
-            &[("code", &code), ("current_password", PASSWORD)],
-        )
-        .await;
-    assert_eq!(shown.status, Status::Ok, "{}", shown.body);
-    let recovery = recovery_codes_on(&shown.body);
-    assert_eq!(recovery.len(), 10, "{}", shown.body);
-    Enrolled {
-        email,
-        secret,
-        recovery,
-    }
-}
-
-/// The password step in `b`; answers the `POST /login`.
-pub(crate) async fn password_step(b: &Browser, email: &str, query: &str) -> Page {
-    let token = b.get(&format!("/login{query}")).await.csrf();
-    b.post_form(
-        &format!("/login{query}"),
-        &token,
-        &[("email", email), ("password", PASSWORD)],
-    )
-    .await
-}
-
-/// The code step in `b`, from the code page's own form.
-pub(crate) async fn code_step(b: &Browser, code: &str) -> Page {
-    let form = b.get(CODE_PAGE).await;
-    assert_eq!(
-        form.status,
-        Status::Ok,
-        "the code page: {:?}",
-        form.location
-    );
-    b.post_form(CODE_PAGE, &form.csrf(), &[("code", code)])
-        .await
-}
-
-pub(crate) fn pending_cookie(b: &Browser) -> Option<String> {
-    b.client
-        .cookies()
-        .get(PENDING_COOKIE)
-        .map(|c| c.value().to_string())
-}
-
 #[tokio::test]
 async fn a_right_password_alone_starts_no_session_only_a_pending_sign_in() {
-    let cfg = TestConfig::new();
-    let owner = cfg.browser().await;
-    let account = enrolled_account(&owner).await;
+    let app = TestApp::new();
+    let (_, account) = app.two_step_account().await;
 
-    let b = cfg.browser().await;
-    let answer = password_step(&b, &account.email, "").await;
+    let b = app.browser().await;
+    let answer = b.password_step(&account.email, "").await;
     assert_eq!(answer.status, Status::SeeOther);
     assert_eq!(answer.location.as_deref(), Some(CODE_PAGE));
     let cookies = answer.set_cookies();
@@ -147,7 +43,7 @@ async fn a_right_password_alone_starts_no_session_only_a_pending_sign_in() {
     }
     assert!(!pending.contains("Domain"), "{pending}");
     // Encrypted: the cookie does not carry the account id in the clear.
-    let user_id = uuid_in_store(&cfg, &account.email).await;
+    let user_id = user_id(&app, &account.email).await;
     assert!(!pending.contains(&user_id), "{pending}");
     assert_eq!(b.session_cookie(), None);
     assert!(!b.is_signed_in().await, "the devices page wants a sign-in");
@@ -156,7 +52,7 @@ async fn a_right_password_alone_starts_no_session_only_a_pending_sign_in() {
     assert!(page.body.contains("name=\"code\""), "{}", page.body);
     assert!(page.body.contains("autocomplete=\"one-time-code\""));
     // No session in the store either: only the owner's own.
-    let sessions = keys_under(&cfg.prefix)
+    let sessions = keys_under(&app.prefix)
         .await
         .into_iter()
         .filter(|k| k.contains(":s:"))
@@ -164,34 +60,27 @@ async fn a_right_password_alone_starts_no_session_only_a_pending_sign_in() {
     assert_eq!(sessions, 1, "only the owner's registration session");
 }
 
-/// The account's user id, from its pending sign-in's key prefix (via the database).
-async fn uuid_in_store(cfg: &TestConfig, email: &str) -> String {
-    let accounts = latchkey::accounts::Accounts::open(&cfg.database_url)
-        .await
-        .expect("the accounts database");
-    let email = latchkey::support::input::Email::parse(email).expect("email");
-    accounts
-        .find_by_email(&email)
-        .await
-        .expect("lookup")
-        .expect("the account")
-        .id
-        .to_string()
+/// The account's user id (from the database).
+async fn user_id(app: &TestApp, email: &str) -> String {
+    app.user(email).await.expect("the account").id.to_string()
 }
 
 #[tokio::test]
 async fn a_current_code_signs_in_and_the_devices_page_says_how() {
-    let cfg = TestConfig::new();
-    let owner = cfg.browser().await;
-    let account = enrolled_account(&owner).await;
+    let app = TestApp::new();
+    let (_, account) = app.two_step_account().await;
 
-    let b = cfg.browser().await.with_agent(CHROME_WINDOWS);
-    password_step(&b, &account.email, "").await;
-    let signed = code_step(&b, &account.next_code()).await;
+    let b = app.browser().await.with_agent(CHROME_WINDOWS);
+    b.password_step(&account.email, "").await;
+    let signed = b.code_step(&account.next_code()).await;
     assert_eq!(signed.status, Status::SeeOther, "{}", signed.body);
     assert_eq!(signed.location.as_deref(), Some("/devices"));
     assert!(b.session_cookie().is_some(), "the session cookie is set");
-    assert_eq!(pending_cookie(&b), None, "the pending cookie is removed");
+    assert_eq!(
+        b.cookie(PENDING_COOKIE),
+        None,
+        "the pending cookie is removed"
+    );
     assert!(b.is_signed_in().await);
 
     // Each session says how it signed in: this one with the app, the owner's with a
@@ -221,53 +110,51 @@ async fn a_current_code_signs_in_and_the_devices_page_says_how() {
 
 #[tokio::test]
 async fn a_recovery_code_signs_in_once_and_never_again() {
-    let cfg = TestConfig::new();
-    let owner = cfg.browser().await;
-    let account = enrolled_account(&owner).await;
+    let app = TestApp::new();
+    let (_, account) = app.two_step_account().await;
     let code = &account.recovery[0];
 
-    let b = cfg.browser().await;
-    password_step(&b, &account.email, "").await;
+    let b = app.browser().await;
+    b.password_step(&account.email, "").await;
     // Typed as people type: lower case, without the dashes.
     let typed = code.replace('-', "").to_lowercase();
-    let signed = code_step(&b, &typed).await;
+    let signed = b.code_step(&typed).await;
     assert_eq!(signed.status, Status::SeeOther, "{}", signed.body);
     assert!(b.is_signed_in().await);
     let devices = b.get("/devices").await.body;
     assert!(devices.contains("with password + authenticator"));
 
     // The same code a second time, from another browser: refused as any wrong code.
-    let c = cfg.browser().await;
-    password_step(&c, &account.email, "").await;
-    let refused = code_step(&c, code).await;
+    let c = app.browser().await;
+    c.password_step(&account.email, "").await;
+    let refused = c.code_step(code).await;
     assert_eq!(refused.status, Status::Unauthorized);
     assert!(refused.body.contains(WRONG_CODE), "{}", refused.body);
     assert_eq!(c.session_cookie(), None);
     // Another unused one still works in that same pending sign-in.
-    let other = code_step(&c, &account.recovery[1]).await;
+    let other = c.code_step(&account.recovery[1]).await;
     assert_eq!(other.status, Status::SeeOther, "{}", other.body);
     assert!(c.is_signed_in().await);
 }
 
 #[tokio::test]
 async fn a_code_accepted_once_is_refused_again_with_the_wrong_code_answer() {
-    let cfg = TestConfig::new();
-    let owner = cfg.browser().await;
-    let account = enrolled_account(&owner).await;
+    let app = TestApp::new();
+    let (_, account) = app.two_step_account().await;
     let code = account.next_code();
 
-    let b = cfg.browser().await;
-    password_step(&b, &account.email, "").await;
-    assert_eq!(code_step(&b, &code).await.status, Status::SeeOther);
+    let b = app.browser().await;
+    b.password_step(&account.email, "").await;
+    assert_eq!(b.code_step(&code).await.status, Status::SeeOther);
 
     // An attacker who saw the code uses it at once, with the password: refused.
-    let attacker = cfg.browser().await.with_ip("198.51.100.7");
-    password_step(&attacker, &account.email, "").await;
-    let replayed = code_step(&attacker, &code).await;
+    let attacker = app.browser().await.with_ip("198.51.100.7");
+    attacker.password_step(&account.email, "").await;
+    let replayed = attacker.code_step(&code).await;
     assert_eq!(replayed.status, Status::Unauthorized);
     assert_eq!(attacker.session_cookie(), None);
     // Word for word what a made-up code gets.
-    let made_up = code_step(&attacker, "000000").await;
+    let made_up = attacker.code_step("000000").await;
     assert_eq!(made_up.status, Status::Unauthorized);
     let message = |p: &Page| {
         let start = p.body.find("role=\"alert\"").expect("an error");
@@ -283,12 +170,11 @@ async fn a_code_accepted_once_is_refused_again_with_the_wrong_code_answer() {
 
 #[tokio::test]
 async fn a_pending_sign_in_ends_after_its_timeout() {
-    let cfg = TestConfig::new().set("second_factor_timeout", 1);
-    let owner = cfg.browser().await;
-    let account = enrolled_account(&owner).await;
+    let app = TestApp::new().set("second_factor_timeout", 1);
+    let (_, account) = app.two_step_account().await;
 
-    let b = cfg.browser().await;
-    password_step(&b, &account.email, "").await;
+    let b = app.browser().await;
+    b.password_step(&account.email, "").await;
     let form = b.get(CODE_PAGE).await;
     assert_eq!(form.status, Status::Ok);
     tokio::time::sleep(Duration::from_millis(1300)).await;
@@ -308,7 +194,7 @@ async fn a_pending_sign_in_ends_after_its_timeout() {
         login.body
     );
     // Nothing of it is left in the store.
-    let pending = keys_under(&cfg.prefix)
+    let pending = keys_under(&app.prefix)
         .await
         .into_iter()
         .filter(|k| k.contains(":2fa:"))
@@ -318,14 +204,13 @@ async fn a_pending_sign_in_ends_after_its_timeout() {
 
 #[tokio::test]
 async fn five_wrong_codes_end_the_pending_sign_in() {
-    let cfg = TestConfig::new()
+    let app = TestApp::new()
         .set("login_limit_account", 50)
         .set("login_limit_ip", 50)
         .set("login_limit_network", 50);
-    let owner = cfg.browser().await;
-    let account = enrolled_account(&owner).await;
-    let b = cfg.browser().await;
-    password_step(&b, &account.email, "").await;
+    let (_, account) = app.two_step_account().await;
+    let b = app.browser().await;
+    b.password_step(&account.email, "").await;
     let right = account.next_code();
     let wrong = if right == "123456" {
         "654321"
@@ -333,7 +218,7 @@ async fn five_wrong_codes_end_the_pending_sign_in() {
         "123456"
     };
     for left in (1..=4).rev() {
-        let p = code_step(&b, wrong).await;
+        let p = b.code_step(wrong).await;
         assert_eq!(p.status, Status::Unauthorized);
         assert!(p.body.contains(WRONG_CODE), "{}", p.body);
         assert!(
@@ -342,7 +227,7 @@ async fn five_wrong_codes_end_the_pending_sign_in() {
             p.body
         );
     }
-    let fifth = code_step(&b, wrong).await;
+    let fifth = b.code_step(wrong).await;
     assert_eq!(fifth.status, Status::Unauthorized);
     assert!(
         fifth.body.contains("Too many wrong codes."),
@@ -354,7 +239,11 @@ async fn five_wrong_codes_end_the_pending_sign_in() {
         "no form: {}",
         fifth.body
     );
-    assert_eq!(pending_cookie(&b), None, "the pending cookie is removed");
+    assert_eq!(
+        b.cookie(PENDING_COOKIE),
+        None,
+        "the pending cookie is removed"
+    );
     // The right code is of no use now: back to the password.
     let token = b.get("/login").await.csrf();
     let after = b.post_form(CODE_PAGE, &token, &[("code", &right)]).await;
@@ -365,13 +254,12 @@ async fn five_wrong_codes_end_the_pending_sign_in() {
 
 #[tokio::test]
 async fn wrong_codes_count_against_the_sign_in_limiter() {
-    let cfg = TestConfig::new()
+    let app = TestApp::new()
         .set("login_limit_account", 3)
         .set("login_limit_ip", 50)
         .set("login_limit_network", 50);
-    let owner = cfg.browser().await;
-    let account = enrolled_account(&owner).await;
-    let b = cfg.browser().await;
+    let (_, account) = app.two_step_account().await;
+    let b = app.browser().await;
     let right = account.next_code();
     let wrong = if right == "123456" {
         "654321"
@@ -379,11 +267,11 @@ async fn wrong_codes_count_against_the_sign_in_limiter() {
         "123456"
     };
     // The right password is not a failure; three wrong codes are, the account's quota.
-    password_step(&b, &account.email, "").await;
+    b.password_step(&account.email, "").await;
     for _ in 0..3 {
-        assert_eq!(code_step(&b, wrong).await.status, Status::Unauthorized);
+        assert_eq!(b.code_step(wrong).await.status, Status::Unauthorized);
     }
-    let throttled = code_step(&b, &right).await;
+    let throttled = b.code_step(&right).await;
     assert_eq!(
         throttled.status,
         Status::TooManyRequests,
@@ -399,22 +287,21 @@ async fn wrong_codes_count_against_the_sign_in_limiter() {
     assert_eq!(b.session_cookie(), None, "not even the right code passes");
     // The same quota a password counts against: a stranger's right password is
     // throttled too.
-    let other = cfg.browser().await.with_ip("198.51.100.9");
-    let p = password_step(&other, &account.email, "").await;
+    let other = app.browser().await.with_ip("198.51.100.9");
+    let p = other.password_step(&account.email, "").await;
     assert_eq!(p.status, Status::TooManyRequests);
 }
 
 #[tokio::test]
 async fn a_pending_sign_in_cannot_be_continued_from_another_browser_or_a_made_up_cookie() {
-    let cfg = TestConfig::new();
-    let owner = cfg.browser().await;
-    let account = enrolled_account(&owner).await;
-    let b = cfg.browser().await;
-    password_step(&b, &account.email, "").await;
-    let stolen = pending_cookie(&b).expect("b's pending cookie");
+    let app = TestApp::new();
+    let (_, account) = app.two_step_account().await;
+    let b = app.browser().await;
+    b.password_step(&account.email, "").await;
+    let stolen = b.cookie(PENDING_COOKIE).expect("b's pending cookie");
 
     // Another browser without the cookie has nothing to continue.
-    let other = cfg.browser().await;
+    let other = app.browser().await;
     let lost = other.get(CODE_PAGE).await;
     assert_eq!(lost.status, Status::SeeOther);
     assert_eq!(lost.location.as_deref(), Some("/login"));
@@ -427,9 +314,9 @@ async fn a_pending_sign_in_cannot_be_continued_from_another_browser_or_a_made_up
     assert_eq!(other.session_cookie(), None);
 
     // A cookie made up in the clear (`UID.TOKEN`, not sealed by the server) is none.
-    let user_id = uuid_in_store(&cfg, &account.email).await;
-    let forger = cfg.browser().await;
-    let made_up = format!("{user_id}.{}", latchkey::support::crypto::random_token());
+    let user_id = user_id(&app, &account.email).await;
+    let forger = app.browser().await;
+    let made_up = format!("{user_id}.{}", random_token());
     forger.set_cookie(PENDING_COOKIE, &made_up).await;
     let page = forger.get(CODE_PAGE).await;
     assert_eq!(page.status, Status::SeeOther);
@@ -442,32 +329,33 @@ async fn a_pending_sign_in_cannot_be_continued_from_another_browser_or_a_made_up
 
     // The sealed cookie itself, copied into another browser, still needs that
     // browser's own CSRF token: a cross-site post with b's cookie and no token is 403.
-    let thief = cfg.browser().await;
+    let thief = app.browser().await;
     thief.set_cookie(PENDING_COOKIE, &stolen).await;
     let no_token = thief
         .post_raw(CODE_PAGE, &encode(&[("code", &account.next_code())]))
         .await;
     assert_eq!(no_token.status, Status::Forbidden);
     // And b's pending sign-in was not touched by any of it.
-    let finished = code_step(&b, &account.next_code()).await;
+    let finished = b.code_step(&account.next_code()).await;
     assert_eq!(finished.status, Status::SeeOther, "{}", finished.body);
     assert!(b.is_signed_in().await);
 }
 
 #[tokio::test]
 async fn next_and_rd_are_carried_through_the_code_step() {
-    let cfg = TestConfig::new().set("forward_auth_domains", "app.example.com");
-    let owner = cfg.browser().await;
-    let account = enrolled_account(&owner).await;
+    let app = TestApp::new().set("forward_auth_domains", "app.example.com");
+    let (_, account) = app.two_step_account().await;
 
-    let b = cfg.browser().await;
-    let p = password_step(&b, &account.email, "?next=/account/password").await;
+    let b = app.browser().await;
+    let p = b
+        .password_step(&account.email, "?next=/account/password")
+        .await;
     assert_eq!(p.location.as_deref(), Some(CODE_PAGE));
-    let signed = code_step(&b, &account.recovery[0]).await;
+    let signed = b.code_step(&account.recovery[0]).await;
     assert_eq!(signed.location.as_deref(), Some("/account/password"));
 
     // rd, from a reverse proxy, goes in the form's hidden field.
-    let c = cfg.browser().await;
+    let c = app.browser().await;
     let rd = "http://app.example.com/reports?q=1";
     let token = c.get(&format!("/login?rd={}", urlencode(rd))).await.csrf();
     c.post_form(
@@ -480,26 +368,27 @@ async fn next_and_rd_are_carried_through_the_code_step() {
         ],
     )
     .await;
-    let signed = code_step(&c, &account.recovery[1]).await;
+    let signed = c.code_step(&account.recovery[1]).await;
     assert_eq!(signed.location.as_deref(), Some(rd));
 
     // An open redirect is not smuggled through: `next` off-site is ignored.
-    let d = cfg.browser().await;
-    let p = password_step(&d, &account.email, "?next=//evil.example/").await;
+    let d = app.browser().await;
+    let p = d
+        .password_step(&account.email, "?next=//evil.example/")
+        .await;
     assert_eq!(p.location.as_deref(), Some(CODE_PAGE));
-    let signed = code_step(&d, &account.recovery[2]).await;
+    let signed = d.code_step(&account.recovery[2]).await;
     assert_eq!(signed.location.as_deref(), Some("/devices"));
 }
 
 #[tokio::test]
 async fn the_api_password_grant_needs_the_one_time_code() {
-    let cfg = TestConfig::new()
+    let app = TestApp::new()
         .set("login_limit_account", 4)
         .set("login_limit_ip", 50)
         .set("login_limit_network", 50);
-    let owner = cfg.browser().await;
-    let account = enrolled_account(&owner).await;
-    let api = cfg.browser().await;
+    let (_, account) = app.two_step_account().await;
+    let api = app.browser().await;
     let grant = |otp: Option<&str>| {
         let mut pairs = vec![
             ("grant_type", "password"),
@@ -601,10 +490,9 @@ async fn the_api_password_grant_needs_the_one_time_code() {
 #[tokio::test]
 async fn in_chromium_the_password_then_a_code_or_a_recovery_code_lead_to_the_devices_page() {
     let driver = Chromedriver::start();
-    let cfg = TestConfig::new();
-    let base = serve(&cfg).await;
-    let owner = cfg.browser().await;
-    let account = enrolled_account(&owner).await;
+    let app = TestApp::new();
+    let base = app.serve().await;
+    let (_, account) = app.two_step_account().await;
 
     let c = driver.browser(None).await;
     sign_in(&c, &base, &account.email, PASSWORD).await;
@@ -663,12 +551,11 @@ async fn in_chromium_the_password_then_a_code_or_a_recovery_code_lead_to_the_dev
 
 #[tokio::test]
 async fn a_new_password_ends_a_pending_sign_in_made_with_the_old_one() {
-    let cfg = TestConfig::new();
-    let owner = cfg.browser().await;
-    let account = enrolled_account(&owner).await;
+    let app = TestApp::new();
+    let (owner, account) = app.two_step_account().await;
     // Someone has the password and a pending sign-in; the owner changes the password.
-    let attacker = cfg.browser().await.with_ip("198.51.100.7");
-    password_step(&attacker, &account.email, "").await;
+    let attacker = app.browser().await.with_ip("198.51.100.7");
+    attacker.password_step(&account.email, "").await;
     let changed = owner
         .submit(
             "/account/password",
@@ -692,11 +579,10 @@ async fn a_new_password_ends_a_pending_sign_in_made_with_the_old_one() {
 
 #[tokio::test]
 async fn in_secure_mode_the_pending_cookie_is_host_only_and_secure() {
-    let cfg = TestConfig::new().set("cookie_secure", true);
-    let owner = cfg.browser().await;
-    let account = enrolled_account(&owner).await;
-    let b = cfg.browser().await;
-    let answer = password_step(&b, &account.email, "").await;
+    let app = TestApp::new().set("cookie_secure", true);
+    let (_, account) = app.two_step_account().await;
+    let b = app.browser().await;
+    let answer = b.password_step(&account.email, "").await;
     assert_eq!(answer.location.as_deref(), Some(CODE_PAGE));
     let cookies = answer.set_cookies();
     let pending = cookies
@@ -711,7 +597,7 @@ async fn in_secure_mode_the_pending_cookie_is_host_only_and_secure() {
         "{cookies:?}"
     );
     // Its removal, when the code is right, carries `Secure` too (or browsers keep it).
-    let signed = code_step(&b, &account.next_code()).await;
+    let signed = b.code_step(&account.next_code()).await;
     assert_eq!(signed.status, Status::SeeOther, "{}", signed.body);
     let removal = signed
         .set_cookies()
@@ -726,11 +612,10 @@ async fn in_secure_mode_the_pending_cookie_is_host_only_and_secure() {
 
 #[tokio::test]
 async fn two_right_codes_sent_at_once_sign_in_once() {
-    let cfg = TestConfig::new();
-    let owner = cfg.browser().await;
-    let account = enrolled_account(&owner).await;
-    let b = cfg.browser().await;
-    password_step(&b, &account.email, "").await;
+    let app = TestApp::new();
+    let (_, account) = app.two_step_account().await;
+    let b = app.browser().await;
+    b.password_step(&account.email, "").await;
     let token = b.get(CODE_PAGE).await.csrf();
     let (recovery, current) = (account.recovery[0].clone(), account.next_code());
     let (one, other) = ([("code", recovery.as_str())], [("code", current.as_str())]);
@@ -748,7 +633,7 @@ async fn two_right_codes_sent_at_once_sign_in_once() {
         ["/devices", "/login"],
         "one signs in, one finds it used"
     );
-    let sessions = keys_under(&cfg.prefix)
+    let sessions = keys_under(&app.prefix)
         .await
         .into_iter()
         .filter(|k| k.contains(":s:"))
@@ -760,10 +645,9 @@ async fn two_right_codes_sent_at_once_sign_in_once() {
 #[tokio::test]
 async fn a_two_step_sign_in_is_counted_once_when_its_code_step_ends() {
     const TOKEN: &str = "scrape-two-step";
-    let cfg = TestConfig::new().set("metrics_token", TOKEN);
-    let owner = cfg.browser().await;
-    let account = enrolled_account(&owner).await;
-    let b = cfg.browser().await;
+    let app = TestApp::new().set("metrics_token", TOKEN);
+    let (_, account) = app.two_step_account().await;
+    let b = app.browser().await;
     let count = |outcome: &'static str| {
         let b = &b;
         async move {
@@ -776,19 +660,19 @@ async fn a_two_step_sign_in_is_counted_once_when_its_code_step_ends() {
                 .unwrap_or(0.0)
         }
     };
-    password_step(&b, &account.email, "").await;
+    b.password_step(&account.email, "").await;
     assert_eq!(
         (count("ok").await, count("wrong").await),
         (0.0, 0.0),
         "not yet"
     );
-    assert_eq!(code_step(&b, "000000").await.status, Status::Unauthorized);
+    assert_eq!(b.code_step("000000").await.status, Status::Unauthorized);
     assert_eq!(
         count("wrong").await,
         1.0,
         "a wrong code is a failed sign-in"
     );
-    code_step(&b, &account.next_code()).await;
+    b.code_step(&account.next_code()).await;
     assert_eq!(count("ok").await, 1.0, "the sign-in, once");
 }
 
@@ -797,11 +681,10 @@ async fn a_two_step_sign_in_is_counted_once_when_its_code_step_ends() {
 /// sign-in already taken, still works afterwards; the owner gets one mail, not two.
 #[tokio::test]
 async fn two_recovery_codes_sent_at_once_spend_only_the_one_that_signed_in() {
-    let cfg = TestConfig::new();
-    let owner = cfg.browser().await;
-    let account = enrolled_account(&owner).await;
-    let b = cfg.browser().await;
-    password_step(&b, &account.email, "").await;
+    let app = TestApp::new();
+    let (owner, account) = app.two_step_account().await;
+    let b = app.browser().await;
+    b.password_step(&account.email, "").await;
     let token = b.get(CODE_PAGE).await.csrf();
     let (one, other) = (&account.recovery[0], &account.recovery[1]);
     let (one_form, other_form) = ([("code", one.as_str())], [("code", other.as_str())]);
@@ -822,11 +705,11 @@ async fn two_recovery_codes_sent_at_once_spend_only_the_one_that_signed_in() {
         (other, one)
     };
     // The code that lost is still unused: it signs in elsewhere; the winner does not.
-    let c = cfg.browser().await;
-    password_step(&c, &account.email, "").await;
-    let refused = code_step(&c, spent).await;
+    let c = app.browser().await;
+    c.password_step(&account.email, "").await;
+    let refused = c.code_step(spent).await;
     assert_eq!(refused.status, Status::Unauthorized, "{}", refused.body);
-    let again = code_step(&c, kept).await;
+    let again = c.code_step(kept).await;
     assert_eq!(
         again.location.as_deref(),
         Some("/devices"),
@@ -845,12 +728,11 @@ async fn two_recovery_codes_sent_at_once_spend_only_the_one_that_signed_in() {
 /// quota (not per pending sign-in), so a fresh pending sign-in buys no fresh guesses.
 #[tokio::test]
 async fn wrong_codes_across_many_pending_sign_ins_add_up_on_the_account_quota() {
-    let cfg = TestConfig::new()
+    let app = TestApp::new()
         .set("login_limit_account", 4)
         .set("login_limit_ip", 100)
         .set("login_limit_network", 100);
-    let owner = cfg.browser().await;
-    let account = enrolled_account(&owner).await;
+    let (_, account) = app.two_step_account().await;
     let right = account.next_code();
     let wrong = if right == "000000" {
         "111111"
@@ -858,21 +740,21 @@ async fn wrong_codes_across_many_pending_sign_ins_add_up_on_the_account_quota() 
         "000000"
     };
     // One pending sign-in kept aside, started while the quota was still empty.
-    let late = cfg.browser().await.with_ip("203.0.113.99");
-    password_step(&late, &account.email, "").await;
+    let late = app.browser().await.with_ip("203.0.113.99");
+    late.password_step(&account.email, "").await;
     for i in 0..4 {
         // Each from another network: the address quotas never fill.
-        let b = cfg.browser().await.with_ip(&format!("198.51.{i}.7"));
-        let p = password_step(&b, &account.email, "").await;
+        let b = app.browser().await.with_ip(&format!("198.51.{i}.7"));
+        let p = b.password_step(&account.email, "").await;
         assert_eq!(p.location.as_deref(), Some(CODE_PAGE), "{}", p.body);
-        let r = code_step(&b, wrong).await;
+        let r = b.code_step(wrong).await;
         assert_eq!(r.status, Status::Unauthorized, "{}", r.body);
         // Each pending sign-in counts its own tries too (one of five used).
         assert!(r.body.contains("4 more wrong codes"), "{}", r.body);
     }
     // The one kept aside: its first code, even the right one, is refused, the
     // account's quota being spent; so is a new password step, from yet another network.
-    let throttled = code_step(&late, &right).await;
+    let throttled = late.code_step(&right).await;
     assert_eq!(
         throttled.status,
         Status::TooManyRequests,
@@ -880,8 +762,8 @@ async fn wrong_codes_across_many_pending_sign_ins_add_up_on_the_account_quota() 
         throttled.body
     );
     assert!(late.session_cookie().is_none());
-    let b = cfg.browser().await.with_ip("203.0.113.77");
-    let p = password_step(&b, &account.email, "").await;
+    let b = app.browser().await.with_ip("203.0.113.77");
+    let p = b.password_step(&account.email, "").await;
     assert_eq!(p.status, Status::TooManyRequests, "{}", p.body);
     assert!(b.session_cookie().is_none());
 }
@@ -891,17 +773,17 @@ async fn wrong_codes_across_many_pending_sign_ins_add_up_on_the_account_quota() 
 /// aside), the same cookies and no pending sign-in, on the page and the API alike.
 #[tokio::test]
 async fn a_wrong_password_answers_the_same_with_or_without_a_second_factor() {
-    let cfg = TestConfig::new();
-    let enrolled = enrolled_account(&cfg.browser().await).await;
+    let app = TestApp::new();
+    let enrolled = app.two_step_account().await.1;
     let plain = email();
     assert_eq!(
-        cfg.browser().await.register(&plain).await.status,
+        app.browser().await.register(&plain).await.status,
         Status::SeeOther
     );
     let attempt = |who: String| {
-        let cfg = &cfg;
+        let app = &app;
         async move {
-            let b = cfg.browser().await;
+            let b = app.browser().await;
             let token = b.get("/login").await.csrf();
             let page = b
                 .post_form(
@@ -922,7 +804,7 @@ async fn a_wrong_password_answers_the_same_with_or_without_a_second_factor() {
                 page.status,
                 body,
                 cookies,
-                pending_cookie(&b),
+                b.cookie(PENDING_COOKIE),
                 api.status,
                 api.json,
             )
@@ -940,12 +822,11 @@ async fn a_wrong_password_answers_the_same_with_or_without_a_second_factor() {
 /// of it signs in, and the right code still does afterwards.
 #[tokio::test]
 async fn malformed_codes_are_wrong_codes_never_errors() {
-    let cfg = TestConfig::new()
+    let app = TestApp::new()
         .set("login_limit_account", 100)
         .set("login_limit_ip", 100)
         .set("login_limit_network", 100);
-    let owner = cfg.browser().await;
-    let account = enrolled_account(&owner).await;
+    let (_, account) = app.two_step_account().await;
     let long = "1".repeat(20_000);
     let inputs = [
         long.as_str(),
@@ -959,14 +840,14 @@ async fn malformed_codes_are_wrong_codes_never_errors() {
         "--------",
         "' OR 1=1 --",
     ];
-    let b = cfg.browser().await;
-    let api = cfg.browser().await;
+    let b = app.browser().await;
+    let api = app.browser().await;
     for (i, input) in inputs.iter().enumerate() {
         if i % 4 == 0 {
             // A new pending sign-in before five wrong codes end it.
-            password_step(&b, &account.email, "").await;
+            b.password_step(&account.email, "").await;
         }
-        let r = code_step(&b, input).await;
+        let r = b.code_step(input).await;
         assert_eq!(r.status, Status::Unauthorized, "{input:?}: {}", r.body);
         assert!(r.body.contains(WRONG_CODE), "{input:?}");
         let grant = token_form(
@@ -982,9 +863,9 @@ async fn malformed_codes_are_wrong_codes_never_errors() {
         grant.assert_json_error(Status::Unauthorized, "invalid_grant");
     }
     // Longer than a form may be: refused before any code is looked at, not a 500.
-    password_step(&b, &account.email, "").await;
+    b.password_step(&account.email, "").await;
     let huge = "7".repeat(200_000);
-    let r = code_step(&b, &huge).await;
+    let r = b.code_step(&huge).await;
     assert!(r.status.code >= 400 && r.status.code < 500, "{}", r.status);
     let grant = token_form(
         &api,
@@ -1020,11 +901,11 @@ async fn malformed_codes_are_wrong_codes_never_errors() {
         );
     }
     // Only blanks: asked for a code, the pending sign-in untouched.
-    password_step(&b, &account.email, "").await;
-    let blank = code_step(&b, " \t ").await;
+    b.password_step(&account.email, "").await;
+    let blank = b.code_step(" \t ").await;
     assert_eq!(blank.status, Status::BadRequest, "{}", blank.body);
     assert!(b.session_cookie().is_none());
-    let signed = code_step(&b, &account.next_code()).await;
+    let signed = b.code_step(&account.next_code()).await;
     assert_eq!(
         signed.location.as_deref(),
         Some("/devices"),
@@ -1039,13 +920,11 @@ async fn malformed_codes_are_wrong_codes_never_errors() {
 /// can end them. Only new sign-ins need the code (turning it off ends the others).
 #[tokio::test]
 async fn sessions_and_refresh_tokens_from_before_the_factor_was_on_keep_working() {
-    let cfg = TestConfig::new();
-    let owner = cfg.browser().await;
-    let email = email();
-    owner.register(&email).await;
-    let old_browser = cfg.browser().await.with_agent(SAFARI_IOS);
+    let app = TestApp::new();
+    let (owner, email) = app.signed_in_browser().await;
+    let old_browser = app.browser().await.with_agent(SAFARI_IOS);
     old_browser.login(&email, PASSWORD).await;
-    let api = cfg.browser().await;
+    let api = app.browser().await;
     let tokens = password_grant(&api, &email, Some("backup-script")).await;
 
     // On, through the pages.
@@ -1077,17 +956,17 @@ async fn sessions_and_refresh_tokens_from_before_the_factor_was_on_keep_working(
 /// and the pending sign-in is untouched: no try used, the right code still signs in.
 #[tokio::test]
 async fn a_forged_form_token_on_the_code_page_is_403_and_uses_no_try() {
-    let cfg = TestConfig::new();
-    let account = enrolled_account(&cfg.browser().await).await;
-    let b = cfg.browser().await;
-    password_step(&b, &account.email, "").await;
+    let app = TestApp::new();
+    let account = app.two_step_account().await.1;
+    let b = app.browser().await;
+    b.password_step(&account.email, "").await;
     let forged = "x".repeat(43);
     let r = b.post_form(CODE_PAGE, &forged, &[("code", "000000")]).await;
     assert_eq!(r.status, Status::Forbidden);
     let page = b.get(CODE_PAGE).await;
     assert_eq!(page.status, Status::Ok);
     assert!(!page.body.contains("more wrong code"), "{}", page.body);
-    let signed = code_step(&b, &account.next_code()).await;
+    let signed = b.code_step(&account.next_code()).await;
     assert_eq!(
         signed.location.as_deref(),
         Some("/devices"),
@@ -1101,25 +980,23 @@ async fn a_forged_form_token_on_the_code_page_is_403_and_uses_no_try() {
 /// without it Chromium stays on our page.
 #[tokio::test]
 async fn in_chromium_a_sign_in_with_rd_reaches_the_app_on_another_host_from_either_page() {
-    use crate::oidc::{rp_callback, wait_for_app};
+    use crate::support::chromium::wait_for_app;
     let driver = Chromedriver::start();
     // `*.localhost` is the loopback address in Chromium: another origin, same machine.
-    let cfg = TestConfig::new().set("forward_auth_domains", ".localhost:*");
-    let base = serve(&cfg).await;
+    let app = TestApp::new().set("forward_auth_domains", ".localhost:*");
+    let base = app.serve().await;
     let (rp, calls) = rp_callback();
     let rd = format!("http://app.localhost:{rp}/notes");
     let login = format!("{base}/login?rd={}", urlencode(&rd));
-    let owner = cfg.browser().await;
-    let plain = email();
-    assert_eq!(owner.register(&plain).await.status, Status::SeeOther);
-    let account = enrolled_account(&cfg.browser().await).await;
+    let plain = app.account().await;
+    let account = app.two_step_account().await.1;
     // Only a followable rd's origin is named; anything else leaves 'self' alone.
     let csp = |page: &Page| {
         page.header("Content-Security-Policy")
             .expect("CSP")
             .to_string()
     };
-    let visitor = cfg.browser().await;
+    let visitor = app.browser().await;
     let allowed = visitor.get(&format!("/login?rd={}", urlencode(&rd))).await;
     assert!(
         csp(&allowed).contains(&format!("form-action 'self' http://app.localhost:{rp};")),

@@ -21,7 +21,7 @@ pub fn postgres_url() -> String {
 
 /// A PostgreSQL database of one test's own (its name carries a UUIDv7, so the time it
 /// was made, for scripts/test's sweep), dropped (with any connection still
-/// open to it) when the last `TestConfig` holding it goes.
+/// open to it) when the last `TestApp` holding it goes.
 pub struct TestDatabase {
     pub name: String,
     pub url: String,
@@ -96,12 +96,12 @@ macro_rules! on_both_databases {
             mod $name {
                 #[tokio::test]
                 async fn sqlite() {
-                    super::$name($crate::common::Database::Sqlite).await
+                    super::$name($crate::support::Database::Sqlite).await
                 }
 
                 #[tokio::test]
                 async fn postgres() {
-                    super::$name($crate::common::Database::Postgres).await
+                    super::$name($crate::support::Database::Postgres).await
                 }
             }
         )+

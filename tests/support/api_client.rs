@@ -1,13 +1,15 @@
 //! The same client as a program uses the JSON API: curl's user agent from its own IP,
 //! Bearer tokens, form or JSON bodies; and the assertions every API answer must meet.
 
+use std::collections::BTreeSet;
+
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
 use rocket::http::{ContentType, Header, Method, Status};
 use serde_json::Value;
 
-use super::{encode, page, Browser, Page, PASSWORD};
+use super::{encode, page, Browser, Hasher, Page, PASSWORD};
 
-/// The key the harness configures (`TestConfig::figment`).
-pub const JWT_SECRET: &str = "test-secret-test-secret-test-secret-0123";
 /// The default `public_url`, which is the tokens' issuer.
 pub const ISSUER: &str = "http://127.0.0.1:8000";
 /// Where API requests come from (the browser has its own address).
@@ -151,4 +153,68 @@ pub async fn refresh(b: &Browser, refresh_token: &str) -> Page {
         ],
     )
     .await
+}
+
+/// Part `i` of a JWT (0: the header, 1: the claims) as JSON, read without checking
+/// anything.
+pub fn jwt_part(token: &str, i: usize) -> Value {
+    let part = token.split('.').nth(i).expect("a JWT part");
+    serde_json::from_slice(&URL_SAFE_NO_PAD.decode(part).expect("base64url")).expect("JSON")
+}
+
+/// The operations an OpenAPI description describes: (path, method in lower case).
+pub fn described_operations(spec: &Value) -> BTreeSet<(String, String)> {
+    spec["paths"]
+        .as_object()
+        .expect("paths")
+        .iter()
+        .flat_map(|(path, ops)| {
+            ops.as_object()
+                .expect("operations")
+                .keys()
+                .map(move |m| (path.clone(), m.clone()))
+        })
+        .collect()
+}
+
+/// Every `$ref` in the OpenAPI description `text` (parsed: `spec`) points at something
+/// that exists in it.
+pub fn assert_refs_resolve(text: &str, spec: &Value) {
+    for (i, _) in text.match_indices("\"$ref\": \"#/") {
+        let rest = &text[i + "\"$ref\": \"".len()..];
+        let target = &rest[..rest.find('"').expect("closing quote")];
+        let found = target
+            .trim_start_matches("#/")
+            .split('/')
+            .try_fold(spec, |v, part| v.get(part));
+        assert!(found.is_some(), "dangling {target}");
+    }
+}
+
+/// The right password of `email` gets exactly what a wrong one gets, after the same
+/// Argon2 work (one verification), on the sign-in page and at the token endpoint, and
+/// starts no session: how a disabled account answers.
+pub async fn assert_the_right_password_answers_as_a_wrong_one(b: &Browser, email: &str) {
+    let wrong_password = "not the password at all";
+    let hasher = b.state::<Hasher>();
+    let before = hasher.verifications();
+    let right = b.login(email, PASSWORD).await;
+    assert_eq!(
+        hasher.verifications() - before,
+        1,
+        "one Argon2 verification"
+    );
+    let wrong = b.login(email, wrong_password).await;
+    assert_eq!(right.status, Status::Unauthorized);
+    assert_eq!(
+        right.body.replace(PASSWORD, ""),
+        wrong.body.replace(wrong_password, "")
+    );
+    assert!(b.session_cookie().is_none());
+    let grant = password_attempt(b, email, PASSWORD).await;
+    let wrong_grant = password_attempt(b, email, wrong_password).await;
+    assert_eq!(
+        (grant.status, &grant.json),
+        (wrong_grant.status, &wrong_grant.json)
+    );
 }

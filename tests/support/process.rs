@@ -1,8 +1,9 @@
 //! Processes a test starts: a real SMTP server, a Redis of its own, the built `latchkey`
 //! binary. Each child is killed and reaped when its handle drops, so a failing test
 //! leaves none behind, and each is waited for the same way. `AppProcess` serves one
-//! `TestConfig` instance as production does (through the server loop, on a real socket);
-//! `read_reply` is the raw HTTP/1.1 reader the connection tests use on it.
+//! `TestApp` instance as production does (through the server loop, on a real socket),
+//! and a `Jar` is a browser's cookies across requests to it (register, sign in, the two
+//! sign-in steps, the token endpoint); `read_reply` is the raw HTTP/1.1 reader.
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
@@ -10,7 +11,12 @@ use std::path::PathBuf;
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
-use super::{test_dir, TestConfig};
+use serde_json::Value;
+
+use super::{
+    code_of_the_step_before, csrf_from, encode, recovery_codes_in, secret_on, test_dir, TestApp,
+    FIREFOX_LINUX, PASSWORD,
+};
 
 /// How long a test's client waits for an answer the server must give (and to send its
 /// request): generous, since on a loaded two-core machine (eight tests at a time, debug
@@ -149,7 +155,7 @@ pub struct AppProcess {
     child: Spawned,
 }
 
-impl TestConfig {
+impl TestApp {
     /// Starts the server binary with this instance's settings (as `LATCHKEY_*`
     /// variables), from the repository (its `Rocket.toml`); returns once `/health`
     /// answers 200.
@@ -297,10 +303,20 @@ impl Reply {
     }
 
     pub fn location(&self) -> Option<&str> {
-        self.head.lines().find_map(|l| {
+        self.header("location")
+    }
+
+    /// The value of the header `name` (the first, when there are several).
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.head.lines().skip(1).find_map(|l| {
             let (k, v) = l.split_once(':')?;
-            k.eq_ignore_ascii_case("location").then(|| v.trim())
+            k.eq_ignore_ascii_case(name).then(|| v.trim())
         })
+    }
+
+    /// The body as JSON (`Null` when it is not JSON).
+    pub fn json(&self) -> Value {
+        serde_json::from_str(&self.body).unwrap_or(Value::Null)
     }
 }
 
@@ -377,10 +393,7 @@ impl AppProcess {
     /// takes the reply's cookies.
     pub fn send(&self, jar: &mut Jar, method: &str, path: &str, form: Option<&str>) -> Reply {
         let cookie = jar.header();
-        let mut headers = vec![
-            ("User-Agent", crate::common::FIREFOX_LINUX),
-            ("Cookie", cookie.as_str()),
-        ];
+        let mut headers = vec![("User-Agent", FIREFOX_LINUX), ("Cookie", cookie.as_str())];
         if form.is_some() {
             headers.push(("Content-Type", "application/x-www-form-urlencoded"));
         }
@@ -398,10 +411,10 @@ impl AppProcess {
         fields: &[(&str, &str)],
     ) -> Reply {
         let page = self.send(jar, "GET", form_page, None);
-        let token = crate::common::csrf_from(&page.body);
+        let token = csrf_from(&page.body);
         let mut pairs = fields.to_vec();
         pairs.push(("csrf_token", &token));
-        self.send(jar, "POST", action, Some(&crate::common::encode(&pairs)))
+        self.send(jar, "POST", action, Some(&encode(&pairs)))
     }
 
     /// True when `/devices` shows the signed-in page to this jar.
@@ -409,4 +422,92 @@ impl AppProcess {
         let page = self.send(jar, "GET", "/devices", None);
         page.status == 200 && page.body.contains("Your devices")
     }
+
+    /// Registers `email` (with [`PASSWORD`]) through the page; the jar is signed in.
+    pub fn register(&self, jar: &mut Jar, email: &str) {
+        let r = self.submit(
+            jar,
+            "/register",
+            "/register",
+            &[("email", email), ("password", PASSWORD)],
+        );
+        assert_eq!(r.status, 303, "{}", r.body);
+    }
+
+    /// Signs in on the sign-in page; answers the `POST /login`.
+    pub fn login(&self, jar: &mut Jar, email: &str, password: &str) -> Reply {
+        let fields = [("email", email), ("password", password)];
+        self.submit(jar, "/login", "/login", &fields)
+    }
+
+    /// The password step on the sign-in page at `login` (`/login?next=…`, where a
+    /// redirect sent the browser); answers the `POST`.
+    pub fn password_step(&self, jar: &mut Jar, login: &str, email: &str) -> Reply {
+        let page = self.send(jar, "GET", login, None);
+        assert_eq!(page.status, 200, "{}", page.body);
+        assert!(page.body.contains("name=\"password\""), "{}", page.body);
+        let form = encode(&[
+            ("email", email),
+            ("password", PASSWORD),
+            ("csrf_token", &csrf_from(&page.body)),
+        ]);
+        self.send(jar, "POST", login, Some(&form))
+    }
+
+    /// `POST /api/v1/token` with a form body: (status, JSON answer).
+    pub fn token(&self, pairs: &[(&str, &str)]) -> (u16, Value) {
+        let reply = self.request(
+            "POST",
+            "/api/v1/token",
+            &[("Content-Type", "application/x-www-form-urlencoded")],
+            &encode(pairs),
+        );
+        (reply.status, reply.json())
+    }
+
+    /// Turns the authenticator app on for the account signed in in `jar`, through its
+    /// pages (as `Browser::turn_on_two_step`); answers the secret and recovery codes.
+    pub fn turn_on_two_step(&self, jar: &mut Jar) -> (Vec<u8>, Vec<String>) {
+        let setup = self.send(jar, "GET", "/account/totp", None);
+        assert_eq!(setup.status, 200, "{}", setup.body);
+        let secret = secret_on(&setup.body);
+        let form = encode(&[
+            ("code", code_of_the_step_before(&secret).as_str()),
+            ("current_password", PASSWORD),
+            ("csrf_token", &csrf_from(&setup.body)),
+        ]);
+        let shown = self.send(jar, "POST", "/account/totp", Some(&form));
+        assert_eq!(shown.status, 200, "{}", shown.body);
+        let recovery = recovery_codes_in(&shown.body);
+        assert_eq!(recovery.len(), 10, "{}", shown.body);
+        (secret, recovery)
+    }
+}
+
+/// The port of a loopback base URL (`http://127.0.0.1:PORT`, as `TestApp::serve`
+/// answers).
+pub fn port_of(base: &str) -> u16 {
+    base.rsplit(':')
+        .next()
+        .and_then(|p| p.parse().ok())
+        .unwrap_or_else(|| panic!("a port at the end of {base}"))
+}
+
+/// `POST path` with a form body to the app served in this process at `base`
+/// (`TestApp::serve`), sent from a blocking thread so that this test's runtime goes on
+/// serving the app meanwhile.
+pub async fn post_form_to_served(base: &str, path: &str, form: String) -> Reply {
+    let (port, path) = (port_of(base), path.to_string());
+    tokio::task::spawn_blocking(move || {
+        let mut s = TcpStream::connect(("127.0.0.1", port)).expect("connect");
+        s.set_read_timeout(Some(ANSWER_WITHIN)).expect("timeout");
+        let head = format!(
+            "POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{form}",
+            form.len()
+        );
+        s.write_all(head.as_bytes()).expect("write");
+        read_reply(&mut s).expect("an answer")
+    })
+    .await
+    .expect("the request's thread")
 }
