@@ -6,6 +6,7 @@
 
 mod support;
 
+mod accessibility;
 mod accounts;
 mod addresses;
 mod api;

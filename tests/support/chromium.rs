@@ -1,8 +1,9 @@
 //! Real Chromium, headless, driven through chromedriver with fantoccini (scripts/test
 //! installs Debian's `chromium` and `chromium-driver`): a profile per browser (its own
 //! `--user-data-dir`), waits for pages that end as soon as the page is there, and the
-//! one screenshot helper (`target/screenshots/`, at desktop and phone width). The app
-//! is served to it with `TestApp::serve`.
+//! one screenshot helper (`target/screenshots/`, at desktop and phone width), which also
+//! checks each page it saves with axe-core (`accessibility`). The app is served to it
+//! with `TestApp::serve`.
 
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -11,10 +12,14 @@ use fantoccini::{Client, ClientBuilder, Locator};
 use hyper_util::client::legacy::connect::HttpConnector;
 use serde_json::json;
 
+pub use super::accessibility::assert_accessible;
+use super::accessibility::{fail_on, violations_in_both_schemes};
 use super::{screenshots_dir, spare_port, test_dir, wait_for_port, Spawned, PASSWORD};
 
-const DESKTOP: (u32, u32) = (1280, 900);
+pub const DESKTOP: (u32, u32) = (1280, 900);
 const PHONE: (u32, u32) = (390, 844);
+/// The widths every page is saved and checked at, with the name of each.
+pub const WIDTHS: [(&str, (u32, u32)); 2] = [("desktop", DESKTOP), ("phone", PHONE)];
 
 /// How long a Chromium test waits for a page, or for chromedriver or the app to listen:
 /// generous, since on a loaded two-core machine (eight tests at a time, debug builds)
@@ -88,13 +93,16 @@ fn chromium_binary() -> &'static str {
 }
 
 /// Saves the current page, its whole length, at desktop (1280 px) and phone (390 px)
-/// width as `target/screenshots/NAME-desktop.png` and `NAME-phone.png`: the one
-/// screenshot helper of every Chromium test (README, "Screenshots", says how the
-/// committed copies in `docs/screenshots/` are refreshed from a run).
+/// width as `target/screenshots/NAME-desktop.png` and `NAME-phone.png` (light colour
+/// scheme), and checks it at each width in both schemes as `assert_accessible` does,
+/// failing on any violation once both are saved: the one screenshot helper of every
+/// Chromium test (README,
+/// "Screenshots", says how the committed copies in `docs/screenshots/` are refreshed
+/// from a run).
 pub async fn shoot(c: &Client, name: &str) {
-    for (suffix, (width, height)) in [("desktop", DESKTOP), ("phone", PHONE)] {
-        c.set_window_size(width, height).await.expect("resize");
-        tokio::time::sleep(Duration::from_millis(150)).await;
+    let mut found = Vec::new();
+    for (suffix, size) in WIDTHS {
+        resize_to(c, size).await;
         // The window's height includes the browser's own bars: the page gets what
         // is left, so the window grows by the page's overflow.
         let overflow = c
@@ -107,18 +115,56 @@ pub async fn shoot(c: &Client, name: &str) {
             .as_i64()
             .unwrap_or(0);
         if overflow > 0 {
-            let taller = (height as i64 + overflow).min(4000) as u32;
-            c.set_window_size(width, taller).await.expect("resize");
-            tokio::time::sleep(Duration::from_millis(150)).await;
+            let taller = (size.1 as i64 + overflow).min(4000) as u32;
+            resize_to(c, (size.0, taller)).await;
         }
         let png = c.screenshot().await.expect("screenshot");
         assert!(png.starts_with(b"\x89PNG"), "a PNG");
         std::fs::write(screenshots_dir().join(format!("{name}-{suffix}.png")), png)
             .expect("write screenshot");
+        found.extend(violations_in_both_schemes(c, name, suffix).await);
     }
-    c.set_window_size(DESKTOP.0, DESKTOP.1)
-        .await
-        .expect("resize");
+    resize_to(c, DESKTOP).await;
+    fail_on(&found);
+}
+
+/// Resizes the window and waits (up to [`PAGE_WITHIN`]) until the page has the new
+/// width, its layout has run at it and the transitions it started have ended.
+pub async fn resize_to(c: &Client, (width, height): (u32, u32)) {
+    c.set_window_size(width, height).await.expect("resize");
+    let deadline = Instant::now() + PAGE_WITHIN;
+    loop {
+        settle(c).await;
+        let width_now = c.execute("return window.innerWidth", vec![]).await;
+        if matches!(&width_now, Ok(w) if *w == json!(width)) {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the page did not take the width {width} px in {PAGE_WITHIN:?}: {width_now:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+}
+
+/// Waits two frames (styles and layout computed again after a change), then for the
+/// transitions running on elements that are shown (the stylesheet's colour changes
+/// take 0.15 s; a screenshot or a contrast check must not catch one halfway), at most
+/// 2 s. Elements not shown, such as a closed `<details>`' content, are left out:
+/// Chromium does not run their transitions, so those never end.
+pub async fn settle(c: &Client) {
+    c.execute_async(
+        "const done = arguments[0];
+         const shown = (a) => a.playState === 'running' &&
+           !(a.effect && a.effect.target && !a.effect.target.checkVisibility());
+         requestAnimationFrame(() => requestAnimationFrame(() => Promise.race([
+           Promise.allSettled(document.getAnimations().filter(shown).map((a) => a.finished)),
+           new Promise((r) => setTimeout(r, 2000)),
+         ]).then(() => done(null))));",
+        vec![],
+    )
+    .await
+    .expect("the page settles");
 }
 
 pub async fn fill(c: &Client, field: &str, value: &str) {

@@ -23,9 +23,11 @@
 //! Beside them: the API client's calls (`api_client`), the mailbox (`mail`), Redis read
 //! directly (`keys`), the processes a test starts (`process`: SMTP, its own Redis, the
 //! server binary), Chromium (`chromium`, imported by name: its helpers are called
-//! `fill`, `submit`, `text`…), and `paths`, the one place the crate's own paths are
-//! written.
+//! `fill`, `submit`, `text`…; its screenshots are checked by axe-core, `accessibility`,
+//! whose `assert_accessible` it re-exports), and `paths`, the one place the crate's own
+//! paths are written.
 
+pub mod accessibility;
 mod api_client;
 mod app;
 mod browser;
