@@ -18,9 +18,10 @@ access_token() { python3 -c 'import json, sys; print(json.load(open(sys.argv[1])
 # On Latchkey the code flows' users are many (PEER_FLOW_USERS; see run): every flow starts
 # an app session, and past max_sessions_per_user (50) the session seen least recently
 # is ended, which is the browser session that signs the flows in (its "last seen" is
-# written at most once a minute), so one browser makes about sixty flows (the 48 that
-# fill its user's sessions, and the codes already asked for) and is then sent to sign
-# in; the load moves on to the next user's browser (codeflow.lua). The peer keeps
+# written at most once a minute), so one browser makes about sixty flows (the set-up's
+# flow and 48 fill its user's 50; the next exchange ends the browser session; the codes
+# already asked for still finish) and is then sent to sign in; the load moves on to the
+# next user's browser (codeflow.lua). The peer keeps
 # its session whatever the count, so one user. The refresh chains and the userinfo
 # token belong to users of their own, so those flows end none of them.
 set_up_users() {
