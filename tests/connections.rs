@@ -4,12 +4,10 @@
 //! and closed at the end.
 
 use std::io::{ErrorKind, Read, Write};
-use std::net::{SocketAddr, TcpStream};
+use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
-use crate::support::{
-    csrf_from, email, encode, read_reply, AppProcess, Reply, TestApp, ANSWER_WITHIN, PASSWORD,
-};
+use crate::support::{csrf_from, email, encode, read_reply, AppProcess, Reply, TestApp, PASSWORD};
 
 /// How long a write may block on a socket the server is expected to cut off.
 const CUT_OFF_WITHIN: Duration = Duration::from_secs(5);
@@ -19,28 +17,7 @@ struct Request<'a>(&'a str, &'a str, &'a [(&'a str, &'a str)], &'a str);
 
 /// One request to `server` from the loopback address `from` (127.0.0.0/8 is all local).
 fn exchange_from(server: &AppProcess, from: &str, request: Request) -> Reply {
-    let socket =
-        socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).expect("socket");
-    let local: SocketAddr = format!("{from}:0").parse().expect("address");
-    socket.bind(&local.into()).expect("bind the source address");
-    let to: SocketAddr = ([127, 0, 0, 1], server.port).into();
-    socket.connect(&to.into()).expect("connect");
-    let mut s: TcpStream = socket.into();
-    s.set_read_timeout(Some(ANSWER_WITHIN)).expect("timeout");
-    let mut head = format!(
-        "{} {} HTTP/1.1\r\nHost: 127.0.0.1\r\n",
-        request.0, request.1
-    );
-    for (k, v) in request.2 {
-        head.push_str(&format!("{k}: {v}\r\n"));
-    }
-    head.push_str(&format!(
-        "Content-Length: {}\r\nConnection: close\r\n\r\n",
-        request.3.len()
-    ));
-    s.write_all(head.as_bytes()).expect("head");
-    s.write_all(request.3.as_bytes()).expect("body");
-    read_reply(&mut s).expect("an answer")
+    server.request_from(from, request.0, request.1, request.2, request.3)
 }
 
 /// How the server ended a connection we keep quiet on.

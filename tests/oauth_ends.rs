@@ -11,45 +11,6 @@ use serde_json::{json, Value};
 
 use crate::support::*;
 
-const BYE: &str = "http://localhost:9/signed-out";
-
-/// How a client authenticates at revocation and introspection.
-#[derive(Clone, Copy)]
-enum As<'a> {
-    /// `Authorization: Basic` (client_secret_basic).
-    Basic(&'a RegisteredApp),
-    /// `client_id` (and `client_secret` when it has one) in the form.
-    Form(&'a RegisteredApp),
-    Nobody,
-}
-
-/// POST `path` with `pairs` as `who`: (status, JSON body or Null, the reply).
-fn ask(p: &Provider, path: &str, who: As<'_>, pairs: &[(&str, &str)]) -> (u16, Value, Reply) {
-    let mut pairs = pairs.to_vec();
-    let mut headers = vec![("Content-Type", "application/x-www-form-urlencoded")];
-    let basic;
-    match who {
-        As::Basic(app) => {
-            basic = basic_credentials(app);
-            headers.push(("Authorization", &basic));
-        }
-        As::Form(app) => {
-            pairs.push(("client_id", &app.id));
-            if let Some(secret) = &app.secret {
-                pairs.push(("client_secret", secret));
-            }
-        }
-        As::Nobody => {}
-    }
-    let r = p.server.request("POST", path, &headers, &encode(&pairs));
-    let v = serde_json::from_str(&r.body).unwrap_or(Value::Null);
-    (r.status, v, r)
-}
-
-fn revoke(p: &Provider, who: As<'_>, token: &str) -> (u16, Value, Reply) {
-    ask(p, "/oauth2/revoke", who, &[("token", token)])
-}
-
 fn introspect(p: &Provider, who: As<'_>, token: &str) -> Value {
     let (status, v, r) = ask(p, "/oauth2/introspect", who, &[("token", token)]);
     assert_eq!(status, 200, "{}", r.body);
@@ -58,47 +19,6 @@ fn introspect(p: &Provider, who: As<'_>, token: &str) -> Value {
 
 fn inactive() -> Value {
     json!({"active": false})
-}
-
-/// A signed-in browser (its jar, the account's email) and an app's tokens for it.
-fn signed_in_app(p: &Provider, app: &RegisteredApp, scope: &str) -> (Jar, String, Value) {
-    let (mut jar, email) = p.signed_in_jar();
-    let tokens = tokens_for(p, &mut jar, app, scope);
-    (jar, email, tokens)
-}
-
-/// An app's tokens through a signed-in `jar` (consent given).
-fn tokens_for(p: &Provider, jar: &mut Jar, app: &RegisteredApp, scope: &str) -> Value {
-    let code = code_for(p, jar, app, scope);
-    let (status, tokens) = if app.secret.is_some() {
-        exchange(p, app, &code, VERIFIER)
-    } else {
-        let (s, v, _) = ask(
-            p,
-            "/oauth2/token",
-            As::Form(app),
-            &[
-                ("grant_type", "authorization_code"),
-                ("code", &code),
-                ("redirect_uri", "http://localhost:9/callback"),
-                ("code_verifier", VERIFIER),
-            ],
-        );
-        (s, v)
-    };
-    assert_eq!(status, 200, "{tokens}");
-    tokens
-}
-
-fn field(v: &Value, name: &str) -> String {
-    v[name]
-        .as_str()
-        .unwrap_or_else(|| panic!("{name} in {v}"))
-        .to_string()
-}
-
-fn userinfo_status(p: &Provider, access: &str) -> u16 {
-    p.userinfo(access).status
 }
 
 #[tokio::test]
@@ -465,18 +385,6 @@ async fn an_app_refresh_retried_within_the_grace_window_gets_the_same_successor(
     let (late, body) = refresh_grant(&p, &app, &first);
     assert_eq!((late, field(&body, "error")), (400, "invalid_grant".into()));
     assert_eq!(userinfo_status(&p, &field(&third, "access_token")), 401);
-}
-
-/// An app that may send users back to `BYE` after signing out, a signed-in browser,
-/// and the app's tokens (with an id_token) for that account.
-fn logout_setup(p: &Provider) -> (RegisteredApp, Jar, Value) {
-    let app = p.registered_app("Wiki", &["--post-logout-uri", BYE]);
-    let (jar, _, tokens) = signed_in_app(p, &app, "openid email offline_access");
-    (app, jar, tokens)
-}
-
-fn logout_path(pairs: &[(&str, &str)]) -> String {
-    format!("/oauth2/logout?{}", encode(pairs))
 }
 
 #[tokio::test]
