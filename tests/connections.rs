@@ -124,6 +124,70 @@ fn a_stalled_request_body_is_dropped() {
     server.assert_healthy();
 }
 
+/// Issue 22, item 2: `header_read_timeout` bounds each gap between body bytes, not the
+/// whole body, so one byte every 9 s held a connection for days (and `max_connections`
+/// such sockets refused everyone). The body has a deadline of its own in all
+/// (`body_read_timeout`): a sender that never stalls long enough to be cut off for
+/// stalling is still cut off (or answered 408) by then, while a slow upload that ends
+/// within it is answered as usual.
+#[test]
+fn a_trickled_request_body_is_cut_off_at_body_read_timeout() {
+    let server = TestApp::new()
+        .set("header_read_timeout", 2)
+        .set("body_read_timeout", 3)
+        .set("keep_alive", 30)
+        .spawn_server();
+    let head = "POST /api/v1/token HTTP/1.1\r\nHost: 127.0.0.1\r\n\
+                Content-Type: application/x-www-form-urlencoded\r\n";
+    // Within the deadline, a few bytes at a time: answered as any other request.
+    let body = "grant_type=bogus";
+    let mut slow = server.connect();
+    slow.write_all(format!("{head}Content-Length: {}\r\n\r\n", body.len()).as_bytes())
+        .expect("head");
+    for piece in body.as_bytes().chunks(4) {
+        std::thread::sleep(Duration::from_millis(400));
+        slow.write_all(piece).expect("a piece of the body");
+    }
+    let reply = read_reply(&mut slow).expect("a slow but complete body is answered");
+    assert_eq!(reply.status, 400, "{}", reply.body);
+    assert!(
+        reply.body.contains("unsupported_grant_type"),
+        "{}",
+        reply.body
+    );
+
+    // One byte a second: never a stall of 2 s, but 1000 bytes would take 17 minutes.
+    let start = Instant::now();
+    let mut trickle = server.connect();
+    trickle
+        .write_all(format!("{head}Content-Length: 1000\r\n\r\n").as_bytes())
+        .expect("head");
+    let mut closed = None;
+    for _ in 0..10 {
+        if trickle.write_all(b"a").is_err() {
+            closed = wait_closed(&mut trickle, start, Duration::from_secs(10));
+            break;
+        }
+        closed = wait_closed(&mut trickle, Instant::now(), Duration::from_secs(1));
+        if closed.is_some() {
+            break;
+        }
+        server.assert_healthy();
+    }
+    let after = start.elapsed();
+    let closed = closed.unwrap_or_else(|| panic!("still open after {after:?}"));
+    assert!(
+        after >= Duration::from_secs(2) && after < Duration::from_secs(8),
+        "cut off at the body deadline, not before or long after: {after:?}"
+    );
+    assert!(
+        closed.said.is_empty() || closed.said.starts_with("HTTP/1.1 408"),
+        "closed, or answered 408: {:?}",
+        closed.said
+    );
+    server.assert_healthy();
+}
+
 #[test]
 fn an_idle_keep_alive_connection_is_closed_after_keep_alive() {
     let server = TestApp::new()

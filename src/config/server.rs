@@ -19,6 +19,9 @@ pub struct ServerSettings {
     /// A connection must send a complete request head within this; a request body
     /// may not stall longer than this.
     pub header_read_timeout: Duration,
+    /// A request body must be complete within this of its first byte, however it
+    /// trickles in.
+    pub body_read_timeout: Duration,
     /// Open client connections at most; past it new ones are refused at once.
     pub max_connections: u32,
     /// `GET /metrics` answers only to `Authorization: Bearer <this>`; unset, 404.
@@ -76,6 +79,7 @@ impl ServerSettings {
                 .map(|p| parse_proxy(p))
                 .collect::<Result<_, _>>()?,
             header_read_timeout: r.seconds("header_read_timeout", 10)?,
+            body_read_timeout: r.seconds("body_read_timeout", 30)?,
             max_connections: r.count("max_connections", 4096)?,
             metrics_token: r.optional_text("metrics_token")?.map(SecretString::from),
             forward_auth_domains: r
