@@ -188,6 +188,30 @@ fn a_trickled_request_body_is_cut_off_at_body_read_timeout() {
     server.assert_healthy();
 }
 
+/// Issue 22, also seen: methods are case-sensitive (RFC 9110 §9.1). `get /devices` is
+/// not `GET /devices`, and is answered 400 like any method Rocket does not know.
+#[test]
+fn a_method_in_the_wrong_case_is_not_taken_for_another() {
+    let server = TestApp::new().spawn_server();
+    for (method, path) in [
+        ("get", "/devices"),
+        ("Get", "/health"),
+        ("post", "/api/v1/token"),
+        ("gEt", "/api/v1/me"),
+    ] {
+        let mut s = server.connect();
+        let req =
+            format!("{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n");
+        s.write_all(req.as_bytes()).expect("request");
+        let reply = read_reply(&mut s).expect("an answer");
+        assert_eq!(reply.status, 400, "{method} {path}: {}", reply.head);
+        if path.starts_with("/api") {
+            assert_eq!(reply.json()["error"], "invalid_request", "{}", reply.body);
+        }
+    }
+    server.assert_healthy();
+}
+
 #[test]
 fn an_idle_keep_alive_connection_is_closed_after_keep_alive() {
     let server = TestApp::new()

@@ -4,9 +4,9 @@
 //! with two bounds of its own: at most [`MAX_COOKIES`] cookies are parsed, and the body
 //! is read (at most one byte past Rocket's largest data limit, with no stall longer than
 //! `header_read_timeout` and all of it within `body_read_timeout` of its first byte)
-//! before dispatch. The dispatch runs under a
-//! [`presence`](crate::support::presence) watch, so work for a client that has closed its
-//! connection is not started.
+//! before dispatch. Methods are case-sensitive (`get` is no `GET`). The dispatch runs
+//! under a [`presence`](crate::support::presence) watch, so work for a client that has
+//! closed its connection is not started.
 
 use std::io;
 use std::net::SocketAddr;
@@ -55,7 +55,7 @@ pub(super) async fn handle(
     busy: Busy,
 ) -> Result<hyper::Response<Tracked>, io::Error> {
     let (parts, body) = req.into_parts();
-    let Ok(method) = Method::from_str(parts.method.as_str()) else {
+    let Some(method) = known_method(parts.method.as_str()) else {
         let answer = refusal(
             rocket::http::Status::BadRequest,
             "This HTTP method is not supported.",
@@ -146,6 +146,13 @@ pub fn request_cookies(headers: &HeaderMap) -> Vec<Cookie<'static>> {
         .take(MAX_COOKIES)
         .map(Cookie::into_owned)
         .collect()
+}
+
+/// A method as RFC 9110 §9.1 reads it: case-sensitive. Rocket's parser ignores case,
+/// so `get` would be served as `GET`; a method not written exactly as Rocket writes it
+/// is one it does not know.
+fn known_method(name: &str) -> Option<Method> {
+    Method::from_str(name).ok().filter(|m| m.as_str() == name)
 }
 
 /// How long a request body may take: `stall` between two frames, `total` from its

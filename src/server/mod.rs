@@ -17,6 +17,8 @@
 //!   complete `body_read_timeout` after its first byte, however steadily it trickles,
 //!   is answered `408` and the connection closed; at most one byte past Rocket's
 //!   largest data limit is read (the route then answers `413`);
+//! - a method is read case-sensitively (`get` is not `GET`): one Rocket does not know
+//!   is answered `400`;
 //! - at most `max_connections` open connections (capped further by the process's file
 //!   descriptor limit); past it a new connection gets a `503` and is closed at once.
 //!
