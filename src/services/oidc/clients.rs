@@ -8,6 +8,7 @@ use url::Url;
 use crate::accounts::{AccountError, Accounts, ClientRecord};
 use crate::support::clock::now_ms;
 use crate::support::crypto::{constant_time_eq, random_bytes, random_token, sha256_hex};
+use crate::support::input::{Label, LabelError};
 
 /// The longest app name kept (it labels sessions: at most 64 bytes).
 pub const MAX_NAME: usize = 64;
@@ -84,12 +85,16 @@ pub async fn add(
     public: bool,
     post_logout_uris: &[String],
 ) -> Result<NewClient, ClientError> {
-    let name = name.trim();
-    if name.is_empty() || name.len() > MAX_NAME || name.chars().any(char::is_control) {
-        return Err(ClientError::Invalid(format!(
-            "the name must be 1 to {MAX_NAME} bytes of printable characters"
-        )));
-    }
+    // The name labels the app's sessions: the rule of every label a client supplies.
+    let name = match Label::parse(name) {
+        Ok(Some(name)) if name.as_str().len() <= MAX_NAME => name,
+        Ok(_) | Err(LabelError::TooLong) => {
+            return Err(ClientError::Invalid(format!(
+                "the name must be 1 to {MAX_NAME} bytes of printable characters"
+            )))
+        }
+        Err(e) => return Err(ClientError::Invalid(e.describe("the name"))),
+    };
     if redirect_uris.is_empty() {
         return Err(ClientError::Invalid(
             "at least one --redirect-uri is needed".into(),

@@ -19,6 +19,7 @@ use crate::store::{
 };
 use crate::support::clock::now_ms;
 use crate::support::crypto::{constant_time_eq, random_token};
+use crate::support::input::Label;
 
 /// An authorization code is good for 60 seconds, once.
 pub const CODE_TTL_MS: i64 = 60_000;
@@ -230,14 +231,16 @@ pub async fn exchange_code(
         .ok_or(NO_LONGER)?;
     let letters = scope_letters(&req.scope);
     let offline = req.scope.split(' ').any(|x| x == "offline_access");
+    // The app's name, as registered (and held to the label rule since).
+    let name = Label::lossy(&client.name).unwrap_or_else(|| Label::ours("App"));
     let origin = Origin {
-        label: client.name.clone(),
+        label: name.clone(),
         user_agent: String::new(),
         ip: req.ip.clone(),
     };
     let spec = SessionSpec::App {
         client_id: client.client_id.clone(),
-        name: client.name.clone(),
+        name,
         offline,
         // The refresh token is bound to the client and its scopes.
         bound_to: format!("{}\n{letters}", client.client_id),
