@@ -135,3 +135,79 @@ async fn failed_client_authentication_counts_per_client_and_address_and_never_re
     let (status, _, r) = revoke_from("127.0.0.3", &blog);
     assert_eq!(status, 200, "{}", r.body);
 }
+
+/// Issue 22, item 4: with consent remembered, an app that signs in again and again (50
+/// passes in a second) ended the user's laptop and phone sessions: the cap evicted the
+/// least recently seen. App sessions are capped per user and app instead
+/// (`app_sessions_per_client`), the oldest of that app first, and never end a browser
+/// or API session.
+#[tokio::test]
+async fn an_app_signing_in_over_and_over_never_ends_the_users_browser_or_api_sessions() {
+    let p = Provider::start_with(Database::Sqlite, |app| {
+        app.set("max_sessions_per_user", 4)
+            .set("app_sessions_per_client", 3)
+    })
+    .await;
+    let wiki = p.registered_app("Wiki", &[]);
+    let blog = p.registered_app("Blog", &[]);
+    let (mut laptop, email) = p.signed_in_jar();
+    let (status, api) = p.server.token(&[
+        ("grant_type", "password"),
+        ("username", &email),
+        ("password", PASSWORD),
+        ("client_name", "backup"),
+    ]);
+    assert_eq!(status, 200, "{api}");
+    let bearer = format!("Bearer {}", field(&api, "access_token"));
+    let blog_tokens = tokens_for(&p, &mut laptop, &blog, "openid");
+    let mut wiki_tokens = Vec::new();
+    for _ in 0..8 {
+        wiki_tokens.push(tokens_for(&p, &mut laptop, &wiki, "openid offline_access"));
+    }
+    assert!(
+        p.server.signed_in(&mut laptop),
+        "the browser stays signed in"
+    );
+    let me = p
+        .server
+        .request("GET", "/api/v1/me", &[("Authorization", &bearer)], "");
+    assert_eq!(me.status, 200, "the API session lives: {}", me.body);
+    assert_eq!(
+        userinfo_status(&p, &field(&blog_tokens, "access_token")),
+        200,
+        "another app's session is not Wiki's to end"
+    );
+    let live: Vec<u16> = wiki_tokens
+        .iter()
+        .map(|t| userinfo_status(&p, &field(t, "access_token")))
+        .collect();
+    assert_eq!(
+        live,
+        [401, 401, 401, 401, 401, 200, 200, 200],
+        "the oldest end first"
+    );
+    let list = p
+        .server
+        .request("GET", "/api/v1/sessions", &[("Authorization", &bearer)], "");
+    let list = list.json();
+    let kinds: Vec<(&str, &str)> = list
+        .as_array()
+        .expect("a list")
+        .iter()
+        .map(|s| {
+            (
+                s["kind"].as_str().unwrap_or(""),
+                s["label"].as_str().unwrap_or(""),
+            )
+        })
+        .collect();
+    for (kind, label, n) in [
+        ("browser", "Firefox on Linux", 1),
+        ("api", "backup", 1),
+        ("app", "Blog", 1),
+        ("app", "Wiki", 3),
+    ] {
+        let found = kinds.iter().filter(|k| **k == (kind, label)).count();
+        assert_eq!(found, n, "{kind} {label}: {kinds:?}");
+    }
+}

@@ -91,6 +91,7 @@ on_both_stores!(
     how_a_session_signed_in_is_kept_checked_and_listed,
     a_pending_sign_in_ends_after_five_wrong_codes,
     a_pending_sign_in_is_used_once_and_expires,
+    app_sessions_are_capped_per_app_and_never_end_browser_or_api_sessions,
 );
 
 fn session(user: Uuid, idle_ms: i64, absolute_in_ms: i64) -> NewSession {
@@ -111,9 +112,21 @@ fn session(user: Uuid, idle_ms: i64, absolute_in_ms: i64) -> NewSession {
     }
 }
 
+/// A cap of `max` sessions per user (app sessions apart, 10 per app).
+fn cap(max: u32) -> SessionCaps {
+    SessionCaps {
+        per_user: max,
+        per_app: 10,
+    }
+}
+
 async fn create(store: &Store, s: &NewSession, max: u32) -> Vec<String> {
+    create_capped(store, s, cap(max)).await
+}
+
+async fn create_capped(store: &Store, s: &NewSession, caps: SessionCaps) -> Vec<String> {
     match store
-        .create_session(s, max, 0, now_ms())
+        .create_session(s, caps, 0, now_ms())
         .await
         .expect("store")
     {
@@ -264,6 +277,88 @@ async fn the_cap_ends_the_least_recently_used(store: Store) {
     assert_eq!(store.list_sessions(&user, now_ms()).await.unwrap().len(), 3);
 }
 
+/// An app session of `client_id` for `user`.
+fn app_session_of(user: Uuid, client_id: &str) -> NewSession {
+    NewSession {
+        client_id: Some(client_id.into()),
+        refresh_hash: Some(random_token()),
+        ..app_session(user)
+    }
+}
+
+/// Issue 22, item 4: app sessions never push a browser or API session out. They are
+/// capped per user and app (the oldest of that app ends first) and the per-user cap
+/// counts browser and API sessions only, so a browser's sign-in never ends an app's.
+async fn app_sessions_are_capped_per_app_and_never_end_browser_or_api_sessions(store: Store) {
+    let user = Uuid::now_v7();
+    let caps = SessionCaps {
+        per_user: 3,
+        per_app: 2,
+    };
+    let laptop = session(user, 600_000, 600_000);
+    let script = NewSession {
+        kind: SessionKind::Api,
+        refresh_hash: Some(random_token()),
+        ..session(user, 600_000, 600_000)
+    };
+    for s in [&laptop, &script] {
+        assert!(create_capped(&store, s, caps).await.is_empty());
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let wiki: Vec<NewSession> = (0..6)
+        .map(|_| app_session_of(user, "wiki-client"))
+        .collect();
+    for (i, s) in wiki.iter().enumerate() {
+        let evicted = create_capped(&store, s, caps).await;
+        let expected: Vec<String> = (i >= 2)
+            .then(|| wiki[i - 2].sid.clone())
+            .into_iter()
+            .collect();
+        assert_eq!(
+            evicted, expected,
+            "wiki session {i}: the oldest of the app ends"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let blog = app_session_of(user, "blog-client");
+    assert!(
+        create_capped(&store, &blog, caps).await.is_empty(),
+        "another app's own cap"
+    );
+    for s in [&laptop, &script, &wiki[4], &wiki[5], &blog] {
+        assert!(
+            alive(&store, s).await,
+            "{:?} {:?} lives",
+            s.kind,
+            s.client_id
+        );
+    }
+    for s in &wiki[..4] {
+        assert!(!alive(&store, s).await);
+    }
+    // Browser and API sessions count among themselves: a third fits, a fourth ends the
+    // least recently seen of them, never an app's.
+    tokio::time::sleep(Duration::from_millis(5)).await;
+    let phone = session(user, 600_000, 600_000);
+    assert!(create_capped(&store, &phone, caps).await.is_empty());
+    tokio::time::sleep(Duration::from_millis(5)).await;
+    let tablet = session(user, 600_000, 600_000);
+    assert_eq!(
+        create_capped(&store, &tablet, caps).await,
+        vec![laptop.sid.clone()]
+    );
+    for s in [&script, &phone, &tablet, &wiki[4], &wiki[5], &blog] {
+        assert!(
+            alive(&store, s).await,
+            "{:?} {:?} lives",
+            s.kind,
+            s.client_id
+        );
+    }
+    let listed = store.list_sessions(&user, now_ms()).await.expect("list");
+    assert_eq!(listed.len(), 6, "{listed:?}");
+}
+
 async fn revoking_all_but_one_leaves_nothing_behind(store: Store) {
     let user = Uuid::now_v7();
     let keep = session(user, 600_000, 600_000);
@@ -313,13 +408,13 @@ async fn a_sign_in_checked_against_an_old_password_is_refused(store: Store) {
         .unwrap();
     let s = session(user, 600_000, 600_000);
     let stale = store
-        .create_session(&s, 50, old_version, now_ms())
+        .create_session(&s, cap(50), old_version, now_ms())
         .await
         .unwrap();
     assert_eq!(stale, Created::Stale);
     assert!(!alive(&store, &s).await);
     let fresh = store
-        .create_session(&s, 50, new_version, now_ms())
+        .create_session(&s, cap(50), new_version, now_ms())
         .await
         .unwrap();
     assert!(matches!(fresh, Created::Yes { .. }));
@@ -328,16 +423,16 @@ async fn a_sign_in_checked_against_an_old_password_is_refused(store: Store) {
 async fn concurrent_sign_ins_leave_index_and_hashes_consistent(store: Store) {
     let user = Uuid::now_v7();
     let sessions: Vec<NewSession> = (0..16).map(|_| session(user, 600_000, 600_000)).collect();
-    let cap = 10;
+    let max = 10;
     let tasks = sessions.iter().cloned().map(|s| {
         let store = store.clone();
-        tokio::spawn(async move { store.create_session(&s, cap, 0, now_ms()).await })
+        tokio::spawn(async move { store.create_session(&s, cap(max), 0, now_ms()).await })
     });
     for t in tasks {
         assert!(matches!(t.await.unwrap().unwrap(), Created::Yes { .. }));
     }
     let listed = store.list_sessions(&user, now_ms()).await.unwrap();
-    assert_eq!(listed.len(), cap as usize, "the cap held under concurrency");
+    assert_eq!(listed.len(), max as usize, "the cap held under concurrency");
     let mut live = 0;
     for s in &sessions {
         if alive(&store, s).await {
@@ -349,7 +444,7 @@ async fn concurrent_sign_ins_leave_index_and_hashes_consistent(store: Store) {
         }
     }
     assert_eq!(
-        live, cap as usize,
+        live, max as usize,
         "every indexed session has its hash and no other is alive"
     );
 }
@@ -768,7 +863,7 @@ async fn a_closed_account_has_no_live_session_and_no_late_one(store: Store) {
     let late = session(user, 600_000, 600_000);
     assert_eq!(
         store
-            .create_session(&late, 50, version - 1, now_ms())
+            .create_session(&late, cap(50), version - 1, now_ms())
             .await
             .unwrap(),
         Created::Stale
@@ -778,7 +873,7 @@ async fn a_closed_account_has_no_live_session_and_no_late_one(store: Store) {
     let again = session(user, 600_000, 600_000);
     assert!(matches!(
         store
-            .create_session(&again, 50, version + 1, now_ms())
+            .create_session(&again, cap(50), version + 1, now_ms())
             .await
             .unwrap(),
         Created::Yes { .. }

@@ -112,6 +112,7 @@ mod tests {
             ("trusted_proxies", serde_json::json!(["not-a-cidr"])),
             ("header_read_timeout", serde_json::json!(0)),
             ("body_read_timeout", serde_json::json!(0)),
+            ("app_sessions_per_client", serde_json::json!(0)),
             ("max_connections", serde_json::json!(-1)),
             ("register_limit_ip", serde_json::json!(0)),
             ("hash_limit_window", serde_json::json!(-60)),

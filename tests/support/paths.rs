@@ -17,7 +17,8 @@ pub use latchkey::services::{ServiceError, Services};
 pub use latchkey::store::KeyNames;
 pub use latchkey::store::{
     Amr, AuthCodeState, Created, MemoryStore, NewSession, PendingFailure, PendingSignIn,
-    RateDecision, RateKey, Redeemed, RedisStore, ResetCheck, Rotated, Rotation, SessionKind, Store,
+    RateDecision, RateKey, Redeemed, RedisStore, ResetCheck, Rotated, Rotation, SessionCaps,
+    SessionKind, Store,
 };
 /// The store's aggregates, one trait each: in scope for their methods only.
 pub use latchkey::store::{

@@ -11,7 +11,7 @@ use super::ids::{app_secret_hash, is_sid, secret_hash, sid_for};
 use crate::accounts::User;
 use crate::config::Settings;
 use crate::store::{
-    Amr, Created, NewSession, SessionKind, SessionRecord, Sessions, Store, StoreResult,
+    Amr, Created, NewSession, SessionCaps, SessionKind, SessionRecord, Sessions, Store, StoreResult,
 };
 use crate::support::clock::{iso_time, now_ms};
 use crate::support::crypto::random_token;
@@ -157,15 +157,18 @@ pub async fn start(
         idle_ms: shape.idle.as_millis() as i64,
         absolute_expiry_ms: now + shape.absolute.as_millis() as i64,
     };
-    let max = settings.sessions.max_per_user;
+    let caps = SessionCaps {
+        per_user: settings.sessions.max_per_user,
+        per_app: settings.sessions.app_sessions_per_client,
+    };
     match store
-        .create_session(&new, max, user.password_changed_at, now)
+        .create_session(&new, caps, user.password_changed_at, now)
         .await?
     {
         Created::Stale => Ok(None),
         Created::Yes { evicted } => {
             if !evicted.is_empty() {
-                tracing::info!(user = %user.id, ended = evicted.len(), "session cap reached: least recently used sessions ended");
+                tracing::info!(user = %user.id, kind = new.kind.as_str(), ended = evicted.len(), "session cap reached: sessions ended to make room");
             }
             Ok(Some(Started {
                 cookie_value: format!("{}.{}", user.id, secret),
