@@ -211,3 +211,63 @@ async fn an_app_signing_in_over_and_over_never_ends_the_users_browser_or_api_ses
         assert_eq!(found, n, "{kind} {label}: {kinds:?}");
     }
 }
+
+/// Issue 22, item 5, as Apache's mod_auth_openidc signs out: it revokes its own tokens
+/// first, then sends the browser to `end_session_endpoint` with the id_token (expired by
+/// then, as the specification allows). The browser holding that user's session is
+/// signed out without a question and sent back.
+#[tokio::test]
+async fn a_logout_that_revokes_first_then_redirects_signs_the_browser_out_without_a_question() {
+    let p = Provider::start_with(Database::Sqlite, |app| app.set("access_token_ttl", 1)).await;
+    let (app, mut jar, tokens) = logout_setup(&p);
+    let (status, _, r) = revoke(&p, As::Basic(&app), &field(&tokens, "refresh_token"));
+    assert_eq!(status, 200, "{}", r.body);
+    // The id_token lived as long as an access token: a second.
+    tokio::time::sleep(std::time::Duration::from_millis(2100)).await;
+
+    let r = p.server.send(
+        &mut jar,
+        "GET",
+        &logout_path(&[
+            ("id_token_hint", &field(&tokens, "id_token")),
+            ("post_logout_redirect_uri", BYE),
+            ("state", "s9"),
+        ]),
+        None,
+    );
+
+    assert_eq!(r.status, 303, "{}", r.body);
+    assert_eq!(r.location(), Some(format!("{BYE}?state=s9").as_str()));
+    assert!(!p.server.signed_in(&mut jar), "the browser is signed out");
+}
+
+/// Issue 22, item 5: any id_token the user's app ever got (found in a log or a history)
+/// ended that app's session when a stranger sent it, cookies or not. A logout ends
+/// sessions only for the browser that holds the hint's user's own session; the app
+/// revokes its own tokens with `/oauth2/revoke`.
+#[tokio::test]
+async fn an_id_token_hint_from_a_browser_without_its_users_session_ends_nothing() {
+    let p = Provider::start(Database::Sqlite).await;
+    let (app, mut victim, tokens) = logout_setup(&p);
+    let hint = field(&tokens, "id_token");
+    let path = logout_path(&[("id_token_hint", &hint), ("post_logout_redirect_uri", BYE)]);
+    // A stranger with no cookies at all.
+    let r = p.server.send(&mut Jar::default(), "GET", &path, None);
+    assert!(matches!(r.status, 200 | 303), "{}", r.body);
+    // A browser signed in to another account.
+    let (mut other, _) = p.signed_in_jar();
+    let r = p.server.send(&mut other, "GET", &path, None);
+    assert!(matches!(r.status, 200 | 303), "{}", r.body);
+    assert!(p.server.signed_in(&mut other), "not its session to end");
+
+    assert_eq!(userinfo_status(&p, &field(&tokens, "access_token")), 200);
+    let (status, v, _) = p.token(
+        Some(&app),
+        &[
+            ("grant_type", "refresh_token"),
+            ("refresh_token", &field(&tokens, "refresh_token")),
+        ],
+    );
+    assert_eq!(status, 200, "the app session lives: {v}");
+    assert!(p.server.signed_in(&mut victim));
+}
