@@ -13,6 +13,25 @@ fn assert_invalid_grant(status: u16, v: &Value) {
     );
 }
 
+/// A code exchange by a public `app` (its `client_id` in the form), with `verifier`.
+fn exchange_public(
+    p: &Provider,
+    app: &RegisteredApp,
+    code: &str,
+    verifier: Option<&str>,
+) -> (u16, Value) {
+    let mut pairs = vec![
+        ("grant_type", "authorization_code"),
+        ("code", code),
+        ("redirect_uri", REDIRECT),
+    ];
+    if let Some(v) = verifier {
+        pairs.push(("code_verifier", v));
+    }
+    let (s, v, _) = ask(p, "/oauth2/token", As::Form(app), &pairs);
+    (s, v)
+}
+
 /// Issue 22, item 1: anyone can make an app redeem codes of their choosing (its own
 /// callback with `?code=junk`), and refreshes of app sessions a user ended answer
 /// invalid_grant. Those answers used to count against the app server's address, so 20
@@ -270,4 +289,32 @@ async fn an_id_token_hint_from_a_browser_without_its_users_session_ends_nothing(
     );
     assert_eq!(status, 200, "the app session lives: {v}");
     assert!(p.server.signed_in(&mut victim));
+}
+
+/// Issue 22, item 6: a used public-client code, presented again with only the
+/// `client_id` (no verifier, or a wrong one) within its 10 minutes, ended the app
+/// session its first use started. Only a request that would have redeemed it counts as
+/// a replay.
+#[tokio::test]
+async fn a_used_public_code_presented_without_its_verifier_ends_nothing() {
+    let p = Provider::start(Database::Sqlite).await;
+    let phone = p.registered_app("Phone", &["--public"]);
+    let (mut jar, _) = p.signed_in_jar();
+    let code = code_for(&p, &mut jar, &phone, "openid offline_access");
+    let (status, first) = exchange_public(&p, &phone, &code, Some(VERIFIER));
+    assert_eq!(status, 200, "{first}");
+    let wrong_verifier = "W".repeat(43);
+    for verifier in [None, Some(wrong_verifier.as_str()), Some("short")] {
+        let (status, v) = exchange_public(&p, &phone, &code, verifier);
+        assert_invalid_grant(status, &v);
+        assert_eq!(
+            userinfo_status(&p, &field(&first, "access_token")),
+            200,
+            "{verifier:?}: the app session lives"
+        );
+    }
+    // The code's own verifier again: a replay, which ends what the code gave.
+    let (status, v) = exchange_public(&p, &phone, &code, Some(VERIFIER));
+    assert_invalid_grant(status, &v);
+    assert_eq!(userinfo_status(&p, &field(&first, "access_token")), 401);
 }

@@ -1369,7 +1369,11 @@ async fn authorization_codes_are_used_once_and_a_second_use_ends_both_sessions(s
             .get_auth_code(&user, "code1", now)
             .await
             .expect("store"),
-        Some(AuthCodeState::Used(first.sid.clone()))
+        Some(AuthCodeState::Used {
+            sid: first.sid.clone(),
+            request: "{\"x\":1}".into()
+        }),
+        "a used code keeps its request, to check a replay as strictly as a first use"
     );
     assert!(alive(&store, &first).await);
     // The second use: its own new session and the first one both end.

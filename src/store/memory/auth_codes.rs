@@ -62,18 +62,18 @@ impl AuthCodes for MemoryStore {
                 }
                 Ok(Redeemed::Gone)
             }
-            Some(AuthCodeState::Used(first)) => {
+            Some(AuthCodeState::Used { sid: first, .. }) => {
                 end(&mut st, &first);
                 if let Some(sid) = new_sid {
                     end(&mut st, sid);
                 }
                 Ok(Redeemed::Replayed)
             }
-            Some(AuthCodeState::Unused(_)) => match new_sid {
+            Some(AuthCodeState::Unused(request)) => match new_sid {
                 None => Ok(Redeemed::Gone),
                 Some(sid) => {
-                    st.codes
-                        .insert(ckey, (format!("u:{sid}"), now + USED_CODE_TTL_MS));
+                    let used = format!("u:{sid}\n{request}");
+                    st.codes.insert(ckey, (used, now + USED_CODE_TTL_MS));
                     Ok(Redeemed::Yes)
                 }
             },
