@@ -318,3 +318,17 @@ async fn a_used_public_code_presented_without_its_verifier_ends_nothing() {
     assert_invalid_grant(status, &v);
     assert_eq!(userinfo_status(&p, &field(&first, "access_token")), 401);
 }
+
+/// Issue 22, also seen: a code stayed redeemable for its 60 s after the browser
+/// session that issued it signed out. It ends with that session.
+#[tokio::test]
+async fn a_code_ends_with_the_browser_session_that_issued_it() {
+    let p = Provider::start(Database::Sqlite).await;
+    let app = p.registered_app("Wiki", &[]);
+    let (mut jar, _) = p.signed_in_jar();
+    let code = code_for(&p, &mut jar, &app, "openid");
+    let out = p.server.submit(&mut jar, "/devices", "/logout", &[]);
+    assert_eq!(out.status, 303, "{}", out.body);
+    let (status, v) = exchange(&p, &app, &code, VERIFIER);
+    assert_invalid_grant(status, &v);
+}

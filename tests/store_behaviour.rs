@@ -1350,7 +1350,7 @@ async fn authorization_codes_are_used_once_and_a_second_use_ends_both_sessions(s
     // Looking without a session leaves an unused code as it is.
     assert_eq!(
         store
-            .redeem_auth_code(&user, "code1", None, now)
+            .redeem_auth_code(&user, "code1", None, None, now)
             .await
             .expect("store"),
         Redeemed::Gone
@@ -1359,7 +1359,7 @@ async fn authorization_codes_are_used_once_and_a_second_use_ends_both_sessions(s
     create(&store, &first, 50).await;
     assert_eq!(
         store
-            .redeem_auth_code(&user, "code1", Some(&first.sid), now)
+            .redeem_auth_code(&user, "code1", Some(&first.sid), None, now)
             .await
             .expect("store"),
         Redeemed::Yes
@@ -1381,7 +1381,7 @@ async fn authorization_codes_are_used_once_and_a_second_use_ends_both_sessions(s
     create(&store, &second, 50).await;
     assert_eq!(
         store
-            .redeem_auth_code(&user, "code1", Some(&second.sid), now)
+            .redeem_auth_code(&user, "code1", Some(&second.sid), None, now)
             .await
             .expect("store"),
         Redeemed::Replayed
@@ -1396,7 +1396,7 @@ async fn authorization_codes_are_used_once_and_a_second_use_ends_both_sessions(s
     create(&store, &third, 50).await;
     assert_eq!(
         store
-            .redeem_auth_code(&user, "missing", Some(&third.sid), now)
+            .redeem_auth_code(&user, "missing", Some(&third.sid), None, now)
             .await
             .expect("store"),
         Redeemed::Gone
@@ -1411,13 +1411,46 @@ async fn authorization_codes_are_used_once_and_a_second_use_ends_both_sessions(s
     create(&store, &a, 50).await;
     create(&store, &b, 50).await;
     let (ra, rb) = tokio::join!(
-        store.redeem_auth_code(&user, "code2", Some(&a.sid), now),
-        store.redeem_auth_code(&user, "code2", Some(&b.sid), now)
+        store.redeem_auth_code(&user, "code2", Some(&a.sid), None, now),
+        store.redeem_auth_code(&user, "code2", Some(&b.sid), None, now)
     );
     let mut results = [ra.expect("store"), rb.expect("store")];
     results.sort_by_key(|r| format!("{r:?}"));
     assert_eq!(results, [Redeemed::Replayed, Redeemed::Yes]);
     assert!(!alive(&store, &a).await && !alive(&store, &b).await);
+    // A code ends with the browser session that allowed it (issue 22).
+    let browser = session(user, 600_000, 600_000);
+    create(&store, &browser, 50).await;
+    for (code, signed_out) in [("code4", false), ("code5", true)] {
+        store
+            .put_auth_code(&user, code, "{}", 60_000, now_ms())
+            .await
+            .expect("stored");
+        if signed_out {
+            store
+                .revoke_session(&user, &browser.sid, now_ms())
+                .await
+                .expect("store");
+        }
+        let app = app_session(user);
+        create(&store, &app, 50).await;
+        let redeemed = store
+            .redeem_auth_code(&user, code, Some(&app.sid), Some(&browser.sid), now_ms())
+            .await
+            .expect("store");
+        if signed_out {
+            assert_eq!(redeemed, Redeemed::AllowedByEnded);
+            assert!(!alive(&store, &app).await, "its new session ended");
+            let left = store
+                .get_auth_code(&user, code, now_ms())
+                .await
+                .expect("store");
+            assert_eq!(left, None, "the code is gone");
+        } else {
+            assert_eq!(redeemed, Redeemed::Yes);
+            assert!(alive(&store, &app).await);
+        }
+    }
     // An unused code expires after its time.
     store
         .put_auth_code(&user, "code3", "{}", 50, now_ms())

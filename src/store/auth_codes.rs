@@ -26,6 +26,9 @@ pub enum Redeemed {
     Replayed,
     /// No such code (expired, never issued): the new session is ended.
     Gone,
+    /// The browser session that allowed the code has ended since: the code is
+    /// deleted and the new session ended.
+    AllowedByEnded,
 }
 
 /// How long a used authorization code is remembered, to recognise its replay.
@@ -48,15 +51,18 @@ aggregate! {
         /// the request it answered), or none.
         fn get_auth_code(&self, user_id: &Uuid, id: &str, now_ms: i64) -> Option<AuthCodeState>;
 
-        /// Uses a code, in one step: unused → it now names `new_sid` and keeps its
-        /// request (remembered `USED_CODE_TTL_MS`) and `Yes`; used before → the session of its first use and
-        /// `new_sid` are ended, `Replayed`; no code → `new_sid` is ended, `Gone`. With
-        /// `new_sid` `None` an unused code is left as it is (`Gone`).
+        /// Uses a code, in one step: unused → when the browser session that allowed
+        /// it (`allowed_by`, when known) has ended, the code is deleted and `new_sid`
+        /// ended, `AllowedByEnded`; else it now names `new_sid` and keeps its request
+        /// (remembered `USED_CODE_TTL_MS`), `Yes`; used before → the session of its
+        /// first use and `new_sid` are ended, `Replayed`; no code → `new_sid` is ended,
+        /// `Gone`. With `new_sid` `None` an unused code is left as it is (`Gone`).
         fn redeem_auth_code(
             &self,
             user_id: &Uuid,
             id: &str,
             new_sid: Option<&str>,
+            allowed_by: Option<&str>,
             now_ms: i64,
         ) -> Redeemed => count_replayed;
     }

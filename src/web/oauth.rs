@@ -344,6 +344,7 @@ async fn grant(
         amr: session.amr.values().iter().map(|v| v.to_string()).collect(),
         ip: ip.text(),
         issued_ms: now_ms(),
+        browser_sid: Some(session.sid.clone()),
     };
     let code = grants::issue_code(s.store, &session.user_id, &req).await?;
     let mut pairs = vec![("code", code.as_str())];

@@ -53,6 +53,10 @@ pub struct CodeRequest {
     /// The browser's address at consent (shown on the devices page for the app).
     pub ip: String,
     pub issued_ms: i64,
+    /// The browser session that allowed the code: the code ends with it (signed out
+    /// before the app redeems it, the code is refused).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub browser_sid: Option<String>,
 }
 
 /// Stores a code for `req`; answers the code (`UID.SECRET`).
@@ -202,6 +206,8 @@ pub fn issuer(settings: &crate::config::Settings) -> String {
 const USED: GrantError =
     GrantError::InvalidGrant("the code was used already; what it gave is revoked");
 const SPENT: GrantError = GrantError::InvalidGrant("the code was used already");
+const SIGNED_OUT: GrantError =
+    GrantError::InvalidGrant("the browser session that allowed the code has signed out");
 const GONE: GrantError = GrantError::InvalidGrant("the code is unknown or expired");
 const NO_LONGER: GrantError = GrantError::InvalidGrant("the authorization is no longer valid");
 
@@ -209,11 +215,12 @@ const NO_LONGER: GrantError = GrantError::InvalidGrant("the authorization is no 
 /// this client's, for this `redirect_uri`, with the right PKCE verifier (a mismatch
 /// is refused and leaves the code usable by its rightful holder); then an app session
 /// starts and the code is used up in one step with it
-/// (`AuthCodes::redeem_auth_code`). A code used before ends what its first use
-/// started — only when presented by a request that would have redeemed it
-/// (`read_code`): its own client (the code's key is bound to that client, `code_id`,
-/// so another client's attempt reads no code at all), its `redirect_uri` and its PKCE
-/// verifier; anything less is a plain invalid_grant that ends nothing.
+/// (`AuthCodes::redeem_auth_code`), unless the browser session that allowed it has
+/// signed out since. A code used before ends what its first use started — only when
+/// presented by a request that would have redeemed it (`read_code`): its own client
+/// (the code's key is bound to that client, `code_id`, so another client's attempt
+/// reads no code at all), its `redirect_uri` and its PKCE verifier; anything less is a
+/// plain invalid_grant that ends nothing.
 pub async fn exchange_code(
     s: Services<'_>,
     keyring: &Keyring,
@@ -252,14 +259,16 @@ pub async fn exchange_code(
     let started = sessions::start(s.store, s.settings, &user, &origin, spec, amr)
         .await?
         .ok_or(NO_LONGER)?;
+    let allowed_by = req.browser_sid.as_deref();
     match s
         .store
-        .redeem_auth_code(&user_id, &id, Some(&started.sid), now_ms())
+        .redeem_auth_code(&user_id, &id, Some(&started.sid), allowed_by, now_ms())
         .await?
     {
         Redeemed::Yes => {}
         Redeemed::Replayed => return Err(USED),
         Redeemed::Gone => return Err(GONE),
+        Redeemed::AllowedByEnded => return Err(SIGNED_OUT),
     }
     let refresh = offline.then(|| refresh_token(user_id, &started.sid, &started.secret, &letters));
     code_tokens(s, keyring, client, &user, &started.sid, req, refresh).await
@@ -290,7 +299,9 @@ async fn read_code(
             // A code used before its request was kept cannot be checked: refused only.
             let req = parse(&request).map_err(|_| SPENT)?;
             check_code(&req, client, redirect_uri, verifier)?;
-            s.store.redeem_auth_code(user_id, id, None, now).await?;
+            s.store
+                .redeem_auth_code(user_id, id, None, None, now)
+                .await?;
             tracing::warn!(user = %user_id, client = %client.client_id, "an authorization code was used twice: its app session is ended");
             Err(USED)
         }
