@@ -332,3 +332,33 @@ async fn a_code_ends_with_the_browser_session_that_issued_it() {
     let (status, v) = exchange(&p, &app, &code, VERIFIER);
     assert_invalid_grant(status, &v);
 }
+
+/// Issue 22, also seen: `signed_in_after` is Latchkey's own marker (set when
+/// `prompt=login` or `max_age` sent the browser to sign in again). Written into an
+/// app's request by hand it skipped the new sign-in; it is not taken from the request.
+#[tokio::test]
+async fn a_re_sign_in_marker_written_by_hand_gets_no_code() {
+    let p = Provider::start(Database::Sqlite).await;
+    let app = p.registered_app("Wiki", &[]);
+    let (mut jar, _) = p.signed_in_jar();
+    code_for(&p, &mut jar, &app, "openid");
+    let query = auth_query(&app, "openid", VERIFIER, "st");
+    for marker in ["0", "1", &(unix_now() * 1000).to_string()] {
+        let r = p.server.send(
+            &mut jar,
+            "GET",
+            &format!("/oauth2/authorize?{query}&prompt=login&signed_in_after={marker}"),
+            None,
+        );
+        assert_eq!(r.status, 303, "{}", r.body);
+        let loc = r.location().expect("a redirect").to_string();
+        assert!(param_or_none(&loc, "code").is_none(), "{marker}: {loc}");
+    }
+}
+
+/// The value of `name` in a redirect's query, relative or absolute.
+fn param_or_none(location: &str, name: &str) -> Option<String> {
+    let url = url::Url::parse("http://x").ok()?.join(location).ok()?;
+    url.query_pairs()
+        .find_map(|(k, v)| (k == name).then(|| v.into_owned()))
+}
