@@ -1,5 +1,9 @@
 //! Hardening III (issue 22), the OpenID Connect provider as an attacker tried it, over
-//! real sockets against the server binary.
+//! real sockets against the server binary: making an app redeem bogus codes to lock
+//! every app out of the token endpoint, guessing client secrets, an app pushing the
+//! user's browsers out of the session cap, a stranger's id_token_hint, a used public
+//! code without its verifier, a re-sign-in marker written by hand, a code outliving the
+//! browser session that issued it, and the authorization request's odd parameters.
 
 use serde_json::Value;
 
@@ -319,20 +323,6 @@ async fn a_used_public_code_presented_without_its_verifier_ends_nothing() {
     assert_eq!(userinfo_status(&p, &field(&first, "access_token")), 401);
 }
 
-/// Issue 22, also seen: a code stayed redeemable for its 60 s after the browser
-/// session that issued it signed out. It ends with that session.
-#[tokio::test]
-async fn a_code_ends_with_the_browser_session_that_issued_it() {
-    let p = Provider::start(Database::Sqlite).await;
-    let app = p.registered_app("Wiki", &[]);
-    let (mut jar, _) = p.signed_in_jar();
-    let code = code_for(&p, &mut jar, &app, "openid");
-    let out = p.server.submit(&mut jar, "/devices", "/logout", &[]);
-    assert_eq!(out.status, 303, "{}", out.body);
-    let (status, v) = exchange(&p, &app, &code, VERIFIER);
-    assert_invalid_grant(status, &v);
-}
-
 /// Issue 22, also seen: `signed_in_after` is Latchkey's own marker (set when
 /// `prompt=login` or `max_age` sent the browser to sign in again). Written into an
 /// app's request by hand it skipped the new sign-in; it is not taken from the request.
@@ -361,4 +351,85 @@ fn param_or_none(location: &str, name: &str) -> Option<String> {
     let url = url::Url::parse("http://x").ok()?.join(location).ok()?;
     url.query_pairs()
         .find_map(|(k, v)| (k == name).then(|| v.into_owned()))
+}
+
+/// Issue 22, also seen: a code stayed redeemable for its 60 s after the browser
+/// session that issued it signed out. It ends with that session.
+#[tokio::test]
+async fn a_code_ends_with_the_browser_session_that_issued_it() {
+    let p = Provider::start(Database::Sqlite).await;
+    let app = p.registered_app("Wiki", &[]);
+    let (mut jar, _) = p.signed_in_jar();
+    let code = code_for(&p, &mut jar, &app, "openid");
+    let out = p.server.submit(&mut jar, "/devices", "/logout", &[]);
+    assert_eq!(out.status, 303, "{}", out.body);
+    let (status, v) = exchange(&p, &app, &code, VERIFIER);
+    assert_invalid_grant(status, &v);
+}
+
+/// Issue 22, also seen: OpenID Connect Core §3.1.2.1 (`prompt=none` with any other
+/// value is invalid_request), §6.2 (`request_uri` unsupported has its own code), RFC
+/// 6749 §5.1 (`Pragma: no-cache` on a successful token answer too), and
+/// `response_mode=form_post`, which is not supported: refused, never ignored.
+#[tokio::test]
+async fn odd_authorization_parameters_are_answered_by_the_book() {
+    let p = Provider::start(Database::Sqlite).await;
+    let app = p.registered_app("Wiki", &[]);
+    let (mut jar, _, _) = signed_in_app(&p, &app, "openid");
+    let query = auth_query(&app, "openid", VERIFIER, "st");
+    for (extra, error) in [
+        ("&prompt=none%20login", "invalid_request"),
+        ("&prompt=none%20consent", "invalid_request"),
+        ("&prompt=consent%20none", "invalid_request"),
+        (
+            "&request_uri=https%3A%2F%2Fapp.example%2Freq",
+            "request_uri_not_supported",
+        ),
+        ("&request=eyJhbGciOiJub25lIn0.e30.", "request_not_supported"),
+        ("&response_mode=form_post", "invalid_request"),
+        ("&response_mode=fragment", "invalid_request"),
+    ] {
+        let r = p.server.send(
+            &mut jar,
+            "GET",
+            &format!("/oauth2/authorize?{query}{extra}"),
+            None,
+        );
+        assert_eq!(r.status, 303, "{extra}: {}", r.body);
+        let loc = r.location().expect("back to the app").to_string();
+        assert!(loc.starts_with(REDIRECT), "{extra}: {loc}");
+        assert_eq!(
+            param(&loc, "error").as_deref(),
+            Some(error),
+            "{extra}: {loc}"
+        );
+        assert_eq!(param(&loc, "state").as_deref(), Some("st"), "{extra}");
+        assert!(param(&loc, "code").is_none(), "{extra}");
+    }
+    let r = p.server.send(
+        &mut jar,
+        "GET",
+        &format!("/oauth2/authorize?{query}&response_mode=query"),
+        None,
+    );
+    let code = param(r.location().expect("a code"), "code").expect("a code");
+    let (status, v, r) = p.token(
+        Some(&app),
+        &[
+            ("grant_type", "authorization_code"),
+            ("code", &code),
+            ("redirect_uri", REDIRECT),
+            ("code_verifier", VERIFIER),
+        ],
+    );
+    assert_eq!(status, 200, "{v}");
+    assert_eq!(r.header("pragma"), Some("no-cache"));
+    assert_eq!(r.header("cache-control"), Some("no-store"));
+    let discovery = p
+        .server
+        .request("GET", "/.well-known/openid-configuration", &[], "");
+    assert_eq!(
+        discovery.json()["response_modes_supported"],
+        serde_json::json!(["query"])
+    );
 }

@@ -257,10 +257,24 @@ async fn token(
     header: AuthorizationHeader,
     form: Form<TokenForm>,
     ip: ClientIp,
-) -> Result<Json<grants::Tokens>, OAuthError> {
+) -> Result<NoCache<Json<grants::Tokens>>, OAuthError> {
     let named = named_client(&header, &form.client_id);
     let answer = token_answer(s, keyring, header, form.into_inner());
-    counted(&s, &ip, named.as_deref(), answer).await
+    counted(&s, &ip, named.as_deref(), answer)
+        .await
+        .map(NoCache)
+}
+
+/// A successful token answer: `Pragma: no-cache` beside the fairing's
+/// `Cache-Control: no-store`, as the error answers carry it (RFC 6749 §5.1).
+pub struct NoCache<R>(pub R);
+
+impl<'r, R: Responder<'r, 'static>> Responder<'r, 'static> for NoCache<R> {
+    fn respond_to(self, req: &'r Request<'_>) -> response::Result<'static> {
+        let mut res = self.0.respond_to(req)?;
+        res.set_header(Header::new("Pragma", "no-cache"));
+        Ok(res)
+    }
 }
 
 async fn token_answer(

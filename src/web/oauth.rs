@@ -53,6 +53,7 @@ pub struct AuthorizeParams {
     signed_in_after: Option<String>,
     request: Option<String>,
     request_uri: Option<String>,
+    response_mode: Option<String>,
 }
 
 /// The consent form: the request again, and the answer.
@@ -182,33 +183,28 @@ async fn check(s: Services<'_>, p: &AuthorizeParams) -> Result<Result<Checked, O
     })
 }
 
+/// A refusal sent back to the app: its `error` and `error_description`.
+type Refusal = (&'static str, &'static str);
+
 /// What RFC 6749 §4.1.2.1 sends back to a valid redirect URI: everything but the
 /// client and the redirect URI. Fills in the scopes.
-fn check_request(c: &mut Checked, p: &AuthorizeParams) -> Result<(), (&'static str, &'static str)> {
-    let too_long = [&p.scope, &p.state, &p.nonce, &p.code_challenge]
-        .iter()
-        .any(|v| v.as_ref().is_some_and(|v| v.len() > MAX_PARAM))
-        || p.prompt.as_ref().is_some_and(|v| v.len() > MAX_PROMPT)
-        || (p.signed_in_after.as_ref()).is_some_and(|v| v.len() > reauth::MAX_MARKER);
-    if too_long {
-        return Err(("invalid_request", "A parameter is too long."));
-    }
-    if p.request.is_some() || p.request_uri.is_some() {
-        return Err((
-            "request_not_supported",
-            "Request objects are not supported.",
-        ));
-    }
-    if p.response_type.as_deref() != Some("code") {
-        return Err((
-            "unsupported_response_type",
-            "Only response_type=code is supported.",
-        ));
-    }
-    c.login = c
+fn check_request(c: &mut Checked, p: &AuthorizeParams) -> Result<(), Refusal> {
+    check_shape(p)?;
+    let prompts: Vec<&str> = c
         .prompt
         .as_deref()
-        .is_some_and(|p| p.split(' ').any(|x| x == "login"));
+        .unwrap_or("")
+        .split(' ')
+        .filter(|x| !x.is_empty())
+        .collect();
+    if prompts.contains(&"none") && prompts.len() > 1 {
+        // OpenID Connect Core §3.1.2.1: none with any other value is an error.
+        return Err((
+            "invalid_request",
+            "prompt=none cannot be combined with another prompt value.",
+        ));
+    }
+    c.login = prompts.contains(&"login");
     if let Some(v) = p.max_age.as_deref() {
         let age = v.parse::<u64>().map_err(|_| {
             (
@@ -236,6 +232,41 @@ fn check_request(c: &mut Checked, p: &AuthorizeParams) -> Result<(), (&'static s
             "Only code_challenge_method=S256 is supported.",
         )),
     }
+}
+
+/// What the request is and how it wants its answer: bounded parameters, no request
+/// objects (`request_uri` has its own error, OpenID Connect Core §6.2), the code flow,
+/// and the answer in the query (`response_mode=form_post` is not supported, so it is
+/// refused rather than ignored: an app waiting for a POST would read nothing).
+fn check_shape(p: &AuthorizeParams) -> Result<(), Refusal> {
+    let too_long = [&p.scope, &p.state, &p.nonce, &p.code_challenge]
+        .iter()
+        .any(|v| v.as_ref().is_some_and(|v| v.len() > MAX_PARAM))
+        || p.prompt.as_ref().is_some_and(|v| v.len() > MAX_PROMPT)
+        || (p.signed_in_after.as_ref()).is_some_and(|v| v.len() > reauth::MAX_MARKER)
+        || (p.response_mode.as_ref()).is_some_and(|v| v.len() > MAX_PARAM);
+    if too_long {
+        return Err(("invalid_request", "A parameter is too long."));
+    }
+    if p.request_uri.is_some() {
+        return Err(("request_uri_not_supported", "request_uri is not supported."));
+    }
+    if p.request.is_some() {
+        return Err((
+            "request_not_supported",
+            "Request objects are not supported.",
+        ));
+    }
+    if p.response_type.as_deref() != Some("code") {
+        return Err((
+            "unsupported_response_type",
+            "Only response_type=code is supported.",
+        ));
+    }
+    if !matches!(p.response_mode.as_deref(), None | Some("query")) {
+        return Err(("invalid_request", "Only response_mode=query is supported."));
+    }
+    Ok(())
 }
 
 /// A S256 challenge: 43 characters of BASE64URL (RFC 7636 §4.2).
