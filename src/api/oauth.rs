@@ -6,7 +6,7 @@
 use rocket::fairing::AdHoc;
 use rocket::form::{Form, FromForm};
 use rocket::http::{Header, Status};
-use rocket::request::{self, FromRequest, Request};
+use rocket::request::Request;
 use rocket::response::{self, Responder};
 use rocket::serde::json::Json;
 use rocket::{get, post, routes, Route, State};
@@ -14,7 +14,7 @@ use serde_json::{json, Value};
 
 use crate::accounts::{AccountError, Accounts};
 use crate::config::Settings;
-use crate::http::request::ClientIp;
+use crate::http::request::{AuthorizationHeader, ClientIp};
 use crate::services::oidc::clients::{self, AuthError, ClientCredentials};
 use crate::services::oidc::grants::{self, AccessError, GrantError};
 use crate::services::oidc::keys::{KeyError, ALG};
@@ -198,20 +198,6 @@ fn discovery(settings: &State<Settings>) -> Json<Value> {
 #[get("/oauth2/jwks")]
 async fn jwks(keyring: &State<Keyring>) -> Result<Json<Value>, OAuthError> {
     Ok(Json(keyring.jwks().await?))
-}
-
-/// The `Authorization` header as it came (client authentication, Bearer tokens).
-pub struct AuthorizationHeader(pub Option<String>);
-
-#[rocket::async_trait]
-impl<'r> FromRequest<'r> for AuthorizationHeader {
-    type Error = ();
-
-    async fn from_request(req: &'r Request<'_>) -> request::Outcome<Self, ()> {
-        request::Outcome::Success(AuthorizationHeader(
-            req.headers().get_one("Authorization").map(str::to_string),
-        ))
-    }
 }
 
 /// The token request, every value of a field kept so a repeated one is refused

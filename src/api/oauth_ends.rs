@@ -12,11 +12,9 @@ use rocket::http::{ContentType, Status};
 use rocket::serde::json::Json;
 use rocket::{get, post, routes, Route, State};
 
-use super::oauth::{
-    counted, credentials, issuer, named_client, one, AuthorizationHeader, OAuthError,
-};
+use super::oauth::{counted, credentials, issuer, named_client, one, OAuthError};
 use crate::accounts::ClientRecord;
-use crate::http::request::ClientIp;
+use crate::http::request::{AuthorizationHeader, ClientIp};
 use crate::services::oidc::clients;
 use crate::services::oidc::revocation::{self, Introspection, Revoked};
 use crate::services::oidc::Keyring;

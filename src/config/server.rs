@@ -3,11 +3,14 @@
 use std::time::Duration;
 
 use ipnet::IpNet;
-use secrecy::SecretString;
+use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 
 use super::allowed_host::AllowedHost;
 use super::reader::{bad, Reader, SettingError};
+
+/// The shortest `metrics_token`: anyone who can reach `/metrics` may guess at it.
+pub const MIN_METRICS_TOKEN_CHARS: usize = 32;
 
 /// How this server is reached (its public address and the proxies in front of it) and
 /// what bounds each client connection (the server loop, `src/server/`).
@@ -100,6 +103,19 @@ impl ServerSettings {
         let url = &self.public_url;
         if !url.starts_with("http://") && !url.starts_with("https://") {
             return Err(bad("public_url", "must start with http:// or https://"));
+        }
+        if let Some(token) = &self.metrics_token {
+            // Counted in characters, never quoted: the message must not print it.
+            let len = token.expose_secret().chars().count();
+            if len < MIN_METRICS_TOKEN_CHARS {
+                return Err(bad(
+                    "metrics_token",
+                    format!(
+                        "must be at least {MIN_METRICS_TOKEN_CHARS} characters, got {len} \
+                         (make one with `openssl rand -hex 32`)"
+                    ),
+                ));
+            }
         }
         Ok(())
     }

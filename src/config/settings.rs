@@ -113,6 +113,7 @@ mod tests {
             ("header_read_timeout", serde_json::json!(0)),
             ("body_read_timeout", serde_json::json!(0)),
             ("app_sessions_per_client", serde_json::json!(0)),
+            ("metrics_token", serde_json::json!("short-token")),
             ("max_connections", serde_json::json!(-1)),
             ("register_limit_ip", serde_json::json!(0)),
             ("hash_limit_window", serde_json::json!(-60)),

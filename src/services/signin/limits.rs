@@ -90,6 +90,14 @@ pub async fn oauth_client_failure(
     acquire(store, quotas, vec![]).await
 }
 
+/// A scrape of `/metrics` from `ip`: a wrong token is a guess at it, counted against
+/// the address like a failed sign-in (`login_limit_ip` in `login_limit_window`, in a
+/// scope of its own, `metrics:ip`); the right token takes its attempt back.
+pub async fn metrics_scrape(store: &Store, limits: &LimitSettings, ip: &str) -> Checked {
+    let q = quota(store, "metrics:ip", ip, limits.login_ip);
+    acquire(store, vec![q], vec![]).await
+}
+
 /// Records one attempt in `failures` and `counted` together, or in none.
 async fn acquire(store: &Store, failures: Vec<RateKey>, counted: Vec<RateKey>) -> Checked {
     let member = random_token();
