@@ -6,7 +6,7 @@
 
 use rocket::{Orbit, Rocket};
 
-pub use latchkey::accounts::{AccountError, Accounts, Hasher, User, SLOT_WAIT};
+pub use latchkey::accounts::{AccountError, Accounts, ClientRecord, Hasher, User, SLOT_WAIT};
 pub use latchkey::config::{figment as default_figment, Settings};
 pub use latchkey::http::request::ClientIp;
 pub use latchkey::services::oidc::Keyring;
