@@ -15,12 +15,19 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use latchkey::store::{
-    Amr, KeyNames, NewSession, RedisStore, SessionKind, Sessions, Store, SEEN_REFRESH_MS,
+    Amr, KeyNames, NewSession, RedisStore, SessionCaps, SessionKind, Sessions, Store,
+    SEEN_REFRESH_MS,
 };
 use latchkey::support::clock::now_ms;
 use redis::aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig};
 use redis::Script;
 use uuid::Uuid;
+
+/// The default caps (`max_sessions_per_user`, `app_sessions_per_client`).
+const CAPS: SessionCaps = SessionCaps {
+    per_user: 50,
+    per_app: 10,
+};
 
 const TASKS: usize = 64;
 
@@ -59,7 +66,7 @@ async fn target(url: &str, prefix: &str) -> Target {
         absolute_expiry_ms: now_ms() + 3_600_000,
     };
     store
-        .create_session(&session, 50, 0, now_ms())
+        .create_session(&session, CAPS, 0, now_ms())
         .await
         .expect("create a session");
     let session_key = keys.session(&user, &session.sid);

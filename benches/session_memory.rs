@@ -15,10 +15,18 @@
 
 use std::time::Instant;
 
-use latchkey::store::{Amr, KeyNames, NewSession, RedisStore, SessionKind, Sessions, Store};
+use latchkey::store::{
+    Amr, KeyNames, NewSession, RedisStore, SessionCaps, SessionKind, Sessions, Store,
+};
 use latchkey::support::clock::now_ms;
 use redis::aio::MultiplexedConnection;
 use uuid::Uuid;
+
+/// The default caps (`max_sessions_per_user`, `app_sessions_per_client`).
+const CAPS: SessionCaps = SessionCaps {
+    per_user: 50,
+    per_app: 10,
+};
 
 const SESSIONS_PER_USER: usize = 4;
 
@@ -114,7 +122,7 @@ async fn create_all(store: &Store, n: usize) -> Vec<String> {
                 let s = browser_session(users[i / SESSIONS_PER_USER], i / SESSIONS_PER_USER);
                 tokio::spawn(async move {
                     store
-                        .create_session(&s, 50, 0, now_ms())
+                        .create_session(&s, CAPS, 0, now_ms())
                         .await
                         .expect("create");
                     store.key_names().session(&s.user_id, &s.sid)

@@ -4,12 +4,10 @@
 //! and closed at the end.
 
 use std::io::{ErrorKind, Read, Write};
-use std::net::{SocketAddr, TcpStream};
+use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
-use crate::support::{
-    csrf_from, email, encode, read_reply, AppProcess, Reply, TestApp, ANSWER_WITHIN, PASSWORD,
-};
+use crate::support::{csrf_from, email, encode, read_reply, AppProcess, Reply, TestApp, PASSWORD};
 
 /// How long a write may block on a socket the server is expected to cut off.
 const CUT_OFF_WITHIN: Duration = Duration::from_secs(5);
@@ -19,28 +17,7 @@ struct Request<'a>(&'a str, &'a str, &'a [(&'a str, &'a str)], &'a str);
 
 /// One request to `server` from the loopback address `from` (127.0.0.0/8 is all local).
 fn exchange_from(server: &AppProcess, from: &str, request: Request) -> Reply {
-    let socket =
-        socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).expect("socket");
-    let local: SocketAddr = format!("{from}:0").parse().expect("address");
-    socket.bind(&local.into()).expect("bind the source address");
-    let to: SocketAddr = ([127, 0, 0, 1], server.port).into();
-    socket.connect(&to.into()).expect("connect");
-    let mut s: TcpStream = socket.into();
-    s.set_read_timeout(Some(ANSWER_WITHIN)).expect("timeout");
-    let mut head = format!(
-        "{} {} HTTP/1.1\r\nHost: 127.0.0.1\r\n",
-        request.0, request.1
-    );
-    for (k, v) in request.2 {
-        head.push_str(&format!("{k}: {v}\r\n"));
-    }
-    head.push_str(&format!(
-        "Content-Length: {}\r\nConnection: close\r\n\r\n",
-        request.3.len()
-    ));
-    s.write_all(head.as_bytes()).expect("head");
-    s.write_all(request.3.as_bytes()).expect("body");
-    read_reply(&mut s).expect("an answer")
+    server.request_from(from, request.0, request.1, request.2, request.3)
 }
 
 /// How the server ended a connection we keep quiet on.
@@ -144,6 +121,94 @@ fn a_stalled_request_body_is_dropped() {
     let closed = wait_closed(&mut stalled, start, Duration::from_secs(6))
         .expect("a body that stops arriving is dropped after the header timeout");
     assert!(closed.after >= Duration::from_secs(1), "{closed:?}");
+    server.assert_healthy();
+}
+
+/// Issue 22, item 2: `header_read_timeout` bounds each gap between body bytes, not the
+/// whole body, so one byte every 9 s held a connection for days (and `max_connections`
+/// such sockets refused everyone). The body has a deadline of its own in all
+/// (`body_read_timeout`): a sender that never stalls long enough to be cut off for
+/// stalling is still cut off (or answered 408) by then, while a slow upload that ends
+/// within it is answered as usual.
+#[test]
+fn a_trickled_request_body_is_cut_off_at_body_read_timeout() {
+    let server = TestApp::new()
+        .set("header_read_timeout", 2)
+        .set("body_read_timeout", 3)
+        .set("keep_alive", 30)
+        .spawn_server();
+    let head = "POST /api/v1/token HTTP/1.1\r\nHost: 127.0.0.1\r\n\
+                Content-Type: application/x-www-form-urlencoded\r\n";
+    // Within the deadline, a few bytes at a time: answered as any other request.
+    let body = "grant_type=bogus";
+    let mut slow = server.connect();
+    slow.write_all(format!("{head}Content-Length: {}\r\n\r\n", body.len()).as_bytes())
+        .expect("head");
+    for piece in body.as_bytes().chunks(4) {
+        std::thread::sleep(Duration::from_millis(400));
+        slow.write_all(piece).expect("a piece of the body");
+    }
+    let reply = read_reply(&mut slow).expect("a slow but complete body is answered");
+    assert_eq!(reply.status, 400, "{}", reply.body);
+    assert!(
+        reply.body.contains("unsupported_grant_type"),
+        "{}",
+        reply.body
+    );
+
+    // One byte a second: never a stall of 2 s, but 1000 bytes would take 17 minutes.
+    let start = Instant::now();
+    let mut trickle = server.connect();
+    trickle
+        .write_all(format!("{head}Content-Length: 1000\r\n\r\n").as_bytes())
+        .expect("head");
+    let mut closed = None;
+    for _ in 0..10 {
+        if trickle.write_all(b"a").is_err() {
+            closed = wait_closed(&mut trickle, start, Duration::from_secs(10));
+            break;
+        }
+        closed = wait_closed(&mut trickle, Instant::now(), Duration::from_secs(1));
+        if closed.is_some() {
+            break;
+        }
+        server.assert_healthy();
+    }
+    let after = start.elapsed();
+    let closed = closed.unwrap_or_else(|| panic!("still open after {after:?}"));
+    assert!(
+        after >= Duration::from_secs(2) && after < Duration::from_secs(8),
+        "cut off at the body deadline, not before or long after: {after:?}"
+    );
+    assert!(
+        closed.said.is_empty() || closed.said.starts_with("HTTP/1.1 408"),
+        "closed, or answered 408: {:?}",
+        closed.said
+    );
+    server.assert_healthy();
+}
+
+/// Issue 22, also seen: methods are case-sensitive (RFC 9110 §9.1). `get /devices` is
+/// not `GET /devices`, and is answered 400 like any method Rocket does not know.
+#[test]
+fn a_method_in_the_wrong_case_is_not_taken_for_another() {
+    let server = TestApp::new().spawn_server();
+    for (method, path) in [
+        ("get", "/devices"),
+        ("Get", "/health"),
+        ("post", "/api/v1/token"),
+        ("gEt", "/api/v1/me"),
+    ] {
+        let mut s = server.connect();
+        let req =
+            format!("{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n");
+        s.write_all(req.as_bytes()).expect("request");
+        let reply = read_reply(&mut s).expect("an answer");
+        assert_eq!(reply.status, 400, "{method} {path}: {}", reply.head);
+        if path.starts_with("/api") {
+            assert_eq!(reply.json()["error"], "invalid_request", "{}", reply.body);
+        }
+    }
     server.assert_healthy();
 }
 

@@ -205,3 +205,88 @@ async fn the_store_never_holds_the_cookie_secret() {
         }
     }
 }
+
+/// A user agent that is not a known browser gives its program's name as the label;
+/// this one hides a right-to-left override and a zero-width joiner in it.
+const SPOOFING_AGENT: &str = "invoice\u{202E}fdp.exe\u{200D}/1.0 (\u{2066}x)";
+/// Invisible characters that change how the text around them reads.
+const INVISIBLE: [char; 6] = [
+    '\u{202E}', '\u{200D}', '\u{200B}', '\u{2066}', '\u{2069}', '\u{FEFF}',
+];
+
+fn assert_no_invisible(text: &str, place: &str) {
+    for c in INVISIBLE {
+        assert!(
+            !text.contains(c),
+            "{place} shows U+{:04X}: {text:?}",
+            c as u32
+        );
+        let utf8 = c.to_string();
+        let qp: String = utf8.bytes().map(|b| format!("={b:02X}")).collect();
+        assert!(!text.contains(&qp), "{place} carries {qp}");
+    }
+}
+
+/// Issue 22, item 3: the rule `client_name` follows (no bidi, zero-width or other
+/// control or format characters, at most 64 printable characters) holds for every
+/// label a client supplies, the User-Agent included: on `/devices`, in
+/// `GET /api/v1/sessions`, in `latchkey users sessions` and in the new-device mail.
+#[tokio::test]
+async fn a_user_agent_cannot_spoof_the_device_label_anywhere_it_is_shown() {
+    let smtp = SmtpServer::start();
+    let app = TestApp::new().set("smtp_url", smtp.url());
+    let email = app.account().await;
+    let spoofer = app
+        .browser()
+        .await
+        .with_agent(SPOOFING_AGENT)
+        .with_ip("198.51.100.66");
+    assert_eq!(
+        spoofer.login(&email, PASSWORD).await.status,
+        Status::SeeOther
+    );
+    let long = app
+        .browser()
+        .await
+        .with_agent(&format!("{}/2.0", "\u{200B}w".repeat(50)))
+        .with_ip("198.51.100.67");
+    assert_eq!(long.login(&email, PASSWORD).await.status, Status::SeeOther);
+
+    let page = spoofer.get("/devices").await;
+    assert!(page.body.contains("invoicefdp.exe"), "{}", page.body);
+    assert_no_invisible(&page.body, "/devices");
+
+    let tokens = password_grant(&spoofer, &email, None).await;
+    let listed = bearer(
+        &spoofer,
+        rocket::http::Method::Get,
+        "/api/v1/sessions",
+        &tokens.access,
+    )
+    .await;
+    assert_eq!(listed.status, Status::Ok, "{}", listed.body);
+    let labels: Vec<String> = listed
+        .json
+        .as_array()
+        .expect("a list")
+        .iter()
+        .map(|s| s["label"].as_str().unwrap_or("").to_string())
+        .collect();
+    assert!(labels.iter().any(|l| l == "invoicefdp.exe"), "{labels:?}");
+    assert!(labels.iter().all(|l| l.chars().count() <= 64), "{labels:?}");
+    assert_no_invisible(&listed.body, "GET /api/v1/sessions");
+
+    let run = app.cli(&["users", "sessions", &email]);
+    let out = run.ok();
+    assert!(out.contains("invoicefdp.exe"), "{out}");
+    assert_no_invisible(out, "latchkey users sessions");
+
+    let mails = wait_for_mails(&smtp.received(), 2).await;
+    let mail = mails
+        .iter()
+        .map(|m| unfold(m))
+        .find(|m| m.contains("198.51.100.66"))
+        .expect("the new-device mail");
+    assert!(mail.contains("invoicefdp.exe"), "{mail}");
+    assert_no_invisible(&mail, "the new-device mail");
+}

@@ -27,6 +27,7 @@ mod lockout;
 mod metrics;
 mod oauth_ends;
 mod oidc;
+mod oidc_hardening;
 mod oidc_two_step;
 mod operator;
 mod proxies;

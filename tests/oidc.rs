@@ -1110,6 +1110,69 @@ async fn clients_add_list_and_remove_from_the_command_line() {
     assert_eq!(again.code, Some(1), "{}", again.stderr);
 }
 
+/// About one client id in 64 made before ids stopped starting with `-` does (base64url
+/// of 16 random bytes): `latchkey clients remove` took it for an option, a usage error
+/// (or, for `-h…`, the help). Such an app, stored as an older version stored it, is
+/// removed by its id as printed, `--json` before or after it, and its sessions end.
+#[tokio::test]
+async fn an_app_whose_client_id_starts_with_a_hyphen_is_removed_from_the_command_line() {
+    let p = Provider::start(Database::Sqlite).await;
+    let accounts = p.instance.accounts().await;
+    let secret = random_token();
+    let legacy = ["-hLegacyAppA0123456789", "--jsonLegacyAppB012345"].map(|id| {
+        assert_eq!(id.len(), 22);
+        RegisteredApp {
+            id: id.to_string(),
+            secret: Some(secret.clone()),
+        }
+    });
+    for (i, app) in legacy.iter().enumerate() {
+        let record = ClientRecord {
+            client_id: app.id.clone(),
+            name: format!("Legacy {i}"),
+            secret_hash: Some(sha256_hex(secret.as_bytes())),
+            redirect_uris: vec![REDIRECT.to_string()],
+            post_logout_uris: Vec::new(),
+            created_at: unix_now() as i64 * 1000,
+        };
+        accounts.insert_client(&record).await.expect("stored");
+    }
+    let (mut jar, _) = p.signed_in_jar();
+    let mut access = Vec::new();
+    for app in &legacy {
+        let (status, tokens) = exchange(&p, app, &code_for(&p, &mut jar, app, "openid"), VERIFIER);
+        assert_eq!(status, 200, "{tokens}");
+        access.push(tokens["access_token"].as_str().expect("access").to_string());
+    }
+
+    let first = p
+        .instance
+        .cli(&["clients", "remove", &legacy[0].id, "--json"]);
+    let second = p
+        .instance
+        .cli(&["clients", "remove", "--json", &legacy[1].id]);
+
+    for (run, app) in [(first, &legacy[0]), (second, &legacy[1])] {
+        let lines = run.json_lines();
+        assert_eq!(lines[0]["client_id"], app.id.as_str(), "{lines:?}");
+        assert_eq!(lines[0]["sessions_ended"], 1, "{lines:?}");
+    }
+    for token in &access {
+        assert_eq!(p.userinfo(token).status, 401, "its sessions ended");
+    }
+    assert!(p
+        .instance
+        .cli(&["clients", "list", "--json"])
+        .json_lines()
+        .is_empty());
+    let again = p.instance.cli(&["clients", "remove", &legacy[0].id]);
+    assert!(
+        again.refused().contains("no app has the client id"),
+        "{}",
+        again.stderr
+    );
+}
+
 #[tokio::test]
 async fn discovery_names_every_endpoint_and_only_what_is_supported() {
     let p = Provider::start(Database::Sqlite).await;

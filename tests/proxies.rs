@@ -31,8 +31,8 @@ fn readme_block(marker: &str) -> String {
         .to_string()
 }
 
-/// The protected app: answers every request with the `Remote-User` it was given, and
-/// records each one.
+/// The protected app: answers every request with the `Remote-User` and
+/// `Remote-Session` it was given, and records each user.
 struct Upstream {
     port: u16,
     seen: Arc<Mutex<Vec<String>>>,
@@ -70,18 +70,20 @@ async fn answer(mut conn: TcpStream, seen: Arc<Mutex<Vec<String>>>) {
         }
     }
     let head = String::from_utf8_lossy(&head).to_string();
-    let user = head
-        .lines()
-        .find_map(|l| {
-            l.split_once(':')
-                .filter(|(k, _)| k.eq_ignore_ascii_case("Remote-User"))
-        })
-        .map(|(_, v)| v.trim().to_string())
-        .unwrap_or_default();
+    let given = |name: &str| {
+        head.lines()
+            .find_map(|l| {
+                l.split_once(':')
+                    .filter(|(k, _)| k.eq_ignore_ascii_case(name))
+            })
+            .map(|(_, v)| v.trim().to_string())
+            .unwrap_or_default()
+    };
+    let (user, session) = (given("Remote-User"), given("Remote-Session"));
     if let Ok(mut s) = seen.lock() {
         s.push(user.clone());
     }
-    let body = format!("the protected app\nRemote-User: {user}\n");
+    let body = format!("the protected app\nRemote-User: {user}\nRemote-Session: {session}\n");
     let reply = format!(
         "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
         body.len()
@@ -178,6 +180,12 @@ async fn chromium_through_nginx_signs_in_reaches_the_app_and_is_refused_once_sig
     assert!(
         page.contains(&format!("Remote-User: {user_id}")),
         "the app's page, for user {user_id}: {page}"
+    );
+    // The README says the proxy passes `Remote-Session` on: its block must.
+    let sid = sid_of(&cookie);
+    assert!(
+        page.contains(&format!("Remote-Session: {sid}")),
+        "the app's page, for session {sid}: {page}"
     );
     assert_eq!(
         upstream.seen(),
@@ -296,6 +304,8 @@ async fn caddy_forward_auth_redirects_signs_in_passes_the_user_and_refuses_once_
     assert_eq!(allowed.status, 200, "{}", allowed.body);
     let remote_user = format!("Remote-User: {user_id}");
     assert!(allowed.body.contains(&remote_user), "{}", allowed.body);
+    let remote_session = format!("Remote-Session: {}", sid_of(&cookie));
+    assert!(allowed.body.contains(&remote_session), "{}", allowed.body);
     assert_eq!(upstream.seen(), vec![user_id]);
 
     // Signed out on the devices page of another browser: refused at the next request.

@@ -91,6 +91,7 @@ on_both_stores!(
     how_a_session_signed_in_is_kept_checked_and_listed,
     a_pending_sign_in_ends_after_five_wrong_codes,
     a_pending_sign_in_is_used_once_and_expires,
+    app_sessions_are_capped_per_app_and_never_end_browser_or_api_sessions,
 );
 
 fn session(user: Uuid, idle_ms: i64, absolute_in_ms: i64) -> NewSession {
@@ -111,9 +112,21 @@ fn session(user: Uuid, idle_ms: i64, absolute_in_ms: i64) -> NewSession {
     }
 }
 
+/// A cap of `max` sessions per user (app sessions apart, 10 per app).
+fn cap(max: u32) -> SessionCaps {
+    SessionCaps {
+        per_user: max,
+        per_app: 10,
+    }
+}
+
 async fn create(store: &Store, s: &NewSession, max: u32) -> Vec<String> {
+    create_capped(store, s, cap(max)).await
+}
+
+async fn create_capped(store: &Store, s: &NewSession, caps: SessionCaps) -> Vec<String> {
     match store
-        .create_session(s, max, 0, now_ms())
+        .create_session(s, caps, 0, now_ms())
         .await
         .expect("store")
     {
@@ -264,6 +277,88 @@ async fn the_cap_ends_the_least_recently_used(store: Store) {
     assert_eq!(store.list_sessions(&user, now_ms()).await.unwrap().len(), 3);
 }
 
+/// An app session of `client_id` for `user`.
+fn app_session_of(user: Uuid, client_id: &str) -> NewSession {
+    NewSession {
+        client_id: Some(client_id.into()),
+        refresh_hash: Some(random_token()),
+        ..app_session(user)
+    }
+}
+
+/// Issue 22, item 4: app sessions never push a browser or API session out. They are
+/// capped per user and app (the oldest of that app ends first) and the per-user cap
+/// counts browser and API sessions only, so a browser's sign-in never ends an app's.
+async fn app_sessions_are_capped_per_app_and_never_end_browser_or_api_sessions(store: Store) {
+    let user = Uuid::now_v7();
+    let caps = SessionCaps {
+        per_user: 3,
+        per_app: 2,
+    };
+    let laptop = session(user, 600_000, 600_000);
+    let script = NewSession {
+        kind: SessionKind::Api,
+        refresh_hash: Some(random_token()),
+        ..session(user, 600_000, 600_000)
+    };
+    for s in [&laptop, &script] {
+        assert!(create_capped(&store, s, caps).await.is_empty());
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let wiki: Vec<NewSession> = (0..6)
+        .map(|_| app_session_of(user, "wiki-client"))
+        .collect();
+    for (i, s) in wiki.iter().enumerate() {
+        let evicted = create_capped(&store, s, caps).await;
+        let expected: Vec<String> = (i >= 2)
+            .then(|| wiki[i - 2].sid.clone())
+            .into_iter()
+            .collect();
+        assert_eq!(
+            evicted, expected,
+            "wiki session {i}: the oldest of the app ends"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let blog = app_session_of(user, "blog-client");
+    assert!(
+        create_capped(&store, &blog, caps).await.is_empty(),
+        "another app's own cap"
+    );
+    for s in [&laptop, &script, &wiki[4], &wiki[5], &blog] {
+        assert!(
+            alive(&store, s).await,
+            "{:?} {:?} lives",
+            s.kind,
+            s.client_id
+        );
+    }
+    for s in &wiki[..4] {
+        assert!(!alive(&store, s).await);
+    }
+    // Browser and API sessions count among themselves: a third fits, a fourth ends the
+    // least recently seen of them, never an app's.
+    tokio::time::sleep(Duration::from_millis(5)).await;
+    let phone = session(user, 600_000, 600_000);
+    assert!(create_capped(&store, &phone, caps).await.is_empty());
+    tokio::time::sleep(Duration::from_millis(5)).await;
+    let tablet = session(user, 600_000, 600_000);
+    assert_eq!(
+        create_capped(&store, &tablet, caps).await,
+        vec![laptop.sid.clone()]
+    );
+    for s in [&script, &phone, &tablet, &wiki[4], &wiki[5], &blog] {
+        assert!(
+            alive(&store, s).await,
+            "{:?} {:?} lives",
+            s.kind,
+            s.client_id
+        );
+    }
+    let listed = store.list_sessions(&user, now_ms()).await.expect("list");
+    assert_eq!(listed.len(), 6, "{listed:?}");
+}
+
 async fn revoking_all_but_one_leaves_nothing_behind(store: Store) {
     let user = Uuid::now_v7();
     let keep = session(user, 600_000, 600_000);
@@ -313,13 +408,13 @@ async fn a_sign_in_checked_against_an_old_password_is_refused(store: Store) {
         .unwrap();
     let s = session(user, 600_000, 600_000);
     let stale = store
-        .create_session(&s, 50, old_version, now_ms())
+        .create_session(&s, cap(50), old_version, now_ms())
         .await
         .unwrap();
     assert_eq!(stale, Created::Stale);
     assert!(!alive(&store, &s).await);
     let fresh = store
-        .create_session(&s, 50, new_version, now_ms())
+        .create_session(&s, cap(50), new_version, now_ms())
         .await
         .unwrap();
     assert!(matches!(fresh, Created::Yes { .. }));
@@ -328,16 +423,16 @@ async fn a_sign_in_checked_against_an_old_password_is_refused(store: Store) {
 async fn concurrent_sign_ins_leave_index_and_hashes_consistent(store: Store) {
     let user = Uuid::now_v7();
     let sessions: Vec<NewSession> = (0..16).map(|_| session(user, 600_000, 600_000)).collect();
-    let cap = 10;
+    let max = 10;
     let tasks = sessions.iter().cloned().map(|s| {
         let store = store.clone();
-        tokio::spawn(async move { store.create_session(&s, cap, 0, now_ms()).await })
+        tokio::spawn(async move { store.create_session(&s, cap(max), 0, now_ms()).await })
     });
     for t in tasks {
         assert!(matches!(t.await.unwrap().unwrap(), Created::Yes { .. }));
     }
     let listed = store.list_sessions(&user, now_ms()).await.unwrap();
-    assert_eq!(listed.len(), cap as usize, "the cap held under concurrency");
+    assert_eq!(listed.len(), max as usize, "the cap held under concurrency");
     let mut live = 0;
     for s in &sessions {
         if alive(&store, s).await {
@@ -349,7 +444,7 @@ async fn concurrent_sign_ins_leave_index_and_hashes_consistent(store: Store) {
         }
     }
     assert_eq!(
-        live, cap as usize,
+        live, max as usize,
         "every indexed session has its hash and no other is alive"
     );
 }
@@ -768,7 +863,7 @@ async fn a_closed_account_has_no_live_session_and_no_late_one(store: Store) {
     let late = session(user, 600_000, 600_000);
     assert_eq!(
         store
-            .create_session(&late, 50, version - 1, now_ms())
+            .create_session(&late, cap(50), version - 1, now_ms())
             .await
             .unwrap(),
         Created::Stale
@@ -778,7 +873,7 @@ async fn a_closed_account_has_no_live_session_and_no_late_one(store: Store) {
     let again = session(user, 600_000, 600_000);
     assert!(matches!(
         store
-            .create_session(&again, 50, version + 1, now_ms())
+            .create_session(&again, cap(50), version + 1, now_ms())
             .await
             .unwrap(),
         Created::Yes { .. }
@@ -1255,7 +1350,7 @@ async fn authorization_codes_are_used_once_and_a_second_use_ends_both_sessions(s
     // Looking without a session leaves an unused code as it is.
     assert_eq!(
         store
-            .redeem_auth_code(&user, "code1", None, now)
+            .redeem_auth_code(&user, "code1", None, None, now)
             .await
             .expect("store"),
         Redeemed::Gone
@@ -1264,7 +1359,7 @@ async fn authorization_codes_are_used_once_and_a_second_use_ends_both_sessions(s
     create(&store, &first, 50).await;
     assert_eq!(
         store
-            .redeem_auth_code(&user, "code1", Some(&first.sid), now)
+            .redeem_auth_code(&user, "code1", Some(&first.sid), None, now)
             .await
             .expect("store"),
         Redeemed::Yes
@@ -1274,7 +1369,11 @@ async fn authorization_codes_are_used_once_and_a_second_use_ends_both_sessions(s
             .get_auth_code(&user, "code1", now)
             .await
             .expect("store"),
-        Some(AuthCodeState::Used(first.sid.clone()))
+        Some(AuthCodeState::Used {
+            sid: first.sid.clone(),
+            request: "{\"x\":1}".into()
+        }),
+        "a used code keeps its request, to check a replay as strictly as a first use"
     );
     assert!(alive(&store, &first).await);
     // The second use: its own new session and the first one both end.
@@ -1282,7 +1381,7 @@ async fn authorization_codes_are_used_once_and_a_second_use_ends_both_sessions(s
     create(&store, &second, 50).await;
     assert_eq!(
         store
-            .redeem_auth_code(&user, "code1", Some(&second.sid), now)
+            .redeem_auth_code(&user, "code1", Some(&second.sid), None, now)
             .await
             .expect("store"),
         Redeemed::Replayed
@@ -1297,7 +1396,7 @@ async fn authorization_codes_are_used_once_and_a_second_use_ends_both_sessions(s
     create(&store, &third, 50).await;
     assert_eq!(
         store
-            .redeem_auth_code(&user, "missing", Some(&third.sid), now)
+            .redeem_auth_code(&user, "missing", Some(&third.sid), None, now)
             .await
             .expect("store"),
         Redeemed::Gone
@@ -1312,13 +1411,46 @@ async fn authorization_codes_are_used_once_and_a_second_use_ends_both_sessions(s
     create(&store, &a, 50).await;
     create(&store, &b, 50).await;
     let (ra, rb) = tokio::join!(
-        store.redeem_auth_code(&user, "code2", Some(&a.sid), now),
-        store.redeem_auth_code(&user, "code2", Some(&b.sid), now)
+        store.redeem_auth_code(&user, "code2", Some(&a.sid), None, now),
+        store.redeem_auth_code(&user, "code2", Some(&b.sid), None, now)
     );
     let mut results = [ra.expect("store"), rb.expect("store")];
     results.sort_by_key(|r| format!("{r:?}"));
     assert_eq!(results, [Redeemed::Replayed, Redeemed::Yes]);
     assert!(!alive(&store, &a).await && !alive(&store, &b).await);
+    // A code ends with the browser session that allowed it (issue 22).
+    let browser = session(user, 600_000, 600_000);
+    create(&store, &browser, 50).await;
+    for (code, signed_out) in [("code4", false), ("code5", true)] {
+        store
+            .put_auth_code(&user, code, "{}", 60_000, now_ms())
+            .await
+            .expect("stored");
+        if signed_out {
+            store
+                .revoke_session(&user, &browser.sid, now_ms())
+                .await
+                .expect("store");
+        }
+        let app = app_session(user);
+        create(&store, &app, 50).await;
+        let redeemed = store
+            .redeem_auth_code(&user, code, Some(&app.sid), Some(&browser.sid), now_ms())
+            .await
+            .expect("store");
+        if signed_out {
+            assert_eq!(redeemed, Redeemed::AllowedByEnded);
+            assert!(!alive(&store, &app).await, "its new session ended");
+            let left = store
+                .get_auth_code(&user, code, now_ms())
+                .await
+                .expect("store");
+            assert_eq!(left, None, "the code is gone");
+        } else {
+            assert_eq!(redeemed, Redeemed::Yes);
+            assert!(alive(&store, &app).await);
+        }
+    }
     // An unused code expires after its time.
     store
         .put_auth_code(&user, "code3", "{}", 50, now_ms())

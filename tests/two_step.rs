@@ -644,7 +644,7 @@ async fn two_right_codes_sent_at_once_sign_in_once() {
 
 #[tokio::test]
 async fn a_two_step_sign_in_is_counted_once_when_its_code_step_ends() {
-    const TOKEN: &str = "scrape-two-step";
+    const TOKEN: &str = "scrape-two-step-5d1e9a7c3b2f8064";
     let app = TestApp::new().set("metrics_token", TOKEN);
     let (_, account) = app.two_step_account().await;
     let b = app.browser().await;

@@ -6,7 +6,7 @@
 use rocket::fairing::AdHoc;
 use rocket::form::{Form, FromForm};
 use rocket::http::{Header, Status};
-use rocket::request::{self, FromRequest, Request};
+use rocket::request::Request;
 use rocket::response::{self, Responder};
 use rocket::serde::json::Json;
 use rocket::{get, post, routes, Route, State};
@@ -14,7 +14,7 @@ use serde_json::{json, Value};
 
 use crate::accounts::{AccountError, Accounts};
 use crate::config::Settings;
-use crate::http::request::ClientIp;
+use crate::http::request::{AuthorizationHeader, ClientIp};
 use crate::services::oidc::clients::{self, AuthError, ClientCredentials};
 use crate::services::oidc::grants::{self, AccessError, GrantError};
 use crate::services::oidc::keys::{KeyError, ALG};
@@ -49,7 +49,8 @@ impl OAuthError {
         }
     }
 
-    /// 429 with `Retry-After`: this address failed too often (`counted`).
+    /// 429 with `Retry-After`: this client id or this address failed to authenticate
+    /// too often (`counted`).
     pub fn throttled(t: Throttled) -> Self {
         let secs = retry_after_secs(t.retry_after);
         OAuthError {
@@ -57,7 +58,7 @@ impl OAuthError {
             ..OAuthError::new(
                 Status::TooManyRequests,
                 "too_many_requests",
-                format!("Too many failed requests from this address; try again in {secs} seconds."),
+                format!("Too many failed client authentications; try again in {secs} seconds."),
             )
         }
     }
@@ -199,20 +200,6 @@ async fn jwks(keyring: &State<Keyring>) -> Result<Json<Value>, OAuthError> {
     Ok(Json(keyring.jwks().await?))
 }
 
-/// The `Authorization` header as it came (client authentication, Bearer tokens).
-pub struct AuthorizationHeader(pub Option<String>);
-
-#[rocket::async_trait]
-impl<'r> FromRequest<'r> for AuthorizationHeader {
-    type Error = ();
-
-    async fn from_request(req: &'r Request<'_>) -> request::Outcome<Self, ()> {
-        request::Outcome::Success(AuthorizationHeader(
-            req.headers().get_one("Authorization").map(str::to_string),
-        ))
-    }
-}
-
 /// The token request, every value of a field kept so a repeated one is refused
 /// (RFC 6749 §3.2).
 #[derive(FromForm)]
@@ -256,8 +243,24 @@ async fn token(
     header: AuthorizationHeader,
     form: Form<TokenForm>,
     ip: ClientIp,
-) -> Result<Json<grants::Tokens>, OAuthError> {
-    counted(&s, &ip, token_answer(s, keyring, header, form.into_inner())).await
+) -> Result<NoCache<Json<grants::Tokens>>, OAuthError> {
+    let named = named_client(&header, &form.client_id);
+    let answer = token_answer(s, keyring, header, form.into_inner());
+    counted(&s, &ip, named.as_deref(), answer)
+        .await
+        .map(NoCache)
+}
+
+/// A successful token answer: `Pragma: no-cache` beside the fairing's
+/// `Cache-Control: no-store`, as the error answers carry it (RFC 6749 §5.1).
+pub struct NoCache<R>(pub R);
+
+impl<'r, R: Responder<'r, 'static>> Responder<'r, 'static> for NoCache<R> {
+    fn respond_to(self, req: &'r Request<'_>) -> response::Result<'static> {
+        let mut res = self.0.respond_to(req)?;
+        res.set_header(Header::new("Pragma", "no-cache"));
+        Ok(res)
+    }
 }
 
 async fn token_answer(
@@ -303,25 +306,40 @@ async fn token_answer(
     Ok(Json(tokens))
 }
 
-/// `answer`, counted against `ip`'s failure quota (`limits::oauth_client`): refused
-/// with 429 before any work once the quota is full; an answer that is not
-/// invalid_client or invalid_grant is taken back.
+/// The client id a request names, for counting its failures: the Basic credentials' id,
+/// else the form's `client_id` (when it holds one value).
+pub fn named_client(header: &AuthorizationHeader, form_ids: &[String]) -> Option<String> {
+    let from_header = ClientCredentials::from_header(header.0.as_deref()).basic;
+    match (from_header, form_ids) {
+        (Some((id, _)), _) => Some(id),
+        (None, [id]) => Some(id.clone()),
+        (None, _) => None,
+    }
+}
+
+/// `answer`, with a failed client authentication counted (`limits::oauth_client_failure`:
+/// per `client` named and per address): past either quota the answer is 429 with
+/// `Retry-After` instead of `invalid_client`. Nothing else is counted or refused.
 pub async fn counted<T>(
     s: &Services<'_>,
     ip: &ClientIp,
+    client: Option<&str>,
     answer: impl std::future::Future<Output = Result<T, OAuthError>>,
 ) -> Result<T, OAuthError> {
-    let attempt = match limits::oauth_client(s.store, &s.settings.limits, &ip.text()).await? {
-        Ok(a) => a,
-        Err(t) => return Err(OAuthError::throttled(t)),
-    };
     let answer = answer.await;
-    let failed =
-        matches!(&answer, Err(e) if e.code == "invalid_client" || e.code == "invalid_grant");
-    if !failed {
-        attempt.succeeded(s.store).await;
+    if !matches!(&answer, Err(e) if e.code == "invalid_client") {
+        return answer;
     }
-    answer
+    let limits = &s.settings.limits;
+    match limits::oauth_client_failure(s.store, limits, &ip.text(), client).await {
+        Ok(Ok(_counted)) => answer,
+        Ok(Err(t)) => Err(OAuthError::throttled(t)),
+        Err(e) => {
+            // The refusal stands; only its count is lost.
+            tracing::warn!(error = %Report(&e), "a failed client authentication was not counted");
+            answer
+        }
+    }
 }
 
 /// A token request whose body is not a form.

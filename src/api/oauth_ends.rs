@@ -12,9 +12,9 @@ use rocket::http::{ContentType, Status};
 use rocket::serde::json::Json;
 use rocket::{get, post, routes, Route, State};
 
-use super::oauth::{counted, credentials, issuer, one, AuthorizationHeader, OAuthError};
+use super::oauth::{counted, credentials, issuer, named_client, one, OAuthError};
 use crate::accounts::ClientRecord;
-use crate::http::request::ClientIp;
+use crate::http::request::{AuthorizationHeader, ClientIp};
 use crate::services::oidc::clients;
 use crate::services::oidc::revocation::{self, Introspection, Revoked};
 use crate::services::oidc::Keyring;
@@ -55,7 +55,9 @@ async fn revoke(
     form: Form<TokenQuestion>,
     ip: ClientIp,
 ) -> Result<(), OAuthError> {
-    let (client, token) = counted(&s, &ip, read(&s, &header, form.into_inner())).await?;
+    let named = named_client(&header, &form.client_id);
+    let question = read(&s, &header, form.into_inner());
+    let (client, token) = counted(&s, &ip, named.as_deref(), question).await?;
     let revoked =
         revocation::revoke(s.store, keyring, &issuer(s.settings), &client, &token).await?;
     if revoked != Revoked::Nothing {
@@ -74,7 +76,8 @@ async fn introspect(
     form: Form<TokenQuestion>,
     ip: ClientIp,
 ) -> Result<Json<Introspection>, OAuthError> {
-    let checked = counted(&s, &ip, async {
+    let named = named_client(&header, &form.client_id);
+    let checked = counted(&s, &ip, named.as_deref(), async {
         let (client, token) = read(&s, &header, form.into_inner()).await?;
         if client.secret_hash.is_none() {
             // A public client holds no secret, so anyone can claim to be it.

@@ -23,7 +23,7 @@ use crate::services::signin::two_step::{self, CodeError};
 use crate::services::signin::{self, Credentials, Passed, SignIn, SignInError, SignedIn};
 use crate::services::Services;
 use crate::support::clock::now_ms;
-use crate::support::input::{ClientName, Email};
+use crate::support::input::{Email, Label};
 
 /// The token request's parameters, however they were sent.
 /// Unknown parameters are ignored (RFC 6749 §3.2), in both encodings.
@@ -175,11 +175,11 @@ fn answer(
 }
 
 /// A client's name for itself, as the devices page shows it; blank means none. A name
-/// that is too long or not printable is refused, never quietly changed.
-fn client_label(name: Option<&str>) -> Result<Option<String>, ApiError> {
+/// that breaks the label rule (too long, not printable) is refused, never quietly
+/// changed.
+fn client_label(name: Option<&str>) -> Result<Option<Label>, ApiError> {
     let Some(name) = name else { return Ok(None) };
-    let name = ClientName::parse(name).map_err(|m| ApiError::InvalidRequest(m.into()))?;
-    Ok(name.map(|n| n.as_str().to_string()))
+    Label::parse(name).map_err(|e| ApiError::InvalidRequest(e.describe("client_name")))
 }
 
 fn required(value: Option<String>, name: &str) -> Result<String, ApiError> {

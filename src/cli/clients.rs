@@ -35,7 +35,12 @@ pub enum Action {
     List,
     /// Remove an app: it can no longer sign anyone in or refresh its tokens, and its
     /// app sessions end (its access tokens stop working at once).
-    Remove { client_id: String },
+    Remove {
+        /// The app's client id as `clients add` or `clients list` printed it. One made
+        /// before ids stopped starting with `-` may still do; it is taken as it is.
+        #[arg(allow_hyphen_values = true)]
+        client_id: String,
+    },
 }
 
 #[derive(Debug, Subcommand)]

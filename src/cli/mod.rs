@@ -105,3 +105,59 @@ async fn execute(command: Command) -> Result<(), CliError> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::{clients, Cli, Command};
+
+    /// What `latchkey ARGS…` asks to remove, and whether as JSON lines.
+    fn removal(args: &[&str]) -> Result<(String, bool), String> {
+        let argv = std::iter::once("latchkey").chain(args.iter().copied());
+        match Cli::try_parse_from(argv)
+            .map_err(|e| e.to_string())?
+            .command
+        {
+            Some(Command::Clients {
+                json,
+                action: clients::Action::Remove { client_id },
+            }) => Ok((client_id, json)),
+            other => Err(format!("not a removal: {other:?}")),
+        }
+    }
+
+    /// About one client id in 64 made before ids stopped starting with `-` does: it is
+    /// a value, never an option, wherever `--json` stands.
+    #[test]
+    fn a_client_id_starting_with_a_hyphen_is_the_id_to_remove() {
+        for id in [
+            "-hQ2mX9Z3rT0aB1cD2eF3g",
+            "--jsonAbCdEfGhIjKlMnOp",
+            "-",
+            "plainId",
+        ] {
+            assert_eq!(
+                removal(&["clients", "remove", id]),
+                Ok((id.to_string(), false))
+            );
+            assert_eq!(
+                removal(&["clients", "remove", id, "--json"]),
+                Ok((id.to_string(), true))
+            );
+            assert_eq!(
+                removal(&["clients", "--json", "remove", id]),
+                Ok((id.to_string(), true))
+            );
+            assert_eq!(
+                removal(&["clients", "remove", "--json", id]),
+                Ok((id.to_string(), true))
+            );
+            assert_eq!(
+                removal(&["clients", "remove", "--", id]),
+                Ok((id.to_string(), false))
+            );
+        }
+        assert!(removal(&["clients", "remove"]).is_err(), "an id is needed");
+    }
+}

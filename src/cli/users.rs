@@ -275,7 +275,11 @@ impl SessionLine {
         SessionLine {
             id: s.sid.clone(),
             kind: s.kind.as_str(),
-            label: s.label.clone(),
+            // Cleaned as shown, like the devices page: a session stored before the
+            // label rule may carry any text.
+            label: crate::support::input::Label::lossy(&s.label)
+                .map(|l| l.to_string())
+                .unwrap_or_default(),
             ip: s.ip.clone(),
             created_at: iso_time(s.created_ms),
             last_seen_at: iso_time(s.seen_ms),

@@ -34,7 +34,7 @@ pub use self::limits::{LimitSettings, Quota};
 pub use self::mail::MailSettings;
 pub use self::reader::SettingError;
 pub use self::second_factor::{SecondFactorSettings, DEVELOPMENT_SECOND_FACTOR_KEY};
-pub use self::server::ServerSettings;
+pub use self::server::{ServerSettings, MIN_METRICS_TOKEN_CHARS};
 pub use self::sessions::SessionSettings;
 pub use self::settings::Settings;
 pub use self::storage::StorageSettings;

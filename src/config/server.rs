@@ -3,11 +3,14 @@
 use std::time::Duration;
 
 use ipnet::IpNet;
-use secrecy::SecretString;
+use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 
 use super::allowed_host::AllowedHost;
 use super::reader::{bad, Reader, SettingError};
+
+/// The shortest `metrics_token`: anyone who can reach `/metrics` may guess at it.
+pub const MIN_METRICS_TOKEN_CHARS: usize = 32;
 
 /// How this server is reached (its public address and the proxies in front of it) and
 /// what bounds each client connection (the server loop, `src/server/`).
@@ -19,6 +22,9 @@ pub struct ServerSettings {
     /// A connection must send a complete request head within this; a request body
     /// may not stall longer than this.
     pub header_read_timeout: Duration,
+    /// A request body must be complete within this of its first byte, however it
+    /// trickles in.
+    pub body_read_timeout: Duration,
     /// Open client connections at most; past it new ones are refused at once.
     pub max_connections: u32,
     /// `GET /metrics` answers only to `Authorization: Bearer <this>`; unset, 404.
@@ -76,6 +82,7 @@ impl ServerSettings {
                 .map(|p| parse_proxy(p))
                 .collect::<Result<_, _>>()?,
             header_read_timeout: r.seconds("header_read_timeout", 10)?,
+            body_read_timeout: r.seconds("body_read_timeout", 30)?,
             max_connections: r.count("max_connections", 4096)?,
             metrics_token: r.optional_text("metrics_token")?.map(SecretString::from),
             forward_auth_domains: r
@@ -96,6 +103,19 @@ impl ServerSettings {
         let url = &self.public_url;
         if !url.starts_with("http://") && !url.starts_with("https://") {
             return Err(bad("public_url", "must start with http:// or https://"));
+        }
+        if let Some(token) = &self.metrics_token {
+            // Counted in characters, never quoted: the message must not print it.
+            let len = token.expose_secret().chars().count();
+            if len < MIN_METRICS_TOKEN_CHARS {
+                return Err(bad(
+                    "metrics_token",
+                    format!(
+                        "must be at least {MIN_METRICS_TOKEN_CHARS} characters, got {len} \
+                         (make one with `openssl rand -hex 32`)"
+                    ),
+                ));
+            }
         }
         Ok(())
     }

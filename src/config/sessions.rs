@@ -15,7 +15,10 @@ pub struct SessionSettings {
     pub absolute_timeout: Duration,
     /// Absolute (and idle) lifetime of a "remember me" session.
     pub remember_timeout: Duration,
+    /// Browser and API sessions per user; past it the least recently seen ends.
     pub max_per_user: u32,
+    /// Live sessions of one app per user; past it that app's oldest ends.
+    pub app_sessions_per_client: u32,
 }
 
 impl SessionSettings {
@@ -30,6 +33,7 @@ impl SessionSettings {
             absolute_timeout: r.seconds("session_absolute_timeout", 86400)?,
             remember_timeout: r.seconds("remember_absolute_timeout", 30 * 86400)?,
             max_per_user: r.count("max_sessions_per_user", 50)?,
+            app_sessions_per_client: r.count("app_sessions_per_client", 10)?,
         };
         s.validate()?;
         Ok(s)

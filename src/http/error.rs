@@ -110,6 +110,7 @@ const STATUS_TEXT: &[(u16, StatusText)] = &[
     )),
     (404, row("not_found", "Page not found", "There is nothing at this address.")),
     (405, row("invalid_request", "Not allowed", "This address does not accept that kind of request.")),
+    (408, row("invalid_request", "Too slow", "The request took too long to arrive.")),
     (413, row("invalid_request", "Too large", "What you sent is larger than this service accepts.")),
     (415, row("invalid_request", "Unsupported content", "This content type is not accepted here.")),
     (422, row(

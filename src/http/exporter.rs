@@ -1,56 +1,78 @@
-//! `GET /metrics` (Prometheus text, behind `metrics_token`) and the fairing that counts
-//! every answered request by route and status. The metrics themselves are
+//! `GET /metrics` (Prometheus text, behind `metrics_token`: compared in constant time,
+//! failed scrapes counted against the address) and the fairing that counts every
+//! answered request by route and status. The metrics themselves are
 //! `crate::support::metrics`; this stage makes the app's registry and manages it before the
 //! store and accounts stages, which record into it.
 
 use rocket::fairing::{AdHoc, Fairing, Info, Kind};
 use rocket::http::{ContentType, Status};
-use rocket::outcome::Outcome;
-use rocket::request::{self, FromRequest, Request};
+use rocket::request::Request;
+use rocket::response::{self, Responder};
 use rocket::{get, routes, Response, State};
 use secrecy::ExposeSecret;
+use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
-use crate::config::Settings;
+use super::error::AppError;
+use super::request::{AuthorizationHeader, ClientIp};
+use crate::services::signin::limits;
+use crate::services::Services;
 use crate::support::metrics::Metrics;
 use crate::support::report::Report;
 
-/// A request that may read the metrics: it carried `Authorization: Bearer
-/// <metrics_token>`. Unset token → 404 (the route does not exist); a missing or wrong
-/// one → 401.
-pub struct MetricsReader;
+/// Whether `presented` is the metrics token, in constant time whatever the lengths:
+/// SHA-256 of both, then compared (`ct_eq` of the raw strings returns at once when the
+/// lengths differ, which would tell a guesser the token's length).
+fn token_matches(presented: &str, expected: &str) -> bool {
+    let presented = Sha256::digest(presented.as_bytes());
+    let expected = Sha256::digest(expected.as_bytes());
+    bool::from(presented.ct_eq(&expected))
+}
 
-#[rocket::async_trait]
-impl<'r> FromRequest<'r> for MetricsReader {
-    type Error = ();
+/// What `/metrics` answers instead of the metrics: a bare status (404, 401, 500,
+/// through the catcher as before), or an error that carries more (429 with
+/// `Retry-After`, 503).
+enum Refused {
+    Status(Status),
+    App(AppError),
+}
 
-    async fn from_request(req: &'r Request<'_>) -> request::Outcome<Self, ()> {
-        let token = req
-            .rocket()
-            .state::<Settings>()
-            .and_then(|s| s.server.metrics_token.as_ref());
-        let Some(token) = token else {
-            return Outcome::Error((Status::NotFound, ()));
-        };
-        let presented = req
-            .headers()
-            .get_one("Authorization")
-            .and_then(|h| h.strip_prefix("Bearer "))
-            .unwrap_or("");
-        let expected = token.expose_secret().as_bytes();
-        if bool::from(presented.as_bytes().ct_eq(expected)) {
-            Outcome::Success(MetricsReader)
-        } else {
-            Outcome::Error((Status::Unauthorized, ()))
+impl<'r> Responder<'r, 'static> for Refused {
+    fn respond_to(self, req: &'r Request<'_>) -> response::Result<'static> {
+        match self {
+            Refused::Status(status) => Err(status),
+            Refused::App(e) => e.respond_to(req),
         }
     }
 }
 
+/// `GET /metrics`: unset `metrics_token` → 404 (the route does not exist); else the
+/// scrape counts against the address's failure quota (`limits::metrics_scrape`,
+/// as a sign-in does: a full one answers 429 with `Retry-After`, the right token
+/// included), and a missing or wrong `Authorization: Bearer` answers 401 and stays
+/// counted. A right one is taken back.
 #[get("/metrics")]
-fn metrics(
-    _reader: MetricsReader,
+async fn metrics(
+    s: Services<'_>,
+    ip: ClientIp,
+    authorization: AuthorizationHeader,
     metrics: &State<Metrics>,
-) -> Result<(ContentType, String), Status> {
+) -> Result<(ContentType, String), Refused> {
+    let Some(token) = s.settings.server.metrics_token.as_ref() else {
+        return Err(Refused::Status(Status::NotFound));
+    };
+    let attempt = limits::metrics_scrape(s.store, &s.settings.limits, &ip.text())
+        .await
+        .map_err(|e| Refused::App(e.into()))?
+        .map_err(|t| Refused::App(t.into()))?;
+    let presented = authorization
+        .0
+        .as_deref()
+        .and_then(|h| h.strip_prefix("Bearer "));
+    if !presented.is_some_and(|p| token_matches(p, token.expose_secret())) {
+        return Err(Refused::Status(Status::Unauthorized));
+    }
+    attempt.succeeded(s.store).await;
     match metrics.render() {
         Ok(text) => Ok((
             ContentType::new("text", "plain").with_params(("version", "0.0.4")),
@@ -58,7 +80,7 @@ fn metrics(
         )),
         Err(e) => {
             tracing::error!("metrics could not be rendered: {}", Report(&e));
-            Err(Status::InternalServerError)
+            Err(Refused::Status(Status::InternalServerError))
         }
     }
 }
@@ -96,4 +118,23 @@ pub fn stage() -> AdHoc {
             }
         }
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::token_matches;
+
+    #[test]
+    fn only_the_token_itself_matches() {
+        let token = "0123456789abcdef0123456789abcdef";
+        assert!(token_matches(token, token));
+        for other in [
+            "",
+            "0123456789abcdef",
+            &format!("{token}0"),
+            &token.to_uppercase(),
+        ] {
+            assert!(!token_matches(other, token), "{other}");
+        }
+    }
 }

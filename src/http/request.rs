@@ -1,6 +1,7 @@
 //! What a request says about its client, for pages and the API alike: the client's IP
-//! (`ClientIp`, believing `X-Forwarded-For` only from trusted proxies) and the device
-//! a session started from it would record (`RequestOrigin`).
+//! (`ClientIp`, believing `X-Forwarded-For` only from trusted proxies), the device
+//! a session started from it would record (`RequestOrigin`), and its `Authorization`
+//! header as it came (`AuthorizationHeader`).
 
 use std::net::{IpAddr, Ipv6Addr, SocketAddr};
 
@@ -106,6 +107,21 @@ pub fn from_trusted_proxy(req: &Request<'_>) -> bool {
             .iter()
             .any(|net| net.contains(&ip))
     })
+}
+
+/// The `Authorization` header as it came (client authentication, Bearer tokens, the
+/// metrics token): whoever reads it parses it.
+pub struct AuthorizationHeader(pub Option<String>);
+
+#[rocket::async_trait]
+impl<'r> FromRequest<'r> for AuthorizationHeader {
+    type Error = ();
+
+    async fn from_request(req: &'r Request<'_>) -> request::Outcome<Self, ()> {
+        request::Outcome::Success(AuthorizationHeader(
+            req.headers().get_one("Authorization").map(str::to_string),
+        ))
+    }
 }
 
 /// Where this request comes from, as a session records it (label, user agent, IP).

@@ -3,9 +3,10 @@
 //! (`Request::from_hyp`, `Rocket::send_response`), through the public local client,
 //! with two bounds of its own: at most [`MAX_COOKIES`] cookies are parsed, and the body
 //! is read (at most one byte past Rocket's largest data limit, with no stall longer than
-//! `header_read_timeout`) before dispatch. The dispatch runs under a
-//! [`presence`](crate::support::presence) watch, so work for a client that has closed its
-//! connection is not started.
+//! `header_read_timeout` and all of it within `body_read_timeout` of its first byte)
+//! before dispatch. Methods are case-sensitive (`get` is no `GET`). The dispatch runs
+//! under a [`presence`](crate::support::presence) watch, so work for a client that has
+//! closed its connection is not started.
 
 use std::io;
 use std::net::SocketAddr;
@@ -19,7 +20,9 @@ use bytes::{Bytes, BytesMut};
 use http_body_util::combinators::UnsyncBoxBody;
 use http_body_util::{BodyExt, Full};
 use hyper::body::{Frame, Incoming, SizeHint};
-use hyper::header::{HeaderMap, HeaderValue, CONTENT_LENGTH, CONTENT_TYPE, COOKIE, HOST};
+use hyper::header::{
+    HeaderMap, HeaderValue, CONNECTION, CONTENT_LENGTH, CONTENT_TYPE, COOKIE, HOST,
+};
 use hyper::http::request::Parts;
 use hyper::StatusCode;
 use rocket::http::uri::Host;
@@ -41,7 +44,7 @@ pub const MAX_COOKIES: usize = 180;
 const BUFFERED: usize = 64 * 1024;
 const CHUNK: usize = 16 * 1024;
 
-type Body = UnsyncBoxBody<Bytes, io::Error>;
+type ResponseBody = UnsyncBoxBody<Bytes, io::Error>;
 
 /// Serves one request of a connection. An error closes the connection (the body
 /// stalled or broke, or the response could not be built).
@@ -52,11 +55,30 @@ pub(super) async fn handle(
     busy: Busy,
 ) -> Result<hyper::Response<Tracked>, io::Error> {
     let (parts, body) = req.into_parts();
-    let Ok(method) = Method::from_str(parts.method.as_str()) else {
-        return Ok(unsupported_method(parts.uri.path()).map(|body| Tracked::new(body, busy)));
+    let Some(method) = known_method(parts.method.as_str()) else {
+        let answer = refusal(
+            rocket::http::Status::BadRequest,
+            "This HTTP method is not supported.",
+            parts.uri.path(),
+        );
+        return Ok(answer.map(|body| Tracked::new(body, busy)));
     };
     let limits = server.limits;
-    let data = read_body(body, limits.max_body, limits.header_read_timeout).await?;
+    let times = BodyTimes {
+        stall: limits.header_read_timeout,
+        total: limits.body_read_timeout,
+    };
+    let data = match read_body(body, limits.max_body, times).await? {
+        Body::Complete(data) => data,
+        Body::Late => {
+            let answer = refusal(
+                rocket::http::Status::RequestTimeout,
+                "The request body took too long to arrive.",
+                parts.uri.path(),
+            );
+            return Ok(answer.map(|body| Tracked::new(body, busy)));
+        }
+    };
     let (tx, rx) = oneshot::channel();
     // Dropped with this future: hyper drops it when the client closes its connection
     // before the answer, and the dispatch (its own task, as in Rocket) then starts no
@@ -126,25 +148,66 @@ pub fn request_cookies(headers: &HeaderMap) -> Vec<Cookie<'static>> {
         .collect()
 }
 
-/// Reads at most `max` bytes of the body; an error when it stalls for `stall`.
-async fn read_body(mut body: Incoming, max: usize, stall: Duration) -> io::Result<Vec<u8>> {
+/// A method as RFC 9110 §9.1 reads it: case-sensitive. Rocket's parser ignores case,
+/// so `get` would be served as `GET`; a method not written exactly as Rocket writes it
+/// is one it does not know.
+fn known_method(name: &str) -> Option<Method> {
+    Method::from_str(name).ok().filter(|m| m.as_str() == name)
+}
+
+/// How long a request body may take: `stall` between two frames, `total` from its
+/// first byte to its last.
+#[derive(Debug, Clone, Copy)]
+struct BodyTimes {
+    stall: Duration,
+    total: Duration,
+}
+
+/// A request body as read before dispatch.
+enum Body {
+    /// Its bytes (at most the limit asked for).
+    Complete(Vec<u8>),
+    /// Not complete within `BodyTimes::total` of its first byte (answered `408`).
+    Late,
+}
+
+/// Reads at most `max` bytes of the body. An error (the connection closes) when it
+/// stalls for `times.stall`; `Body::Late` when it still is not complete
+/// `times.total` after its first byte, however steadily it trickles.
+async fn read_body(mut body: Incoming, max: usize, times: BodyTimes) -> io::Result<Body> {
+    use tokio::time::{timeout, Instant};
     let mut data = Vec::new();
+    let mut deadline: Option<Instant> = None;
     while data.len() < max {
-        let frame = tokio::time::timeout(stall, body.frame())
-            .await
-            .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "the request body stalled"))?;
+        let wait = match deadline {
+            Some(d) if Instant::now() >= d => return Ok(Body::Late),
+            Some(d) => times.stall.min(d - Instant::now()),
+            None => times.stall,
+        };
+        let frame = match timeout(wait, body.frame()).await {
+            Ok(frame) => frame,
+            Err(_) if deadline.is_some_and(|d| Instant::now() >= d) => return Ok(Body::Late),
+            Err(_) => {
+                let e = io::Error::new(io::ErrorKind::TimedOut, "the request body stalled");
+                return Err(e);
+            }
+        };
         let Some(frame) = frame else { break };
+        deadline.get_or_insert_with(|| Instant::now() + times.total);
         if let Ok(chunk) = frame.map_err(io::Error::other)?.into_data() {
             let room = max - data.len();
             data.extend_from_slice(&chunk[..chunk.len().min(room)]);
         }
     }
-    Ok(data)
+    Ok(Body::Complete(data))
 }
 
 /// Rocket's response as hyper's: status, headers, `Content-Length` when the size is
 /// known (as Rocket sets it), and the body in one piece or streamed.
-async fn respond(mut response: LocalResponse<'_>, tx: oneshot::Sender<hyper::Response<Body>>) {
+async fn respond(
+    mut response: LocalResponse<'_>,
+    tx: oneshot::Sender<hyper::Response<ResponseBody>>,
+) {
     let chunked = response.headers().contains("Transfer-Encoding");
     let length = response.body().preset_size().filter(|_| !chunked);
     let mut head = hyper::Response::builder().status(response.status().code);
@@ -174,9 +237,9 @@ async fn respond(mut response: LocalResponse<'_>, tx: oneshot::Sender<hyper::Res
 }
 
 fn send_head(
-    tx: oneshot::Sender<hyper::Response<Body>>,
+    tx: oneshot::Sender<hyper::Response<ResponseBody>>,
     head: hyper::http::response::Builder,
-    body: Body,
+    body: ResponseBody,
 ) -> bool {
     match head.body(body) {
         Ok(response) => tx.send(response).is_ok(),
@@ -205,31 +268,39 @@ async fn stream_body(
     }
 }
 
-fn full(bytes: impl Into<Bytes>) -> Body {
+fn full(bytes: impl Into<Bytes>) -> ResponseBody {
     Full::new(bytes.into())
         .map_err(|never| match never {})
         .boxed_unsync()
 }
 
-/// A method Rocket does not know (Rocket cannot even represent the request): 400 from
-/// the same table as every other error (`crate::http::error`), in JSON under `/api`.
-fn unsupported_method(path: &str) -> hyper::Response<Body> {
-    let answer =
-        Answer::new(rocket::http::Status::BadRequest).message("This HTTP method is not supported.");
+/// What the loop answers itself, before Rocket sees the request: a method Rocket does
+/// not know (it cannot even represent the request), 400; a body past its deadline, 408
+/// and the connection closed. From the same table as every other error
+/// (`crate::http::error`), in JSON under `/api`.
+fn refusal(
+    status: rocket::http::Status,
+    message: &'static str,
+    path: &str,
+) -> hyper::Response<ResponseBody> {
+    let answer = Answer::new(status).message(message);
     let (kind, text) = if is_api_path(path) {
         let json = serde_json::json!({ "error": answer.code, "error_description": answer.message });
         ("application/json", json.to_string())
     } else {
         (
             "text/plain; charset=utf-8",
-            format!("400 Bad Request: {}\n", answer.message),
+            format!("{status}: {}\n", answer.message),
         )
     };
     let mut response = hyper::Response::new(full(text));
-    *response.status_mut() = StatusCode::BAD_REQUEST;
-    response
-        .headers_mut()
-        .insert(CONTENT_TYPE, HeaderValue::from_static(kind));
+    *response.status_mut() = StatusCode::from_u16(status.code).unwrap_or(StatusCode::BAD_REQUEST);
+    let headers = response.headers_mut();
+    headers.insert(CONTENT_TYPE, HeaderValue::from_static(kind));
+    if status.code == 408 {
+        // The rest of the body is never read: the connection cannot carry another request.
+        headers.insert(CONNECTION, HeaderValue::from_static("close"));
+    }
     response
 }
 
@@ -250,12 +321,12 @@ impl hyper::body::Body for Channel {
 
 /// A response body that keeps its connection marked busy until hyper drops it.
 pub(super) struct Tracked {
-    body: Body,
+    body: ResponseBody,
     _busy: Busy,
 }
 
 impl Tracked {
-    fn new(body: Body, busy: Busy) -> Tracked {
+    fn new(body: ResponseBody, busy: Busy) -> Tracked {
         Tracked { body, _busy: busy }
     }
 }

@@ -14,6 +14,8 @@ pub const MAX_HEADER_BYTES: usize = 32 * 1024;
 #[derive(Debug, Clone, Copy)]
 pub struct Limits {
     pub header_read_timeout: Duration,
+    /// A request body's deadline, from its first byte.
+    pub body_read_timeout: Duration,
     /// `None` when Rocket's `keep_alive` is 0: one request per connection.
     pub keep_alive: Option<Duration>,
     pub max_connections: usize,
@@ -44,6 +46,7 @@ impl Limits {
         .unwrap_or(1 << 20);
         Some(Limits {
             header_read_timeout: settings.server.header_read_timeout,
+            body_read_timeout: settings.server.body_read_timeout,
             keep_alive: (config.keep_alive > 0)
                 .then(|| Duration::from_secs(config.keep_alive.into())),
             max_connections: settings.server.max_connections as usize,

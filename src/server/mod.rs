@@ -13,8 +13,12 @@
 //!   seconds, else the socket is closed (hyper's `header_read_timeout`);
 //! - a head of at most [`MAX_HEADER_BYTES`], else `431` and close;
 //! - an idle kept-alive connection closed after Rocket's `keep_alive` seconds;
-//! - a request body that stalls for `header_read_timeout` is dropped, and at most one
-//!   byte past Rocket's largest data limit is read (the route then answers `413`);
+//! - a request body that stalls for `header_read_timeout` is dropped; one that is not
+//!   complete `body_read_timeout` after its first byte, however steadily it trickles,
+//!   is answered `408` and the connection closed; at most one byte past Rocket's
+//!   largest data limit is read (the route then answers `413`);
+//! - a method is read case-sensitively (`get` is not `GET`): one Rocket does not know
+//!   is answered `400`;
 //! - at most `max_connections` open connections (capped further by the process's file
 //!   descriptor limit); past it a new connection gets a `503` and is closed at once.
 //!
@@ -98,8 +102,9 @@ pub async fn launch(rocket: Rocket<Build>) -> Result<(), LaunchError> {
     signals::watch(&shutdown_config, client.rocket().shutdown());
     let local = listener.local_addr().unwrap_or(addr);
     tracing::info!(
-        "listening on http://{local} (header_read_timeout {:?}, keep_alive {:?}, max_connections {})",
+        "listening on http://{local} (header_read_timeout {:?}, body_read_timeout {:?}, keep_alive {:?}, max_connections {})",
         limits.header_read_timeout,
+        limits.body_read_timeout,
         limits.keep_alive,
         limits.max_connections
     );

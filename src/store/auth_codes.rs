@@ -11,8 +11,10 @@ use super::handle::Store;
 pub enum AuthCodeState {
     /// Not used yet: the request it answers (JSON).
     Unused(String),
-    /// Used once, by this app session.
-    Used(String),
+    /// Used once, by the app session `sid`; `request` is the request it answered
+    /// (JSON; empty for a code used before it was kept), so a replay is checked as a
+    /// first use would be.
+    Used { sid: String, request: String },
 }
 
 /// What `redeem_auth_code` did.
@@ -24,6 +26,9 @@ pub enum Redeemed {
     Replayed,
     /// No such code (expired, never issued): the new session is ended.
     Gone,
+    /// The browser session that allowed the code has ended since: the code is
+    /// deleted and the new session ended.
+    AllowedByEnded,
 }
 
 /// How long a used authorization code is remembered, to recognise its replay.
@@ -42,27 +47,38 @@ aggregate! {
             now_ms: i64,
         ) -> ();
 
-        /// An authorization code: unused (its request), used (by which session), or none.
+        /// An authorization code: unused (its request), used (by which session, and
+        /// the request it answered), or none.
         fn get_auth_code(&self, user_id: &Uuid, id: &str, now_ms: i64) -> Option<AuthCodeState>;
 
-        /// Uses a code, in one step: unused → it now names `new_sid` (remembered
-        /// `USED_CODE_TTL_MS`) and `Yes`; used before → the session of its first use and
-        /// `new_sid` are ended, `Replayed`; no code → `new_sid` is ended, `Gone`. With
-        /// `new_sid` `None` an unused code is left as it is (`Gone`).
+        /// Uses a code, in one step: unused → when the browser session that allowed
+        /// it (`allowed_by`, when known) has ended, the code is deleted and `new_sid`
+        /// ended, `AllowedByEnded`; else it now names `new_sid` and keeps its request
+        /// (remembered `USED_CODE_TTL_MS`), `Yes`; used before → the session of its
+        /// first use and `new_sid` are ended, `Replayed`; no code → `new_sid` is ended,
+        /// `Gone`. With `new_sid` `None` an unused code is left as it is (`Gone`).
         fn redeem_auth_code(
             &self,
             user_id: &Uuid,
             id: &str,
             new_sid: Option<&str>,
+            allowed_by: Option<&str>,
             now_ms: i64,
         ) -> Redeemed => count_replayed;
     }
 }
 
-/// A code's stored value: its request while unused, `u:SID` once used.
+/// A code's stored value: its request while unused, `u:SID`, a newline and its
+/// request once used.
 pub(super) fn code_state(v: &str) -> AuthCodeState {
     match v.strip_prefix("u:") {
-        Some(sid) => AuthCodeState::Used(sid.to_string()),
+        Some(used) => {
+            let (sid, request) = used.split_once('\n').unwrap_or((used, ""));
+            AuthCodeState::Used {
+                sid: sid.to_string(),
+                request: request.to_string(),
+            }
+        }
         None => AuthCodeState::Unused(v.to_string()),
     }
 }

@@ -39,8 +39,8 @@ pub use self::pending_sign_ins::{PendingFailure, PendingSignIn, PendingSignIns};
 pub use self::rate_limits::{RateDecision, RateKey, RateLimits};
 pub use self::redis::{RedisStore, CALL_BUDGET};
 pub use self::sessions::{
-    field, slide_due, Amr, Created, LiveSession, NewSession, SessionKind, SessionRecord, Sessions,
-    PASSWORD_VERSION_TTL_MS, SEEN_REFRESH_MS,
+    field, slide_due, Amr, Created, LiveSession, NewSession, SessionCaps, SessionKind,
+    SessionRecord, Sessions, PASSWORD_VERSION_TTL_MS, SEEN_REFRESH_MS,
 };
 pub use self::tokens::{Rotated, Rotation, Tokens, REFRESH_HISTORY};
 pub use self::trusted_browsers::TrustedBrowsers;

@@ -156,6 +156,17 @@ impl serde::Serialize for Amr {
     }
 }
 
+/// How many sessions a user may have at once (`Sessions::create_session`): browser and
+/// API sessions together, `per_user` (the least recently seen ends first); an app's
+/// sessions apart, `per_app` for each app (its oldest ends first). App sessions never
+/// count towards `per_user` nor end a browser or API session: an app signing in again
+/// and again, each in its own session, must not push the user's devices out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SessionCaps {
+    pub per_user: u32,
+    pub per_app: u32,
+}
+
 /// Everything a new session hash holds.
 #[derive(Debug, Clone)]
 pub struct NewSession {
@@ -280,14 +291,16 @@ aggregate! {
         /// Starts a session, all in one step: refuses it (`Stale`) when the user's
         /// password version has moved past `password_version` (the credentials were
         /// checked against an older password, or the account was closed since); drops
-        /// expired entries of the user hash; while the user has `max_sessions` live
-        /// sessions, ends the least recently seen; then writes the session with
-        /// `created = seen = now` and expiry `min(now + idle, absolute)`, and the
-        /// account's email beside it.
+        /// expired entries of the user hash; makes room under `caps` (a browser or API
+        /// session: while the user has `per_user` live browser and API sessions, ends
+        /// the least recently seen of them; an app session: while the user has
+        /// `per_app` live sessions of that app, ends the oldest of them); then writes
+        /// the session with `created = seen = now` and expiry `min(now + idle,
+        /// absolute)`, and the account's email beside it.
         fn create_session(
             &self,
             new: &NewSession,
-            max_sessions: u32,
+            caps: SessionCaps,
             password_version: i64,
             now_ms: i64,
         ) -> Created => count_created;

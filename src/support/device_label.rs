@@ -1,7 +1,11 @@
 //! Readable device labels ("Firefox on Linux", "Safari on iOS") from a user agent,
-//! through the maintained `woothee` parser.
+//! through the maintained `woothee` parser. A user agent is whatever the client sent:
+//! the label made from it follows the rule of every client-supplied label
+//! (`crate::support::input::Label`).
 
 use std::sync::LazyLock;
+
+use super::input::Label;
 
 static PARSER: LazyLock<woothee::parser::Parser> = LazyLock::new(woothee::parser::Parser::new);
 
@@ -21,11 +25,13 @@ fn os_name(os: &str) -> Option<&str> {
     })
 }
 
-/// A label a person recognises; never empty.
-pub fn label_for(user_agent: &str) -> String {
+/// A label a person recognises; never empty. A browser's is made of woothee's own
+/// names; a program's is its name as it gives it, cleaned by the label rule.
+pub fn label_for(user_agent: &str) -> Label {
+    let unknown = || Label::ours("Unknown device");
     let ua = user_agent.trim();
     if ua.is_empty() {
-        return "Unknown device".into();
+        return unknown();
     }
     let parsed = PARSER.parse(ua).filter(|r| {
         matches!(
@@ -35,21 +41,21 @@ pub fn label_for(user_agent: &str) -> String {
     });
     if let Some(r) = parsed {
         let browser = (r.name != "UNKNOWN").then_some(r.name);
-        match (browser, os_name(r.os)) {
-            (Some(b), Some(o)) => return format!("{b} on {o}"),
-            (Some(b), None) => return b.to_string(),
-            (None, Some(o)) => return format!("Browser on {o}"),
-            (None, None) => {}
+        let named = match (browser, os_name(r.os)) {
+            (Some(b), Some(o)) => Some(format!("{b} on {o}")),
+            (Some(b), None) => Some(b.to_string()),
+            (None, Some(o)) => Some(format!("Browser on {o}")),
+            (None, None) => None,
+        };
+        if let Some(label) = named.as_deref().and_then(Label::lossy) {
+            return label;
         }
     }
     // A program such as curl/8.5.0: its name is the best label there is.
     let first = ua.split(['/', ' ']).next().unwrap_or("");
-    let name = clip_bytes(first, 40);
-    if name.is_empty() {
-        "Unknown device".into()
-    } else {
-        name
-    }
+    Label::lossy(first)
+        .and_then(|name| Label::lossy(&clip_bytes(name.as_str(), 40)))
+        .unwrap_or_else(unknown)
 }
 
 /// Whether the user agent is a phone or tablet (for the icon on the devices page).
@@ -92,11 +98,12 @@ mod tests {
         assert_eq!(clip_bytes(&"é".repeat(40), 65), "é".repeat(32));
         assert_eq!(clip_bytes("a\u{7}b", 64), "ab");
         let long_program = format!("{}/1.0", "ü".repeat(40));
-        assert!(label_for(&long_program).len() <= super::MAX_LABEL_BYTES);
+        assert!(label_for(&long_program).as_str().len() <= super::MAX_LABEL_BYTES);
     }
 
     #[test]
     fn labels_read_like_a_person_would_say_them() {
+        let label_for = |ua: &str| label_for(ua).as_str().to_string();
         assert_eq!(
             label_for("Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128.0"),
             "Firefox on Linux"
@@ -111,6 +118,8 @@ mod tests {
         );
         assert_eq!(label_for("curl/8.5.0"), "curl");
         assert_eq!(label_for(""), "Unknown device");
+        assert_eq!(label_for("\u{200B}\u{202E}/1.0"), "Unknown device");
+        assert_eq!(label_for("evil\u{202E}txt.exe\u{200D}/1.0"), "eviltxt.exe");
     }
 }
 

@@ -111,30 +111,81 @@ pub fn common_password_count() -> usize {
     COMMON_PASSWORDS.len()
 }
 
-/// What an API client calls itself (`client_name`): the devices page shows it and the
-/// new-device mail quotes it as the app's own claim. Trimmed; at most
-/// [`CLIENT_NAME_MAX_CHARS`] printable characters: no control characters and no
-/// invisible formatting (bidirectional overrides, zero-width characters, line
-/// separators), which could make a name read as something else than it is.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ClientName(String);
+/// A label a client supplies for a session, shown to the account's owner (the devices
+/// page, `GET /api/v1/sessions`, `latchkey users sessions`, the new-device mail): the
+/// device a User-Agent names, an API client's `client_name`, an app's name. One rule
+/// for all of them, so none can read as something it is not: no control characters,
+/// no format characters (bidirectional overrides and isolates, zero-width spaces and
+/// joiners, soft hyphens, tag characters: Unicode Cc and Cf), no line or paragraph
+/// separators, no private-use or unassigned code points, no invisible fillers or
+/// variation selectors; trimmed, at most [`LABEL_MAX_CHARS`] characters.
+///
+/// What a person types and can correct (`client_name`, `latchkey clients add --name`)
+/// is refused when it breaks the rule (`parse`); what a program sends unasked (a
+/// User-Agent), or what was stored before the rule, is cleaned (`lossy`).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[serde(transparent)]
+pub struct Label(String);
 
-pub const CLIENT_NAME_MAX_CHARS: usize = 64;
+pub const LABEL_MAX_CHARS: usize = 64;
 
-impl ClientName {
-    /// `None` for a blank name (the label then comes from the user agent).
-    pub fn parse(input: &str) -> Result<Option<ClientName>, &'static str> {
-        let name = input.trim();
-        if name.is_empty() {
+/// Why a label is refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LabelError {
+    TooLong,
+    NotPrintable,
+}
+
+impl LabelError {
+    /// The refusal in words, naming the field (`client_name`, `--name`).
+    pub fn describe(self, field: &str) -> String {
+        match self {
+            LabelError::TooLong => format!("{field} must be at most {LABEL_MAX_CHARS} characters."),
+            LabelError::NotPrintable => format!(
+                "{field} must be printable text: no control characters, line breaks or invisible formatting characters."
+            ),
+        }
+    }
+}
+
+impl Label {
+    /// The label as typed, trimmed; `None` when blank. Refused, never changed, when
+    /// it breaks the rule.
+    pub fn parse(input: &str) -> Result<Option<Label>, LabelError> {
+        let label = input.trim();
+        if label.is_empty() {
             return Ok(None);
         }
-        if name.chars().count() > CLIENT_NAME_MAX_CHARS {
-            return Err("client_name must be at most 64 characters.");
+        if !label.chars().all(is_printable) {
+            return Err(LabelError::NotPrintable);
         }
-        if !name.chars().all(is_printable) {
-            return Err("client_name must be printable text: no control characters, line breaks or invisible formatting characters.");
+        if label.chars().count() > LABEL_MAX_CHARS {
+            return Err(LabelError::TooLong);
         }
-        Ok(Some(ClientName(name.to_string())))
+        Ok(Some(Label(label.to_string())))
+    }
+
+    /// The label with every character the rule forbids taken out (a line break or
+    /// tab becomes a space), trimmed and cut to [`LABEL_MAX_CHARS`] characters; `None`
+    /// when nothing printable is left.
+    pub fn lossy(input: &str) -> Option<Label> {
+        let kept: String = input
+            .chars()
+            .filter_map(|c| match c {
+                c if is_printable(c) => Some(c),
+                c if c.is_whitespace() => Some(' '),
+                _ => None,
+            })
+            .collect();
+        let label: String = kept.trim().chars().take(LABEL_MAX_CHARS).collect();
+        let label = label.trim_end();
+        (!label.is_empty()).then(|| Label(label.to_string()))
+    }
+
+    /// A label of our own making (a fixed text such as "Unknown device"), held to the
+    /// same rule.
+    pub fn ours(text: &'static str) -> Label {
+        Label::lossy(text).unwrap_or_else(|| Label(String::from("?")))
     }
 
     pub fn as_str(&self) -> &str {
@@ -142,19 +193,36 @@ impl ClientName {
     }
 }
 
-/// Neither a control character (Unicode Cc) nor an invisible one that changes how the
-/// text around it reads (the format characters of Unicode Cf that text can carry, and
-/// the line and paragraph separators).
+impl std::fmt::Display for Label {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// Whether a label may show `c`: a letter, mark, number, punctuation, symbol or plain
+/// space (Unicode general categories L, M, N, P, S, Zs), except the ones that show
+/// nothing (variation selectors, Hangul fillers, the blank Braille pattern).
 fn is_printable(c: char) -> bool {
-    !c.is_control()
-        && !matches!(c,
-            '\u{00AD}' | '\u{061C}' | '\u{180E}' | '\u{200B}'..='\u{200F}' | '\u{2028}'..='\u{202E}'
-            | '\u{2060}'..='\u{206F}' | '\u{FEFF}' | '\u{FFF9}'..='\u{FFFB}')
+    use unicode_properties::{GeneralCategory as G, UnicodeGeneralCategory};
+    let category_ok = !matches!(
+        c.general_category(),
+        G::Control
+            | G::Format
+            | G::Surrogate
+            | G::PrivateUse
+            | G::Unassigned
+            | G::LineSeparator
+            | G::ParagraphSeparator
+    );
+    let invisible = matches!(c,
+        '\u{FE00}'..='\u{FE0F}' | '\u{E0100}'..='\u{E01EF}' | '\u{115F}' | '\u{1160}'
+        | '\u{3164}' | '\u{FFA0}' | '\u{2800}' | '\u{180B}'..='\u{180F}');
+    category_ok && !invisible
 }
 
 #[cfg(test)]
 mod tests {
-    use super::{ClientName, Email};
+    use super::{Email, Label, LabelError};
 
     #[test]
     fn one_parser_decides_what_an_address_is() {
@@ -199,21 +267,50 @@ mod tests {
     }
 
     #[test]
-    fn a_client_name_is_short_printable_text() {
-        let name = |s: &str| ClientName::parse(s).map(|n| n.map(|n| n.as_str().to_string()));
+    fn a_typed_label_is_short_printable_text_or_refused() {
+        let name = |s: &str| Label::parse(s).map(|n| n.map(|n| n.as_str().to_string()));
         assert_eq!(name("  backup-script "), Ok(Some("backup-script".into())));
         assert_eq!(name("   "), Ok(None));
         assert_eq!(name(&"é".repeat(64)), Ok(Some("é".repeat(64))));
-        assert!(name(&"x".repeat(65)).is_err());
+        assert_eq!(name("Grafana 🚀 ĳ"), Ok(Some("Grafana 🚀 ĳ".into())));
+        assert_eq!(name(&"x".repeat(65)), Err(LabelError::TooLong));
         for refused in [
             "cli\u{7} tool",
             "a\nb",
             "a\tb",
             "evil\u{202E}txt.exe",
             "zero\u{200B}width",
+            "join\u{200D}ed",
+            "iso\u{2066}late\u{2069}",
             "a\u{2028}b",
+            "soft\u{AD}hyphen",
+            "tag\u{E0041}s",
+            "bom\u{FEFF}",
+            "private\u{E000}use",
+            "filler\u{3164}",
+            "variation\u{FE0F}",
         ] {
-            assert!(name(refused).is_err(), "{refused:?}");
+            assert_eq!(name(refused), Err(LabelError::NotPrintable), "{refused:?}");
+        }
+    }
+
+    #[test]
+    fn a_label_sent_unasked_is_cleaned_by_the_same_rule() {
+        let clean = |s: &str| Label::lossy(s).map(|l| l.as_str().to_string());
+        assert_eq!(
+            clean("invoice\u{202E}fdp.exe\u{200D}").as_deref(),
+            Some("invoicefdp.exe")
+        );
+        assert_eq!(clean(" a\tb\n").as_deref(), Some("a b"));
+        assert_eq!(clean("\u{200B}\u{200B}"), None);
+        assert_eq!(clean(&"\u{200B}w".repeat(100)), Some("w".repeat(64)));
+        for input in ["x\u{2067}y", "\u{E0001}tag", "a\u{0}b", "\u{61C}n"] {
+            let cleaned = clean(input).unwrap_or_default();
+            assert_eq!(
+                Label::parse(&cleaned).map(|l| l.is_some()),
+                Ok(true),
+                "{input:?}"
+            );
         }
     }
 }

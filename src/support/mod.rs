@@ -2,7 +2,7 @@
 //! the clock (`clock`), random secrets and keyed hashes (`crypto`), an error's cause
 //! chain on one log line (`report`), whether a request's client still waits
 //! (`presence`), device labels from user agents (`device_label`), validated input
-//! (`input`: `Email`, `NewPassword`, `ClientName`) and the app's Prometheus metrics
+//! (`input`: `Email`, `NewPassword`, `Label`) and the app's Prometheus metrics
 //! (`metrics`). Everything above may import these; they import nothing of the app.
 
 pub mod clock;

@@ -37,8 +37,10 @@ const MAX_REQUEST_PATH: usize = {
         + 43
         + "prompt=&".len()
         + pct * MAX_PROMPT
-        + "max_age=&signed_in_after=".len()
-        + 2 * digits
+        + "max_age=&".len()
+        + digits
+        + "signed_in_after=".len()
+        + pct * crate::services::oidc::reauth::MAX_MARKER
 };
 
 /// Where to go after signing in: a path on this site only (never `//host`, a scheme,

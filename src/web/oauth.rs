@@ -23,6 +23,7 @@ use crate::http::error::AppError;
 use crate::http::request::ClientIp;
 use crate::services::oidc::clients::origin_of;
 use crate::services::oidc::grants::{self, CodeRequest};
+use crate::services::oidc::reauth;
 use crate::services::Services;
 use crate::store::Sessions;
 use crate::support::clock::now_ms;
@@ -46,12 +47,13 @@ pub struct AuthorizeParams {
     prompt: Option<String>,
     max_age: Option<String>,
     /// Ours, not the app's: set when `prompt=login` or `max_age` sent the browser to
-    /// sign in again — the sign-in must be no older than this (unix ms). It replaces
-    /// both in the request the sign-in comes back to, so the loop ends after one
-    /// sign-in.
+    /// sign in again — the sign-in must be no older than this. It replaces both in
+    /// the request the sign-in comes back to, so the loop ends after one sign-in.
+    /// Signed (`oidc::reauth`): one written by hand is refused.
     signed_in_after: Option<String>,
     request: Option<String>,
     request_uri: Option<String>,
+    response_mode: Option<String>,
 }
 
 /// The consent form: the request again, and the answer.
@@ -75,7 +77,7 @@ struct Checked {
     login: bool,
     /// `max_age` (seconds).
     max_age: Option<u64>,
-    /// `signed_in_after` (unix ms), checked to be in the past.
+    /// `signed_in_after` (unix ms), a marker of ours for this client.
     signed_in_after: Option<i64>,
 }
 
@@ -164,38 +166,45 @@ async fn check(s: Services<'_>, p: &AuthorizeParams) -> Result<Result<Checked, O
         max_age: None,
         signed_in_after: None,
     };
-    Ok(match check_request(&mut c, p) {
+    let checked = check_request(&mut c, p).and_then(|()| {
+        let Some(marker) = p.signed_in_after.as_deref() else {
+            return Ok(());
+        };
+        let at = reauth::verify(s.settings, &c.client.client_id, marker).ok_or((
+            "invalid_request",
+            "signed_in_after is not a marker Latchkey set.",
+        ))?;
+        c.signed_in_after = Some(at);
+        Ok(())
+    });
+    Ok(match checked {
         Ok(()) => Ok(c),
         Err((error, description)) => Err(back_with_error(&c, error, description)),
     })
 }
 
+/// A refusal sent back to the app: its `error` and `error_description`.
+type Refusal = (&'static str, &'static str);
+
 /// What RFC 6749 §4.1.2.1 sends back to a valid redirect URI: everything but the
 /// client and the redirect URI. Fills in the scopes.
-fn check_request(c: &mut Checked, p: &AuthorizeParams) -> Result<(), (&'static str, &'static str)> {
-    let too_long = [&p.scope, &p.state, &p.nonce, &p.code_challenge]
-        .iter()
-        .any(|v| v.as_ref().is_some_and(|v| v.len() > MAX_PARAM))
-        || p.prompt.as_ref().is_some_and(|v| v.len() > MAX_PROMPT);
-    if too_long {
-        return Err(("invalid_request", "A parameter is too long."));
-    }
-    if p.request.is_some() || p.request_uri.is_some() {
-        return Err((
-            "request_not_supported",
-            "Request objects are not supported.",
-        ));
-    }
-    if p.response_type.as_deref() != Some("code") {
-        return Err((
-            "unsupported_response_type",
-            "Only response_type=code is supported.",
-        ));
-    }
-    c.login = c
+fn check_request(c: &mut Checked, p: &AuthorizeParams) -> Result<(), Refusal> {
+    check_shape(p)?;
+    let prompts: Vec<&str> = c
         .prompt
         .as_deref()
-        .is_some_and(|p| p.split(' ').any(|x| x == "login"));
+        .unwrap_or("")
+        .split(' ')
+        .filter(|x| !x.is_empty())
+        .collect();
+    if prompts.contains(&"none") && prompts.len() > 1 {
+        // OpenID Connect Core §3.1.2.1: none with any other value is an error.
+        return Err((
+            "invalid_request",
+            "prompt=none cannot be combined with another prompt value.",
+        ));
+    }
+    c.login = prompts.contains(&"login");
     if let Some(v) = p.max_age.as_deref() {
         let age = v.parse::<u64>().map_err(|_| {
             (
@@ -204,14 +213,6 @@ fn check_request(c: &mut Checked, p: &AuthorizeParams) -> Result<(), (&'static s
             )
         })?;
         c.max_age = Some(age);
-    }
-    if let Some(v) = p.signed_in_after.as_deref() {
-        let after = v
-            .parse::<i64>()
-            .ok()
-            .filter(|t| *t <= now_ms())
-            .ok_or(("invalid_request", "signed_in_after is not a past moment."))?;
-        c.signed_in_after = Some(after);
     }
     c.scopes = grants::parse_scope(p.scope.as_deref().unwrap_or(""))
         .map_err(|_| ("invalid_scope", "The scope must include openid."))?;
@@ -231,6 +232,41 @@ fn check_request(c: &mut Checked, p: &AuthorizeParams) -> Result<(), (&'static s
             "Only code_challenge_method=S256 is supported.",
         )),
     }
+}
+
+/// What the request is and how it wants its answer: bounded parameters, no request
+/// objects (`request_uri` has its own error, OpenID Connect Core §6.2), the code flow,
+/// and the answer in the query (`response_mode=form_post` is not supported, so it is
+/// refused rather than ignored: an app waiting for a POST would read nothing).
+fn check_shape(p: &AuthorizeParams) -> Result<(), Refusal> {
+    let too_long = [&p.scope, &p.state, &p.nonce, &p.code_challenge]
+        .iter()
+        .any(|v| v.as_ref().is_some_and(|v| v.len() > MAX_PARAM))
+        || p.prompt.as_ref().is_some_and(|v| v.len() > MAX_PROMPT)
+        || (p.signed_in_after.as_ref()).is_some_and(|v| v.len() > reauth::MAX_MARKER)
+        || (p.response_mode.as_ref()).is_some_and(|v| v.len() > MAX_PARAM);
+    if too_long {
+        return Err(("invalid_request", "A parameter is too long."));
+    }
+    if p.request_uri.is_some() {
+        return Err(("request_uri_not_supported", "request_uri is not supported."));
+    }
+    if p.request.is_some() {
+        return Err((
+            "request_not_supported",
+            "Request objects are not supported.",
+        ));
+    }
+    if p.response_type.as_deref() != Some("code") {
+        return Err((
+            "unsupported_response_type",
+            "Only response_type=code is supported.",
+        ));
+    }
+    if !matches!(p.response_mode.as_deref(), None | Some("query")) {
+        return Err(("invalid_request", "Only response_mode=query is supported."));
+    }
+    Ok(())
 }
 
 /// A S256 challenge: 43 characters of BASE64URL (RFC 7636 §4.2).
@@ -280,9 +316,9 @@ fn sign_in_needed_after(c: &Checked, now: i64) -> Option<i64> {
 }
 
 /// This request to come back to after signing in, from its known parameters only
-/// (bounded: `MAX_REQUEST_PATH`). For a new sign-in (`reauth_at`), `prompt=login` and
-/// `max_age` are replaced by `signed_in_after`.
-fn request_path(p: &AuthorizeParams, reauth_at: Option<i64>) -> Option<NextPath> {
+/// (bounded: `MAX_REQUEST_PATH`). For a new sign-in (`reauth`: its marker),
+/// `prompt=login` and `max_age` are replaced by `signed_in_after`.
+fn request_path(p: &AuthorizeParams, reauth: Option<String>) -> Option<NextPath> {
     let mut out = url::form_urlencoded::Serializer::new(String::new());
     let mut put = |k: &str, v: &Option<String>| {
         if let Some(v) = v {
@@ -297,13 +333,13 @@ fn request_path(p: &AuthorizeParams, reauth_at: Option<i64>) -> Option<NextPath>
     put("nonce", &p.nonce);
     put("code_challenge", &p.code_challenge);
     put("code_challenge_method", &p.code_challenge_method);
-    match reauth_at {
+    match reauth {
         None => {
             put("prompt", &p.prompt);
             put("max_age", &p.max_age);
             put("signed_in_after", &p.signed_in_after);
         }
-        Some(now) => {
+        Some(marker) => {
             let rest = p.prompt.as_deref().map(|v| {
                 v.split(' ')
                     .filter(|x| !x.is_empty() && *x != "login")
@@ -311,7 +347,7 @@ fn request_path(p: &AuthorizeParams, reauth_at: Option<i64>) -> Option<NextPath>
                     .join(" ")
             });
             put("prompt", &rest.filter(|r| !r.is_empty()));
-            put("signed_in_after", &Some(now.to_string()));
+            put("signed_in_after", &Some(marker));
         }
     }
     NextPath::parse(&format!("/oauth2/authorize?{}", out.finish()))
@@ -344,6 +380,7 @@ async fn grant(
         amr: session.amr.values().iter().map(|v| v.to_string()).collect(),
         ip: ip.text(),
         issued_ms: now_ms(),
+        browser_sid: Some(session.sid.clone()),
     };
     let code = grants::issue_code(s.store, &session.user_id, &req).await?;
     let mut pairs = vec![("code", code.as_str())];
@@ -406,13 +443,21 @@ pub async fn next_form_action(s: Services<'_>, next: Option<&NextPath>) -> Optio
 }
 
 /// A sign-in is needed first: to the sign-in page with this request to come back to
-/// (`reauth_at`: the sign-in must be later than then), or, with `prompt=none`, back
-/// to the app with `login_required` (`why` as its description).
-fn to_sign_in(c: &Checked, p: &AuthorizeParams, reauth_at: Option<i64>, why: &str) -> Outcome {
+/// (`reauth_at`: the sign-in must be later than then, a marker only we can set), or,
+/// with `prompt=none`, back to the app with `login_required` (`why` as its
+/// description).
+fn to_sign_in(
+    s: Services<'_>,
+    c: &Checked,
+    p: &AuthorizeParams,
+    reauth_at: Option<i64>,
+    why: &str,
+) -> Outcome {
     if c.prompt.as_deref() == Some("none") {
         return back_with_error(c, "login_required", why);
     }
-    match request_path(p, reauth_at) {
+    let marker = reauth_at.map(|at| reauth::marker(s.settings, &c.client.client_id, at));
+    match request_path(p, marker) {
         Some(next) => Outcome::Back(Redirect::to(rocket::uri!(super::auth::login_page(
             Some(next),
             _
@@ -438,6 +483,7 @@ async fn authorize(
     };
     let Some(session) = session else {
         return Ok(to_sign_in(
+            s,
             &c,
             &p,
             None,
@@ -453,6 +499,7 @@ async fn authorize(
     };
     if stale {
         return Ok(to_sign_in(
+            s,
             &c,
             &p,
             Some(now),

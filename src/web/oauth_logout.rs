@@ -2,16 +2,20 @@
 //! and `POST /oauth2/logout`, the confirmation it asks for when the app did not say
 //! who it signs out.
 //!
-//! With a valid `id_token_hint` (`oidc::claims::verify_id_token_hint`) the app session
-//! it names ends, and so does this browser's Latchkey session when it belongs to the
-//! same account, at once — only when that app session was live and ended now; a hint
-//! to a session already over is asked about as if there were none. Without one,
-//! anyone could have sent the browser here (an
-//! `<img src>` on any site), so nothing ends until the user confirms with the page's
-//! CSRF-protected form. A hint that is not ours (forged, altered, another issuer's)
-//! answers 400 and ends nothing. The browser goes back to `post_logout_redirect_uri`
-//! only when it is registered for the app, character for character
-//! (`oidc::logout::post_logout_target`); otherwise it stays on our "signed out" page.
+//! A logout ends sessions only for the browser that holds the session cookie of the
+//! hint's own user: with a valid `id_token_hint` (`oidc::claims::verify_id_token_hint`;
+//! signed by us for that user, expired or not, as the specification allows) such a
+//! browser is signed out at once, without a question, and the app session the hint
+//! names ends with it (if it is not over already: an app such as mod_auth_openidc
+//! revokes its own tokens first, then redirects here). Any other browser — signed out,
+//! or signed in to another account — ends nothing: a stranger holding an old id_token
+//! (from a log, a history) cannot end anyone's session with it, and an app ends its
+//! own tokens with `/oauth2/revoke`. Without a hint, anyone could have sent the
+//! browser here (an `<img src>` on any site), so nothing ends until the user confirms
+//! with the page's CSRF-protected form. A hint that is not ours (forged, altered,
+//! another issuer's) answers 400 and ends nothing. The browser goes back to
+//! `post_logout_redirect_uri` only when it is registered for the app, character for
+//! character (`oidc::logout::post_logout_target`); otherwise it stays on our page.
 
 use rocket::form::FromForm;
 use rocket::http::Status;
@@ -59,10 +63,18 @@ fn error_page(message: &str) -> Outcome {
 
 /// After signing out: back to the app when it may be sent there, else our page.
 fn done(target: Option<String>, app: Option<&ClientRecord>) -> Outcome {
+    done_for(target, app, None)
+}
+
+/// `done`, for a browser that stays signed in to `other` (another account than the
+/// one the app signed out): our page says so rather than "signed out".
+fn done_for(target: Option<String>, app: Option<&ClientRecord>, other: Option<&str>) -> Outcome {
     match target {
         Some(t) => Outcome::Back(Redirect::to(t)),
         None => Outcome::Page(
-            Page::new("signed_out", "").with("app_name", app.map(|c| c.name.as_str())),
+            Page::new("signed_out", "")
+                .with("app_name", app.map(|c| c.name.as_str()))
+                .with("other_account", other),
         ),
     }
 }
@@ -120,22 +132,19 @@ async fn logout(
         Some(app) => Some(app),
         None => s.accounts.find_client(&claims.aud).await?,
     };
-    // The app's own session ends (its tokens with it). The browser's ends at once only
-    // when that app session was still live and ended now, and the browser is the same
-    // account's: a hint to a session that is over (any id_token ever issued, expiry
-    // not checked, found in a log or a history) proves no live app asks, so the user
-    // confirms with the CSRF-protected form, as without a hint.
-    let ended = sessions::end(s.store, &claims.sub, &claims.sid).await?;
-    if !ended {
-        return Ok(unconfirmed(&p, browser.as_ref(), app.as_ref()));
-    }
-    if let Some(b) = browser.filter(|b| b.user_id == claims.sub) {
-        sessions::end(s.store, &b.user_id, &b.sid).await?;
-        cookie.clear();
-    }
     let target = app.as_ref().and_then(|c| {
         post_logout_target(c, p.post_logout_redirect_uri.as_deref(), p.state.as_deref())
     });
+    // Only the browser that holds the hint's user's own session ends anything; it then
+    // ends without a question, whether or not the app session is over already.
+    let Some(own) = browser.as_ref().filter(|b| b.user_id == claims.sub) else {
+        tracing::info!("RP-initiated logout: this browser holds no session of the hint's account; nothing ended");
+        let other = browser.as_ref().map(|b| b.email.as_str());
+        return Ok(done_for(target, app.as_ref(), other));
+    };
+    sessions::end(s.store, &claims.sub, &claims.sid).await?;
+    sessions::end(s.store, &own.user_id, &own.sid).await?;
+    cookie.clear();
     Ok(done(target, app.as_ref()))
 }
 

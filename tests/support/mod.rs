@@ -12,7 +12,8 @@
 //!   secret and recovery codes at hand (`two_step`), and the browser that did it;
 //! - `app.registered_app(..)`: an OpenID Connect client; `Provider` (`provider`) serves
 //!   the app as the real binary for the OIDC flows, `p.signed_in_jar()` a signed-in
-//!   browser's cookies there;
+//!   browser's cookies there (`Provider::start_with` with settings of the test's),
+//!   and `app_calls` what an app's server sends it (`As`, `revoke`, `tokens_for`);
 //! - `on_both_databases!`: one test body on SQLite and on PostgreSQL.
 //!
 //! ```text
@@ -30,6 +31,7 @@
 pub mod accessibility;
 mod api_client;
 mod app;
+mod app_calls;
 mod browser;
 pub mod chromium;
 mod database;
@@ -42,6 +44,7 @@ mod two_step;
 
 pub use self::api_client::*;
 pub use self::app::*;
+pub use self::app_calls::*;
 pub use self::browser::*;
 pub use self::database::*;
 pub use self::keys::*;

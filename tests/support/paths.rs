@@ -6,7 +6,7 @@
 
 use rocket::{Orbit, Rocket};
 
-pub use latchkey::accounts::{AccountError, Accounts, Hasher, User, SLOT_WAIT};
+pub use latchkey::accounts::{AccountError, Accounts, ClientRecord, Hasher, User, SLOT_WAIT};
 pub use latchkey::config::{figment as default_figment, Settings};
 pub use latchkey::http::request::ClientIp;
 pub use latchkey::services::oidc::Keyring;
@@ -17,7 +17,8 @@ pub use latchkey::services::{ServiceError, Services};
 pub use latchkey::store::KeyNames;
 pub use latchkey::store::{
     Amr, AuthCodeState, Created, MemoryStore, NewSession, PendingFailure, PendingSignIn,
-    RateDecision, RateKey, Redeemed, RedisStore, ResetCheck, Rotated, Rotation, SessionKind, Store,
+    RateDecision, RateKey, Redeemed, RedisStore, ResetCheck, Rotated, Rotation, SessionCaps,
+    SessionKind, Store,
 };
 /// The store's aggregates, one trait each: in scope for their methods only.
 pub use latchkey::store::{

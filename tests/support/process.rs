@@ -241,6 +241,37 @@ impl AppProcess {
         read_reply(&mut s).unwrap_or_else(|| panic!("no answer to {method} {path}"))
     }
 
+    /// One request as `request` sends it, from the loopback address `from` (all of
+    /// 127.0.0.0/8 is local), so the server sees another client address.
+    pub fn request_from(
+        &self,
+        from: &str,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: &str,
+    ) -> Reply {
+        let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None)
+            .expect("socket");
+        let local: std::net::SocketAddr = format!("{from}:0").parse().expect("address");
+        socket.bind(&local.into()).expect("bind the source address");
+        let to: std::net::SocketAddr = ([127, 0, 0, 1], self.port).into();
+        socket.connect(&to.into()).expect("connect");
+        let mut s: TcpStream = socket.into();
+        s.set_read_timeout(Some(ANSWER_WITHIN)).expect("timeout");
+        let mut head = format!("{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n");
+        for (k, v) in headers {
+            head.push_str(&format!("{k}: {v}\r\n"));
+        }
+        head.push_str(&format!(
+            "Content-Length: {}\r\nConnection: close\r\n\r\n",
+            body.len()
+        ));
+        s.write_all(head.as_bytes()).expect("request head");
+        s.write_all(body.as_bytes()).expect("request body");
+        read_reply(&mut s).unwrap_or_else(|| panic!("no answer to {method} {path}"))
+    }
+
     /// A normal request must still work.
     pub fn assert_healthy(&self) {
         let reply = self.get("/health").expect("a normal request is answered");

@@ -28,7 +28,15 @@ pub struct Provider {
 
 impl Provider {
     pub async fn start(database: Database) -> Provider {
-        let instance = TestApp::on(database).await.served_at(spare_port());
+        Provider::start_with(database, |app| app).await
+    }
+
+    /// A provider whose settings `adjust` changes first.
+    pub async fn start_with(
+        database: Database,
+        adjust: impl FnOnce(TestApp) -> TestApp,
+    ) -> Provider {
+        let instance = adjust(TestApp::on(database).await.served_at(spare_port()));
         let server = instance.spawn_server();
         Provider {
             instance,

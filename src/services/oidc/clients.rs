@@ -8,6 +8,7 @@ use url::Url;
 use crate::accounts::{AccountError, Accounts, ClientRecord};
 use crate::support::clock::now_ms;
 use crate::support::crypto::{constant_time_eq, random_bytes, random_token, sha256_hex};
+use crate::support::input::{Label, LabelError};
 
 /// The longest app name kept (it labels sessions: at most 64 bytes).
 pub const MAX_NAME: usize = 64;
@@ -61,6 +62,18 @@ pub fn origin_of(uri: &str) -> Option<String> {
     }
 }
 
+/// A new client id: 128 random bits in URL-safe base64 (22 characters) that never
+/// starts with `-`, so that no command line takes it for an option (`latchkey clients
+/// remove ID`). The one draw in 64 that would is drawn again: the rest stay uniform.
+fn new_client_id() -> String {
+    loop {
+        let id = URL_SAFE_NO_PAD.encode(random_bytes(16));
+        if !id.starts_with('-') {
+            return id;
+        }
+    }
+}
+
 /// A new app as `latchkey clients add` made it: the secret is shown once.
 #[derive(Debug, serde::Serialize)]
 pub struct NewClient {
@@ -84,12 +97,16 @@ pub async fn add(
     public: bool,
     post_logout_uris: &[String],
 ) -> Result<NewClient, ClientError> {
-    let name = name.trim();
-    if name.is_empty() || name.len() > MAX_NAME || name.chars().any(char::is_control) {
-        return Err(ClientError::Invalid(format!(
-            "the name must be 1 to {MAX_NAME} bytes of printable characters"
-        )));
-    }
+    // The name labels the app's sessions: the rule of every label a client supplies.
+    let name = match Label::parse(name) {
+        Ok(Some(name)) if name.as_str().len() <= MAX_NAME => name,
+        Ok(_) | Err(LabelError::TooLong) => {
+            return Err(ClientError::Invalid(format!(
+                "the name must be 1 to {MAX_NAME} bytes of printable characters"
+            )))
+        }
+        Err(e) => return Err(ClientError::Invalid(e.describe("the name"))),
+    };
     if redirect_uris.is_empty() {
         return Err(ClientError::Invalid(
             "at least one --redirect-uri is needed".into(),
@@ -98,7 +115,7 @@ pub async fn add(
     for uri in redirect_uris.iter().chain(post_logout_uris) {
         check_redirect_uri(uri).map_err(ClientError::Invalid)?;
     }
-    let client_id = URL_SAFE_NO_PAD.encode(random_bytes(16));
+    let client_id = new_client_id();
     let secret = (!public).then(random_token);
     let dedup = |v: &[String]| {
         let mut out: Vec<String> = Vec::new();
@@ -214,6 +231,24 @@ pub async fn authenticate(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_new_client_id_never_starts_with_a_hyphen() {
+        let ids: std::collections::HashSet<String> = (0..4096).map(|_| new_client_id()).collect();
+        // Drawn as before, about 64 of 4,096 would start with '-'.
+        assert_eq!(ids.len(), 4096, "every id is new");
+        for id in &ids {
+            assert_eq!(id.len(), 22, "{id}");
+            assert!(!id.starts_with('-'), "{id}");
+            assert!(id
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'));
+        }
+        assert!(
+            ids.iter().any(|id| id.starts_with('_')),
+            "only '-' is kept out"
+        );
+    }
 
     #[test]
     fn redirect_uris_are_absolute_https_or_local_http_without_fragments() {

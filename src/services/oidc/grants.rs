@@ -19,6 +19,7 @@ use crate::store::{
 };
 use crate::support::clock::now_ms;
 use crate::support::crypto::{constant_time_eq, random_token};
+use crate::support::input::Label;
 
 /// An authorization code is good for 60 seconds, once.
 pub const CODE_TTL_MS: i64 = 60_000;
@@ -52,6 +53,10 @@ pub struct CodeRequest {
     /// The browser's address at consent (shown on the devices page for the app).
     pub ip: String,
     pub issued_ms: i64,
+    /// The browser session that allowed the code: the code ends with it (signed out
+    /// before the app redeems it, the code is refused).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub browser_sid: Option<String>,
 }
 
 /// Stores a code for `req`; answers the code (`UID.SECRET`).
@@ -200,16 +205,22 @@ pub fn issuer(settings: &crate::config::Settings) -> String {
 
 const USED: GrantError =
     GrantError::InvalidGrant("the code was used already; what it gave is revoked");
+const SPENT: GrantError = GrantError::InvalidGrant("the code was used already");
+const SIGNED_OUT: GrantError =
+    GrantError::InvalidGrant("the browser session that allowed the code has signed out");
 const GONE: GrantError = GrantError::InvalidGrant("the code is unknown or expired");
 const NO_LONGER: GrantError = GrantError::InvalidGrant("the authorization is no longer valid");
 
 /// The `authorization_code` grant for an authenticated `client`: the code must be
 /// this client's, for this `redirect_uri`, with the right PKCE verifier (a mismatch
 /// is refused and leaves the code usable by its rightful holder); then an app session
-/// starts and the code is used up in one step with it (`Store::redeem_code`). A code
-/// used before ends what its first use started — only when presented by its own
-/// client: the code's key is bound to that client (`code_id`), so another client's
-/// attempt reads no code at all and is a plain invalid_grant.
+/// starts and the code is used up in one step with it
+/// (`AuthCodes::redeem_auth_code`), unless the browser session that allowed it has
+/// signed out since. A code used before ends what its first use started — only when
+/// presented by a request that would have redeemed it (`read_code`): its own client
+/// (the code's key is bound to that client, `code_id`, so another client's attempt
+/// reads no code at all), its `redirect_uri` and its PKCE verifier; anything less is a
+/// plain invalid_grant that ends nothing.
 pub async fn exchange_code(
     s: Services<'_>,
     keyring: &Keyring,
@@ -220,8 +231,7 @@ pub async fn exchange_code(
 ) -> Result<Tokens, GrantError> {
     let (user_id, secret) = parse_code(code).ok_or(GONE)?;
     let id = code_id(&client.client_id, &secret);
-    let req = read_code(s, client, &user_id, &id).await?;
-    check_code(&req, client, redirect_uri, verifier)?;
+    let req = read_code(s, client, (&user_id, &id), redirect_uri, verifier).await?;
     let user = s
         .accounts
         .find_by_id(&user_id)
@@ -230,14 +240,16 @@ pub async fn exchange_code(
         .ok_or(NO_LONGER)?;
     let letters = scope_letters(&req.scope);
     let offline = req.scope.split(' ').any(|x| x == "offline_access");
+    // The app's name, as registered (and held to the label rule since).
+    let name = Label::lossy(&client.name).unwrap_or_else(|| Label::ours("App"));
     let origin = Origin {
-        label: client.name.clone(),
+        label: name.clone(),
         user_agent: String::new(),
         ip: req.ip.clone(),
     };
     let spec = SessionSpec::App {
         client_id: client.client_id.clone(),
-        name: client.name.clone(),
+        name,
         offline,
         // The refresh token is bound to the client and its scopes.
         bound_to: format!("{}\n{letters}", client.client_id),
@@ -247,37 +259,51 @@ pub async fn exchange_code(
     let started = sessions::start(s.store, s.settings, &user, &origin, spec, amr)
         .await?
         .ok_or(NO_LONGER)?;
+    let allowed_by = req.browser_sid.as_deref();
     match s
         .store
-        .redeem_auth_code(&user_id, &id, Some(&started.sid), now_ms())
+        .redeem_auth_code(&user_id, &id, Some(&started.sid), allowed_by, now_ms())
         .await?
     {
         Redeemed::Yes => {}
         Redeemed::Replayed => return Err(USED),
         Redeemed::Gone => return Err(GONE),
+        Redeemed::AllowedByEnded => return Err(SIGNED_OUT),
     }
     let refresh = offline.then(|| refresh_token(user_id, &started.sid, &started.secret, &letters));
     code_tokens(s, keyring, client, &user, &started.sid, req, refresh).await
 }
 
-/// The request an unused code stands for; a used one ends what its first use
-/// started (and is refused), a missing one is refused.
+/// The request an unused code stands for, checked for this token request
+/// (`check_code`). A used one counts as a replay only when this request would have
+/// redeemed it (client, `redirect_uri` and PKCE verifier all right): then what its
+/// first use started ends, and it is refused. Anything else is refused and ends
+/// nothing: a public client's id alone, which anyone may send, is not enough.
 async fn read_code(
     s: Services<'_>,
     client: &ClientRecord,
-    user_id: &Uuid,
-    id: &str,
+    (user_id, id): (&Uuid, &str),
+    redirect_uri: Option<&str>,
+    verifier: Option<&str>,
 ) -> Result<CodeRequest, GrantError> {
     let now = now_ms();
+    let parse = |json: &str| serde_json::from_str::<CodeRequest>(json);
     match s.store.get_auth_code(user_id, id, now).await? {
         None => Err(GONE),
-        Some(AuthCodeState::Used(_)) => {
-            s.store.redeem_auth_code(user_id, id, None, now).await?;
+        Some(AuthCodeState::Unused(json)) => {
+            let req = parse(&json).map_err(|_| GONE)?;
+            check_code(&req, client, redirect_uri, verifier)?;
+            Ok(req)
+        }
+        Some(AuthCodeState::Used { request, .. }) => {
+            // A code used before its request was kept cannot be checked: refused only.
+            let req = parse(&request).map_err(|_| SPENT)?;
+            check_code(&req, client, redirect_uri, verifier)?;
+            s.store
+                .redeem_auth_code(user_id, id, None, None, now)
+                .await?;
             tracing::warn!(user = %user_id, client = %client.client_id, "an authorization code was used twice: its app session is ended");
             Err(USED)
-        }
-        Some(AuthCodeState::Unused(json)) => {
-            serde_json::from_str::<CodeRequest>(&json).map_err(|_| GONE)
         }
     }
 }

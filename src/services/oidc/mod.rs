@@ -8,6 +8,7 @@ pub mod clients;
 pub mod grants;
 pub mod keys;
 pub mod logout;
+pub mod reauth;
 pub mod revocation;
 
 pub use keys::Keyring;

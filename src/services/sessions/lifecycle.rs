@@ -11,17 +11,20 @@ use super::ids::{app_secret_hash, is_sid, secret_hash, sid_for};
 use crate::accounts::User;
 use crate::config::Settings;
 use crate::store::{
-    Amr, Created, NewSession, SessionKind, SessionRecord, Sessions, Store, StoreResult,
+    Amr, Created, NewSession, SessionCaps, SessionKind, SessionRecord, Sessions, Store, StoreResult,
 };
 use crate::support::clock::{iso_time, now_ms};
 use crate::support::crypto::random_token;
 use crate::support::device_label::{clip_bytes, is_mobile, MAX_LABEL_BYTES};
+use crate::support::input::Label;
 
 /// Where a session was started from. The user agent is read for the label and the
 /// phone flag and not kept.
 #[derive(Debug, Clone)]
 pub struct Origin {
-    pub label: String,
+    /// The device's label (from the user agent), under the rule of every label a
+    /// client supplies.
+    pub label: Label,
     pub user_agent: String,
     pub ip: String,
 }
@@ -40,16 +43,16 @@ pub enum SessionSpec {
     Browser {
         remember: bool,
     },
-    /// An API session; `client_name` (already cleaned) is its label when given.
+    /// An API session; `client_name` is its label when given.
     Api {
-        client_name: Option<String>,
+        client_name: Option<Label>,
     },
     /// An app's session (OpenID Connect), labelled with the app's name. With
     /// `offline` (the `offline_access` scope) it lives like an API session; without,
     /// it ends with its access token.
     App {
         client_id: String,
-        name: String,
+        name: Label,
         offline: bool,
         /// What the refresh secret's stored hash also covers (`app_secret_hash`).
         bound_to: String,
@@ -61,7 +64,7 @@ struct Shape {
     kind: SessionKind,
     idle: Duration,
     absolute: Duration,
-    label: String,
+    label: Label,
     refresh_hash: Option<String>,
     client_id: Option<String>,
 }
@@ -145,7 +148,7 @@ pub async fn start(
         email: user.email.clone(),
         sid: sid.clone(),
         kind: shape.kind,
-        label: clip_bytes(&shape.label, MAX_LABEL_BYTES),
+        label: clip_bytes(shape.label.as_str(), MAX_LABEL_BYTES),
         mobile: is_mobile(&origin.user_agent),
         ip: origin.ip.clone(),
         refresh_hash: shape.refresh_hash,
@@ -154,15 +157,18 @@ pub async fn start(
         idle_ms: shape.idle.as_millis() as i64,
         absolute_expiry_ms: now + shape.absolute.as_millis() as i64,
     };
-    let max = settings.sessions.max_per_user;
+    let caps = SessionCaps {
+        per_user: settings.sessions.max_per_user,
+        per_app: settings.sessions.app_sessions_per_client,
+    };
     match store
-        .create_session(&new, max, user.password_changed_at, now)
+        .create_session(&new, caps, user.password_changed_at, now)
         .await?
     {
         Created::Stale => Ok(None),
         Created::Yes { evicted } => {
             if !evicted.is_empty() {
-                tracing::info!(user = %user.id, ended = evicted.len(), "session cap reached: least recently used sessions ended");
+                tracing::info!(user = %user.id, kind = new.kind.as_str(), ended = evicted.len(), "session cap reached: sessions ended to make room");
             }
             Ok(Some(Started {
                 cookie_value: format!("{}.{}", user.id, secret),
@@ -212,7 +218,11 @@ impl SessionView {
     pub fn new(s: &SessionRecord, current_sid: &str) -> SessionView {
         SessionView {
             id: s.sid.clone(),
-            label: s.label.clone(),
+            // Cleaned again as it is shown: a session stored before the label rule
+            // keeps its label for up to a year.
+            label: Label::lossy(&s.label)
+                .map(|l| l.as_str().to_string())
+                .unwrap_or_default(),
             kind: s.kind.as_str(),
             ip: s.ip.clone(),
             created_at: iso_time(s.created_ms),

@@ -68,13 +68,33 @@ fn quota(store: &Store, scope: &str, subject: &str, q: Quota) -> RateKey {
     }
 }
 
-/// An app's call to `/oauth2/token`, `/oauth2/revoke` or `/oauth2/introspect` from
-/// `ip`: its failures (invalid_client, invalid_grant) count against the same per-IP
-/// quota as failed sign-ins (`login_limit_ip` in its window), in a scope of their own,
-/// so guessing client secrets, codes or refresh tokens is as slow as guessing
-/// passwords. A call that did not fail is taken back (`Attempt::succeeded`).
-pub async fn oauth_client(store: &Store, limits: &LimitSettings, ip: &str) -> Checked {
-    let q = quota(store, "oauth:ip", ip, limits.login_ip);
+/// A failed client authentication at `/oauth2/token`, `/oauth2/revoke` or
+/// `/oauth2/introspect` from `ip`, naming `client_id` (when it named one): counted per
+/// client id (`oauth:client`) and per address (`oauth:ip`), each against the sign-in
+/// quota per address (`login_limit_ip` in `login_limit_window`). A full quota is the
+/// answer to give instead of `invalid_client`. Only failures are counted: a client
+/// that proves itself is never counted or refused, so one app's failures (or an
+/// attacker's in its name) never stop another app or the app itself; and a bad code
+/// or refresh token (`invalid_grant`) is no guess worth counting (256 bits), while
+/// anyone can make an app redeem one of their choosing.
+pub async fn oauth_client_failure(
+    store: &Store,
+    limits: &LimitSettings,
+    ip: &str,
+    client_id: Option<&str>,
+) -> Checked {
+    let mut quotas = vec![quota(store, "oauth:ip", ip, limits.login_ip)];
+    if let Some(id) = client_id {
+        quotas.push(quota(store, "oauth:client", id, limits.login_ip));
+    }
+    acquire(store, quotas, vec![]).await
+}
+
+/// A scrape of `/metrics` from `ip`: a wrong token is a guess at it, counted against
+/// the address like a failed sign-in (`login_limit_ip` in `login_limit_window`, in a
+/// scope of its own, `metrics:ip`); the right token takes its attempt back.
+pub async fn metrics_scrape(store: &Store, limits: &LimitSettings, ip: &str) -> Checked {
+    let q = quota(store, "metrics:ip", ip, limits.login_ip);
     acquire(store, vec![q], vec![]).await
 }
 

@@ -12,6 +12,7 @@ use crate::services::sessions::Origin;
 use crate::services::Services;
 use crate::support::clock::{exact_time, now_ms};
 use crate::support::crypto::sha256_hex;
+use crate::support::input::Label;
 use crate::support::report::Report;
 
 pub const KNOWN_DEVICE_WINDOW_MS: i64 = 30 * 86_400_000;
@@ -20,7 +21,7 @@ pub const KNOWN_DEVICE_WINDOW_MS: i64 = 30 * 86_400_000;
 pub struct Device<'a> {
     pub origin: &'a Origin,
     /// What an API client calls itself, when it gave a name.
-    pub client_name: Option<&'a str>,
+    pub client_name: Option<&'a Label>,
 }
 
 impl Device<'_> {

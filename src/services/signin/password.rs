@@ -205,7 +205,7 @@ pub async fn start_session(
     };
     let seen = Device {
         origin: s.origin,
-        client_name: client_name.as_deref(),
+        client_name: client_name.as_ref(),
     };
     new_device::after_sign_in(app, &user, &seen).await;
     tracing::info!(user = %user.id, amr = ?s.amr.values(), "signed in");

@@ -44,6 +44,7 @@ impl AuthCodes for MemoryStore {
         user_id: &Uuid,
         id: &str,
         new_sid: Option<&str>,
+        allowed_by: Option<&str>,
         now: i64,
     ) -> StoreResult<Redeemed> {
         let (ckey, ukey) = (self.keys.auth_code(user_id, id), self.keys.user(user_id));
@@ -62,18 +63,24 @@ impl AuthCodes for MemoryStore {
                 }
                 Ok(Redeemed::Gone)
             }
-            Some(AuthCodeState::Used(first)) => {
+            Some(AuthCodeState::Used { sid: first, .. }) => {
                 end(&mut st, &first);
                 if let Some(sid) = new_sid {
                     end(&mut st, sid);
                 }
                 Ok(Redeemed::Replayed)
             }
-            Some(AuthCodeState::Unused(_)) => match new_sid {
+            Some(AuthCodeState::Unused(request)) => match new_sid {
                 None => Ok(Redeemed::Gone),
                 Some(sid) => {
-                    st.codes
-                        .insert(ckey, (format!("u:{sid}"), now + USED_CODE_TTL_MS));
+                    let allowing = allowed_by.map(|b| self.keys.session(user_id, b));
+                    if allowing.is_some_and(|key| st.session(&key, now).is_none()) {
+                        st.codes.remove(&ckey);
+                        end(&mut st, sid);
+                        return Ok(Redeemed::AllowedByEnded);
+                    }
+                    let used = format!("u:{sid}\n{request}");
+                    st.codes.insert(ckey, (used, now + USED_CODE_TTL_MS));
                     Ok(Redeemed::Yes)
                 }
             },

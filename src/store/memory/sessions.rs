@@ -6,8 +6,8 @@ use super::state::{num, State};
 use super::MemoryStore;
 use crate::store::error::StoreResult;
 use crate::store::sessions::{
-    field, Amr, Created, LiveSession, NewSession, SessionKind, SessionRecord, Sessions,
-    PASSWORD_VERSION_TTL_MS, SEEN_REFRESH_MS,
+    field, Amr, Created, LiveSession, NewSession, SessionCaps, SessionKind, SessionRecord,
+    Sessions, PASSWORD_VERSION_TTL_MS, SEEN_REFRESH_MS,
 };
 
 /// `list()` of list.lua: the user's live sessions, dropping the entries whose
@@ -24,6 +24,53 @@ fn list(st: &mut State, user_key: &str, prefix: &str, now: i64) -> Vec<SessionRe
         }
     }
     out
+}
+
+/// session_create.lua's eviction, before a new session of `app` (an app's client id;
+/// `None` for a browser or API session) joins the user's live `members`: an app
+/// session counts with that app's own (the oldest ends first, past `caps.per_app`), a
+/// browser or API session with the browser and API sessions (the least recently seen
+/// ends first, past `caps.per_user`). Answers the SIDs ended.
+fn make_room(
+    st: &mut State,
+    members: Vec<String>,
+    app: Option<&str>,
+    caps: SessionCaps,
+    (prefix, user_key): (&str, &str),
+    now: i64,
+) -> Vec<String> {
+    let cap = match app {
+        Some(_) => caps.per_app,
+        None => caps.per_user,
+    } as usize;
+    if members.len() < cap {
+        return Vec::new();
+    }
+    let mut rivals = Vec::new();
+    for sid in members {
+        let key = format!("{prefix}{sid}");
+        let Some(f) = st.session(&key, now) else {
+            st.end_session(&key, user_key, &sid);
+            continue;
+        };
+        let its_app = f.get(field::CLIENT).map(String::as_str);
+        let kind = f.get(field::KIND).map(String::as_str);
+        match app {
+            Some(_) if its_app == app => rivals.push((sid, num(f, field::CREATED))),
+            None if kind != SessionKind::App.field_value() => {
+                rivals.push((sid, num(f, field::SEEN)))
+            }
+            _ => {}
+        }
+    }
+    rivals.sort_by_key(|(_, rank)| *rank);
+    let excess = (rivals.len() + 1).saturating_sub(cap);
+    let mut evicted = Vec::new();
+    for (sid, _) in rivals.into_iter().take(excess) {
+        st.end_session(&format!("{prefix}{sid}"), user_key, &sid);
+        evicted.push(sid);
+    }
+    evicted
 }
 
 impl MemoryStore {
@@ -114,7 +161,7 @@ impl Sessions for MemoryStore {
     async fn create_session(
         &self,
         new: &NewSession,
-        max_sessions: u32,
+        caps: SessionCaps,
         password_version: i64,
         now: i64,
     ) -> StoreResult<Created> {
@@ -131,25 +178,8 @@ impl Sessions for MemoryStore {
             return Ok(Created::Stale);
         }
         let members = st.prune_user(&ukey, now);
-        let mut evicted = Vec::new();
-        if members.len() >= max_sessions as usize {
-            let mut live = Vec::new();
-            for sid in members {
-                let key = format!("{prefix}{sid}");
-                match st.session(&key, now).map(|f| num(f, field::SEEN)) {
-                    Some(seen) => live.push((sid, seen)),
-                    None => {
-                        st.end_session(&key, &ukey, &sid);
-                    }
-                }
-            }
-            live.sort_by_key(|(_, seen)| *seen);
-            let excess = (live.len() + 1).saturating_sub(max_sessions as usize);
-            for (sid, _) in live.into_iter().take(excess) {
-                st.end_session(&format!("{prefix}{sid}"), &ukey, &sid);
-                evicted.push(sid);
-            }
-        }
+        let app = new.client_id.as_deref();
+        let evicted = make_room(&mut st, members, app, caps, (&prefix, &ukey), now);
         let fields = new
             .fields(now)
             .into_iter()

@@ -43,6 +43,7 @@ impl AuthCodes for RedisStore {
         user_id: &Uuid,
         id: &str,
         new_sid: Option<&str>,
+        allowed_by: Option<&str>,
         _now: i64,
     ) -> StoreResult<Redeemed> {
         let mut inv = self.scripts.auth_code_redeem.prepare_invoke();
@@ -50,11 +51,13 @@ impl AuthCodes for RedisStore {
             .key(self.keys.user(user_id))
             .arg(self.keys.session_prefix(user_id))
             .arg(new_sid.unwrap_or(""))
-            .arg(USED_CODE_TTL_MS);
+            .arg(USED_CODE_TTL_MS)
+            .arg(allowed_by.unwrap_or(""));
         let n: i64 = self.run(&inv, Resend::IfNotSent).await?;
         Ok(match n {
             1 => Redeemed::Yes,
             -1 => Redeemed::Replayed,
+            -2 => Redeemed::AllowedByEnded,
             _ => Redeemed::Gone,
         })
     }

@@ -8,8 +8,8 @@ use uuid::Uuid;
 use super::{unexpected, RedisStore, Resend};
 use crate::store::error::StoreResult;
 use crate::store::sessions::{
-    field, Amr, Created, LiveSession, NewSession, SessionKind, SessionRecord, Sessions,
-    PASSWORD_VERSION_TTL_MS, SEEN_REFRESH_MS,
+    field, Amr, Created, LiveSession, NewSession, SessionCaps, SessionKind, SessionRecord,
+    Sessions, PASSWORD_VERSION_TTL_MS, SEEN_REFRESH_MS,
 };
 
 impl RedisStore {
@@ -161,7 +161,7 @@ impl Sessions for RedisStore {
     async fn create_session(
         &self,
         new: &NewSession,
-        max_sessions: u32,
+        caps: SessionCaps,
         password_version: i64,
         now_ms: i64,
     ) -> StoreResult<Created> {
@@ -173,12 +173,14 @@ impl Sessions for RedisStore {
             .arg(&new.sid)
             .arg(now_ms)
             .arg(new.expiry(now_ms))
-            .arg(max_sessions)
+            .arg(caps.per_user)
             .arg(password_version)
             .arg(self.keys.session_prefix(uid))
             .arg(&new.email)
             .arg(SEEN_REFRESH_MS)
-            .arg(new.absolute_expiry_ms);
+            .arg(new.absolute_expiry_ms)
+            .arg(new.client_id.as_deref().unwrap_or(""))
+            .arg(caps.per_app);
         for (k, v) in new.fields(now_ms) {
             inv.arg(k).arg(v);
         }
