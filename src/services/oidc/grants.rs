@@ -8,7 +8,7 @@ use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
 use super::claims::{verify_access, AppAccessClaims, IdClaims, ACCESS_TYP};
-use super::keys::{KeyError, Keyring};
+use super::keys::{Alg, KeyError, Keyring, ACCESS_ALG};
 use crate::accounts::{AccountError, ClientRecord};
 use crate::services::sessions::access_tokens::{RefreshToken, TokenError};
 use crate::services::sessions::refresh::{self, Refreshed};
@@ -194,7 +194,7 @@ async fn access_token(
         iat,
         exp: iat + ttl,
     };
-    Ok((keyring.sign(ACCESS_TYP, &claims).await?, ttl))
+    Ok((keyring.sign(ACCESS_ALG, ACCESS_TYP, &claims).await?, ttl))
 }
 
 /// The issuer every token names and discovery publishes: `public_url` without a
@@ -339,10 +339,20 @@ async fn code_tokens(
         access_token: access,
         token_type: "Bearer",
         expires_in,
-        id_token: Some(keyring.sign("JWT", &id_claims).await?),
+        id_token: Some(
+            keyring
+                .sign(id_token_alg(client), "JWT", &id_claims)
+                .await?,
+        ),
         refresh_token,
         scope: req.scope,
     })
+}
+
+/// The algorithm the client registered for its id_tokens; RS256 when it names none we
+/// know (the column is checked when the client is added).
+pub fn id_token_alg(client: &ClientRecord) -> Alg {
+    Alg::parse(&client.id_token_signed_response_alg).unwrap_or(Alg::Rs256)
 }
 
 fn check_code(
