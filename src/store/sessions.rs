@@ -266,6 +266,9 @@ pub struct LiveSession {
     pub email: String,
     /// How the session signed in.
     pub amr: Amr,
+    /// When it signed in (unix ms; its `t`), read with the rest: what an app's
+    /// `auth_time` says, without listing the user's sessions.
+    pub created_ms: i64,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

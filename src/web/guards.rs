@@ -32,6 +32,8 @@ pub struct CurrentSession {
     pub email: String,
     /// How this session signed in (`pwd`, or `pwd` and `otp`), from the same check.
     pub amr: Amr,
+    /// When it signed in (unix ms), from the same check.
+    pub signed_in_ms: i64,
 }
 
 /// A signed-in browser session and every session of its account: the devices page,
@@ -108,6 +110,7 @@ async fn lookup<'r>(req: &'r Request<'_>, with_list: bool) -> &'r Lookup {
                         sid: cookie.sid,
                         email: live.email,
                         amr: live.amr,
+                        signed_in_ms: live.created_ms,
                     },
                     list,
                 })))

@@ -392,11 +392,17 @@ fn check_code(
 /// the session stores for it (what `refresh`, revocation and introspection compare).
 /// `None` when it is not one of ours at all.
 pub fn parse_app_refresh(client_id: &str, token: &str) -> Option<(RefreshToken, String, String)> {
+    let (rt, letters, scope) = split_app_refresh(token)?;
+    let hash = app_secret_hash(&format!("{client_id}\n{letters}"), &rt.secret);
+    Some((rt, scope, hash))
+}
+
+/// An app's refresh token read: the token, its scope letters and its scopes.
+fn split_app_refresh(token: &str) -> Option<(RefreshToken, &str, String)> {
     let (base, letters) = token.rsplit_once('.')?;
     let rt = RefreshToken::parse(base)?;
     let scope = scope_from_letters(letters)?;
-    let hash = app_secret_hash(&format!("{client_id}\n{letters}"), &rt.secret);
-    Some((rt, scope, hash))
+    Some((rt, letters, scope))
 }
 
 /// The `refresh_token` grant for an authenticated `client`: rotates through the same
@@ -409,10 +415,9 @@ pub async fn refresh(
     token: &str,
 ) -> Result<Tokens, GrantError> {
     let invalid = GrantError::InvalidGrant("the refresh token is invalid or was revoked");
-    let Some((rt, scope, _)) = parse_app_refresh(&client.client_id, token) else {
+    let Some((rt, letters, scope)) = split_app_refresh(token) else {
         return Err(invalid);
     };
-    let letters = scope_letters(&scope);
     // The successor is derived from the presented secret (`refresh`), so a retry
     // within the grace window is answered with the same one.
     let bound_to = format!("{}\n{letters}", client.client_id);
@@ -435,7 +440,7 @@ pub async fn refresh(
         expires_in,
         scope,
         id_token: None,
-        refresh_token: Some(refresh_token(rt.user_id, &rt.sid, &next.secret, &letters)),
+        refresh_token: Some(refresh_token(rt.user_id, &rt.sid, &next.secret, letters)),
     })
 }
 
