@@ -208,6 +208,13 @@ async fn five_wrong_codes_burn_the_code_and_its_link() {
     let (b, address) = app.signed_in_browser().await;
     let mail = verification_mail(&app.outbox(), &address, 1).await;
     let code = code_in(&mail);
+    // A forged form token: 403, and no try used (four wrong codes below still leave
+    // the fifth to burn it).
+    let forged = b
+        .post_form("/account/verify", "forged-token", &[("code", &code)])
+        .await;
+    assert_eq!(forged.status, Status::Forbidden);
+    assert!(!is_verified(&app, &address).await);
     for n in 0..4 {
         let wrong = enter_code(&b, &wrong_code(&code, n)).await;
         assert_eq!(wrong.status, Status::BadRequest);
@@ -297,6 +304,37 @@ async fn resend_mails_three_times_an_hour_and_answers_the_same_whatever_happened
         .post_form("/account/verify/resend", "forged-token", &[])
         .await;
     assert_eq!(forged.status, Status::Forbidden);
+}
+
+#[tokio::test]
+async fn resends_count_against_the_asking_address_across_accounts() {
+    // One resend per address in the window (the reset quota per address).
+    let app = TestApp::new().set("reset_limit_ip", 1);
+    let (ada, ada_address) = app.signed_in_browser().await;
+    let (bob, bob_address) = app.signed_in_browser().await;
+    verification_mail(&app.outbox(), &ada_address, 1).await;
+    verification_mail(&app.outbox(), &bob_address, 1).await;
+    let first = resend(&ada).await;
+    verification_mail(&app.outbox(), &ada_address, 2).await;
+    let second = resend(&bob).await;
+    assert_eq!(
+        (first.status, first.location),
+        (second.status, second.location)
+    );
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    assert_eq!(
+        verification_mails(&app.outbox(), &bob_address).len(),
+        1,
+        "the address's resend was used up by another account's"
+    );
+    // Another address may still ask for Bob.
+    let elsewhere = app.browser().await.with_ip("198.51.100.90");
+    assert_eq!(
+        elsewhere.login(&bob_address, PASSWORD).await.status,
+        Status::SeeOther
+    );
+    resend(&elsewhere).await;
+    verification_mail(&app.outbox(), &bob_address, 2).await;
 }
 
 /// The notice a page shows (the text of its `role="status"` banner), if any.
