@@ -397,8 +397,8 @@ async fn userinfo_answer(
     let with_email = access.claims.has_scope("email");
     Ok(Json(UserInfo {
         sub: access.claims.sub,
+        email_verified: with_email.then_some(access.email_verified),
         email: with_email.then_some(access.email),
-        email_verified: with_email.then_some(false),
     }))
 }
 

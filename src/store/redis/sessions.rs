@@ -94,12 +94,12 @@ fn read_touch(replies: Vec<Value>, now_ms: i64) -> StoreResult<Read> {
     };
     let kind =
         SessionKind::from_field(text(3)).ok_or_else(|| unexpected("session read", "kind"))?;
-    Ok(Read::Live(LiveSession {
+    Ok(Read::Live(LiveSession::from_fields(
         kind,
         email,
-        amr: Amr::from_field(text(4)),
-        created_ms: num(5).unwrap_or(0),
-    }))
+        Amr::from_field(text(4)),
+        num(5).unwrap_or(0),
+    )))
 }
 
 /// `session_touch`'s reply: nothing (no live session), or `{kind, email, amr, t}` and,
@@ -119,13 +119,12 @@ fn parse_touch(reply: Value) -> StoreResult<Option<(LiveSession, Option<Vec<Sess
     let created: Option<String> = redis::from_redis_value(created)?;
     let kind: String = redis::from_redis_value(kind)?;
     let amr: String = redis::from_redis_value(amr)?;
-    let live = LiveSession {
-        kind: SessionKind::from_field(Some(&kind))
-            .ok_or_else(|| unexpected("session_touch", &kind))?,
-        email: redis::from_redis_value(email)?,
-        amr: Amr::from_field(Some(&amr)),
-        created_ms: created.and_then(|t| t.parse().ok()).unwrap_or(0),
-    };
+    let live = LiveSession::from_fields(
+        SessionKind::from_field(Some(&kind)).ok_or_else(|| unexpected("session_touch", &kind))?,
+        redis::from_redis_value(email)?,
+        Amr::from_field(Some(&amr)),
+        created.and_then(|t| t.parse().ok()).unwrap_or(0),
+    );
     let list = it.next().map(parse_list).transpose()?;
     Ok(Some((live, list)))
 }
@@ -300,5 +299,12 @@ impl Sessions for RedisStore {
             .arg(PASSWORD_VERSION_TTL_MS)
             .arg("1");
         self.run(&inv, Resend::Idempotent).await
+    }
+
+    async fn set_account_email(&self, user_id: &Uuid, email_field: &str) -> StoreResult<()> {
+        let mut inv = self.scripts.account_email.prepare_invoke();
+        inv.key(self.keys.user(user_id)).arg(email_field);
+        let _: i64 = self.run(&inv, Resend::Idempotent).await?;
+        Ok(())
     }
 }
