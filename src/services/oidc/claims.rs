@@ -146,7 +146,7 @@ pub async fn verify_access(
     let claims: AppAccessClaims =
         serde_json::from_slice(&payload).map_err(|_| TokenError::Invalid("claims"))?;
     let now = (now_ms() / 1000).max(0) as u64;
-    if claims.exp + LEEWAY_SECS <= now {
+    if claims.exp.saturating_add(LEEWAY_SECS) <= now {
         return Err(TokenError::Expired);
     }
     if claims.iat > now + LEEWAY_SECS {
