@@ -3,7 +3,7 @@
 //!
 //! `Settings` (`settings.rs`) is one section per concern, each in a file of its own
 //! (`storage`, `server` with `allowed_host`, `sessions`, `limits`, `codes`, `mail`,
-//! `tokens`, `second_factor`), read through `Reader` (`reader.rs`). A rule about one
+//! `tokens`, `second_factor`, `passkeys`), read through `Reader` (`reader.rs`). A rule about one
 //! value's kind (positive seconds, a count above zero) is checked as it is read; a
 //! section's other rules (URL schemes, lengths, one value against another) in its
 //! `validate()`. Every setting's name is written once: on the line that reads it.
@@ -17,6 +17,7 @@ mod assets;
 mod codes;
 mod limits;
 mod mail;
+mod passkeys;
 mod reader;
 mod second_factor;
 mod server;
@@ -32,6 +33,7 @@ pub use self::assets::{asset_root, check_assets, figment, DATA_LIMITS};
 pub use self::codes::CodeSettings;
 pub use self::limits::{LimitSettings, Quota};
 pub use self::mail::MailSettings;
+pub use self::passkeys::PasskeySettings;
 pub use self::reader::SettingError;
 pub use self::second_factor::{SecondFactorSettings, DEVELOPMENT_SECOND_FACTOR_KEY};
 pub use self::server::{ServerSettings, MIN_METRICS_TOKEN_CHARS};

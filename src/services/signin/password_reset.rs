@@ -14,6 +14,7 @@ use super::limits::{self, Throttled};
 use super::password::replace_password;
 use crate::accounts::Work;
 use crate::config::Settings;
+use crate::services::passkeys::mail as passkey_mail;
 use crate::services::{ServiceError, Services};
 use crate::store::{PasswordResets, ResetCheck};
 use crate::support::clock::now_ms;
@@ -126,6 +127,12 @@ pub async fn reset_password(
     };
     attempt.succeeded(app.store).await;
     replace_password(app, &slot, &user, password, None).await?;
+    // A new password does not remove passkeys: the owner is told which still sign in.
+    let remaining = app.accounts.passkeys(&user.id).await?;
+    if !remaining.is_empty() {
+        let names = remaining.into_iter().map(|p| p.name).collect();
+        passkey_mail::mail_owner(&app, &user, passkey_mail::Notice::ResetKept { names });
+    }
     Ok(Reset::Done)
 }
 
