@@ -1,8 +1,9 @@
 //! The account database: `Accounts`, the repository of the `users` and
 //! `known_devices` tables (`users.rs`), the OpenID Connect tables (`oidc.rs`), the
-//! second factor's (`second_factor.rs`) and the passkeys' (`passkeys.rs`), over a
-//! SQLite or PostgreSQL pool opened and migrated at start (`database.rs`); its errors
-//! (`error.rs`); and Argon2id password hashing in bounded slots (`password.rs`).
+//! second factor's (`second_factor.rs`), the verified address (`verification.rs`) and
+//! the passkeys' (`passkeys.rs`), over a SQLite or PostgreSQL pool opened and migrated
+//! at start (`database.rs`); its errors (`error.rs`); and Argon2id password hashing in
+//! bounded slots (`password.rs`).
 
 mod database;
 mod error;
@@ -11,6 +12,7 @@ mod passkeys;
 mod password;
 mod second_factor;
 mod users;
+mod verification;
 
 use rocket::fairing::AdHoc;
 use secrecy::ExposeSecret;
