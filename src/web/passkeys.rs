@@ -449,21 +449,7 @@ async fn sign_in(
             browser: browser.as_ref(),
             replaces,
         };
-        return match two_step::complete_with_passkey(app, step).await {
-            Ok(done) => {
-                jar.clear_pending();
-                set_sign_in_cookies(&jar, done.signed, done.remember);
-                let target = SignInTarget::from_text(app.settings, &done.target);
-                Ok(signed_in(target))
-            }
-            Err(StepError::Wrong { .. }) => Ok(JsonAnswer::error(Status::Unauthorized, REFUSED)),
-            Err(StepError::Throttled(t)) => Ok(JsonAnswer::throttled(t.retry_after)),
-            Err(StepError::Ended | StepError::NoPending) => {
-                jar.clear_pending();
-                Ok(JsonAnswer::error(Status::Unauthorized, START_AGAIN))
-            }
-            Err(StepError::Failed(e)) => Err(e.into()),
-        };
+        return second_step(app, step, &jar).await;
     }
     let target = SignInTarget {
         rd: super::auth::return_to(app.settings, body.rd.as_deref()),
@@ -487,6 +473,29 @@ async fn sign_in(
             Ok(signed_in(target))
         }
         Err(e) => refused(e, Status::Unauthorized),
+    }
+}
+
+/// A passkey as the second step of a password sign-in: signed in, or why not.
+async fn second_step(
+    app: Services<'_>,
+    step: PasskeyStep<'_>,
+    jar: &SessionCookieJar<'_>,
+) -> AppResult<JsonAnswer> {
+    match two_step::complete_with_passkey(app, step).await {
+        Ok(done) => {
+            jar.clear_pending();
+            set_sign_in_cookies(jar, done.signed, done.remember);
+            let target = SignInTarget::from_text(app.settings, &done.target);
+            Ok(signed_in(target))
+        }
+        Err(StepError::Wrong { .. }) => Ok(JsonAnswer::error(Status::Unauthorized, REFUSED)),
+        Err(StepError::Throttled(t)) => Ok(JsonAnswer::throttled(t.retry_after)),
+        Err(StepError::Ended | StepError::NoPending) => {
+            jar.clear_pending();
+            Ok(JsonAnswer::error(Status::Unauthorized, START_AGAIN))
+        }
+        Err(StepError::Failed(e)) => Err(e.into()),
     }
 }
 

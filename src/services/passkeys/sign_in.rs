@@ -12,7 +12,10 @@
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use uuid::Uuid;
-use webauthn_rs::prelude::{Passkey, PublicKeyCredential, RequestChallengeResponse, WebauthnError};
+use webauthn_rs::prelude::{
+    DiscoverableAuthentication, Passkey, PublicKeyCredential, RequestChallengeResponse, Webauthn,
+    WebauthnError,
+};
 use webauthn_rs_proto::AllowCredentials;
 
 use super::ceremony::{self, Ceremony, CeremonyCookie};
@@ -119,13 +122,29 @@ pub async fn verify(app: Services<'_>, a: Assertion<'_>) -> Result<User, Passkey
     if !handle_matches(app, &owner, a.answer, second_step_of.is_none()).await? {
         return Err(PasskeyError::Refused);
     }
+    check_and_record(app, &rp, a.answer, state, &row, &owner).await?;
+    attempt.succeeded(app.store).await;
+    Ok(owner)
+}
+
+/// The library's check of the assertion against the ceremony and the stored passkey
+/// (challenge, origin, rp id, signature, user verification, counter), then the use
+/// recorded while the counter moved forward.
+async fn check_and_record(
+    app: Services<'_>,
+    rp: &Webauthn,
+    answer: &PublicKeyCredential,
+    state: DiscoverableAuthentication,
+    row: &PasskeyRow,
+    owner: &User,
+) -> Result<(), PasskeyError> {
     let Ok(mut passkey) = serde_json::from_str::<Passkey>(&row.credential) else {
         return Err(PasskeyError::Refused);
     };
-    let result = match rp.finish_discoverable_authentication_v2(a.answer, state, &passkey) {
+    let result = match rp.finish_discoverable_authentication_v2(answer, state, &passkey) {
         Ok(result) => result,
         Err(WebauthnError::CredentialPossibleCompromise) => {
-            cloned(app, &owner, &row).await?;
+            cloned(app, owner, row).await?;
             return Err(PasskeyError::Refused);
         }
         Err(e) => {
@@ -152,8 +171,7 @@ pub async fn verify(app: Services<'_>, a: Assertion<'_>) -> Result<User, Passkey
         // marked meanwhile.
         return Err(PasskeyError::Refused);
     }
-    attempt.succeeded(app.store).await;
-    Ok(owner)
+    Ok(())
 }
 
 /// The failure quotas an assertion counts against: the account's (or this browser's,
