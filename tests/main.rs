@@ -30,6 +30,7 @@ mod oidc;
 mod oidc_hardening;
 mod oidc_two_step;
 mod operator;
+mod passkeys;
 mod proxies;
 mod reset;
 mod second_factor;

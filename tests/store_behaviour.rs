@@ -95,6 +95,7 @@ on_both_stores!(
     a_pending_sign_in_ends_after_five_wrong_codes,
     a_pending_sign_in_is_used_once_and_expires,
     app_sessions_are_capped_per_app_and_never_end_browser_or_api_sessions,
+    a_passkey_ceremony_is_taken_once_and_expires,
 );
 
 fn session(user: Uuid, idle_ms: i64, absolute_in_ms: i64) -> NewSession {
@@ -1836,5 +1837,55 @@ async fn a_pending_sign_in_is_used_once_and_expires(store: Store) {
             .unwrap()
             .is_none(),
         "deleted"
+    );
+}
+
+async fn a_passkey_ceremony_is_taken_once_and_expires(store: Store) {
+    let now = now_ms();
+    let cid = sid_for(&random_token());
+    let state = r#"{"SignIn":{"challenge":"abc|def"}}"#;
+    store.put_ceremony(&cid, state, 300_000, now).await.unwrap();
+    if single_redis(&store) {
+        let ttl = pttl(&store.key_names().ceremony(&cid)).await;
+        assert!(ttl > 290_000 && ttl <= 300_000, "5 minutes: {ttl}");
+    }
+    // Of concurrent takes (a replayed answer racing the first), exactly one gets it.
+    let takes = (0..8).map(|_| {
+        let (store, cid) = (store.clone(), cid.clone());
+        tokio::spawn(async move { store.take_ceremony(&cid, now).await.unwrap() })
+    });
+    let mut got = vec![];
+    for t in takes {
+        got.extend(t.await.unwrap());
+    }
+    assert_eq!(got, vec![state.to_string()], "taken once, as stored");
+    assert_eq!(store.take_ceremony(&cid, now).await.unwrap(), None);
+
+    // Past its expiry it is gone, whatever the store's own TTL.
+    store.put_ceremony(&cid, state, 300_000, now).await.unwrap();
+    assert_eq!(
+        store.take_ceremony(&cid, now + 300_000).await.unwrap(),
+        None
+    );
+    assert_eq!(
+        store.take_ceremony(&cid, now).await.unwrap(),
+        None,
+        "deleted"
+    );
+
+    // A new ceremony under the same id replaces the old one; another id is apart.
+    store
+        .put_ceremony(&cid, "first", 300_000, now)
+        .await
+        .unwrap();
+    store
+        .put_ceremony(&cid, "second", 300_000, now)
+        .await
+        .unwrap();
+    let other = sid_for(&random_token());
+    assert_eq!(store.take_ceremony(&other, now).await.unwrap(), None);
+    assert_eq!(
+        store.take_ceremony(&cid, now).await.unwrap().as_deref(),
+        Some("second")
     );
 }

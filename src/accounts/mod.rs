@@ -1,12 +1,14 @@
 //! The account database: `Accounts`, the repository of the `users` and
 //! `known_devices` tables (`users.rs`), the OpenID Connect tables (`oidc.rs`), the
-//! second factor's (`second_factor.rs`) and the verified address
-//! (`verification.rs`), over a SQLite or PostgreSQL pool opened and migrated at start (`database.rs`); its errors (`error.rs`); and Argon2id password
-//! hashing in bounded slots (`password.rs`).
+//! second factor's (`second_factor.rs`), the verified address (`verification.rs`) and
+//! the passkeys' (`passkeys.rs`), over a SQLite or PostgreSQL pool opened and migrated
+//! at start (`database.rs`); its errors (`error.rs`); and Argon2id password hashing in
+//! bounded slots (`password.rs`).
 
 mod database;
 mod error;
 mod oidc;
+mod passkeys;
 mod password;
 mod second_factor;
 mod users;
@@ -17,6 +19,7 @@ use secrecy::ExposeSecret;
 
 pub use self::error::AccountError;
 pub use self::oidc::{ClientRecord, SigningKeyRow};
+pub use self::passkeys::{NewPasskey, PasskeyRow, PasskeyUse};
 pub use self::password::{HashError, Hasher, Slot, Work, SLOT_WAIT};
 pub use self::second_factor::FactorRow;
 pub use self::users::{Accounts, User, KNOWN_DEVICES_PER_ACCOUNT};

@@ -6,6 +6,7 @@ use rocket::figment::Figment;
 use super::codes::CodeSettings;
 use super::limits::LimitSettings;
 use super::mail::MailSettings;
+use super::passkeys::PasskeySettings;
 use super::reader::{Reader, SettingError};
 use super::second_factor::SecondFactorSettings;
 use super::server::ServerSettings;
@@ -26,6 +27,7 @@ pub struct Settings {
     pub mail: MailSettings,
     pub tokens: TokenSettings,
     pub second_factor: SecondFactorSettings,
+    pub passkeys: PasskeySettings,
     pub verification: VerificationSettings,
 }
 
@@ -35,10 +37,12 @@ impl Settings {
     pub fn from_figment(figment: &Figment) -> Result<Settings, SettingError> {
         let debug = figment.profile().as_str() != "release";
         let r = Reader(figment);
+        let server = ServerSettings::read(&r)?;
         Ok(Settings {
             debug,
             storage: StorageSettings::read(&r)?,
-            server: ServerSettings::read(&r)?,
+            passkeys: PasskeySettings::read(&r, &server)?,
+            server,
             sessions: SessionSettings::read(&r, debug)?,
             limits: LimitSettings::read(&r)?,
             codes: CodeSettings::read(&r)?,

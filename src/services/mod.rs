@@ -1,10 +1,10 @@
 //! The services: each sequence the app runs, written once for the pages, the API and
 //! the command line alike. By domain: signing in (`signin/`: the password, the second
 //! step, trusted browsers, rate limits, the new-device mail, password reset), the
-//! second factor (`second_factor/`), sessions and their tokens (`sessions/`), the
-//! OpenID Connect provider (`oidc/`), where `rd` may send a user (`return_to`), what
-//! an operator does to an account (`account_admin`) and verified addresses
-//! (`verification`). Nothing here imports the edge.
+//! second factor (`second_factor/`), passkeys (`passkeys/`), sessions and their tokens
+//! (`sessions/`), the OpenID Connect provider (`oidc/`), where `rd` may send a user
+//! (`return_to`), what an operator does to an account (`account_admin`) and verified
+//! addresses (`verification`). Nothing here imports the edge.
 //!
 //! This file: the app's long-lived parts (settings, store, accounts, hasher, mailer,
 //! metrics) as one borrowed bundle, `Services`: a handler takes one `Services` instead
@@ -13,6 +13,7 @@
 
 pub mod account_admin;
 pub mod oidc;
+pub mod passkeys;
 pub mod return_to;
 pub mod second_factor;
 pub mod sessions;

@@ -82,6 +82,12 @@ impl KeyNames {
         format!("{}:2fa:{}", self.user_base(user_id), pid)
     }
 
+    /// `P:wa:CID`: a WebAuthn ceremony in progress (CID: the hash of the secret in the
+    /// browser's cookie). No user tag: a passkey sign-in does not know its user yet.
+    pub fn ceremony(&self, cid: &str) -> String {
+        format!("{}:wa:{}", self.prefix, cid)
+    }
+
     pub fn rate(&self, scope: &str, key: &str) -> String {
         format!("{}:rl:{}:{}", self.prefix, scope, key)
     }

@@ -2,9 +2,10 @@
 //! (`sessions`), the state behind API and app tokens (`tokens`), pending sign-ins
 //! (`pending_sign_ins`), authorization codes (`auth_codes`), rate limits
 //! (`rate_limits`), password-reset codes (`password_reset`), address verifications
-//! (`email_verification`) and trusted browsers (`trusted_browsers`). Each of those files holds its types and one trait whose
-//! documentation is the contract; `Store` (`handle`) implements every trait by
-//! dispatching to its backend (`aggregate`: the trait is written once).
+//! (`email_verification`), trusted browsers (`trusted_browsers`) and WebAuthn
+//! ceremonies in progress (`ceremonies`). Each of those files holds its types and one
+//! trait whose documentation is the contract; `Store` (`handle`) implements every
+//! trait by dispatching to its backend (`aggregate`: the trait is written once).
 //!
 //! Two backends behave the same: Redis (`redis/`: production and tests, one Lua script
 //! per multi-key operation, in `redis/lua/`) and an embedded in-process map
@@ -15,6 +16,7 @@
 
 mod aggregate;
 mod auth_codes;
+mod ceremonies;
 mod connect;
 mod email_verification;
 mod error;
@@ -30,6 +32,7 @@ mod tokens;
 mod trusted_browsers;
 
 pub use self::auth_codes::{AuthCodeState, AuthCodes, Redeemed, USED_CODE_TTL_MS};
+pub use self::ceremonies::Ceremonies;
 pub use self::connect::{connect, stage};
 pub use self::email_verification::EmailVerifications;
 pub use self::error::{ConnectError, StoreError, StoreResult};

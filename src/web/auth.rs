@@ -13,6 +13,7 @@ use crate::accounts::{AccountError, Work};
 use crate::config::Settings;
 use crate::http::error::{AppError, AppResult};
 use crate::http::request::RequestOrigin;
+use crate::services::passkeys;
 use crate::services::return_to::ReturnTo;
 use crate::services::sessions::{self, SessionSpec};
 use crate::services::signin::limits::{self, Throttled};
@@ -173,7 +174,7 @@ async fn register(
 
 /// `rd` when the sign-in may send the user there (`forward::ReturnTo`); anything else
 /// is dropped (logged), and the user lands on the devices page.
-fn return_to(settings: &Settings, rd: Option<&str>) -> Option<ReturnTo> {
+pub(super) fn return_to(settings: &Settings, rd: Option<&str>) -> Option<ReturnTo> {
     let rd = rd.filter(|r| !r.is_empty())?;
     let allow_http = !settings.sessions.cookie_secure;
     ReturnTo::parse(rd, &settings.server.forward_auth_domains, allow_http)
@@ -226,6 +227,7 @@ async fn login_page(
         .with("rd", target.rd)
         .with("next", target.next)
         .form_action(form_action)
+        .passkeys(passkeys::available(app.settings))
         .flash(flash)
 }
 
@@ -251,7 +253,8 @@ async fn login(
         .with("next", &target.next)
         .with("rd", &target.rd)
         .with("remember", f.remember)
-        .form_action(target.form_action(app).await);
+        .form_action(target.form_action(app).await)
+        .passkeys(passkeys::available(app.settings));
     let (email, password) = match f.for_sign_in() {
         Ok(input) => input,
         Err(msg) => return Ok(Err(page.error(msg, Status::BadRequest))),
@@ -310,7 +313,7 @@ impl SignInTarget {
     }
 
     /// As a pending sign-in keeps it: the URL, the path, or empty for the devices page.
-    fn text(&self) -> String {
+    pub(super) fn text(&self) -> String {
         match (&self.rd, &self.next) {
             (Some(rd), _) => rd.as_str().to_string(),
             (None, Some(next)) => next.to_string(),

@@ -23,8 +23,8 @@ pub use latchkey::store::{
 };
 /// The store's aggregates, one trait each: in scope for their methods only.
 pub use latchkey::store::{
-    AuthCodes as _, EmailVerifications as _, PasswordResets as _, PendingSignIns as _,
-    RateLimits as _, Sessions as _, Tokens as _, TrustedBrowsers as _,
+    AuthCodes as _, Ceremonies as _, EmailVerifications as _, PasswordResets as _,
+    PendingSignIns as _, RateLimits as _, Sessions as _, Tokens as _, TrustedBrowsers as _,
 };
 pub use latchkey::support::clock::now_ms;
 pub use latchkey::support::crypto::{random_token, sha256_hex};

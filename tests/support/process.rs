@@ -434,6 +434,21 @@ impl AppProcess {
         reply
     }
 
+    /// A JSON POST with this jar's cookies and `token` in `X-CSRF-Token` (the passkey
+    /// endpoints); the jar takes the reply's cookies.
+    pub fn send_json(&self, jar: &mut Jar, path: &str, token: &str, body: &Value) -> Reply {
+        let cookie = jar.header();
+        let headers = [
+            ("User-Agent", FIREFOX_LINUX),
+            ("Cookie", cookie.as_str()),
+            ("Content-Type", "application/json"),
+            ("X-CSRF-Token", token),
+        ];
+        let reply = self.request("POST", path, &headers, &body.to_string());
+        jar.update(&reply);
+        reply
+    }
+
     /// Loads `form_page`, takes its CSRF token and posts `fields` to `action`.
     pub fn submit(
         &self,

@@ -184,6 +184,16 @@ pub async fn second_factor(store: &Store, limits: &LimitSettings, source: Source
     acquire(store, failures, vec![]).await
 }
 
+/// A passkey assertion whose credential names no account: the client IP's and its
+/// network's sign-in failure quotas (no account to count against).
+pub async fn unknown_credential(store: &Store, limits: &LimitSettings, ip: &str) -> Checked {
+    let failures = vec![
+        quota(store, "login:ip", ip, limits.login_ip),
+        quota(store, "login:net", &network_of(ip), limits.login_network),
+    ];
+    acquire(store, failures, vec![]).await
+}
+
 /// A wrong reset code counts against the client IP's sign-in budget: guessing codes
 /// across many accounts is guessing passwords by another name.
 pub async fn reset_code_try(store: &Store, limits: &LimitSettings, ip: &str) -> Checked {

@@ -42,6 +42,8 @@ pub(super) struct State {
     /// pending sign-in key -> (its hash's fields, as pending_start.lua writes them;
     /// expiry ms)
     pub pending: HashMap<String, (HashMap<String, String>, i64)>,
+    /// ceremony key -> (state, expiry ms)
+    pub ceremonies: HashMap<String, (String, i64)>,
     pub writes: u64,
 }
 
@@ -67,6 +69,7 @@ impl State {
         }
         self.browsers.retain(|_, set| !set.is_empty());
         self.pending.retain(|_, (_, exp)| *exp > now);
+        self.ceremonies.retain(|_, (_, exp)| *exp > now);
     }
 
     pub fn session(&mut self, key: &str, now: i64) -> Option<&mut HashMap<String, String>> {
