@@ -72,7 +72,7 @@ impl ServerSettings {
         let proxies = r.get::<ProxyList>("trusted_proxies")?;
         let s = ServerSettings {
             public_url: r
-                .text("public_url", "http://127.0.0.1:8000")?
+                .text("public_url", "http://localhost:8000")?
                 .trim_end_matches('/')
                 .to_string(),
             trusted_proxies: proxies
