@@ -1,6 +1,7 @@
-//! `latchkey users list|show|disable|enable|sessions|end-sessions|reset-second-factor`:
+//! `latchkey users list|show|disable|enable|sessions|end-sessions|reset-second-factor|delete`:
 //! accounts as the operator sees them, and what is done to one (disable or enable it,
-//! sign it out everywhere, turn its second factor off for an owner who lost it),
+//! sign it out everywhere, turn its second factor off for an owner who lost it, delete
+//! it),
 //! through the same services the server uses (`account_admin`, `sessions`). Times are
 //! RFC 3339, UTC, in text and JSON alike.
 
@@ -34,6 +35,10 @@ pub enum Action {
     /// everywhere and mail the owner. The password alone signs in afterwards. Check
     /// who is asking first: this undoes what the second factor protects against.
     ResetSecondFactor { email: String },
+    /// Delete the account for good: every session, app session and token ends at
+    /// once, its data goes (devices, consents, second factor), and the owner is mailed.
+    /// The address can be registered again afterwards. There is no undo.
+    Delete { email: String },
 }
 
 pub(super) async fn run(parts: &Parts, action: Action, out: Output) -> Result<(), CliError> {
@@ -67,6 +72,7 @@ pub(super) async fn run(parts: &Parts, action: Action, out: Output) -> Result<()
             Ok(())
         }
         Action::ResetSecondFactor { email } => reset_second_factor(parts, &email, out).await,
+        Action::Delete { email } => delete(parts, &email, out).await,
     }
 }
 
@@ -89,6 +95,42 @@ async fn reset_second_factor(parts: &Parts, email: &str, out: Output) -> Result<
     changed.owner_mailed = Some(mailed);
     out.print(&changed);
     Ok(())
+}
+
+async fn delete(parts: &Parts, email: &str, out: Output) -> Result<(), CliError> {
+    let user = find(parts, email).await?;
+    let ended =
+        crate::services::account_admin::delete(&parts.store, &parts.accounts, &user).await?;
+    let mailed = match mail_goodbye(parts, &user).await {
+        Ok(()) => true,
+        Err(why) => {
+            eprintln!("latchkey: warning: the owner could not be mailed: {why}");
+            false
+        }
+    };
+    let mut changed = Changed::new(&user, None, Some(ended));
+    changed.deleted = Some(true);
+    changed.owner_mailed = Some(mailed);
+    out.print(&changed);
+    Ok(())
+}
+
+/// Mails the owner of a deleted account, now (the command ends next).
+async fn mail_goodbye(parts: &Parts, user: &User) -> Result<(), String> {
+    use crate::services::account::mail::{compose, AccountMail, Actor};
+    let mailer = crate::mail::Mailer::new(&parts.settings.mail)?;
+    let message = compose(
+        &parts.settings,
+        &mailer,
+        &user.email,
+        &AccountMail::Deleted,
+        &Actor::Operator,
+    )
+    .map_err(|e| crate::support::report::Report(&e).to_string())?;
+    mailer
+        .deliver_now(&message)
+        .await
+        .map_err(|e| crate::support::report::Report(&e).to_string())
 }
 
 /// Mails the owner that the second factor was reset, now (the command ends next).
@@ -217,6 +259,9 @@ struct Changed {
     /// `false` after `reset-second-factor`.
     #[serde(skip_serializing_if = "Option::is_none")]
     second_factor: Option<bool>,
+    /// `true` after `delete`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    deleted: Option<bool>,
     #[serde(skip_serializing_if = "Option::is_none")]
     sessions_ended: Option<u32>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -230,6 +275,7 @@ impl Changed {
             email: user.email.clone(),
             disabled,
             second_factor: None,
+            deleted: None,
             sessions_ended,
             owner_mailed: None,
         }
@@ -238,10 +284,11 @@ impl Changed {
 
 impl Line for Changed {
     fn text(&self) -> String {
-        let state = match (self.disabled, self.second_factor) {
-            (Some(true), _) => " is disabled",
-            (Some(false), _) => " is enabled",
-            (None, Some(false)) => ": second factor turned off",
+        let state = match (self.disabled, self.second_factor, self.deleted) {
+            (_, _, Some(true)) => " is deleted",
+            (Some(true), _, _) => " is disabled",
+            (Some(false), _, _) => " is enabled",
+            (None, Some(false), _) => ": second factor turned off",
             _ => "",
         };
         let joint = if state.is_empty() { ":" } else { ";" };

@@ -262,7 +262,7 @@ impl SessionRecord {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LiveSession {
     pub kind: SessionKind,
-    /// The account's email, as it was when the session started.
+    /// The account's email as recorded beside its sessions (a new address replaces it).
     pub email: String,
     /// How the session signed in.
     pub amr: Amr,
@@ -354,6 +354,11 @@ aggregate! {
         /// `version` as its password version, so a sign-in checked before this cannot
         /// start a session after it. Answers how many live sessions ended.
         fn close_account(&self, user_id: &Uuid, version: i64, now_ms: i64) -> u32 => count_ended;
+
+        /// The account's address changed: its sessions carry on under `email` (what
+        /// `touch_session` answers from now on). Nothing is written for an account
+        /// with no email recorded (no live session, or closed).
+        fn set_account_email(&self, user_id: &Uuid, email: &str) -> ();
     }
 }
 

@@ -254,4 +254,14 @@ impl Sessions for MemoryStore {
         st.users.remove(&self.keys.user(user_id));
         Ok(n)
     }
+
+    async fn set_account_email(&self, user_id: &Uuid, email: &str) -> StoreResult<()> {
+        let mut st = self.lock()?;
+        if let Some(user) = st.users.get_mut(&self.keys.user(user_id)) {
+            if user.email.is_some() {
+                user.email = Some(email.to_string());
+            }
+        }
+        Ok(())
+    }
 }

@@ -295,4 +295,11 @@ impl Sessions for RedisStore {
             .arg("1");
         self.run(&inv, Resend::Idempotent).await
     }
+
+    async fn set_account_email(&self, user_id: &Uuid, email: &str) -> StoreResult<()> {
+        let mut inv = self.scripts.session_email.prepare_invoke();
+        inv.key(self.keys.user(user_id)).arg(email);
+        let _: i64 = self.run(&inv, Resend::Idempotent).await?;
+        Ok(())
+    }
 }
