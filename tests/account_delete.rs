@@ -213,6 +213,7 @@ async fn the_export_holds_the_account_and_no_hash_or_secret() {
     let doc = &res.json;
     assert_eq!(doc["account"]["email"], address.as_str());
     assert_eq!(doc["account"]["id"], user.id.to_string());
+    assert_eq!(doc["account"]["email_verified"], user.email_verified());
     let labels: Vec<&str> = doc["sessions"]
         .as_array()
         .expect("sessions")

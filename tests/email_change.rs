@@ -90,7 +90,11 @@ async fn a_new_address_is_confirmed_by_its_code_and_the_old_one_can_undo_it(db: 
     let done = confirm_change(&laptop, &code).await;
     assert_eq!(done.status, Status::SeeOther, "{}", done.body);
     assert!(app.user(&old).await.is_none());
-    assert!(app.user(&new).await.is_some());
+    let moved = app
+        .user(&new)
+        .await
+        .expect("the account, at its new address");
+    assert!(moved.email_verified(), "the code proved the new mailbox");
     // Sessions stay, under the new address.
     assert!(laptop.is_signed_in().await && phone.is_signed_in().await);
     assert!(laptop.get("/account/security").await.body.contains(&new));

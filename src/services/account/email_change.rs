@@ -7,8 +7,9 @@
 //!    the answer, its timing class and the stored state are the same, so the page
 //!    tells nobody whether an address has an account, and the code never arrives.
 //! 2. `confirm`: the right code moves the account to the new address (one conditional
-//!    `UPDATE`; another account holding it by then answers as a wrong code), the
-//!    sessions carry on under it, and the old address is mailed an undo link.
+//!    `UPDATE`; another account holding it by then answers as a wrong code) and marks
+//!    it verified (the code proved the mailbox), the sessions carry on under it, and
+//!    the old address is mailed an undo link.
 //! 3. `undo`: the link (`UID.TOKEN`, only the token's hash stored; 7 days; single use:
 //!    it ends every undo link and waiting change of the account) puts the old address
 //!    back and ends every session, for an owner whose account was taken over.
@@ -120,6 +121,10 @@ pub async fn confirm(
         }
         Err(e) => return Err(e.into()),
     }
+    // The code proved the new mailbox: the address is verified.
+    app.accounts
+        .mark_verified(&user.id, Some(&to.normalized()))
+        .await?;
     app.store.set_account_email(&user.id, to.as_str()).await?;
     let token = random_token();
     app.store
@@ -181,6 +186,10 @@ pub async fn undo(
         Err(AccountError::Duplicate) => return Ok(Undone::Taken),
         Err(e) => return Err(e.into()),
     }
+    // The link was opened from the old mailbox: that address is proven too.
+    app.accounts
+        .mark_verified(&user_id, Some(&old.normalized()))
+        .await?;
     let ended = crate::services::sessions::end_all(app.store, &user_id).await?;
     let notice = AccountMail::Restored { ended };
     mail::send(app.settings, app.mailer, old.as_str(), &notice, actor);

@@ -1,8 +1,8 @@
 //! "Download my data": the account as one JSON document, section by section. A
-//! section is a name and a function that reads it; `SECTIONS`-style, `export` lists
-//! them one per line, so adding one (passkeys, activity) is that function and one
-//! line. Nothing secret is written: no password hash, no second-factor secret or
-//! recovery code, no session id or token (a session id is a hash of its secret).
+//! section is a name and a function that reads it, and `export` lists them one per
+//! line: adding one (passkeys, activity) is its function and one line there. Nothing
+//! secret is written: no password hash, no second-factor secret or recovery code, no
+//! session id or token (a session id is a hash of its secret).
 
 use serde_json::{json, Map, Value};
 
@@ -35,6 +35,8 @@ async fn account(_app: Services<'_>, user: &User) -> Result<Value, ServiceError>
     Ok(json!({
         "id": user.id.to_string(),
         "email": user.email,
+        "email_verified": user.email_verified(),
+        "email_verified_at": user.email_verified_at.map(iso_time),
         "created_at": iso_time(user.created_at),
         "password_changed_at": iso_time(user.password_changed_at),
     }))
