@@ -148,7 +148,7 @@ async fn an_address_in_use_reads_like_any_other_and_changes_nothing(db: Database
     let mut in_use_times = Vec::new();
     let mut free_times = Vec::new();
     let mut answers = Vec::new();
-    for _ in 0..3 {
+    for _ in 0..2 {
         for (target, times) in [(&theirs, &mut in_use_times), (&free, &mut free_times)] {
             let started = Instant::now();
             let res = start_change(&b, target).await;
@@ -167,10 +167,12 @@ async fn an_address_in_use_reads_like_any_other_and_changes_nothing(db: Database
     }
     let notice = |page: &str| page.contains("We sent a 6-digit code to ADDRESS");
     assert!(answers.iter().all(|(_, _, page)| notice(page)));
-    // The same work either way: the password's hash dominates both.
+    // The same work either way: the password's hash dominates both (a path that
+    // skipped it for an address in use would be a hundred times faster). Loose, since
+    // the machine may be busy.
     let fastest = |t: &Vec<Duration>| t.iter().min().copied().unwrap_or_default();
     let (a, f) = (fastest(&in_use_times), fastest(&free_times));
-    assert!(a * 3 > f && f * 3 > a, "in use {a:?}, free {f:?}");
+    assert!(a * 5 > f && f * 5 > a, "in use {a:?}, free {f:?}");
 
     // The code reached the free address only.
     mail_to(&smtp.received(), &free, CODE_MAIL).await;
@@ -191,6 +193,15 @@ async fn an_address_in_use_reads_like_any_other_and_changes_nothing(db: Database
     let me = app.user(&mine).await.expect("mine");
     let them = app.user(&theirs).await.expect("theirs");
     assert_ne!(me.id, them.id);
+
+    // Five changes an hour, whatever the address: the sixth is refused, and mails
+    // nothing anywhere.
+    let sent = mails_saying(&smtp.received(), CODE_MAIL).len();
+    let sixth = start_change(&b, &email()).await;
+    assert_eq!(sixth.status, Status::TooManyRequests);
+    assert!(sixth.body.contains("too many codes"));
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(mails_saying(&smtp.received(), CODE_MAIL).len(), sent);
 }
 
 crate::on_both_databases!(

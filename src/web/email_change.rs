@@ -105,7 +105,14 @@ async fn start(
     if let Err(page) = check_owner(app, &user, &proof, || page.clone()).await? {
         return Ok(Err(page));
     }
-    email_change::start(app, &user, &to, &Actor::Browser(&origin.0)).await?;
+    let page = email_form(app, &session, &user)
+        .await?
+        .with("new_email", typed);
+    if let Err(t) = email_change::start(app, &user, &to, &Actor::Browser(&origin.0)).await? {
+        return Ok(Err(page.throttled(t, |wait| {
+            format!("You asked for too many codes. Please wait {wait} and try again.")
+        })));
+    }
     Ok(Ok(Flash::success(
         Redirect::to(uri!(email_page)),
         format!(

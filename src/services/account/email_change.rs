@@ -19,6 +19,7 @@ use uuid::Uuid;
 
 use super::mail::{self, AccountMail, Actor};
 use crate::accounts::{AccountError, User};
+use crate::services::signin::limits::{self, Throttled};
 use crate::services::signin::password_reset::new_code;
 use crate::services::{ServiceError, Services};
 use crate::store::{EmailChangeCheck, EmailChanges, Sessions};
@@ -39,13 +40,18 @@ fn code_mac(app: Services<'_>, user_id: &Uuid, code: &str) -> String {
 }
 
 /// Starts a change of `user`'s address to `to` (replacing any change waiting), and
-/// mails the code to `to` unless another account holds it. Answers the same either way.
+/// mails the code to `to` unless another account holds it. Answers the same either way;
+/// `Throttled` past [`limits::EMAIL_CHANGES_PER_HOUR`] changes of this account (then
+/// nothing is stored or mailed).
 pub async fn start(
     app: Services<'_>,
     user: &User,
     to: &Email,
     actor: &Actor<'_>,
-) -> Result<(), ServiceError> {
+) -> Result<Result<(), Throttled>, ServiceError> {
+    if let Err(t) = limits::email_change(app.store, &user.id).await? {
+        return Ok(Err(t));
+    }
     let code = new_code();
     let ttl = app.settings.codes.ttl;
     let mac = code_mac(app, &user.id, &code);
@@ -61,7 +67,7 @@ pub async fn start(
     let holder = app.accounts.find_by_email(to).await?;
     if holder.is_some_and(|h| h.id != user.id) {
         tracing::info!(user = %user.id, "address change to an address in use: no code mailed");
-        return Ok(());
+        return Ok(Ok(()));
     }
     let minutes = ttl.as_secs().div_ceil(60);
     let code_mail = AccountMail::ChangeCode {
@@ -70,7 +76,7 @@ pub async fn start(
     };
     mail::send(app.settings, app.mailer, to.as_str(), &code_mail, actor);
     tracing::info!(user = %user.id, "address change started; code mailed");
-    Ok(())
+    Ok(Ok(()))
 }
 
 /// The address a change of `user`'s waits to move to.
