@@ -277,3 +277,30 @@ fn base32_of(bytes: &[u8]) -> String {
     }
     out
 }
+
+/// An app's session (OpenID Connect, with a refresh token) ends with the account: its
+/// access token at userinfo, its refresh token, and introspection all say so.
+#[tokio::test]
+async fn deleting_ends_the_apps_sessions_and_tokens_at_once() {
+    let p = Provider::start(Database::Sqlite).await;
+    let app = p.registered_app("Wiki", &[]);
+    let (_, address, tokens) = signed_in_app(&p, &app, "openid email offline_access");
+    let access = field(&tokens, "access_token");
+    let refresh_token = field(&tokens, "refresh_token");
+    assert_eq!(userinfo_status(&p, &access), 200);
+
+    let run = p.instance.cli(&["users", "delete", &address, "--json"]);
+    assert_eq!(run.json_lines()[0]["deleted"], true);
+
+    assert_eq!(userinfo_status(&p, &access), 401);
+    let (status, body) = refresh_grant(&p, &app, &refresh_token);
+    assert_eq!(status, 400, "{body}");
+    assert_eq!(body["error"], "invalid_grant");
+    let (_, answer, _) = ask(
+        &p,
+        "/oauth2/introspect",
+        As::Basic(&app),
+        &[("token", &access)],
+    );
+    assert_eq!(answer["active"], false, "{answer}");
+}
