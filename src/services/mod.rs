@@ -3,8 +3,9 @@
 //! step, trusted browsers, rate limits, the new-device mail, password reset), the
 //! second factor (`second_factor/`), sessions and their tokens (`sessions/`), the
 //! OpenID Connect provider (`oidc/`), where `rd` may send a user (`return_to`), what
-//! the owner does to the account itself (`account/`: a new address, the data export)
-//! and what an operator or owner does to an account as a whole (`account_admin`). Nothing here imports the edge.
+//! an operator does to an account (`account_admin`), verified addresses
+//! (`verification`) and what the owner does to the account itself (`account/`: a new
+//! address, the data export). Nothing here imports the edge.
 //!
 //! This file: the app's long-lived parts (settings, store, accounts, hasher, mailer,
 //! metrics) as one borrowed bundle, `Services`: a handler takes one `Services` instead
@@ -18,6 +19,7 @@ pub mod return_to;
 pub mod second_factor;
 pub mod sessions;
 pub mod signin;
+pub mod verification;
 
 use rocket::http::Status;
 use rocket::outcome::Outcome;

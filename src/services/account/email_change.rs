@@ -22,7 +22,7 @@ use crate::accounts::{AccountError, User};
 use crate::services::signin::limits::{self, Throttled};
 use crate::services::signin::password_reset::new_code;
 use crate::services::{ServiceError, Services};
-use crate::store::{EmailChangeCheck, EmailChanges, Sessions};
+use crate::store::{email_field, EmailChangeCheck, EmailChanges, Sessions};
 use crate::support::clock::now_ms;
 use crate::support::crypto::{hmac_hex, random_token, sha256_hex, uid_and_token};
 use crate::support::input::Email;
@@ -131,7 +131,9 @@ pub async fn confirm(
     app.accounts
         .mark_verified(&user.id, Some(&to.normalized()))
         .await?;
-    app.store.set_account_email(&user.id, to.as_str()).await?;
+    app.store
+        .set_account_email(&user.id, &email_field(to.as_str(), true))
+        .await?;
     let token = random_token();
     app.store
         .keep_email_undo(

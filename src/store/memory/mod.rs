@@ -5,6 +5,7 @@
 
 mod auth_codes;
 mod email_changes;
+mod email_verification;
 mod password_reset;
 mod pending_sign_ins;
 mod rate_limits;
