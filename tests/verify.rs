@@ -208,6 +208,13 @@ async fn five_wrong_codes_burn_the_code_and_its_link() {
     let (b, address) = app.signed_in_browser().await;
     let mail = verification_mail(&app.outbox(), &address, 1).await;
     let code = code_in(&mail);
+    // A forged form token: 403, and no try used (four wrong codes below still leave
+    // the fifth to burn it).
+    let forged = b
+        .post_form("/account/verify", "forged-token", &[("code", &code)])
+        .await;
+    assert_eq!(forged.status, Status::Forbidden);
+    assert!(!is_verified(&app, &address).await);
     for n in 0..4 {
         let wrong = enter_code(&b, &wrong_code(&code, n)).await;
         assert_eq!(wrong.status, Status::BadRequest);
@@ -297,6 +304,37 @@ async fn resend_mails_three_times_an_hour_and_answers_the_same_whatever_happened
         .post_form("/account/verify/resend", "forged-token", &[])
         .await;
     assert_eq!(forged.status, Status::Forbidden);
+}
+
+#[tokio::test]
+async fn resends_count_against_the_asking_address_across_accounts() {
+    // One resend per address in the window (the reset quota per address).
+    let app = TestApp::new().set("reset_limit_ip", 1);
+    let (ada, ada_address) = app.signed_in_browser().await;
+    let (bob, bob_address) = app.signed_in_browser().await;
+    verification_mail(&app.outbox(), &ada_address, 1).await;
+    verification_mail(&app.outbox(), &bob_address, 1).await;
+    let first = resend(&ada).await;
+    verification_mail(&app.outbox(), &ada_address, 2).await;
+    let second = resend(&bob).await;
+    assert_eq!(
+        (first.status, first.location),
+        (second.status, second.location)
+    );
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    assert_eq!(
+        verification_mails(&app.outbox(), &bob_address).len(),
+        1,
+        "the address's resend was used up by another account's"
+    );
+    // Another address may still ask for Bob.
+    let elsewhere = app.browser().await.with_ip("198.51.100.90");
+    assert_eq!(
+        elsewhere.login(&bob_address, PASSWORD).await.status,
+        Status::SeeOther
+    );
+    resend(&elsewhere).await;
+    verification_mail(&app.outbox(), &bob_address, 2).await;
 }
 
 /// The notice a page shows (the text of its `role="status"` banner), if any.
@@ -568,4 +606,69 @@ async fn the_sweep_deletes_only_never_verified_accounts_nobody_used() {
     assert_eq!(left, 0);
     let reclaimed = app.browser().await.register(&idle).await;
     assert_eq!(reclaimed.status, Status::SeeOther, "{}", reclaimed.body);
+}
+
+/// A SQLite database as the version before verified addresses left it (migrations 1
+/// to 4), holding one account with a working password: at the upgrade it becomes
+/// unverified, signs in as before, and is no candidate for the sweep until it does.
+#[tokio::test]
+async fn an_account_from_before_the_upgrade_is_unverified_and_kept_until_it_is_used() {
+    // A real password hash, from an account registered on a current database.
+    let donor = TestApp::new();
+    let donor_address = donor.account().await;
+    let hash = donor
+        .user(&donor_address)
+        .await
+        .expect("donor")
+        .password_hash;
+
+    let app = TestApp::new().set("unverified_account_ttl", 1);
+    let old_migrations = test_dir();
+    for entry in std::fs::read_dir("migrations/sqlite").expect("the migrations") {
+        let path = entry.expect("an entry").path();
+        let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
+        if name < "0005" {
+            std::fs::copy(&path, old_migrations.join(name)).expect("copied");
+        }
+    }
+    let options = sqlx::sqlite::SqliteConnectOptions::new()
+        .filename(app.database_url.trim_start_matches("sqlite://"))
+        .create_if_missing(true);
+    let pool = sqlx::SqlitePool::connect_with(options)
+        .await
+        .expect("the old database");
+    sqlx::migrate::Migrator::new(old_migrations.as_path())
+        .await
+        .expect("migrations 1 to 4")
+        .run(&pool)
+        .await
+        .expect("migrated to 4");
+    let address = email();
+    sqlx::query(
+        "INSERT INTO users (id, email, email_normalized, password_hash, created_at, \
+         password_changed_at) VALUES ($1, $2, $3, $4, 1, 1)",
+    )
+    .bind(uuid::Uuid::now_v7().to_string())
+    .bind(&address)
+    .bind(address.to_lowercase())
+    .bind(&hash)
+    .execute(&pool)
+    .await
+    .expect("an account of the old version");
+    pool.close().await;
+
+    // The upgraded app: unverified, not swept (its sweep runs every second).
+    let b = app.browser().await;
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    let upgraded = app.user(&address).await.expect("kept by the sweep");
+    assert!(!upgraded.email_verified());
+    assert_eq!(upgraded.last_seen_at, None);
+    // It signs in as before, with the banner; the sign-in is a use.
+    assert_eq!(b.login(&address, PASSWORD).await.status, Status::SeeOther);
+    assert!(b.get("/devices").await.body.contains("verify-banner"));
+    assert!(app.user(&address).await.expect("it").last_seen_at.is_some());
+    // Verified by the operator, as README "Upgrading" says.
+    app.cli(&["users", "verify", "--all"]).ok();
+    assert!(is_verified(&app, &address).await);
+    assert!(!b.get("/devices").await.body.contains("verify-banner"));
 }
