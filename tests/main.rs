@@ -7,6 +7,7 @@
 mod support;
 
 mod accessibility;
+mod account_delete;
 mod accounts;
 mod addresses;
 mod api;
@@ -16,6 +17,7 @@ mod connections;
 mod cookies;
 mod databases;
 mod devices;
+mod email_change;
 mod failure;
 mod faults;
 mod forms;
@@ -31,6 +33,7 @@ mod oidc_hardening;
 mod oidc_two_step;
 mod operator;
 mod passkeys;
+mod passwords;
 mod proxies;
 mod reset;
 mod second_factor;

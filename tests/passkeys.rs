@@ -768,3 +768,24 @@ async fn an_app_sees_amr_hwk_after_a_passkey_sign_in() {
     let claims = jwt_part(tokens["id_token"].as_str().expect("an id_token"), 1);
     assert_eq!(claims["amr"], json!(["hwk", "user"]), "{claims}");
 }
+
+/// "Download my data" lists the passkeys as the security page does (name, added,
+/// synced), and nothing of the credential: not its id, not its public key.
+#[tokio::test]
+async fn the_export_lists_the_passkeys_without_their_credentials() {
+    let app = passkey_app();
+    let (b, key, _) = account_with_passkey(&app).await;
+    let res = b.get("/account/export").await;
+    assert_eq!(res.status, Status::Ok, "{}", res.body);
+    let listed = res.json["passkeys"].as_array().expect("a passkeys section");
+    assert_eq!(listed.len(), 1, "{}", res.body);
+    assert_eq!(listed[0]["name"], "Laptop");
+    assert!(listed[0]["added_at"].is_string());
+    assert_eq!(listed[0]["refused_as_copied"], false);
+    assert!(
+        !res.body.contains(&key.id()),
+        "the credential id is not exported"
+    );
+    let row = passkey_id(&app, &key).await;
+    assert!(!res.body.contains(&row), "nor the passkey's row id");
+}

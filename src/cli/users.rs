@@ -1,8 +1,8 @@
 //! `latchkey users list|show|disable|enable|sessions|end-sessions|reset-second-factor|
-//! verify|remove-passkeys`: accounts as the operator sees them, and what is done to one
-//! (disable or enable it, sign it out everywhere, turn its second factor off or remove
-//! its passkeys for an owner who lost the device, mark its address verified, or every
-//! account's),
+//! verify|remove-passkeys|delete`: accounts as the operator sees them, and what is done
+//! to one (disable or enable it, sign it out everywhere, turn its second factor off or
+//! remove its passkeys for an owner who lost the device, mark its address verified, or
+//! every account's, delete it),
 //! through the same services the server uses (`account_admin`, `sessions`). Times are
 //! RFC 3339, UTC, in text and JSON alike.
 
@@ -39,6 +39,10 @@ pub enum Action {
     /// For an owner who lost a device: remove every passkey of the account (its
     /// password still signs in). Sessions stay; end them with `end-sessions`.
     RemovePasskeys { email: String },
+    /// Delete the account for good: every session, app session and token ends at
+    /// once, its data goes (devices, consents, second factor), and the owner is mailed.
+    /// The address can be registered again afterwards. There is no undo.
+    Delete { email: String },
     /// Mark the account's address verified, as if its owner had used the mailed code
     /// (with `--all`, every unverified account's: for a trusted user base, after the
     /// upgrade that made existing accounts unverified).
@@ -95,6 +99,7 @@ pub(super) async fn run(parts: &Parts, action: Action, out: Output) -> Result<()
             });
             Ok(())
         }
+        Action::Delete { email } => delete(parts, &email, out).await,
         Action::Verify {
             email: Some(email), ..
         } => {
@@ -178,6 +183,42 @@ async fn reset_second_factor(parts: &Parts, email: &str, out: Output) -> Result<
     changed.owner_mailed = Some(mailed);
     out.print(&changed);
     Ok(())
+}
+
+async fn delete(parts: &Parts, email: &str, out: Output) -> Result<(), CliError> {
+    let user = find(parts, email).await?;
+    let ended =
+        crate::services::account_admin::delete(&parts.store, &parts.accounts, &user).await?;
+    let mailed = match mail_goodbye(parts, &user).await {
+        Ok(()) => true,
+        Err(why) => {
+            eprintln!("latchkey: warning: the owner could not be mailed: {why}");
+            false
+        }
+    };
+    let mut changed = Changed::new(&user, None, Some(ended));
+    changed.deleted = Some(true);
+    changed.owner_mailed = Some(mailed);
+    out.print(&changed);
+    Ok(())
+}
+
+/// Mails the owner of a deleted account, now (the command ends next).
+async fn mail_goodbye(parts: &Parts, user: &User) -> Result<(), String> {
+    use crate::services::account::mail::{compose, AccountMail, Actor};
+    let mailer = crate::mail::Mailer::new(&parts.settings.mail)?;
+    let message = compose(
+        &parts.settings,
+        &mailer,
+        &user.email,
+        &AccountMail::Deleted,
+        &Actor::Operator,
+    )
+    .map_err(|e| crate::support::report::Report(&e).to_string())?;
+    mailer
+        .deliver_now(&message)
+        .await
+        .map_err(|e| crate::support::report::Report(&e).to_string())
 }
 
 /// Mails the owner that the second factor was reset, now (the command ends next).
@@ -390,6 +431,9 @@ struct Changed {
     /// `false` after `reset-second-factor`.
     #[serde(skip_serializing_if = "Option::is_none")]
     second_factor: Option<bool>,
+    /// `true` after `delete`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    deleted: Option<bool>,
     #[serde(skip_serializing_if = "Option::is_none")]
     sessions_ended: Option<u32>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -403,6 +447,7 @@ impl Changed {
             email: user.email.clone(),
             disabled,
             second_factor: None,
+            deleted: None,
             sessions_ended,
             owner_mailed: None,
         }
@@ -411,10 +456,11 @@ impl Changed {
 
 impl Line for Changed {
     fn text(&self) -> String {
-        let state = match (self.disabled, self.second_factor) {
-            (Some(true), _) => " is disabled",
-            (Some(false), _) => " is enabled",
-            (None, Some(false)) => ": second factor turned off",
+        let state = match (self.disabled, self.second_factor, self.deleted) {
+            (_, _, Some(true)) => " is deleted",
+            (Some(true), _, _) => " is disabled",
+            (Some(false), _, _) => " is enabled",
+            (None, Some(false), _) => ": second factor turned off",
             _ => "",
         };
         let joint = if state.is_empty() { ":" } else { ";" };

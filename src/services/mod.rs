@@ -3,14 +3,16 @@
 //! step, trusted browsers, rate limits, the new-device mail, password reset), the
 //! second factor (`second_factor/`), passkeys (`passkeys/`), sessions and their tokens
 //! (`sessions/`), the OpenID Connect provider (`oidc/`), where `rd` may send a user
-//! (`return_to`), what an operator does to an account (`account_admin`) and verified
-//! addresses (`verification`). Nothing here imports the edge.
+//! (`return_to`), what an operator does to an account (`account_admin`), verified
+//! addresses (`verification`) and what the owner does to the account itself
+//! (`account/`: a new address, the data export). Nothing here imports the edge.
 //!
 //! This file: the app's long-lived parts (settings, store, accounts, hasher, mailer,
 //! metrics) as one borrowed bundle, `Services`: a handler takes one `Services` instead
 //! of six `&State<_>`, and a service takes the same bundle whoever calls it; and
 //! `ServiceError`, what a service fails with.
 
+pub mod account;
 pub mod account_admin;
 pub mod oidc;
 pub mod passkeys;

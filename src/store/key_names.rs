@@ -88,6 +88,16 @@ impl KeyNames {
         format!("{}:wa:{}", self.prefix, cid)
     }
 
+    /// `P:{UID}:email`: the account's address change waiting for its code.
+    pub fn email_change(&self, user_id: &Uuid) -> String {
+        format!("{}:email", self.user_base(user_id))
+    }
+
+    /// `P:{UID}:eundo`: the undo links of the account's address changes.
+    pub fn email_undo(&self, user_id: &Uuid) -> String {
+        format!("{}:eundo", self.user_base(user_id))
+    }
+
     pub fn rate(&self, scope: &str, key: &str) -> String {
         format!("{}:rl:{}:{}", self.prefix, scope, key)
     }
@@ -113,6 +123,8 @@ mod tests {
             keys.trusted_browsers(&user),
             keys.auth_code(&user, "c"),
             keys.pending(&user, "p"),
+            keys.email_change(&user),
+            keys.email_undo(&user),
         ] {
             assert!(key.starts_with(&format!("lk:{tag}:")), "{key}");
             assert_eq!(key.matches('{').count(), 1, "{key}");

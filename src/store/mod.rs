@@ -2,10 +2,11 @@
 //! (`sessions`), the state behind API and app tokens (`tokens`), pending sign-ins
 //! (`pending_sign_ins`), authorization codes (`auth_codes`), rate limits
 //! (`rate_limits`), password-reset codes (`password_reset`), address verifications
-//! (`email_verification`), trusted browsers (`trusted_browsers`) and WebAuthn
-//! ceremonies in progress (`ceremonies`). Each of those files holds its types and one
-//! trait whose documentation is the contract; `Store` (`handle`) implements every
-//! trait by dispatching to its backend (`aggregate`: the trait is written once).
+//! (`email_verification`), trusted browsers (`trusted_browsers`), WebAuthn ceremonies
+//! in progress (`ceremonies`) and address changes with their undo links
+//! (`email_changes`). Each of those files holds its types and one trait whose
+//! documentation is the contract; `Store` (`handle`) implements every trait by
+//! dispatching to its backend (`aggregate`: the trait is written once).
 //!
 //! Two backends behave the same: Redis (`redis/`: production and tests, one Lua script
 //! per multi-key operation, in `redis/lua/`) and an embedded in-process map
@@ -18,6 +19,7 @@ mod aggregate;
 mod auth_codes;
 mod ceremonies;
 mod connect;
+mod email_changes;
 mod email_verification;
 mod error;
 mod handle;
@@ -34,6 +36,7 @@ mod trusted_browsers;
 pub use self::auth_codes::{AuthCodeState, AuthCodes, Redeemed, USED_CODE_TTL_MS};
 pub use self::ceremonies::Ceremonies;
 pub use self::connect::{connect, stage};
+pub use self::email_changes::{EmailChangeCheck, EmailChanges};
 pub use self::email_verification::EmailVerifications;
 pub use self::error::{ConnectError, StoreError, StoreResult};
 pub use self::handle::Store;

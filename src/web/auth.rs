@@ -83,10 +83,8 @@ impl SignInFields {
     /// What a new account needs, or what to say about the form.
     fn for_new_account(&self) -> Result<(Email, NewPassword), &'static str> {
         let email = Email::parse(self.email.as_deref().unwrap_or(""))?;
-        Ok((
-            email,
-            NewPassword::parse(self.password.as_deref().unwrap_or(""))?,
-        ))
+        let password = NewPassword::parse(self.password.as_deref().unwrap_or(""), &email)?;
+        Ok((email, password))
     }
 }
 

@@ -1,23 +1,28 @@
 //! The browser pages: routes by area (`auth.rs` sign-in, registration and sign-out;
 //! `two_step.rs` the code page; `devices.rs`; `password.rs` change, forgot and reset;
 //! `security.rs` the second factor's pages; `passkeys.rs` the passkeys' JSON endpoints
-//! and forms; `oauth.rs` and `oauth_logout.rs` the OpenID
+//! and forms; `email_change.rs` a new address and its undo link; `account.rs` deleting
+//! the account and downloading its data, after the owner's proof (`owner_check.rs`);
+//! `oauth.rs` and `oauth_logout.rs` the OpenID
 //! Connect authorize, consent and logout pages; `forward.rs` forward authentication
 //! for reverse proxies; `verify.rs` verifying the address), the guards every page uses (`guards.rs`), the cookies beside
 //! the session's (`browser_cookie.rs`, `pending_cookie.rs`, `flash.rs`), the page
 //! renderer and security headers (`page.rs`), `?next=` (`next_path.rs`) and the
 //! stylesheet and the passkey script (`assets.rs`). `stage()` mounts them all.
 
+mod account;
 mod assets;
 mod auth;
 mod browser_cookie;
 mod devices;
+mod email_change;
 mod flash;
 mod forward;
 pub mod guards;
 mod next_path;
 pub(crate) mod oauth;
 mod oauth_logout;
+mod owner_check;
 mod page;
 mod passkey_cookie;
 mod passkeys;
@@ -71,6 +76,8 @@ pub fn stage() -> AdHoc {
             .mount("/", devices::routes())
             .mount("/", password::routes())
             .mount("/", security::routes())
+            .mount("/", email_change::routes())
+            .mount("/", account::routes())
             .mount("/", two_step::routes())
             .mount("/", passkeys::routes())
             .mount("/", verify::routes())

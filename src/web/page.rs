@@ -24,6 +24,7 @@ pub const CONTENT_SECURITY_POLICY: &str = "default-src 'self'; script-src 'none'
      img-src 'self' data:; form-action 'self'; frame-ancestors 'none'; base-uri 'none'; object-src 'none'";
 
 /// A page to render: a template, its context and its status.
+#[derive(Clone)]
 pub struct Page {
     template: &'static str,
     status: Status,

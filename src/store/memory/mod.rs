@@ -5,6 +5,7 @@
 
 mod auth_codes;
 mod ceremonies;
+mod email_changes;
 mod email_verification;
 mod password_reset;
 mod pending_sign_ins;
