@@ -366,6 +366,40 @@ async fn a_dead_master_fails_only_its_users_with_503_and_service_resumes() {
         assert_eq!(status, Status::ServiceUnavailable, "after {wait} ms");
         assert_eq!(devices_status(&off).await, Status::Ok, "after {wait} ms");
     }
+    // Most slots are served: ready, and the JSON names the slots no master serves.
+    let ready = off.get("/health/ready").await;
+    assert_eq!(ready.status, Status::Ok, "{}", ready.body);
+    let body: serde_json::Value = serde_json::from_str(&ready.body).expect("JSON");
+    assert_eq!(body["store"]["status"], "degraded", "{body}");
+    let down = body["store"]["slots_down"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    assert!(!down.is_empty(), "{body}");
+    let served = body["store"]["slots_served"].as_u64().unwrap_or_default();
+    assert!((8192..16384).contains(&served), "{body}");
+    let missing: u64 = down
+        .iter()
+        .map(|r| r[1].as_u64().unwrap_or_default() - r[0].as_u64().unwrap_or_default() + 1)
+        .sum();
+    assert_eq!(served + missing, 16384, "{body}");
+    // The doomed master's own slots are among them (asked of a node that is up).
+    let doomed_range = PrivateCluster::cli(cluster.ports[1], &["cluster", "nodes"])
+        .lines()
+        .find(|l| l.contains(&format!(":{doomed}@")))
+        .map(|l| l.split(' ').skip(8).map(str::to_string).collect::<Vec<_>>())
+        .unwrap_or_default();
+    for range in doomed_range {
+        let first: u64 = range
+            .split('-')
+            .next()
+            .and_then(|a| a.parse().ok())
+            .unwrap_or(0);
+        assert!(
+            down.iter().any(|r| r[0].as_u64() == Some(first)),
+            "{range} not in {body}"
+        );
+    }
 
     cluster.restart(doomed);
     let deadline = Instant::now() + Duration::from_secs(15);
