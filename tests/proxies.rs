@@ -420,12 +420,17 @@ async fn rolling_restarts_behind_nginx_fail_no_request() {
         app.spawn_server_behind_on(&public_url, ports[1]),
     ];
     let _nginx = start_balancer(nginx_port, ports);
+    // A browser session (signed in on one instance; any instance serves it).
+    let mut jar = Jar::default();
+    servers[0].register(&mut jar, &crate::support::email());
+    let cookie = jar.header();
 
     let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let counts = Arc::new(Mutex::new((0usize, Vec::<String>::new())));
     let mut workers = Vec::new();
     for worker in 0..4 {
-        let (stop, counts, email) = (stop.clone(), counts.clone(), email.clone());
+        let (stop, counts, email, cookie) =
+            (stop.clone(), counts.clone(), email.clone(), cookie.clone());
         workers.push(std::thread::spawn(move || {
             let sign_in = encode(&[
                 ("grant_type", "password"),
@@ -438,7 +443,11 @@ async fn rolling_restarts_behind_nginx_fail_no_request() {
             let mut round = 0usize;
             while !stop.load(std::sync::atomic::Ordering::Relaxed) {
                 // A sign-in, then the session checks and a refresh on what it gave.
-                let (what, (status, body)) = match round % 4 {
+                let (what, (status, body)) = match round % 5 {
+                    4 => (
+                        "devices",
+                        through(nginx_port, "GET", "/devices", &[("Cookie", &cookie)], ""),
+                    ),
                     0 => (
                         "sign-in",
                         through(nginx_port, "POST", "/api/v1/token", &form, &sign_in),
@@ -465,13 +474,14 @@ async fn rolling_restarts_behind_nginx_fail_no_request() {
                         )
                     }
                 };
-                if what != "me" && status == 200 {
+                if (what == "sign-in" || what == "refresh") && status == 200 {
                     access = token_of(&body, "access_token");
                     refresh = token_of(&body, "refresh_token");
                 }
                 let mut c = counts.lock().expect("counts");
                 c.0 += 1;
-                if status != 200 {
+                let signed_in_page = what != "devices" || body.contains("Your devices");
+                if status != 200 || !signed_in_page {
                     c.1.push(format!("{what}: {status} {body}"));
                 }
                 drop(c);
