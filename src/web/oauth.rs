@@ -24,8 +24,8 @@ use crate::http::request::ClientIp;
 use crate::services::oidc::clients::origin_of;
 use crate::services::oidc::grants::{self, CodeRequest};
 use crate::services::oidc::reauth;
+use crate::services::verification::must_verify_first;
 use crate::services::Services;
-use crate::store::Sessions;
 use crate::support::clock::now_ms;
 
 pub fn routes() -> Vec<Route> {
@@ -292,15 +292,6 @@ fn scope_words(scopes: &[&str]) -> Vec<&'static str> {
         .collect()
 }
 
-/// When the browser session signed in (unix ms); `None` when it is gone.
-async fn signed_in_at(s: Services<'_>, session: &CurrentSession) -> Result<Option<i64>, AppError> {
-    let sessions = s.store.list_sessions(&session.user_id, now_ms()).await?;
-    Ok(sessions
-        .iter()
-        .find(|x| x.sid == session.sid)
-        .map(|x| x.created_ms))
-}
-
 /// The moment the sign-in must be no older than (OpenID Connect Core §3.1.2.1):
 /// the one a re-sign-in was asked at (it alone counts once asked, so one sign-in ends
 /// the loop), now for `prompt=login`, or `max_age` ago.
@@ -360,15 +351,11 @@ async fn grant(
     c: &Checked,
     ip: &ClientIp,
 ) -> Result<Outcome, AppError> {
-    // auth_time is the browser session's own sign-in; a session that ended since the
-    // guard checked it has none, and gets no code.
-    let Some(signed_in_ms) = signed_in_at(s, session).await? else {
-        return Ok(back_with_error(
-            c,
-            "login_required",
-            "You are not signed in to Latchkey.",
-        ));
-    };
+    // auth_time is the browser session's own sign-in, as the guard's check read it (no
+    // listing of the user's sessions). A session that ends after that check cannot
+    // use the code: it names the session (`browser_sid`), and redeeming it is refused
+    // once that session has ended.
+    let signed_in_ms = session.signed_in_ms;
     let req = CodeRequest {
         client_id: c.client.client_id.clone(),
         redirect_uri: c.redirect_uri.clone(),
@@ -491,12 +478,7 @@ async fn authorize(
         ));
     };
     let now = now_ms();
-    let signed_in = signed_in_at(s, &session).await?;
-    let stale = match (signed_in, sign_in_needed_after(&c, now)) {
-        (None, _) => true,
-        (Some(t), Some(after)) => t < after,
-        (Some(_), None) => false,
-    };
+    let stale = sign_in_needed_after(&c, now).is_some_and(|after| session.signed_in_ms < after);
     if stale {
         return Ok(to_sign_in(
             s,
@@ -505,6 +487,9 @@ async fn authorize(
             Some(now),
             "Signing in again is required.",
         ));
+    }
+    if must_verify_first(s.settings, session.email_verified) {
+        return Ok(verify_first(&session, &c));
     }
     let granted = s
         .accounts
@@ -524,6 +509,20 @@ async fn authorize(
         _ if remembered => grant(s, &session, &c, &ip).await,
         _ => Ok(consent_page(&session, &c)),
     }
+}
+
+/// `require_verified_email` and an unverified account: `prompt=none` goes back to the
+/// app with `interaction_required` (there is no page to show), anything else gets the
+/// page that offers a new code.
+fn verify_first(session: &CurrentSession, c: &Checked) -> Outcome {
+    if c.prompt.as_deref() == Some("none") {
+        return back_with_error(
+            c,
+            "interaction_required",
+            "The account's email address must be verified first.",
+        );
+    }
+    Outcome::Page(super::verify::verify_first(session, &c.client.name))
 }
 
 /// A signed-out browser posting the consent form with its own token (its session ended
@@ -549,6 +548,9 @@ async fn consent(
         Ok(c) => c,
         Err(answer) => return Ok(answer),
     };
+    if must_verify_first(s.settings, session.email_verified) {
+        return Ok(verify_first(&session, &c));
+    }
     match decision.as_str() {
         "allow" => {
             let scopes = c.scopes.join(" ");
