@@ -119,6 +119,13 @@ mod tests {
             ("trusted_proxies", serde_json::json!(["not-a-cidr"])),
             ("header_read_timeout", serde_json::json!(0)),
             ("body_read_timeout", serde_json::json!(0)),
+            ("shutdown_grace", serde_json::json!(-1)),
+            (
+                "redis_sentinel_nodes",
+                serde_json::json!("redis://10.0.0.1:26379"),
+            ),
+            ("redis_sentinel_master", serde_json::json!("mymaster")),
+            ("shutdown_grace", serde_json::json!("soon")),
             ("app_sessions_per_client", serde_json::json!(0)),
             ("metrics_token", serde_json::json!("short-token")),
             ("max_connections", serde_json::json!(-1)),

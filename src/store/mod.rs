@@ -45,7 +45,7 @@ pub use self::memory::MemoryStore;
 pub use self::password_reset::{PasswordResets, ResetCheck};
 pub use self::pending_sign_ins::{PendingFailure, PendingSignIn, PendingSignIns};
 pub use self::rate_limits::{RateDecision, RateKey, RateLimits};
-pub use self::redis::{RedisStore, CALL_BUDGET};
+pub use self::redis::{RedisStore, CALL_BUDGET, CLUSTER_SLOTS};
 pub use self::sessions::{
     email_field, field, slide_due, Amr, Created, LiveSession, NewSession, SessionCaps, SessionKind,
     SessionRecord, Sessions, PASSWORD_VERSION_TTL_MS, SEEN_REFRESH_MS,

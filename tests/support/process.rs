@@ -174,13 +174,23 @@ impl TestApp {
         self.spawn_with(dir, None)
     }
 
+    /// The same, answering as `public_url` on the given `port` (an instance started
+    /// again where a proxy expects it).
+    pub fn spawn_server_behind_on(&self, public_url: &str, port: u16) -> AppProcess {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+        self.spawn_on(dir, Some(public_url), port)
+    }
+
     fn spawn_with(&self, dir: &std::path::Path, public_url: Option<&str>) -> AppProcess {
-        let port = spare_port();
+        self.spawn_on(dir, public_url, spare_port())
+    }
+
+    fn spawn_on(&self, dir: &std::path::Path, public_url: Option<&str>, port: u16) -> AppProcess {
         let mut cfg = self.clone().served_at(port);
         if let Some(url) = public_url {
             cfg = cfg.set("public_url", url);
         }
-        let log = self.dir.join("server.log");
+        let log = self.dir.join(format!("server-{port}.log"));
         let stderr = std::fs::File::create(&log).expect("server log");
         let child = Spawned::start(
             Command::new(env!("CARGO_BIN_EXE_latchkey"))
