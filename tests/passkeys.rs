@@ -436,6 +436,13 @@ async fn a_passkey_is_the_second_step_of_a_password_sign_in() {
     assert_eq!(step.location.as_deref(), Some(CODE_PAGE));
     let code_page = laptop.get(CODE_PAGE).await;
     assert!(code_page.body.contains("id=\"passkey-second-factor\""));
+    // A wrong code shows the form again, and the passkey is still offered.
+    let wrong = laptop
+        .post_form(CODE_PAGE, &code_page.csrf(), &[("code", "000000")])
+        .await;
+    assert_eq!(wrong.status, Status::Unauthorized, "{}", wrong.body);
+    assert!(wrong.body.contains("id=\"passkey-second-factor\""));
+    assert!(wrong.body.contains("<script src=\"/static/passkeys"));
     let options = laptop.sign_in_options(true).await;
     assert_eq!(options.status, Status::Ok, "{}", options.body);
     let allowed = options.json["publicKey"]["allowCredentials"]

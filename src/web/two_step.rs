@@ -106,15 +106,17 @@ async fn target_form_action(app: Services<'_>, target: &str) -> Option<String> {
         .await
 }
 
-/// The form shown again after a code that did not sign in: its `form-action` from the
-/// pending sign-in, which is still there (a store read on this path only; without it,
-/// the form still works and ends on our own pages).
-async fn form_again(app: Services<'_>, page: Page, cookie: &PendingCookie) -> Page {
+/// The form shown again after a code that did not sign in: "Use a passkey instead"
+/// as on the first showing, and its `form-action` from the pending sign-in, which is
+/// still there (a store read on this path only; without it, the form still works and
+/// ends on our own pages).
+async fn form_again(app: Services<'_>, page: Page, cookie: &PendingCookie) -> AppResult<Page> {
+    let page = with_passkeys(app, page, cookie).await?;
     let target = match two_step::pending(app, cookie).await {
         Ok(Some(pending)) => pending.target,
-        _ => return page,
+        _ => return Ok(page),
     };
-    page.form_action(target_form_action(app, &target).await)
+    Ok(page.form_action(target_form_action(app, &target).await))
 }
 
 /// Back to the sign-in page with `notice`; the pending cookie goes.
@@ -142,7 +144,7 @@ async fn submit_code(
     };
     let code = f.code.as_deref().unwrap_or("").trim();
     if code.is_empty() {
-        let page = form_again(app, page, &pending_cookie).await;
+        let page = form_again(app, page, &pending_cookie).await?;
         return Ok(CodeAnswer::Page(page.error(NO_CODE, Status::BadRequest)));
     }
     let browser = cookie.trusted_browser();
@@ -162,7 +164,7 @@ async fn submit_code(
             Ok(CodeAnswer::SignedIn(target.redirect()))
         }
         Err(e @ (StepError::Wrong { .. } | StepError::Throttled(_))) => {
-            let page = form_again(app, page, &pending_cookie).await;
+            let page = form_again(app, page, &pending_cookie).await?;
             code_refused(page, e, &cookie)
         }
         Err(e) => code_refused(page, e, &cookie),
