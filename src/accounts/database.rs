@@ -156,7 +156,7 @@ mod tests {
     /// sqlx refuses to open a database whose applied migrations changed (checksum) or
     /// went missing (version). These are the migrations as shipped; a change here
     /// means existing SQLite databases would no longer start.
-    const SHIPPED_SQLITE: [(i64, &str); 5] = [
+    const SHIPPED_SQLITE: [(i64, &str); 7] = [
         (
             1,
             "dbf9aace7c53281886ce5ea51e85cb89d4ae92b80f5d6f0384d50b4fd4750e5f356c25eda4210d76d7c9e43b94d95d7b",
@@ -176,6 +176,14 @@ mod tests {
         (
             5,
             "68ab42e222006b1ca38cb84d9c94d708356a49fcedfb336541a91bb644c9de2ec991bdd525c10851b70bcda0ebf3597e",
+        ),
+        (
+            6,
+            "1606bd9a28da1c1891354681032216e7ee326532e7dc51257cfd99cc2a13858faa3f674f29a7eaeb92e8bbe5eb008418",
+        ),
+        (
+            7,
+            "191a4639216c24691bfc0e9a6ebe8e479482edb88c11d078a1039a58b06c755e4cfd30096951932911e8668b3741a303",
         ),
     ];
 
