@@ -8,6 +8,7 @@ mod support;
 
 mod accessibility;
 mod accounts;
+mod activity;
 mod addresses;
 mod api;
 mod auth;

@@ -1,9 +1,10 @@
 //! The account database: `Accounts`, the repository of the `users` and
 //! `known_devices` tables (`users.rs`), the OpenID Connect tables (`oidc.rs`) and the
-//! second factor's (`second_factor.rs`), over a SQLite or PostgreSQL pool opened and
+//! second factor's (`second_factor.rs`), the activity log (`activity.rs`), over a SQLite or PostgreSQL pool opened and
 //! migrated at start (`database.rs`); its errors (`error.rs`); and Argon2id password
 //! hashing in bounded slots (`password.rs`).
 
+mod activity;
 mod database;
 mod error;
 mod oidc;
@@ -14,6 +15,7 @@ mod users;
 use rocket::fairing::AdHoc;
 use secrecy::ExposeSecret;
 
+pub use self::activity::{Bounds, EventRow, NewEvent};
 pub use self::error::AccountError;
 pub use self::oidc::{ClientRecord, SigningKeyRow};
 pub use self::password::{HashError, Hasher, Slot, Work, SLOT_WAIT};

@@ -3,7 +3,7 @@
 //!
 //! `Settings` (`settings.rs`) is one section per concern, each in a file of its own
 //! (`storage`, `server` with `allowed_host`, `sessions`, `limits`, `codes`, `mail`,
-//! `tokens`, `second_factor`), read through `Reader` (`reader.rs`). A rule about one
+//! `tokens`, `second_factor`, `activity`), read through `Reader` (`reader.rs`). A rule about one
 //! value's kind (positive seconds, a count above zero) is checked as it is read; a
 //! section's other rules (URL schemes, lengths, one value against another) in its
 //! `validate()`. Every setting's name is written once: on the line that reads it.
@@ -12,6 +12,7 @@
 //! holds Rocket's figment (with the request data limits as code defaults) and where
 //! `templates/` and `static/` are found.
 
+mod activity;
 mod allowed_host;
 mod assets;
 mod codes;
@@ -27,6 +28,7 @@ mod tokens;
 
 use rocket::fairing::AdHoc;
 
+pub use self::activity::ActivitySettings;
 pub use self::allowed_host::AllowedHost;
 pub use self::assets::{asset_root, check_assets, figment, DATA_LIMITS};
 pub use self::codes::CodeSettings;

@@ -3,7 +3,8 @@
 //! step, trusted browsers, rate limits, the new-device mail, password reset), the
 //! second factor (`second_factor/`), sessions and their tokens (`sessions/`), the
 //! OpenID Connect provider (`oidc/`), where `rd` may send a user (`return_to`) and what
-//! an operator does to an account (`account_admin`). Nothing here imports the edge.
+//! an operator does to an account (`account_admin`), and the account's activity log
+//! (`activity`). Nothing here imports the edge.
 //!
 //! This file: the app's long-lived parts (settings, store, accounts, hasher, mailer,
 //! metrics) as one borrowed bundle, `Services`: a handler takes one `Services` instead
@@ -11,6 +12,7 @@
 //! `ServiceError`, what a service fails with.
 
 pub mod account_admin;
+pub mod activity;
 pub mod oidc;
 pub mod return_to;
 pub mod second_factor;

@@ -1,5 +1,5 @@
 //! The browser pages: routes by area (`auth.rs` sign-in, registration and sign-out;
-//! `two_step.rs` the code page; `devices.rs`; `password.rs` change, forgot and reset;
+//! `two_step.rs` the code page; `devices.rs`; `activity.rs` the account's activity; `password.rs` change, forgot and reset;
 //! `security.rs` the second factor's pages; `oauth.rs` and `oauth_logout.rs` the OpenID
 //! Connect authorize, consent and logout pages; `forward.rs` forward authentication
 //! for reverse proxies), the guards every page uses (`guards.rs`), the cookies beside
@@ -7,6 +7,7 @@
 //! renderer and security headers (`page.rs`), `?next=` (`next_path.rs`) and the
 //! stylesheet (`assets.rs`). `stage()` mounts them all.
 
+mod activity;
 mod assets;
 mod auth;
 mod browser_cookie;
@@ -60,6 +61,7 @@ pub fn stage() -> AdHoc {
             .mount("/", routes)
             .mount("/", auth::routes())
             .mount("/", devices::routes())
+            .mount("/", activity::routes())
             .mount("/", password::routes())
             .mount("/", security::routes())
             .mount("/", two_step::routes())

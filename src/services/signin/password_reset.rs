@@ -14,6 +14,7 @@ use super::limits::{self, Throttled};
 use super::password::replace_password;
 use crate::accounts::Work;
 use crate::config::Settings;
+use crate::services::activity::{Event, Kind};
 use crate::services::{ServiceError, Services};
 use crate::store::{PasswordResets, ResetCheck};
 use crate::support::clock::now_ms;
@@ -125,7 +126,8 @@ pub async fn reset_password(
         _ => return Ok(Reset::Missing),
     };
     attempt.succeeded(app.store).await;
-    replace_password(app, &slot, &user, password, None).await?;
+    let event = Event::new(Kind::PasswordReset).ip(ip);
+    replace_password(app, &slot, &user, password, None, event).await?;
     Ok(Reset::Done)
 }
 
