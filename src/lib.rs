@@ -41,6 +41,7 @@ pub fn app_with(figment: Figment) -> Rocket<Build> {
         .attach(accounts::stage())
         .attach(services::second_factor::stage())
         .attach(mail::stage())
+        .attach(services::verification::stage())
         .attach(web::stage())
         .attach(api::stage())
         .attach(api::oauth::stage())

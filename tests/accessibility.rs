@@ -15,7 +15,10 @@
 //! - signed in: change password with an error, security with a notice, with two
 //!   recovery codes left, with the new recovery codes form open and with the turning-off
 //!   form showing an error, the new recovery codes page, the sign-out confirmation
-//!   without an app.
+//!   without an app;
+//! - verifying an address: the code page after a resend, the link's page (verified,
+//!   and a link that does not work), the page an unverified account meets at forward
+//!   authentication with `require_verified_email`.
 //!
 //! A check that can find nothing proves nothing: the first test breaks a real page on
 //! purpose and reads the report.
@@ -309,4 +312,55 @@ async fn type_into(c: &Client, id: &str, value: &str) {
         .send_keys(value)
         .await
         .expect("type");
+}
+
+#[tokio::test]
+async fn the_verification_pages_pass() {
+    let driver = Chromedriver::start();
+    let app = TestApp::new().set("require_verified_email", true);
+    let base = app.serve().await;
+    let c = driver.browser(None).await;
+    let email = email();
+    crate::support::chromium::register(&c, &base, &email).await;
+    expect_path(&c, "/devices").await;
+
+    c.goto(&format!("{base}/auth/forward")).await.expect("goto");
+    assert!(text(&c).await.contains("Verify your email address first"));
+    assert_accessible(&c, "verify-first").await;
+
+    c.goto(&format!("{base}/account/verify"))
+        .await
+        .expect("goto");
+    let resend = c
+        .find(Locator::Css("#verify-resend button"))
+        .await
+        .expect("the resend button");
+    navigate_by(&c, resend).await;
+    expect_path(&c, "/account/verify").await;
+    assert!(text(&c)
+        .await
+        .contains("a new code and link are on their way"));
+    assert_accessible(&c, "verify-resent").await;
+
+    let forged = format!(
+        "{base}/account/verify/{}.{}",
+        uuid::Uuid::now_v7(),
+        "A".repeat(43)
+    );
+    c.goto(&forged).await.expect("goto");
+    assert!(text(&c).await.contains("This link does not work"));
+    assert_accessible(&c, "verify-link-failed").await;
+
+    // The resent mail's link (it replaced the first mail's).
+    wait_for_mails(&app.outbox(), 2).await;
+    let mails = mails_saying(&app.outbox(), "verify the address with one click");
+    let mail = mails.last().expect("the resent mail");
+    let start = mail.find("/account/verify/").expect("a link");
+    let link: String = mail[start..]
+        .chars()
+        .take_while(|ch| !ch.is_whitespace() && *ch != '"' && *ch != '<')
+        .collect();
+    c.goto(&format!("{base}{link}")).await.expect("goto");
+    assert!(text(&c).await.contains("is verified"));
+    assert_accessible(&c, "verify-link").await;
 }

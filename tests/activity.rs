@@ -393,3 +393,98 @@ async fn two_step_sign_ins_wrong_codes_and_recovery_codes_are_recorded() {
     assert!(has("recovery_code_used", "9 left"), "{kinds:?}");
     assert!(has("sign_in", "two_step"), "{kinds:?}");
 }
+
+#[tokio::test]
+async fn an_address_verified_by_its_mailed_link_or_by_the_operator_is_recorded() {
+    let app = TestApp::new();
+    let (b, email) = app.signed_in_browser().await;
+    // The registration's mail: its one-click link.
+    let mut link = None;
+    for _ in 0..200 {
+        link = mails_saying(&app.outbox(), "/account/verify/")
+            .into_iter()
+            .find(|m| m.contains(&format!("To: {email}")))
+            .map(|m| {
+                let start = m.find("/account/verify/").expect("a link");
+                m[start..]
+                    .split(|c: char| c.is_whitespace() || c == '"' || c == '<')
+                    .next()
+                    .unwrap_or_default()
+                    .to_string()
+            });
+        if link.is_some() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let link = link.expect("the verification mail");
+    b.get(&link).await;
+    let user = app.user(&email).await.expect("the account");
+    let page = activity_page(&app.accounts().await, &user).await;
+    assert!(
+        page.iter()
+            .any(|e| e.kind == "email_verified" && e.detail == "link"),
+        "{page:?}"
+    );
+    // Already verified: the operator's verify changes nothing and records nothing.
+    app.cli(&["users", "verify", &email]).ok();
+    let again = activity_page(&app.accounts().await, &user).await;
+    assert_eq!(
+        again.iter().filter(|e| e.kind == "email_verified").count(),
+        1
+    );
+    // Another account verified by the operator.
+    let other = app.account().await;
+    app.cli(&["users", "verify", &other]).ok();
+    let other_user = app.user(&other).await.expect("the account");
+    let page = activity_page(&app.accounts().await, &other_user).await;
+    assert!(page
+        .iter()
+        .any(|e| e.kind == "email_verified" && e.detail == "operator"));
+}
+
+/// Chromium: the activity page after a sign-in elsewhere, a wrong password and a
+/// sign-out, at desktop and phone width (screenshots), axe-core at 0 violations.
+#[tokio::test]
+async fn chromium_the_activity_page_passes_axe_and_signs_a_device_out() {
+    use crate::support::chromium::{self, Chromedriver};
+    use fantoccini::Locator;
+    let driver = Chromedriver::start();
+    let app = TestApp::new();
+    let base = app.serve().await;
+    let c = driver.browser(None).await;
+    let email = email();
+    chromium::register(&c, &base, &email).await;
+    // A phone signs in, someone tries a wrong password.
+    let phone = app.browser().await.with_agent(SAFARI_IOS);
+    assert_eq!(phone.login(&email, PASSWORD).await.status, Status::SeeOther);
+    let stranger = app.browser().await;
+    stranger.login(&email, "not the password").await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+
+    c.goto(&format!("{base}/account/activity"))
+        .await
+        .expect("goto");
+    let body = chromium::text(&c).await;
+    assert!(body.contains("Your activity"), "{body}");
+    assert!(body.contains("Failed sign-in: wrong password"), "{body}");
+    chromium::shoot(&c, "activity").await;
+    let button = c
+        .find(Locator::Css(".activity-event form button"))
+        .await
+        .expect("a sign-out button for the phone");
+    button.click().await.expect("click");
+    // The click navigates: wait for the answer before asking the phone.
+    let mut signed_in = true;
+    for _ in 0..100 {
+        signed_in = phone.is_signed_in().await;
+        if !signed_in {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(
+        !signed_in,
+        "the phone was signed out from the activity page"
+    );
+}

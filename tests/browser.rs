@@ -86,7 +86,7 @@ async fn two_browsers_see_each_other_sign_each_other_out_and_a_reset_signs_out_e
     submit(&helper).await;
     assert!(text(&helper).await.contains("If an account exists"));
     shoot(&helper, "forgot-sent").await;
-    let mails = wait_for_mails(&app.outbox(), 1).await;
+    let mails = wait_for_reset_mails(&app.outbox(), 1).await;
     let code = mails
         .iter()
         .rev()
@@ -222,4 +222,45 @@ async fn in_secure_mode_signing_out_removes_the_cookie_from_the_browser() {
     b.goto(&format!("{base}/devices")).await.unwrap();
     expect_path(&b, "/login").await;
     let _ = b.close().await;
+}
+
+#[tokio::test]
+async fn a_new_account_sees_the_banner_and_verifies_its_address_with_the_mailed_code() {
+    let driver = Chromedriver::start();
+    let app = TestApp::new();
+    let base = app.serve().await;
+    let email = email();
+    let c = driver.browser(None).await;
+    chromium::register(&c, &base, &email).await;
+    expect_path(&c, "/devices").await;
+    assert!(text(&c)
+        .await
+        .contains("Your email address is not verified yet"));
+    shoot(&c, "verify-banner").await;
+
+    // "Enter the code" in the banner, then a wrong code, then the mailed one.
+    let enter = c
+        .find(Locator::Css("#verify-banner a[href=\"/account/verify\"]"))
+        .await
+        .expect("the banner's link");
+    navigate_by(&c, enter).await;
+    expect_path(&c, "/account/verify").await;
+    shoot(&c, "verify-code").await;
+    let mail = wait_for_mail_saying(&app.outbox(), "verify the address with one click").await;
+    let code = code_in(&mail);
+    let wrong = format!(
+        "{:06}",
+        (code.parse::<u32>().expect("digits") + 1) % 1_000_000
+    );
+    fill(&c, "code", &wrong).await;
+    submit(&c).await;
+    assert!(text(&c).await.contains("That code is not right"));
+    shoot(&c, "verify-code-wrong").await;
+    fill(&c, "code", &code).await;
+    submit(&c).await;
+    expect_path(&c, "/devices").await;
+    let page = text(&c).await;
+    assert!(page.contains("Your email address is verified"), "{page}");
+    assert!(!page.contains("not verified yet"), "the banner is gone");
+    shoot(&c, "verify-done").await;
 }

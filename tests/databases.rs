@@ -17,6 +17,8 @@ crate::on_both_databases!(
     a_device_is_new_once_per_window,
     accounts_are_listed_page_by_page_in_the_order_they_were_made,
     disabling_enabling_and_deleting_change_only_that_account,
+    an_address_is_verified_once_and_only_while_it_is_the_accounts,
+    only_unverified_accounts_unused_since_the_cutoff_are_found_and_deleted,
 );
 
 fn address(s: &str) -> Email {
@@ -219,6 +221,110 @@ async fn disabling_enabling_and_deleting_change_only_that_account(db: Database) 
         None
     );
     assert!(find(bob.id).await.is_some());
+}
+
+async fn an_address_is_verified_once_and_only_while_it_is_the_accounts(db: Database) {
+    let app = TestApp::on(db).await;
+    let accounts = app.accounts().await;
+    let typed = email();
+    let ada = accounts.create(&address(&typed), "h").await.expect("ada");
+    let bob = accounts.create(&address(&email()), "h").await.expect("bob");
+    assert!(!ada.email_verified(), "a new account is unverified");
+    assert!(ada.last_seen_at.is_some(), "registering is a use");
+    let find = |id| {
+        let accounts = accounts.clone();
+        async move { accounts.find_by_id(&id).await.expect("answers") }
+    };
+
+    // A code mailed to another address verifies nothing.
+    let other = address(&email()).normalized();
+    let elsewhere = accounts.mark_verified(&ada.id, Some(&other));
+    assert!(!elsewhere.await.expect("answers"));
+    assert!(!find(ada.id).await.expect("ada").email_verified());
+
+    let own = address(&typed.to_uppercase()).normalized();
+    let first = accounts.mark_verified(&ada.id, Some(&own));
+    assert!(
+        first.await.expect("verified"),
+        "the first verification counts"
+    );
+    let verified = find(ada.id).await.expect("ada");
+    let at = verified.email_verified_at.expect("verified");
+    assert!(!accounts
+        .mark_verified(&ada.id, None)
+        .await
+        .expect("answers"));
+    assert_eq!(
+        find(ada.id).await.expect("ada").email_verified_at,
+        Some(at),
+        "a second verification keeps the first time"
+    );
+    assert!(
+        !find(bob.id).await.expect("bob").email_verified(),
+        "only ada"
+    );
+    let nobody = accounts.mark_verified(&uuid::Uuid::now_v7(), None).await;
+    assert!(!nobody.expect("answers"));
+}
+
+async fn only_unverified_accounts_unused_since_the_cutoff_are_found_and_deleted(db: Database) {
+    let app = TestApp::on(db).await;
+    let accounts = app.accounts().await;
+    let idle = accounts
+        .create(&address(&email()), "h")
+        .await
+        .expect("idle");
+    let verified = accounts.create(&address(&email()), "h").await.expect("v");
+    accounts.mark_verified(&verified.id, None).await.expect("v");
+    tokio::time::sleep(Duration::from_millis(5)).await;
+    let cutoff = now_ms();
+    tokio::time::sleep(Duration::from_millis(5)).await;
+    let fresh = accounts
+        .create(&address(&email()), "h")
+        .await
+        .expect("fresh");
+    let used = accounts
+        .create(&address(&email()), "h")
+        .await
+        .expect("used");
+
+    let found: Vec<_> = accounts
+        .unverified_unused(cutoff, 100)
+        .await
+        .expect("answers")
+        .into_iter()
+        .map(|u| u.id)
+        .collect();
+    assert!(found.contains(&idle.id), "never verified and unused");
+    for kept in [&verified.id, &fresh.id, &used.id] {
+        assert!(!found.contains(kept), "verified or used since the cutoff");
+    }
+
+    // A sign-in between the search and the delete keeps the account.
+    let late = accounts
+        .create(&address(&email()), "h")
+        .await
+        .expect("late");
+    tokio::time::sleep(Duration::from_millis(5)).await;
+    let listed_at = now_ms();
+    tokio::time::sleep(Duration::from_millis(5)).await;
+    accounts.note_used(&late.id).await.expect("noted");
+    let keeps = accounts.delete_if_unverified_unused(&late.id, listed_at);
+    assert!(!keeps.await.expect("answers"), "used after the cutoff");
+    let gone = accounts.delete_if_unverified_unused(&idle.id, cutoff);
+    assert!(gone.await.expect("deleted"));
+    assert!(accounts
+        .find_by_id(&idle.id)
+        .await
+        .expect("answers")
+        .is_none());
+    let kept = accounts.delete_if_unverified_unused(&verified.id, now_ms() + 1);
+    assert!(!kept.await.expect("answers"), "a verified account stays");
+    assert!(accounts
+        .find_by_id(&used.id)
+        .await
+        .expect("answers")
+        .is_some());
 }
 
 /// The built server, started on its own PostgreSQL database as an operator would

@@ -146,13 +146,13 @@ async fn strangers_cannot_use_up_the_owners_reset_requests() {
     }
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert_eq!(
-        wait_for_mails(&app.outbox(), 3).await.len(),
+        wait_for_reset_mails(&app.outbox(), 3).await.len(),
         3,
         "3 per hour"
     );
 
     assert_eq!(owner.ask_for_reset_code(&email).await.status, Status::Ok);
-    let mails = wait_for_mails(&app.outbox(), 4).await;
+    let mails = wait_for_reset_mails(&app.outbox(), 4).await;
     assert_eq!(mails.len(), 4, "the owner's own request is not dropped");
     let code = code_in(mails.last().expect("the owner's mail"));
     let reset = owner

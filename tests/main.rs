@@ -36,3 +36,4 @@ mod reset;
 mod second_factor;
 mod store_behaviour;
 mod two_step;
+mod verify;

@@ -70,6 +70,9 @@ on_both_stores!(
     a_burst_on_two_quotas_passes_neither_limit_and_leaves_no_stray_count,
     quotas_are_all_or_nothing_and_a_success_can_be_taken_back,
     reset_codes_are_single_use_and_burn_after_wrong_tries,
+    a_verification_is_used_once_by_its_code_or_its_link,
+    a_verification_code_burns_after_wrong_tries_and_takes_the_link_with_it,
+    every_session_answers_the_accounts_new_email_field_and_a_closed_account_stays_closed,
     refresh_secrets_rotate_and_a_replay_ends_the_session,
     a_logged_out_access_token_is_refused,
     trusted_devices_are_capped_expire_and_end_with_a_new_password,
@@ -633,6 +636,153 @@ async fn reset_codes_are_single_use_and_burn_after_wrong_tries(store: Store) {
             .unwrap(),
         ResetCheck::Missing
     );
+}
+
+async fn a_verification_is_used_once_by_its_code_or_its_link(store: Store) {
+    let (ada, bob) = (Uuid::now_v7(), Uuid::now_v7());
+    let put = |user, code: &'static str, link: &'static str, ttl| {
+        let store = store.clone();
+        async move {
+            store
+                .store_verification(&user, code, link, ttl, now_ms())
+                .await
+                .expect("stored")
+        }
+    };
+    let code = |user, mac: &'static str| {
+        let store = store.clone();
+        async move {
+            store
+                .check_verification_code(&user, mac, 5, now_ms())
+                .await
+                .expect("answers")
+        }
+    };
+    let link = |user, mac: &'static str| {
+        let store = store.clone();
+        async move {
+            store
+                .take_verification_link(&user, mac, now_ms())
+                .await
+                .expect("answers")
+        }
+    };
+    put(ada, "ada-code", "ada-link", 60_000).await;
+    put(bob, "bob-code", "bob-link", 60_000).await;
+
+    // Another account's code or link is nothing for this one, and costs it a try.
+    assert_eq!(code(ada, "bob-code").await, ResetCheck::Wrong);
+    assert!(!link(ada, "bob-link").await);
+    assert!(!link(ada, "ada-code").await, "a code is no link");
+    // The link uses it up, code and all; a replay finds nothing.
+    assert!(link(ada, "ada-link").await);
+    assert!(!link(ada, "ada-link").await, "a link works once");
+    assert_eq!(code(ada, "ada-code").await, ResetCheck::Missing);
+    // The code uses it up, link and all.
+    assert_eq!(code(bob, "bob-code").await, ResetCheck::Right);
+    assert_eq!(code(bob, "bob-code").await, ResetCheck::Missing);
+    assert!(!link(bob, "bob-link").await);
+
+    // A new one replaces the old; forgetting it ends it; an expired one is gone.
+    put(ada, "first", "first-link", 60_000).await;
+    put(ada, "second", "second-link", 60_000).await;
+    assert!(!link(ada, "first-link").await);
+    store.forget_verification(&ada).await.expect("forgotten");
+    assert!(!link(ada, "second-link").await);
+    put(ada, "short", "short-link", 1500).await;
+    tokio::time::sleep(Duration::from_millis(1700)).await;
+    assert!(!link(ada, "short-link").await);
+    assert_eq!(code(ada, "short").await, ResetCheck::Missing);
+}
+
+async fn a_verification_code_burns_after_wrong_tries_and_takes_the_link_with_it(store: Store) {
+    let user = Uuid::now_v7();
+    store
+        .store_verification(&user, "right", "link", 60_000, now_ms())
+        .await
+        .expect("stored");
+    for _ in 0..4 {
+        let wrong = store.check_verification_code(&user, "wrong", 5, now_ms());
+        assert_eq!(wrong.await.expect("answers"), ResetCheck::Wrong);
+    }
+    let last = store.check_verification_code(&user, "wrong", 5, now_ms());
+    assert_eq!(last.await.expect("answers"), ResetCheck::Burned);
+    let right = store.check_verification_code(&user, "right", 5, now_ms());
+    assert_eq!(right.await.expect("answers"), ResetCheck::Missing);
+    let link = store.take_verification_link(&user, "link", now_ms());
+    assert!(!link.await.expect("answers"), "burned whole");
+    // Nothing is left behind in Redis.
+    if single_redis(&store) {
+        let mut conn = redis_conn().await;
+        let exists: i64 = redis::cmd("EXISTS")
+            .arg(store.key_names().verification(&user))
+            .query_async(&mut conn)
+            .await
+            .expect("redis answers");
+        assert_eq!(exists, 0);
+    }
+}
+
+async fn every_session_answers_the_accounts_new_email_field_and_a_closed_account_stays_closed(
+    store: Store,
+) {
+    let user = Uuid::now_v7();
+    let a = session(user, 600_000, 600_000);
+    let b = session(user, 600_000, 600_000);
+    create(&store, &a, 50).await;
+    create(&store, &b, 50).await;
+    let touch = |s: &NewSession| {
+        let (store, sid) = (store.clone(), s.sid.clone());
+        async move {
+            store
+                .touch_session(&user, &sid, None, now_ms())
+                .await
+                .expect("store")
+                .expect("live")
+        }
+    };
+    let before = touch(&a).await;
+    assert!(!before.email_verified, "a plain email is unverified");
+    assert_eq!(before.email, a.email);
+
+    let verified = email_field("new@example.com", true);
+    store
+        .set_account_email(&user, &verified)
+        .await
+        .expect("set");
+    for s in [&a, &b] {
+        let live = touch(s).await;
+        assert!(live.email_verified);
+        assert_eq!(live.email, "new@example.com");
+    }
+    let (_, list) = store
+        .touch_and_list(&user, &a.sid, None, now_ms())
+        .await
+        .expect("store")
+        .expect("live");
+    assert_eq!(list.len(), 2, "the field is no session");
+
+    // Closed: setting the field brings nothing back.
+    store
+        .close_account(&user, 9_000, now_ms())
+        .await
+        .expect("closed");
+    store
+        .set_account_email(&user, &verified)
+        .await
+        .expect("set");
+    assert!(!alive(&store, &a).await);
+    // No account at all: nothing is made.
+    let nobody = Uuid::now_v7();
+    store
+        .set_account_email(&nobody, &verified)
+        .await
+        .expect("set");
+    assert!(store
+        .list_sessions(&nobody, now_ms())
+        .await
+        .expect("list")
+        .is_empty());
 }
 
 async fn refresh_secrets_rotate_and_a_replay_ends_the_session(store: Store) {

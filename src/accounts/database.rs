@@ -156,7 +156,7 @@ mod tests {
     /// sqlx refuses to open a database whose applied migrations changed (checksum) or
     /// went missing (version). These are the migrations as shipped; a change here
     /// means existing SQLite databases would no longer start.
-    const SHIPPED_SQLITE: [(i64, &str); 4] = [
+    const SHIPPED_SQLITE: [(i64, &str); 5] = [
         (
             1,
             "dbf9aace7c53281886ce5ea51e85cb89d4ae92b80f5d6f0384d50b4fd4750e5f356c25eda4210d76d7c9e43b94d95d7b",
@@ -172,6 +172,10 @@ mod tests {
         (
             4,
             "2058a130e315832171a7d93714a8ff22500ea715987d883faeb35bb60ed7356688d26ad8fb36e1c5e9584b4bbb9b8bd6",
+        ),
+        (
+            5,
+            "68ab42e222006b1ca38cb84d9c94d708356a49fcedfb336541a91bb644c9de2ec991bdd525c10851b70bcda0ebf3597e",
         ),
     ];
 

@@ -1,7 +1,7 @@
 //! The account database: `Accounts`, the repository of the `users` and
-//! `known_devices` tables (`users.rs`), the OpenID Connect tables (`oidc.rs`) and the
-//! second factor's (`second_factor.rs`), the activity log (`activity.rs`), over a SQLite or PostgreSQL pool opened and
-//! migrated at start (`database.rs`); its errors (`error.rs`); and Argon2id password
+//! `known_devices` tables (`users.rs`), the OpenID Connect tables (`oidc.rs`), the
+//! second factor's (`second_factor.rs`) and the verified address
+//! (`verification.rs`), the activity log (`activity.rs`), over a SQLite or PostgreSQL pool opened and migrated at start (`database.rs`); its errors (`error.rs`); and Argon2id password
 //! hashing in bounded slots (`password.rs`).
 
 mod activity;
@@ -11,6 +11,7 @@ mod oidc;
 mod password;
 mod second_factor;
 mod users;
+mod verification;
 
 use rocket::fairing::AdHoc;
 use secrecy::ExposeSecret;

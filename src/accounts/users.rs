@@ -22,6 +22,18 @@ pub struct User {
     pub password_changed_at: i64,
     /// Unix ms when an operator disabled the account; it cannot sign in meanwhile.
     pub disabled_at: Option<i64>,
+    /// Unix ms when the account proved it holds its address; `None`: unverified.
+    pub email_verified_at: Option<i64>,
+    /// Unix ms of the last sign-in (or the registration); `None` for an account made
+    /// before addresses were verified that has not signed in since.
+    pub last_seen_at: Option<i64>,
+}
+
+impl User {
+    /// Whether the account proved it holds its address.
+    pub fn email_verified(&self) -> bool {
+        self.email_verified_at.is_some()
+    }
 }
 
 /// The users and their known devices, in SQLite or PostgreSQL (`database.rs`). Every
@@ -40,12 +52,15 @@ struct UserRow {
     created_at: i64,
     password_changed_at: i64,
     disabled_at: Option<i64>,
+    email_verified_at: Option<i64>,
+    last_seen_at: Option<i64>,
 }
 
 /// The columns a `UserRow` reads, as a literal (sqlx takes only `'static` SQL).
 macro_rules! user_columns {
     () => {
-        "id, email, password_hash, created_at, password_changed_at, disabled_at"
+        "id, email, password_hash, created_at, password_changed_at, disabled_at, \
+         email_verified_at, last_seen_at"
     };
 }
 
@@ -60,6 +75,8 @@ impl TryFrom<UserRow> for User {
             created_at: row.created_at,
             password_changed_at: row.password_changed_at,
             disabled_at: row.disabled_at,
+            email_verified_at: row.email_verified_at,
+            last_seen_at: row.last_seen_at,
         })
     }
 }
@@ -86,6 +103,7 @@ impl Accounts {
         Ok(())
     }
 
+    /// Makes an unverified account (its address proved later, by a code or link).
     pub async fn create(&self, email: &Email, password_hash: &str) -> Result<User, AccountError> {
         let now = now_ms();
         let user = User {
@@ -95,9 +113,11 @@ impl Accounts {
             created_at: now,
             password_changed_at: now,
             disabled_at: None,
+            email_verified_at: None,
+            last_seen_at: Some(now),
         };
-        let sql = "INSERT INTO users (id, email, email_normalized, password_hash, created_at, password_changed_at) \
-                   VALUES ($1, $2, $3, $4, $5, $6)";
+        let sql = "INSERT INTO users (id, email, email_normalized, password_hash, created_at, password_changed_at, last_seen_at) \
+                   VALUES ($1, $2, $3, $4, $5, $6, $7)";
         on_pool!(&self.pool, |p| sqlx::query(sql)
             .bind(user.id.to_string())
             .bind(&user.email)
@@ -105,6 +125,7 @@ impl Accounts {
             .bind(&user.password_hash)
             .bind(user.created_at)
             .bind(user.password_changed_at)
+            .bind(user.last_seen_at)
             .execute(p)
             .await
             .map(|done| done.rows_affected()))?;
@@ -145,6 +166,25 @@ impl Accounts {
         let rows: Vec<UserRow> = on_pool!(&self.pool, |p| sqlx::query_as(sql)
             .bind(after)
             .bind(i64::from(limit))
+            .fetch_all(p)
+            .await)?;
+        Ok(rows
+            .into_iter()
+            .map(User::try_from)
+            .collect::<Result<_, _>>()?)
+    }
+
+    /// The accounts a query over the user columns and two integer parameters finds
+    /// (`verification.rs`'s searches).
+    pub(super) async fn select_users(
+        &self,
+        sql: &'static str,
+        first: i64,
+        second: i64,
+    ) -> Result<Vec<User>, AccountError> {
+        let rows: Vec<UserRow> = on_pool!(&self.pool, |p| sqlx::query_as(sql)
+            .bind(first)
+            .bind(second)
             .fetch_all(p)
             .await)?;
         Ok(rows

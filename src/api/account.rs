@@ -20,6 +20,8 @@ use crate::support::clock::now_ms;
 pub struct Me {
     user_id: String,
     email: String,
+    /// Whether the account proved it holds `email`.
+    email_verified: bool,
     session_id: String,
 }
 
@@ -30,6 +32,7 @@ pub fn me(session: ApiSession) -> Json<Me> {
     Json(Me {
         user_id: session.user_id.to_string(),
         email: session.email,
+        email_verified: session.email_verified,
         session_id: session.sid,
     })
 }

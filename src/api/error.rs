@@ -33,6 +33,10 @@ pub enum ApiError {
     /// factor and the one-time code (`otp`) was missing or not right; the text says which.
     #[error("one-time code required")]
     CodeRequired(&'static str),
+    /// 403 `email_not_verified`: the password was right, but the account's address is
+    /// not verified and `require_verified_email` asks for it.
+    #[error("email not verified")]
+    EmailNotVerified,
     /// 401: the Bearer credentials were refused.
     #[error("unauthorized: {0:?}")]
     Unauthorized(AuthFailure),
@@ -83,6 +87,9 @@ impl ApiError {
                 .code("invalid_grant")
                 .message(why)
                 .challenge(format!("Bearer realm=\"{REALM}\"")),
+            ApiError::EmailNotVerified => Answer::new(Status::Forbidden)
+                .code("email_not_verified")
+                .message("Verify the account's email address first: use the code or link mailed to it (sign in on the web to send a new one)."),
             ApiError::Unauthorized(f) => Answer::new(Status::Unauthorized)
                 .message(f.description())
                 .challenge(bearer_challenge(&f)),

@@ -25,6 +25,8 @@ pub struct ApiSession {
     pub sid: String,
     /// The account's email, from the session check itself (no database read).
     pub email: String,
+    /// Whether the account's address is verified, from the same check.
+    pub email_verified: bool,
     /// How the session signed in, from the same check.
     pub amr: Amr,
     pub claims: AccessClaims,
@@ -119,6 +121,7 @@ async fn check(req: &Request<'_>) -> Result<ApiSession, AuthFailure> {
             user_id: claims.sub,
             sid: claims.sid.clone(),
             email: s.email,
+            email_verified: s.email_verified,
             amr: s.amr,
             claims,
         }),

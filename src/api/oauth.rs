@@ -385,7 +385,7 @@ async fn userinfo_answer(
     let mut body = json!({ "sub": access.claims.sub });
     if access.claims.has_scope("email") {
         body["email"] = json!(access.email);
-        body["email_verified"] = json!(false);
+        body["email_verified"] = json!(access.email_verified);
     }
     Ok(Json(body))
 }

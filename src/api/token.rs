@@ -243,6 +243,10 @@ async fn password_grant(
             let otp = p.otp.as_deref().map(str::trim).filter(|o| !o.is_empty());
             with_code(app, user, otp, &email, origin, session).await?
         }
+        Ok(Passed::VerifyFirst(user)) => {
+            tracing::info!(user = %user.id, "API sign-in refused: the address is not verified");
+            return Err(ApiError::EmailNotVerified);
+        }
         Err(SignInError::WrongCredentials) => {
             tracing::info!("API sign-in refused: wrong credentials");
             return Err(ApiError::InvalidGrant);

@@ -1,6 +1,7 @@
-//! `latchkey users list|show|disable|enable|sessions|end-sessions|reset-second-factor|activity`:
+//! `latchkey users list|show|disable|enable|sessions|end-sessions|reset-second-factor|verify|activity`:
 //! accounts as the operator sees them, and what is done to one (disable or enable it,
-//! sign it out everywhere, turn its second factor off for an owner who lost it),
+//! sign it out everywhere, turn its second factor off for an owner who lost it, mark
+//! its address verified, or every account's),
 //! through the same services the server uses (`account_admin`, `sessions`). Times are
 //! RFC 3339, UTC, in text and JSON alike.
 
@@ -35,6 +36,16 @@ pub enum Action {
     /// everywhere and mail the owner. The password alone signs in afterwards. Check
     /// who is asking first: this undoes what the second factor protects against.
     ResetSecondFactor { email: String },
+    /// Mark the account's address verified, as if its owner had used the mailed code
+    /// (with `--all`, every unverified account's: for a trusted user base, after the
+    /// upgrade that made existing accounts unverified).
+    Verify {
+        #[arg(required_unless_present = "all")]
+        email: Option<String>,
+        /// Every account whose address is not verified.
+        #[arg(long, conflicts_with = "email")]
+        all: bool,
+    },
     /// The account's activity, newest first: sign-ins, failures, changes, sessions
     /// ended (as the owner sees it at /account/activity).
     Activity { email: String },
@@ -76,6 +87,73 @@ pub(super) async fn run(parts: &Parts, action: Action, out: Output) -> Result<()
         }
         Action::ResetSecondFactor { email } => reset_second_factor(parts, &email, out).await,
         Action::Activity { email } => activity(parts, &email, out).await,
+        Action::Verify {
+            email: Some(email), ..
+        } => {
+            let user = find(parts, &email).await?;
+            let changed = mark_verified(parts, &user).await?;
+            out.print(&Verified::new(&user, changed));
+            Ok(())
+        }
+        Action::Verify { email: None, .. } => verify_all(parts, out).await,
+    }
+}
+
+async fn mark_verified(parts: &Parts, user: &User) -> Result<bool, CliError> {
+    let changed =
+        crate::services::verification::mark_verified(&parts.store, &parts.accounts, user).await?;
+    if changed {
+        let verified = Event::new(Kind::EmailVerified).detail("operator");
+        record_by_operator(parts, user, verified).await;
+    }
+    Ok(changed)
+}
+
+/// Every unverified account, page by page (the store learns each one too, so live
+/// sessions answer `email_verified` at once). One line per account changed.
+async fn verify_all(parts: &Parts, out: Output) -> Result<(), CliError> {
+    let mut after = String::new();
+    loop {
+        let page = parts.accounts.list_after(&after, PAGE).await?;
+        for user in page.iter().filter(|u| !u.email_verified()) {
+            if mark_verified(parts, user).await? {
+                out.print(&Verified::new(user, true));
+            }
+        }
+        match page.last() {
+            Some(last) if page.len() == PAGE as usize => after = last.id.to_string(),
+            _ => return Ok(()),
+        }
+    }
+}
+
+/// What `verify` did to an account.
+#[derive(Serialize)]
+struct Verified {
+    id: String,
+    email: String,
+    email_verified: bool,
+    /// False when it was verified already (nothing changed).
+    changed: bool,
+}
+
+impl Verified {
+    fn new(user: &User, changed: bool) -> Verified {
+        Verified {
+            id: user.id.to_string(),
+            email: user.email.clone(),
+            email_verified: true,
+            changed,
+        }
+    }
+}
+
+impl Line for Verified {
+    fn text(&self) -> String {
+        match self.changed {
+            true => format!("{}: address verified", self.email),
+            false => format!("{}: address was verified already", self.email),
+        }
     }
 }
 
@@ -229,6 +307,9 @@ struct AccountLine {
     password_changed_at: String,
     /// `null` while the account may sign in.
     disabled_at: Option<String>,
+    email_verified: bool,
+    /// `null` while the address is not verified.
+    email_verified_at: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     sessions: Option<usize>,
 }
@@ -241,6 +322,8 @@ impl AccountLine {
             created_at: iso_time(user.created_at),
             password_changed_at: iso_time(user.password_changed_at),
             disabled_at: user.disabled_at.map(iso_time),
+            email_verified: user.email_verified(),
+            email_verified_at: user.email_verified_at.map(iso_time),
             sessions,
         }
     }
@@ -268,9 +351,14 @@ impl Line for AccountLine {
             Some(at) => format!("disabled since {at}"),
             None => "active".into(),
         };
+        let verified = match &self.email_verified_at {
+            Some(at) => format!("yes, since {at}"),
+            None => "no".into(),
+        };
         format!(
-            "email:            {}\nid:               {}\ncreated:          {}\n\
-             password changed: {}\nstatus:           {status}\nsessions:         {sessions}",
+            "email:            {}\nverified:         {verified}\nid:               {}\n\
+             created:          {}\npassword changed: {}\nstatus:           {status}\n\
+             sessions:         {sessions}",
             self.email, self.id, self.created_at, self.password_changed_at
         )
     }

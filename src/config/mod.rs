@@ -3,9 +3,9 @@
 //!
 //! `Settings` (`settings.rs`) is one section per concern, each in a file of its own
 //! (`storage`, `server` with `allowed_host`, `sessions`, `limits`, `codes`, `mail`,
-//! `tokens`, `second_factor`, `activity`), read through `Reader` (`reader.rs`). A rule about one
-//! value's kind (positive seconds, a count above zero) is checked as it is read; a
-//! section's other rules (URL schemes, lengths, one value against another) in its
+//! `tokens`, `second_factor`, `verification`, `activity`), read through `Reader` (`reader.rs`). A
+//! rule about one value's kind (positive seconds, a count above zero) is checked as it
+//! is read; a section's other rules (URL schemes, lengths, one value against another) in its
 //! `validate()`. Every setting's name is written once: on the line that reads it.
 //! Secrets (`jwt_secret`, `second_factor_key`, `smtp_url`, `database_url`) are
 //! `secrecy` types, so no `Debug`, log line or panic message prints them. `assets.rs`
@@ -25,6 +25,7 @@ mod sessions;
 mod settings;
 mod storage;
 mod tokens;
+mod verification;
 
 use rocket::fairing::AdHoc;
 
@@ -41,6 +42,7 @@ pub use self::sessions::SessionSettings;
 pub use self::settings::Settings;
 pub use self::storage::StorageSettings;
 pub use self::tokens::{TokenSettings, MAX_REFRESH_GRACE_SECS};
+pub use self::verification::VerificationSettings;
 
 /// Validates the settings and manages them; a bad one stops the launch.
 pub fn stage() -> AdHoc {

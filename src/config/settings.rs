@@ -13,6 +13,7 @@ use super::server::ServerSettings;
 use super::sessions::SessionSettings;
 use super::storage::StorageSettings;
 use super::tokens::TokenSettings;
+use super::verification::VerificationSettings;
 
 #[derive(Debug, Clone)]
 pub struct Settings {
@@ -27,6 +28,7 @@ pub struct Settings {
     pub tokens: TokenSettings,
     pub second_factor: SecondFactorSettings,
     pub activity: ActivitySettings,
+    pub verification: VerificationSettings,
 }
 
 impl Settings {
@@ -46,6 +48,7 @@ impl Settings {
             tokens: TokenSettings::read(&r, debug)?,
             second_factor: SecondFactorSettings::read(&r, debug)?,
             activity: ActivitySettings::read(&r)?,
+            verification: VerificationSettings::read(&r)?,
         })
     }
 }
@@ -133,6 +136,8 @@ mod tests {
             ("refresh_grace_seconds", serde_json::json!("soon")),
             ("second_factor_key", serde_json::json!("not base64!")),
             ("second_factor_key", serde_json::json!("c2hvcnQ=")),
+            ("require_verified_email", serde_json::json!("perhaps")),
+            ("unverified_account_ttl", serde_json::json!(0)),
         ] {
             let figment = rocket::Config::figment().merge((name, value));
             let e = Settings::from_figment(&figment).expect_err(name);

@@ -1,7 +1,8 @@
 //! What an operator does to an account: disable it, enable it (`latchkey users
 //! disable|enable`, `src/cli/`), turn its second factor off for an owner who lost
 //! both the authenticator and the recovery codes (`reset-second-factor`), delete it
-//! (no command yet). Disabling or deleting
+//! (no command yet), and delete the unverified accounts nobody used for
+//! `unverified_account_ttl` (`sweep_unverified`). Disabling or deleting
 //! ends every session and API token of the account at once, and forgets the email
 //! kept beside its sessions, so no request of it passes the session check again
 //! (which is why `GET /api/v1/me` can answer from the session check without reading
@@ -12,9 +13,11 @@
 //! was checked before the change cannot start a session after it. Should the store
 //! fail, the error says so and running the same step again finishes it.
 
+use std::time::Duration;
+
 use crate::accounts::{Accounts, User};
 use crate::services::ServiceError;
-use crate::store::{Sessions, Store};
+use crate::store::{EmailVerifications, Sessions, Store};
 use crate::support::clock::now_ms;
 
 /// Disables the account: it cannot sign in (it answers as a wrong password) and every
@@ -58,8 +61,57 @@ pub async fn reset_second_factor(
 /// sessions ended.
 pub async fn delete(store: &Store, accounts: &Accounts, user: &User) -> Result<u32, ServiceError> {
     accounts.delete(&user.id).await?;
-    let version = now_ms().max(user.password_changed_at + 1);
-    let ended = store.close_account(&user.id, version, now_ms()).await?;
+    let ended = forget_in_store(store, user).await?;
     tracing::info!(user = %user.id, ended, "account deleted; sessions ended");
     Ok(ended)
+}
+
+/// What the store holds of a deleted account: every session ends, its email goes
+/// from beside them, its password version moves on (a sign-in checked before cannot
+/// land after), and its reset code, trusted browsers and pending verification go.
+/// Rate-limit counts stay until their windows pass (they are keyed by hashes, not by
+/// the account). Answers how many live sessions ended.
+async fn forget_in_store(store: &Store, user: &User) -> Result<u32, ServiceError> {
+    let version = now_ms().max(user.password_changed_at + 1);
+    let ended = store.close_account(&user.id, version, now_ms()).await?;
+    store.forget_verification(&user.id).await?;
+    Ok(ended)
+}
+
+/// Unverified accounts looked at per database query of the sweep.
+const SWEEP_BATCH: u32 = 100;
+
+/// Deletes, as `delete` does, every account never verified and not used (signed in
+/// to, or registered) for `ttl`, which frees its address. An account with a live
+/// session is in use: it is kept, and counts as used now. Each deletion is
+/// conditional, so an account verified or signed in to meanwhile stays. Answers how
+/// many accounts were deleted.
+pub async fn sweep_unverified(
+    store: &Store,
+    accounts: &Accounts,
+    ttl: Duration,
+) -> Result<u32, ServiceError> {
+    let cutoff = now_ms() - i64::try_from(ttl.as_millis()).unwrap_or(i64::MAX);
+    let mut deleted = 0;
+    loop {
+        let batch = accounts.unverified_unused(cutoff, SWEEP_BATCH).await?;
+        let full = batch.len() == SWEEP_BATCH as usize;
+        for user in batch {
+            if !store.list_sessions(&user.id, now_ms()).await?.is_empty() {
+                accounts.note_used(&user.id).await?;
+                continue;
+            }
+            if accounts
+                .delete_if_unverified_unused(&user.id, cutoff)
+                .await?
+            {
+                forget_in_store(store, &user).await?;
+                tracing::info!(user = %user.id, "unverified account unused past unverified_account_ttl: deleted");
+                deleted += 1;
+            }
+        }
+        if !full {
+            return Ok(deleted);
+        }
+    }
 }

@@ -347,6 +347,10 @@ impl EventView {
                 "app_removed" => " when the app was removed".to_string(),
                 other => format!(" ({other})"),
             },
+            (Kind::EmailVerified, "code") => " with the mailed code".to_string(),
+            (Kind::EmailVerified, "link") => " with the mailed link".to_string(),
+            (Kind::EmailVerified, "reset") => " by a password reset".to_string(),
+            (Kind::EmailVerified, "operator") => " by the operator".to_string(),
             (Kind::AppAllowed | Kind::AppRemoved, name) if !name.is_empty() => {
                 format!(": {name}")
             }

@@ -2,9 +2,9 @@
 //! the command line alike. By domain: signing in (`signin/`: the password, the second
 //! step, trusted browsers, rate limits, the new-device mail, password reset), the
 //! second factor (`second_factor/`), sessions and their tokens (`sessions/`), the
-//! OpenID Connect provider (`oidc/`), where `rd` may send a user (`return_to`) and what
-//! an operator does to an account (`account_admin`), and the account's activity log
-//! (`activity`). Nothing here imports the edge.
+//! OpenID Connect provider (`oidc/`), where `rd` may send a user (`return_to`), what
+//! an operator does to an account (`account_admin`) verified addresses
+//! (`verification`) and the account's activity log (`activity`). Nothing here imports the edge.
 //!
 //! This file: the app's long-lived parts (settings, store, accounts, hasher, mailer,
 //! metrics) as one borrowed bundle, `Services`: a handler takes one `Services` instead
@@ -18,6 +18,7 @@ pub mod return_to;
 pub mod second_factor;
 pub mod sessions;
 pub mod signin;
+pub mod verification;
 
 use rocket::http::Status;
 use rocket::outcome::Outcome;

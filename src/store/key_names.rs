@@ -57,6 +57,11 @@ impl KeyNames {
         format!("{}:reset", self.user_base(user_id))
     }
 
+    /// `P:{UID}:verify`: the account's pending address verification.
+    pub fn verification(&self, user_id: &Uuid) -> String {
+        format!("{}:verify", self.user_base(user_id))
+    }
+
     pub fn password_version(&self, user_id: &Uuid) -> String {
         format!("{}:pwv", self.user_base(user_id))
     }
@@ -97,6 +102,7 @@ mod tests {
             keys.user(&user),
             keys.revoked_jti(&user, "j"),
             keys.reset(&user),
+            keys.verification(&user),
             keys.password_version(&user),
             keys.trusted_browsers(&user),
             keys.auth_code(&user, "c"),

@@ -1,8 +1,8 @@
 //! The state that lives outside the accounts database, by what it stores: sessions
 //! (`sessions`), the state behind API and app tokens (`tokens`), pending sign-ins
 //! (`pending_sign_ins`), authorization codes (`auth_codes`), rate limits
-//! (`rate_limits`), password-reset codes (`password_reset`) and trusted browsers
-//! (`trusted_browsers`). Each of those files holds its types and one trait whose
+//! (`rate_limits`), password-reset codes (`password_reset`), address verifications
+//! (`email_verification`) and trusted browsers (`trusted_browsers`). Each of those files holds its types and one trait whose
 //! documentation is the contract; `Store` (`handle`) implements every trait by
 //! dispatching to its backend (`aggregate`: the trait is written once).
 //!
@@ -16,6 +16,7 @@
 mod aggregate;
 mod auth_codes;
 mod connect;
+mod email_verification;
 mod error;
 mod handle;
 mod key_names;
@@ -30,6 +31,7 @@ mod trusted_browsers;
 
 pub use self::auth_codes::{AuthCodeState, AuthCodes, Redeemed, USED_CODE_TTL_MS};
 pub use self::connect::{connect, stage};
+pub use self::email_verification::EmailVerifications;
 pub use self::error::{ConnectError, StoreError, StoreResult};
 pub use self::handle::Store;
 pub use self::key_names::KeyNames;
@@ -39,7 +41,7 @@ pub use self::pending_sign_ins::{PendingFailure, PendingSignIn, PendingSignIns};
 pub use self::rate_limits::{RateDecision, RateKey, RateLimits};
 pub use self::redis::{RedisStore, CALL_BUDGET};
 pub use self::sessions::{
-    field, slide_due, Amr, Created, LiveSession, NewSession, SessionCaps, SessionKind,
+    email_field, field, slide_due, Amr, Created, LiveSession, NewSession, SessionCaps, SessionKind,
     SessionRecord, Sessions, PASSWORD_VERSION_TTL_MS, SEEN_REFRESH_MS,
 };
 pub use self::tokens::{Rotated, Rotation, Tokens, REFRESH_HISTORY};

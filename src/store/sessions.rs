@@ -171,8 +171,9 @@ pub struct SessionCaps {
 #[derive(Debug, Clone)]
 pub struct NewSession {
     pub user_id: Uuid,
-    /// The account's email, kept once per user beside the sessions (not in each
-    /// hash) so a session check can answer it without the database.
+    /// The account's email and whether it is verified, as [`email_field`] writes
+    /// them, kept once per user beside the sessions (not in each hash) so a session
+    /// check can answer both without the database.
     pub email: String,
     pub sid: String,
     pub kind: SessionKind,
@@ -262,10 +263,43 @@ impl SessionRecord {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LiveSession {
     pub kind: SessionKind,
-    /// The account's email, as it was when the session started.
+    /// The account's email, as the user hash holds it (set when a session starts, and
+    /// by `set_account_email`).
     pub email: String,
+    /// Whether the account's address is verified, from the same field.
+    pub email_verified: bool,
     /// How the session signed in.
     pub amr: Amr,
+}
+
+/// What marks a verified address in the user hash's email field: `v ` before it. No
+/// address the app accepts holds a space, and one written before addresses were
+/// verified (no mark) reads as unverified, as its account is.
+const VERIFIED_MARK: &str = "v ";
+
+/// The user hash's email field for an account: its email, marked when verified.
+pub fn email_field(email: &str, verified: bool) -> String {
+    if verified {
+        format!("{VERIFIED_MARK}{email}")
+    } else {
+        email.to_string()
+    }
+}
+
+impl LiveSession {
+    /// A live session from its kind, the user hash's email field and its `amr`.
+    pub fn from_fields(kind: SessionKind, email_field: String, amr: Amr) -> LiveSession {
+        let (email, email_verified) = match email_field.strip_prefix(VERIFIED_MARK) {
+            Some(email) => (email.to_string(), true),
+            None => (email_field, false),
+        };
+        LiveSession {
+            kind,
+            email,
+            email_verified,
+            amr,
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -354,6 +388,12 @@ aggregate! {
         /// `version` as its password version, so a sign-in checked before this cannot
         /// start a session after it. Answers how many live sessions ended.
         fn close_account(&self, user_id: &Uuid, version: i64, now_ms: i64) -> u32 => count_ended;
+
+        /// Replaces the account's email field beside its sessions ([`email_field`]: the
+        /// address, and whether it is verified), so every live session answers the new
+        /// one at its next check. Only while the field is there: a closed account stays
+        /// closed.
+        fn set_account_email(&self, user_id: &Uuid, email_field: &str) -> ();
     }
 }
 

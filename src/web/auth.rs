@@ -21,9 +21,11 @@ use crate::services::signin::new_device;
 use crate::services::signin::trusted_browsers;
 use crate::services::signin::two_step;
 use crate::services::signin::{self, Passed, SignIn, SignInError};
+use crate::services::verification::{self, Asked};
 use crate::services::Services;
 use crate::store::Amr;
 use crate::support::input::{Email, NewPassword};
+use crate::support::report::Report;
 
 pub fn routes() -> Vec<Route> {
     routes![
@@ -135,9 +137,11 @@ async fn register(
     };
     let user = match app.accounts.create(&email, &hash).await {
         Ok(u) => u,
+        // One answer whether the account holding the address is verified or not: an
+        // owner whose address someone else registered takes it over by a reset.
         Err(AccountError::Duplicate) => {
             return Ok(Err(page.error(
-                "An account with this email address already exists. Sign in, or reset your password if you have forgotten it.",
+                "An account with this email address already exists. Sign in, or reset the password instead: a reset code goes to the address, and whoever uses it owns the account.",
                 Status::BadRequest,
             )))
         }
@@ -162,6 +166,10 @@ async fn register(
         .detail("password");
     activity::record(app, &user.id, first).await;
     cookie.set(started.cookie_value, None);
+    if let Err(e) = verification::send(app, &user, Asked::Registration(&origin.0)).await {
+        // The account stands; "resend" on every page mails the code again.
+        tracing::warn!(error = %Report(&e), user = %user.id, "verification mail not sent");
+    }
     let had = cookie.trusted_browser();
     if let Some(claim) = trusted_browsers::remember(app.store, &user, had.as_ref()).await {
         cookie.set_trusted_browser(&claim);
@@ -272,6 +280,10 @@ async fn login(
             cookie.set_pending(&pending);
             Ok(Ok(Redirect::to(uri!(super::two_step::code_page))))
         }
+        // Only an API sign-in is kept back for an unverified address.
+        Ok(Passed::VerifyFirst(_)) => Err(AppError::Internal(
+            "a browser sign-in was asked to verify first",
+        )),
         Err(e) => sign_in_refused(page, e),
     }
 }

@@ -10,6 +10,11 @@
 //! with `rd` (the original URL, rebuilt from `X-Forwarded-*`), and answers an API
 //! caller 401; `/auth/nginx` always answers 401 (nginx turns it into the redirect).
 //! `X-Forwarded-*` and `X-Original-URL` are read only from `trusted_proxies`.
+//!
+//! With `require_verified_email`, an account whose address is not verified is kept
+//! out: `/auth/forward` shows a browser the page that offers a new code (403) and
+//! answers an API caller 401 (`email_not_verified`); `/auth/nginx` answers 403 (a 401
+//! would send a signed-in browser to the sign-in page and back).
 
 use rocket::http::{Header, Status};
 use rocket::outcome::Outcome;
@@ -18,10 +23,16 @@ use rocket::response::{self, Responder, Response};
 use rocket::{get, routes, Route};
 
 use super::guards::CurrentSession;
+use super::page::Page;
+use super::verify::verify_first;
 use crate::api::{ApiSession, AuthFailure};
 use crate::config::Settings;
 use crate::http::request::from_trusted_proxy;
 use crate::services::return_to::ReturnTo;
+use crate::services::verification::must_verify_first;
+
+/// An API caller's answer for an account whose address is not verified.
+const UNVERIFIED_JSON: &str = r#"{"error":"email_not_verified","error_description":"Verify the account's email address first: use the code or link mailed to it."}"#;
 
 pub fn routes() -> Vec<Route> {
     routes![forward, nginx]
@@ -32,6 +43,9 @@ pub struct Identity {
     user_id: String,
     email: String,
     sid: String,
+    email_verified: bool,
+    /// The browser session, when the cookie (not a Bearer token) identified it.
+    browser: Option<CurrentSession>,
 }
 
 /// A proxy's question, as much of it as the answer needs.
@@ -57,6 +71,8 @@ async fn identify(req: &Request<'_>) -> Result<Option<Identity>, Status> {
                 user_id: s.user_id.to_string(),
                 email: s.email,
                 sid: s.sid,
+                email_verified: s.email_verified,
+                browser: None,
             }))
         }
         // No Bearer credentials at all: the cookie decides.
@@ -67,8 +83,10 @@ async fn identify(req: &Request<'_>) -> Result<Option<Identity>, Status> {
     match req.guard::<CurrentSession>().await {
         Outcome::Success(s) => Ok(Some(Identity {
             user_id: s.user_id.to_string(),
-            email: s.email,
-            sid: s.sid,
+            email: s.email.clone(),
+            sid: s.sid.clone(),
+            email_verified: s.email_verified,
+            browser: Some(s),
         })),
         Outcome::Forward(_) => Ok(None),
         Outcome::Error((status, _)) => Err(status),
@@ -127,6 +145,14 @@ pub enum Verdict {
     },
     /// 302 to the sign-in page (an absolute URL under `public_url`).
     SignIn(String),
+    /// Signed in, but the address must be verified first: 401 for an API caller
+    /// (`json`: a JSON body), 403 for nginx.
+    Unverified {
+        status: Status,
+        json: bool,
+    },
+    /// Signed in with a browser, but the address must be verified first: the page.
+    VerifyFirst(Page),
     Failed(Status),
 }
 
@@ -152,6 +178,15 @@ fn sign_in_url(settings: &Settings, original: Option<&str>) -> String {
 #[get("/auth/forward")]
 fn forward(q: Question, settings: &rocket::State<Settings>) -> Verdict {
     match q.who {
+        Ok(Some(who)) if must_verify_first(settings, who.email_verified) => match who.browser {
+            Some(session) if !q.authorization && !q.json_only => {
+                Verdict::VerifyFirst(verify_first(&session, "This site"))
+            }
+            _ => Verdict::Unverified {
+                status: Status::Unauthorized,
+                json: q.json_only,
+            },
+        },
         Ok(Some(who)) => Verdict::Allowed(who),
         Ok(None) if q.authorization || q.json_only => Verdict::Refused {
             bearer: q.authorization,
@@ -162,8 +197,12 @@ fn forward(q: Question, settings: &rocket::State<Settings>) -> Verdict {
 }
 
 #[get("/auth/nginx")]
-fn nginx(q: Question) -> Verdict {
+fn nginx(q: Question, settings: &rocket::State<Settings>) -> Verdict {
     match q.who {
+        Ok(Some(who)) if must_verify_first(settings, who.email_verified) => Verdict::Unverified {
+            status: Status::Forbidden,
+            json: q.json_only,
+        },
         Ok(Some(who)) => Verdict::Allowed(who),
         Ok(None) => {
             tracing::debug!(
@@ -179,10 +218,27 @@ fn nginx(q: Question) -> Verdict {
 }
 
 impl<'r> Responder<'r, 'static> for Verdict {
-    fn respond_to(self, _: &'r Request<'_>) -> response::Result<'static> {
+    fn respond_to(self, req: &'r Request<'_>) -> response::Result<'static> {
         let mut res = Response::build();
         res.header(Header::new("Cache-Control", "no-store"));
         match self {
+            Verdict::VerifyFirst(page) => {
+                let mut page = page.respond_to(req)?;
+                page.set_header(Header::new("Cache-Control", "no-store"));
+                return Ok(page);
+            }
+            Verdict::Unverified { status, json } => {
+                let body = if json {
+                    UNVERIFIED_JSON
+                } else {
+                    "Verify your email address first: use the code or link mailed to it.\n"
+                };
+                if json {
+                    res.header(rocket::http::ContentType::JSON);
+                }
+                res.status(status)
+                    .sized_body(body.len(), std::io::Cursor::new(body))
+            }
             Verdict::Allowed(who) => res
                 .status(Status::Ok)
                 .header(Header::new("Remote-User", who.user_id))

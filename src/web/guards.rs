@@ -30,6 +30,8 @@ pub struct CurrentSession {
     pub csrf: String,
     /// The account's email, from the session check itself (no database read).
     pub email: String,
+    /// Whether the account's address is verified, from the same check.
+    pub email_verified: bool,
     /// How this session signed in (`pwd`, or `pwd` and `otp`), from the same check.
     pub amr: Amr,
 }
@@ -107,6 +109,7 @@ async fn lookup<'r>(req: &'r Request<'_>, with_list: bool) -> &'r Lookup {
                         user_id: cookie.user_id,
                         sid: cookie.sid,
                         email: live.email,
+                        email_verified: live.email_verified,
                         amr: live.amr,
                     },
                     list,
@@ -126,6 +129,15 @@ fn failed(e: &LookupError) -> (Status, AppError) {
         LookupError::NotConfigured => Status::InternalServerError,
     };
     (status, e.into())
+}
+
+/// The session a guard of this request found, if one looked (a page reads it to show
+/// an unverified account's banner); never a new lookup.
+pub(super) fn looked_up_session<'r>(req: &'r Request<'_>) -> Option<&'r CurrentSession> {
+    match &req.local_cache(|| Lookup(Ok(None))).0 {
+        Ok(Some(s)) => Some(&s.session),
+        _ => None,
+    }
 }
 
 #[rocket::async_trait]

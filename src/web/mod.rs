@@ -2,7 +2,7 @@
 //! `two_step.rs` the code page; `devices.rs`; `activity.rs` the account's activity; `password.rs` change, forgot and reset;
 //! `security.rs` the second factor's pages; `oauth.rs` and `oauth_logout.rs` the OpenID
 //! Connect authorize, consent and logout pages; `forward.rs` forward authentication
-//! for reverse proxies), the guards every page uses (`guards.rs`), the cookies beside
+//! for reverse proxies; `verify.rs` verifying the address), the guards every page uses (`guards.rs`), the cookies beside
 //! the session's (`browser_cookie.rs`, `pending_cookie.rs`, `flash.rs`), the page
 //! renderer and security headers (`page.rs`), `?next=` (`next_path.rs`) and the
 //! stylesheet (`assets.rs`). `stage()` mounts them all.
@@ -23,6 +23,7 @@ mod password;
 mod pending_cookie;
 mod security;
 mod two_step;
+mod verify;
 
 use rocket::fairing::AdHoc;
 use rocket::shield::{Frame, Hsts, NoSniff, Referrer, Shield};
@@ -65,6 +66,7 @@ pub fn stage() -> AdHoc {
             .mount("/", password::routes())
             .mount("/", security::routes())
             .mount("/", two_step::routes())
+            .mount("/", verify::routes())
             .mount("/", forward::routes())
             .mount("/", oauth::routes())
             .mount("/", oauth_logout::routes())

@@ -25,6 +25,7 @@ use crate::services::activity::{self, Event, Kind};
 use crate::services::oidc::clients::origin_of;
 use crate::services::oidc::grants::{self, CodeRequest};
 use crate::services::oidc::reauth;
+use crate::services::verification::must_verify_first;
 use crate::services::Services;
 use crate::store::Sessions;
 use crate::support::clock::now_ms;
@@ -508,6 +509,9 @@ async fn authorize(
             "Signing in again is required.",
         ));
     }
+    if must_verify_first(s.settings, session.email_verified) {
+        return Ok(verify_first(&session, &c));
+    }
     let granted = s
         .accounts
         .consent(&session.user_id, &c.client.client_id)
@@ -526,6 +530,20 @@ async fn authorize(
         _ if remembered => grant(s, &session, &c, &ip).await,
         _ => Ok(consent_page(&session, &c)),
     }
+}
+
+/// `require_verified_email` and an unverified account: `prompt=none` goes back to the
+/// app with `interaction_required` (there is no page to show), anything else gets the
+/// page that offers a new code.
+fn verify_first(session: &CurrentSession, c: &Checked) -> Outcome {
+    if c.prompt.as_deref() == Some("none") {
+        return back_with_error(
+            c,
+            "interaction_required",
+            "The account's email address must be verified first.",
+        );
+    }
+    Outcome::Page(super::verify::verify_first(session, &c.client.name))
 }
 
 /// A signed-out browser posting the consent form with its own token (its session ended
@@ -551,6 +569,9 @@ async fn consent(
         Ok(c) => c,
         Err(answer) => return Ok(answer),
     };
+    if must_verify_first(s.settings, session.email_verified) {
+        return Ok(verify_first(&session, &c));
+    }
     match decision.as_str() {
         "allow" => {
             let scopes = c.scopes.join(" ");

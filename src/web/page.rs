@@ -13,6 +13,7 @@ use serde::Serialize;
 use serde_json::{Map, Value};
 
 use super::flash::FlashMessage;
+use super::guards::looked_up_session;
 use crate::services::signin::limits::Throttled;
 use crate::support::clock::{retry_after_secs, wait_in_words};
 
@@ -88,7 +89,16 @@ impl Page {
 }
 
 impl<'r> Responder<'r, 'static> for Page {
-    fn respond_to(self, req: &'r Request<'_>) -> response::Result<'static> {
+    fn respond_to(mut self, req: &'r Request<'_>) -> response::Result<'static> {
+        // Every page of an unverified account says so, with the way to verify (the
+        // code page has the form itself).
+        if let Some(session) = looked_up_session(req) {
+            if !session.email_verified && !self.template.starts_with("verify") {
+                self.ctx.insert("verify_banner".into(), Value::Bool(true));
+                self.ctx
+                    .insert("verify_csrf".into(), Value::String(session.csrf.clone()));
+            }
+        }
         let mut res = Template::render(self.template, Value::Object(self.ctx)).respond_to(req)?;
         res.set_status(self.status);
         if let Some(wait) = self.retry_after {

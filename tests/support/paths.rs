@@ -13,6 +13,7 @@ pub use latchkey::services::oidc::Keyring;
 pub use latchkey::services::sessions::{is_sid, sid_for, SessionCookie};
 pub use latchkey::services::signin::limits::quota_key;
 pub use latchkey::services::{ServiceError, Services};
+pub use latchkey::store::email_field;
 /// The store's key builder (the names of an instance's Redis keys).
 pub use latchkey::store::KeyNames;
 pub use latchkey::store::{
@@ -22,8 +23,8 @@ pub use latchkey::store::{
 };
 /// The store's aggregates, one trait each: in scope for their methods only.
 pub use latchkey::store::{
-    AuthCodes as _, PasswordResets as _, PendingSignIns as _, RateLimits as _, Sessions as _,
-    Tokens as _, TrustedBrowsers as _,
+    AuthCodes as _, EmailVerifications as _, PasswordResets as _, PendingSignIns as _,
+    RateLimits as _, Sessions as _, Tokens as _, TrustedBrowsers as _,
 };
 pub use latchkey::support::clock::now_ms;
 pub use latchkey::support::crypto::{random_token, sha256_hex};

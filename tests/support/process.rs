@@ -392,7 +392,8 @@ pub fn read_reply(s: &mut TcpStream) -> Option<Reply> {
 pub struct Jar(Vec<(String, String)>);
 
 impl Jar {
-    fn header(&self) -> String {
+    /// The `Cookie` header this jar sends.
+    pub fn header(&self) -> String {
         let pairs: Vec<String> = self.0.iter().map(|(k, v)| format!("{k}={v}")).collect();
         pairs.join("; ")
     }

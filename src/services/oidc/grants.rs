@@ -333,7 +333,7 @@ async fn code_tokens(
         amr: req.amr,
         sid: sid.to_string(),
         email: with_email.then(|| user.email.clone()),
-        email_verified: with_email.then_some(false),
+        email_verified: with_email.then_some(user.email_verified()),
     };
     Ok(Tokens {
         access_token: access,
@@ -436,6 +436,8 @@ pub async fn refresh(
 pub struct AppAccess {
     pub claims: AppAccessClaims,
     pub email: String,
+    /// Whether the account's address is verified now (from the same store call).
+    pub email_verified: bool,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -462,6 +464,7 @@ pub async fn check_access(
         Some(live) if live.kind == SessionKind::App => Ok(AppAccess {
             claims,
             email: live.email,
+            email_verified: live.email_verified,
         }),
         _ => Err(AccessError::Ended),
     }

@@ -11,7 +11,8 @@ use super::ids::{app_secret_hash, is_sid, secret_hash, sid_for};
 use crate::accounts::User;
 use crate::config::Settings;
 use crate::store::{
-    Amr, Created, NewSession, SessionCaps, SessionKind, SessionRecord, Sessions, Store, StoreResult,
+    email_field, Amr, Created, NewSession, SessionCaps, SessionKind, SessionRecord, Sessions,
+    Store, StoreResult,
 };
 use crate::support::clock::{iso_time, now_ms};
 use crate::support::crypto::random_token;
@@ -145,7 +146,7 @@ pub async fn start(
     let shape = spec.shape(settings, origin, &secret);
     let new = NewSession {
         user_id: user.id,
-        email: user.email.clone(),
+        email: email_field(&user.email, user.email_verified()),
         sid: sid.clone(),
         kind: shape.kind,
         label: clip_bytes(shape.label.as_str(), MAX_LABEL_BYTES),

@@ -236,6 +236,36 @@ pub async fn new_device_mail(store: &Store, user_id: &Uuid) -> Checked {
     acquire(store, vec![], vec![key]).await
 }
 
+/// Address-verification mails one account gets in an hour at most (registration's
+/// and every resend).
+pub const VERIFICATION_MAILS_PER_HOUR: u32 = 3;
+pub const VERIFICATION_MAIL_WINDOW: Duration = Duration::from_secs(3600);
+
+/// An address-verification mail to this account (`verify:acct`), and, when a client
+/// asked for it again (`ip`), against that client's address too (`verify:ip`, the
+/// reset quota per address): a resend is a mail sent at a stranger's request.
+pub async fn verification_mail(
+    store: &Store,
+    limits: &LimitSettings,
+    user_id: &Uuid,
+    ip: Option<&str>,
+) -> Checked {
+    let per_account = Quota {
+        limit: VERIFICATION_MAILS_PER_HOUR,
+        window: VERIFICATION_MAIL_WINDOW,
+    };
+    let mut quotas = vec![quota(
+        store,
+        "verify:acct",
+        &user_id.to_string(),
+        per_account,
+    )];
+    if let Some(ip) = ip {
+        quotas.push(quota(store, "verify:ip", ip, limits.reset_ip));
+    }
+    acquire(store, vec![], quotas).await
+}
+
 impl Attempt {
     /// The attempt was not a failure: take it back from the failure quotas. What it
     /// cost (a password hash) stays counted.

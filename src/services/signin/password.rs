@@ -22,6 +22,7 @@ use crate::accounts::{AccountError, HashError, Slot, User, Work};
 use crate::services::activity::{self, EndedBy, Event, Kind};
 use crate::services::second_factor::has_second_factor;
 use crate::services::sessions::{self, Origin, SessionSpec, Started};
+use crate::services::verification::must_verify_first;
 use crate::services::{ServiceError, Services};
 use crate::store::{Amr, Sessions, StoreError};
 use crate::support::clock::now_ms;
@@ -92,6 +93,10 @@ pub enum Passed {
     /// page (`two_step::begin`); the API checks the grant's `otp`
     /// (`two_step::sign_in_with_code`).
     CodeNext(User),
+    /// An API sign-in (the password grant) of an account whose address is not
+    /// verified, where `require_verified_email` asks for one: no session. Only a right
+    /// password learns it.
+    VerifyFirst(User),
 }
 
 pub struct SignedIn {
@@ -163,7 +168,7 @@ pub async fn sign_in(app: Services<'_>, req: SignIn<'_>) -> Result<Passed, SignI
     let result = sign_in_steps(app, req).await;
     let outcome = match &result {
         Ok(Passed::SignedIn(_)) => Some(SignInOutcome::Ok),
-        Ok(Passed::CodeNext(_)) | Err(SignInError::Failed(_)) => None,
+        Ok(Passed::CodeNext(_) | Passed::VerifyFirst(_)) | Err(SignInError::Failed(_)) => None,
         Err(SignInError::WrongCredentials) => Some(SignInOutcome::Wrong),
         Err(SignInError::Throttled(_)) => Some(SignInOutcome::Throttled),
     };
@@ -176,6 +181,10 @@ pub async fn sign_in(app: Services<'_>, req: SignIn<'_>) -> Result<Passed, SignI
 async fn sign_in_steps(app: Services<'_>, req: SignIn<'_>) -> Result<Passed, SignInError> {
     let Verified { user, slot } = check_password(app, req.credentials).await?;
     drop(slot);
+    let api = matches!(req.session, SessionSpec::Api { .. });
+    if api && must_verify_first(app.settings, user.email_verified()) {
+        return Ok(Passed::VerifyFirst(user));
+    }
     if has_second_factor(app, &user).await? {
         return Ok(Passed::CodeNext(user));
     }
@@ -212,6 +221,7 @@ pub async fn start_session(
         sessions::start(app.store, app.settings, &user, s.origin, s.session, s.amr).await?;
     // None: the password changed while this one was being checked.
     let session = started.ok_or(SignInError::WrongCredentials)?;
+    crate::services::verification::note_used(app.accounts, &user).await;
     let browser = if is_browser {
         trusted_browsers::remember(app.store, &user, s.browser).await
     } else {

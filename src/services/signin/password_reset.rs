@@ -5,7 +5,6 @@
 //! Asking for a code (`send_reset_code`) and using one (`reset_password`: the IP
 //! limiter → the code → the new password, ending every session) are written here once.
 
-use rand::Rng;
 use secrecy::ExposeSecret;
 use serde_json::json;
 use uuid::Uuid;
@@ -18,18 +17,9 @@ use crate::services::activity::{Event, Kind};
 use crate::services::{ServiceError, Services};
 use crate::store::{PasswordResets, ResetCheck};
 use crate::support::clock::now_ms;
+pub use crate::support::codes::{new_code, parse_code};
 use crate::support::crypto::hmac_hex;
 use crate::support::input::{Email, NewPassword};
-
-/// A code as typed: six ASCII digits, spaces around or inside ignored.
-pub fn parse_code(input: &str) -> Option<String> {
-    let digits: String = input.chars().filter(|c| !c.is_whitespace()).collect();
-    (digits.len() == 6 && digits.bytes().all(|b| b.is_ascii_digit())).then_some(digits)
-}
-
-pub fn new_code() -> String {
-    format!("{:06}", rand::rng().random_range(0..1_000_000u32))
-}
 
 /// The keyed hash a code is stored as; bound to the user, so a code is worth nothing
 /// for another account.
@@ -89,7 +79,8 @@ pub enum Reset {
 }
 
 /// Uses a code: the client IP's sign-in budget → a hashing slot → the code → the new
-/// password, which ends every session of the account. The slot is taken before the
+/// password, which ends every session of the account → the address verified
+/// (`verification::after_reset`). The slot is taken before the
 /// code is looked at, so a busy hasher refuses the attempt while the code still works.
 /// An unknown account checks a code too (under an id no account has), so both answers
 /// take the same path.
@@ -128,6 +119,9 @@ pub async fn reset_password(
     attempt.succeeded(app.store).await;
     let event = Event::new(Kind::PasswordReset).ip(ip);
     replace_password(app, &slot, &user, password, None, event).await?;
+    // The code came from the mailbox: the address is verified, and an account someone
+    // else registered with it is the owner's now.
+    crate::services::verification::after_reset(app, &user).await?;
     Ok(Reset::Done)
 }
 
@@ -140,21 +134,4 @@ fn urlencode(s: &str) -> String {
             _ => format!("%{b:02X}"),
         })
         .collect()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn codes_are_six_digits() {
-        for _ in 0..1000 {
-            assert!(parse_code(&new_code()).is_some());
-        }
-        assert_eq!(parse_code(" 123 456 "), Some("123456".into()));
-        assert_eq!(parse_code("12345"), None);
-        assert_eq!(parse_code("1234567"), None);
-        assert_eq!(parse_code("12345a"), None);
-        assert_eq!(parse_code("١٢٣٤٥٦"), None);
-    }
 }

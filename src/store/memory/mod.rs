@@ -4,6 +4,7 @@
 //! writes, so memory stays bounded.
 
 mod auth_codes;
+mod email_verification;
 mod password_reset;
 mod pending_sign_ins;
 mod rate_limits;

@@ -105,7 +105,7 @@ impl MemoryStore {
         }
         let email = st.email(&ukey)?;
         if !always_slide && !crate::store::sessions::slide_due(now, seen, idle) {
-            return Some(LiveSession { kind, email, amr });
+            return Some(LiveSession::from_fields(kind, email, amr));
         }
         if now - seen >= SEEN_REFRESH_MS {
             if let Some(f) = st.session(&skey, now) {
@@ -113,7 +113,7 @@ impl MemoryStore {
             }
         }
         st.slide(&skey, &ukey, sid, (now + idle).min(abs));
-        Some(LiveSession { kind, email, amr })
+        Some(LiveSession::from_fields(kind, email, amr))
     }
 
     /// session_revoke_all.lua without closing the account.
@@ -253,5 +253,15 @@ impl Sessions for MemoryStore {
         let n = self.revoke_all(&mut st, user_id, None, Some(version), now);
         st.users.remove(&self.keys.user(user_id));
         Ok(n)
+    }
+
+    async fn set_account_email(&self, user_id: &Uuid, email_field: &str) -> StoreResult<()> {
+        let mut st = self.lock()?;
+        if let Some(user) = st.users.get_mut(&self.keys.user(user_id)) {
+            if user.email.is_some() {
+                user.email = Some(email_field.to_string());
+            }
+        }
+        Ok(())
     }
 }

@@ -13,6 +13,14 @@ pub(super) struct UserEntry {
     pub sessions: HashMap<String, i64>,
 }
 
+/// A pending address verification, as verify_store.lua writes it.
+pub(super) struct Verification {
+    pub code_mac: String,
+    pub link_mac: String,
+    pub tries: u32,
+    pub expires: i64,
+}
+
 #[derive(Default)]
 pub(super) struct State {
     /// session key -> (fields, expiry ms)
@@ -25,6 +33,8 @@ pub(super) struct State {
     pub strings: HashMap<String, (i64, i64)>,
     /// reset key -> (mac, wrong tries, expiry ms)
     pub resets: HashMap<String, (String, u32, i64)>,
+    /// verification key -> the pending verification
+    pub verifications: HashMap<String, Verification>,
     /// rate key -> attempts (time ms, member)
     pub rates: HashMap<String, Vec<(i64, String)>>,
     /// trusted-browsers key -> nonce -> trusted until (ms)
@@ -49,6 +59,7 @@ impl State {
         self.strings.retain(|_, (_, exp)| *exp > now);
         self.codes.retain(|_, (_, exp)| *exp > now);
         self.resets.retain(|_, (_, _, exp)| *exp > now);
+        self.verifications.retain(|_, v| v.expires > now);
         self.rates
             .retain(|_, log| log.iter().any(|(t, _)| *t > now - 24 * 3600 * 1000));
         for set in self.browsers.values_mut() {

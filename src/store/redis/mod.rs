@@ -16,6 +16,7 @@
 //! once per quota there (`rate_limits.rs`).
 
 mod auth_codes;
+mod email_verification;
 mod password_reset;
 mod pending_sign_ins;
 mod rate_limits;

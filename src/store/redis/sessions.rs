@@ -93,11 +93,11 @@ fn read_touch(replies: Vec<Value>, now_ms: i64) -> StoreResult<Read> {
     };
     let kind =
         SessionKind::from_field(text(3)).ok_or_else(|| unexpected("session read", "kind"))?;
-    Ok(Read::Live(LiveSession {
+    Ok(Read::Live(LiveSession::from_fields(
         kind,
         email,
-        amr: Amr::from_field(text(4)),
-    }))
+        Amr::from_field(text(4)),
+    )))
 }
 
 /// `session_touch`'s reply: nothing (no live session), or `{kind, email, amr}` and,
@@ -114,12 +114,11 @@ fn parse_touch(reply: Value) -> StoreResult<Option<(LiveSession, Option<Vec<Sess
     };
     let kind: String = redis::from_redis_value(kind)?;
     let amr: String = redis::from_redis_value(amr)?;
-    let live = LiveSession {
-        kind: SessionKind::from_field(Some(&kind))
-            .ok_or_else(|| unexpected("session_touch", &kind))?,
-        email: redis::from_redis_value(email)?,
-        amr: Amr::from_field(Some(&amr)),
-    };
+    let live = LiveSession::from_fields(
+        SessionKind::from_field(Some(&kind)).ok_or_else(|| unexpected("session_touch", &kind))?,
+        redis::from_redis_value(email)?,
+        Amr::from_field(Some(&amr)),
+    );
     let list = it.next().map(parse_list).transpose()?;
     Ok(Some((live, list)))
 }
@@ -294,5 +293,12 @@ impl Sessions for RedisStore {
             .arg(PASSWORD_VERSION_TTL_MS)
             .arg("1");
         self.run(&inv, Resend::Idempotent).await
+    }
+
+    async fn set_account_email(&self, user_id: &Uuid, email_field: &str) -> StoreResult<()> {
+        let mut inv = self.scripts.account_email.prepare_invoke();
+        inv.key(self.keys.user(user_id)).arg(email_field);
+        let _: i64 = self.run(&inv, Resend::Idempotent).await?;
+        Ok(())
     }
 }
