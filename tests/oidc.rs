@@ -227,6 +227,110 @@ async fn a_relying_party_that_knows_only_the_issuer_signs_in_calls_userinfo_and_
 }
 
 /// A provider with one app and one signed-in account.
+/// An app registered with `--id-token-signed-response-alg ES256` (or EdDSA) gets its
+/// id_tokens signed so, and a relying-party library that allows only that algorithm
+/// verifies them against JWKS; the access token stays ES256 and works at userinfo; an
+/// unknown algorithm is refused when the app is added.
+#[tokio::test]
+async fn an_app_that_registered_es256_or_eddsa_gets_id_tokens_its_library_verifies() {
+    use openidconnect::core::CoreJwsSigningAlgorithm as Jws;
+    let p = Provider::start(Database::Sqlite).await;
+    let http = rp_http(p.server.clone());
+    for (name, alg) in [
+        ("ES256", Jws::EcdsaP256Sha256),
+        ("EdDSA", Jws::EdDsa),
+        ("RS256", Jws::RsaSsaPkcs1V15Sha256),
+    ] {
+        let (mut jar, _) = p.signed_in_jar();
+        let app = p.registered_app(
+            name,
+            &[
+                "--id-token-signed-response-alg",
+                name,
+                "--post-logout-uri",
+                REDIRECT,
+            ],
+        );
+        let metadata = CoreProviderMetadata::discover_async(
+            IssuerUrl::new(p.issuer()).expect("issuer"),
+            &http,
+        )
+        .await
+        .expect("discovery and JWKS");
+        let client = CoreClient::from_provider_metadata(
+            metadata,
+            ClientId::new(app.id.clone()),
+            app.secret.clone().map(ClientSecret::new),
+        )
+        .set_redirect_uri(RedirectUrl::new(REDIRECT.into()).expect("redirect"));
+        let (challenge, verifier) = PkceCodeChallenge::new_random_sha256();
+        let (auth_url, _, nonce) = client
+            .authorize_url(
+                CoreAuthenticationFlow::AuthorizationCode,
+                CsrfToken::new_random,
+                Nonce::new_random,
+            )
+            .set_pkce_challenge(challenge)
+            .url();
+        let answer = p.authorize(&mut jar, auth_url.query().unwrap_or(""));
+        assert_eq!(answer.status, 303, "{}", answer.body);
+        let code = param(answer.location().expect("to the app"), "code").expect("code");
+        let tokens = client
+            .exchange_code(AuthorizationCode::new(code))
+            .expect("token endpoint")
+            .set_pkce_verifier(verifier)
+            .request_async(&http)
+            .await
+            .expect("the code is exchanged");
+        let id_token = tokens.id_token().expect("an id_token");
+        assert_eq!(id_token.signing_alg().ok(), Some(&alg), "{name}");
+        let only_this = client.id_token_verifier().set_allowed_algs([alg.clone()]);
+        id_token
+            .claims(&only_this, &nonce)
+            .unwrap_or_else(|e| panic!("the {name} id_token verifies: {e}"));
+        let others = client
+            .id_token_verifier()
+            .set_allowed_algs([Jws::RsaSsaPssSha256]);
+        assert!(id_token.claims(&others, &nonce).is_err());
+        let access = tokens.access_token().secret();
+        assert_eq!(jwt_part(access, 0)["alg"], "ES256");
+        assert_eq!(p.userinfo(access).status, 200);
+        // The id_token is a good logout hint: the browser is signed out without a
+        // question and sent back.
+        let hint = id_token.to_string();
+        let query = encode(&[
+            ("id_token_hint", hint.as_str()),
+            ("post_logout_redirect_uri", REDIRECT),
+        ]);
+        let r = p
+            .server
+            .send(&mut jar, "GET", &format!("/oauth2/logout?{query}"), None);
+        assert_eq!(r.status, 303, "{name} id_token_hint: {}", r.body);
+        assert!(!p.server.signed_in(&mut jar), "{name}: signed out");
+    }
+    let bad = p.instance.cli(&[
+        "clients",
+        "add",
+        "--name",
+        "Bad",
+        "--redirect-uri",
+        REDIRECT,
+        "--id-token-signed-response-alg",
+        "HS256",
+    ]);
+    assert!(
+        bad.refused().contains("must be one of RS256, ES256, EdDSA"),
+        "{}",
+        bad.stderr
+    );
+    let listed = p.instance.cli(&["clients", "list", "--json"]).json_lines();
+    let algs: Vec<&str> = listed
+        .iter()
+        .map(|c| c["id_token_signed_response_alg"].as_str().expect("alg"))
+        .collect();
+    assert_eq!(algs, ["ES256", "EdDSA", "RS256"]);
+}
+
 async fn setup(db: Database) -> (Provider, RegisteredApp, Jar, String) {
     let p = Provider::start(db).await;
     let app = p.registered_app("Wiki", &[]);
@@ -733,18 +837,41 @@ async fn forged_tokens_are_refused_at_userinfo() {
     let id_token = v["id_token"].as_str().expect("id").to_string();
     assert_eq!(p.userinfo(&access).status, 200);
     let header_v = jwt_part(&access, 0);
-    assert_eq!(header_v["alg"], "RS256");
+    // App access tokens are ES256 (RFC 9068's at+jwt), id_tokens RS256 by default.
+    assert_eq!(header_v["alg"], "ES256");
     assert_eq!(header_v["typ"], "at+jwt");
+    assert_eq!(jwt_part(&id_token, 0)["alg"], "RS256");
     let claims = jwt_part(&access, 1);
     let jwks: Value =
         serde_json::from_str(&p.server.get("/oauth2/jwks").expect("jwks").body).expect("json");
-    let jwk = &jwks["keys"][0];
+    let key_of = |alg: &str| -> Value {
+        jwks["keys"]
+            .as_array()
+            .expect("keys")
+            .iter()
+            .find(|k| k["alg"] == alg)
+            .unwrap_or_else(|| panic!("a {alg} key in {jwks}"))
+            .clone()
+    };
+    let rsa = key_of("RS256");
+    let (ec, ed) = (key_of("ES256"), key_of("EdDSA"));
     let n = URL_SAFE_NO_PAD
-        .decode(jwk["n"].as_str().expect("n"))
+        .decode(rsa["n"].as_str().expect("n"))
         .expect("n");
     let kid = header_v["kid"].clone();
+    assert_eq!(kid, ec["kid"]);
     let mut other_user = claims.clone();
     other_user["sub"] = serde_json::json!(uuid::Uuid::now_v7());
+    // The access token's own signature under another header: the header is signed too,
+    // and an algorithm other than its key's is refused before any signature is checked.
+    let reheaded = |header: String| -> String {
+        format!(
+            "{}.{}.{}",
+            URL_SAFE_NO_PAD.encode(header),
+            access.split('.').nth(1).expect("p"),
+            access.split('.').nth(2).expect("s")
+        )
+    };
     let forged = [
         forge(
             &serde_json::json!({"alg": "none", "typ": "at+jwt", "kid": kid}),
@@ -752,20 +879,52 @@ async fn forged_tokens_are_refused_at_userinfo() {
             None,
         ),
         forge(
-            &serde_json::json!({"alg": "HS256", "typ": "at+jwt", "kid": kid}),
+            &serde_json::json!({"alg": "none", "typ": "at+jwt", "kid": rsa["kid"]}),
+            &claims,
+            None,
+        ),
+        forge(
+            &serde_json::json!({"alg": "HS256", "typ": "at+jwt", "kid": rsa["kid"]}),
             &claims,
             Some(&n),
         ),
         forge(
+            &serde_json::json!({"alg": "HS256", "typ": "at+jwt", "kid": rsa["kid"]}),
+            &claims,
+            Some(rsa.to_string().as_bytes()),
+        ),
+        forge(
             &serde_json::json!({"alg": "HS256", "typ": "at+jwt", "kid": kid}),
             &claims,
-            Some(jwk.to_string().as_bytes()),
+            Some(ec.to_string().as_bytes()),
         ),
         forge(
             &serde_json::json!({"alg": "HS256", "typ": "at+jwt", "kid": kid}),
             &claims,
             Some(JWT_SECRET.as_bytes()),
         ),
+        // Our algorithms, each with another algorithm's key.
+        reheaded(serde_json::json!({"alg": "RS256", "typ": "at+jwt", "kid": kid}).to_string()),
+        reheaded(serde_json::json!({"alg": "EdDSA", "typ": "at+jwt", "kid": kid}).to_string()),
+        reheaded(
+            serde_json::json!({"alg": "ES256", "typ": "at+jwt", "kid": rsa["kid"]}).to_string(),
+        ),
+        reheaded(
+            serde_json::json!({"alg": "ES256", "typ": "at+jwt", "kid": ed["kid"]}).to_string(),
+        ),
+        // The right key and algorithm, but a header that is not the signed one.
+        reheaded(
+            serde_json::json!({"alg": "ES256", "typ": "at+jwt", "kid": kid, "x": 1}).to_string(),
+        ),
+        reheaded(
+            serde_json::json!({"alg": "ES256", "typ": "at+jwt", "kid": kid, "crit": ["exp"]})
+                .to_string(),
+        ),
+        reheaded(serde_json::json!({"alg": "ES256", "typ": "JWT", "kid": kid}).to_string()),
+        // A duplicated member (the second would say something else to another parser).
+        reheaded(format!(
+            r#"{{"alg":"ES256","typ":"at+jwt","kid":{kid},"alg":"none"}}"#
+        )),
         // The right signature over other claims.
         format!(
             "{}.{}.{}",
@@ -948,23 +1107,40 @@ async fn keys_rotate_and_the_old_key_stays_published_while_its_tokens_live(db: D
             .expect("keys")
             .iter()
             .map(|k| {
-                assert_eq!(k["kty"], "RSA");
-                assert_eq!(k["alg"], "RS256");
+                let kty = match k["alg"].as_str() {
+                    Some("RS256") => "RSA",
+                    Some("ES256") => "EC",
+                    Some("EdDSA") => "OKP",
+                    _ => panic!("an unknown alg: {k}"),
+                };
+                assert_eq!(k["kty"], kty);
                 assert!(k.get("d").is_none(), "no private part: {k}");
                 k["kid"].as_str().expect("kid").to_string()
             })
             .collect()
     };
-    assert_eq!(kids(&p.server), vec![old_kid.clone()]);
+    let first = kids(&p.server);
+    assert_eq!(first.len(), 3, "one key per algorithm: {first:?}");
+    assert!(first.contains(&old_kid));
     let rotated = p.instance.cli(&["keys", "rotate", "--json"]).json_lines();
-    let new_kid = rotated[0]["kid"].as_str().expect("kid").to_string();
-    assert_ne!(new_kid, old_kid);
+    let new_kids: Vec<String> = rotated[0]["kids"]
+        .as_array()
+        .expect("kids")
+        .iter()
+        .map(|k| k.as_str().expect("kid").to_string())
+        .collect();
+    assert_eq!(new_kids.len(), 3);
+    assert_eq!(rotated[0]["kid"], new_kids[0].as_str(), "the RS256 one");
+    // The access tokens' key is the ES256 one (the second).
+    let new_kid = new_kids[1].clone();
+    assert!(new_kids.iter().all(|k| !first.contains(k)));
     tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
     let published = kids(&p.server);
     assert!(
         published.contains(&old_kid) && published.contains(&new_kid),
         "{published:?}"
     );
+    assert_eq!(published.len(), 6, "old and new keys: {published:?}");
     // A server started now (behind the same public URL) signs with the new key; the
     // old token verifies everywhere.
     let sibling = p.instance.sibling().spawn_server_behind(&p.issuer());
@@ -1134,6 +1310,7 @@ async fn an_app_whose_client_id_starts_with_a_hyphen_is_removed_from_the_command
             redirect_uris: vec![REDIRECT.to_string()],
             post_logout_uris: Vec::new(),
             created_at: unix_now() as i64 * 1000,
+            id_token_signed_response_alg: "RS256".into(),
         };
         accounts.insert_client(&record).await.expect("stored");
     }
@@ -1204,10 +1381,10 @@ async fn discovery_names_every_endpoint_and_only_what_is_supported() {
         d["scopes_supported"],
         serde_json::json!(["openid", "email", "profile", "offline_access"])
     );
-    assert!(d["id_token_signing_alg_values_supported"]
-        .as_array()
-        .expect("algs")
-        .contains(&Value::from("RS256")));
+    assert_eq!(
+        d["id_token_signing_alg_values_supported"],
+        serde_json::json!(["RS256", "ES256", "EdDSA"])
+    );
     assert_eq!(
         d["token_endpoint_auth_methods_supported"],
         serde_json::json!(["client_secret_basic", "client_secret_post", "none"])
@@ -1378,7 +1555,7 @@ async fn the_sign_in_page_lets_its_form_end_only_at_a_registered_apps_origin() {
 
 #[tokio::test]
 async fn id_token_hints_and_app_refresh_tokens_are_read_back_for_the_other_endpoints() {
-    use crate::support::oidc::{claims, grants};
+    use crate::support::oidc::{claims, grants, keys::Alg};
     let app = TestApp::new();
     let settings = Settings::from_figment(&app.figment()).expect("settings");
     let accounts = app.accounts().await;
@@ -1398,7 +1575,15 @@ async fn id_token_hints_and_app_refresh_tokens_are_read_back_for_the_other_endpo
         email: None,
         email_verified: None,
     };
-    let token = keyring.sign("JWT", &id).await.expect("signed");
+    // Every algorithm a client may register signs a hint we read back.
+    for alg in Alg::ALL {
+        let token = keyring.sign(alg, "JWT", &id).await.expect("signed");
+        let back = claims::verify_id_token_hint(&keyring, "https://login.example.com", &token)
+            .await
+            .unwrap_or_else(|e| panic!("our {alg:?} id_token: {e}"));
+        assert_eq!(back.sid, sid);
+    }
+    let token = keyring.sign(Alg::Rs256, "JWT", &id).await.expect("signed");
     let back = claims::verify_id_token_hint(&keyring, "https://login.example.com", &token)
         .await
         .expect("our id_token");

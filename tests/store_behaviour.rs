@@ -150,7 +150,9 @@ async fn sessions_are_created_checked_listed_and_revoked(store: Store) {
     let user = Uuid::now_v7();
     let a = session(user, 60_000, 600_000);
     let b = session(user, 60_000, 600_000);
+    let before = now_ms();
     create(&store, &a, 50).await;
+    let after = now_ms();
     create(&store, &b, 50).await;
 
     let live = store
@@ -160,6 +162,15 @@ async fn sessions_are_created_checked_listed_and_revoked(store: Store) {
         .expect("live");
     assert_eq!(live.email, a.email);
     assert_eq!(live.kind, SessionKind::Browser);
+    // When it signed in comes with the check (an app's auth_time), by the read and by
+    // the script alike.
+    assert!((before..=after).contains(&live.created_ms), "{live:?}");
+    let (scripted, _) = store
+        .touch_and_list(&user, &a.sid, None, now_ms())
+        .await
+        .unwrap()
+        .expect("live");
+    assert_eq!(scripted.created_ms, live.created_ms);
 
     let listed: HashSet<String> = store
         .list_sessions(&user, now_ms())

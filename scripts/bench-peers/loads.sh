@@ -24,6 +24,10 @@ access_token() { python3 -c 'import json, sys; print(json.load(open(sys.argv[1])
 # next user's browser (codeflow.lua). The peer keeps
 # its session whatever the count, so one user. The refresh chains and the userinfo
 # token belong to users of their own, so those flows end none of them.
+# Since app sessions are capped per user and app (app_sessions_per_client, 10) and
+# never end a browser session, one Latchkey browser makes every flow (each exchange
+# past the cap ends that user's oldest app session: the flow is measured at the cap),
+# and each round's refresh chains belong to a Latchkey user of their own.
 set_up_users() {
   local s base register u emails accounts
   for s in latchkey peer; do
@@ -31,6 +35,9 @@ set_up_users() {
     for u in "${USERS[@]}"; do
       local flows=1 scope="openid email" prompt="" email="$u@example.com" accounts=1
       [ "$u" = refresh ] && { flows=$((8 * ROUNDS)); scope="openid email offline_access"; prompt=consent; }
+      # Latchkey keeps at most app_sessions_per_client (10) sessions of one app per user:
+      # a refresh user of its own for each round's 8 chains (the peer has no such cap).
+      [ "$u" = refresh ] && [ $s = latchkey ] && { flows=8; email="refresh{}@example.com"; accounts="$ROUNDS"; }
       [ "$u" = flow ] && [ $s = latchkey ] && { email="flow{}@example.com"; accounts="$FLOW_USERS"; }
       python3 "$HERE/signin.py" "$base" --client-id "$CLIENT_ID" --client-secret "$CLIENT_SECRET" \
         --redirect-uri "$REDIRECT" --email "$email" --accounts "$accounts" --password "$PASSWORD" $register \

@@ -17,6 +17,8 @@ pub struct ClientRecord {
     pub redirect_uris: Vec<String>,
     pub post_logout_uris: Vec<String>,
     pub created_at: i64,
+    /// The JWS `alg` of the app's id_tokens (`RS256`, `ES256` or `EdDSA`; migration 0007).
+    pub id_token_signed_response_alg: String,
 }
 
 #[derive(sqlx::FromRow)]
@@ -27,6 +29,7 @@ struct ClientRow {
     redirect_uris: String,
     post_logout_uris: String,
     created_at: i64,
+    id_token_signed_response_alg: String,
 }
 
 fn lines(s: &str) -> Vec<String> {
@@ -45,6 +48,7 @@ impl From<ClientRow> for ClientRecord {
             name: r.name,
             secret_hash: r.secret_hash,
             created_at: r.created_at,
+            id_token_signed_response_alg: r.id_token_signed_response_alg,
         }
     }
 }
@@ -62,14 +66,14 @@ pub struct SigningKeyRow {
 
 macro_rules! client_columns {
     () => {
-        "client_id, name, secret_hash, redirect_uris, post_logout_uris, created_at"
+        "client_id, name, secret_hash, redirect_uris, post_logout_uris, created_at, id_token_signed_response_alg"
     };
 }
 
 impl Accounts {
     pub async fn insert_client(&self, c: &ClientRecord) -> Result<(), AccountError> {
-        let sql = "INSERT INTO oauth_clients (client_id, name, secret_hash, redirect_uris, post_logout_uris, created_at) \
-                   VALUES ($1, $2, $3, $4, $5, $6)";
+        let sql = "INSERT INTO oauth_clients (client_id, name, secret_hash, redirect_uris, post_logout_uris, created_at, id_token_signed_response_alg) \
+                   VALUES ($1, $2, $3, $4, $5, $6, $7)";
         on_pool!(&self.pool, |p| sqlx::query(sql)
             .bind(&c.client_id)
             .bind(&c.name)
@@ -77,6 +81,7 @@ impl Accounts {
             .bind(c.redirect_uris.join("\n"))
             .bind(c.post_logout_uris.join("\n"))
             .bind(c.created_at)
+            .bind(&c.id_token_signed_response_alg)
             .execute(p)
             .await
             .map(drop))?;
@@ -175,10 +180,11 @@ impl Accounts {
         Ok(rows)
     }
 
-    /// Makes `key` the current key in one transaction: the current one (if any) is
-    /// retired now, and keys retired before `forget_before` are deleted. With
-    /// `only_if_none`, nothing happens when a current key exists already (two servers
-    /// starting at once make one key, not two); answers whether `key` was stored.
+    /// Makes `key` the current key of its algorithm in one transaction: the current one
+    /// of that algorithm (if any) is retired now, and keys retired before
+    /// `forget_before` are deleted. With `only_if_none`, nothing happens when a current
+    /// key of the algorithm exists already (two servers starting at once make one key,
+    /// not two); answers whether `key` was stored.
     pub async fn add_signing_key(
         &self,
         key: &SigningKeyRow,
@@ -190,15 +196,17 @@ impl Accounts {
             async {
             let mut tx = p.begin().await?;
             let current: Option<String> = sqlx::query_scalar(
-                "SELECT kid FROM signing_keys WHERE retired_at IS NULL LIMIT 1",
+                "SELECT kid FROM signing_keys WHERE retired_at IS NULL AND alg = $1 LIMIT 1",
             )
+            .bind(&key.alg)
             .fetch_optional(&mut *tx)
             .await?;
             if only_if_none && current.is_some() {
                 return Ok::<bool, sqlx::Error>(false);
             }
-            sqlx::query("UPDATE signing_keys SET retired_at = $1 WHERE retired_at IS NULL")
+            sqlx::query("UPDATE signing_keys SET retired_at = $1 WHERE retired_at IS NULL AND alg = $2")
                 .bind(now)
+                .bind(&key.alg)
                 .execute(&mut *tx)
                 .await?;
             sqlx::query("DELETE FROM signing_keys WHERE retired_at IS NOT NULL AND retired_at < $1")

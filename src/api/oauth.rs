@@ -10,6 +10,7 @@ use rocket::request::Request;
 use rocket::response::{self, Responder};
 use rocket::serde::json::Json;
 use rocket::{get, post, routes, Route, State};
+use serde::Serialize;
 use serde_json::{json, Value};
 
 use crate::accounts::{AccountError, Accounts};
@@ -17,7 +18,7 @@ use crate::config::Settings;
 use crate::http::request::{AuthorizationHeader, ClientIp};
 use crate::services::oidc::clients::{self, AuthError, ClientCredentials};
 use crate::services::oidc::grants::{self, AccessError, GrantError};
-use crate::services::oidc::keys::{KeyError, ALG};
+use crate::services::oidc::keys::{Alg, KeyError};
 use crate::services::oidc::Keyring;
 use crate::services::sessions::access_tokens::TokenError;
 use crate::services::signin::limits::{self, Throttled};
@@ -180,7 +181,7 @@ fn discovery(settings: &State<Settings>) -> Json<Value> {
         "response_modes_supported": ["query"],
         "grant_types_supported": ["authorization_code", "refresh_token"],
         "subject_types_supported": ["public"],
-        "id_token_signing_alg_values_supported": [ALG],
+        "id_token_signing_alg_values_supported": Alg::ALL.map(Alg::name),
         "scopes_supported": grants::SCOPES,
         "claims_supported": ["iss", "sub", "aud", "exp", "iat", "auth_time", "nonce", "amr", "sid", "email", "email_verified"],
         "code_challenge_methods_supported": ["S256"],
@@ -366,11 +367,22 @@ fn bearer(header: &AuthorizationHeader) -> Result<&str, OAuthError> {
         .ok_or_else(|| OAuthError::invalid_token("Not a Bearer token."))
 }
 
+/// The userinfo answer (OpenID Connect Core §5.3.2), serialized straight from the
+/// checked token and the session's email: no JSON map is built.
+#[derive(Serialize)]
+struct UserInfo {
+    sub: uuid::Uuid,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    email: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    email_verified: Option<bool>,
+}
+
 async fn userinfo_answer(
     s: Services<'_>,
     keyring: &Keyring,
     header: AuthorizationHeader,
-) -> Result<Json<Value>, OAuthError> {
+) -> Result<Json<UserInfo>, OAuthError> {
     let token = bearer(&header)?;
     let access = grants::check_access(s.store, keyring, &issuer(s.settings), token)
         .await
@@ -382,12 +394,12 @@ async fn userinfo_answer(
             }
             AccessError::Token(_) => OAuthError::invalid_token("The access token is invalid."),
         })?;
-    let mut body = json!({ "sub": access.claims.sub });
-    if access.claims.has_scope("email") {
-        body["email"] = json!(access.email);
-        body["email_verified"] = json!(access.email_verified);
-    }
-    Ok(Json(body))
+    let with_email = access.claims.has_scope("email");
+    Ok(Json(UserInfo {
+        sub: access.claims.sub,
+        email_verified: with_email.then_some(access.email_verified),
+        email: with_email.then_some(access.email),
+    }))
 }
 
 #[get("/oauth2/userinfo")]
@@ -395,7 +407,7 @@ async fn userinfo(
     s: Services<'_>,
     keyring: &State<Keyring>,
     header: AuthorizationHeader,
-) -> Result<Json<Value>, OAuthError> {
+) -> Result<Json<UserInfo>, OAuthError> {
     userinfo_answer(s, keyring, header).await
 }
 
@@ -404,7 +416,7 @@ async fn userinfo_post(
     s: Services<'_>,
     keyring: &State<Keyring>,
     header: AuthorizationHeader,
-) -> Result<Json<Value>, OAuthError> {
+) -> Result<Json<UserInfo>, OAuthError> {
     userinfo_answer(s, keyring, header).await
 }
 

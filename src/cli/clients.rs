@@ -30,6 +30,11 @@ pub enum Action {
         /// Where the app may send users after signing out (repeatable).
         #[arg(long = "post-logout-uri")]
         post_logout_uris: Vec<String>,
+        /// The algorithm of the app's id_tokens: RS256 (the default, which every OpenID
+        /// Connect library accepts), ES256 or EdDSA (cheaper to sign; the app's library
+        /// must support it).
+        #[arg(long = "id-token-signed-response-alg", value_name = "ALG")]
+        id_token_alg: Option<String>,
     },
     /// Every registered app, oldest first.
     List,
@@ -45,8 +50,9 @@ pub enum Action {
 
 #[derive(Debug, Subcommand)]
 pub enum KeyAction {
-    /// Make a new current signing key; the old one stays published until every token
-    /// it signed has expired. Running servers pick it up within a minute.
+    /// Make a new current signing key of each algorithm (RS256, ES256, EdDSA); the old
+    /// ones stay published until every token they signed has expired. Running servers
+    /// pick them up within a minute.
     Rotate,
 }
 
@@ -64,6 +70,7 @@ struct ClientLine {
     redirect_uris: Vec<String>,
     post_logout_uris: Vec<String>,
     created_at: String,
+    id_token_signed_response_alg: String,
 }
 
 impl ClientLine {
@@ -75,6 +82,7 @@ impl ClientLine {
             redirect_uris: c.redirect_uris.clone(),
             post_logout_uris: c.post_logout_uris.clone(),
             created_at: iso_time(c.created_at),
+            id_token_signed_response_alg: c.id_token_signed_response_alg.clone(),
         }
     }
 }
@@ -82,7 +90,7 @@ impl ClientLine {
 impl Line for ClientLine {
     fn text(&self) -> String {
         format!(
-            "{}  {}  {}  {}  {}",
+            "{}  {}  {}  {}  {}  {}",
             self.client_id,
             self.created_at,
             if self.public {
@@ -90,6 +98,7 @@ impl Line for ClientLine {
             } else {
                 "confidential"
             },
+            self.id_token_signed_response_alg,
             self.name,
             self.redirect_uris.join(" ")
         )
@@ -115,12 +124,15 @@ impl Line for Removed {
 
 #[derive(Serialize)]
 struct Rotated {
+    /// The new RS256 key's (what id_tokens are signed with by default).
     kid: String,
+    /// Every new key's: RS256, ES256, EdDSA.
+    kids: Vec<String>,
 }
 
 impl Line for Rotated {
     fn text(&self) -> String {
-        format!("new signing key {}", self.kid)
+        format!("new signing keys {}", self.kids.join(" "))
     }
 }
 
@@ -140,15 +152,23 @@ pub(super) async fn run(accounts: &Accounts, action: Action, out: Output) -> Res
             redirect_uris,
             public,
             post_logout_uris,
+            id_token_alg,
         } => {
-            let new =
-                clients::add(accounts, &name, &redirect_uris, public, &post_logout_uris).await?;
+            let new = clients::add(
+                accounts,
+                &name,
+                &redirect_uris,
+                public,
+                &post_logout_uris,
+                id_token_alg.as_deref(),
+            )
+            .await?;
             // Always one JSON line: a program reads the secret from it.
             Output { json: true }.print(&new);
             Ok(())
         }
         Action::List => {
-            out.header("CLIENT_ID  CREATED  TYPE  NAME  REDIRECT_URIS");
+            out.header("CLIENT_ID  CREATED  TYPE  ID_TOKEN_ALG  NAME  REDIRECT_URIS");
             for c in accounts.list_clients().await? {
                 out.print(&ClientLine::new(&c));
             }
@@ -201,12 +221,15 @@ pub(super) async fn rotate(
     settings: &Settings,
     out: Output,
 ) -> Result<(), CliError> {
-    let kid = keys::rotate(accounts, settings).await.map_err(|e| {
+    let kids = keys::rotate(accounts, settings).await.map_err(|e| {
         CliError::Start(format!(
             "rotating the signing key: {}",
             crate::support::report::Report(&e)
         ))
     })?;
-    out.print(&Rotated { kid });
+    out.print(&Rotated {
+        kid: kids.first().cloned().unwrap_or_default(),
+        kids,
+    });
     Ok(())
 }

@@ -270,6 +270,9 @@ pub struct LiveSession {
     pub email_verified: bool,
     /// How the session signed in.
     pub amr: Amr,
+    /// When it signed in (unix ms; its `t`), read with the rest: what an app's
+    /// `auth_time` says, without listing the user's sessions.
+    pub created_ms: i64,
 }
 
 /// What marks a verified address in the user hash's email field: `v ` before it. No
@@ -287,8 +290,14 @@ pub fn email_field(email: &str, verified: bool) -> String {
 }
 
 impl LiveSession {
-    /// A live session from its kind, the user hash's email field and its `amr`.
-    pub fn from_fields(kind: SessionKind, email_field: String, amr: Amr) -> LiveSession {
+    /// A live session from its kind, the user hash's email field, its `amr` and when it
+    /// signed in (`t`).
+    pub fn from_fields(
+        kind: SessionKind,
+        email_field: String,
+        amr: Amr,
+        created_ms: i64,
+    ) -> LiveSession {
         let (email, email_verified) = match email_field.strip_prefix(VERIFIED_MARK) {
             Some(email) => (email.to_string(), true),
             None => (email_field, false),
@@ -298,6 +307,7 @@ impl LiveSession {
             email,
             email_verified,
             amr,
+            created_ms,
         }
     }
 }

@@ -34,6 +34,8 @@ pub struct CurrentSession {
     pub email_verified: bool,
     /// How this session signed in (`pwd`, or `pwd` and `otp`), from the same check.
     pub amr: Amr,
+    /// When it signed in (unix ms), from the same check.
+    pub signed_in_ms: i64,
 }
 
 /// A signed-in browser session and every session of its account: the devices page,
@@ -111,6 +113,7 @@ async fn lookup<'r>(req: &'r Request<'_>, with_list: bool) -> &'r Lookup {
                         email: live.email,
                         email_verified: live.email_verified,
                         amr: live.amr,
+                        signed_in_ms: live.created_ms,
                     },
                     list,
                 })))

@@ -27,7 +27,6 @@ use crate::services::oidc::grants::{self, CodeRequest};
 use crate::services::oidc::reauth;
 use crate::services::verification::must_verify_first;
 use crate::services::Services;
-use crate::store::Sessions;
 use crate::support::clock::now_ms;
 use crate::support::input::Label;
 
@@ -295,15 +294,6 @@ fn scope_words(scopes: &[&str]) -> Vec<&'static str> {
         .collect()
 }
 
-/// When the browser session signed in (unix ms); `None` when it is gone.
-async fn signed_in_at(s: Services<'_>, session: &CurrentSession) -> Result<Option<i64>, AppError> {
-    let sessions = s.store.list_sessions(&session.user_id, now_ms()).await?;
-    Ok(sessions
-        .iter()
-        .find(|x| x.sid == session.sid)
-        .map(|x| x.created_ms))
-}
-
 /// The moment the sign-in must be no older than (OpenID Connect Core §3.1.2.1):
 /// the one a re-sign-in was asked at (it alone counts once asked, so one sign-in ends
 /// the loop), now for `prompt=login`, or `max_age` ago.
@@ -363,15 +353,11 @@ async fn grant(
     c: &Checked,
     ip: &ClientIp,
 ) -> Result<Outcome, AppError> {
-    // auth_time is the browser session's own sign-in; a session that ended since the
-    // guard checked it has none, and gets no code.
-    let Some(signed_in_ms) = signed_in_at(s, session).await? else {
-        return Ok(back_with_error(
-            c,
-            "login_required",
-            "You are not signed in to Latchkey.",
-        ));
-    };
+    // auth_time is the browser session's own sign-in, as the guard's check read it (no
+    // listing of the user's sessions). A session that ends after that check cannot
+    // use the code: it names the session (`browser_sid`), and redeeming it is refused
+    // once that session has ended.
+    let signed_in_ms = session.signed_in_ms;
     let req = CodeRequest {
         client_id: c.client.client_id.clone(),
         redirect_uri: c.redirect_uri.clone(),
@@ -494,12 +480,7 @@ async fn authorize(
         ));
     };
     let now = now_ms();
-    let signed_in = signed_in_at(s, &session).await?;
-    let stale = match (signed_in, sign_in_needed_after(&c, now)) {
-        (None, _) => true,
-        (Some(t), Some(after)) => t < after,
-        (Some(_), None) => false,
-    };
+    let stale = sign_in_needed_after(&c, now).is_some_and(|after| session.signed_in_ms < after);
     if stale {
         return Ok(to_sign_in(
             s,

@@ -54,7 +54,7 @@ pub mod second_factor {
 
 /// The OpenID Connect provider's token pieces.
 pub mod oidc {
-    pub use latchkey::services::oidc::{claims, grants};
+    pub use latchkey::services::oidc::{claims, grants, keys};
 }
 
 /// The app's services as a handler of `rocket` gets them, from what it manages.

@@ -5,6 +5,7 @@ use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use base64::Engine;
 use url::Url;
 
+use super::keys::Alg;
 use crate::accounts::{AccountError, Accounts, ClientRecord};
 use crate::support::clock::now_ms;
 use crate::support::crypto::{constant_time_eq, random_bytes, random_token, sha256_hex};
@@ -96,7 +97,18 @@ pub async fn add(
     redirect_uris: &[String],
     public: bool,
     post_logout_uris: &[String],
+    id_token_alg: Option<&str>,
 ) -> Result<NewClient, ClientError> {
+    // OpenID Connect Registration §2: RS256 when the client names none.
+    let id_token_alg = match id_token_alg {
+        None => Alg::Rs256,
+        Some(name) => Alg::parse(name).ok_or_else(|| {
+            ClientError::Invalid(format!(
+                "--id-token-signed-response-alg must be one of {}",
+                Alg::ALL.map(Alg::name).join(", ")
+            ))
+        })?,
+    };
     // The name labels the app's sessions: the rule of every label a client supplies.
     let name = match Label::parse(name) {
         Ok(Some(name)) if name.as_str().len() <= MAX_NAME => name,
@@ -133,6 +145,7 @@ pub async fn add(
         redirect_uris: dedup(redirect_uris),
         post_logout_uris: dedup(post_logout_uris),
         created_at: now_ms(),
+        id_token_signed_response_alg: id_token_alg.name().to_string(),
     };
     accounts.insert_client(&record).await?;
     Ok(NewClient {

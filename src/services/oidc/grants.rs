@@ -8,7 +8,7 @@ use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
 use super::claims::{verify_access, AppAccessClaims, IdClaims, ACCESS_TYP};
-use super::keys::{KeyError, Keyring};
+use super::keys::{Alg, KeyError, Keyring, ACCESS_ALG};
 use crate::accounts::{AccountError, ClientRecord};
 use crate::services::sessions::access_tokens::{RefreshToken, TokenError};
 use crate::services::sessions::refresh::{self, Refreshed};
@@ -194,7 +194,7 @@ async fn access_token(
         iat,
         exp: iat + ttl,
     };
-    Ok((keyring.sign(ACCESS_TYP, &claims).await?, ttl))
+    Ok((keyring.sign(ACCESS_ALG, ACCESS_TYP, &claims).await?, ttl))
 }
 
 /// The issuer every token names and discovery publishes: `public_url` without a
@@ -339,10 +339,20 @@ async fn code_tokens(
         access_token: access,
         token_type: "Bearer",
         expires_in,
-        id_token: Some(keyring.sign("JWT", &id_claims).await?),
+        id_token: Some(
+            keyring
+                .sign(id_token_alg(client), "JWT", &id_claims)
+                .await?,
+        ),
         refresh_token,
         scope: req.scope,
     })
+}
+
+/// The algorithm the client registered for its id_tokens; RS256 when it names none we
+/// know (the column is checked when the client is added).
+pub fn id_token_alg(client: &ClientRecord) -> Alg {
+    Alg::parse(&client.id_token_signed_response_alg).unwrap_or(Alg::Rs256)
 }
 
 fn check_code(
@@ -382,11 +392,17 @@ fn check_code(
 /// the session stores for it (what `refresh`, revocation and introspection compare).
 /// `None` when it is not one of ours at all.
 pub fn parse_app_refresh(client_id: &str, token: &str) -> Option<(RefreshToken, String, String)> {
+    let (rt, letters, scope) = split_app_refresh(token)?;
+    let hash = app_secret_hash(&format!("{client_id}\n{letters}"), &rt.secret);
+    Some((rt, scope, hash))
+}
+
+/// An app's refresh token read: the token, its scope letters and its scopes.
+fn split_app_refresh(token: &str) -> Option<(RefreshToken, &str, String)> {
     let (base, letters) = token.rsplit_once('.')?;
     let rt = RefreshToken::parse(base)?;
     let scope = scope_from_letters(letters)?;
-    let hash = app_secret_hash(&format!("{client_id}\n{letters}"), &rt.secret);
-    Some((rt, scope, hash))
+    Some((rt, letters, scope))
 }
 
 /// The `refresh_token` grant for an authenticated `client`: rotates through the same
@@ -399,10 +415,9 @@ pub async fn refresh(
     token: &str,
 ) -> Result<Tokens, GrantError> {
     let invalid = GrantError::InvalidGrant("the refresh token is invalid or was revoked");
-    let Some((rt, scope, _)) = parse_app_refresh(&client.client_id, token) else {
+    let Some((rt, letters, scope)) = split_app_refresh(token) else {
         return Err(invalid);
     };
-    let letters = scope_letters(&scope);
     // The successor is derived from the presented secret (`refresh`), so a retry
     // within the grace window is answered with the same one.
     let bound_to = format!("{}\n{letters}", client.client_id);
@@ -425,7 +440,7 @@ pub async fn refresh(
         expires_in,
         scope,
         id_token: None,
-        refresh_token: Some(refresh_token(rt.user_id, &rt.sid, &next.secret, &letters)),
+        refresh_token: Some(refresh_token(rt.user_id, &rt.sid, &next.secret, letters)),
     })
 }
 

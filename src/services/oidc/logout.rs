@@ -36,6 +36,7 @@ mod tests {
             redirect_uris: vec![],
             post_logout_uris: uris.iter().map(|u| u.to_string()).collect(),
             created_at: 0,
+            id_token_signed_response_alg: "RS256".into(),
         }
     }
 

@@ -95,6 +95,7 @@ impl MemoryStore {
         );
         let kind = SessionKind::from_field(f.get(field::KIND).map(String::as_str))?;
         let amr = Amr::from_field(f.get(field::AMR).map(String::as_str));
+        let created_ms = num(f, field::CREATED);
         if now >= abs {
             st.end_session(&skey, &ukey, sid);
             return None;
@@ -105,7 +106,7 @@ impl MemoryStore {
         }
         let email = st.email(&ukey)?;
         if !always_slide && !crate::store::sessions::slide_due(now, seen, idle) {
-            return Some(LiveSession::from_fields(kind, email, amr));
+            return Some(LiveSession::from_fields(kind, email, amr, created_ms));
         }
         if now - seen >= SEEN_REFRESH_MS {
             if let Some(f) = st.session(&skey, now) {
@@ -113,7 +114,7 @@ impl MemoryStore {
             }
         }
         st.slide(&skey, &ukey, sid, (now + idle).min(abs));
-        Some(LiveSession::from_fields(kind, email, amr))
+        Some(LiveSession::from_fields(kind, email, amr, created_ms))
     }
 
     /// session_revoke_all.lua without closing the account.

@@ -44,12 +44,13 @@ impl RedisStore {
 }
 
 /// The session hash's fields `touch_session` reads, in this order.
-const TOUCH_READ: [&str; 5] = [
+const TOUCH_READ: [&str; 6] = [
     field::ABSOLUTE,
     field::IDLE,
     field::SEEN,
     field::KIND,
     field::AMR,
+    field::CREATED,
 ];
 
 /// The user hash's field holding the account's email (absent once it is closed).
@@ -64,7 +65,7 @@ enum Read {
     Due,
 }
 
-/// `touch_session`'s read: `[HMGET a i s k o, HGET @, EXISTS jti?]`.
+/// `touch_session`'s read: `[HMGET a i s k o t, HGET @, EXISTS jti?]`.
 fn read_touch(replies: Vec<Value>, now_ms: i64) -> StoreResult<Read> {
     let mut replies = replies.into_iter();
     let (Some(fields), Some(email)) = (replies.next(), replies.next()) else {
@@ -97,10 +98,11 @@ fn read_touch(replies: Vec<Value>, now_ms: i64) -> StoreResult<Read> {
         kind,
         email,
         Amr::from_field(text(4)),
+        num(5).unwrap_or(0),
     )))
 }
 
-/// `session_touch`'s reply: nothing (no live session), or `{kind, email, amr}` and,
+/// `session_touch`'s reply: nothing (no live session), or `{kind, email, amr, t}` and,
 /// when asked, the list.
 fn parse_touch(reply: Value) -> StoreResult<Option<(LiveSession, Option<Vec<SessionRecord>>)>> {
     let items = match reply {
@@ -109,15 +111,19 @@ fn parse_touch(reply: Value) -> StoreResult<Option<(LiveSession, Option<Vec<Sess
         other => return Err(unexpected("session_touch", other)),
     };
     let mut it = items.into_iter();
-    let (Some(kind), Some(email), Some(amr)) = (it.next(), it.next(), it.next()) else {
+    let (Some(kind), Some(email), Some(amr), Some(created)) =
+        (it.next(), it.next(), it.next(), it.next())
+    else {
         return Err(unexpected("session_touch", "a short reply"));
     };
+    let created: Option<String> = redis::from_redis_value(created)?;
     let kind: String = redis::from_redis_value(kind)?;
     let amr: String = redis::from_redis_value(amr)?;
     let live = LiveSession::from_fields(
         SessionKind::from_field(Some(&kind)).ok_or_else(|| unexpected("session_touch", &kind))?,
         redis::from_redis_value(email)?,
         Amr::from_field(Some(&amr)),
+        created.and_then(|t| t.parse().ok()).unwrap_or(0),
     );
     let list = it.next().map(parse_list).transpose()?;
     Ok(Some((live, list)))

@@ -11,9 +11,9 @@
 -- ARGV[6] session key prefix P:{UID}:s:  (for the list; same hash tag, same slot)
 -- slide(), record() and list() come from slide.lua and list.lua, prepended when loaded.
 -- Returns false when there is no live session (or the account was closed: its user
--- hash has no email), else {kind, email, amr} (amr: the `o` field, '' for a password alone) and, when
--- listing, the list as a fourth item.
-local h = redis.call('HMGET', KEYS[1], 'a', 'i', 's', 'k', 'o')
+-- hash has no email), else {kind, email, amr, t} (amr: the `o` field, '' for a password
+-- alone; t: when it signed in) and, when listing, the list as a fifth item.
+local h = redis.call('HMGET', KEYS[1], 'a', 'i', 's', 'k', 'o', 't')
 if not h[1] then
   return false
 end
@@ -38,8 +38,8 @@ if now - tonumber(h[3]) >= refresh then
   redis.call('HSET', KEYS[1], 's', now)
   record(KEYS[2], ARGV[1], now, math.min(expiry + refresh, abs))
 end
-local out = { h[4] or 'b', email, h[5] or '' }
+local out = { h[4] or 'b', email, h[5] or '', h[6] or '0' }
 if ARGV[5] == '1' then
-  out[4] = list(KEYS[2], ARGV[6], now)
+  out[5] = list(KEYS[2], ARGV[6], now)
 end
 return out
