@@ -12,7 +12,9 @@
 //! - signed out: the sign-in page with a notice, the forgot page with an error, the 403
 //!   page (a forged form token), the 400 page (an authorization link with an unknown
 //!   app), the code page after its last wrong code, the signed-out page;
-//! - signed in: change password with an error, security with a notice, with two
+//! - signed in: change password with an error, a new address refused (wrong
+//!   password), a deletion refused (wrong words), an undo link that is no good,
+//!   security with a notice, with two
 //!   recovery codes left, with the new recovery codes form open and with the turning-off
 //!   form showing an error, the new recovery codes page, the sign-out confirmation
 //!   without an app;
@@ -116,6 +118,7 @@ async fn every_page_not_screenshotted_elsewhere_passes_axe_core_signed_out_and_s
     submit(&c).await;
     expect_path(&c, "/devices").await;
     signed_in_pages(&c, &base).await;
+    account_pages(&c, &base).await;
     running_out_of_codes(&c, &base, &app, &account).await;
     security_forms(&c, &base).await;
     signing_out(&c, &base).await;
@@ -214,6 +217,38 @@ async fn signed_in_pages(c: &Client, base: &str) {
         .expect("goto");
     assert!(text(c).await.contains("Sign out of Latchkey?"));
     assert_accessible(c, "logout-confirm-no-app").await;
+}
+
+/// The account's own pages with two-step sign-in on (the code field shown), each
+/// refusing what was typed: a new address with a wrong password, a deletion with the
+/// wrong words; and, signed out, an undo link that is no good.
+async fn account_pages(c: &Client, base: &str) {
+    c.goto(&format!("{base}/account/email"))
+        .await
+        .expect("goto");
+    fill(c, "new_email", &email()).await;
+    fill(c, "current_password", "not the password").await;
+    fill(c, "code", "123456").await;
+    submit(c).await;
+    assert!(c.find(Locator::Css(".banner-error")).await.is_ok());
+    assert_accessible(c, "email-change-error").await;
+
+    c.goto(&format!("{base}/account/delete"))
+        .await
+        .expect("goto");
+    fill(c, "current_password", PASSWORD).await;
+    fill(c, "code", "123456").await;
+    fill(c, "confirm", "keep it").await;
+    submit(c).await;
+    assert!(text(c).await.contains("delete my account"));
+    assert!(c.find(Locator::Css(".banner-error")).await.is_ok());
+    assert_accessible(c, "account-delete-error").await;
+
+    c.goto(&format!("{base}/account/email/undo/not-a-link"))
+        .await
+        .expect("goto");
+    assert!(text(c).await.contains("not valid"));
+    assert_accessible(c, "email-undo-invalid").await;
 }
 
 /// The security page when two recovery codes are left (eight used to sign in, by

@@ -225,6 +225,71 @@ async fn in_secure_mode_signing_out_removes_the_cookie_from_the_browser() {
 }
 
 #[tokio::test]
+async fn changing_the_address_undoing_it_and_deleting_the_account() {
+    let driver = Chromedriver::start();
+    let app = TestApp::new();
+    let base = app.serve().await;
+    let (old, new) = (email(), email());
+    let c = driver.browser(None).await;
+    chromium::register(&c, &base, &old).await;
+    expect_path(&c, "/devices").await;
+
+    c.goto(&format!("{base}/account/security")).await.unwrap();
+    let link = c.find(Locator::Id("change-email")).await.expect("the link");
+    navigate_by(&c, link).await;
+    expect_path(&c, "/account/email").await;
+    shoot(&c, "email-change").await;
+    fill(&c, "new_email", &new).await;
+    fill(&c, "current_password", PASSWORD).await;
+    submit(&c).await;
+    expect_path(&c, "/account/email").await;
+    assert!(text(&c).await.contains("We sent a 6-digit code"));
+    shoot(&c, "email-change-code").await;
+    let mail = wait_for_mail_saying(&app.outbox(), "Confirm your new").await;
+    fill(&c, "code", &code_in(&mail)).await;
+    submit(&c).await;
+    expect_path(&c, "/account/email").await;
+    assert!(text(&c)
+        .await
+        .contains(&format!("Your address is now {new}")));
+    shoot(&c, "email-changed").await;
+
+    // The old address's undo link, opened in another browser.
+    let notice = wait_for_mail_saying(&app.outbox(), "was changed from").await;
+    let start = notice.find("/account/email/undo/").expect("an undo link");
+    let undo: String = notice[start..]
+        .chars()
+        .take_while(|ch| !ch.is_whitespace() && *ch != '"' && *ch != '<')
+        .collect();
+    let mail_reader = driver.browser(None).await;
+    mail_reader.goto(&format!("{base}{undo}")).await.unwrap();
+    assert!(text(&mail_reader).await.contains("Your address is back"));
+    shoot(&mail_reader, "email-undone").await;
+    c.goto(&format!("{base}/devices")).await.unwrap();
+    expect_path(&c, "/login").await;
+
+    // Delete: a slip in the words first, then for real.
+    sign_in(&c, &base, &old, PASSWORD).await;
+    expect_path(&c, "/devices").await;
+    c.goto(&format!("{base}/account/delete")).await.unwrap();
+    shoot(&c, "account-delete").await;
+    fill(&c, "current_password", PASSWORD).await;
+    fill(&c, "confirm", "delete my acount").await;
+    submit(&c).await;
+    assert!(text(&c).await.contains("type “delete my account”"));
+    shoot(&c, "account-delete-error").await;
+    fill(&c, "current_password", PASSWORD).await;
+    fill(&c, "confirm", "delete my account").await;
+    submit(&c).await;
+    expect_path(&c, "/account/deleted").await;
+    shoot(&c, "account-deleted").await;
+    assert!(app.user(&old).await.is_none());
+    for b in [c, mail_reader] {
+        let _ = b.close().await;
+    }
+}
+
+#[tokio::test]
 async fn a_new_account_sees_the_banner_and_verifies_its_address_with_the_mailed_code() {
     let driver = Chromedriver::start();
     let app = TestApp::new();

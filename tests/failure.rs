@@ -216,3 +216,56 @@ async fn a_wrong_setting_stops_the_start_with_its_name() {
         .to_string()
         .contains("invalid setting `max_sessions_per_user`"));
 }
+
+#[tokio::test]
+async fn the_first_sign_in_after_a_redis_restart_succeeds() {
+    let mut redis = OwnRedis::start();
+    let app = TestApp::new().with_redis(&redis.url());
+    let (b, email) = app.signed_in_browser().await;
+    assert!(b.is_signed_in().await);
+    // Back at once, and back after the connection's own reconnect has already failed.
+    for (round, down_for) in [0, 400, 0, 400].into_iter().enumerate() {
+        redis.stop();
+        tokio::time::sleep(Duration::from_millis(down_for)).await;
+        redis.restart();
+        // No /health poll, no wait: the very next requests are a sign-in (the
+        // limiter and the new session: calls that must not be sent twice), and they
+        // must not answer 503.
+        let signed = app.browser().await;
+        let res = signed.login(&email, PASSWORD).await;
+        assert_eq!(res.status, Status::SeeOther, "round {round}: {}", res.body);
+        assert!(signed.is_signed_in().await, "round {round}");
+    }
+}
+
+#[tokio::test]
+async fn readiness_follows_redis_and_liveness_does_not() {
+    let mut redis = OwnRedis::start();
+    let app = TestApp::new().with_redis(&redis.url());
+    let b = app.browser().await;
+    for path in ["/health/live", "/health/ready", "/health"] {
+        let res = b.get(path).await;
+        assert_eq!(res.status, Status::Ok, "{path}: {}", res.body);
+        assert!(
+            res.body.contains("\"status\":\"ok\""),
+            "{path}: {}",
+            res.body
+        );
+    }
+
+    redis.stop();
+    let live = b.get("/health/live").await;
+    assert_eq!(live.status, Status::Ok, "the process still serves");
+    let ready = b.get("/health/ready").await;
+    assert_eq!(ready.status, Status::ServiceUnavailable);
+    let body: serde_json::Value = serde_json::from_str(&ready.body).expect("JSON");
+    assert_eq!(body["store"]["status"], "unavailable", "{body}");
+    assert_eq!(body["database"]["status"], "ok", "{body}");
+
+    redis.restart();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while b.get("/health/ready").await.status != Status::Ok {
+        assert!(Instant::now() < deadline, "not ready again");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}

@@ -177,3 +177,157 @@ fn a_server_starts_when_redis_is_slow_to_answer_its_first_ping() {
     let server = app.spawn_server();
     server.assert_healthy();
 }
+
+/// A PostgreSQL of the test's own: a throw-away cluster (initdb) on a spare port,
+/// stopped and started by the test. Run as the `postgres` user when the tests run as
+/// root (PostgreSQL refuses root), as scripts/test does for the shared one.
+struct OwnPostgres {
+    bin: std::path::PathBuf,
+    dir: std::path::PathBuf,
+    port: u16,
+}
+
+impl OwnPostgres {
+    fn pg(&self, tool: &str) -> std::process::Command {
+        let is_root = std::process::Command::new("id")
+            .arg("-u")
+            .output()
+            .map(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
+            .unwrap_or(false);
+        let mut cmd = if is_root {
+            let mut c = std::process::Command::new("runuser");
+            c.args(["-u", "postgres", "--"]).arg(self.bin.join(tool));
+            c
+        } else {
+            std::process::Command::new(self.bin.join(tool))
+        };
+        cmd.stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null());
+        cmd
+    }
+
+    fn start() -> OwnPostgres {
+        let mut bins: Vec<_> = std::fs::read_dir("/usr/lib/postgresql")
+            .expect("PostgreSQL is installed (scripts/test installs it)")
+            .filter_map(|e| e.ok().map(|e| e.path().join("bin")))
+            .filter(|b| b.join("initdb").exists())
+            .collect();
+        bins.sort();
+        let bin = bins.pop().expect("an initdb");
+        let dir = std::env::temp_dir().join(format!("latchkey-pg-{}", unique("blink")));
+        std::fs::create_dir_all(&dir).expect("a directory");
+        let pg = OwnPostgres {
+            bin,
+            dir,
+            port: spare_port(),
+        };
+        let _ = std::process::Command::new("chown")
+            .args(["postgres:"])
+            .arg(&pg.dir)
+            .status();
+        let ok = pg
+            .pg("initdb")
+            .arg("-D")
+            .arg(pg.dir.join("data"))
+            .args(["-U", "postgres", "--auth=trust", "--no-sync"])
+            .status()
+            .expect("initdb runs");
+        assert!(ok.success(), "initdb");
+        pg.up();
+        pg
+    }
+
+    fn url(&self) -> String {
+        format!("postgres://postgres@127.0.0.1:{}/postgres", self.port)
+    }
+
+    fn up(&self) {
+        let opts = format!(
+            "-p {} -k {} -c listen_addresses=127.0.0.1 -c fsync=off",
+            self.port,
+            self.dir.display()
+        );
+        let ok = self
+            .pg("pg_ctl")
+            .arg("-D")
+            .arg(self.dir.join("data"))
+            .arg("-l")
+            .arg(self.dir.join("server.log"))
+            .args(["-w", "-t", "60", "start", "-o", &opts])
+            .status()
+            .expect("pg_ctl runs");
+        assert!(ok.success(), "PostgreSQL started");
+    }
+
+    fn down(&self, mode: &str) {
+        let ok = self
+            .pg("pg_ctl")
+            .arg("-D")
+            .arg(self.dir.join("data"))
+            .args(["-w", "-t", "60", "stop", "-m", mode])
+            .status()
+            .expect("pg_ctl runs");
+        assert!(ok.success(), "PostgreSQL stopped");
+    }
+}
+
+impl Drop for OwnPostgres {
+    fn drop(&mut self) {
+        let _ = self
+            .pg("pg_ctl")
+            .arg("-D")
+            .arg(self.dir.join("data"))
+            .args(["-w", "stop", "-m", "immediate"])
+            .status();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+#[tokio::test]
+async fn a_postgresql_blink_answers_503_never_500_and_the_pool_reconnects() {
+    let pg = OwnPostgres::start();
+    let mut app = TestApp::new();
+    app.database_url = pg.url();
+    let (b, address) = app.signed_in_browser().await;
+    let newcomer = app.browser().await;
+    assert_eq!(newcomer.get("/register").await.status, Status::Ok);
+    let again = app.browser().await;
+
+    pg.down("immediate");
+    // During the outage: registrations, sign-ins and the signed-in pages answer 503
+    // (or are served from Redis alone), never 500; nothing is half-written.
+    let lost = email();
+    let reg = newcomer.register(&lost).await;
+    assert_eq!(reg.status, Status::ServiceUnavailable, "{}", reg.body);
+    let login = again.login(&address, PASSWORD).await;
+    assert_eq!(login.status, Status::ServiceUnavailable, "{}", login.body);
+    for path in ["/devices", "/account/security", "/api/v1/me"] {
+        let status = b.get(path).await.status;
+        assert_ne!(status.code, 500, "{path}");
+    }
+    let ready = b.get("/health/ready").await;
+    assert_eq!(ready.status, Status::ServiceUnavailable);
+    assert!(
+        ready
+            .body
+            .contains("\"database\":{\"status\":\"unavailable\"}"),
+        "{}",
+        ready.body
+    );
+
+    pg.up();
+    // Back with no restart of the app: the same instance (the same pool) serves again.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while b.get("/health/ready").await.status != Status::Ok {
+        assert!(Instant::now() < deadline, "the pool did not reconnect");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert!(
+        app.user(&lost).await.is_none(),
+        "the refused registration left nothing"
+    );
+    let reg = newcomer.register(&lost).await;
+    assert_eq!(reg.status, Status::SeeOther, "{}", reg.body);
+    assert!(app.user(&lost).await.is_some());
+    assert!(b.is_signed_in().await);
+}

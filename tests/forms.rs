@@ -149,6 +149,18 @@ async fn every_form_route_refuses_what_is_not_its_own_form_and_changes_nothing()
             "/login/second-factor".into(),
             vec![("code", "123456"), ("remember", "on")],
         ),
+        (
+            "/account/email".into(),
+            vec![("new_email", &newcomer), ("current_password", PASSWORD)],
+        ),
+        ("/account/email/confirm".into(), vec![("code", "123456")]),
+        (
+            "/account/delete".into(),
+            vec![
+                ("current_password", PASSWORD),
+                ("confirm", "delete my account"),
+            ],
+        ),
         ("/oauth2/authorize".into(), vec![("decision", "allow")]),
         ("/oauth2/logout".into(), vec![]),
         (

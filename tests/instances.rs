@@ -210,22 +210,33 @@ fn a_refresh_retried_on_the_other_server_gets_the_same_successor() {
 /// append-only files so a master's data survives it being killed.
 struct PrivateCluster {
     dir: PathBuf,
-    ports: [u16; 3],
+    ports: Vec<u16>,
 }
 
 impl PrivateCluster {
     fn start() -> PrivateCluster {
+        Self::start_with(&[7111, 7112, 7113], &["--aof"])
+    }
+
+    /// Six nodes on 7121-7126 (bus ports +10000): three masters, a replica each.
+    fn start_with_replicas() -> PrivateCluster {
+        Self::start_with(&[7121, 7122, 7123, 7124, 7125, 7126], &["--replicas"])
+    }
+
+    fn start_with(ports: &[u16], flags: &[&str]) -> PrivateCluster {
         let dir = test_dir().join("cluster");
-        let ports = [7111, 7112, 7113];
         let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/redis-cluster");
         let ok = Command::new(script)
             .arg(&dir)
-            .args(ports.map(|p| p.to_string()))
-            .arg("--aof")
+            .args(ports.iter().map(|p| p.to_string()))
+            .args(flags)
             .status()
             .expect("scripts/redis-cluster runs");
         assert!(ok.success(), "the private cluster started");
-        PrivateCluster { dir, ports }
+        PrivateCluster {
+            dir,
+            ports: ports.to_vec(),
+        }
     }
 
     fn nodes(&self) -> String {
@@ -310,7 +321,7 @@ fn serves(range: &str, slot: u16) -> bool {
 
 impl Drop for PrivateCluster {
     fn drop(&mut self) {
-        for p in self.ports {
+        for &p in &self.ports {
             Self::cli(p, &["shutdown", "nosave"]);
         }
     }
@@ -366,6 +377,40 @@ async fn a_dead_master_fails_only_its_users_with_503_and_service_resumes() {
         assert_eq!(status, Status::ServiceUnavailable, "after {wait} ms");
         assert_eq!(devices_status(&off).await, Status::Ok, "after {wait} ms");
     }
+    // Most slots are served: ready, and the JSON names the slots no master serves.
+    let ready = off.get("/health/ready").await;
+    assert_eq!(ready.status, Status::Ok, "{}", ready.body);
+    let body: serde_json::Value = serde_json::from_str(&ready.body).expect("JSON");
+    assert_eq!(body["store"]["status"], "degraded", "{body}");
+    let down = body["store"]["slots_down"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    assert!(!down.is_empty(), "{body}");
+    let served = body["store"]["slots_served"].as_u64().unwrap_or_default();
+    assert!((8192..16384).contains(&served), "{body}");
+    let missing: u64 = down
+        .iter()
+        .map(|r| r[1].as_u64().unwrap_or_default() - r[0].as_u64().unwrap_or_default() + 1)
+        .sum();
+    assert_eq!(served + missing, 16384, "{body}");
+    // The doomed master's own slots are among them (asked of a node that is up).
+    let doomed_range = PrivateCluster::cli(cluster.ports[1], &["cluster", "nodes"])
+        .lines()
+        .find(|l| l.contains(&format!(":{doomed}@")))
+        .map(|l| l.split(' ').skip(8).map(str::to_string).collect::<Vec<_>>())
+        .unwrap_or_default();
+    for range in doomed_range {
+        let first: u64 = range
+            .split('-')
+            .next()
+            .and_then(|a| a.parse().ok())
+            .unwrap_or(0);
+        assert!(
+            down.iter().any(|r| r[0].as_u64() == Some(first)),
+            "{range} not in {body}"
+        );
+    }
 
     cluster.restart(doomed);
     let deadline = Instant::now() + Duration::from_secs(15);
@@ -377,4 +422,46 @@ async fn a_dead_master_fails_only_its_users_with_503_and_service_resumes() {
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     assert_eq!(devices_status(&off).await, Status::Ok);
+}
+
+#[tokio::test]
+async fn a_dead_master_s_replica_takes_over_and_its_users_are_served_again() {
+    let cluster = PrivateCluster::start_with_replicas();
+    let app = TestApp::new()
+        .set("redis_cluster_nodes", cluster.nodes())
+        .set("register_limit_ip", 1000);
+    let ask = cluster.ports[1];
+    let doomed = cluster.master_of("{doomed}", ask);
+    let (on, off) = users_on_and_off(&cluster, &app, doomed).await;
+    assert_eq!(devices_status(&on).await, Status::Ok);
+    // Replication is asynchronous: give the replica a moment (on loopback it lags by
+    // milliseconds) so that the sessions just written are on it.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+
+    cluster.kill(doomed);
+    let killed = Instant::now();
+    // The replica is promoted after cluster-node-timeout (2 s) and an election; the
+    // same app (no restart) finds the new master and the same session is valid there.
+    let deadline = killed + Duration::from_secs(20);
+    loop {
+        let status = devices_status(&on).await;
+        assert_ne!(status.code, 500);
+        if status == Status::Ok {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the replica never served: {status}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let took = killed.elapsed();
+    assert_eq!(devices_status(&off).await, Status::Ok);
+    assert!(
+        on.is_signed_in().await,
+        "the session written before the kill is valid"
+    );
+    let ready = off.get("/health/ready").await;
+    assert_eq!(ready.status, Status::Ok, "{}", ready.body);
+    eprintln!("served again {took:?} after the master was killed");
 }

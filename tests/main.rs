@@ -7,6 +7,7 @@
 mod support;
 
 mod accessibility;
+mod account_delete;
 mod accounts;
 mod activity;
 mod addresses;
@@ -17,6 +18,7 @@ mod connections;
 mod cookies;
 mod databases;
 mod devices;
+mod email_change;
 mod failure;
 mod faults;
 mod forms;
@@ -31,6 +33,8 @@ mod oidc;
 mod oidc_hardening;
 mod oidc_two_step;
 mod operator;
+mod passkeys;
+mod passwords;
 mod proxies;
 mod reset;
 mod second_factor;

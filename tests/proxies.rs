@@ -6,6 +6,7 @@
 
 use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use crate::support::chromium::{
     arrive, chromium_cookie, expect_path, fill, sign_in, sign_out_device, submit, text,
@@ -321,5 +322,195 @@ async fn caddy_forward_auth_redirects_signs_in_passes_the_user_and_refuses_once_
         upstream.seen().len(),
         1,
         "the app saw the signed-out request"
+    );
+}
+
+/// nginx balancing two Latchkey instances, as README "Health checks" shows
+/// (`proxy_next_upstream`), as this test's own process on `port`.
+fn start_balancer(port: u16, instances: [u16; 2]) -> Spawned {
+    let dir = test_dir().join("balancer");
+    std::fs::create_dir_all(dir.join("temp")).expect("nginx dir");
+    let location = readme_block("balancer-nginx");
+    let d = dir.display();
+    let conf = format!(
+        "daemon off;\nmaster_process off;\npid {d}/nginx.pid;\nerror_log {d}/error.log info;\n\
+         events {{ worker_connections 256; }}\n\
+         http {{\n access_log {d}/access.log;\n client_body_temp_path {d}/temp/body;\n\
+         proxy_temp_path {d}/temp/proxy;\n fastcgi_temp_path {d}/temp/fastcgi;\n\
+         uwsgi_temp_path {d}/temp/uwsgi;\n scgi_temp_path {d}/temp/scgi;\n\
+         upstream latchkey {{ server 127.0.0.1:{a} max_fails=0; server 127.0.0.1:{b} max_fails=0; keepalive 16; }}\n\
+         server {{ listen 127.0.0.1:{port};\n{location}\n }}\n}}\n",
+        a = instances[0],
+        b = instances[1],
+    );
+    std::fs::write(dir.join("nginx.conf"), conf).expect("nginx.conf");
+    let child = Spawned::start(
+        Command::new("nginx")
+            .arg("-e")
+            .arg(dir.join("error.log"))
+            .arg("-p")
+            .arg(&dir)
+            .arg("-c")
+            .arg(dir.join("nginx.conf"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit()),
+        "nginx (scripts/test installs it)",
+    );
+    wait_for_port(port, ANSWER_WITHIN, "nginx did not start");
+    child
+}
+
+/// One request through the balancer on a fresh connection: (status, body), status 0
+/// when no answer came.
+fn through(
+    port: u16,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &str,
+) -> (u16, String) {
+    let Ok(mut s) = std::net::TcpStream::connect(("127.0.0.1", port)) else {
+        return (0, String::new());
+    };
+    let _ = s.set_read_timeout(Some(ANSWER_WITHIN));
+    let mut head = format!("{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n");
+    for (k, v) in headers {
+        head.push_str(&format!("{k}: {v}\r\n"));
+    }
+    head.push_str(&format!(
+        "Content-Length: {}\r\nConnection: close\r\n\r\n",
+        body.len()
+    ));
+    use std::io::Write;
+    if s.write_all(head.as_bytes())
+        .and_then(|()| s.write_all(body.as_bytes()))
+        .is_err()
+    {
+        return (0, String::new());
+    }
+    match read_reply(&mut s) {
+        Some(r) => (r.status, r.body),
+        None => (0, String::new()),
+    }
+}
+
+fn token_of(body: &str, field: &str) -> String {
+    serde_json::from_str::<serde_json::Value>(body)
+        .ok()
+        .and_then(|v| v[field].as_str().map(str::to_string))
+        .unwrap_or_default()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rolling_restarts_behind_nginx_fail_no_request() {
+    let ports = [spare_port(), spare_port()];
+    let nginx_port = spare_port();
+    let public_url = format!("http://127.0.0.1:{nginx_port}");
+    let app = TestApp::new()
+        .set("trusted_proxies", "127.0.0.1")
+        .set("cookie_secure", false)
+        .set("login_limit_ip", 100_000)
+        .set("login_limit_account", 100_000)
+        .set("login_limit_network", 100_000)
+        .set("hash_limit_ip", 100_000)
+        .set("shutdown_grace", 10);
+    let email = app.account().await;
+    let mut servers = [
+        app.spawn_server_behind_on(&public_url, ports[0]),
+        app.spawn_server_behind_on(&public_url, ports[1]),
+    ];
+    let _nginx = start_balancer(nginx_port, ports);
+    // A browser session (signed in on one instance; any instance serves it).
+    let mut jar = Jar::default();
+    servers[0].register(&mut jar, &crate::support::email());
+    let cookie = jar.header();
+
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let counts = Arc::new(Mutex::new((0usize, Vec::<String>::new())));
+    let mut workers = Vec::new();
+    for worker in 0..4 {
+        let (stop, counts, email, cookie) =
+            (stop.clone(), counts.clone(), email.clone(), cookie.clone());
+        workers.push(std::thread::spawn(move || {
+            let sign_in = encode(&[
+                ("grant_type", "password"),
+                ("username", &email),
+                ("password", PASSWORD),
+                ("client_name", &format!("worker {worker}")),
+            ]);
+            let form = [("Content-Type", "application/x-www-form-urlencoded")];
+            let (mut access, mut refresh) = (String::new(), String::new());
+            let mut round = 0usize;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                // A sign-in, then the session checks and a refresh on what it gave.
+                let (what, (status, body)) = match round % 5 {
+                    4 => (
+                        "devices",
+                        through(nginx_port, "GET", "/devices", &[("Cookie", &cookie)], ""),
+                    ),
+                    0 => (
+                        "sign-in",
+                        through(nginx_port, "POST", "/api/v1/token", &form, &sign_in),
+                    ),
+                    1 | 2 => {
+                        let bearer = format!("Bearer {access}");
+                        (
+                            "me",
+                            through(
+                                nginx_port,
+                                "GET",
+                                "/api/v1/me",
+                                &[("Authorization", &bearer)],
+                                "",
+                            ),
+                        )
+                    }
+                    _ => {
+                        let body =
+                            encode(&[("grant_type", "refresh_token"), ("refresh_token", &refresh)]);
+                        (
+                            "refresh",
+                            through(nginx_port, "POST", "/api/v1/token", &form, &body),
+                        )
+                    }
+                };
+                if (what == "sign-in" || what == "refresh") && status == 200 {
+                    access = token_of(&body, "access_token");
+                    refresh = token_of(&body, "refresh_token");
+                }
+                let mut c = counts.lock().expect("counts");
+                c.0 += 1;
+                let signed_in_page = what != "devices" || body.contains("Your devices");
+                if status != 200 || !signed_in_page {
+                    c.1.push(format!("{what}: {status} {body}"));
+                }
+                drop(c);
+                round += 1;
+            }
+        }));
+    }
+
+    // Each instance in turn: SIGTERM, wait for it to exit, start it again where nginx
+    // expects it, let it take traffic for a moment.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    for i in 0..2 {
+        let status = servers[i].terminate(Duration::from_secs(15));
+        assert!(
+            status.is_some_and(|s| s.success()),
+            "instance {i} exited cleanly: {status:?}"
+        );
+        servers[i] = app.spawn_server_behind_on(&public_url, ports[i]);
+        tokio::time::sleep(Duration::from_secs(2)).await;
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    for w in workers {
+        w.join().expect("a worker panicked");
+    }
+    let (total, failures) = std::mem::take(&mut *counts.lock().expect("counts"));
+    assert!(total > 40, "only {total} requests ran");
+    assert!(
+        failures.is_empty(),
+        "{} of {total} failed: {failures:?}",
+        failures.len()
     );
 }

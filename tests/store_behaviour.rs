@@ -95,6 +95,9 @@ on_both_stores!(
     a_pending_sign_in_ends_after_five_wrong_codes,
     a_pending_sign_in_is_used_once_and_expires,
     app_sessions_are_capped_per_app_and_never_end_browser_or_api_sessions,
+    a_passkey_ceremony_is_taken_once_and_expires,
+    an_address_change_is_confirmed_once_and_burns_after_wrong_tries,
+    an_undo_link_works_once_and_ends_every_other,
 );
 
 fn session(user: Uuid, idle_ms: i64, absolute_in_ms: i64) -> NewSession {
@@ -1837,4 +1840,205 @@ async fn a_pending_sign_in_is_used_once_and_expires(store: Store) {
             .is_none(),
         "deleted"
     );
+}
+
+async fn a_passkey_ceremony_is_taken_once_and_expires(store: Store) {
+    let now = now_ms();
+    let cid = sid_for(&random_token());
+    let state = r#"{"SignIn":{"challenge":"abc|def"}}"#;
+    store.put_ceremony(&cid, state, 300_000, now).await.unwrap();
+    if single_redis(&store) {
+        let ttl = pttl(&store.key_names().ceremony(&cid)).await;
+        assert!(ttl > 290_000 && ttl <= 300_000, "5 minutes: {ttl}");
+    }
+    // Of concurrent takes (a replayed answer racing the first), exactly one gets it.
+    let takes = (0..8).map(|_| {
+        let (store, cid) = (store.clone(), cid.clone());
+        tokio::spawn(async move { store.take_ceremony(&cid, now).await.unwrap() })
+    });
+    let mut got = vec![];
+    for t in takes {
+        got.extend(t.await.unwrap());
+    }
+    assert_eq!(got, vec![state.to_string()], "taken once, as stored");
+    assert_eq!(store.take_ceremony(&cid, now).await.unwrap(), None);
+
+    // Past its expiry it is gone, whatever the store's own TTL.
+    store.put_ceremony(&cid, state, 300_000, now).await.unwrap();
+    assert_eq!(
+        store.take_ceremony(&cid, now + 300_000).await.unwrap(),
+        None
+    );
+    assert_eq!(
+        store.take_ceremony(&cid, now).await.unwrap(),
+        None,
+        "deleted"
+    );
+
+    // A new ceremony under the same id replaces the old one; another id is apart.
+    store
+        .put_ceremony(&cid, "first", 300_000, now)
+        .await
+        .unwrap();
+    store
+        .put_ceremony(&cid, "second", 300_000, now)
+        .await
+        .unwrap();
+    let other = sid_for(&random_token());
+    assert_eq!(store.take_ceremony(&other, now).await.unwrap(), None);
+    assert_eq!(
+        store.take_ceremony(&cid, now).await.unwrap().as_deref(),
+        Some("second")
+    );
+}
+
+async fn an_address_change_is_confirmed_once_and_burns_after_wrong_tries(store: Store) {
+    let user = Uuid::now_v7();
+    assert_eq!(
+        store.pending_email_change(&user, now_ms()).await.unwrap(),
+        None
+    );
+    store
+        .start_email_change(&user, "new@example.com", "right", 60_000, now_ms())
+        .await
+        .unwrap();
+    assert_eq!(
+        store.pending_email_change(&user, now_ms()).await.unwrap(),
+        Some("new@example.com".into())
+    );
+    let check = |mac: &'static str| {
+        let store = store.clone();
+        async move {
+            store
+                .confirm_email_change(&user, mac, 3, now_ms())
+                .await
+                .unwrap()
+        }
+    };
+    assert_eq!(check("wrong").await, EmailChangeCheck::Wrong);
+    // Another account's change is not this one's.
+    assert_eq!(
+        store
+            .confirm_email_change(&Uuid::now_v7(), "right", 3, now_ms())
+            .await
+            .unwrap(),
+        EmailChangeCheck::Missing
+    );
+    assert_eq!(
+        check("right").await,
+        EmailChangeCheck::Right("new@example.com".into())
+    );
+    assert_eq!(check("right").await, EmailChangeCheck::Missing, "used once");
+    assert_eq!(
+        store.pending_email_change(&user, now_ms()).await.unwrap(),
+        None
+    );
+
+    store
+        .start_email_change(&user, "other@example.com", "right", 60_000, now_ms())
+        .await
+        .unwrap();
+    assert_eq!(check("wrong").await, EmailChangeCheck::Wrong);
+    assert_eq!(check("wrong").await, EmailChangeCheck::Wrong);
+    assert_eq!(check("wrong").await, EmailChangeCheck::Burned);
+    assert_eq!(check("right").await, EmailChangeCheck::Missing, "burned");
+
+    // Expired: gone, whatever the code.
+    store
+        .start_email_change(&user, "late@example.com", "right", 50, now_ms())
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(120)).await;
+    assert_eq!(check("right").await, EmailChangeCheck::Missing);
+}
+
+async fn an_undo_link_works_once_and_ends_every_other(store: Store) {
+    let user = Uuid::now_v7();
+    let week = 7 * 24 * 3600 * 1000;
+    store
+        .keep_email_undo(&user, "first", "a@example.com", week, now_ms())
+        .await
+        .unwrap();
+    store
+        .keep_email_undo(&user, "second", "b@example.com", week, now_ms())
+        .await
+        .unwrap();
+    store
+        .start_email_change(&user, "c@example.com", "mac", 60_000, now_ms())
+        .await
+        .unwrap();
+    assert_eq!(
+        store
+            .take_email_undo(&Uuid::now_v7(), "first", now_ms())
+            .await
+            .unwrap(),
+        None,
+        "another account's links are not this one's"
+    );
+    assert_eq!(
+        store
+            .take_email_undo(&user, "unknown", now_ms())
+            .await
+            .unwrap(),
+        None
+    );
+    assert_eq!(
+        store
+            .take_email_undo(&user, "first", now_ms())
+            .await
+            .unwrap(),
+        Some("a@example.com".into())
+    );
+    // Used once; and the other link and the waiting change went with it.
+    assert_eq!(
+        store
+            .take_email_undo(&user, "first", now_ms())
+            .await
+            .unwrap(),
+        None
+    );
+    assert_eq!(
+        store
+            .take_email_undo(&user, "second", now_ms())
+            .await
+            .unwrap(),
+        None
+    );
+    assert_eq!(
+        store.pending_email_change(&user, now_ms()).await.unwrap(),
+        None
+    );
+
+    // An expired link puts nothing back and leaves the live ones.
+    store
+        .keep_email_undo(&user, "short", "d@example.com", 50, now_ms())
+        .await
+        .unwrap();
+    store
+        .keep_email_undo(&user, "long", "e@example.com", week, now_ms())
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(120)).await;
+    assert_eq!(
+        store
+            .take_email_undo(&user, "short", now_ms())
+            .await
+            .unwrap(),
+        None
+    );
+    if single_redis(&store) {
+        let ttl = pttl(&store.key_names().email_undo(&user)).await;
+        assert!(ttl > week - 60_000, "the links live a week: {ttl}");
+    }
+    store.forget_email_changes(&user).await.unwrap();
+    assert_eq!(
+        store
+            .take_email_undo(&user, "long", now_ms())
+            .await
+            .unwrap(),
+        None
+    );
+    if single_redis(&store) {
+        assert!(keys_under(store.key_names().prefix()).await.is_empty());
+    }
 }

@@ -1,13 +1,15 @@
 //! The account database: `Accounts`, the repository of the `users` and
 //! `known_devices` tables (`users.rs`), the OpenID Connect tables (`oidc.rs`), the
-//! second factor's (`second_factor.rs`) and the verified address
-//! (`verification.rs`), the activity log (`activity.rs`), over a SQLite or PostgreSQL pool opened and migrated at start (`database.rs`); its errors (`error.rs`); and Argon2id password
-//! hashing in bounded slots (`password.rs`).
+//! second factor's (`second_factor.rs`), the verified address (`verification.rs`),
+//! the passkeys' (`passkeys.rs`) and the activity log (`activity.rs`), over a SQLite or
+//! PostgreSQL pool opened and migrated at start (`database.rs`); its errors (`error.rs`);
+//! and Argon2id password hashing in bounded slots (`password.rs`).
 
 mod activity;
 mod database;
 mod error;
 mod oidc;
+mod passkeys;
 mod password;
 mod second_factor;
 mod users;
@@ -19,6 +21,7 @@ use secrecy::ExposeSecret;
 pub use self::activity::{Bounds, EventRow, NewEvent};
 pub use self::error::AccountError;
 pub use self::oidc::{ClientRecord, SigningKeyRow};
+pub use self::passkeys::{NewPasskey, PasskeyRow, PasskeyUse};
 pub use self::password::{HashError, Hasher, Slot, Work, SLOT_WAIT};
 pub use self::second_factor::FactorRow;
 pub use self::users::{Accounts, User, KNOWN_DEVICES_PER_ACCOUNT};

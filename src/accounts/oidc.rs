@@ -135,6 +135,23 @@ impl Accounts {
         Ok(ids.iter().filter_map(|i| Uuid::parse_str(i).ok()).collect())
     }
 
+    /// Every app the user allowed: its client id, name, the scopes and when (ms),
+    /// oldest first.
+    pub async fn consents_of(
+        &self,
+        user_id: &Uuid,
+    ) -> Result<Vec<(String, String, String, i64)>, AccountError> {
+        let sql = "SELECT c.client_id, c.name, o.scopes, o.granted_at FROM oauth_consents o \
+                   JOIN oauth_clients c ON c.client_id = o.client_id \
+                   WHERE o.user_id = $1 ORDER BY o.granted_at, c.client_id";
+        let rows: Vec<(String, String, String, i64)> =
+            on_pool!(&self.pool, |p| sqlx::query_as(sql)
+                .bind(user_id.to_string())
+                .fetch_all(p)
+                .await)?;
+        Ok(rows)
+    }
+
     /// The scopes the user allowed the app, when they did.
     pub async fn consent(
         &self,

@@ -236,6 +236,29 @@ impl Accounts {
         Ok((changed > 0).then_some(version))
     }
 
+    /// Moves the account from the address `from` to `to`, only while `from` is still
+    /// its address (so a change and its undo, or two changes, cannot cross). False when
+    /// the account is gone or its address moved on; `AccountError::Duplicate` when
+    /// another account holds `to`.
+    pub async fn change_email(
+        &self,
+        user_id: &Uuid,
+        from: &Email,
+        to: &Email,
+    ) -> Result<bool, AccountError> {
+        let sql = "UPDATE users SET email = $1, email_normalized = $2 \
+                   WHERE id = $3 AND email_normalized = $4";
+        let changed = on_pool!(&self.pool, |p| sqlx::query(sql)
+            .bind(to.as_str())
+            .bind(to.normalized())
+            .bind(user_id.to_string())
+            .bind(from.normalized())
+            .execute(p)
+            .await
+            .map(|done| done.rows_affected()))?;
+        Ok(changed > 0)
+    }
+
     /// Deletes the account and what is recorded about it (its known devices go with
     /// it); false when there was none.
     pub async fn delete(&self, user_id: &Uuid) -> Result<bool, AccountError> {

@@ -1,7 +1,8 @@
-//! `latchkey users list|show|disable|enable|sessions|end-sessions|reset-second-factor|verify|activity`:
-//! accounts as the operator sees them, and what is done to one (disable or enable it,
-//! sign it out everywhere, turn its second factor off for an owner who lost it, mark
-//! its address verified, or every account's),
+//! `latchkey users list|show|disable|enable|sessions|end-sessions|reset-second-factor|
+//! verify|remove-passkeys|delete|activity`: accounts as the operator sees them, and what
+//! is done to one (disable or enable it, sign it out everywhere, turn its second factor
+//! off or remove its passkeys for an owner who lost the device, mark its address
+//! verified, or every account's, delete it, list its activity),
 //! through the same services the server uses (`account_admin`, `sessions`). Times are
 //! RFC 3339, UTC, in text and JSON alike.
 
@@ -20,7 +21,7 @@ use crate::support::input::Email;
 pub enum Action {
     /// Every account, oldest first: id, created, status, email.
     List,
-    /// One account, with how many sessions it has.
+    /// One account, with how many sessions it has and its passkeys.
     Show { email: String },
     /// Sign the account out everywhere and refuse its sign-ins (answered as wrong
     /// credentials) until it is enabled.
@@ -36,6 +37,13 @@ pub enum Action {
     /// everywhere and mail the owner. The password alone signs in afterwards. Check
     /// who is asking first: this undoes what the second factor protects against.
     ResetSecondFactor { email: String },
+    /// For an owner who lost a device: remove every passkey of the account (its
+    /// password still signs in). Sessions stay; end them with `end-sessions`.
+    RemovePasskeys { email: String },
+    /// Delete the account for good: every session, app session and token ends at
+    /// once, its data goes (devices, consents, second factor), and the owner is mailed.
+    /// The address can be registered again afterwards. There is no undo.
+    Delete { email: String },
     /// Mark the account's address verified, as if its owner had used the mailed code
     /// (with `--all`, every unverified account's: for a trusted user base, after the
     /// upgrade that made existing accounts unverified).
@@ -57,7 +65,10 @@ pub(super) async fn run(parts: &Parts, action: Action, out: Output) -> Result<()
         Action::Show { email } => {
             let user = find(parts, &email).await?;
             let sessions = crate::services::sessions::list(&parts.store, &user.id).await?;
-            out.print(&AccountLine::new(&user, Some(sessions.len())));
+            let mut line = AccountLine::new(&user, Some(sessions.len()));
+            let passkeys = parts.accounts.passkeys(&user.id).await?;
+            line.passkeys = Some(passkeys.iter().map(PasskeyLine::new).collect());
+            out.print(&line);
             Ok(())
         }
         Action::Disable { email } => {
@@ -87,6 +98,17 @@ pub(super) async fn run(parts: &Parts, action: Action, out: Output) -> Result<()
         }
         Action::ResetSecondFactor { email } => reset_second_factor(parts, &email, out).await,
         Action::Activity { email } => activity(parts, &email, out).await,
+        Action::RemovePasskeys { email } => {
+            let user = find(parts, &email).await?;
+            let removed = parts.accounts.remove_passkeys(&user.id).await?;
+            out.print(&PasskeysRemoved {
+                id: user.id.to_string(),
+                email: user.email.clone(),
+                passkeys_removed: removed,
+            });
+            Ok(())
+        }
+        Action::Delete { email } => delete(parts, &email, out).await,
         Action::Verify {
             email: Some(email), ..
         } => {
@@ -182,6 +204,42 @@ async fn reset_second_factor(parts: &Parts, email: &str, out: Output) -> Result<
     changed.owner_mailed = Some(mailed);
     out.print(&changed);
     Ok(())
+}
+
+async fn delete(parts: &Parts, email: &str, out: Output) -> Result<(), CliError> {
+    let user = find(parts, email).await?;
+    let ended =
+        crate::services::account_admin::delete(&parts.store, &parts.accounts, &user).await?;
+    let mailed = match mail_goodbye(parts, &user).await {
+        Ok(()) => true,
+        Err(why) => {
+            eprintln!("latchkey: warning: the owner could not be mailed: {why}");
+            false
+        }
+    };
+    let mut changed = Changed::new(&user, None, Some(ended));
+    changed.deleted = Some(true);
+    changed.owner_mailed = Some(mailed);
+    out.print(&changed);
+    Ok(())
+}
+
+/// Mails the owner of a deleted account, now (the command ends next).
+async fn mail_goodbye(parts: &Parts, user: &User) -> Result<(), String> {
+    use crate::services::account::mail::{compose, AccountMail, Actor};
+    let mailer = crate::mail::Mailer::new(&parts.settings.mail)?;
+    let message = compose(
+        &parts.settings,
+        &mailer,
+        &user.email,
+        &AccountMail::Deleted,
+        &Actor::Operator,
+    )
+    .map_err(|e| crate::support::report::Report(&e).to_string())?;
+    mailer
+        .deliver_now(&message)
+        .await
+        .map_err(|e| crate::support::report::Report(&e).to_string())
 }
 
 /// Mails the owner that the second factor was reset, now (the command ends next).
@@ -312,6 +370,73 @@ struct AccountLine {
     email_verified_at: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     sessions: Option<usize>,
+    /// `show` only.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    passkeys: Option<Vec<PasskeyLine>>,
+}
+
+/// One passkey of an account, as `show` lists it.
+#[derive(Serialize)]
+struct PasskeyLine {
+    id: String,
+    name: String,
+    created_at: String,
+    last_used_at: Option<String>,
+    /// Backup eligible: synced between the owner's devices.
+    synced: bool,
+    /// Its counter went backwards once (a copy?): refused since.
+    cloned: bool,
+}
+
+impl PasskeyLine {
+    fn new(row: &crate::accounts::PasskeyRow) -> PasskeyLine {
+        PasskeyLine {
+            id: row.id.clone(),
+            name: row.name.clone(),
+            created_at: iso_time(row.created_at),
+            last_used_at: row.last_used_at.map(iso_time),
+            synced: row.synced == 1,
+            cloned: row.cloned_at.is_some(),
+        }
+    }
+
+    fn text(&self) -> String {
+        let used = match &self.last_used_at {
+            Some(at) => format!("last used {at}"),
+            None => "never used".into(),
+        };
+        let kind = if self.synced {
+            "synced"
+        } else {
+            "device-bound"
+        };
+        let cloned = if self.cloned {
+            ", REFUSED (counter went backwards)"
+        } else {
+            ""
+        };
+        format!(
+            "\n  {}  added {}, {used}, {kind}{cloned}: {}",
+            self.id, self.created_at, self.name
+        )
+    }
+}
+
+/// What `remove-passkeys` did.
+#[derive(Serialize)]
+struct PasskeysRemoved {
+    id: String,
+    email: String,
+    passkeys_removed: u64,
+}
+
+impl Line for PasskeysRemoved {
+    fn text(&self) -> String {
+        match self.passkeys_removed {
+            1 => format!("{}: 1 passkey removed", self.email),
+            n => format!("{}: {n} passkeys removed", self.email),
+        }
+    }
 }
 
 impl AccountLine {
@@ -325,6 +450,7 @@ impl AccountLine {
             email_verified: user.email_verified(),
             email_verified_at: user.email_verified_at.map(iso_time),
             sessions,
+            passkeys: None,
         }
     }
 
@@ -355,11 +481,17 @@ impl Line for AccountLine {
             Some(at) => format!("yes, since {at}"),
             None => "no".into(),
         };
+        let passkeys = self.passkeys.as_deref().unwrap_or_default();
+        let listed: String = passkeys.iter().map(PasskeyLine::text).collect();
         format!(
             "email:            {}\nverified:         {verified}\nid:               {}\n\
              created:          {}\npassword changed: {}\nstatus:           {status}\n\
-             sessions:         {sessions}",
-            self.email, self.id, self.created_at, self.password_changed_at
+             sessions:         {sessions}\npasskeys:         {}{listed}",
+            self.email,
+            self.id,
+            self.created_at,
+            self.password_changed_at,
+            passkeys.len()
         )
     }
 }
@@ -374,6 +506,9 @@ struct Changed {
     /// `false` after `reset-second-factor`.
     #[serde(skip_serializing_if = "Option::is_none")]
     second_factor: Option<bool>,
+    /// `true` after `delete`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    deleted: Option<bool>,
     #[serde(skip_serializing_if = "Option::is_none")]
     sessions_ended: Option<u32>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -387,6 +522,7 @@ impl Changed {
             email: user.email.clone(),
             disabled,
             second_factor: None,
+            deleted: None,
             sessions_ended,
             owner_mailed: None,
         }
@@ -395,10 +531,11 @@ impl Changed {
 
 impl Line for Changed {
     fn text(&self) -> String {
-        let state = match (self.disabled, self.second_factor) {
-            (Some(true), _) => " is disabled",
-            (Some(false), _) => " is enabled",
-            (None, Some(false)) => ": second factor turned off",
+        let state = match (self.disabled, self.second_factor, self.deleted) {
+            (_, _, Some(true)) => " is deleted",
+            (Some(true), _, _) => " is disabled",
+            (Some(false), _, _) => " is enabled",
+            (None, Some(false), _) => ": second factor turned off",
             _ => "",
         };
         let joint = if state.is_empty() { ":" } else { ";" };

@@ -3,10 +3,11 @@
 //!
 //! `Settings` (`settings.rs`) is one section per concern, each in a file of its own
 //! (`storage`, `server` with `allowed_host`, `sessions`, `limits`, `codes`, `mail`,
-//! `tokens`, `second_factor`, `verification`, `activity`), read through `Reader` (`reader.rs`). A
-//! rule about one value's kind (positive seconds, a count above zero) is checked as it
-//! is read; a section's other rules (URL schemes, lengths, one value against another) in its
-//! `validate()`. Every setting's name is written once: on the line that reads it.
+//! `tokens`, `second_factor`, `verification`, `passkeys`, `activity`), read through
+//! `Reader` (`reader.rs`). A rule about one value's kind (positive seconds, a count above
+//! zero) is checked as it is read; a section's other rules (URL schemes, lengths, one
+//! value against another) in its `validate()`. Every setting's name is written once: on
+//! the line that reads it.
 //! Secrets (`jwt_secret`, `second_factor_key`, `smtp_url`, `database_url`) are
 //! `secrecy` types, so no `Debug`, log line or panic message prints them. `assets.rs`
 //! holds Rocket's figment (with the request data limits as code defaults) and where
@@ -18,6 +19,7 @@ mod assets;
 mod codes;
 mod limits;
 mod mail;
+mod passkeys;
 mod reader;
 mod second_factor;
 mod server;
@@ -35,6 +37,7 @@ pub use self::assets::{asset_root, check_assets, figment, DATA_LIMITS};
 pub use self::codes::CodeSettings;
 pub use self::limits::{LimitSettings, Quota};
 pub use self::mail::MailSettings;
+pub use self::passkeys::PasskeySettings;
 pub use self::reader::SettingError;
 pub use self::second_factor::{SecondFactorSettings, DEVELOPMENT_SECOND_FACTOR_KEY};
 pub use self::server::{ServerSettings, MIN_METRICS_TOKEN_CHARS};

@@ -27,6 +27,9 @@ pub struct ServerSettings {
     pub body_read_timeout: Duration,
     /// Open client connections at most; past it new ones are refused at once.
     pub max_connections: u32,
+    /// How long a stopping server (SIGTERM, Ctrl-C) finishes the requests in flight
+    /// before it closes what is left (`shutdown_grace`).
+    pub shutdown_grace: Duration,
     /// `GET /metrics` answers only to `Authorization: Bearer <this>`; unset, 404.
     pub metrics_token: Option<SecretString>,
     /// Where `rd` may send a user after sign-in (`crate::services::return_to`).
@@ -72,7 +75,7 @@ impl ServerSettings {
         let proxies = r.get::<ProxyList>("trusted_proxies")?;
         let s = ServerSettings {
             public_url: r
-                .text("public_url", "http://127.0.0.1:8000")?
+                .text("public_url", "http://localhost:8000")?
                 .trim_end_matches('/')
                 .to_string(),
             trusted_proxies: proxies
@@ -84,6 +87,7 @@ impl ServerSettings {
             header_read_timeout: r.seconds("header_read_timeout", 10)?,
             body_read_timeout: r.seconds("body_read_timeout", 30)?,
             max_connections: r.count("max_connections", 4096)?,
+            shutdown_grace: r.seconds("shutdown_grace", 10)?,
             metrics_token: r.optional_text("metrics_token")?.map(SecretString::from),
             forward_auth_domains: r
                 .get::<ProxyList>("forward_auth_domains")?

@@ -7,6 +7,7 @@ use super::activity::ActivitySettings;
 use super::codes::CodeSettings;
 use super::limits::LimitSettings;
 use super::mail::MailSettings;
+use super::passkeys::PasskeySettings;
 use super::reader::{Reader, SettingError};
 use super::second_factor::SecondFactorSettings;
 use super::server::ServerSettings;
@@ -28,6 +29,7 @@ pub struct Settings {
     pub tokens: TokenSettings,
     pub second_factor: SecondFactorSettings,
     pub activity: ActivitySettings,
+    pub passkeys: PasskeySettings,
     pub verification: VerificationSettings,
 }
 
@@ -37,10 +39,12 @@ impl Settings {
     pub fn from_figment(figment: &Figment) -> Result<Settings, SettingError> {
         let debug = figment.profile().as_str() != "release";
         let r = Reader(figment);
+        let server = ServerSettings::read(&r)?;
         Ok(Settings {
             debug,
             storage: StorageSettings::read(&r)?,
-            server: ServerSettings::read(&r)?,
+            passkeys: PasskeySettings::read(&r, &server)?,
+            server,
             sessions: SessionSettings::read(&r, debug)?,
             limits: LimitSettings::read(&r)?,
             codes: CodeSettings::read(&r)?,
@@ -118,6 +122,13 @@ mod tests {
             ("trusted_proxies", serde_json::json!(["not-a-cidr"])),
             ("header_read_timeout", serde_json::json!(0)),
             ("body_read_timeout", serde_json::json!(0)),
+            ("shutdown_grace", serde_json::json!(-1)),
+            (
+                "redis_sentinel_nodes",
+                serde_json::json!("redis://10.0.0.1:26379"),
+            ),
+            ("redis_sentinel_master", serde_json::json!("mymaster")),
+            ("shutdown_grace", serde_json::json!("soon")),
             ("app_sessions_per_client", serde_json::json!(0)),
             ("metrics_token", serde_json::json!("short-token")),
             ("max_connections", serde_json::json!(-1)),

@@ -29,6 +29,17 @@ impl StorageSettings {
                  or postgres://user:password@host:port/database",
             ));
         }
+        // Not implemented yet: refused by name rather than ignored, so that a server
+        // configured for Sentinel never quietly uses the default Redis instead.
+        for name in ["redis_sentinel_nodes", "redis_sentinel_master"] {
+            if r.optional_text(name)?.is_some() {
+                return Err(bad(
+                    name,
+                    "Redis Sentinel is not supported yet: use redis_url (one Redis, with \
+                     AOF) or redis_cluster_nodes (a Redis Cluster with replicas)",
+                ));
+            }
+        }
         let s = StorageSettings {
             redis_url: r.optional_text("redis_url")?,
             redis_cluster_nodes: r.optional_text("redis_cluster_nodes")?.map(|list| {

@@ -21,7 +21,8 @@ pub struct Limits {
     pub max_connections: usize,
     /// Bytes of a request body read before dispatch: Rocket's largest data limit + 1.
     pub max_body: usize,
-    /// Rocket's `shutdown.grace` + `shutdown.mercy`.
+    /// The `shutdown_grace` setting: how long requests in flight may finish after a
+    /// shutdown signal.
     pub shutdown_wait: Duration,
 }
 
@@ -51,9 +52,7 @@ impl Limits {
                 .then(|| Duration::from_secs(config.keep_alive.into())),
             max_connections: settings.server.max_connections as usize,
             max_body: usize::try_from(max_body).unwrap_or(usize::MAX - 1) + 1,
-            shutdown_wait: Duration::from_secs(
-                u64::from(config.shutdown.grace) + u64::from(config.shutdown.mercy),
-            ),
+            shutdown_wait: settings.server.shutdown_grace,
         })
     }
 }

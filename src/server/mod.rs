@@ -112,7 +112,7 @@ pub async fn launch(rocket: Rocket<Build>) -> Result<(), LaunchError> {
     Ok(())
 }
 
-/// Accepts until shutdown, then waits for open connections (up to grace + mercy) and
+/// Accepts until shutdown, then waits for open connections (up to `shutdown_grace` and a second) and
 /// runs Rocket's shutdown fairings.
 async fn serve(listener: TcpListener, client: Client, limits: Limits) {
     let shutdown = client.rocket().shutdown();
@@ -137,7 +137,7 @@ async fn serve(listener: TcpListener, client: Client, limits: Limits) {
             server.into_client().terminate().await;
             tracing::info!("shutdown complete");
         }
-        _ => tracing::warn!("shutdown: requests still running after grace + mercy"),
+        _ => tracing::warn!("shutdown: requests still running after shutdown_grace"),
     }
 }
 

@@ -1,8 +1,9 @@
-//! What an operator does to an account: disable it, enable it (`latchkey users
+//! What is done to an account as a whole: disable it, enable it (`latchkey users
 //! disable|enable`, `src/cli/`), turn its second factor off for an owner who lost
 //! both the authenticator and the recovery codes (`reset-second-factor`), delete it
-//! (no command yet), and delete the unverified accounts nobody used for
-//! `unverified_account_ttl` (`sweep_unverified`). Disabling or deleting
+//! (`latchkey users delete`, and the owner's `/account/delete`: one function for
+//! both), and delete the unverified accounts nobody used for `unverified_account_ttl`
+//! (`sweep_unverified`). Disabling or deleting
 //! ends every session and API token of the account at once, and forgets the email
 //! kept beside its sessions, so no request of it passes the session check again
 //! (which is why `GET /api/v1/me` can answer from the session check without reading
@@ -17,7 +18,7 @@ use std::time::Duration;
 
 use crate::accounts::{Accounts, User};
 use crate::services::ServiceError;
-use crate::store::{EmailVerifications, Sessions, Store};
+use crate::store::{EmailChanges, EmailVerifications, Sessions, Store};
 use crate::support::clock::now_ms;
 
 /// Disables the account: it cannot sign in (it answers as a wrong password) and every
@@ -57,8 +58,14 @@ pub async fn reset_second_factor(
     Ok(Some(ended))
 }
 
-/// Deletes the account and ends every session of it now. Answers how many live
-/// sessions ended.
+/// Deletes the account: its row and every row that refers to it (known devices,
+/// consents, second factor, recovery codes: `ON DELETE CASCADE`), then in the store
+/// every session of it (browser, API and app: their access and refresh tokens stop
+/// working at once), its email, reset code, trusted browsers, address change and undo
+/// links. What remains is its password version (so a sign-in checked before cannot
+/// land after; 24 h) and keys that die within minutes and are refused meanwhile (a
+/// pending two-step sign-in, an unused authorization code, a revoked token's `jti`).
+/// The address may be registered again at once. Answers how many live sessions ended.
 pub async fn delete(store: &Store, accounts: &Accounts, user: &User) -> Result<u32, ServiceError> {
     accounts.delete(&user.id).await?;
     let ended = forget_in_store(store, user).await?;
@@ -68,13 +75,15 @@ pub async fn delete(store: &Store, accounts: &Accounts, user: &User) -> Result<u
 
 /// What the store holds of a deleted account: every session ends, its email goes
 /// from beside them, its password version moves on (a sign-in checked before cannot
-/// land after), and its reset code, trusted browsers and pending verification go.
+/// land after), and its reset code, trusted browsers, pending verification, waiting
+/// address change and undo links go.
 /// Rate-limit counts stay until their windows pass (they are keyed by hashes, not by
 /// the account). Answers how many live sessions ended.
 async fn forget_in_store(store: &Store, user: &User) -> Result<u32, ServiceError> {
     let version = now_ms().max(user.password_changed_at + 1);
     let ended = store.close_account(&user.id, version, now_ms()).await?;
     store.forget_verification(&user.id).await?;
+    store.forget_email_changes(&user.id).await?;
     Ok(ended)
 }
 

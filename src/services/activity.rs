@@ -125,7 +125,8 @@ pub fn sign_in_method(amr: Amr, api: bool) -> &'static str {
     match (api, amr) {
         (true, _) => "app",
         (false, Amr::Password) => "password",
-        (false, Amr::PasswordAndOtp) => "two_step",
+        (false, Amr::PasswordAndOtp) | (false, Amr::PasswordAndPasskey) => "two_step",
+        (false, Amr::Passkey) => "passkey",
     }
 }
 

@@ -1,19 +1,23 @@
 //! The services: each sequence the app runs, written once for the pages, the API and
 //! the command line alike. By domain: signing in (`signin/`: the password, the second
 //! step, trusted browsers, rate limits, the new-device mail, password reset), the
-//! second factor (`second_factor/`), sessions and their tokens (`sessions/`), the
-//! OpenID Connect provider (`oidc/`), where `rd` may send a user (`return_to`), what
-//! an operator does to an account (`account_admin`) verified addresses
-//! (`verification`) and the account's activity log (`activity`). Nothing here imports the edge.
+//! second factor (`second_factor/`), passkeys (`passkeys/`), sessions and their tokens
+//! (`sessions/`), the OpenID Connect provider (`oidc/`), where `rd` may send a user
+//! (`return_to`), what an operator does to an account (`account_admin`), verified
+//! addresses (`verification`), what the owner does to the account itself (`account/`:
+//! a new address, the data export) and the account's activity log (`activity`).
+//! Nothing here imports the edge.
 //!
 //! This file: the app's long-lived parts (settings, store, accounts, hasher, mailer,
 //! metrics) as one borrowed bundle, `Services`: a handler takes one `Services` instead
 //! of six `&State<_>`, and a service takes the same bundle whoever calls it; and
 //! `ServiceError`, what a service fails with.
 
+pub mod account;
 pub mod account_admin;
 pub mod activity;
 pub mod oidc;
+pub mod passkeys;
 pub mod return_to;
 pub mod second_factor;
 pub mod sessions;

@@ -96,6 +96,19 @@ impl Store {
         }
     }
 
+    /// What `/health/ready` asks: can this store serve? A single Redis or the embedded
+    /// store: it answers. A Redis Cluster: most slots have a live master; the ranges
+    /// that do not are returned (empty when all are served).
+    pub async fn readiness(&self) -> StoreResult<Vec<(u16, u16)>> {
+        match self {
+            Store::Redis(s) => match s.cluster_slots_down().await? {
+                Some(down) => Ok(down),
+                None => s.ping().await.map(|()| Vec::new()),
+            },
+            Store::Memory(s) => s.ping().await.map(|()| Vec::new()),
+        }
+    }
+
     /// Answers when the store can be used (for `/health` and the start).
     pub async fn ping(&self) -> StoreResult<()> {
         match self {

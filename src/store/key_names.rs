@@ -82,6 +82,22 @@ impl KeyNames {
         format!("{}:2fa:{}", self.user_base(user_id), pid)
     }
 
+    /// `P:wa:CID`: a WebAuthn ceremony in progress (CID: the hash of the secret in the
+    /// browser's cookie). No user tag: a passkey sign-in does not know its user yet.
+    pub fn ceremony(&self, cid: &str) -> String {
+        format!("{}:wa:{}", self.prefix, cid)
+    }
+
+    /// `P:{UID}:email`: the account's address change waiting for its code.
+    pub fn email_change(&self, user_id: &Uuid) -> String {
+        format!("{}:email", self.user_base(user_id))
+    }
+
+    /// `P:{UID}:eundo`: the undo links of the account's address changes.
+    pub fn email_undo(&self, user_id: &Uuid) -> String {
+        format!("{}:eundo", self.user_base(user_id))
+    }
+
     pub fn rate(&self, scope: &str, key: &str) -> String {
         format!("{}:rl:{}:{}", self.prefix, scope, key)
     }
@@ -107,6 +123,8 @@ mod tests {
             keys.trusted_browsers(&user),
             keys.auth_code(&user, "c"),
             keys.pending(&user, "p"),
+            keys.email_change(&user),
+            keys.email_undo(&user),
         ] {
             assert!(key.starts_with(&format!("lk:{tag}:")), "{key}");
             assert_eq!(key.matches('{').count(), 1, "{key}");

@@ -88,7 +88,8 @@ pub mod field {
     /// window; absent until the first rotation.
     pub const ROTATED: &str = "g";
     /// How the session signed in (`Amr::field`): `1` after a second factor (a one-time
-    /// code), absent for a password alone, so a password-only hash is no larger than
+    /// code), `2` a passkey alone, `3` a password and a passkey, absent for a password
+    /// alone, so a password-only hash is no larger than
     /// before and a two-step one only 4 bytes larger.
     pub const AMR: &str = "o";
 }
@@ -103,6 +104,11 @@ pub enum Amr {
     /// A password and a second factor: an authenticator-app code or a recovery code
     /// (`["pwd", "otp"]`).
     PasswordAndOtp,
+    /// A passkey alone, its authenticator having verified the user (`["hwk", "user"]`):
+    /// two factors in one.
+    Passkey,
+    /// A password, then a passkey as the second step (`["pwd", "hwk", "user"]`).
+    PasswordAndPasskey,
 }
 
 impl Amr {
@@ -111,16 +117,20 @@ impl Amr {
         match self {
             Amr::Password => &["pwd"],
             Amr::PasswordAndOtp => &["pwd", "otp"],
+            Amr::Passkey => &["hwk", "user"],
+            Amr::PasswordAndPasskey => &["pwd", "hwk", "user"],
         }
     }
 
     /// Read back from the values `values` gave (an authorization code keeps them as
-    /// its id_token will carry them). Anything without `otp` is `Password`.
+    /// its id_token will carry them). Anything without `otp` or `hwk` is `Password`.
     pub fn from_values<S: AsRef<str>>(values: &[S]) -> Amr {
-        if values.iter().any(|v| v.as_ref() == "otp") {
-            Amr::PasswordAndOtp
-        } else {
-            Amr::Password
+        let has = |name: &str| values.iter().any(|v| v.as_ref() == name);
+        match (has("hwk"), has("pwd"), has("otp")) {
+            (true, true, _) => Amr::PasswordAndPasskey,
+            (true, false, _) => Amr::Passkey,
+            (false, _, true) => Amr::PasswordAndOtp,
+            (false, _, false) => Amr::Password,
         }
     }
 
@@ -129,6 +139,8 @@ impl Amr {
         match self {
             Amr::Password => "password",
             Amr::PasswordAndOtp => "password + authenticator",
+            Amr::Passkey => "passkey",
+            Amr::PasswordAndPasskey => "password + passkey",
         }
     }
 
@@ -137,6 +149,8 @@ impl Amr {
         match self {
             Amr::Password => None,
             Amr::PasswordAndOtp => Some("1"),
+            Amr::Passkey => Some("2"),
+            Amr::PasswordAndPasskey => Some("3"),
         }
     }
 
@@ -145,6 +159,8 @@ impl Amr {
     pub(super) fn from_field(v: Option<&str>) -> Amr {
         match v {
             Some("1") => Amr::PasswordAndOtp,
+            Some("2") => Amr::Passkey,
+            Some("3") => Amr::PasswordAndPasskey,
             _ => Amr::Password,
         }
     }

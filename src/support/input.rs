@@ -1,12 +1,12 @@
 //! Validated values. Input becomes one of these once, at the edge; the rest of the
 //! code cannot hold an invalid one.
 
-use std::collections::HashSet;
 use std::net::IpAddr;
-use std::sync::LazyLock;
 
 use lettre::Address;
 use secrecy::{ExposeSecret, SecretString};
+
+use super::common_passwords;
 
 /// An e-mail address, as one parser decides for every form, the API and the mailer:
 /// lettre's `Address` (the mailer's own type), narrowed to what every mail server
@@ -73,27 +73,65 @@ impl Email {
     }
 }
 
-static COMMON_PASSWORDS: LazyLock<HashSet<&'static str>> =
-    LazyLock::new(|| include_str!("common_passwords.txt").lines().collect());
-
 pub const PASSWORD_MIN_CHARS: usize = 8;
 pub const PASSWORD_MAX_CHARS: usize = 128;
 
 /// A password that meets the policy of NIST SP 800-63B: 8 to 128 characters of any
-/// kind, and not one of the most common passwords.
+/// kind, not on the list of common and breached passwords (`common_passwords`), and
+/// not made of the account's address or its parts. Checked before anything is hashed:
+/// a refused password costs no Argon2 time and no hashing quota.
 pub struct NewPassword(SecretString);
 
+/// Why a new password is refused; `message` says why and what to do instead.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PasswordRefused {
+    TooShort,
+    TooLong,
+    /// On the list of common and breached passwords.
+    Common,
+    /// Made of the address, its local part or its domain's name, with at most digits
+    /// and symbols around them.
+    FromAddress,
+}
+
+impl PasswordRefused {
+    pub fn message(self) -> &'static str {
+        match self {
+            PasswordRefused::TooShort => "Choose a password of at least 8 characters.",
+            PasswordRefused::TooLong => "Choose a password of at most 128 characters.",
+            PasswordRefused::Common => {
+                "That password is one of the most common passwords or has appeared in a data breach, \
+                 so attackers try it first. Choose another one: a few unrelated words make a strong password."
+            }
+            PasswordRefused::FromAddress => {
+                "That password is made from your email address, which anyone who knows the address \
+                 would try. Choose one that has nothing to do with your address."
+            }
+        }
+    }
+}
+
+impl From<PasswordRefused> for &'static str {
+    fn from(why: PasswordRefused) -> &'static str {
+        why.message()
+    }
+}
+
 impl NewPassword {
-    pub fn parse(input: &str) -> Result<NewPassword, &'static str> {
+    /// `input` as the password of the account whose address is `email`.
+    pub fn parse(input: &str, email: &Email) -> Result<NewPassword, PasswordRefused> {
         let n = input.chars().count();
         if n < PASSWORD_MIN_CHARS {
-            return Err("Choose a password of at least 8 characters.");
+            return Err(PasswordRefused::TooShort);
         }
         if n > PASSWORD_MAX_CHARS {
-            return Err("Choose a password of at most 128 characters.");
+            return Err(PasswordRefused::TooLong);
         }
-        if is_common_password(input) {
-            return Err("That password is one of the most common passwords. Choose another one.");
+        if common_passwords::contains(input) {
+            return Err(PasswordRefused::Common);
+        }
+        if is_made_of_address(input, email) {
+            return Err(PasswordRefused::FromAddress);
         }
         Ok(NewPassword(SecretString::from(input.to_string())))
     }
@@ -104,11 +142,42 @@ impl NewPassword {
 }
 
 pub fn is_common_password(p: &str) -> bool {
-    COMMON_PASSWORDS.contains(p.to_lowercase().as_str())
+    common_passwords::contains(p)
 }
 
 pub fn common_password_count() -> usize {
-    COMMON_PASSWORDS.len()
+    common_passwords::count()
+}
+
+/// Parts of an address shorter than this are not looked for in a password.
+const ADDRESS_PART_MIN_CHARS: usize = 3;
+
+/// Whether `password` is the address or its parts (the whole address, the local part,
+/// the local part's pieces between `.`, `_`, `-` and `+`, the domain's labels but the
+/// last) with nothing but digits and symbols beside them: `u47cd95e6cc!` for
+/// `u47cd95e6cc@example.test`, `Example2024!`, `john.smith@example` for
+/// `john.smith@example.com`. Case does not matter.
+fn is_made_of_address(password: &str, email: &Email) -> bool {
+    let address = email.normalized();
+    let (local, domain) = address.rsplit_once('@').unwrap_or((address.as_str(), ""));
+    let mut parts: Vec<&str> = vec![address.as_str(), local];
+    parts.extend(local.split(['.', '_', '-', '+']));
+    let labels: Vec<&str> = domain.split('.').collect();
+    if let Some((_, names)) = labels.split_last() {
+        parts.extend(names.iter().copied());
+    }
+    parts.retain(|p| p.chars().count() >= ADDRESS_PART_MIN_CHARS);
+    // Longest first, so the address goes before its local part, and that before its pieces.
+    parts.sort_by_key(|p| std::cmp::Reverse(p.len()));
+    let mut rest = password.to_lowercase();
+    let mut found = false;
+    for part in parts {
+        if rest.contains(part) {
+            rest = rest.replace(part, " ");
+            found = true;
+        }
+    }
+    found && !rest.chars().any(char::is_alphabetic)
 }
 
 /// A label a client supplies for a session, shown to the account's owner (the devices
@@ -222,7 +291,59 @@ fn is_printable(c: char) -> bool {
 
 #[cfg(test)]
 mod tests {
-    use super::{Email, Label, LabelError};
+    use super::{Email, Label, LabelError, NewPassword, PasswordRefused};
+
+    fn refusal(password: &str, address: &str) -> Option<PasswordRefused> {
+        let email = Email::parse(address).expect("an address");
+        NewPassword::parse(password, &email).err()
+    }
+
+    #[test]
+    fn a_password_made_of_the_address_is_refused() {
+        let from = Some(PasswordRefused::FromAddress);
+        for (password, address) in [
+            ("u47cd95e6cc!", "u47cd95e6cc@example.test"),
+            ("U47CD95E6CC", "u47cd95e6cc@example.test"),
+            ("u47cd95e6cc@example.test", "u47cd95e6cc@example.test"),
+            ("!!u47cd95e6cc@example.test1", "u47cd95e6cc@example.test"),
+            ("Example2024!", "ada@example.com"),
+            ("2024-bigcorp-2024", "ada@mail.bigcorp.co.uk"),
+            ("john.smith@example", "john.smith@example.com"),
+            ("smith1234567", "john.smith@example.com"),
+            ("lovelace#lovelace", "ada.lovelace@example.org"),
+            ("ada.lovelace99", "ada.lovelace@example.org"),
+        ] {
+            assert_eq!(refusal(password, address), from, "{password} for {address}");
+        }
+    }
+
+    #[test]
+    fn a_password_that_only_shares_a_word_with_the_address_is_kept() {
+        for (password, address) in [
+            ("correct horse battery staple", "horse@example.com"),
+            ("u47cd95e6cc and more words", "u47cd95e6cc@example.test"),
+            ("92837465!!", "ab@x.io"),
+            ("exampleish-zebra-tango", "ada@example.com"),
+            ("12345678901234567890x", "ada@example.com"),
+        ] {
+            assert_eq!(refusal(password, address), None, "{password} for {address}");
+        }
+    }
+
+    #[test]
+    fn each_refusal_names_its_reason() {
+        let a = "ada@example.com";
+        assert_eq!(refusal("short", a), Some(PasswordRefused::TooShort));
+        assert_eq!(refusal(&"x".repeat(129), a), Some(PasswordRefused::TooLong));
+        assert_eq!(refusal("Password123", a), Some(PasswordRefused::Common));
+        assert_eq!(refusal("iloveyou2", a), Some(PasswordRefused::Common));
+        assert!(PasswordRefused::Common.message().contains("breach"));
+        assert!(PasswordRefused::FromAddress
+            .message()
+            .contains("email address"));
+        assert!(PasswordRefused::TooShort.message().contains("at least 8"));
+        assert!(PasswordRefused::TooLong.message().contains("at most 128"));
+    }
 
     #[test]
     fn one_parser_decides_what_an_address_is() {

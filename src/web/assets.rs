@@ -1,8 +1,10 @@
-//! The stylesheet, read once at start and served from memory under a URL that names
-//! its content (`/static/style.<hash>.css`): browsers keep it for a year and never ask
-//! again (`immutable`), and a changed stylesheet is a new URL. Every page links it
-//! through the Tera function `stylesheet()`. The plain `/static/style.css` still
-//! answers, with `no-cache`, for anything that kept the old address.
+//! The stylesheet and the passkey script, each read once at start and served from
+//! memory under a URL that names its content (`/static/style.<hash>.css`,
+//! `/static/passkeys.<hash>.js`): browsers keep them for a year and never ask again
+//! (`immutable`), and a changed file is a new URL. Pages link them through the Tera
+//! functions `stylesheet()` and `passkey_script()`. The plain addresses
+//! (`/static/style.css`, `/static/passkeys.js`) still answer, with `no-cache`, for
+//! anything that kept them.
 
 use std::io::Cursor;
 use std::path::Path;
@@ -19,22 +21,40 @@ pub const IMMUTABLE: &str = "public, max-age=31536000, immutable";
 /// The plain address: revalidated every time, so it never serves a stale sheet.
 const REVALIDATE: &str = "no-cache";
 
-/// The stylesheet: its content-named URL and its bytes.
+/// A static file: its content-named URL, its plain one, its type and its bytes.
 #[derive(Clone)]
-pub struct Stylesheet {
+pub struct Asset {
     pub href: String,
+    plain: String,
+    content_type: ContentType,
     body: Arc<[u8]>,
 }
 
-impl Stylesheet {
+impl Asset {
     /// Reads `static/style.css` under `root`.
-    pub fn load(root: &Path) -> Result<Stylesheet, String> {
-        let path = root.join("static/style.css");
-        let body = std::fs::read(&path)
-            .map_err(|e| format!("cannot read the stylesheet {}: {e}", path.display()))?;
+    pub fn stylesheet(root: &Path) -> Result<Asset, String> {
+        Asset::load(root, "style", "css", ContentType::CSS)
+    }
+
+    /// Reads `static/passkeys.js` under `root`.
+    pub fn passkey_script(root: &Path) -> Result<Asset, String> {
+        Asset::load(root, "passkeys", "js", ContentType::JavaScript)
+    }
+
+    fn load(
+        root: &Path,
+        stem: &str,
+        ext: &str,
+        content_type: ContentType,
+    ) -> Result<Asset, String> {
+        let path = root.join(format!("static/{stem}.{ext}"));
+        let body =
+            std::fs::read(&path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
         let hash = hex::encode(Sha256::digest(&body));
-        Ok(Stylesheet {
-            href: format!("/static/style.{}.css", &hash[..16]),
+        Ok(Asset {
+            href: format!("/static/{stem}.{}.{ext}", &hash[..16]),
+            plain: format!("/static/{stem}.{ext}"),
+            content_type,
             body: body.into(),
         })
     }
@@ -43,19 +63,20 @@ impl Stylesheet {
     pub fn routes(&self) -> Vec<Route> {
         let serve = |cache_control| Serve {
             body: self.body.clone(),
+            content_type: self.content_type.clone(),
             cache_control,
         };
         vec![
             Route::new(Method::Get, &self.href, serve(IMMUTABLE)),
-            Route::new(Method::Get, "/static/style.css", serve(REVALIDATE)),
+            Route::new(Method::Get, &self.plain, serve(REVALIDATE)),
         ]
     }
 
-    /// `stylesheet()` in every template: the content-named URL.
-    pub fn register(&self, tera: &mut tera::Tera) {
+    /// `name()` in every template: the content-named URL.
+    pub fn register(&self, tera: &mut tera::Tera, name: &str) {
         let href = tera::Value::String(self.href.clone());
         tera.register_function(
-            "stylesheet",
+            name,
             move |_: &std::collections::HashMap<String, tera::Value>| Ok(href.clone()),
         );
     }
@@ -65,6 +86,7 @@ impl Stylesheet {
 #[derive(Clone)]
 struct Serve {
     body: Arc<[u8]>,
+    content_type: ContentType,
     cache_control: &'static str,
 }
 
@@ -74,7 +96,7 @@ impl Handler for Serve {
         let body = self.body.clone();
         Outcome::Success(
             Response::build()
-                .header(ContentType::CSS)
+                .header(self.content_type.clone())
                 .raw_header("Cache-Control", self.cache_control)
                 .sized_body(body.len(), Cursor::new(body))
                 .finalize(),

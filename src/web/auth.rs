@@ -14,6 +14,7 @@ use crate::config::Settings;
 use crate::http::error::{AppError, AppResult};
 use crate::http::request::RequestOrigin;
 use crate::services::activity::{self, EndedBy, Event, Kind};
+use crate::services::passkeys;
 use crate::services::return_to::ReturnTo;
 use crate::services::sessions::{self, SessionSpec};
 use crate::services::signin::limits::{self, Throttled};
@@ -83,10 +84,8 @@ impl SignInFields {
     /// What a new account needs, or what to say about the form.
     fn for_new_account(&self) -> Result<(Email, NewPassword), &'static str> {
         let email = Email::parse(self.email.as_deref().unwrap_or(""))?;
-        Ok((
-            email,
-            NewPassword::parse(self.password.as_deref().unwrap_or(""))?,
-        ))
+        let password = NewPassword::parse(self.password.as_deref().unwrap_or(""), &email)?;
+        Ok((email, password))
     }
 }
 
@@ -179,7 +178,7 @@ async fn register(
 
 /// `rd` when the sign-in may send the user there (`forward::ReturnTo`); anything else
 /// is dropped (logged), and the user lands on the devices page.
-fn return_to(settings: &Settings, rd: Option<&str>) -> Option<ReturnTo> {
+pub(super) fn return_to(settings: &Settings, rd: Option<&str>) -> Option<ReturnTo> {
     let rd = rd.filter(|r| !r.is_empty())?;
     let allow_http = !settings.sessions.cookie_secure;
     ReturnTo::parse(rd, &settings.server.forward_auth_domains, allow_http)
@@ -232,6 +231,7 @@ async fn login_page(
         .with("rd", target.rd)
         .with("next", target.next)
         .form_action(form_action)
+        .passkeys(passkeys::available(app.settings))
         .flash(flash)
 }
 
@@ -257,7 +257,8 @@ async fn login(
         .with("next", &target.next)
         .with("rd", &target.rd)
         .with("remember", f.remember)
-        .form_action(target.form_action(app).await);
+        .form_action(target.form_action(app).await)
+        .passkeys(passkeys::available(app.settings));
     let (email, password) = match f.for_sign_in() {
         Ok(input) => input,
         Err(msg) => return Ok(Err(page.error(msg, Status::BadRequest))),
@@ -316,7 +317,7 @@ impl SignInTarget {
     }
 
     /// As a pending sign-in keeps it: the URL, the path, or empty for the devices page.
-    fn text(&self) -> String {
+    pub(super) fn text(&self) -> String {
         match (&self.rd, &self.next) {
             (Some(rd), _) => rd.as_str().to_string(),
             (None, Some(next)) => next.to_string(),

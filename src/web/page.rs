@@ -17,12 +17,14 @@ use super::guards::looked_up_session;
 use crate::services::signin::limits::Throttled;
 use crate::support::clock::{retry_after_secs, wait_in_words};
 
-/// No script at all, styles only from our own stylesheet, no framing, forms post
-/// only to us.
+/// No script at all (the pages with passkey parts allow our own script file:
+/// `Page::passkeys`), styles only from our own stylesheet, no framing, forms post only
+/// to us.
 pub const CONTENT_SECURITY_POLICY: &str = "default-src 'self'; script-src 'none'; style-src 'self'; \
      img-src 'self' data:; form-action 'self'; frame-ancestors 'none'; base-uri 'none'; object-src 'none'";
 
 /// A page to render: a template, its context and its status.
+#[derive(Clone)]
 pub struct Page {
     template: &'static str,
     status: Status,
@@ -30,6 +32,8 @@ pub struct Page {
     retry_after: Option<Duration>,
     /// Another origin this page's forms may end at (`form-action`), besides ours.
     form_action: Option<String>,
+    /// The page runs the passkey script (`script-src 'self'`).
+    script: bool,
 }
 
 impl Page {
@@ -42,7 +46,17 @@ impl Page {
             ctx,
             retry_after: None,
             form_action: None,
+            script: false,
         }
+    }
+
+    /// A page with passkey parts: says whether passkeys work on this server
+    /// (`passkeys_available`); when they do, it loads `static/passkeys.js` and its
+    /// policy allows scripts from our own origin (nothing inline). Otherwise it keeps
+    /// `script-src 'none'` and runs no script.
+    pub fn passkeys(mut self, available: bool) -> Page {
+        self.script = available;
+        self.with("passkeys_available", available)
     }
 
     /// Lets this page's forms end at `origin` (a redirect to an app after the POST):
@@ -107,11 +121,17 @@ impl<'r> Responder<'r, 'static> for Page {
                 retry_after_secs(wait).to_string(),
             ));
         }
-        if let Some(origin) = self.form_action {
-            let csp = CONTENT_SECURITY_POLICY.replace(
-                "form-action 'self'",
-                &format!("form-action 'self' {origin}"),
-            );
+        if self.form_action.is_some() || self.script {
+            let mut csp = CONTENT_SECURITY_POLICY.to_string();
+            if let Some(origin) = self.form_action {
+                csp = csp.replace(
+                    "form-action 'self'",
+                    &format!("form-action 'self' {origin}"),
+                );
+            }
+            if self.script {
+                csp = csp.replace("script-src 'none'", "script-src 'self'");
+            }
             res.set_header(Header::new("Content-Security-Policy", csp));
         }
         Ok(res)

@@ -117,7 +117,7 @@ impl ResetFields {
         let email = Email::parse(self.email.as_deref().unwrap_or(""))?;
         let code = password_reset::parse_code(self.code.as_deref().unwrap_or(""))
             .ok_or("Enter the 6-digit code from the email.")?;
-        let password = NewPassword::parse(self.new_password.as_deref().unwrap_or(""))?;
+        let password = NewPassword::parse(self.new_password.as_deref().unwrap_or(""), &email)?;
         Ok((email, code, password))
     }
 }
@@ -213,6 +213,14 @@ fn change_signed_out(_form: CsrfForm<NoFields>) -> Redirect {
     super::next_path::sign_in_first(uri!(change_page))
 }
 
+/// The account's address as the one parser takes it; an account made before addresses
+/// were checked as strictly as now answers 400.
+pub(super) fn account_email(user: &User) -> AppResult<Email> {
+    Email::parse(&user.email).map_err(|_| {
+        AppError::BadRequest("This account's email address cannot receive mail.".into())
+    })
+}
+
 /// The current password, checked as a sign-in is (the same quotas; a wrong one
 /// counts as a failed sign-in): its hashing slot, or the form again saying why not.
 pub(super) async fn check_current(
@@ -223,10 +231,7 @@ pub(super) async fn check_current(
     browser: Option<&BrowserClaim>,
     page: Page,
 ) -> AppResult<Result<Slot, Page>> {
-    // An account made before addresses were checked as strictly as now.
-    let email = Email::parse(&user.email).map_err(|_| {
-        AppError::BadRequest("This account's email address cannot receive mail.".into())
-    })?;
+    let email = account_email(user)?;
     let current = signin::Credentials {
         email: &email,
         password: typed.unwrap_or(""),
@@ -256,9 +261,12 @@ async fn change(
 ) -> FormAnswer {
     let user = signed_in_user(&session, app).await?;
     let page = change_form(&session, &user.email);
-    let new_password = match NewPassword::parse(form.0.new_password.as_deref().unwrap_or("")) {
+    // Checked before the current password: a refused one costs no hash.
+    let email = account_email(&user)?;
+    let typed_new = form.0.new_password.as_deref().unwrap_or("");
+    let new_password = match NewPassword::parse(typed_new, &email) {
         Ok(p) => p,
-        Err(msg) => return Ok(Err(page.error(msg, Status::BadRequest))),
+        Err(why) => return Ok(Err(page.error(why.message(), Status::BadRequest))),
     };
     let browser = cookie.trusted_browser();
     let typed = form.0.current_password.as_deref();

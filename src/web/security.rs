@@ -11,6 +11,7 @@ use rocket::form::FromForm;
 use rocket::http::Status;
 use rocket::response::Redirect;
 use rocket::{get, post, routes, uri, Route};
+use serde_json::json;
 
 use super::flash::{Flash, FlashMessage};
 use super::guards::{site_cookie, CsrfForm, CurrentSession, NoFields, SessionCookieJar};
@@ -18,6 +19,7 @@ use super::page::Page;
 use super::password::{check_current, signed_in_user, try_again};
 use crate::http::error::{AppError, AppResult};
 use crate::http::request::RequestOrigin;
+use crate::services::passkeys;
 use crate::services::second_factor::{
     self, Enrolment, SealingKeys, SecondFactorError, SETUP_TTL_MS,
 };
@@ -57,12 +59,31 @@ fn signed_in_page(template: &'static str, session: &CurrentSession) -> Page {
         .with("user_email", &session.email)
 }
 
-/// The overview with the account's second-factor status.
-async fn overview(app: Services<'_>, session: &CurrentSession) -> AppResult<Page> {
+/// The overview with the account's second-factor status and its passkeys.
+pub(super) async fn overview(app: Services<'_>, session: &CurrentSession) -> AppResult<Page> {
     let status = second_factor::enrolled(&app, &session.user_id)
         .await
         .map_err(service_failure)?;
-    let page = signed_in_page("security", session).with("enabled", status.is_some());
+    let passkeys: Vec<_> = passkeys::list(app, &session.user_id)
+        .await?
+        .into_iter()
+        .map(|p| {
+            json!({
+                "id": p.id,
+                "name": p.name,
+                "added_text": exact_time(p.created_ms),
+                "last_used_text": p.last_used_ms.map(exact_time),
+                "synced": p.synced,
+                "cloned": p.cloned,
+            })
+        })
+        .collect();
+    let page = signed_in_page("security", session)
+        .with("enabled", status.is_some())
+        .with("passkey_count", passkeys.len())
+        .with("passkey_max", passkeys::MAX_PASSKEYS)
+        .with("passkeys", passkeys)
+        .passkeys(passkeys::available(app.settings));
     Ok(match status {
         Some(s) => page
             .with("enabled_at_text", exact_time(s.enabled_at))

@@ -15,6 +15,7 @@ use super::next_path::NextPath; // NextPath: for uri!(login_page(..))
 use super::page::Page;
 use crate::http::error::AppResult;
 use crate::http::request::RequestOrigin;
+use crate::services::passkeys;
 use crate::services::signin::two_step::{
     self, CodeStep, PendingCookie, StepError, MAX_WRONG_CODES,
 };
@@ -66,7 +67,8 @@ async fn code_page(
     };
     Ok(match two_step::pending(app, &pending_cookie).await? {
         Some(pending) => CodeAnswer::Page(
-            code_form(&csrf.0, pending.remember)
+            with_passkeys(app, code_form(&csrf.0, pending.remember), &pending_cookie)
+                .await?
                 .with("left", MAX_WRONG_CODES.saturating_sub(pending.wrong))
                 .form_action(target_form_action(app, &pending.target).await)
                 .flash(flash),
@@ -77,6 +79,20 @@ async fn code_page(
 
 fn code_form(csrf: &str, remember: bool) -> Page {
     Page::new("second_factor", csrf).with("remember", remember)
+}
+
+/// The code page offers "Use a passkey instead" when the account has a passkey that
+/// still signs in.
+async fn with_passkeys(app: Services<'_>, page: Page, cookie: &PendingCookie) -> AppResult<Page> {
+    let usable = app
+        .accounts
+        .passkeys(&cookie.user_id)
+        .await?
+        .iter()
+        .any(|p| p.cloned_at.is_none());
+    Ok(page
+        .with("has_passkeys", usable)
+        .passkeys(passkeys::available(app.settings)))
 }
 
 /// The other origin this page's form may end at, as on the sign-in page

@@ -288,6 +288,13 @@ impl fantoccini::wd::WebDriverCompatibleCommand for DevTools {
     }
 }
 
+/// Runs the DevTools command `cmd` in the browser's current page; answers its result.
+pub async fn devtools(c: &Client, cmd: &'static str, params: Value) -> Value {
+    c.issue_cmd(DevTools { cmd, params })
+        .await
+        .unwrap_or_else(|e| panic!("{cmd}: {e}"))
+}
+
 /// Makes the pages of this browser see `prefers-color-scheme: dark` (or `light`).
 pub async fn prefer_color_scheme(c: &Client, scheme: &str) {
     let features = json!([{ "name": "prefers-color-scheme", "value": scheme }]);

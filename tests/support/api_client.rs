@@ -11,7 +11,7 @@ use serde_json::Value;
 use super::{encode, page, Browser, Hasher, Page, PASSWORD};
 
 /// The default `public_url`, which is the tokens' issuer.
-pub const ISSUER: &str = "http://127.0.0.1:8000";
+pub const ISSUER: &str = "http://localhost:8000";
 /// Where API requests come from (the browser has its own address).
 pub const API_IP: &str = "198.51.100.20";
 

@@ -254,7 +254,20 @@ impl TestApp {
     /// `serve`, with links and redirects pointing at `public_url` (a proxy in front)
     /// when given.
     pub async fn serve_behind(&self, public_url: Option<&str>) -> String {
+        self.serve_on(spare_port(), public_url.map(str::to_string))
+            .await
+    }
+
+    /// `serve`, answering as `http://localhost:PORT` (a host name, which passkeys
+    /// need; the browser still connects to 127.0.0.1). Answers that URL.
+    pub async fn serve_on_localhost(&self) -> String {
         let port = spare_port();
+        let url = format!("http://localhost:{port}");
+        self.serve_on(port, Some(url.clone())).await;
+        url
+    }
+
+    async fn serve_on(&self, port: u16, public_url: Option<String>) -> String {
         let mut app = self
             .clone()
             .served_at(port)

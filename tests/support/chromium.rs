@@ -342,3 +342,56 @@ pub async fn chromium_cookie(c: &Client, name: &str) -> Option<String> {
         .find(|k| k.name() == name)
         .map(|k| k.value().to_string())
 }
+
+/// Gives the browser's current tab a virtual platform authenticator (DevTools'
+/// `WebAuthn` domain): CTAP2, built in, with resident keys and user verification that
+/// always succeeds and presence given without a touch, as a laptop's fingerprint reader
+/// would. Answers its id.
+pub async fn add_virtual_authenticator(c: &Client) -> String {
+    super::accessibility::devtools(c, "WebAuthn.enable", json!({ "enableUI": false })).await;
+    let options = json!({
+        "protocol": "ctap2",
+        "transport": "internal",
+        "hasResidentKey": true,
+        "hasUserVerification": true,
+        "isUserVerified": true,
+        "automaticPresenceSimulation": true,
+    });
+    let added = super::accessibility::devtools(
+        c,
+        "WebAuthn.addVirtualAuthenticator",
+        json!({ "options": options }),
+    )
+    .await;
+    added["authenticatorId"]
+        .as_str()
+        .expect("an authenticator id")
+        .to_string()
+}
+
+/// The credentials the virtual authenticator `id` holds.
+pub async fn virtual_credentials(c: &Client, id: &str) -> Vec<serde_json::Value> {
+    let got = super::accessibility::devtools(
+        c,
+        "WebAuthn.getCredentials",
+        json!({ "authenticatorId": id }),
+    )
+    .await;
+    got["credentials"].as_array().cloned().unwrap_or_default()
+}
+
+/// Waits (up to [`PAGE_WITHIN`]) until the page's text contains `words`.
+pub async fn wait_for_text(c: &Client, words: &str) -> String {
+    let deadline = Instant::now() + PAGE_WITHIN;
+    loop {
+        let now = text_or_why(c).await;
+        if now.contains(words) {
+            return now;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the page never said {words:?}: {now}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}

@@ -17,14 +17,15 @@ pub use latchkey::store::email_field;
 /// The store's key builder (the names of an instance's Redis keys).
 pub use latchkey::store::KeyNames;
 pub use latchkey::store::{
-    Amr, AuthCodeState, Created, MemoryStore, NewSession, PendingFailure, PendingSignIn,
-    RateDecision, RateKey, Redeemed, RedisStore, ResetCheck, Rotated, Rotation, SessionCaps,
-    SessionKind, Store,
+    Amr, AuthCodeState, Created, EmailChangeCheck, MemoryStore, NewSession, PendingFailure,
+    PendingSignIn, RateDecision, RateKey, Redeemed, RedisStore, ResetCheck, Rotated, Rotation,
+    SessionCaps, SessionKind, Store,
 };
 /// The store's aggregates, one trait each: in scope for their methods only.
 pub use latchkey::store::{
-    AuthCodes as _, EmailVerifications as _, PasswordResets as _, PendingSignIns as _,
-    RateLimits as _, Sessions as _, Tokens as _, TrustedBrowsers as _,
+    AuthCodes as _, Ceremonies as _, EmailChanges as _, EmailVerifications as _,
+    PasswordResets as _, PendingSignIns as _, RateLimits as _, Sessions as _, Tokens as _,
+    TrustedBrowsers as _,
 };
 pub use latchkey::support::clock::now_ms;
 pub use latchkey::support::crypto::{random_token, sha256_hex};

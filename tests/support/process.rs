@@ -174,13 +174,23 @@ impl TestApp {
         self.spawn_with(dir, None)
     }
 
+    /// The same, answering as `public_url` on the given `port` (an instance started
+    /// again where a proxy expects it).
+    pub fn spawn_server_behind_on(&self, public_url: &str, port: u16) -> AppProcess {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+        self.spawn_on(dir, Some(public_url), port)
+    }
+
     fn spawn_with(&self, dir: &std::path::Path, public_url: Option<&str>) -> AppProcess {
-        let port = spare_port();
+        self.spawn_on(dir, public_url, spare_port())
+    }
+
+    fn spawn_on(&self, dir: &std::path::Path, public_url: Option<&str>, port: u16) -> AppProcess {
         let mut cfg = self.clone().served_at(port);
         if let Some(url) = public_url {
             cfg = cfg.set("public_url", url);
         }
-        let log = self.dir.join("server.log");
+        let log = self.dir.join(format!("server-{port}.log"));
         let stderr = std::fs::File::create(&log).expect("server log");
         let child = Spawned::start(
             Command::new(env!("CARGO_BIN_EXE_latchkey"))
@@ -430,6 +440,21 @@ impl AppProcess {
             headers.push(("Content-Type", "application/x-www-form-urlencoded"));
         }
         let reply = self.request(method, path, &headers, form.unwrap_or(""));
+        jar.update(&reply);
+        reply
+    }
+
+    /// A JSON POST with this jar's cookies and `token` in `X-CSRF-Token` (the passkey
+    /// endpoints); the jar takes the reply's cookies.
+    pub fn send_json(&self, jar: &mut Jar, path: &str, token: &str, body: &Value) -> Reply {
+        let cookie = jar.header();
+        let headers = [
+            ("User-Agent", FIREFOX_LINUX),
+            ("Cookie", cookie.as_str()),
+            ("Content-Type", "application/json"),
+            ("X-CSRF-Token", token),
+        ];
+        let reply = self.request("POST", path, &headers, &body.to_string());
         jar.update(&reply);
         reply
     }

@@ -120,6 +120,9 @@ pub enum Accepted {
 pub enum Purpose {
     SignIn,
     TurnOff,
+    /// Confirming a change to the account (a new address, deleting it): that change's
+    /// own mail says what happened.
+    AccountChange,
 }
 
 /// Checks a code an account's owner typed: a current authenticator code for a time

@@ -35,6 +35,8 @@ use crate::support::report::Report;
 /// for being right, so without this each new `client_name` was another mail.
 pub const NEW_DEVICE_MAILS_PER_HOUR: u32 = 3;
 pub const NEW_DEVICE_MAIL_WINDOW: Duration = Duration::from_secs(3600);
+/// Address changes one account may start (each mails a code) per hour.
+pub const EMAIL_CHANGES_PER_HOUR: u32 = 5;
 
 /// A quota is full: try again after `retry_after`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
@@ -193,6 +195,16 @@ pub async fn second_factor(store: &Store, limits: &LimitSettings, source: Source
     acquire(store, failures, vec![]).await
 }
 
+/// A passkey assertion whose credential names no account: the client IP's and its
+/// network's sign-in failure quotas (no account to count against).
+pub async fn unknown_credential(store: &Store, limits: &LimitSettings, ip: &str) -> Checked {
+    let failures = vec![
+        quota(store, "login:ip", ip, limits.login_ip),
+        quota(store, "login:net", &network_of(ip), limits.login_network),
+    ];
+    acquire(store, failures, vec![]).await
+}
+
 /// A wrong reset code counts against the client IP's sign-in budget: guessing codes
 /// across many accounts is guessing passwords by another name.
 pub async fn reset_code_try(store: &Store, limits: &LimitSettings, ip: &str) -> Checked {
@@ -233,6 +245,17 @@ pub async fn new_device_mail(store: &Store, user_id: &Uuid) -> Checked {
         window: NEW_DEVICE_MAIL_WINDOW,
     };
     let key = quota(store, "mail:dev", &user_id.to_string(), q);
+    acquire(store, vec![], vec![key]).await
+}
+
+/// An address change of this account (a code mailed to an address it names), counted
+/// whether or not the address gets the mail, so the count tells nothing about it.
+pub async fn email_change(store: &Store, user_id: &Uuid) -> Checked {
+    let q = Quota {
+        limit: EMAIL_CHANGES_PER_HOUR,
+        window: NEW_DEVICE_MAIL_WINDOW,
+    };
+    let key = quota(store, "mail:email", &user_id.to_string(), q);
     acquire(store, vec![], vec![key]).await
 }
 

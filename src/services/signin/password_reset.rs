@@ -14,6 +14,7 @@ use super::password::replace_password;
 use crate::accounts::Work;
 use crate::config::Settings;
 use crate::services::activity::{Event, Kind};
+use crate::services::passkeys::mail as passkey_mail;
 use crate::services::{ServiceError, Services};
 use crate::store::{PasswordResets, ResetCheck};
 use crate::support::clock::now_ms;
@@ -122,6 +123,12 @@ pub async fn reset_password(
     // The code came from the mailbox: the address is verified, and an account someone
     // else registered with it is the owner's now.
     crate::services::verification::after_reset(app, &user).await?;
+    // A new password does not remove passkeys: the owner is told which still sign in.
+    let remaining = app.accounts.passkeys(&user.id).await?;
+    if !remaining.is_empty() {
+        let names = remaining.into_iter().map(|p| p.name).collect();
+        passkey_mail::mail_owner(&app, &user, passkey_mail::Notice::ResetKept { names });
+    }
     Ok(Reset::Done)
 }
 

@@ -22,12 +22,15 @@
 //! [`CodeSettings::second_factor_timeout`]: crate::config::CodeSettings
 
 use uuid::Uuid;
+use webauthn_rs::prelude::PublicKeyCredential;
 
 use super::limits::{self, Source, Throttled};
 use super::password::{start_session, SessionStart, SignInError, SignedIn};
 use super::trusted_browsers::{self, BrowserClaim};
 use crate::accounts::User;
 use crate::services::activity::{self, Event, Kind};
+use crate::services::passkeys::sign_in as passkey_sign_in;
+use crate::services::passkeys::{CeremonyCookie, PasskeyError};
 use crate::services::second_factor::{self, Accepted, Purpose, SecondFactorError};
 use crate::services::sessions::{sid_for, Origin, SessionSpec};
 use crate::services::{ServiceError, Services};
@@ -314,6 +317,8 @@ failed_from!(StepError: ServiceError, StoreError);
 pub struct Completed {
     pub signed: SignedIn,
     pub target: String,
+    /// "Keep me signed in": the session cookie outlives the browser.
+    pub remember: bool,
 }
 
 /// The code step: the pending sign-in → the account, still as it was → the limiter →
@@ -372,6 +377,93 @@ async fn complete_steps(app: Services<'_>, step: CodeStep<'_>) -> Result<Complet
     Ok(Completed {
         signed,
         target: pending.target,
+        remember: step.remember,
+    })
+}
+
+/// The second step done with a passkey instead of a code, as the browser sends it.
+pub struct PasskeyStep<'a> {
+    pub cookie: &'a PendingCookie,
+    pub ceremony: Option<&'a CeremonyCookie>,
+    pub answer: &'a PublicKeyCredential,
+    pub origin: &'a Origin,
+    pub browser: Option<&'a BrowserClaim>,
+    pub replaces: Option<(Uuid, String)>,
+}
+
+/// The second step with a passkey: the pending sign-in → the account, still as it was
+/// → the assertion (one of this account's passkeys, under the same failure quotas; a
+/// refused one also counts against the pending sign-in's own tries) → the pending
+/// sign-in used up → the session, `amr` `pwd hwk user`. Counted for `/metrics`.
+pub async fn complete_with_passkey(
+    app: Services<'_>,
+    step: PasskeyStep<'_>,
+) -> Result<Completed, StepError> {
+    let result = passkey_steps(app, step).await;
+    count(
+        app,
+        result.as_ref().err().map(|e| match e {
+            StepError::Throttled(_) => Some(SignInOutcome::Throttled),
+            StepError::Wrong { .. } | StepError::Ended => Some(SignInOutcome::Wrong),
+            StepError::NoPending | StepError::Failed(_) => None,
+        }),
+    );
+    result
+}
+
+async fn passkey_steps(app: Services<'_>, step: PasskeyStep<'_>) -> Result<Completed, StepError> {
+    let (user_id, pid) = (&step.cookie.user_id, step.cookie.pid());
+    let Some(pending) = app.store.read_pending(user_id, &pid, now_ms()).await? else {
+        return Err(StepError::NoPending);
+    };
+    let Some(user) = still_valid(app, user_id, &pending).await? else {
+        app.store.take_pending(user_id, &pid, now_ms()).await?;
+        return Err(StepError::NoPending);
+    };
+    let assertion = passkey_sign_in::Assertion {
+        cookie: step.ceremony,
+        answer: step.answer,
+        ip: &step.origin.ip,
+        browser: step.browser,
+        second_step_of: Some(&user.id),
+    };
+    match passkey_sign_in::verify(app, assertion).await {
+        Ok(_) => {}
+        Err(PasskeyError::Throttled(t)) => return Err(StepError::Throttled(t)),
+        Err(PasskeyError::Failed(e)) => return Err(StepError::Failed(e)),
+        Err(_) => {
+            let failed = app
+                .store
+                .fail_pending(user_id, &pid, MAX_WRONG_CODES, now_ms())
+                .await?;
+            return Err(match failed {
+                PendingFailure::Counted { left } => StepError::Wrong { left },
+                PendingFailure::Ended => StepError::Ended,
+                PendingFailure::Missing => StepError::NoPending,
+            });
+        }
+    }
+    let Some(pending) = app.store.take_pending(user_id, &pid, now_ms()).await? else {
+        return Err(StepError::NoPending);
+    };
+    let start = SessionStart {
+        origin: step.origin,
+        session: SessionSpec::Browser {
+            remember: pending.remember,
+        },
+        replaces: step.replaces,
+        browser: step.browser,
+        amr: Amr::PasswordAndPasskey,
+    };
+    let signed = match start_session(app, user, start).await {
+        Ok(signed) => signed,
+        Err(SignInError::Failed(e)) => return Err(StepError::Failed(e)),
+        Err(_) => return Err(StepError::NoPending),
+    };
+    Ok(Completed {
+        signed,
+        target: pending.target,
+        remember: pending.remember,
     })
 }
 

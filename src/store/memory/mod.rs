@@ -4,6 +4,8 @@
 //! writes, so memory stays bounded.
 
 mod auth_codes;
+mod ceremonies;
+mod email_changes;
 mod email_verification;
 mod password_reset;
 mod pending_sign_ins;

@@ -42,6 +42,12 @@ pub(super) struct State {
     /// pending sign-in key -> (its hash's fields, as pending_start.lua writes them;
     /// expiry ms)
     pub pending: HashMap<String, (HashMap<String, String>, i64)>,
+    /// ceremony key -> (state, expiry ms)
+    pub ceremonies: HashMap<String, (String, i64)>,
+    /// waiting address change key -> (new address, mac, wrong tries, expiry ms)
+    pub email_changes: HashMap<String, (String, String, u32, i64)>,
+    /// undo-links key -> token hash -> (the address to put back, expiry ms)
+    pub email_undos: HashMap<String, HashMap<String, (String, i64)>>,
     pub writes: u64,
 }
 
@@ -67,6 +73,12 @@ impl State {
         }
         self.browsers.retain(|_, set| !set.is_empty());
         self.pending.retain(|_, (_, exp)| *exp > now);
+        self.ceremonies.retain(|_, (_, exp)| *exp > now);
+        self.email_changes.retain(|_, (_, _, _, exp)| *exp > now);
+        for links in self.email_undos.values_mut() {
+            links.retain(|_, (_, exp)| *exp > now);
+        }
+        self.email_undos.retain(|_, links| !links.is_empty());
     }
 
     pub fn session(&mut self, key: &str, now: i64) -> Option<&mut HashMap<String, String>> {

@@ -16,6 +16,8 @@
 //! once per quota there (`rate_limits.rs`).
 
 mod auth_codes;
+mod ceremonies;
+mod email_changes;
 mod email_verification;
 mod password_reset;
 mod pending_sign_ins;
@@ -179,6 +181,39 @@ impl RedisStore {
         Ok(())
     }
 
+    /// On a Redis Cluster, the slot ranges no live master serves (empty: all served),
+    /// as one node sees them; `Ok(None)` for a single Redis. A node that does not
+    /// answer is passed over for another (up to three tries within the call budget).
+    pub async fn cluster_slots_down(&self) -> StoreResult<Option<Vec<(u16, u16)>>> {
+        use redis::cluster_routing::{RoutingInfo, SingleNodeRoutingInfo};
+        let Conn::Cluster(conn) = &self.conn else {
+            return Ok(None);
+        };
+        let mut conn = conn.clone();
+        let ask = async {
+            let mut last = None;
+            for _ in 0..3 {
+                let routing = RoutingInfo::SingleNode(SingleNodeRoutingInfo::Random);
+                match conn
+                    .route_command(redis::cmd("CLUSTER").arg("NODES").clone(), routing)
+                    .await
+                {
+                    Ok(reply) => return Ok(reply),
+                    Err(e) => last = Some(e),
+                }
+            }
+            Err(last.unwrap_or_else(|| {
+                redis::RedisError::from(std::io::Error::from(std::io::ErrorKind::NotConnected))
+            }))
+        };
+        let reply = match tokio::time::timeout(CALL_BUDGET, ask).await {
+            Ok(reply) => reply?,
+            Err(_) => return Err(StoreError::Timeout(CALL_BUDGET)),
+        };
+        let text = String::from_redis_value(reply)?;
+        Ok(Some(slots_down(&text)))
+    }
+
     /// A handle on the connection (cloning shares the socket).
     fn connection(&self) -> Conn {
         self.conn.clone()
@@ -261,5 +296,68 @@ impl Queryable for redis::Cmd {
 impl Queryable for redis::Pipeline {
     async fn query_on<T: FromRedisValue>(&self, conn: &mut Conn) -> redis::RedisResult<T> {
         self.query_async(conn).await
+    }
+}
+
+/// The slots of a Redis Cluster that no live master serves, as `(first, last)` ranges,
+/// from `CLUSTER NODES` (a master flagged `fail` or `fail?` serves none).
+pub(crate) fn slots_down(nodes: &str) -> Vec<(u16, u16)> {
+    let mut served = vec![false; usize::from(CLUSTER_SLOTS)];
+    for line in nodes.lines() {
+        let fields: Vec<&str> = line.split_whitespace().collect();
+        let Some(flags) = fields.get(2) else { continue };
+        let flags: Vec<&str> = flags.split(',').collect();
+        if !flags.contains(&"master") || flags.iter().any(|f| *f == "fail" || *f == "fail?") {
+            continue;
+        }
+        // Fields 8.. are slots: `N`, `A-B`, or `[N->-id]` / `[N-<-id]` (migrating).
+        for slot in fields.iter().skip(8).filter(|s| !s.starts_with('[')) {
+            let (a, b) = slot.split_once('-').unwrap_or((slot, slot));
+            if let (Ok(a), Ok(b)) = (a.parse::<u16>(), b.parse::<u16>()) {
+                for s in a..=b.min(CLUSTER_SLOTS - 1) {
+                    served[usize::from(s)] = true;
+                }
+            }
+        }
+    }
+    let mut down = Vec::new();
+    let mut start = None;
+    for (slot, ok) in (0..CLUSTER_SLOTS).zip(served.iter().copied()) {
+        match (ok, start) {
+            (false, None) => start = Some(slot),
+            (true, Some(a)) => {
+                down.push((a, slot - 1));
+                start = None;
+            }
+            _ => {}
+        }
+    }
+    if let Some(a) = start {
+        down.push((a, CLUSTER_SLOTS - 1));
+    }
+    down
+}
+
+/// The number of hash slots of a Redis Cluster.
+pub const CLUSTER_SLOTS: u16 = 16384;
+
+#[cfg(test)]
+mod tests {
+    use super::slots_down;
+
+    #[test]
+    fn slots_of_failed_masters_are_down() {
+        let nodes = "\
+a 127.0.0.1:1@2 myself,master - 0 0 1 connected 0-5460
+b 127.0.0.1:3@4 master,fail - 0 0 2 disconnected 5461-10922
+c 127.0.0.1:5@6 master - 0 0 3 connected 10923-16383 [16000->-a]
+d 127.0.0.1:7@8 slave a 0 0 1 connected
+";
+        assert_eq!(slots_down(nodes), vec![(5461, 10922)]);
+        let healed = nodes.replace("master,fail", "master");
+        assert!(slots_down(&healed).is_empty());
+        assert_eq!(slots_down(""), vec![(0, 16383)]);
+        let pfail = nodes.replace("myself,master", "master,fail?");
+        assert_eq!(slots_down(&pfail), vec![(0, 10922)]);
     }
 }

@@ -31,6 +31,10 @@ pub(super) struct Scripts {
     pub pending_start: Script,
     pub pending_fail: Script,
     pub pending_take: Script,
+    pub email_change_start: Script,
+    pub email_change_confirm: Script,
+    pub email_undo_keep: Script,
+    pub email_undo_take: Script,
 }
 
 impl Scripts {
@@ -56,6 +60,10 @@ impl Scripts {
             pending_start: script_with!("pending_start.lua"),
             pending_fail: script_with!("pending_fail.lua"),
             pending_take: script_with!("pending_take.lua"),
+            email_change_start: script_with!("email_change_start.lua"),
+            email_change_confirm: script_with!("email_change_confirm.lua"),
+            email_undo_keep: script_with!("email_undo_keep.lua"),
+            email_undo_take: script_with!("email_undo_take.lua"),
         }
     }
 }
