@@ -488,3 +488,183 @@ async fn chromium_the_activity_page_passes_axe_and_signs_a_device_out() {
         "the phone was signed out from the activity page"
     );
 }
+
+/// The account's events straight from the database, newest first.
+async fn rows_of(app: &TestApp, email: &str) -> Vec<(String, String, String)> {
+    let user = app.user(email).await.expect("the account");
+    app.accounts()
+        .await
+        .events(&user.id, None, 0, 1000)
+        .await
+        .expect("the database answers")
+        .into_iter()
+        .map(|r| (r.kind, r.detail, r.label))
+        .collect()
+}
+
+fn has(rows: &[(String, String, String)], kind: &str, detail: &str) -> bool {
+    rows.iter().any(|(k, d, _)| k == kind && d == detail)
+}
+
+#[tokio::test]
+async fn passkeys_added_removed_and_signed_in_with_are_recorded() {
+    let app = TestApp::new().set("public_url", PASSKEY_ORIGIN);
+    let (b, email) = app.signed_in_browser().await;
+    let mut key = SoftPasskey::new();
+    let added = b.add_passkey(&mut key, "Laptop").await;
+    assert_eq!(added.status, Status::Created, "{}", added.body);
+    assert!(has(&rows_of(&app, &email).await, "passkey_added", "Laptop"));
+
+    // Alone: a sign-in with detail `passkey`.
+    let other = app.browser().await;
+    let signed = other.passkey_sign_in(&mut key).await;
+    assert_eq!(signed.status, Status::Ok, "{}", signed.body);
+    let rows = rows_of(&app, &email).await;
+    assert_eq!(rows[0].0, "sign_in");
+    assert_eq!(rows[0].1, "passkey", "{rows:?}");
+
+    // A failed assertion by someone else's key records no sign-in for this account.
+    let before = rows_of(&app, &email).await.len();
+    let mut stranger = SoftPasskey::new();
+    let refused = app.browser().await.passkey_sign_in(&mut stranger).await;
+    assert_eq!(refused.status, Status::Unauthorized);
+    assert_eq!(rows_of(&app, &email).await.len(), before);
+
+    // Removed: one event naming it.
+    let user = app.user(&email).await.expect("the account");
+    let id = app
+        .accounts()
+        .await
+        .passkeys(&user.id)
+        .await
+        .expect("the database answers")
+        .into_iter()
+        .next()
+        .expect("the passkey")
+        .id;
+    let path = format!("/account/passkeys/{id}/remove");
+    let removed = b
+        .submit(
+            "/account/security",
+            &path,
+            &[("current_password", PASSWORD)],
+        )
+        .await;
+    assert_eq!(removed.status, Status::SeeOther, "{}", removed.body);
+    let rows = rows_of(&app, &email).await;
+    assert_eq!(rows[0].0, "passkey_removed");
+    assert_eq!(rows[0].1, "Laptop");
+    assert_eq!(
+        rows.iter().filter(|r| r.0 == "passkey_added").count(),
+        1,
+        "one record call each"
+    );
+}
+
+#[tokio::test]
+async fn an_address_change_and_its_undo_are_recorded() {
+    let smtp = SmtpServer::start();
+    let app = TestApp::new().set("smtp_url", smtp.url());
+    let (laptop, old) = app.signed_in_browser().await;
+    let new = email();
+    let started = laptop
+        .submit(
+            "/account/email",
+            "/account/email",
+            &[("new_email", &new), ("current_password", PASSWORD)],
+        )
+        .await;
+    assert_eq!(started.status, Status::SeeOther, "{}", started.body);
+    // Started only: nothing recorded yet.
+    assert!(!has(&rows_of(&app, &old).await, "email_changed", ""));
+    let code_mail = wait_for_mail_saying(&smtp.received(), "Confirm your new").await;
+    let code = code_in(&code_mail);
+    let done = laptop
+        .submit(
+            "/account/email",
+            "/account/email/confirm",
+            &[("code", &code)],
+        )
+        .await;
+    assert_eq!(done.status, Status::SeeOther, "{}", done.body);
+    let rows = rows_of(&app, &new).await;
+    assert_eq!(rows[0].0, "email_changed");
+    assert_eq!(rows[0].1, "");
+    assert_eq!(
+        rows[0].2, "Firefox on Linux",
+        "from the device that changed it"
+    );
+
+    let notice = wait_for_mail_saying(&smtp.received(), "was changed from").await;
+    let start = notice.find("/account/email/undo/").expect("an undo link");
+    let undo: String = notice[start..]
+        .split(|c: char| c.is_whitespace() || c == '"' || c == '<')
+        .next()
+        .expect("the link")
+        .to_string();
+    let undone = app.browser().await.get(&undo).await;
+    assert_eq!(undone.status, Status::Ok, "{}", undone.body);
+    let rows = rows_of(&app, &old).await;
+    assert_eq!(rows[0].0, "email_changed");
+    assert_eq!(rows[0].1, "undo");
+    assert_eq!(rows.iter().filter(|r| r.0 == "email_changed").count(), 2);
+    // A replayed link records nothing more.
+    app.browser().await.get(&undo).await;
+    let again = rows_of(&app, &old).await;
+    assert_eq!(again.iter().filter(|r| r.0 == "email_changed").count(), 2);
+}
+
+#[tokio::test]
+async fn the_export_holds_the_log_newest_first_and_bounded() {
+    let app = TestApp::new().set("activity_max_events", 3);
+    let (b, email) = app.signed_in_browser().await;
+    for _ in 0..3 {
+        let other = app.browser().await;
+        assert_eq!(other.login(&email, PASSWORD).await.status, Status::SeeOther);
+    }
+    let changed = b.change_password(PASSWORD, NEW_PASSWORD).await;
+    assert_eq!(changed.status, Status::SeeOther, "{}", changed.body);
+    let res = b.get("/account/export").await;
+    assert_eq!(res.status, Status::Ok, "{}", res.body);
+    let events = res.json["activity"]
+        .as_array()
+        .expect("an activity section");
+    assert!(!events.is_empty() && events.len() <= 3, "{events:?}");
+    let rows = rows_of(&app, &email).await;
+    assert_eq!(events.len(), rows.len());
+    assert_eq!(types(events)[0], rows[0].0, "newest first, as the log");
+    let ats: Vec<&str> = events.iter().filter_map(|e| e["at"].as_str()).collect();
+    assert!(ats.windows(2).all(|w| w[0] >= w[1]), "{ats:?}");
+    assert!(events.iter().all(|e| e.get("session_id").is_none()));
+    assert!(!res.body.contains(&b.sid()));
+}
+
+#[tokio::test]
+async fn deleting_the_account_deletes_its_log() {
+    let app = TestApp::new();
+    let (b, email) = app.signed_in_browser().await;
+    let (other, other_email) = app.signed_in_browser().await;
+    let user = app.user(&email).await.expect("the account");
+    assert!(!rows_of(&app, &email).await.is_empty());
+    let res = b
+        .submit(
+            "/account/delete",
+            "/account/delete",
+            &[
+                ("current_password", PASSWORD),
+                ("confirm", "delete my account"),
+            ],
+        )
+        .await;
+    assert_eq!(res.status, Status::SeeOther, "{}", res.body);
+    let left = app
+        .accounts()
+        .await
+        .events(&user.id, None, 0, 1000)
+        .await
+        .expect("the database answers");
+    assert!(left.is_empty(), "{left:?}");
+    // Another account's log is untouched.
+    assert!(other.is_signed_in().await);
+    assert!(!rows_of(&app, &other_email).await.is_empty());
+}

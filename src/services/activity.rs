@@ -425,6 +425,20 @@ pub async fn page(
     })
 }
 
+/// Every event the account's log keeps, newest first, at most `max_events` and within
+/// the retention: the data export's section.
+pub async fn all(
+    accounts: &Accounts,
+    settings: &ActivitySettings,
+    user_id: &Uuid,
+) -> Result<Vec<EventView>, ServiceError> {
+    let since = now_ms() - settings.retention_ms();
+    let rows = accounts
+        .events(user_id, None, since, settings.max_events)
+        .await?;
+    Ok(rows.into_iter().map(EventView::new).collect())
+}
+
 /// The sign-ins among `events` whose session is still live (one of `live`).
 pub fn live_sign_ins<'a>(events: &'a [EventView], live: &[SessionRecord]) -> Vec<&'a str> {
     events
