@@ -9,6 +9,7 @@ mod support;
 mod accessibility;
 mod account_delete;
 mod accounts;
+mod activity;
 mod addresses;
 mod api;
 mod auth;

@@ -1,10 +1,11 @@
 //! The account database: `Accounts`, the repository of the `users` and
 //! `known_devices` tables (`users.rs`), the OpenID Connect tables (`oidc.rs`), the
-//! second factor's (`second_factor.rs`), the verified address (`verification.rs`) and
-//! the passkeys' (`passkeys.rs`), over a SQLite or PostgreSQL pool opened and migrated
-//! at start (`database.rs`); its errors (`error.rs`); and Argon2id password hashing in
-//! bounded slots (`password.rs`).
+//! second factor's (`second_factor.rs`), the verified address (`verification.rs`),
+//! the passkeys' (`passkeys.rs`) and the activity log (`activity.rs`), over a SQLite or
+//! PostgreSQL pool opened and migrated at start (`database.rs`); its errors (`error.rs`);
+//! and Argon2id password hashing in bounded slots (`password.rs`).
 
+mod activity;
 mod database;
 mod error;
 mod oidc;
@@ -17,6 +18,7 @@ mod verification;
 use rocket::fairing::AdHoc;
 use secrecy::ExposeSecret;
 
+pub use self::activity::{Bounds, EventRow, NewEvent};
 pub use self::error::AccountError;
 pub use self::oidc::{ClientRecord, SigningKeyRow};
 pub use self::passkeys::{NewPasskey, PasskeyRow, PasskeyUse};

@@ -32,6 +32,7 @@ pub fn routes() -> Vec<Route> {
         account::revoke,
         account::revoke_others,
         account::logout,
+        account::activity,
         account::openapi,
     ]
 }

@@ -1,8 +1,8 @@
 //! `latchkey users list|show|disable|enable|sessions|end-sessions|reset-second-factor|
-//! verify|remove-passkeys|delete`: accounts as the operator sees them, and what is done
-//! to one (disable or enable it, sign it out everywhere, turn its second factor off or
-//! remove its passkeys for an owner who lost the device, mark its address verified, or
-//! every account's, delete it),
+//! verify|remove-passkeys|delete|activity`: accounts as the operator sees them, and what
+//! is done to one (disable or enable it, sign it out everywhere, turn its second factor
+//! off or remove its passkeys for an owner who lost the device, mark its address
+//! verified, or every account's, delete it, list its activity),
 //! through the same services the server uses (`account_admin`, `sessions`). Times are
 //! RFC 3339, UTC, in text and JSON alike.
 
@@ -12,6 +12,7 @@ use serde::Serialize;
 use super::output::{Line, Output};
 use super::parts::{CliError, Parts};
 use crate::accounts::User;
+use crate::services::activity::{self, EndedBy, Event, EventView, Kind};
 use crate::store::SessionRecord;
 use crate::support::clock::iso_time;
 use crate::support::input::Email;
@@ -53,6 +54,9 @@ pub enum Action {
         #[arg(long, conflicts_with = "email")]
         all: bool,
     },
+    /// The account's activity, newest first: sign-ins, failures, changes, sessions
+    /// ended (as the owner sees it at /account/activity).
+    Activity { email: String },
 }
 
 pub(super) async fn run(parts: &Parts, action: Action, out: Output) -> Result<(), CliError> {
@@ -85,10 +89,15 @@ pub(super) async fn run(parts: &Parts, action: Action, out: Output) -> Result<()
         Action::EndSessions { email } => {
             let user = find(parts, &email).await?;
             let ended = crate::services::sessions::end_all(&parts.store, &user.id).await?;
+            let operator = Event::session_ended(None, EndedBy::Operator);
+            if let Some(event) = operator.ended(EndedBy::Operator, ended) {
+                record_by_operator(parts, &user, event).await;
+            }
             out.print(&Changed::new(&user, None, Some(ended)));
             Ok(())
         }
         Action::ResetSecondFactor { email } => reset_second_factor(parts, &email, out).await,
+        Action::Activity { email } => activity(parts, &email, out).await,
         Action::RemovePasskeys { email } => {
             let user = find(parts, &email).await?;
             let removed = parts.accounts.remove_passkeys(&user.id).await?;
@@ -113,7 +122,13 @@ pub(super) async fn run(parts: &Parts, action: Action, out: Output) -> Result<()
 }
 
 async fn mark_verified(parts: &Parts, user: &User) -> Result<bool, CliError> {
-    Ok(crate::services::verification::mark_verified(&parts.store, &parts.accounts, user).await?)
+    let changed =
+        crate::services::verification::mark_verified(&parts.store, &parts.accounts, user).await?;
+    if changed {
+        let verified = Event::new(Kind::EmailVerified).detail("operator");
+        record_by_operator(parts, user, verified).await;
+    }
+    Ok(changed)
 }
 
 /// Every unverified account, page by page (the store learns each one too, so live
@@ -170,6 +185,12 @@ async fn reset_second_factor(parts: &Parts, email: &str, out: Output) -> Result<
         crate::services::account_admin::reset_second_factor(&parts.store, &parts.accounts, &user)
             .await?
             .ok_or_else(|| CliError::NoSecondFactor(user.email.clone()))?;
+    let off = Event::new(Kind::SecondFactorOff).detail("operator");
+    record_by_operator(parts, &user, off).await;
+    let operator = Event::session_ended(None, EndedBy::Operator);
+    if let Some(event) = operator.ended(EndedBy::Operator, ended) {
+        record_by_operator(parts, &user, event).await;
+    }
     let mailed = match mail_reset(parts, &user, ended).await {
         Ok(()) => true,
         Err(why) => {
@@ -255,6 +276,60 @@ async fn list(parts: &Parts, out: Output) -> Result<(), CliError> {
             Some(last) if page.len() == PAGE as usize => after = last.id.to_string(),
             _ => return Ok(()),
         }
+    }
+}
+
+/// Records what the operator did to the account in its activity log.
+async fn record_by_operator(parts: &Parts, user: &User, event: Event) {
+    activity::record_in(&parts.accounts, &parts.settings.activity, &user.id, event).await;
+}
+
+async fn activity(parts: &Parts, email: &str, out: Output) -> Result<(), CliError> {
+    let user = find(parts, email).await?;
+    out.header(&format!(
+        "{:20}  {:18}  {:15}  {:24}  WHAT",
+        "AT", "TYPE", "IP", "LABEL"
+    ));
+    let mut before = None;
+    loop {
+        let page = activity::page(
+            &parts.accounts,
+            &parts.settings.activity,
+            &user.id,
+            before,
+            activity::MAX_LIMIT,
+        )
+        .await?;
+        for event in &page.events {
+            out.print(&EventLine(event));
+        }
+        match page.next.as_deref().and_then(activity::parse_cursor) {
+            Some(next) => before = Some(next),
+            None => return Ok(()),
+        }
+    }
+}
+
+/// One event, as the API shows it (`--json`) or one line of text.
+struct EventLine<'a>(&'a EventView);
+
+impl Serialize for EventLine<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        self.0.serialize(s)
+    }
+}
+
+impl Line for EventLine<'_> {
+    fn text(&self) -> String {
+        let e = self.0;
+        format!(
+            "{:20}  {:18}  {:15}  {:24}  {}",
+            e.at,
+            e.kind,
+            e.ip,
+            e.label,
+            e.summary()
+        )
     }
 }
 

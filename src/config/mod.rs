@@ -3,16 +3,17 @@
 //!
 //! `Settings` (`settings.rs`) is one section per concern, each in a file of its own
 //! (`storage`, `server` with `allowed_host`, `sessions`, `limits`, `codes`, `mail`,
-//! `tokens`, `second_factor`, `verification`, `passkeys`), read through `Reader`
-//! (`reader.rs`). A rule about one value's kind (positive seconds, a count above zero)
-//! is checked as it is read; a section's other rules (URL schemes, lengths, one value
-//! against another) in its `validate()`. Every setting's name is written once: on the
-//! line that reads it.
+//! `tokens`, `second_factor`, `verification`, `passkeys`, `activity`), read through
+//! `Reader` (`reader.rs`). A rule about one value's kind (positive seconds, a count above
+//! zero) is checked as it is read; a section's other rules (URL schemes, lengths, one
+//! value against another) in its `validate()`. Every setting's name is written once: on
+//! the line that reads it.
 //! Secrets (`jwt_secret`, `second_factor_key`, `smtp_url`, `database_url`) are
 //! `secrecy` types, so no `Debug`, log line or panic message prints them. `assets.rs`
 //! holds Rocket's figment (with the request data limits as code defaults) and where
 //! `templates/` and `static/` are found.
 
+mod activity;
 mod allowed_host;
 mod assets;
 mod codes;
@@ -30,6 +31,7 @@ mod verification;
 
 use rocket::fairing::AdHoc;
 
+pub use self::activity::ActivitySettings;
 pub use self::allowed_host::AllowedHost;
 pub use self::assets::{asset_root, check_assets, figment, DATA_LIMITS};
 pub use self::codes::CodeSettings;

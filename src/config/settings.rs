@@ -3,6 +3,7 @@
 
 use rocket::figment::Figment;
 
+use super::activity::ActivitySettings;
 use super::codes::CodeSettings;
 use super::limits::LimitSettings;
 use super::mail::MailSettings;
@@ -27,6 +28,7 @@ pub struct Settings {
     pub mail: MailSettings,
     pub tokens: TokenSettings,
     pub second_factor: SecondFactorSettings,
+    pub activity: ActivitySettings,
     pub passkeys: PasskeySettings,
     pub verification: VerificationSettings,
 }
@@ -49,6 +51,7 @@ impl Settings {
             mail: MailSettings::read(&r)?,
             tokens: TokenSettings::read(&r, debug)?,
             second_factor: SecondFactorSettings::read(&r, debug)?,
+            activity: ActivitySettings::read(&r)?,
             verification: VerificationSettings::read(&r)?,
         })
     }

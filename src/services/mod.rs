@@ -4,8 +4,9 @@
 //! second factor (`second_factor/`), passkeys (`passkeys/`), sessions and their tokens
 //! (`sessions/`), the OpenID Connect provider (`oidc/`), where `rd` may send a user
 //! (`return_to`), what an operator does to an account (`account_admin`), verified
-//! addresses (`verification`) and what the owner does to the account itself
-//! (`account/`: a new address, the data export). Nothing here imports the edge.
+//! addresses (`verification`), what the owner does to the account itself (`account/`:
+//! a new address, the data export) and the account's activity log (`activity`).
+//! Nothing here imports the edge.
 //!
 //! This file: the app's long-lived parts (settings, store, accounts, hasher, mailer,
 //! metrics) as one borrowed bundle, `Services`: a handler takes one `Services` instead
@@ -14,6 +15,7 @@
 
 pub mod account;
 pub mod account_admin;
+pub mod activity;
 pub mod oidc;
 pub mod passkeys;
 pub mod return_to;

@@ -28,6 +28,7 @@ use uuid::Uuid;
 
 use crate::accounts::{Accounts, User};
 use crate::config::Settings;
+use crate::services::activity::{self, Event, Kind};
 use crate::services::sessions::Origin;
 use crate::services::signin::limits::{self, Throttled};
 use crate::services::{ServiceError, Services};
@@ -155,7 +156,10 @@ pub async fn check_code(
     match check {
         ResetCheck::Right => {
             attempt.succeeded(app.store).await;
-            mark_verified(app.store, app.accounts, &user).await?;
+            if mark_verified(app.store, app.accounts, &user).await? {
+                let verified = Event::new(Kind::EmailVerified).ip(ip).detail("code");
+                activity::record(app, &user.id, verified).await;
+            }
             Ok(CodeCheck::Verified)
         }
         ResetCheck::Burned => Ok(CodeCheck::Burned),
@@ -181,7 +185,10 @@ pub async fn use_link(app: Services<'_>, token: &str) -> Result<Option<User>, Se
     {
         return Ok(None);
     }
-    mark_verified(app.store, app.accounts, &user).await?;
+    if mark_verified(app.store, app.accounts, &user).await? {
+        let verified = Event::new(Kind::EmailVerified).detail("link");
+        activity::record(app, &user.id, verified).await;
+    }
     Ok(Some(user))
 }
 
@@ -219,7 +226,10 @@ pub async fn after_reset(app: Services<'_>, user: &User) -> Result<(), ServiceEr
         }
         app.accounts.forget_consents(&user.id).await?;
     }
-    mark_verified(app.store, app.accounts, user).await?;
+    if mark_verified(app.store, app.accounts, user).await? {
+        let verified = Event::new(Kind::EmailVerified).detail("reset");
+        activity::record(app, &user.id, verified).await;
+    }
     Ok(())
 }
 

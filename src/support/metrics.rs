@@ -21,6 +21,9 @@ pub struct Metrics {
     pub store: StoreMetrics,
     /// `latchkey_argon2_queue_wait_seconds`: how long a hash waited for a permit.
     pub argon2_wait: Histogram,
+    /// `latchkey_activity_record_failures_total`: activity events that could not be
+    /// written (the request they belong to went on).
+    pub activity_failures: IntCounter,
 }
 
 /// What the store records of its own calls (the store holds a copy).
@@ -92,6 +95,10 @@ impl Metrics {
                 "latchkey_argon2_queue_wait_seconds",
                 "Time a password hash waited for an Argon2 permit",
             )?,
+            activity_failures: IntCounter::new(
+                "latchkey_activity_record_failures_total",
+                "Account activity events that could not be written",
+            )?,
             registry,
         };
         metrics.register()?;
@@ -106,6 +113,7 @@ impl Metrics {
         r.register(Box::new(self.store.sessions_started.clone()))?;
         r.register(Box::new(self.store.sessions_ended.clone()))?;
         r.register(Box::new(self.argon2_wait.clone()))?;
+        r.register(Box::new(self.activity_failures.clone()))?;
         // Every outcome shows from the start, at 0, so a rate can be taken at once.
         for outcome in [
             SignInOutcome::Ok,

@@ -13,6 +13,7 @@ use crate::accounts::{AccountError, Work};
 use crate::config::Settings;
 use crate::http::error::{AppError, AppResult};
 use crate::http::request::RequestOrigin;
+use crate::services::activity::{self, EndedBy, Event, Kind};
 use crate::services::passkeys;
 use crate::services::return_to::ReturnTo;
 use crate::services::sessions::{self, SessionSpec};
@@ -158,6 +159,11 @@ async fn register(
     )
     .await?
     .ok_or(AppError::Internal("a new account's session was refused"))?;
+    let first = Event::new(Kind::SignIn)
+        .from(&origin.0)
+        .session(&started.sid)
+        .detail("password");
+    activity::record(app, &user.id, first).await;
     cookie.set(started.cookie_value, None);
     if let Err(e) = verification::send(app, &user, Asked::Registration(&origin.0)).await {
         // The account stands; "resend" on every page mails the code again.
@@ -382,8 +388,12 @@ async fn logout(
     _form: CsrfForm<NoFields>,
     app: Services<'_>,
     cookie: SessionCookieJar<'_>,
+    origin: RequestOrigin,
 ) -> AppResult<Flash<Redirect>> {
-    sessions::end(app.store, &session.user_id, &session.sid).await?;
+    if sessions::end(app.store, &session.user_id, &session.sid).await? {
+        let ended = Event::session_ended(Some(&session.sid), EndedBy::ThisDevice).from(&origin.0);
+        activity::record(app, &session.user_id, ended).await;
+    }
     cookie.clear();
     Ok(Flash::success(
         Redirect::to(uri!(login_page(_, _))),

@@ -9,6 +9,8 @@ use super::guards::{CsrfForm, CurrentSession, NoFields, SessionCookieJar, Sessio
 use super::next_path::NextPath; // NextPath: for uri!(login_page(..))
 use super::page::Page;
 use crate::http::error::{AppError, AppResult};
+use crate::http::request::RequestOrigin;
+use crate::services::activity::{self, EndedBy, Event};
 use crate::services::sessions::{self, SessionView};
 use crate::services::Services;
 use crate::store::SessionRecord;
@@ -84,11 +86,19 @@ async fn revoke(
     _form: CsrfForm<NoFields>,
     app: Services<'_>,
     cookie: SessionCookieJar<'_>,
+    origin: RequestOrigin,
 ) -> AppResult<Flash<Redirect>> {
     // Another user's session id answers 404, like any id that does not exist.
     if !sessions::end(app.store, &session.user_id, id).await? {
         return Err(AppError::NotFound);
     }
+    let by = if id == session.sid {
+        EndedBy::ThisDevice
+    } else {
+        EndedBy::AnotherDevice
+    };
+    let ended = Event::session_ended(Some(id), by).from(&origin.0);
+    activity::record(app, &session.user_id, ended).await;
     if id == session.sid {
         cookie.clear();
         return Ok(Flash::success(
@@ -107,8 +117,13 @@ async fn revoke_others(
     session: CurrentSession,
     _form: CsrfForm<NoFields>,
     app: Services<'_>,
+    origin: RequestOrigin,
 ) -> AppResult<Flash<Redirect>> {
     let n = sessions::end_others(app.store, &session.user_id, &session.sid).await?;
+    let here = Event::session_ended(None, EndedBy::AnotherDevice).from(&origin.0);
+    if let Some(ended) = here.ended(EndedBy::AnotherDevice, n) {
+        activity::record(app, &session.user_id, ended).await;
+    }
     let msg = match n {
         0 => "No other device was signed in.".to_string(),
         1 => "Signed out 1 other device.".to_string(),

@@ -1,5 +1,6 @@
 //! The browser pages: routes by area (`auth.rs` sign-in, registration and sign-out;
-//! `two_step.rs` the code page; `devices.rs`; `password.rs` change, forgot and reset;
+//! `two_step.rs` the code page; `devices.rs`; `activity.rs` the account's activity;
+//! `password.rs` change, forgot and reset;
 //! `security.rs` the second factor's pages; `passkeys.rs` the passkeys' JSON endpoints
 //! and forms; `email_change.rs` a new address and its undo link; `account.rs` deleting
 //! the account and downloading its data, after the owner's proof (`owner_check.rs`);
@@ -11,6 +12,7 @@
 //! stylesheet and the passkey script (`assets.rs`). `stage()` mounts them all.
 
 mod account;
+mod activity;
 mod assets;
 mod auth;
 mod browser_cookie;
@@ -74,6 +76,7 @@ pub fn stage() -> AdHoc {
             .mount("/", routes)
             .mount("/", auth::routes())
             .mount("/", devices::routes())
+            .mount("/", activity::routes())
             .mount("/", password::routes())
             .mount("/", security::routes())
             .mount("/", email_change::routes())

@@ -21,12 +21,14 @@ use super::page::Page;
 use crate::accounts::ClientRecord;
 use crate::http::error::AppError;
 use crate::http::request::ClientIp;
+use crate::services::activity::{self, Event, Kind};
 use crate::services::oidc::clients::origin_of;
 use crate::services::oidc::grants::{self, CodeRequest};
 use crate::services::oidc::reauth;
 use crate::services::verification::must_verify_first;
 use crate::services::Services;
 use crate::support::clock::now_ms;
+use crate::support::input::Label;
 
 pub fn routes() -> Vec<Route> {
     routes![authorize, consent, consent_signed_out]
@@ -557,6 +559,15 @@ async fn consent(
             s.accounts
                 .save_consent(&session.user_id, &c.client.client_id, &scopes)
                 .await?;
+            // The app's name as its own claim, cleaned like every label.
+            let name = Label::lossy(&c.client.name)
+                .map(|l| l.as_str().to_string())
+                .unwrap_or_default();
+            let allowed = Event::new(Kind::AppAllowed)
+                .ip(&ip.text())
+                .session(&session.sid)
+                .detail(&name);
+            activity::record(s, &session.user_id, allowed).await;
             grant(s, &session, &c, &ip).await
         }
         "deny" => Ok(back_with_error(

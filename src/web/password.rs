@@ -12,6 +12,7 @@ use super::page::Page;
 use crate::accounts::{Slot, User};
 use crate::http::error::{AppError, AppResult};
 use crate::http::request::RequestOrigin;
+use crate::services::activity::{Event, Kind};
 use crate::services::second_factor::{self, Notice};
 use crate::services::signin::limits;
 use crate::services::signin::password_reset::{self, Reset};
@@ -275,7 +276,8 @@ async fn change(
         Err(page) => return Ok(Err(page)),
     };
     let keep = Some(session.sid.as_str());
-    let ended = signin::replace_password(app, &slot, &user, &new_password, keep).await?;
+    let event = Event::new(Kind::PasswordChanged).from(&origin.0);
+    let ended = signin::replace_password(app, &slot, &user, &new_password, keep, event).await?;
     drop(slot);
     second_factor::mail_owner(&app, &user, Notice::PasswordChanged { ended });
     if let Some(claim) = trusted_browsers::remember(app.store, &user, browser.as_ref()).await {

@@ -75,3 +75,39 @@ fn managed<T: Send + Sync + 'static>(rocket: &Rocket<Orbit>) -> &T {
         .state::<T>()
         .unwrap_or_else(|| panic!("the app manages a {}", std::any::type_name::<T>()))
 }
+
+/// The account's activity log, as the service and the database give it.
+pub mod activity {
+    pub use latchkey::accounts::{Bounds, NewEvent};
+    pub use latchkey::services::activity::{page, EventView};
+}
+
+/// The newest 100 events of `user`'s log (what the page and the API show).
+pub async fn activity_page(accounts: &Accounts, user: &User) -> Vec<activity::EventView> {
+    let settings = Settings::from_figment(&default_figment()).expect("settings");
+    activity::page(accounts, &settings.activity, &user.id, None, 100)
+        .await
+        .expect("the log reads")
+        .events
+}
+
+/// An event of `kind` to write straight to the database.
+pub fn activity_event(kind: &str) -> activity::NewEvent<'_> {
+    activity::NewEvent {
+        kind,
+        label: "",
+        ip: "",
+        session_id: None,
+        detail: "",
+        group_key: None,
+        count: 1,
+    }
+}
+
+/// Bounds of a log: `max_events`, and nothing at or before `oldest_ms`.
+pub fn activity_bounds(max_events: u32, oldest_ms: i64) -> activity::Bounds {
+    activity::Bounds {
+        max_events,
+        oldest_ms,
+    }
+}

@@ -19,6 +19,7 @@ use uuid::Uuid;
 
 use super::mail::{self, AccountMail, Actor};
 use crate::accounts::{AccountError, User};
+use crate::services::activity::{self, Event, Kind};
 use crate::services::signin::limits::{self, Throttled};
 use crate::services::signin::password_reset::new_code;
 use crate::services::{ServiceError, Services};
@@ -152,6 +153,8 @@ pub async fn confirm(
     };
     mail::send(app.settings, app.mailer, from.as_str(), &notice, actor);
     tracing::info!(user = %user.id, "address changed; the old address was mailed an undo link");
+    let changed = actor_event(Event::new(Kind::EmailChanged), actor);
+    activity::record(app, &user.id, changed).await;
     Ok(Confirmed::Changed {
         to: to.as_str().to_string(),
     })
@@ -202,8 +205,18 @@ pub async fn undo(
     let notice = AccountMail::Restored { ended };
     mail::send(app.settings, app.mailer, old.as_str(), &notice, actor);
     tracing::info!(user = %user_id, ended, "address change undone; every session ended");
+    let undone = actor_event(Event::new(Kind::EmailChanged).detail("undo"), actor);
+    activity::record(app, &user_id, undone).await;
     Ok(Undone::Restored {
         email: old.as_str().to_string(),
         ended,
     })
+}
+
+/// The event, from the browser that made the change (the operator has none).
+fn actor_event(event: Event, actor: &Actor<'_>) -> Event {
+    match actor {
+        Actor::Browser(origin) => event.from(origin),
+        Actor::Operator => event,
+    }
 }

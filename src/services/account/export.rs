@@ -8,7 +8,7 @@ use serde_json::{json, Map, Value};
 
 use crate::accounts::User;
 use crate::services::sessions::{self, SessionView};
-use crate::services::{passkeys as passkey_service, second_factor};
+use crate::services::{activity, passkeys as passkey_service, second_factor};
 use crate::services::{ServiceError, Services};
 use crate::support::clock::{iso_time, now_ms};
 
@@ -29,6 +29,7 @@ pub async fn export(app: Services<'_>, user: &User) -> Result<Value, ServiceErro
         second_factor_status(app, user).await?,
     );
     doc.insert("passkeys".into(), passkeys(app, user).await?);
+    doc.insert("activity".into(), activity_log(app, user).await?);
     Ok(Value::Object(doc))
 }
 
@@ -110,6 +111,27 @@ async fn passkeys(app: Services<'_>, user: &User) -> Result<Value, ServiceError>
                 "last_used_at": p.last_used_ms.map(iso_time),
                 "synced": p.synced,
                 "refused_as_copied": p.cloned,
+            })
+        })
+        .collect();
+    Ok(Value::Array(shown))
+}
+
+/// The activity log, newest first, at most `activity_max_events`, as
+/// `GET /api/v1/activity` shows each event but without the session it concerns.
+async fn activity_log(app: Services<'_>, user: &User) -> Result<Value, ServiceError> {
+    let events = activity::all(app.accounts, &app.settings.activity, &user.id).await?;
+    let shown: Vec<Value> = events
+        .into_iter()
+        .map(|e| {
+            json!({
+                "id": e.id,
+                "at": e.at,
+                "type": e.kind,
+                "label": e.label,
+                "ip": e.ip,
+                "detail": e.detail,
+                "count": e.count,
             })
         })
         .collect();

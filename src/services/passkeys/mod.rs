@@ -29,6 +29,7 @@ use webauthn_rs::prelude::{Url, Webauthn, WebauthnBuilder};
 pub use self::ceremony::{CeremonyCookie, CEREMONY_TTL_MS};
 use crate::accounts::{AccountError, PasskeyRow};
 use crate::config::Settings;
+use crate::services::activity::{self, Event, Kind};
 use crate::services::signin::limits::Throttled;
 use crate::services::{ServiceError, Services};
 use crate::store::StoreError;
@@ -187,6 +188,8 @@ pub async fn remove(app: Services<'_>, user_id: &Uuid, id: &str) -> Result<(), R
         return Err(RemoveError::NotFound);
     }
     tracing::info!(user = %user_id, passkey = %id, "passkey removed");
+    let event = Event::new(Kind::PasskeyRemoved).detail(&removed.name);
+    activity::record(app, user_id, event).await;
     let notice = mail::Notice::Removed {
         name: removed.name.clone(),
     };

@@ -14,6 +14,7 @@ use super::ceremony::{self, Ceremony, CeremonyCookie};
 use super::mail::{self, Notice};
 use super::{relying_party, PasskeyError, MAX_PASSKEYS};
 use crate::accounts::{AccountError, NewPasskey, User};
+use crate::services::activity::{self, Event, Kind};
 use crate::services::Services;
 use crate::support::clock::now_ms;
 use crate::support::input::Label;
@@ -116,6 +117,8 @@ pub async fn finish(
         Err(e) => return Err(e.into()),
     }
     tracing::info!(user = %user.id, passkey = %id, "passkey added");
+    let added = Event::new(Kind::PasskeyAdded).detail(name.as_str());
+    activity::record(app, &user.id, added).await;
     let notice = Notice::Added {
         name: name.to_string(),
     };

@@ -9,6 +9,7 @@ use super::mail::{tell_owner, Notice};
 use super::sealing::{stored_context, SealingKeys};
 use super::totp::{matching_step, parse_code, Typed};
 use crate::accounts::{AccountError, User};
+use crate::services::activity::{self, Event, Kind};
 use crate::services::{ServiceError, Services};
 use crate::store::StoreError;
 use crate::support::clock::now_ms;
@@ -183,6 +184,8 @@ pub async fn use_up(
         return Err(SecondFactorError::WrongCode);
     }
     let left = services.accounts.recovery_codes_left(user_id).await?;
+    let used = Event::new(Kind::RecoveryCodeUsed).detail(&format!("{left} left"));
+    activity::record(*services, user_id, used).await;
     if purpose == Purpose::SignIn {
         tell_owner(services, user_id, Notice::RecoveryCodeUsed { left }).await;
     }

@@ -10,6 +10,7 @@ use super::totp::{
     matching_step, new_recovery_codes, parse_code, Typed, BASE32, ISSUER, SECRET_BYTES,
     STEP_SECONDS,
 };
+use crate::services::activity::{self, EndedBy, Event, Kind};
 use crate::services::Services;
 use crate::store::Sessions;
 use crate::support::clock::now_ms;
@@ -150,6 +151,7 @@ pub async fn enable(
         return Err(SecondFactorError::AlreadyEnrolled);
     }
     tracing::info!(user = %user_id, "second factor turned on");
+    activity::record(*services, user_id, Event::new(Kind::SecondFactorOn)).await;
     tell_owner(services, user_id, Notice::Enabled).await;
     Ok(shown)
 }
@@ -193,6 +195,12 @@ pub async fn disable(
         .revoke_sessions(user_id, keep, None, now_ms())
         .await?;
     tracing::info!(user = %user_id, ended, "second factor turned off; other sessions ended");
+    let off = Event::new(Kind::SecondFactorOff);
+    let ended_event = off.clone().ended(EndedBy::SecondFactorOff, ended);
+    activity::record(*services, user_id, off).await;
+    if let Some(ended_event) = ended_event {
+        activity::record(*services, user_id, ended_event).await;
+    }
     tell_owner(services, user_id, Notice::Disabled { ended }).await;
     Ok(ended)
 }

@@ -144,6 +144,15 @@ pub enum Source<'a> {
     },
 }
 
+impl<'a> Source<'a> {
+    /// The client address the attempt came from.
+    pub fn ip(&self) -> &'a str {
+        match self {
+            Source::Stranger { ip, .. } | Source::TrustedBrowser { ip, .. } => ip,
+        }
+    }
+}
+
 /// The sign-in failure quotas `source` counts against, and its client IP.
 fn sign_in_failures<'a>(
     store: &Store,

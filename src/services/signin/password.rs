@@ -19,6 +19,7 @@ use super::limits::{self, Throttled};
 use super::new_device::{self, Device};
 use super::trusted_browsers::{self, BrowserClaim};
 use crate::accounts::{AccountError, HashError, Slot, User, Work};
+use crate::services::activity::{self, EndedBy, Event, Kind};
 use crate::services::second_factor::has_second_factor;
 use crate::services::sessions::{self, Origin, SessionSpec, Started};
 use crate::services::verification::must_verify_first;
@@ -122,7 +123,15 @@ pub async fn check_password(
     let user = app.accounts.find_by_email(c.email).await?;
     let source =
         trusted_browsers::source(app.store, c.browser, user.as_ref(), c.email, c.ip).await?;
-    let attempt = limits::sign_in(app.store, &app.settings.limits, source).await??;
+    let attempt = match limits::sign_in(app.store, &app.settings.limits, source).await? {
+        Ok(attempt) => attempt,
+        Err(throttled) => {
+            if let Some(user) = &user {
+                activity::record_later(app, user.id, Event::new(Kind::LockedOut).ip(c.ip));
+            }
+            return Err(throttled.into());
+        }
+    };
     if c.password.chars().count() > MAX_PASSWORD_INPUT {
         return Err(SignInError::WrongCredentials);
     }
@@ -136,6 +145,10 @@ pub async fn check_password(
     };
     let hash = user.as_ref().map(|u| u.password_hash.as_str());
     if !slot.verify(c.password, hash).await? {
+        if let Some(user) = &user {
+            let failed = Event::new(Kind::SignInFailed).ip(c.ip).detail("password");
+            activity::record_later(app, user.id, failed);
+        }
         return Err(SignInError::WrongCredentials);
     }
     // A disabled account answers as a wrong password would, after the same work, and
@@ -203,6 +216,7 @@ pub async fn start_session(
         SessionSpec::App { name, .. } => Some(name.clone()),
     };
     let is_browser = matches!(s.session, SessionSpec::Browser { .. });
+    let method = activity::sign_in_method(s.amr, !is_browser);
     let started =
         sessions::start(app.store, app.settings, &user, s.origin, s.session, s.amr).await?;
     // None: the password changed while this one was being checked.
@@ -218,6 +232,14 @@ pub async fn start_session(
         client_name: client_name.as_ref(),
     };
     new_device::after_sign_in(app, &user, &seen).await;
+    let mut event = Event::new(Kind::SignIn)
+        .from(s.origin)
+        .session(&session.sid)
+        .detail(method);
+    if let Some(name) = &client_name {
+        event = event.label(name.as_str());
+    }
+    activity::record(app, &user.id, event).await;
     tracing::info!(user = %user.id, amr = ?s.amr.values(), "signed in");
     Ok(SignedIn {
         user,
@@ -229,13 +251,15 @@ pub async fn start_session(
 /// Stores a new password (hashed in `slot`) and ends every session of the user but
 /// `keep`, raising the password version so a sign-in checked against the old password
 /// cannot land later; any outstanding reset code and every trusted browser of the
-/// account end with it. Answers how many sessions ended.
+/// account end with it. `event` (`password_changed` or `password_reset`, with where
+/// it came from) is recorded, and the sessions it ended. Answers how many ended.
 pub async fn replace_password(
     app: Services<'_>,
     slot: &Slot,
     user: &User,
     password: &NewPassword,
     keep: Option<&str>,
+    event: Event,
 ) -> Result<u32, ServiceError> {
     let hash = slot.hash(password.expose()).await?;
     let version = app.accounts.set_password(user, &hash).await?;
@@ -244,5 +268,15 @@ pub async fn replace_password(
         .revoke_sessions(&user.id, keep, Some(version), now_ms())
         .await?;
     tracing::info!(user = %user.id, ended, "password replaced; sessions ended");
+    let by = if event.kind() == Kind::PasswordReset {
+        EndedBy::PasswordReset
+    } else {
+        EndedBy::PasswordChange
+    };
+    let ended_event = event.clone().ended(by, ended);
+    activity::record(app, &user.id, event).await;
+    if let Some(ended_event) = ended_event {
+        activity::record(app, &user.id, ended_event).await;
+    }
     Ok(ended)
 }

@@ -13,6 +13,7 @@ use super::limits::{self, Throttled};
 use super::password::replace_password;
 use crate::accounts::Work;
 use crate::config::Settings;
+use crate::services::activity::{Event, Kind};
 use crate::services::passkeys::mail as passkey_mail;
 use crate::services::{ServiceError, Services};
 use crate::store::{PasswordResets, ResetCheck};
@@ -117,7 +118,8 @@ pub async fn reset_password(
         _ => return Ok(Reset::Missing),
     };
     attempt.succeeded(app.store).await;
-    replace_password(app, &slot, &user, password, None).await?;
+    let event = Event::new(Kind::PasswordReset).ip(ip);
+    replace_password(app, &slot, &user, password, None, event).await?;
     // The code came from the mailbox: the address is verified, and an account someone
     // else registered with it is the owner's now.
     crate::services::verification::after_reset(app, &user).await?;

@@ -28,6 +28,7 @@ use super::limits::{self, Source, Throttled};
 use super::password::{start_session, SessionStart, SignInError, SignedIn};
 use super::trusted_browsers::{self, BrowserClaim};
 use crate::accounts::User;
+use crate::services::activity::{self, Event, Kind};
 use crate::services::passkeys::sign_in as passkey_sign_in;
 use crate::services::passkeys::{CeremonyCookie, PasskeyError};
 use crate::services::second_factor::{self, Accepted, Purpose, SecondFactorError};
@@ -141,14 +142,22 @@ async fn check_code(
     code: &str,
     source: Source<'_>,
 ) -> Result<Accepted, CodeError> {
-    let attempt = limits::second_factor(app.store, &app.settings.limits, source)
-        .await?
-        .map_err(CodeError::Throttled)?;
+    let ip = source.ip();
+    let attempt = match limits::second_factor(app.store, &app.settings.limits, source).await? {
+        Ok(attempt) => attempt,
+        Err(throttled) => {
+            let locked = Event::new(Kind::LockedOut).ip(ip);
+            activity::record_later(app, user.id, locked);
+            return Err(CodeError::Throttled(throttled));
+        }
+    };
     if code.len() > MAX_CODE_INPUT {
         return Err(CodeError::Wrong);
     }
     let Some(accepted) = code_is_right(app, &user.id, code).await? else {
         tracing::info!(user = %user.id, "sign-in: wrong one-time code");
+        let failed = Event::new(Kind::SignInFailed).ip(ip).detail("code");
+        activity::record_later(app, user.id, failed);
         return Err(CodeError::Wrong);
     };
     attempt.succeeded(app.store).await;
