@@ -156,7 +156,7 @@ mod tests {
     /// sqlx refuses to open a database whose applied migrations changed (checksum) or
     /// went missing (version). These are the migrations as shipped; a change here
     /// means existing SQLite databases would no longer start.
-    const SHIPPED_SQLITE: [(i64, &str); 7] = [
+    const SHIPPED_SQLITE: [(i64, &str); 8] = [
         (
             1,
             "dbf9aace7c53281886ce5ea51e85cb89d4ae92b80f5d6f0384d50b4fd4750e5f356c25eda4210d76d7c9e43b94d95d7b",
@@ -184,6 +184,10 @@ mod tests {
         (
             7,
             "191a4639216c24691bfc0e9a6ebe8e479482edb88c11d078a1039a58b06c755e4cfd30096951932911e8668b3741a303",
+        ),
+        (
+            8,
+            "f694a33003598a601ab67dc76e831424050de7aaa178c8a73d7a1a33e372bbe0c9901c49eb05f47ea25b50f955c77e12",
         ),
     ];
 
