@@ -796,3 +796,31 @@ async fn the_export_lists_the_passkeys_without_their_credentials() {
     let row = passkey_id(&app, &key).await;
     assert!(!res.body.contains(&row), "nor the passkey's row id");
 }
+
+/// A passkey added without a name is named after its authenticator when that is a
+/// known one (by the AAGUID in its registration), else "Passkey"; a typed name wins.
+#[tokio::test]
+async fn a_passkey_without_a_name_is_named_after_its_authenticator() {
+    let app = passkey_app();
+    let (b, _) = app.signed_in_browser().await;
+    let icloud = *uuid::Uuid::parse_str("fbfc3007-154e-4ecc-8c0b-6e020557d7bd")
+        .expect("a uuid")
+        .as_bytes();
+    let mut known = SoftPasskey::new();
+    known.aaguid = icloud;
+    let added = b.add_passkey(&mut known, "").await;
+    assert_eq!(added.status, Status::Created, "{}", added.body);
+    assert_eq!(added.json["name"], "iCloud Keychain");
+
+    let mut unknown = SoftPasskey::new();
+    unknown.aaguid = [7; 16];
+    let added = b.add_passkey(&mut unknown, "  ").await;
+    assert_eq!(added.json["name"], "Passkey", "{}", added.body);
+
+    let mut typed = SoftPasskey::new();
+    typed.aaguid = icloud;
+    let added = b.add_passkey(&mut typed, "Work phone").await;
+    assert_eq!(added.json["name"], "Work phone", "{}", added.body);
+    let page = b.get("/account/security").await.body;
+    assert!(page.contains("iCloud Keychain") && page.contains("Work phone"));
+}

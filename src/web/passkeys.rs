@@ -283,7 +283,7 @@ async fn add(
         Err(answer) => return Ok(answer),
     };
     // A bad name is refused before the ceremony is used up: the user can fix it.
-    let name = match passkeys::parse_name(body.name.as_deref().unwrap_or("")) {
+    let name = match passkeys::parse_new_name(body.name.as_deref().unwrap_or("")) {
         Ok(name) => name,
         Err(e) => return refused(e, Status::BadRequest),
     };
@@ -292,7 +292,7 @@ async fn add(
         return refused(PasskeyError::Refused, Status::BadRequest);
     };
     jar.clear_ceremony();
-    match register::finish(app, &user, &ceremony, &body.credential, &name).await {
+    match register::finish(app, &user, &ceremony, &body.credential, name.as_ref()).await {
         Ok(added) => Ok(JsonAnswer::ok(Status::Created, json!(added))),
         Err(e) => refused(e, Status::BadRequest),
     }

@@ -36,6 +36,8 @@ pub struct SoftPasskey {
     pub verifies_user: bool,
     /// Backup eligible and backed up (a synced passkey).
     pub synced: bool,
+    /// The make and model it names when registering (all zero: none).
+    pub aaguid: [u8; 16],
 }
 
 impl SoftPasskey {
@@ -53,6 +55,7 @@ impl SoftPasskey {
             rp_id: "localhost".into(),
             verifies_user: true,
             synced: false,
+            aaguid: [0; 16],
         }
     }
 
@@ -111,7 +114,7 @@ impl SoftPasskey {
         let mut auth_data = Sha256::digest(self.rp_id.as_bytes()).to_vec();
         auth_data.push(self.flags(true));
         auth_data.extend(self.counter.to_be_bytes());
-        auth_data.extend([0u8; 16]); // AAGUID
+        auth_data.extend(self.aaguid);
         auth_data.extend((self.credential_id.len() as u16).to_be_bytes());
         auth_data.extend(&self.credential_id);
         auth_data.extend(self.cose_key());

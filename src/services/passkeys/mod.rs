@@ -18,6 +18,7 @@
 //!   counter that went backwards (a cloned key) is refused, the passkey is marked and
 //!   refused from then on, and the owner is mailed.
 
+mod authenticators;
 mod ceremony;
 pub mod mail;
 pub mod register;
@@ -92,6 +93,12 @@ pub fn relying_party(settings: &Settings) -> Option<Webauthn> {
 /// Whether passkeys can be used on this server (a host name in `public_url`).
 pub fn available(settings: &Settings) -> bool {
     settings.passkeys.rp_id.is_some()
+}
+
+/// A new passkey's name as typed: trimmed, the label rule; `None` when blank (the
+/// authenticator's own name is used then, or [`DEFAULT_NAME`]).
+pub fn parse_new_name(input: &str) -> Result<Option<Label>, PasskeyError> {
+    Label::parse(input).map_err(PasskeyError::BadName)
 }
 
 /// A passkey name as typed: trimmed, the label rule; blank is [`DEFAULT_NAME`].

@@ -12,7 +12,7 @@ use webauthn_rs_proto::ResidentKeyRequirement;
 
 use super::ceremony::{self, Ceremony, CeremonyCookie};
 use super::mail::{self, Notice};
-use super::{relying_party, PasskeyError, MAX_PASSKEYS};
+use super::{authenticators, relying_party, PasskeyError, DEFAULT_NAME, MAX_PASSKEYS};
 use crate::accounts::{AccountError, NewPasskey, User};
 use crate::services::activity::{self, Event, Kind};
 use crate::services::Services;
@@ -74,15 +74,16 @@ pub struct Added {
 }
 
 /// The browser's answer to this browser's ceremony for `user`: checked (the challenge,
-/// the origin and relying party, user verification), then stored under `name` while
-/// the account has fewer than [`MAX_PASSKEYS`]; the owner is mailed. The ceremony is
-/// used up whatever the outcome.
+/// the origin and relying party, user verification), then stored under `name` (when
+/// none was typed: the authenticator's make when it is a known one, else
+/// [`DEFAULT_NAME`]) while the account has fewer than [`MAX_PASSKEYS`]; the owner is
+/// mailed. The ceremony is used up whatever the outcome.
 pub async fn finish(
     app: Services<'_>,
     user: &User,
     cookie: &CeremonyCookie,
     answer: &RegisterPublicKeyCredential,
-    name: &Label,
+    typed: Option<&Label>,
 ) -> Result<Added, PasskeyError> {
     let rp = relying_party(app.settings).ok_or(PasskeyError::Unavailable)?;
     let Some(Ceremony::Register { user_id, state }) = ceremony::take(app, cookie).await? else {
@@ -97,6 +98,12 @@ pub async fn finish(
             tracing::info!(user = %user.id, error = %e, "passkeys: registration answer refused");
             PasskeyError::Refused
         })?;
+    let name = match typed {
+        Some(name) => name.clone(),
+        None => Label::ours(
+            authenticators::name_of(&answer.response.attestation_object).unwrap_or(DEFAULT_NAME),
+        ),
+    };
     let credential = Credential::from(passkey.clone());
     let stored = serde_json::to_string(&passkey).map_err(|_| PasskeyError::Refused)?;
     let id = Uuid::now_v7();
