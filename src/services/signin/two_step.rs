@@ -229,6 +229,17 @@ pub async fn sign_in_with_code(
 
 /// Counts the end of a sign-in's code step: `None` a success, `Some(None)` nothing
 /// to count (the store failed), else the refusal.
+impl StepError {
+    /// How a refused second step counts for `/metrics` (`None`: not a sign-in attempt).
+    fn outcome(&self) -> Option<SignInOutcome> {
+        match self {
+            StepError::Throttled(_) => Some(SignInOutcome::Throttled),
+            StepError::Wrong { .. } | StepError::Ended => Some(SignInOutcome::Wrong),
+            StepError::NoPending | StepError::Failed(_) => None,
+        }
+    }
+}
+
 fn count(app: Services<'_>, refused: Option<Option<SignInOutcome>>) {
     match refused {
         None => app.metrics.sign_in(SignInOutcome::Ok),
@@ -326,26 +337,13 @@ pub struct Completed {
 /// after a password alone, with `amr` `pwd otp`). Counted for `/metrics` as a sign-in.
 pub async fn complete(app: Services<'_>, step: CodeStep<'_>) -> Result<Completed, StepError> {
     let result = complete_steps(app, step).await;
-    count(
-        app,
-        result.as_ref().err().map(|e| match e {
-            StepError::Throttled(_) => Some(SignInOutcome::Throttled),
-            StepError::Wrong { .. } | StepError::Ended => Some(SignInOutcome::Wrong),
-            StepError::NoPending | StepError::Failed(_) => None,
-        }),
-    );
+    count(app, result.as_ref().err().map(StepError::outcome));
     result
 }
 
 async fn complete_steps(app: Services<'_>, step: CodeStep<'_>) -> Result<Completed, StepError> {
     let (user_id, pid) = (&step.cookie.user_id, step.cookie.pid());
-    let Some(pending) = app.store.read_pending(user_id, &pid, now_ms()).await? else {
-        return Err(StepError::NoPending);
-    };
-    let Some(user) = still_valid(app, user_id, &pending).await? else {
-        app.store.take_pending(user_id, &pid, now_ms()).await?;
-        return Err(StepError::NoPending);
-    };
+    let user = standing_account(app, user_id, &pid).await?;
     let accepted = pending_code(app, &step, &user, &pid).await?;
     // Used once: of two right codes sent together, one takes it. Only then is a
     // recovery code used up, so the one that lost keeps its code.
@@ -368,17 +366,7 @@ async fn complete_steps(app: Services<'_>, step: CodeStep<'_>) -> Result<Complet
         browser: step.browser,
         amr: Amr::PasswordAndOtp,
     };
-    let signed = match start_session(app, user, start).await {
-        Ok(signed) => signed,
-        Err(SignInError::Failed(e)) => return Err(StepError::Failed(e)),
-        // Refused as stale: the password changed between the check above and now.
-        Err(_) => return Err(StepError::NoPending),
-    };
-    Ok(Completed {
-        signed,
-        target: pending.target,
-        remember: step.remember,
-    })
+    finish(app, user, start, pending.target, step.remember).await
 }
 
 /// The second step done with a passkey instead of a code, as the browser sends it.
@@ -400,26 +388,13 @@ pub async fn complete_with_passkey(
     step: PasskeyStep<'_>,
 ) -> Result<Completed, StepError> {
     let result = passkey_steps(app, step).await;
-    count(
-        app,
-        result.as_ref().err().map(|e| match e {
-            StepError::Throttled(_) => Some(SignInOutcome::Throttled),
-            StepError::Wrong { .. } | StepError::Ended => Some(SignInOutcome::Wrong),
-            StepError::NoPending | StepError::Failed(_) => None,
-        }),
-    );
+    count(app, result.as_ref().err().map(StepError::outcome));
     result
 }
 
 async fn passkey_steps(app: Services<'_>, step: PasskeyStep<'_>) -> Result<Completed, StepError> {
     let (user_id, pid) = (&step.cookie.user_id, step.cookie.pid());
-    let Some(pending) = app.store.read_pending(user_id, &pid, now_ms()).await? else {
-        return Err(StepError::NoPending);
-    };
-    let Some(user) = still_valid(app, user_id, &pending).await? else {
-        app.store.take_pending(user_id, &pid, now_ms()).await?;
-        return Err(StepError::NoPending);
-    };
+    let user = standing_account(app, user_id, &pid).await?;
     let assertion = passkey_sign_in::Assertion {
         cookie: step.ceremony,
         answer: step.answer,
@@ -455,16 +430,27 @@ async fn passkey_steps(app: Services<'_>, step: PasskeyStep<'_>) -> Result<Compl
         browser: step.browser,
         amr: Amr::PasswordAndPasskey,
     };
-    let signed = match start_session(app, user, start).await {
-        Ok(signed) => signed,
-        Err(SignInError::Failed(e)) => return Err(StepError::Failed(e)),
-        Err(_) => return Err(StepError::NoPending),
-    };
-    Ok(Completed {
-        signed,
-        target: pending.target,
-        remember: pending.remember,
-    })
+    finish(app, user, start, pending.target, pending.remember).await
+}
+
+/// The session a second step that passed starts, and where the browser goes next.
+async fn finish(
+    app: Services<'_>,
+    user: User,
+    start: SessionStart<'_>,
+    target: String,
+    remember: bool,
+) -> Result<Completed, StepError> {
+    match start_session(app, user, start).await {
+        Ok(signed) => Ok(Completed {
+            signed,
+            target,
+            remember,
+        }),
+        Err(SignInError::Failed(e)) => Err(StepError::Failed(e)),
+        // Refused as stale: the password changed between the check and now.
+        Err(_) => Err(StepError::NoPending),
+    }
 }
 
 /// The code of a pending sign-in, counted as a sign-in failure for whoever this
@@ -499,6 +485,20 @@ async fn pending_code(
         Err(CodeError::Stale) => Err(StepError::NoPending),
         Err(CodeError::Failed(e)) => Err(StepError::Failed(e)),
     }
+}
+
+/// The account of the pending sign-in `pid` of `user_id`, still as at the password
+/// step; a pending sign-in that no longer stands is used up, and the browser starts
+/// again.
+async fn standing_account(app: Services<'_>, user_id: &Uuid, pid: &str) -> Result<User, StepError> {
+    let Some(pending) = app.store.read_pending(user_id, pid, now_ms()).await? else {
+        return Err(StepError::NoPending);
+    };
+    let Some(user) = still_valid(app, user_id, &pending).await? else {
+        app.store.take_pending(user_id, pid, now_ms()).await?;
+        return Err(StepError::NoPending);
+    };
+    Ok(user)
 }
 
 /// The account a pending sign-in was for, if it still stands as it did at the
