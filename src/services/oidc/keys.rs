@@ -15,9 +15,8 @@
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
-use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
-use ring::aead::{Aad, LessSafeKey, Nonce, UnboundKey, AES_256_GCM, NONCE_LEN};
 use ring::rand::SystemRandom;
 use ring::signature::{
     EcdsaKeyPair, Ed25519KeyPair, KeyPair, RsaKeyPair, RsaPublicKeyComponents, UnparsedPublicKey,
@@ -33,7 +32,7 @@ use tokio::sync::Mutex;
 use crate::accounts::{AccountError, Accounts, SigningKeyRow};
 use crate::config::Settings;
 use crate::support::clock::now_ms;
-use crate::support::crypto::random_bytes;
+use crate::support::crypto;
 
 /// A JWS algorithm we sign with.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -196,41 +195,6 @@ fn publish_ms(settings: &Settings) -> i64 {
     settings.tokens.access_ttl.as_millis() as i64 + PUBLISH_MARGIN_MS
 }
 
-fn seal(key: &[u8; 32], kid: &str, plain: &[u8]) -> Result<String, KeyError> {
-    let sealing = LessSafeKey::new(
-        UnboundKey::new(&AES_256_GCM, key).map_err(|_| KeyError::Generate("aead key".into()))?,
-    );
-    let nonce_bytes = random_bytes(NONCE_LEN);
-    let mut nonce = [0u8; NONCE_LEN];
-    nonce.copy_from_slice(&nonce_bytes);
-    let mut buf = plain.to_vec();
-    sealing
-        .seal_in_place_append_tag(
-            Nonce::assume_unique_for_key(nonce),
-            Aad::from(kid.as_bytes()),
-            &mut buf,
-        )
-        .map_err(|_| KeyError::Generate("sealing".into()))?;
-    let mut out = nonce.to_vec();
-    out.extend_from_slice(&buf);
-    Ok(STANDARD.encode(out))
-}
-
-fn open(key: &[u8; 32], kid: &str, sealed: &str) -> Option<Vec<u8>> {
-    let bytes = STANDARD.decode(sealed).ok()?;
-    if bytes.len() <= NONCE_LEN {
-        return None;
-    }
-    let (nonce, body) = bytes.split_at(NONCE_LEN);
-    let opening = LessSafeKey::new(UnboundKey::new(&AES_256_GCM, key).ok()?);
-    let mut buf = body.to_vec();
-    let nonce = Nonce::try_assume_unique_for_key(nonce).ok()?;
-    let plain = opening
-        .open_in_place(nonce, Aad::from(kid.as_bytes()), &mut buf)
-        .ok()?;
-    Some(plain.to_vec())
-}
-
 /// RFC 7638: the kid names the key itself (the first 16 bytes of the SHA-256 of the
 /// JWK's required members, in lexicographic order, as the RFC writes them).
 fn thumbprint(required_members: &str) -> String {
@@ -289,7 +253,8 @@ fn generate_sealed(sealing: &[u8; 32], alg: Alg) -> Result<SigningKeyRow, KeyErr
         }
     };
     Ok(SigningKeyRow {
-        private_key: seal(sealing, &kid, &der)?,
+        private_key: crypto::seal(sealing, kid.as_bytes(), &der)
+            .ok_or_else(|| KeyError::Generate("sealing".into()))?,
         kid,
         alg: alg.name().into(),
         public_jwk: jwk.to_string(),
@@ -380,7 +345,9 @@ fn load(rows: &[SigningKeyRow], sealing: &[u8; 32], publish_ms: i64) -> Loaded {
         };
         let slot = &mut signers[alg.index()];
         if row.retired_at.is_none() && slot.is_none() {
-            match open(sealing, &row.kid, &row.private_key).and_then(|der| signing_key(alg, &der)) {
+            match crypto::open(sealing, row.kid.as_bytes(), &row.private_key)
+                .and_then(|der| signing_key(alg, &der))
+            {
                 Some(key) => {
                     *slot = Some(Arc::new(Signer {
                         kid: row.kid.clone(),
@@ -582,19 +549,6 @@ impl Keyring {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn sealed_keys_open_only_with_their_key_and_kid() {
-        let key = [7u8; 32];
-        let sealed = seal(&key, "kid1", b"private").expect("sealed");
-        assert_eq!(
-            open(&key, "kid1", &sealed).as_deref(),
-            Some(&b"private"[..])
-        );
-        assert_eq!(open(&[8u8; 32], "kid1", &sealed), None);
-        assert_eq!(open(&key, "kid2", &sealed), None);
-        assert_eq!(open(&key, "kid1", "AAAA"), None);
-    }
 
     /// Every algorithm: the stored row loads back as a signer and a published key of
     /// that algorithm; what the signer signs, the key of the JWK verifies, and no other

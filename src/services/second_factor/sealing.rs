@@ -4,16 +4,12 @@
 //! its account), and the start's check that the key is the one that sealed the
 //! stored secrets.
 
-use aes_gcm::aead::{Aead, KeyInit, Payload};
-use aes_gcm::{Aes256Gcm, Nonce};
-use base64::engine::general_purpose::STANDARD;
-use base64::Engine;
 use secrecy::ExposeSecret;
 use uuid::Uuid;
 
 use crate::accounts::Accounts;
 use crate::config::{SecondFactorSettings, Settings};
-use crate::support::crypto::{hmac, hmac_hex, random_bytes};
+use crate::support::crypto::{self, hmac, hmac_hex};
 use crate::support::report::Report;
 
 /// The keys derived from `second_factor_key`, each for one purpose.
@@ -34,43 +30,14 @@ impl SealingKeys {
         }
     }
 
-    fn cipher(&self) -> Option<Aes256Gcm> {
-        Aes256Gcm::new_from_slice(&self.seal).ok()
-    }
-
     /// base64(nonce || ciphertext) of `plain`, bound to `context`.
     pub(super) fn seal(&self, context: &[u8], plain: &[u8]) -> Option<String> {
-        let nonce: [u8; 12] = random_bytes(12).try_into().ok()?;
-        let sealed = self
-            .cipher()?
-            .encrypt(
-                &Nonce::from(nonce),
-                Payload {
-                    msg: plain,
-                    aad: context,
-                },
-            )
-            .ok()?;
-        Some(STANDARD.encode([nonce.as_slice(), &sealed].concat()))
+        crypto::seal(&self.seal, context, plain)
     }
 
     /// What `seal` sealed under this key and `context`; `None` for anything else.
     pub(super) fn open(&self, context: &[u8], sealed: &str) -> Option<Vec<u8>> {
-        let bytes = STANDARD.decode(sealed).ok()?;
-        if bytes.len() < 12 + 16 {
-            return None;
-        }
-        let (nonce, sealed) = bytes.split_at(12);
-        let nonce: [u8; 12] = nonce.try_into().ok()?;
-        self.cipher()?
-            .decrypt(
-                &Nonce::from(nonce),
-                Payload {
-                    msg: sealed,
-                    aad: context,
-                },
-            )
-            .ok()
+        crypto::open(&self.seal, context, sealed)
     }
 
     pub(super) fn recovery_mac(&self, user_id: &Uuid, code: &str) -> String {
